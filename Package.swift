@@ -1,0 +1,133 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+/// Gantry: a coordinator that leases CI jobs over mutual TLS to ephemeral agents.
+///
+/// Dependencies point one way: executables → Coordinator / Agent → Protocol.
+/// The agent links neither Hummingbird nor GRDB, so build VMs get a small binary.
+let package = Package(
+    name: "gantry",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "gantry-coordinator", targets: ["gantry-coordinator"]),
+        .executable(name: "gantry-agent", targets: ["gantry-agent"]),
+        .executable(name: "gantry", targets: ["gantry"]),
+        .library(name: "GantryProtocol", targets: ["GantryProtocol"]),
+        .library(name: "GantryCoordinator", targets: ["GantryCoordinator"]),
+        .library(name: "GantryAgent", targets: ["GantryAgent"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-nio-extras", from: "1.35.2"),
+        .package(url: "https://github.com/apple/swift-certificates", from: "1.21.1"),
+        .package(url: "https://github.com/apple/swift-crypto", "3.12.3"..<"5.0.0"),
+        .package(url: "https://github.com/apple/swift-asn1", from: "1.7.4"),
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/swiftlang/swift-subprocess", from: "1.0.2"),
+        .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
+        .package(url: "https://github.com/adam-fowler/compress-nio", from: "1.5.0"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+    ],
+    targets: [
+        .target(
+            name: "GantryProtocol",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOFoundationCompat", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOExtras", package: "swift-nio-extras"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "CompressNIO", package: "compress-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Sources/Protocol",
+            exclude: ["gantry.proto"]
+        ),
+        .target(
+            name: "GantryCoordinator",
+            dependencies: [
+                "GantryProtocol",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Sources/Coordinator"
+        ),
+        .target(
+            name: "GantryAgent",
+            dependencies: [
+                "GantryProtocol",
+                .product(name: "Subprocess", package: "swift-subprocess"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                .product(name: "SystemPackage", package: "swift-system"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Sources/Agent"
+        ),
+        .executableTarget(
+            name: "gantry-coordinator",
+            dependencies: [
+                "GantryCoordinator",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Sources/gantry-coordinator"
+        ),
+        .executableTarget(
+            name: "gantry-agent",
+            dependencies: [
+                "GantryAgent",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+            ],
+            path: "Sources/gantry-agent"
+        ),
+        .executableTarget(
+            name: "gantry",
+            dependencies: [
+                "GantryProtocol",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOFoundationCompat", package: "swift-nio"),
+            ],
+            path: "Sources/gantry"
+        ),
+        .testTarget(
+            name: "GantryProtocolTests",
+            dependencies: ["GantryProtocol"],
+            path: "Tests/ProtocolTests"
+        ),
+        .testTarget(
+            name: "GantryCoordinatorTests",
+            dependencies: ["GantryCoordinator"],
+            path: "Tests/CoordinatorTests"
+        ),
+        .testTarget(
+            name: "GantryAgentTests",
+            dependencies: ["GantryAgent"],
+            path: "Tests/AgentTests"
+        ),
+        .testTarget(
+            name: "GantryIntegrationTests",
+            dependencies: [
+                "GantryProtocol",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ],
+            path: "Tests/IntegrationTests"
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,398 @@
+import Foundation
+import GantryProtocol
+import Logging
+import NIOCore
+import NIOSSL
+
+/// The agent: keeps a connection to the coordinator (reconnecting with backoff), takes
+/// leases, runs them, streams their logs and reports their outcome until acknowledged.
+///
+/// What survives a dropped connection: running steps keep running, their logs stay in the
+/// spool, and the final status is kept; the next handshake lists the attempts held, the
+/// coordinator answers with the offset it has, and streaming resumes from there.
+public actor AgentRuntime {
+    public struct Options: Sendable {
+        public var coordinator: HostPort
+        public var agentID: String
+        public var labels: [String: String]
+        public var capacity: Int
+        public var oneShot: Bool
+        public var workRoot: String
+        public var spoolDirectory: String
+        public var keepWorkDirs: Bool
+        /// nil: use the interval the coordinator announces.
+        public var heartbeatInterval: Duration?
+        public var streamer: LogStreamer.Configuration
+        public var backoff: Backoff
+
+        public init(
+            coordinator: HostPort, agentID: String, labels: [String: String], capacity: Int = 1, oneShot: Bool = false,
+            workRoot: String, spoolDirectory: String, keepWorkDirs: Bool = false, heartbeatInterval: Duration? = nil,
+            streamer: LogStreamer.Configuration = .init(), backoff: Backoff = Backoff()
+        ) {
+            self.coordinator = coordinator
+            self.agentID = agentID
+            self.labels = labels
+            self.capacity = capacity
+            self.oneShot = oneShot
+            self.workRoot = workRoot
+            self.spoolDirectory = spoolDirectory
+            self.keepWorkDirs = keepWorkDirs
+            self.heartbeatInterval = heartbeatInterval
+            self.streamer = streamer
+            self.backoff = backoff
+        }
+    }
+
+    final class RunningJob {
+        let spec: JobRunner.Spec
+        let spool: LogSpool
+        let streamer: LogStreamer
+        let control: ProcessGroupControl
+        var tasks: [Task<Void, Never>] = []
+        var result: JobRunner.Result?
+        /// The coordinator no longer considers this attempt ours: kill, report nothing.
+        var aborted = false
+
+        init(spec: JobRunner.Spec, spool: LogSpool, streamer: LogStreamer, control: ProcessGroupControl) {
+            self.spec = spec
+            self.spool = spool
+            self.streamer = streamer
+            self.control = control
+        }
+    }
+
+    public let options: Options
+    let tls: TLSConfiguration
+    let logger: Logger
+    let runner: JobRunner
+    let outbound = OutboundQueue()
+    var jobs: [String: RunningJob] = [:]
+    var leasesTaken = 0
+    var draining = false
+    var finishedForGood = false
+    var connection: AgentChannel.Connection?
+    var heartbeatInterval: Duration = .seconds(5)
+
+    public init(options: Options, tls: TLSConfiguration, logger: Logger) {
+        self.options = options
+        self.tls = tls
+        self.logger = logger
+        self.runner = JobRunner(agentID: options.agentID, workRoot: options.workRoot, keepWorkDirs: options.keepWorkDirs)
+    }
+
+    /// Runs until the agent is done: one job in one-shot mode, or drained.
+    public func run() async throws {
+        try FileManager.default.createDirectory(atPath: options.workRoot, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: options.spoolDirectory, withIntermediateDirectories: true)
+        var backoff = options.backoff
+        while !finishedForGood {
+            do {
+                let started = ContinuousClock.now
+                let connection = try await AgentChannel.connect(to: options.coordinator, tls: tls)
+                try await session(connection, connectedIn: ContinuousClock.now - started) { backoff.reset() }
+            } catch let error as AgentError {
+                if case .handshakeRefused = error { throw error }
+                logger.warning("connection to the coordinator ended", metadata: ["error": "\(error)"])
+            } catch {
+                logger.warning("connection to the coordinator failed", metadata: ["error": "\(error)"])
+            }
+            outbound.close()
+            connection = nil
+            if finishedForGood { break }
+            let delay = backoff.next()
+            logger.info("reconnecting", metadata: ["in": "\(delay)"])
+            try? await Task.sleep(for: delay)
+        }
+        logger.info("agent exiting", metadata: ["jobs_taken": "\(leasesTaken)"])
+    }
+
+    /// First SIGTERM/SIGINT: take no more jobs, finish the running ones, then exit.
+    public func drain() {
+        guard !draining else { return }
+        draining = true
+        logger.info("draining: finishing running jobs, taking no new ones", metadata: ["running": "\(jobs.count)"])
+        outbound.send(.with { $0.drain = .with { $0.reason = "agent received a shutdown signal" } })
+        exitIfIdle()
+    }
+
+    /// Second signal: cancel running jobs (TERM, grace, KILL), report them, then exit.
+    public func cancelAll(reason: String) {
+        drain()
+        for job in jobs.values { job.control.stop(.cancelled(reason)) }
+    }
+
+    // MARK: - Connection
+
+    private func session(
+        _ connection: AgentChannel.Connection, connectedIn: Duration, onWelcome: () -> Void
+    ) async throws {
+        try await connection.executeThenClose { inbound, writer in
+            try await writer.write(.with { $0.hello = self.hello() })
+            var iterator = inbound.makeAsyncIterator()
+            guard let first = try await iterator.next() else {
+                throw AgentError.connectionClosed("the coordinator closed the connection during the handshake")
+            }
+            switch first.body {
+            case .welcome(let welcome):
+                onWelcome()
+                self.connection = connection
+                heartbeatInterval = options.heartbeatInterval ?? .milliseconds(Int(max(welcome.heartbeatIntervalMs, 100)))
+                logger.info(
+                    "connected to the coordinator",
+                    metadata: ["coordinator": "\(options.coordinator)", "version": "\(welcome.version)", "handshake": "\(connectedIn)"])
+                let frames = outbound.open()
+                let writerTask = Task {
+                    for await frame in frames {
+                        do { try await writer.write(frame) } catch { break }
+                    }
+                }
+                let heartbeat = Task { await self.heartbeatLoop() }
+                defer {
+                    writerTask.cancel()
+                    heartbeat.cancel()
+                }
+                await resume(welcome.resume)
+                offerSlots()
+                exitIfIdle()
+                while let envelope = try await iterator.next() {
+                    await handle(envelope)
+                }
+                outbound.close()
+                await writerTask.value
+            case .error(let error):
+                switch error.code {
+                case .unsupportedVersion, .agentIDMismatch, .certificateRequired, .badToken:
+                    throw AgentError.handshakeRefused(error.message)
+                default:
+                    throw AgentError.connectionClosed(error.message)
+                }
+            default:
+                throw AgentError.connectionClosed("the coordinator answered the handshake with an unexpected message")
+            }
+        }
+    }
+
+    private func hello() -> Gantry_V1_Hello {
+        .with {
+            $0.minVersion = ProtocolVersion.minimum
+            $0.maxVersion = ProtocolVersion.current
+            $0.agentID = options.agentID
+            $0.labels = options.labels
+            $0.capacity = UInt32(options.capacity)
+            $0.oneShot = options.oneShot
+            $0.hostname = ProcessInfo.processInfo.hostName
+            $0.agentVersion = "gantry-agent/0.1"
+            $0.held = jobs.values.filter { !$0.aborted }.map { job in
+                .with {
+                    $0.jobID = job.spec.jobID
+                    $0.attempt = job.spec.attempt
+                    $0.finished = job.result != nil
+                }
+            }
+        }
+    }
+
+    private func resume(_ instructions: [Gantry_V1_Resume]) async {
+        for instruction in instructions {
+            guard let job = jobs[instruction.jobID], job.spec.attempt == instruction.attempt else { continue }
+            if instruction.abort {
+                abort(job, why: "the coordinator no longer assigns this attempt to this agent")
+                continue
+            }
+            await job.streamer.rewind(to: Int(instruction.logOffset))
+            if job.result != nil, Int(instruction.logOffset) >= job.spool.length { sendFinished(job) }
+        }
+    }
+
+    private func offerSlots() {
+        guard !draining, !(options.oneShot && leasesTaken > 0) else { return }
+        let free = options.capacity - jobs.count
+        if free > 0 { outbound.send(.with { $0.ready = .with { $0.slots = UInt32(free) } }) }
+    }
+
+    private func heartbeatLoop() async {
+        while !Task.isCancelled {
+            try? await Task.sleep(for: heartbeatInterval)
+            if Task.isCancelled { return }
+            let running = jobs.values.filter { !$0.aborted }.map { job in
+                Gantry_V1_RunningAttempt.with {
+                    $0.jobID = job.spec.jobID
+                    $0.attempt = job.spec.attempt
+                    $0.logOffset = UInt64(job.spool.length)
+                }
+            }
+            outbound.send(
+                .with {
+                    $0.heartbeat = .with {
+                        $0.running = running
+                        $0.sentAtUnixMs = UInt64(Date().timeIntervalSince1970 * 1000)
+                    }
+                })
+        }
+    }
+
+    // MARK: - Messages
+
+    private func handle(_ envelope: Gantry_V1_Envelope) async {
+        switch envelope.body {
+        case .lease(let lease):
+            accept(lease)
+        case .logAck(let ack):
+            if let job = jobs[ack.jobID], job.spec.attempt == ack.attempt {
+                await job.streamer.acknowledged(offset: Int(ack.offset))
+            }
+        case .finishAck(let ack):
+            if let job = jobs[ack.jobID], job.spec.attempt == ack.attempt { complete(job) }
+        case .cancel(let cancel):
+            if let job = jobs[cancel.jobID], job.spec.attempt == cancel.attempt {
+                logger.info("cancelling job at the coordinator's request", metadata: ["job": "\(cancel.jobID)"])
+                job.control.stop(.cancelled(cancel.reason.isEmpty ? "cancelled" : cancel.reason))
+            }
+        case .drain:
+            drain()
+        case .error(let error):
+            if error.code == .staleAttempt, let job = jobs[error.jobID], job.spec.attempt == error.attempt {
+                abort(job, why: error.message)
+            } else {
+                logger.warning("coordinator reported an error", metadata: ["code": "\(error.code)", "message": "\(error.message)"])
+            }
+        case .heartbeatAck:
+            break
+        default:
+            logger.warning("ignoring an unexpected message from the coordinator")
+        }
+    }
+
+    private func accept(_ lease: Gantry_V1_Lease) {
+        let refusal: String?
+        if draining {
+            refusal = "agent is draining"
+        } else if options.oneShot && leasesTaken > 0 {
+            refusal = "one-shot agent already took its job"
+        } else if jobs.count >= options.capacity {
+            refusal = "agent is at capacity"
+        } else {
+            refusal = nil
+        }
+        if let refusal {
+            outbound.send(
+                .with {
+                    $0.leaseAck = .with {
+                        $0.jobID = lease.jobID
+                        $0.attempt = lease.attempt
+                        $0.accepted = false
+                        $0.reason = refusal
+                    }
+                })
+            return
+        }
+        let spec = JobRunner.Spec(lease: lease)
+        let spool: LogSpool
+        do {
+            spool = try LogSpool(path: "\(options.spoolDirectory)/\(spec.jobID)-\(spec.attempt).log")
+        } catch {
+            outbound.send(
+                .with {
+                    $0.leaseAck = .with {
+                        $0.jobID = lease.jobID
+                        $0.attempt = lease.attempt
+                        $0.accepted = false
+                        $0.reason = "\(error)"
+                    }
+                })
+            return
+        }
+        leasesTaken += 1
+        let outbound = self.outbound
+        let streamer = LogStreamer(
+            jobID: spec.jobID, attempt: spec.attempt, spool: spool, configuration: options.streamer,
+            upload: { outbound.send($0) })
+        let job = RunningJob(
+            spec: spec, spool: spool, streamer: streamer,
+            control: ProcessGroupControl(grace: .seconds(Int(max(lease.cancelGraceSeconds, 1)))))
+        jobs[spec.jobID] = job
+        outbound.send(
+            .with {
+                $0.leaseAck = .with {
+                    $0.jobID = spec.jobID
+                    $0.attempt = spec.attempt
+                    $0.accepted = true
+                }
+            })
+        outbound.send(
+            .with {
+                $0.jobStarted = .with {
+                    $0.jobID = spec.jobID
+                    $0.attempt = spec.attempt
+                }
+            })
+        logger.info("running job", metadata: ["job": "\(spec.jobID)", "attempt": "\(spec.attempt)", "step": "\(spec.stepKey)"])
+        let runner = self.runner
+        job.tasks.append(Task { await streamer.run() })
+        job.tasks.append(
+            Task {
+                let result = await runner.run(spec, spool: spool, control: job.control) { streamer.outputAppended() }
+                await self.stepEnded(job, result: result)
+            })
+    }
+
+    private func stepEnded(_ job: RunningJob, result: JobRunner.Result) async {
+        job.result = result
+        logger.info(
+            "job step ended",
+            metadata: ["job": "\(job.spec.jobID)", "outcome": "\(result.outcome)", "exit": "\(result.exitStatus)"])
+        if job.aborted {
+            complete(job)
+            return
+        }
+        await job.streamer.finish()
+        job.tasks.append(
+            Task {
+                await job.streamer.waitUntilAcknowledged()
+                self.sendFinished(job)
+            })
+    }
+
+    private func sendFinished(_ job: RunningJob) {
+        guard let result = job.result, !job.aborted, jobs[job.spec.jobID] === job else { return }
+        outbound.send(
+            .with {
+                $0.jobFinished = .with {
+                    $0.jobID = job.spec.jobID
+                    $0.attempt = job.spec.attempt
+                    $0.outcome = result.outcome
+                    $0.exitStatus = result.exitStatus
+                    $0.signal = result.signal
+                    $0.logLength = UInt64(job.spool.length)
+                    $0.message = result.message
+                }
+            })
+    }
+
+    private func abort(_ job: RunningJob, why: String) {
+        guard !job.aborted else { return }
+        logger.warning("aborting our copy of a job", metadata: ["job": "\(job.spec.jobID)", "why": "\(why)"])
+        job.aborted = true
+        job.control.stop(.cancelled(why))
+        if job.result != nil { complete(job) }
+    }
+
+    /// The coordinator acknowledged the final status (or the attempt was aborted): forget it.
+    private func complete(_ job: RunningJob) {
+        guard jobs[job.spec.jobID] === job else { return }
+        jobs.removeValue(forKey: job.spec.jobID)
+        for task in job.tasks { task.cancel() }
+        job.spool.remove()
+        offerSlots()
+        exitIfIdle()
+    }
+
+    private func exitIfIdle() {
+        let done = jobs.isEmpty && (draining || (options.oneShot && leasesTaken > 0))
+        guard done, !finishedForGood else { return }
+        finishedForGood = true
+        outbound.close()
+        connection?.channel.close(promise: nil)
+    }
+}

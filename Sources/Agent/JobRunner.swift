@@ -1,0 +1,165 @@
+import Foundation
+import GantryProtocol
+import Subprocess
+import SystemPackage
+
+/// Runs one leased job: a fresh work dir, a clean environment, each command via
+/// `/bin/sh -c` in its own session, stdout and stderr merged in order into the spool.
+///
+/// swift-subprocess starts children with a normal signal mask (Foundation.Process blocks
+/// SIGTERM in children, swift-corelibs-foundation#4772, which would make cancel useless).
+public struct JobRunner: Sendable {
+    public struct Spec: Sendable {
+        public var jobID: String
+        public var attempt: UInt32
+        public var pipelineID: String
+        public var stepKey: String
+        public var commands: [String]
+        public var env: [String: String]
+        public var timeout: Duration?
+        public var repository: String
+        public var commit: String
+        public var branch: String
+
+        public init(lease: Gantry_V1_Lease) {
+            jobID = lease.jobID
+            attempt = lease.attempt
+            pipelineID = lease.pipelineID
+            stepKey = lease.stepKey
+            commands = lease.commands
+            env = lease.env
+            timeout = lease.timeoutSeconds > 0 ? .seconds(Int(lease.timeoutSeconds)) : nil
+            repository = lease.repository
+            commit = lease.commit
+            branch = lease.branch
+        }
+    }
+
+    public struct Result: Sendable, Equatable {
+        public var outcome: Gantry_V1_Outcome
+        public var exitStatus: Int32
+        public var signal: Int32
+        public var message: String
+    }
+
+    /// Variables passed through from the agent's own environment; everything else is
+    /// dropped so a job cannot read the agent's secrets or depend on its setup.
+    public static let environmentAllowList = [
+        "PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "SHELL", "TERM",
+    ]
+
+    public let agentID: String
+    public let workRoot: String
+    public let keepWorkDirs: Bool
+
+    public init(agentID: String, workRoot: String, keepWorkDirs: Bool) {
+        self.agentID = agentID
+        self.workRoot = workRoot
+        self.keepWorkDirs = keepWorkDirs
+    }
+
+    public func workDirectory(for spec: Spec) -> String {
+        "\(workRoot)/\(spec.jobID)-\(spec.attempt)"
+    }
+
+    public func environment(for spec: Spec, workDirectory: String) -> [String: String] {
+        var environment: [String: String] = [:]
+        let inherited = ProcessInfo.processInfo.environment
+        for name in Self.environmentAllowList { environment[name] = inherited[name] }
+        if environment["PATH"] == nil { environment["PATH"] = "/usr/local/bin:/usr/bin:/bin" }
+        environment.merge(spec.env) { $1 }
+        environment["CI"] = "true"
+        environment["GANTRY"] = "true"
+        environment["GANTRY_JOB_ID"] = spec.jobID
+        environment["GANTRY_ATTEMPT"] = String(spec.attempt)
+        environment["GANTRY_PIPELINE_ID"] = spec.pipelineID
+        environment["GANTRY_STEP"] = spec.stepKey
+        environment["GANTRY_AGENT_ID"] = agentID
+        environment["GANTRY_WORK_DIR"] = workDirectory
+        environment["GANTRY_REPOSITORY"] = spec.repository
+        environment["GANTRY_COMMIT"] = spec.commit
+        environment["GANTRY_BRANCH"] = spec.branch
+        return environment
+    }
+
+    /// Runs the commands in order, stopping at the first failure or stop request.
+    /// `onOutput` is called after each append to the spool.
+    public func run(
+        _ spec: Spec, spool: LogSpool, control: ProcessGroupControl, onOutput: @escaping @Sendable () -> Void
+    ) async -> Result {
+        let directory = workDirectory(for: spec)
+        defer { if !keepWorkDirs { try? FileManager.default.removeItem(atPath: directory) } }
+        do {
+            try? FileManager.default.removeItem(atPath: directory)
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        } catch {
+            return Result(outcome: .failed, exitStatus: -1, signal: 0, message: "cannot create work dir \(directory): \(error)")
+        }
+        let environment = self.environment(for: spec, workDirectory: directory)
+        let timeoutTask = spec.timeout.map { timeout in
+            Task {
+                try? await Task.sleep(for: timeout)
+                if !Task.isCancelled { control.stop(.timedOut) }
+            }
+        }
+        defer { timeoutTask?.cancel() }
+
+        var last = Result(outcome: .succeeded, exitStatus: 0, signal: 0, message: "")
+        for command in spec.commands {
+            if let reason = control.stopReason { return Self.stopped(reason, after: last) }
+            do {
+                last = try await runCommand(
+                    command, environment: environment, directory: directory, spool: spool, control: control,
+                    onOutput: onOutput)
+            } catch {
+                try? spool.append("gantry: could not start `/bin/sh -c`: \(error)\n")
+                onOutput()
+                return Result(outcome: .failed, exitStatus: -1, signal: 0, message: "could not start the command: \(error)")
+            }
+            if let reason = control.stopReason { return Self.stopped(reason, after: last) }
+            if last.outcome != .succeeded { return last }
+        }
+        return last
+    }
+
+    private func runCommand(
+        _ command: String, environment: [String: String], directory: String, spool: LogSpool,
+        control: ProcessGroupControl, onOutput: @escaping @Sendable () -> Void
+    ) async throws -> Result {
+        var options = PlatformOptions()
+        options.createSession = true
+        var custom: [Environment.Key: String] = [:]
+        for (key, value) in environment {
+            if let name = Environment.Key(rawValue: key) { custom[name] = value }
+        }
+        let result = try await Subprocess.run(
+            .path(FilePath("/bin/sh")), arguments: ["-c", command], environment: .custom(custom),
+            workingDirectory: FilePath(directory), platformOptions: options, input: .none, output: .sequence,
+            error: .combinedWithOutput
+        ) { execution in
+            control.started(processGroup: execution.processIdentifier.value)
+            defer { control.exited() }
+            for try await buffer in execution.standardOutput {
+                try buffer.withUnsafeBytes { try spool.append($0) }
+                onOutput()
+            }
+        }
+        switch result.terminationStatus {
+        case .exited(let code):
+            return Result(
+                outcome: code == 0 ? .succeeded : .failed, exitStatus: code, signal: 0,
+                message: code == 0 ? "" : "command exited with status \(code)")
+        case .signaled(let signal):
+            return Result(outcome: .failed, exitStatus: -1, signal: signal, message: "command killed by signal \(signal)")
+        }
+    }
+
+    static func stopped(_ reason: ProcessGroupControl.StopReason, after last: Result) -> Result {
+        switch reason {
+        case .timedOut:
+            return Result(outcome: .timedOut, exitStatus: last.exitStatus, signal: last.signal, message: "step timed out")
+        case .cancelled(let why):
+            return Result(outcome: .cancelled, exitStatus: last.exitStatus, signal: last.signal, message: why)
+        }
+    }
+}

@@ -1,0 +1,131 @@
+import Foundation
+import GantryProtocol
+import NIOCore
+import NIOFoundationCompat
+
+/// Ships one attempt's spooled log to the coordinator as compressed chunks.
+///
+/// Chunking follows Buildkite's log streamer: a chunk is cut when `maximumChunkSize` raw
+/// bytes are waiting, or at the latest `maximumDelay` after output appeared, so a quiet
+/// step's lines show up within ~100 ms and a chatty one ships full chunks. At most
+/// `maximumInFlight` unacknowledged bytes are outstanding. Uploading is injected as a
+/// callback (returning false while disconnected), so the streamer is tested without a
+/// network; after a reconnect, `rewind(to:)` restarts from what the coordinator holds.
+public actor LogStreamer {
+    public struct Configuration: Sendable {
+        public var maximumChunkSize: Int = 256 * 1024
+        public var maximumDelay: Duration = .milliseconds(100)
+        public var maximumInFlight: Int = 8 * 1024 * 1024
+
+        public init() {}
+    }
+
+    public let jobID: String
+    public let attempt: UInt32
+    public let spool: LogSpool
+    public let configuration: Configuration
+    private let upload: @Sendable (Gantry_V1_Envelope) -> Bool
+
+    public private(set) var sentOffset = 0
+    public private(set) var acknowledgedOffset = 0
+    private var sequence: UInt64 = 0
+    private var finished = false
+    private let wakeups: AsyncStream<Bool>
+    private let wake: AsyncStream<Bool>.Continuation
+    private var completionWaiters: [CheckedContinuation<Void, Never>] = []
+
+    public init(
+        jobID: String, attempt: UInt32, spool: LogSpool, configuration: Configuration = .init(),
+        upload: @escaping @Sendable (Gantry_V1_Envelope) -> Bool
+    ) {
+        self.jobID = jobID
+        self.attempt = attempt
+        self.spool = spool
+        self.configuration = configuration
+        self.upload = upload
+        (self.wakeups, self.wake) = AsyncStream.makeStream(of: Bool.self, bufferingPolicy: .bufferingNewest(1))
+    }
+
+    /// Runs until cancelled: wakes on appends past a chunk, on acknowledgements, and every
+    /// `maximumDelay` to flush the tail.
+    public func run() async {
+        let wake = self.wake
+        let delay = configuration.maximumDelay
+        let ticker = Task {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: delay)
+                wake.yield(true)
+            }
+        }
+        defer { ticker.cancel() }
+        for await flushTail in wakeups {
+            if Task.isCancelled { break }
+            pump(flushTail: flushTail || finished)
+        }
+    }
+
+    /// The runner wrote more output (cheap; call after every append).
+    public nonisolated func outputAppended() {
+        wake.yield(false)
+    }
+
+    /// The step ended: flush everything now.
+    public func finish() {
+        finished = true
+        wake.yield(true)
+    }
+
+    public func acknowledged(offset: Int) {
+        guard offset > acknowledgedOffset else { return }
+        acknowledgedOffset = min(offset, spool.length)
+        if acknowledgedOffset > sentOffset { sentOffset = acknowledgedOffset }
+        if finished && acknowledgedOffset >= spool.length {
+            let waiters = completionWaiters
+            completionWaiters.removeAll()
+            for waiter in waiters { waiter.resume() }
+        }
+        wake.yield(finished)
+    }
+
+    /// After a reconnect: the coordinator holds `offset` bytes; resend from there.
+    public func rewind(to offset: Int) {
+        acknowledgedOffset = min(offset, spool.length)
+        sentOffset = acknowledgedOffset
+        wake.yield(true)
+    }
+
+    /// Returns once the coordinator acknowledged the whole log (after `finish()`).
+    public func waitUntilAcknowledged() async {
+        if finished && acknowledgedOffset >= spool.length { return }
+        await withCheckedContinuation { completionWaiters.append($0) }
+    }
+
+    private func pump(flushTail: Bool) {
+        while true {
+            let length = spool.length
+            let unsent = length - sentOffset
+            guard unsent > 0, sentOffset - acknowledgedOffset < configuration.maximumInFlight else { return }
+            guard unsent >= configuration.maximumChunkSize || flushTail else { return }
+            let count = min(unsent, configuration.maximumChunkSize)
+            do {
+                let raw = try spool.read(from: sentOffset, count: count)
+                let compressed = try LogCompression.compress(ByteBuffer(bytes: raw))
+                sequence += 1
+                let chunk = Gantry_V1_Envelope.with {
+                    $0.logChunk = .with {
+                        $0.jobID = jobID
+                        $0.attempt = attempt
+                        $0.seq = sequence
+                        $0.offset = UInt64(sentOffset)
+                        $0.rawLength = UInt32(raw.count)
+                        $0.data = Data(buffer: compressed)
+                    }
+                }
+                guard upload(chunk) else { return }
+                sentOffset += raw.count
+            } catch {
+                return  // the spool is unreadable: the final status will report it
+            }
+        }
+    }
+}

@@ -1,0 +1,586 @@
+import Foundation
+import GantryProtocol
+import Logging
+
+/// The coordinator's single writer: owns the scheduler, the agent sessions and the cache of
+/// unfinished jobs, and is the only code that changes a job's state.
+///
+/// Each event is handled to completion without suspending: persist (commit) first, then
+/// queue the frames that acknowledge it. Store calls are synchronous SQLite transactions
+/// of tens of microseconds (DESIGN.md measures 44 µs), cheaper than an actor hop.
+public actor CoordinatorCore {
+    public struct Configuration: Sendable {
+        public var coordinatorID: String
+        public var heartbeatInterval: Duration
+        public var leaseTTL: Duration
+        /// How often a job may be re-queued because its agent vanished.
+        public var agentLostRetries: Int
+
+        public init(
+            coordinatorID: String = "gantry", heartbeatInterval: Duration = .seconds(5), leaseTTL: Duration? = nil,
+            agentLostRetries: Int = 2
+        ) {
+            self.coordinatorID = coordinatorID
+            self.heartbeatInterval = heartbeatInterval
+            self.leaseTTL = leaseTTL ?? heartbeatInterval * 3
+            self.agentLostRetries = agentLostRetries
+        }
+    }
+
+    struct AgentInfo {
+        var hostname: String
+        var labels: [String: String]
+        var lastSeenAt: Date
+        var state: String
+    }
+
+    public let configuration: Configuration
+    let store: CoordinatorStore
+    let logger: Logger
+    var scheduler: Scheduler
+    var sessions: [String: AgentSession] = [:]
+    /// Every job that is not terminal, by id. Terminal jobs live only in the store.
+    var jobs: [String: StoredJob] = [:]
+    var agentInfo: [String: AgentInfo] = [:]
+    var watchers: [String: [UUID: AsyncStream<Void>.Continuation]] = [:]
+
+    public init(store: CoordinatorStore, configuration: Configuration, logger: Logger) throws {
+        self.store = store
+        self.configuration = configuration
+        self.logger = logger
+        var scheduler = Scheduler(configuration: .init(leaseTTL: configuration.leaseTTL))
+        var cache: [String: StoredJob] = [:]
+        let now = ContinuousClock.now
+        for var job in try store.unfinishedJobs() {
+            switch JobState(rawValue: job.state) {
+            case .queued, .lost:
+                job.state = JobState.queued.rawValue
+                _ = scheduler.enqueue(.init(id: job.id, selector: job.agents))
+            case .leased, .running:
+                // Its agent gets one TTL to reconnect and claim it; otherwise it is lost.
+                scheduler.adoptLease(job: job.id, agent: job.agentId ?? "unknown", now: now)
+            default:
+                break
+            }
+            cache[job.id] = job
+        }
+        self.scheduler = scheduler
+        self.jobs = cache
+    }
+
+    // MARK: - Pipelines (HTTP API)
+
+    /// Parses, stores and enqueues a pipeline. Nothing is stored if the file is invalid.
+    public func submit(_ request: API.SubmitPipeline) throws -> API.Pipeline {
+        let file = request.file ?? "pipeline.yml"
+        let definition = try PipelineParser(file: file).parse(request.yaml)
+        let now = Date()
+        let pipeline = StoredPipeline(
+            id: Self.newID(), file: file, yaml: request.yaml, repository: request.repository ?? "",
+            commit: request.commit ?? "", branch: request.branch ?? "", env: request.env ?? [:], createdAt: now)
+        let created = definition.steps.enumerated().map { position, step in
+            StoredJob(
+                id: Self.newID(), pipelineId: pipeline.id, position: position, key: step.key, name: step.name,
+                state: step.dependsOn.isEmpty ? JobState.queued.rawValue : JobState.waiting.rawValue,
+                commands: step.commands,
+                env: definition.env.merging(pipeline.env) { $1 }.merging(step.env) { $1 },
+                agents: step.agents, dependsOn: step.dependsOn, timeoutSeconds: step.timeoutSeconds, attempt: 0,
+                lostCount: 0, agentId: nil, exitStatus: nil, reason: nil, createdAt: now,
+                queuedAt: step.dependsOn.isEmpty ? now : nil, startedAt: nil, finishedAt: nil, logLength: 0)
+        }
+        try store.insert(pipeline: pipeline, jobs: created)
+        for job in created { jobs[job.id] = job }
+        logger.info("pipeline submitted", metadata: ["pipeline": "\(pipeline.id)", "jobs": "\(created.count)"])
+        var actions: [Scheduler.Action] = []
+        for job in created where job.state == JobState.queued.rawValue {
+            actions += scheduler.enqueue(.init(id: job.id, selector: job.agents))
+        }
+        perform(actions)
+        return Self.view(pipeline, jobs: created.map { jobs[$0.id] ?? $0 })
+    }
+
+    public func pipeline(id: String) throws -> API.Pipeline? {
+        guard let pipeline = try store.pipeline(id: id) else { return nil }
+        return Self.view(pipeline, jobs: try store.jobs(pipelineID: id))
+    }
+
+    public func job(id: String) throws -> StoredJob? {
+        if let cached = jobs[id] { return cached }
+        return try store.job(id: id)
+    }
+
+    public func listJobs(states: [String]?, limit: Int) throws -> [API.Job] {
+        try store.jobs(states: states, limit: limit).map(Self.view)
+    }
+
+    public func listAgents() -> [API.Agent] {
+        scheduler.agents.values.sorted { $0.id < $1.id }.map { agent in
+            let info = agentInfo[agent.id]
+            let state: String
+            if !agent.connected {
+                state = "disconnected"
+            } else if agent.draining {
+                state = "draining"
+            } else {
+                state = agent.running.isEmpty ? "idle" : "busy"
+            }
+            return API.Agent(
+                id: agent.id, labels: agent.labels, state: state, hostname: info?.hostname ?? "",
+                connected: agent.connected, runningJobs: agent.running.sorted(), lastSeenAt: info?.lastSeenAt)
+        }
+    }
+
+    /// A stream that yields whenever the job's log grows or its state changes.
+    public func watch(jobID: String) -> AsyncStream<Void> {
+        let (stream, continuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+        let token = UUID()
+        watchers[jobID, default: [:]][token] = continuation
+        continuation.onTermination = { [weak self] _ in
+            Task { await self?.unwatch(jobID: jobID, token: token) }
+        }
+        return stream
+    }
+
+    private func unwatch(jobID: String, token: UUID) {
+        watchers[jobID]?.removeValue(forKey: token)
+        if watchers[jobID]?.isEmpty == true { watchers.removeValue(forKey: jobID) }
+    }
+
+    private func notify(jobID: String) {
+        for continuation in watchers[jobID]?.values ?? [:].values { continuation.yield() }
+    }
+
+    // MARK: - Agent connections
+
+    public enum HelloRejection: Error, Sendable {
+        case refused(Gantry_V1_ErrorCode, String)
+    }
+
+    /// Validates a handshake and registers the session. `certificateName` is the common
+    /// name of the agent's verified client certificate.
+    public func hello(
+        _ hello: Gantry_V1_Hello, certificateName: String, session: AgentSession
+    ) -> Result<Gantry_V1_Welcome, HelloRejection> {
+        guard let version = ProtocolVersion.negotiate(peerMinimum: hello.minVersion, peerMaximum: hello.maxVersion)
+        else {
+            let error = ProtocolError.unsupportedVersion(peerMinimum: hello.minVersion, peerMaximum: hello.maxVersion)
+            return .failure(.refused(.unsupportedVersion, error.description))
+        }
+        guard hello.agentID == certificateName || hello.agentID.hasPrefix(certificateName + "/") else {
+            return .failure(
+                .refused(
+                    .agentIDMismatch,
+                    "agent id '\(hello.agentID)' is not covered by the client certificate for '\(certificateName)'"))
+        }
+        let agentID = hello.agentID
+        if let previous = sessions[agentID] {
+            logger.info("agent reconnected; closing its previous connection", metadata: ["agent": "\(agentID)"])
+            previous.close()
+        }
+        var resume: [Gantry_V1_Resume] = []
+        var held: [String] = []
+        for attempt in hello.held {
+            let job = jobs[attempt.jobID]
+            let current =
+                job.map {
+                    $0.attempt == Int(attempt.attempt) && $0.agentId == agentID
+                        && ($0.state == JobState.leased.rawValue || $0.state == JobState.running.rawValue)
+                } ?? false
+            resume.append(
+                .with {
+                    $0.jobID = attempt.jobID
+                    $0.attempt = attempt.attempt
+                    $0.logOffset = UInt64(job?.logLength ?? 0)
+                    $0.abort = !current
+                })
+            if current { held.append(attempt.jobID) }
+        }
+        let now = ContinuousClock.now
+        scheduler.agentConnected(
+            id: agentID, labels: hello.labels, capacity: Int(max(hello.capacity, 1)), oneShot: hello.oneShot,
+            held: held, now: now)
+        sessions[agentID] = session
+        agentInfo[agentID] = AgentInfo(hostname: hello.hostname, labels: hello.labels, lastSeenAt: Date(), state: "idle")
+        logger.info(
+            "agent connected",
+            metadata: ["agent": "\(agentID)", "labels": "\(hello.labels)", "resumed": "\(held.count)"])
+        return .success(
+            .with {
+                $0.version = version
+                $0.coordinatorID = configuration.coordinatorID
+                $0.heartbeatIntervalMs = UInt32(configuration.heartbeatInterval.milliseconds)
+                $0.leaseTtlMs = UInt32(configuration.leaseTTL.milliseconds)
+                $0.resume = resume
+            })
+    }
+
+    /// The connection of `session` ended (EOF, error or replaced).
+    public func disconnected(agentID: String, session: AgentSession) {
+        guard sessions[agentID] === session else { return }
+        sessions.removeValue(forKey: agentID)
+        scheduler.agentDisconnected(id: agentID, now: .now)
+        logger.info("agent disconnected", metadata: ["agent": "\(agentID)"])
+    }
+
+    /// One message from an authenticated agent.
+    public func receive(_ envelope: Gantry_V1_Envelope, from agentID: String, session: AgentSession) {
+        guard sessions[agentID] === session else { return }
+        scheduler.agentSeen(id: agentID, now: .now)
+        agentInfo[agentID]?.lastSeenAt = Date()
+        do {
+            switch envelope.body {
+            case .ready(let ready):
+                perform(scheduler.agentReady(id: agentID, slots: Int(ready.slots), now: .now))
+            case .leaseAck(let ack):
+                try leaseAcknowledged(ack, agentID: agentID, session: session)
+            case .jobStarted(let started):
+                try jobStarted(started, agentID: agentID, session: session)
+            case .logChunk(let chunk):
+                try logChunk(chunk, agentID: agentID, session: session)
+            case .heartbeat(let heartbeat):
+                heartbeatReceived(heartbeat, agentID: agentID, session: session)
+            case .jobFinished(let finished):
+                try jobFinished(finished, agentID: agentID, session: session)
+            case .drain:
+                scheduler.agentDraining(id: agentID)
+                logger.info("agent is draining", metadata: ["agent": "\(agentID)"])
+            case .error(let error):
+                logger.warning(
+                    "agent reported an error",
+                    metadata: ["agent": "\(agentID)", "code": "\(error.code)", "message": "\(error.message)"])
+            default:
+                session.send(.error(.unexpectedMessage, "this message is not valid after the handshake", fatal: false))
+            }
+        } catch {
+            logger.error("failed to handle agent message", metadata: ["agent": "\(agentID)", "error": "\(error)"])
+            session.send(.error(.internal, "coordinator could not process the message: \(error)", fatal: false))
+        }
+    }
+
+    /// Declares silent agents lost. Called at least once a second.
+    public func tick() {
+        perform(scheduler.tick(now: .now))
+    }
+
+    // MARK: - Message handlers
+
+    /// The job if `attempt` is its current lease held by `agentID`; otherwise tells the
+    /// agent its copy is stale (it must kill it) and returns nil. This is the fencing.
+    private func currentJob(_ jobID: String, attempt: UInt32, agentID: String, session: AgentSession) -> StoredJob? {
+        if let job = jobs[jobID], job.attempt == Int(attempt), job.agentId == agentID,
+            job.state == JobState.leased.rawValue || job.state == JobState.running.rawValue
+        {
+            return job
+        }
+        session.send(
+            .error(
+                .staleAttempt, "attempt \(attempt) of job \(jobID) is no longer yours: stop it", jobID: jobID,
+                attempt: attempt, fatal: false))
+        return nil
+    }
+
+    private func leaseAcknowledged(_ ack: Gantry_V1_LeaseAck, agentID: String, session: AgentSession) throws {
+        guard var job = currentJob(ack.jobID, attempt: ack.attempt, agentID: agentID, session: session) else { return }
+        guard !ack.accepted else { return }
+        logger.warning("agent refused a lease", metadata: ["job": "\(job.id)", "reason": "\(ack.reason)"])
+        scheduler.release(job: job.id)
+        job.state = JobState.queued.rawValue
+        job.agentId = nil
+        job.logLength = 0
+        try store.update([job], attempt: attemptRecord(job, agentID: agentID, state: "refused", reason: ack.reason))
+        jobs[job.id] = job
+        perform(scheduler.enqueue(.init(id: job.id, selector: job.agents)))
+    }
+
+    private func jobStarted(_ started: Gantry_V1_JobStarted, agentID: String, session: AgentSession) throws {
+        guard var job = currentJob(started.jobID, attempt: started.attempt, agentID: agentID, session: session)
+        else { return }
+        guard job.state == JobState.leased.rawValue else { return }
+        job.state = JobState.running.rawValue
+        job.startedAt = Date()
+        var attempt = attemptRecord(job, agentID: agentID, state: JobState.running.rawValue, reason: nil)
+        attempt.startedAt = job.startedAt
+        try store.update([job], attempt: attempt)
+        jobs[job.id] = job
+        notify(jobID: job.id)
+    }
+
+    private func logChunk(_ chunk: Gantry_V1_LogChunk, agentID: String, session: AgentSession) throws {
+        guard var job = currentJob(chunk.jobID, attempt: chunk.attempt, agentID: agentID, session: session)
+        else { return }
+        let offset = Int(chunk.offset)
+        let stored = job.logLength
+        func acknowledge(_ length: Int) {
+            session.send(
+                .with {
+                    $0.logAck = .with {
+                        $0.jobID = chunk.jobID
+                        $0.attempt = chunk.attempt
+                        $0.offset = UInt64(length)
+                    }
+                })
+        }
+        if offset + Int(chunk.rawLength) <= stored {
+            acknowledge(stored)  // a resend of something already stored
+            return
+        }
+        guard offset == stored else {
+            // A gap (or a partial overlap): ask for everything from what we hold.
+            session.send(
+                .error(
+                    .logGap, "log of job \(chunk.jobID) is stored up to byte \(stored), chunk starts at \(offset)",
+                    jobID: chunk.jobID, attempt: chunk.attempt, fatal: false))
+            acknowledge(stored)
+            return
+        }
+        guard chunk.rawLength > 0, chunk.data.count <= Int(chunk.rawLength) + 1024 + Int(chunk.rawLength) / 100 else {
+            session.send(.error(.malformed, "log chunk sizes are inconsistent", jobID: chunk.jobID, fatal: false))
+            return
+        }
+        job.logLength = try store.appendLog(
+            jobID: job.id, attempt: job.attempt, offset: offset, rawLength: Int(chunk.rawLength),
+            data: Array(chunk.data))
+        jobs[job.id] = job
+        acknowledge(job.logLength)
+        notify(jobID: job.id)
+    }
+
+    private func heartbeatReceived(_ heartbeat: Gantry_V1_Heartbeat, agentID: String, session: AgentSession) {
+        for running in heartbeat.running {
+            _ = currentJob(running.jobID, attempt: running.attempt, agentID: agentID, session: session)
+        }
+        session.send(.with { $0.heartbeatAck = .with { $0.sentAtUnixMs = heartbeat.sentAtUnixMs } })
+    }
+
+    private func jobFinished(_ finished: Gantry_V1_JobFinished, agentID: String, session: AgentSession) throws {
+        let acknowledge = {
+            session.send(
+                .with {
+                    $0.finishAck = .with {
+                        $0.jobID = finished.jobID
+                        $0.attempt = finished.attempt
+                    }
+                })
+        }
+        // Idempotent: a repeated finish of the attempt that already finished is just re-acknowledged.
+        if jobs[finished.jobID] == nil, let done = try store.job(id: finished.jobID), done.isTerminal,
+            done.attempt == Int(finished.attempt), done.agentId == agentID
+        {
+            acknowledge()
+            return
+        }
+        guard var job = currentJob(finished.jobID, attempt: finished.attempt, agentID: agentID, session: session)
+        else { return }
+        guard job.logLength >= Int(finished.logLength) else {
+            // Not all of the log is here yet: re-acknowledge what is, so the agent resends.
+            session.send(
+                .with {
+                    $0.logAck = .with {
+                        $0.jobID = job.id
+                        $0.attempt = finished.attempt
+                        $0.offset = UInt64(job.logLength)
+                    }
+                })
+            return
+        }
+        let state: JobState
+        switch finished.outcome {
+        case .succeeded: state = .succeeded
+        case .timedOut: state = .timedOut
+        case .cancelled: state = .cancelled
+        default: state = .failed
+        }
+        job.state = state.rawValue
+        job.exitStatus = Int(finished.exitStatus)
+        job.reason = finished.message.isEmpty ? nil : finished.message
+        job.finishedAt = Date()
+        var attempt = attemptRecord(job, agentID: agentID, state: state.rawValue, reason: job.reason)
+        attempt.exitStatus = job.exitStatus
+        attempt.finishedAt = job.finishedAt
+        attempt.startedAt = job.startedAt
+        scheduler.release(job: job.id)
+        let (unblocked, changed) = try settleDependents(of: job)
+        try store.update([job] + changed, attempt: attempt)
+        jobs.removeValue(forKey: job.id)
+        for other in changed {
+            if JobState(rawValue: other.state)?.isTerminal == true {
+                jobs.removeValue(forKey: other.id)
+                notify(jobID: other.id)
+            } else {
+                jobs[other.id] = other
+            }
+        }
+        acknowledge()
+        notify(jobID: job.id)
+        logger.info(
+            "job finished",
+            metadata: [
+                "job": "\(job.id)", "step": "\(job.key)", "state": "\(job.state)", "exit": "\(finished.exitStatus)",
+            ])
+        var actions: [Scheduler.Action] = []
+        for next in unblocked { actions += scheduler.enqueue(.init(id: next.id, selector: next.agents)) }
+        perform(actions)
+    }
+
+    /// After `job` reached a terminal state: dependents whose dependencies all succeeded
+    /// become queued; dependents of a job that did not succeed are cancelled, transitively.
+    private func settleDependents(of job: StoredJob) throws -> (unblocked: [StoredJob], changed: [StoredJob]) {
+        var byKey: [String: StoredJob] = [:]
+        for sibling in try store.jobs(pipelineID: job.pipelineId) { byKey[sibling.key] = jobs[sibling.id] ?? sibling }
+        byKey[job.key] = job
+        var changed: [String: StoredJob] = [:]
+        var progress = true
+        while progress {
+            progress = false
+            for (key, candidate) in byKey where candidate.state == JobState.waiting.rawValue {
+                let dependencies = candidate.dependsOn.compactMap { byKey[$0] }
+                if let failed = dependencies.first(where: {
+                    JobState(rawValue: $0.state)?.isTerminal == true && $0.state != JobState.succeeded.rawValue
+                }) {
+                    var cancelled = candidate
+                    cancelled.state = JobState.cancelled.rawValue
+                    cancelled.reason = "dependency `\(failed.key)` \(failed.state)"
+                    cancelled.finishedAt = Date()
+                    byKey[key] = cancelled
+                    changed[cancelled.id] = cancelled
+                    progress = true
+                } else if dependencies.allSatisfy({ $0.state == JobState.succeeded.rawValue }) {
+                    var queued = candidate
+                    queued.state = JobState.queued.rawValue
+                    queued.queuedAt = Date()
+                    byKey[key] = queued
+                    changed[queued.id] = queued
+                }
+            }
+        }
+        let unblocked = changed.values.filter { $0.state == JobState.queued.rawValue }.sorted { $0.position < $1.position }
+        return (unblocked, Array(changed.values))
+    }
+
+    // MARK: - Actions
+
+    private func perform(_ actions: [Scheduler.Action]) {
+        for action in actions {
+            do {
+                switch action {
+                case .lease(let jobID, let agentID):
+                    try lease(jobID: jobID, to: agentID)
+                case .lost(let jobID, let agentID):
+                    try lost(jobID: jobID, agentID: agentID)
+                case .forgetAgent(let agentID):
+                    logger.warning("agent lost: no heartbeat within the lease TTL", metadata: ["agent": "\(agentID)"])
+                    sessions.removeValue(forKey: agentID)?.close()
+                    agentInfo.removeValue(forKey: agentID)
+                }
+            } catch {
+                logger.error("failed to carry out \(action)", metadata: ["error": "\(error)"])
+            }
+        }
+    }
+
+    private func lease(jobID: String, to agentID: String) throws {
+        guard var job = jobs[jobID], let session = sessions[agentID] else {
+            scheduler.release(job: jobID)
+            if let job = jobs[jobID] { perform(scheduler.enqueue(.init(id: job.id, selector: job.agents))) }
+            return
+        }
+        job.attempt += 1
+        job.state = JobState.leased.rawValue
+        job.agentId = agentID
+        job.logLength = 0
+        job.startedAt = nil
+        try store.update([job], attempt: attemptRecord(job, agentID: agentID, state: JobState.leased.rawValue, reason: nil))
+        jobs[jobID] = job
+        let pipeline = try store.pipeline(id: job.pipelineId)
+        session.send(
+            .with {
+                $0.lease = .with {
+                    $0.jobID = job.id
+                    $0.attempt = UInt32(job.attempt)
+                    $0.pipelineID = job.pipelineId
+                    $0.stepKey = job.key
+                    $0.commands = job.commands
+                    $0.env = job.env
+                    $0.timeoutSeconds = UInt32(job.timeoutSeconds ?? 0)
+                    $0.cancelGraceSeconds = 10
+                    $0.repository = pipeline?.repository ?? ""
+                    $0.commit = pipeline?.commit ?? ""
+                    $0.branch = pipeline?.branch ?? ""
+                }
+            })
+        notify(jobID: jobID)
+    }
+
+    private func lost(jobID: String, agentID: String) throws {
+        guard var job = jobs[jobID] else { return }
+        var attempt = attemptRecord(job, agentID: agentID, state: JobState.lost.rawValue, reason: "agent_lost")
+        attempt.finishedAt = Date()
+        if job.lostCount < configuration.agentLostRetries {
+            job.lostCount += 1
+            job.state = JobState.queued.rawValue
+            job.agentId = nil
+            job.queuedAt = Date()
+            job.reason = "agent_lost"
+            try store.update([job], attempt: attempt)
+            jobs[jobID] = job
+            logger.warning("job lost with its agent; retrying", metadata: ["job": "\(jobID)", "agent": "\(agentID)"])
+            notify(jobID: jobID)
+            perform(scheduler.enqueue(.init(id: job.id, selector: job.agents)))
+        } else {
+            job.state = JobState.failed.rawValue
+            job.reason = "agent_lost"
+            job.finishedAt = Date()
+            let (_, changed) = try settleDependents(of: job)
+            try store.update([job] + changed, attempt: attempt)
+            jobs.removeValue(forKey: jobID)
+            for other in changed {
+                jobs.removeValue(forKey: other.id)
+                notify(jobID: other.id)
+            }
+            logger.error("job lost with its agent; no retries left", metadata: ["job": "\(jobID)"])
+            notify(jobID: jobID)
+        }
+    }
+
+    private func attemptRecord(_ job: StoredJob, agentID: String, state: String, reason: String?) -> StoredAttempt {
+        StoredAttempt(
+            jobId: job.id, attempt: job.attempt, agentId: agentID, state: state, exitStatus: nil, reason: reason,
+            leasedAt: Date(), startedAt: job.startedAt, finishedAt: nil)
+    }
+
+    // MARK: - Views
+
+    static func newID() -> String {
+        UUID().uuidString.lowercased()
+    }
+
+    static func view(_ job: StoredJob) -> API.Job {
+        API.Job(
+            id: job.id, pipelineId: job.pipelineId, key: job.key, name: job.name, state: job.state,
+            attempt: job.attempt, agentId: job.agentId, exitStatus: job.exitStatus, reason: job.reason,
+            dependsOn: job.dependsOn, createdAt: job.createdAt, startedAt: job.startedAt,
+            finishedAt: job.finishedAt, logBytes: job.logLength)
+    }
+
+    static func view(_ pipeline: StoredPipeline, jobs: [StoredJob]) -> API.Pipeline {
+        let states = jobs.map(\.state)
+        let state: String
+        if states.allSatisfy({ $0 == JobState.succeeded.rawValue }) {
+            state = "succeeded"
+        } else if states.allSatisfy({ JobState(rawValue: $0)?.isTerminal == true }) {
+            state = "failed"
+        } else {
+            state = "running"
+        }
+        return API.Pipeline(
+            id: pipeline.id, state: state, createdAt: pipeline.createdAt, repository: pipeline.repository,
+            commit: pipeline.commit, branch: pipeline.branch, jobs: jobs.map(view))
+    }
+}
+
+extension Duration {
+    var milliseconds: Int64 {
+        let (seconds, attoseconds) = self.components
+        return seconds * 1000 + attoseconds / 1_000_000_000_000_000
+    }
+}

@@ -1,0 +1,106 @@
+import Foundation
+import GantryProtocol
+import Hummingbird
+import Logging
+import NIOCore
+import ServiceLifecycle
+import Synchronization
+
+/// Wires the coordinator together from a state directory: store, core, agent listener,
+/// lease clock and HTTP API, run as one `ServiceGroup` that shuts down gracefully on
+/// SIGTERM/SIGINT.
+public struct CoordinatorServer: Sendable {
+    public struct Options: Sendable {
+        public var state: CoordinatorStateDirectory
+        public var agentHost: String
+        public var agentPort: Int
+        public var httpHost: String
+        public var httpPort: Int
+        public var core: CoordinatorCore.Configuration
+        public var maximumFrameSize: Int
+
+        public init(
+            state: CoordinatorStateDirectory, agentHost: String, agentPort: Int, httpHost: String, httpPort: Int,
+            core: CoordinatorCore.Configuration, maximumFrameSize: Int = GantryFraming.defaultMaximumFrameSize
+        ) {
+            self.state = state
+            self.agentHost = agentHost
+            self.agentPort = agentPort
+            self.httpHost = httpHost
+            self.httpPort = httpPort
+            self.core = core
+            self.maximumFrameSize = maximumFrameSize
+        }
+    }
+
+    public let options: Options
+    public let logger: Logger
+
+    public init(options: Options, logger: Logger) {
+        self.options = options
+        self.logger = logger
+    }
+
+    /// Runs until SIGTERM/SIGINT. `onListening` receives the bound agent and HTTP addresses
+    /// (useful with port 0).
+    public func run(onListening: @escaping @Sendable (_ agents: String, _ http: String) -> Void = { _, _ in }) async throws {
+        let state = options.state
+        let store = try CoordinatorStore(path: state.database)
+        let core = try CoordinatorCore(store: store, configuration: options.core, logger: logger)
+        let authority = try state.loadAuthority()
+        let tls = try GantryTLS.server(
+            certificateChain: [
+                try CertificateEncoding.readCertificate(pemFile: state.serverCertificate), authority.certificate,
+            ],
+            privateKey: try CertificateEncoding.readPrivateKey(pemFile: state.serverKey),
+            ca: authority.certificate)
+        let addresses = BoundAddresses(onListening)
+        let listener = try AgentListener(
+            host: options.agentHost, port: options.agentPort, core: core,
+            enrollment: Enrollment(authority: authority, joinToken: try state.readToken(state.joinToken)), tls: tls,
+            maximumFrameSize: options.maximumFrameSize, logger: logger,
+            onBound: { addresses.set(agents: Self.format($0)) })
+        let router = APIRouter.make(core: core, adminToken: try state.readToken(state.adminToken))
+        let http = Application(
+            router: router,
+            configuration: .init(address: .hostname(options.httpHost, port: options.httpPort), serverName: "gantry"),
+            onServerRunning: { channel in addresses.set(http: channel.localAddress.map(Self.format) ?? "?") },
+            logger: logger)
+        let group = ServiceGroup(
+            configuration: .init(
+                services: [
+                    .init(service: listener), .init(service: LeaseClock(core: core)), .init(service: http),
+                ],
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger))
+        try await group.run()
+    }
+
+    static func format(_ address: SocketAddress) -> String {
+        switch address {
+        case .v6: return "[\(address.ipAddress ?? "::")]:\(address.port ?? 0)"
+        default: return "\(address.ipAddress ?? "?"):\(address.port ?? 0)"
+        }
+    }
+}
+
+/// Reports both listening addresses once both are known.
+final class BoundAddresses: Sendable {
+    private let state = Mutex<(agents: String?, http: String?, reported: Bool)>((nil, nil, false))
+    private let callback: @Sendable (String, String) -> Void
+
+    init(_ callback: @escaping @Sendable (String, String) -> Void) {
+        self.callback = callback
+    }
+
+    func set(agents: String? = nil, http: String? = nil) {
+        let ready: (String, String)? = state.withLock { value in
+            if let agents { value.agents = agents }
+            if let http { value.http = http }
+            guard !value.reported, let a = value.agents, let h = value.http else { return nil }
+            value.reported = true
+            return (a, h)
+        }
+        if let ready { callback(ready.0, ready.1) }
+    }
+}

@@ -1,0 +1,97 @@
+import Foundation
+import GantryProtocol
+import Hummingbird
+import NIOCore
+import NIOFoundationCompat
+
+/// The HTTP JSON API: submit pipelines, list and show jobs and agents, read logs.
+///
+/// Routes (all under bearer-token auth, see `BearerTokenMiddleware`):
+/// - `POST /v1/pipelines` — body `API.SubmitPipeline`; 201 with `API.Pipeline`, 422 with
+///   file/line/column for an invalid pipeline (nothing is queued).
+/// - `GET /v1/pipelines/{id}`, `GET /v1/jobs[?state=a,b&limit=n]`, `GET /v1/jobs/{id}`,
+///   `GET /v1/agents`.
+/// - `GET /v1/jobs/{id}/log[?follow=1]` — the current attempt's log as plain text; with
+///   `follow`, new output streams until the job ends.
+public enum APIRouter {
+    public static let maximumPipelineSize = 1024 * 1024
+
+    public static func make(core: CoordinatorCore, adminToken: String) -> Router<BasicRequestContext> {
+        let router = Router(context: BasicRequestContext.self)
+        router.add(middleware: BearerTokenMiddleware(token: adminToken))
+        router.get("/healthz") { _, _ in "ok\n" }
+
+        router.post("/v1/pipelines") { request, _ -> Response in
+            var request = request
+            let body: ByteBuffer
+            do {
+                body = try await request.collectBody(upTo: maximumPipelineSize)
+            } catch {
+                return APIResponses.error(
+                    .contentTooLarge, code: "too_large", message: "the request body exceeds \(maximumPipelineSize) bytes")
+            }
+            let submission: API.SubmitPipeline
+            do {
+                submission = try API.decoder.decode(API.SubmitPipeline.self, from: Data(buffer: body))
+            } catch {
+                return APIResponses.error(
+                    .badRequest, code: "bad_request",
+                    message: "the body must be JSON like {\"yaml\": \"steps: ...\", \"file\": \"pipeline.yml\"}: \(error)")
+            }
+            do {
+                return APIResponses.json(try await core.submit(submission), status: .created)
+            } catch let error as PipelineError {
+                return APIResponses.error(
+                    .unprocessableContent, code: "invalid_pipeline", message: error.message, file: error.file,
+                    line: error.line, column: error.column)
+            }
+        }
+
+        router.get("/v1/pipelines/{id}") { _, context -> Response in
+            let id = try context.parameters.require("id")
+            guard let pipeline = try await core.pipeline(id: id) else {
+                return APIResponses.error(.notFound, code: "not_found", message: "no pipeline \(id)")
+            }
+            return APIResponses.json(pipeline)
+        }
+
+        router.get("/v1/jobs") { request, _ -> Response in
+            let states = request.uri.queryParameters.get("state")?.split(separator: ",").map(String.init)
+            if let unknown = states?.first(where: { JobState(rawValue: $0) == nil }) {
+                return APIResponses.error(
+                    .badRequest, code: "bad_request",
+                    message: "unknown state '\(unknown)': use \(JobState.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            let limit = request.uri.queryParameters.get("limit").flatMap(Int.init) ?? 200
+            return APIResponses.json(try await core.listJobs(states: states, limit: min(max(limit, 1), 5000)))
+        }
+
+        router.get("/v1/jobs/{id}") { _, context -> Response in
+            let id = try context.parameters.require("id")
+            guard let job = try await core.job(id: id) else {
+                return APIResponses.error(.notFound, code: "not_found", message: "no job \(id)")
+            }
+            return APIResponses.json(CoordinatorCore.view(job))
+        }
+
+        router.get("/v1/agents") { _, _ -> Response in
+            APIResponses.json(await core.listAgents())
+        }
+
+        router.get("/v1/jobs/{id}/log") { request, context -> Response in
+            let id = try context.parameters.require("id")
+            guard try await core.job(id: id) != nil else {
+                return APIResponses.error(.notFound, code: "not_found", message: "no job \(id)")
+            }
+            let follow = ["1", "true", "yes"].contains(request.uri.queryParameters.get("follow") ?? "")
+            let streamer = LogReader(core: core, jobID: id, follow: follow)
+            return Response(
+                status: .ok, headers: [.contentType: "text/plain; charset=utf-8"],
+                body: ResponseBody { writer in
+                    try await streamer.stream { try await writer.write($0) }
+                    try await writer.finish(nil)
+                })
+        }
+        return router
+    }
+}

@@ -1,0 +1,42 @@
+import GantryProtocol
+import NIOCore
+
+/// Reads a job's stored log and, when following, waits for more until the job ends.
+///
+/// It follows the job's current attempt: if the job is retried while being followed, a
+/// marker line is written and the new attempt's log follows from its start. Waiting is
+/// event-driven (`CoordinatorCore.watch`), not polled.
+struct LogReader: Sendable {
+    let core: CoordinatorCore
+    let jobID: String
+    let follow: Bool
+
+    func stream(_ write: (ByteBuffer) async throws -> Void) async throws {
+        // Subscribe before the first read so no append can slip between read and wait.
+        let updates = follow ? await core.watch(jobID: jobID) : AsyncStream { $0.finish() }
+        var iterator = updates.makeAsyncIterator()
+        var attempt: Int?
+        var offset = 0
+        while true {
+            guard let job = try await core.job(id: jobID) else { return }
+            if let previous = attempt, previous != job.attempt {
+                try await write(ByteBuffer(string: "\n--- gantry: attempt \(job.attempt) (previous attempt \(previous) ended: \(job.reason ?? "lost")) ---\n"))
+                offset = 0
+            }
+            attempt = job.attempt
+            while true {
+                let chunks = try core.store.logChunks(jobID: jobID, attempt: job.attempt, from: offset)
+                if chunks.isEmpty { break }
+                for chunk in chunks {
+                    var raw = try LogCompression.decompress(ByteBuffer(bytes: chunk.data), expectedLength: chunk.rawLength)
+                    if chunk.offset < offset { raw.moveReaderIndex(forwardBy: offset - chunk.offset) }
+                    offset = chunk.offset + chunk.rawLength
+                    try await write(raw)
+                }
+            }
+            // A job is terminal only after its whole log was stored, so this was the tail.
+            if !follow || job.isTerminal { return }
+            guard await iterator.next() != nil else { return }
+        }
+    }
+}

@@ -1,0 +1,202 @@
+import Foundation
+
+/// Who runs what: matches queued jobs to ready agents, tracks leases, and decides when an
+/// agent is lost. A pure value type: every method takes an event and returns the actions
+/// to carry out, so every dispatch and failure path is a fast unit test. The
+/// `CoordinatorCore` actor owns one, persists what the actions imply, and does the I/O.
+///
+/// Dispatch is push: a job is leased the moment it is enqueued if a ready agent matches,
+/// or the moment a matching agent says it is ready. Nothing polls.
+public struct Scheduler: Sendable {
+    public struct Configuration: Sendable {
+        /// How long an agent may be silent (no heartbeat, no connection) before its leases
+        /// are declared lost.
+        public var leaseTTL: Duration
+        public init(leaseTTL: Duration) { self.leaseTTL = leaseTTL }
+    }
+
+    public struct Agent: Sendable, Equatable {
+        public var id: String
+        public var labels: [String: String]
+        public var capacity: Int
+        public var oneShot: Bool
+        public var connected: Bool
+        /// Slots the agent has announced with `Ready` and not yet been leased into.
+        public var readySlots: Int
+        public var leasesGranted: Int
+        public var draining: Bool
+        public var lastSeen: ContinuousClock.Instant
+        public var running: Set<String>
+
+        /// One-shot agents take one job in their lifetime, whatever they announce later.
+        var canTakeMore: Bool {
+            connected && !draining && readySlots > 0 && running.count < capacity && !(oneShot && leasesGranted > 0)
+        }
+    }
+
+    public struct QueuedJob: Sendable, Equatable {
+        public var id: String
+        public var selector: [String: String]
+        public init(id: String, selector: [String: String]) {
+            self.id = id
+            self.selector = selector
+        }
+    }
+
+    public enum Action: Sendable, Equatable {
+        /// Lease `job` to `agent` (the coordinator bumps the attempt and sends `Lease`).
+        case lease(job: String, agent: String)
+        /// The agent holding `job` went silent past the TTL.
+        case lost(job: String, agent: String)
+        /// The agent went silent past the TTL: forget it, close its connection if any.
+        case forgetAgent(String)
+    }
+
+    public let configuration: Configuration
+    public private(set) var agents: [String: Agent] = [:]
+    public private(set) var queue: [QueuedJob] = []
+    /// Job id → agent id for every leased or running job, including jobs reloaded after a
+    /// coordinator restart whose agent has not reconnected yet.
+    public private(set) var leases: [String: String] = [:]
+
+    public init(configuration: Configuration) {
+        self.configuration = configuration
+    }
+
+    // MARK: - Agents
+
+    /// An agent completed its handshake. `held` are jobs it says it still runs, already
+    /// checked against the store by the caller.
+    public mutating func agentConnected(
+        id: String, labels: [String: String], capacity: Int, oneShot: Bool, held: [String], now: ContinuousClock.Instant
+    ) {
+        var agent = agents[id] ?? Agent(
+            id: id, labels: labels, capacity: max(capacity, 1), oneShot: oneShot, connected: true, readySlots: 0,
+            leasesGranted: 0, draining: false, lastSeen: now, running: [])
+        agent.labels = labels
+        agent.capacity = max(capacity, 1)
+        agent.oneShot = oneShot
+        agent.connected = true
+        agent.readySlots = 0
+        agent.lastSeen = now
+        for job in held {
+            agent.running.insert(job)
+            agent.leasesGranted = max(agent.leasesGranted, 1)
+            leases[job] = id
+        }
+        agents[id] = agent
+    }
+
+    /// The agent can take `slots` more jobs.
+    public mutating func agentReady(id: String, slots: Int, now: ContinuousClock.Instant) -> [Action] {
+        guard var agent = agents[id], agent.connected else { return [] }
+        agent.readySlots = max(0, min(slots, agent.capacity - agent.running.count))
+        agent.lastSeen = now
+        agents[id] = agent
+        return dispatch(toAgent: id)
+    }
+
+    public mutating func agentSeen(id: String, now: ContinuousClock.Instant) {
+        agents[id]?.lastSeen = now
+    }
+
+    /// The agent asked to drain, or an operator drained it: lease it nothing more.
+    public mutating func agentDraining(id: String) {
+        agents[id]?.draining = true
+        agents[id]?.readySlots = 0
+    }
+
+    /// The connection dropped. Its leases stay until the TTL runs out, so a reconnect
+    /// within the TTL resumes instead of restarting.
+    public mutating func agentDisconnected(id: String, now: ContinuousClock.Instant) {
+        guard var agent = agents[id] else { return }
+        agent.connected = false
+        agent.readySlots = 0
+        agent.lastSeen = now
+        agents[id] = agent
+    }
+
+    // MARK: - Jobs
+
+    /// A job became runnable.
+    public mutating func enqueue(_ job: QueuedJob) -> [Action] {
+        if let agent = firstAgent(matching: job.selector) {
+            return [grant(job: job.id, to: agent)]
+        }
+        queue.append(job)
+        return []
+    }
+
+    /// A job left the queue without being leased (cancelled).
+    public mutating func dequeue(job id: String) -> Bool {
+        guard let index = queue.firstIndex(where: { $0.id == id }) else { return false }
+        queue.remove(at: index)
+        return true
+    }
+
+    /// A leased job was adopted after a coordinator restart; its agent has a TTL to return.
+    public mutating func adoptLease(job: String, agent: String, now: ContinuousClock.Instant) {
+        leases[job] = agent
+        if agents[agent] == nil {
+            agents[agent] = Agent(
+                id: agent, labels: [:], capacity: 1, oneShot: false, connected: false, readySlots: 0,
+                leasesGranted: 1, draining: false, lastSeen: now, running: [job])
+        } else {
+            agents[agent]?.running.insert(job)
+        }
+    }
+
+    /// The lease ended (finished, refused, cancelled or lost). The agent's slot is not
+    /// reusable until it says `Ready` again.
+    public mutating func release(job: String) {
+        guard let agent = leases.removeValue(forKey: job) else { return }
+        agents[agent]?.running.remove(job)
+    }
+
+    /// Periodic check (at least once a second): agents silent past the TTL are forgotten
+    /// and everything they held is lost.
+    public mutating func tick(now: ContinuousClock.Instant) -> [Action] {
+        var actions: [Action] = []
+        for (id, agent) in agents where now - agent.lastSeen > configuration.leaseTTL {
+            for job in agent.running.sorted() {
+                leases.removeValue(forKey: job)
+                actions.append(.lost(job: job, agent: id))
+            }
+            agents.removeValue(forKey: id)
+            actions.append(.forgetAgent(id))
+        }
+        return actions
+    }
+
+    // MARK: - Matching
+
+    static func matches(selector: [String: String], labels: [String: String]) -> Bool {
+        selector.allSatisfy { labels[$0.key] == $0.value }
+    }
+
+    private func firstAgent(matching selector: [String: String]) -> String? {
+        // Sorted for deterministic tests; fleets are small enough per coordinator.
+        agents.values
+            .filter { $0.canTakeMore && Self.matches(selector: selector, labels: $0.labels) }
+            .min { ($0.running.count, $0.id) < ($1.running.count, $1.id) }?.id
+    }
+
+    private mutating func dispatch(toAgent id: String) -> [Action] {
+        var actions: [Action] = []
+        while let agent = agents[id], agent.canTakeMore,
+            let index = queue.firstIndex(where: { Self.matches(selector: $0.selector, labels: agent.labels) })
+        {
+            let job = queue.remove(at: index)
+            actions.append(grant(job: job.id, to: id))
+        }
+        return actions
+    }
+
+    private mutating func grant(job: String, to agentID: String) -> Action {
+        agents[agentID]?.readySlots -= 1
+        agents[agentID]?.leasesGranted += 1
+        agents[agentID]?.running.insert(job)
+        leases[job] = agentID
+        return .lease(job: job, agent: agentID)
+    }
+}

@@ -1,0 +1,87 @@
+import Foundation
+import GRDB
+
+/// One job row: a pipeline step as leased to agents, with its latest attempt's outcome.
+public struct StoredJob: Codable, FetchableRecord, PersistableRecord, Sendable, Equatable {
+    public static let databaseTableName = "jobs"
+
+    public var id: String
+    public var pipelineId: String
+    /// Position within the pipeline, for stable listings.
+    public var position: Int
+    public var key: String
+    public var name: String
+    public var state: String
+    public var commands: [String]
+    public var env: [String: String]
+    public var agents: [String: String]
+    public var dependsOn: [String]
+    public var timeoutSeconds: Int?
+    /// Attempt number of the current (or last) lease; 0 before the first lease.
+    public var attempt: Int
+    /// How many times the job was re-queued because its agent vanished.
+    public var lostCount: Int
+    public var agentId: String?
+    public var exitStatus: Int?
+    public var reason: String?
+    public var createdAt: Date
+    public var queuedAt: Date?
+    public var startedAt: Date?
+    public var finishedAt: Date?
+    /// Raw bytes of the current attempt's log stored so far.
+    public var logLength: Int
+
+    public var isTerminal: Bool { JobState(rawValue: state)?.isTerminal ?? false }
+
+    public static let databaseColumnEncodingStrategy = DatabaseColumnEncodingStrategy.convertToSnakeCase
+    public static let databaseColumnDecodingStrategy = DatabaseColumnDecodingStrategy.convertFromSnakeCase
+}
+
+/// One pipeline row.
+public struct StoredPipeline: Codable, FetchableRecord, PersistableRecord, Sendable, Equatable {
+    public static let databaseTableName = "pipelines"
+
+    public var id: String
+    public var file: String
+    public var yaml: String
+    public var repository: String
+    public var commit: String
+    public var branch: String
+    public var env: [String: String]
+    public var createdAt: Date
+
+    public static let databaseColumnEncodingStrategy = DatabaseColumnEncodingStrategy.convertToSnakeCase
+    public static let databaseColumnDecodingStrategy = DatabaseColumnDecodingStrategy.convertFromSnakeCase
+}
+
+/// One lease of a job: the history behind `jobs.attempt`.
+public struct StoredAttempt: Codable, FetchableRecord, PersistableRecord, Sendable, Equatable {
+    public static let databaseTableName = "attempts"
+
+    public var jobId: String
+    public var attempt: Int
+    public var agentId: String
+    public var state: String
+    public var exitStatus: Int?
+    public var reason: String?
+    public var leasedAt: Date
+    public var startedAt: Date?
+    public var finishedAt: Date?
+
+    public static let databaseColumnEncodingStrategy = DatabaseColumnEncodingStrategy.convertToSnakeCase
+    public static let databaseColumnDecodingStrategy = DatabaseColumnDecodingStrategy.convertFromSnakeCase
+}
+
+/// The job lifecycle of DESIGN.md. Only the coordinator changes a job's state.
+public enum JobState: String, Sendable, CaseIterable {
+    case waiting, queued, leased, running, succeeded, failed, cancelled
+    case timedOut = "timed_out"
+    case lost
+
+    public var isTerminal: Bool {
+        switch self {
+        case .succeeded, .failed, .cancelled, .timedOut: return true
+        case .waiting, .queued, .leased, .running, .lost: return false
+        }
+    }
+}

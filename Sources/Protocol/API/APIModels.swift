@@ -1,0 +1,160 @@
+import Foundation
+
+/// JSON shapes of the coordinator's HTTP API, shared by the coordinator and the `gantry`
+/// CLI so the two cannot drift. Keys are snake_case on the wire.
+public enum API {
+    public static let encoder: JSONEncoder = {
+        let encoder = JSONEncoder()
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        encoder.dateEncodingStrategy = .iso8601
+        encoder.outputFormatting = [.sortedKeys]
+        return encoder
+    }()
+
+    public static let decoder: JSONDecoder = {
+        let decoder = JSONDecoder()
+        decoder.keyDecodingStrategy = .convertFromSnakeCase
+        decoder.dateDecodingStrategy = .iso8601
+        return decoder
+    }()
+
+    /// `POST /v1/pipelines`.
+    public struct SubmitPipeline: Codable, Sendable {
+        /// The pipeline file's text.
+        public var yaml: String
+        /// The file name, used in error messages only.
+        public var file: String?
+        public var repository: String?
+        public var commit: String?
+        public var branch: String?
+        public var env: [String: String]?
+
+        public init(
+            yaml: String, file: String? = nil, repository: String? = nil, commit: String? = nil,
+            branch: String? = nil, env: [String: String]? = nil
+        ) {
+            self.yaml = yaml
+            self.file = file
+            self.repository = repository
+            self.commit = commit
+            self.branch = branch
+            self.env = env
+        }
+    }
+
+    public struct Pipeline: Codable, Sendable {
+        public var id: String
+        public var state: String
+        public var createdAt: Date
+        public var repository: String
+        public var commit: String
+        public var branch: String
+        public var jobs: [Job]
+
+        public init(id: String, state: String, createdAt: Date, repository: String, commit: String, branch: String, jobs: [Job]) {
+            self.id = id
+            self.state = state
+            self.createdAt = createdAt
+            self.repository = repository
+            self.commit = commit
+            self.branch = branch
+            self.jobs = jobs
+        }
+    }
+
+    public struct Job: Codable, Sendable {
+        public var id: String
+        public var pipelineId: String
+        public var key: String
+        public var name: String
+        public var state: String
+        public var attempt: Int
+        public var agentId: String?
+        public var exitStatus: Int?
+        public var reason: String?
+        public var dependsOn: [String]
+        public var createdAt: Date
+        public var startedAt: Date?
+        public var finishedAt: Date?
+        public var logBytes: Int
+
+        /// Succeeded, failed, cancelled or timed out: nothing will change it again.
+        public var isTerminal: Bool { JobStateName.terminal.contains(self.state) }
+
+        public init(id: String, pipelineId: String, key: String, name: String, state: String, attempt: Int, agentId: String?, exitStatus: Int?, reason: String?, dependsOn: [String], createdAt: Date, startedAt: Date?, finishedAt: Date?, logBytes: Int) {
+            self.id = id
+            self.pipelineId = pipelineId
+            self.key = key
+            self.name = name
+            self.state = state
+            self.attempt = attempt
+            self.agentId = agentId
+            self.exitStatus = exitStatus
+            self.reason = reason
+            self.dependsOn = dependsOn
+            self.createdAt = createdAt
+            self.startedAt = startedAt
+            self.finishedAt = finishedAt
+            self.logBytes = logBytes
+        }
+    }
+
+    public struct Agent: Codable, Sendable {
+        public var id: String
+        public var labels: [String: String]
+        public var state: String
+        public var hostname: String
+        public var connected: Bool
+        public var runningJobs: [String]
+        public var lastSeenAt: Date?
+
+        public init(id: String, labels: [String: String], state: String, hostname: String, connected: Bool, runningJobs: [String], lastSeenAt: Date?) {
+            self.id = id
+            self.labels = labels
+            self.state = state
+            self.hostname = hostname
+            self.connected = connected
+            self.runningJobs = runningJobs
+            self.lastSeenAt = lastSeenAt
+        }
+    }
+
+    public struct ErrorBody: Codable, Sendable, Error, CustomStringConvertible {
+        public var error: Detail
+
+        public struct Detail: Codable, Sendable {
+            public var code: String
+            public var message: String
+            public var file: String?
+            public var line: Int?
+            public var column: Int?
+        }
+
+        public init(code: String, message: String, file: String? = nil, line: Int? = nil, column: Int? = nil) {
+            self.error = Detail(code: code, message: message, file: file, line: line, column: column)
+        }
+
+        public var description: String {
+            var location = ""
+            if let file = error.file { location += file }
+            if let line = error.line { location += ":\(line)" }
+            if let column = error.column { location += ":\(column)" }
+            return location.isEmpty ? error.message : "\(location): \(error.message)"
+        }
+    }
+}
+
+/// Job state names as stored and shown. Only the coordinator changes a job's state.
+public enum JobStateName {
+    public static let waiting = "waiting"
+    public static let queued = "queued"
+    public static let leased = "leased"
+    public static let running = "running"
+    public static let succeeded = "succeeded"
+    public static let failed = "failed"
+    public static let cancelled = "cancelled"
+    public static let timedOut = "timed_out"
+    public static let lost = "lost"
+
+    public static let terminal: Set<String> = [succeeded, failed, cancelled, timedOut]
+}

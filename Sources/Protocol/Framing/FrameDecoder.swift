@@ -1,0 +1,41 @@
+import NIOCore
+import NIOExtras
+
+/// Splits the inbound byte stream into frames: a 4-byte big-endian length, then the payload.
+///
+/// NIOExtras' `LengthFieldBasedFrameDecoder` does the framing. It would happily wait for
+/// (and buffer) a frame of any announced size, so this wrapper reads the length prefix the
+/// moment it arrives and fails the connection before a single payload byte is buffered when
+/// the length exceeds `maximumFrameSize`. `GantryFraming` also caps the handler's buffer,
+/// so the limit holds even if this check were bypassed.
+public struct FrameDecoder: ByteToMessageDecoder {
+    public typealias InboundOut = ByteBuffer
+
+    public let maximumFrameSize: Int
+    private var inner = LengthFieldBasedFrameDecoder(lengthFieldBitLength: .fourBytes, lengthFieldEndianness: .big)
+
+    public init(maximumFrameSize: Int) {
+        self.maximumFrameSize = maximumFrameSize
+    }
+
+    public mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
+        if let length = buffer.getInteger(at: buffer.readerIndex, endianness: .big, as: UInt32.self),
+            Int(length) > self.maximumFrameSize
+        {
+            throw ProtocolError.frameTooLarge(length: length, maximum: self.maximumFrameSize)
+        }
+        return try self.inner.decode(context: context, buffer: &buffer)
+    }
+
+    public mutating func decodeLast(
+        context: ChannelHandlerContext, buffer: inout ByteBuffer, seenEOF: Bool
+    ) throws -> DecodingState {
+        let state = try self.decode(context: context, buffer: &buffer)
+        if state == .needMoreData, buffer.readableBytes > 0 {
+            let bytes = buffer.readableBytes
+            buffer.moveReaderIndex(forwardBy: bytes)
+            throw ProtocolError.truncatedFrame(bufferedBytes: bytes)
+        }
+        return state
+    }
+}

@@ -1,0 +1,25 @@
+import NIOCore
+import NIOExtras
+
+/// Installs the protocol's framing and message codec on a channel (after TLS).
+public enum GantryFraming {
+    /// 8 MiB: log chunks are at most 1 MiB of compressed data, everything else is tiny.
+    public static let defaultMaximumFrameSize = 8 * 1024 * 1024
+
+    /// Adds, in order: the size-capped frame decoder, the length prepender, and the
+    /// envelope codec. Must be called on the channel's event loop.
+    public static func addHandlers(
+        to pipeline: ChannelPipeline.SynchronousOperations,
+        maximumFrameSize: Int = defaultMaximumFrameSize
+    ) throws {
+        try pipeline.addHandler(
+            ByteToMessageHandler(
+                FrameDecoder(maximumFrameSize: maximumFrameSize),
+                maximumBufferSize: maximumFrameSize + 4
+            )
+        )
+        try pipeline.addHandler(LengthFieldPrepender(lengthFieldBitLength: .fourBytes, lengthFieldEndianness: .big))
+        try pipeline.addHandler(EnvelopeDecoder())
+        try pipeline.addHandler(EnvelopeEncoder())
+    }
+}

@@ -1,0 +1,69 @@
+import Crypto
+import Foundation
+import SwiftASN1
+import X509
+
+/// DER/PEM conversions and fingerprints used by enrollment and the state directories.
+public enum CertificateEncoding {
+    public static func der(_ certificate: Certificate) throws -> [UInt8] {
+        var serializer = DER.Serializer()
+        try serializer.serialize(certificate)
+        return serializer.serializedBytes
+    }
+
+    public static func pem(_ certificate: Certificate) throws -> String {
+        try certificate.serializeAsPEM().pemString
+    }
+
+    public static func pem(_ key: Certificate.PrivateKey) throws -> String {
+        try key.serializeAsPEM().pemString
+    }
+
+    /// `sha256:` and the hex SHA-256 of the DER certificate, as `kubeadm` pins its CA.
+    public static func fingerprint(der: [UInt8]) -> String {
+        "sha256:" + SHA256.hash(data: der).map { String(format: "%02x", $0) }.joined()
+    }
+
+    public static func fingerprint(_ certificate: Certificate) throws -> String {
+        fingerprint(der: try der(certificate))
+    }
+
+    public static func readCertificate(pemFile path: String) throws -> Certificate {
+        try Certificate(pemEncoded: try readText(path))
+    }
+
+    public static func readPrivateKey(pemFile path: String) throws -> Certificate.PrivateKey {
+        try Certificate.PrivateKey(pemEncoded: try readText(path))
+    }
+
+    public static func readText(_ path: String) throws -> String {
+        guard FileManager.default.fileExists(atPath: path) else { throw PKIError.missingFile(path) }
+        do {
+            return try String(contentsOfFile: path, encoding: .utf8)
+        } catch {
+            throw PKIError.unreadable(path: path, reason: "\(error)")
+        }
+    }
+}
+
+/// Writes a file atomically with the given permissions (private keys and tokens: 0600).
+public enum SecureFile {
+    public static func write(_ text: String, to path: String, mode: mode_t = 0o600) throws {
+        let temporary = path + ".tmp-\(getpid())"
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC, mode)
+        guard fd >= 0 else { throw PKIError.unreadable(path: temporary, reason: String(cString: strerror(errno))) }
+        defer { close(fd) }
+        let bytes = Array(text.utf8)
+        var written = 0
+        while written < bytes.count {
+            let n = bytes[written...].withUnsafeBytes { Foundation.write(fd, $0.baseAddress, $0.count) }
+            guard n > 0 else { throw PKIError.unreadable(path: temporary, reason: String(cString: strerror(errno))) }
+            written += n
+        }
+        fchmod(fd, mode)
+        fsync(fd)
+        guard rename(temporary, path) == 0 else {
+            throw PKIError.unreadable(path: path, reason: String(cString: strerror(errno)))
+        }
+    }
+}

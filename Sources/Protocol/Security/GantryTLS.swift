@@ -1,0 +1,104 @@
+import NIOCore
+import NIOSSL
+import X509
+
+/// TLS settings for both ends. TLS 1.3 only; there is no plaintext mode.
+public enum GantryTLS {
+    /// The coordinator's listener.
+    ///
+    /// Client certificates are *optional at the TLS layer* so that a not-yet-enrolled agent
+    /// can open a connection whose only permitted message is `EnrollRequest` (guarded by the
+    /// join token). A certificate that *is* presented must chain to the Gantry CA, or the
+    /// handshake fails. Every other message requires a verified client certificate; the
+    /// coordinator's connection gate enforces that, so the effective policy is mutual TLS.
+    public static func server(
+        certificateChain: [Certificate], privateKey: Certificate.PrivateKey, ca: Certificate
+    ) throws -> TLSConfiguration {
+        var config = TLSConfiguration.makeServerConfiguration(
+            certificateChain: try certificateChain.map { .certificate(try nio($0)) },
+            privateKey: .privateKey(try nio(privateKey))
+        )
+        config.minimumTLSVersion = .tlsv13
+        config.trustRoots = .certificates([try nio(ca)])
+        config.certificateVerification = .optionalVerification
+        return config
+    }
+
+    /// An enrolled agent: presents its client certificate and verifies the coordinator
+    /// against the Gantry CA, including its DNS name or IP address.
+    public static func agent(
+        certificate: Certificate, privateKey: Certificate.PrivateKey, ca: Certificate
+    ) throws -> TLSConfiguration {
+        var config = TLSConfiguration.makeClientConfiguration()
+        config.minimumTLSVersion = .tlsv13
+        config.trustRoots = .certificates([try nio(ca)])
+        config.certificateChain = [.certificate(try nio(certificate))]
+        config.privateKey = .privateKey(try nio(privateKey))
+        config.certificateVerification = .fullVerification
+        return config
+    }
+
+    /// An agent enrolling: it has no CA yet, only the CA's fingerprint (from `join-info`).
+    /// Use with `pinnedVerification(fingerprint:)` as the custom verification callback.
+    public static func enrollment() -> TLSConfiguration {
+        var config = TLSConfiguration.makeClientConfiguration()
+        config.minimumTLSVersion = .tlsv13
+        config.certificateVerification = .noHostnameVerification
+        return config
+    }
+
+    /// Accepts the server only if its chain contains a CA whose SHA-256 fingerprint is
+    /// `fingerprint` and the leaf is signed by that CA and currently valid. Reports the
+    /// mismatch through `onMismatch` so the CLI can say what it saw.
+    public static func pinnedVerification(
+        fingerprint: String, onMismatch: @escaping @Sendable ([String]) -> Void
+    ) -> @Sendable ([NIOSSLCertificate], EventLoopPromise<NIOSSLVerificationResult>) -> Void {
+        { chain, promise in
+            do {
+                let ders = try chain.map { try $0.toDERBytes() }
+                let fingerprints = ders.map { CertificateEncoding.fingerprint(der: $0) }
+                guard let caIndex = fingerprints.firstIndex(of: fingerprint.lowercased()), let leafDER = ders.first
+                else {
+                    onMismatch(fingerprints)
+                    promise.succeed(.failed)
+                    return
+                }
+                let ca = try Certificate(derEncoded: ders[caIndex])
+                let leaf = try Certificate(derEncoded: leafDER)
+                let now = Date()
+                guard ca.publicKey.isValidSignature(leaf.signature, for: leaf),
+                    leaf.notValidBefore <= now, now <= leaf.notValidAfter
+                else {
+                    promise.succeed(.failed)
+                    return
+                }
+                promise.succeed(.certificateVerified)
+            } catch {
+                promise.succeed(.failed)
+            }
+        }
+    }
+
+    public static func nio(_ certificate: Certificate) throws -> NIOSSLCertificate {
+        try NIOSSLCertificate(bytes: try CertificateEncoding.der(certificate), format: .der)
+    }
+
+    public static func nio(_ key: Certificate.PrivateKey) throws -> NIOSSLPrivateKey {
+        try NIOSSLPrivateKey(bytes: Array(try CertificateEncoding.pem(key).utf8), format: .pem)
+    }
+
+    /// The common name of a verified peer certificate, which for agents is the enrolled name.
+    public static func commonName(of certificate: NIOSSLCertificate) -> String? {
+        guard let der = try? certificate.toDERBytes(), let parsed = try? Certificate(derEncoded: der) else {
+            return nil
+        }
+        for rdn in parsed.subject {
+            for attribute in rdn where attribute.type == .RDNAttributeType.commonName {
+                if let text = String(attribute.value) { return text }
+            }
+        }
+        return nil
+    }
+}
+
+import Foundation

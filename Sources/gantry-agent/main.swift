@@ -1,0 +1,117 @@
+import ArgumentParser
+import Foundation
+import GantryAgent
+import GantryProtocol
+import Logging
+import UnixSignals
+
+/// `gantry-agent`: argument parsing and wiring only; the work is in GantryAgent.
+@main
+struct AgentCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "gantry-agent",
+        abstract: "The Gantry agent: runs jobs leased by a coordinator.",
+        subcommands: [Enroll.self, Run.self])
+}
+
+struct Enroll: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Get a client certificate from the coordinator (once per host).")
+
+    @Option(help: "Coordinator agent address, HOST:PORT.") var coordinator: String
+    @Option(help: "Join token from `gantry-coordinator join-info`.") var token: String
+    @Option(help: "CA fingerprint (sha256:...) from `gantry-coordinator join-info`.") var caFingerprint: String
+    @Option(help: "State directory for the agent's identity.") var state: String
+    @Option(help: "Name of this host's agents (default: the host name).") var name: String?
+
+    func run() async throws {
+        let address = try HostPort(parsing: coordinator)
+        let name = self.name ?? ProcessInfo.processInfo.hostName.split(separator: ".").first.map(String.init) ?? "agent"
+        guard caFingerprint.hasPrefix("sha256:") else {
+            throw ValidationError("--ca-fingerprint must look like sha256:<64 hex digits>, as join-info prints it")
+        }
+        try await Enroller(
+            coordinator: address, token: token, caFingerprint: caFingerprint, name: name,
+            state: AgentStateDirectory(path: state)
+        ).enroll()
+        print("Enrolled as '\(name)'. Start it with: gantry-agent run --state \(state) --work-root /var/lib/gantry-agent/work")
+    }
+}
+
+struct Run: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Connect to the coordinator and run jobs. SIGTERM drains (finish the job, then exit); a second SIGTERM cancels it.")
+
+    @Option(help: "State directory written by `enroll`.") var state: String
+    @Option(help: "Coordinator address HOST:PORT (default: the one enrolled with).") var coordinator: String?
+    @Option(help: "Directory under which each attempt gets a fresh work dir.") var workRoot: String
+    @Option(help: "Labels jobs can select on, k=v,k=v.") var labels: String = ""
+    @Option(help: "Slot name; the agent id is <enrolled name>/<slot> (default: pid-<pid>).") var slot: String?
+    @Option(help: "Jobs run at once.") var capacity: Int = 1
+    @Option(help: "Heartbeat interval in seconds (default: what the coordinator announces).")
+    var heartbeatInterval: Double?
+    @Flag(help: "Take exactly one job, then exit 0 whatever its result.") var oneShot = false
+    @Flag(help: "Keep work dirs after jobs (for debugging).") var keepWorkDirs = false
+    @Option(help: "Log level: trace, debug, info, notice, warning, error.") var logLevel: Logger.Level = .info
+
+    func validate() throws {
+        guard (1...64).contains(capacity) else { throw ValidationError("--capacity must be between 1 and 64") }
+        _ = try parseLabels()
+        if let heartbeatInterval, heartbeatInterval < 0.05 {
+            throw ValidationError("--heartbeat-interval must be at least 0.05 seconds")
+        }
+    }
+
+    func parseLabels() throws -> [String: String] {
+        var result: [String: String] = [:]
+        for pair in labels.split(separator: ",") where !pair.isEmpty {
+            let parts = pair.split(separator: "=", maxSplits: 1)
+            guard parts.count == 2, !parts[0].isEmpty else {
+                throw ValidationError("--labels must be k=v pairs separated by commas, got '\(pair)'")
+            }
+            result[String(parts[0])] = String(parts[1])
+        }
+        return result
+    }
+
+    func run() async throws {
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = logLevel
+            return handler
+        }
+        let directory = AgentStateDirectory(path: state)
+        let metadata = try directory.readMetadata()
+        let identity = try directory.tlsConfiguration()
+        let agentID = "\(metadata.name)/\(slot ?? "pid-\(getpid())")"
+        var logger = Logger(label: "gantry-agent")
+        logger[metadataKey: "agent"] = "\(agentID)"
+        let options = AgentRuntime.Options(
+            coordinator: try HostPort(parsing: coordinator ?? metadata.coordinator), agentID: agentID,
+            labels: try parseLabels(), capacity: capacity, oneShot: oneShot, workRoot: workRoot,
+            spoolDirectory: directory.spool + "/" + agentID.replacingOccurrences(of: "/", with: "_"),
+            keepWorkDirs: keepWorkDirs, heartbeatInterval: heartbeatInterval.map { .milliseconds(Int($0 * 1000)) })
+        let runtime = AgentRuntime(
+            options: options,
+            tls: try GantryTLS.agent(certificate: identity.certificate, privateKey: identity.privateKey, ca: identity.ca),
+            logger: logger)
+        let signals = await UnixSignalsSequence(trapping: .sigterm, .sigint)
+        let signalTask = Task {
+            var count = 0
+            for await signal in signals {
+                count += 1
+                if count == 1 {
+                    logger.notice("received \(signal): draining (send it again to cancel the running job)")
+                    await runtime.drain()
+                } else {
+                    logger.notice("received \(signal) again: cancelling the running job")
+                    await runtime.cancelAll(reason: "agent stopped by \(signal)")
+                }
+            }
+        }
+        defer { signalTask.cancel() }
+        try await runtime.run()
+    }
+}
+
+extension Logger.Level: @retroactive ExpressibleByArgument {}

@@ -1,0 +1,127 @@
+import ArgumentParser
+import Foundation
+import GantryCoordinator
+import GantryProtocol
+import Logging
+
+/// `gantry-coordinator`: argument parsing and wiring only; the work is in GantryCoordinator.
+@main
+struct CoordinatorCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "gantry-coordinator",
+        abstract: "The Gantry coordinator: queue, scheduler, agent listener and HTTP API.",
+        subcommands: [Initialize.self, Serve.self, JoinInfo.self])
+}
+
+struct Initialize: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "init", abstract: "Create the CA, the coordinator's certificate, a join token and an admin token.")
+
+    @Option(help: "State directory to create.") var state: String
+    @Option(help: "Address agents will dial (HOST:PORT), recorded for join-info.") var advertise: String = "127.0.0.1:7070"
+    @Option(parsing: .upToNextOption, help: "DNS names for the server certificate.")
+    var dnsName: [String] = ["localhost"]
+    @Option(parsing: .upToNextOption, help: "IP addresses for the server certificate.")
+    var ipAddress: [String] = ["127.0.0.1", "::1"]
+
+    func run() throws {
+        var names = dnsName
+        let advertisedHost = advertise.split(separator: ":").dropLast().joined(separator: ":")
+            .trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
+        var addresses = ipAddress
+        if !advertisedHost.isEmpty {
+            if advertisedHost.allSatisfy({ $0.isNumber || $0 == "." || $0 == ":" }) {
+                if !addresses.contains(advertisedHost) { addresses.append(advertisedHost) }
+            } else if !names.contains(advertisedHost) {
+                names.append(advertisedHost)
+            }
+        }
+        let info = try CoordinatorStateDirectory(path: state).initialize(advertise: advertise, dnsNames: names, ipAddresses: addresses)
+        print(
+            """
+            Initialized \(state).
+            Admin API token: \(state)/admin.token
+            Join an agent with:
+              gantry-agent enroll --coordinator \(info.coordinator) --token \(info.token) --ca-fingerprint \(info.caFingerprint) --state /var/lib/gantry-agent
+            """)
+    }
+}
+
+struct JoinInfo: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "join-info", abstract: "Print the join token, CA fingerprint and coordinator address.")
+
+    @Option(help: "State directory.") var state: String
+    @Flag(help: "Print JSON for scripts.") var json = false
+
+    func run() throws {
+        let info = try CoordinatorStateDirectory(path: state).joinInfo()
+        if json {
+            let encoder = JSONEncoder()
+            encoder.keyEncodingStrategy = .convertToSnakeCase
+            encoder.outputFormatting = [.sortedKeys]
+            print(String(decoding: try encoder.encode(info), as: UTF8.self))
+        } else {
+            print("coordinator:    \(info.coordinator)\ntoken:          \(info.token)\nca_fingerprint: \(info.caFingerprint)")
+        }
+    }
+}
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run the coordinator until SIGTERM.")
+
+    @Option(help: "State directory created by `init`.") var state: String
+    @Option(help: "Agent listener address (HOST:PORT; port 0 picks one).") var listen: String = "127.0.0.1:7070"
+    @Option(help: "HTTP API address (HOST:PORT). Keep it on loopback unless fronted by a proxy.")
+    var http: String = "127.0.0.1:7080"
+    @Option(help: "Heartbeat interval agents are told to use, in seconds.") var heartbeatInterval: Double = 5
+    @Option(help: "Seconds without a heartbeat before an agent's jobs are lost (default 3 × heartbeat).")
+    var leaseTtl: Double?
+    @Option(help: "Log level: trace, debug, info, notice, warning, error.") var logLevel: Logger.Level = .info
+
+    func validate() throws {
+        guard heartbeatInterval >= 0.05 else { throw ValidationError("--heartbeat-interval must be at least 0.05 seconds") }
+        if let leaseTtl, leaseTtl <= heartbeatInterval {
+            throw ValidationError("--lease-ttl must be longer than --heartbeat-interval")
+        }
+        _ = try parse(listen, "--listen")
+        _ = try parse(http, "--http")
+    }
+
+    func run() async throws {
+        let logger = makeLogger(level: logLevel)
+        let stateDirectory = CoordinatorStateDirectory(path: state)
+        guard stateDirectory.isInitialized else {
+            throw ValidationError("\(state) is not initialized: run `gantry-coordinator init --state \(state)` first")
+        }
+        let (agentHost, agentPort) = try parse(listen, "--listen")
+        let (httpHost, httpPort) = try parse(http, "--http")
+        let interval = Duration.milliseconds(Int(heartbeatInterval * 1000))
+        let options = CoordinatorServer.Options(
+            state: stateDirectory, agentHost: agentHost, agentPort: agentPort, httpHost: httpHost, httpPort: httpPort,
+            core: .init(heartbeatInterval: interval, leaseTTL: leaseTtl.map { .milliseconds(Int($0 * 1000)) }))
+        try await CoordinatorServer(options: options, logger: logger).run { agents, http in
+            // One machine-readable line on stdout, so scripts and tests can use port 0.
+            FileHandle.standardOutput.write(Data("gantry-coordinator listening agents=\(agents) http=\(http)\n".utf8))
+        }
+    }
+
+    private func parse(_ text: String, _ flag: String) throws -> (String, Int) {
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
+            (0...65535).contains(port)
+        else { throw ValidationError("\(flag) must be HOST:PORT, got '\(text)'") }
+        let host = String(text[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
+        return (host.isEmpty ? "127.0.0.1" : host, port)
+    }
+}
+
+extension Logger.Level: @retroactive ExpressibleByArgument {}
+
+func makeLogger(level: Logger.Level) -> Logger {
+    LoggingSystem.bootstrap { label in
+        var handler = StreamLogHandler.standardError(label: label)
+        handler.logLevel = level
+        return handler
+    }
+    return Logger(label: "gantry-coordinator")
+}
