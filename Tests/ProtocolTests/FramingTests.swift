@@ -29,7 +29,9 @@ struct FramingTests {
         let channel = try makeChannel()
         let envelope = sampleEnvelope()
         try channel.writeOutbound(envelope)
-        let wire = try #require(try channel.readOutbound(as: ByteBuffer.self))
+        // The prepender writes the prefix and the payload as two buffers.
+        var wire = ByteBuffer()
+        while var part = try channel.readOutbound(as: ByteBuffer.self) { wire.writeBuffer(&part) }
         // 4-byte big-endian length, then the payload.
         let length = try #require(wire.getInteger(at: 0, endianness: .big, as: UInt32.self))
         #expect(Int(length) == wire.readableBytes - 4)

@@ -19,7 +19,7 @@ struct LogReader: Sendable {
         var offset = 0
         while true {
             guard let job = try await core.job(id: jobID) else { return }
-            if let previous = attempt, previous != job.attempt {
+            if let previous = attempt, previous > 0, previous != job.attempt {
                 try await write(ByteBuffer(string: "\n--- gantry: attempt \(job.attempt) (previous attempt \(previous) ended: \(job.reason ?? "lost")) ---\n"))
                 offset = 0
             }

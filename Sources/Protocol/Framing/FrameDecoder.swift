@@ -13,18 +13,28 @@ public struct FrameDecoder: ByteToMessageDecoder {
 
     public let maximumFrameSize: Int
     private var inner = LengthFieldBasedFrameDecoder(lengthFieldBitLength: .fourBytes, lengthFieldEndianness: .big)
+    /// The inner decoder has consumed a length prefix and is waiting for that payload; the
+    /// bytes at the reader index are payload, not a prefix to check.
+    private var awaitingPayload = false
 
     public init(maximumFrameSize: Int) {
         self.maximumFrameSize = maximumFrameSize
     }
 
     public mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
-        if let length = buffer.getInteger(at: buffer.readerIndex, endianness: .big, as: UInt32.self),
+        if !awaitingPayload, let length = buffer.getInteger(at: buffer.readerIndex, endianness: .big, as: UInt32.self),
             Int(length) > self.maximumFrameSize
         {
             throw ProtocolError.frameTooLarge(length: length, maximum: self.maximumFrameSize)
         }
-        return try self.inner.decode(context: context, buffer: &buffer)
+        let before = buffer.readerIndex
+        let state = try self.inner.decode(context: context, buffer: &buffer)
+        if state == .continue {
+            awaitingPayload = false
+        } else if buffer.readerIndex > before {
+            awaitingPayload = true
+        }
+        return state
     }
 
     public mutating func decodeLast(

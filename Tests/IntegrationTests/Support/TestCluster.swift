@@ -1,0 +1,159 @@
+import AsyncHTTPClient
+import Foundation
+import GantryProtocol
+import NIOCore
+import NIOHTTP1
+import NIOFoundationCompat
+import Subprocess
+
+/// A coordinator and agents started from the real binaries on 127.0.0.1 with real TLS,
+/// in a fresh temporary directory. Every process is stopped by pid in `shutdown()`.
+final class TestCluster: @unchecked Sendable {
+    let root: String
+    let binaries: String
+    private(set) var coordinator: ChildProcess!
+    private(set) var agents: [ChildProcess] = []
+    private(set) var agentAddress = ""
+    private(set) var httpAddress = ""
+    private(set) var adminToken = ""
+    private(set) var joinToken = ""
+    private(set) var caFingerprint = ""
+    let http = HTTPClient(eventLoopGroupProvider: .singleton)
+
+    var coordinatorState: String { root + "/coordinator" }
+    var agentState: String { root + "/agent" }
+    var serverURL: String { "http://\(httpAddress)" }
+
+    /// The directory holding the built executables (next to the test bundle).
+    static func binaryDirectory() -> String {
+        let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        var url = URL(fileURLWithPath: executable).deletingLastPathComponent()
+        // Inside gantryPackageTests.xctest/... on Linux the bundle is a single file in the bin dir.
+        while !FileManager.default.fileExists(atPath: url.appendingPathComponent("gantry-coordinator").path),
+            url.path != "/"
+        {
+            url = url.deletingLastPathComponent()
+        }
+        return url.path
+    }
+
+    init(name: String) throws {
+        root = NSTemporaryDirectory() + "gantry-it-\(name)-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        binaries = Self.binaryDirectory()
+    }
+
+    /// `init`, `serve` on port 0, and enrollment of this host's agent identity.
+    func startCoordinator(extraArguments: [String] = []) async throws {
+        if !FileManager.default.fileExists(atPath: coordinatorState + "/admin.token") {
+            let initialize = try await Subprocess.run(
+                .path(.init(binaries + "/gantry-coordinator")),
+                arguments: ["init", "--state", coordinatorState, "--advertise", "127.0.0.1:0"],
+                output: .string(limit: 65536), error: .string(limit: 65536))
+            guard initialize.terminationStatus.isSuccess else {
+                throw TimedOut(description: "init failed: \(initialize.standardError)")
+            }
+        }
+        adminToken = try String(contentsOfFile: coordinatorState + "/admin.token", encoding: .utf8)
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        coordinator = try await ChildProcess(
+            name: "coordinator", executable: binaries + "/gantry-coordinator",
+            arguments: [
+                "serve", "--state", coordinatorState, "--listen", "127.0.0.1:\(agentAddress.split(separator: ":").last ?? "0")",
+                "--http", "127.0.0.1:\(httpAddress.split(separator: ":").last ?? "0")",
+            ] + extraArguments,
+            logFile: root + "/coordinator-\(Date().timeIntervalSince1970).log")
+        let line = try await coordinator.waitForLine(containing: "gantry-coordinator listening")
+        for field in line.split(separator: " ") {
+            if field.hasPrefix("agents=") { agentAddress = String(field.dropFirst("agents=".count)) }
+            if field.hasPrefix("http=") { httpAddress = String(field.dropFirst("http=".count)) }
+        }
+        let info = try await Subprocess.run(
+            .path(.init(binaries + "/gantry-coordinator")), arguments: ["join-info", "--state", coordinatorState, "--json"],
+            output: .string(limit: 65536), error: .discarded)
+        let json = try JSONSerialization.jsonObject(with: Data((info.standardOutput).utf8)) as? [String: String]
+        joinToken = json?["token"] ?? ""
+        caFingerprint = json?["ca_fingerprint"] ?? ""
+    }
+
+    func enroll(name: String = "testhost", state: String? = nil, token: String? = nil) async throws -> (Bool, String) {
+        let result = try await Subprocess.run(
+            .path(.init(binaries + "/gantry-agent")),
+            arguments: [
+                "enroll", "--coordinator", agentAddress, "--token", token ?? joinToken, "--ca-fingerprint", caFingerprint,
+                "--state", state ?? agentState, "--name", name,
+            ],
+            output: .string(limit: 65536), error: .string(limit: 65536))
+        return (result.terminationStatus.isSuccess, (result.standardOutput) + (result.standardError))
+    }
+
+    @discardableResult
+    func startAgent(slot: String, labels: String = "os=linux", extraArguments: [String] = []) async throws -> ChildProcess {
+        if !FileManager.default.fileExists(atPath: agentState + "/agent.pem") {
+            let (ok, output) = try await enroll()
+            guard ok else { throw TimedOut(description: "enroll failed: \(output)") }
+        }
+        let agent = try await ChildProcess(
+            name: "agent-\(slot)", executable: binaries + "/gantry-agent",
+            arguments: [
+                "run", "--state", agentState, "--work-root", root + "/work", "--slot", slot, "--labels", labels,
+                "--heartbeat-interval", "0.5",
+            ] + extraArguments,
+            logFile: root + "/agent-\(slot).log")
+        agents.append(agent)
+        _ = try await agent.waitForLine(containing: "connected to the coordinator")
+        return agent
+    }
+
+    // MARK: - API
+
+    func request(_ method: HTTPMethod, _ path: String, body: Data? = nil, token: String? = nil) async throws -> (Int, Data) {
+        var request = HTTPClientRequest(url: serverURL + path)
+        request.method = method
+        request.headers.add(name: "Authorization", value: "Bearer \(token ?? adminToken)")
+        if let body {
+            request.headers.add(name: "Content-Type", value: "application/json")
+            request.body = .bytes(ByteBuffer(data: body))
+        }
+        let response = try await http.execute(request, timeout: .seconds(60))
+        let bytes = try await response.body.collect(upTo: 256 * 1024 * 1024)
+        return (Int(response.status.code), Data(buffer: bytes))
+    }
+
+    func submit(_ yaml: String, file: String = "test.yml") async throws -> API.Pipeline {
+        let (status, data) = try await request(.POST, "/v1/pipelines", body: try API.encoder.encode(API.SubmitPipeline(yaml: yaml, file: file)))
+        guard status == 201 else { throw TimedOut(description: "submit failed \(status): \(String(decoding: data, as: UTF8.self))") }
+        return try API.decoder.decode(API.Pipeline.self, from: data)
+    }
+
+    func pipeline(_ id: String) async throws -> API.Pipeline {
+        let (_, data) = try await request(.GET, "/v1/pipelines/\(id)")
+        return try API.decoder.decode(API.Pipeline.self, from: data)
+    }
+
+    func waitForPipeline(_ id: String, timeout: Duration = .seconds(60)) async throws -> API.Pipeline {
+        var latest: API.Pipeline?
+        try await waitUntil("pipeline \(id) to finish", timeout: timeout) {
+            latest = try await self.pipeline(id)
+            return latest!.state != "running"
+        }
+        return latest!
+    }
+
+    func log(_ jobID: String) async throws -> Data {
+        try await request(.GET, "/v1/jobs/\(jobID)/log").1
+    }
+
+    func shutdown() async {
+        for agent in agents { await agent.stop() }
+        await coordinator?.stop()
+        try? await http.shutdown()
+    }
+
+    /// Leaves the directory for inspection when a test failed (`GANTRY_KEEP_TEST_DIRS=1`).
+    func removeFiles() {
+        if ProcessInfo.processInfo.environment["GANTRY_KEEP_TEST_DIRS"] == nil {
+            try? FileManager.default.removeItem(atPath: root)
+        }
+    }
+}
