@@ -21,6 +21,9 @@ public enum GantryTLS {
         config.minimumTLSVersion = .tlsv13
         config.trustRoots = .certificates([try nio(ca)])
         config.certificateVerification = .optionalVerification
+        // A peer that stops reading (e.g. one refused for an oversized frame) never answers
+        // close_notify; don't let it hold a connection (and shutdown) for NIOSSL's default 5 s.
+        config.shutdownTimeout = .seconds(1)
         return config
     }
 
