@@ -76,9 +76,9 @@ public actor LogStreamer {
     }
 
     public func acknowledged(offset: Int) {
+        // The coordinator cannot hold bytes it was never sent; a larger offset is clamped.
         guard offset > acknowledgedOffset else { return }
-        acknowledgedOffset = min(offset, spool.length)
-        if acknowledgedOffset > sentOffset { sentOffset = acknowledgedOffset }
+        acknowledgedOffset = min(offset, sentOffset)
         if finished && acknowledgedOffset >= spool.length {
             let waiters = completionWaiters
             completionWaiters.removeAll()

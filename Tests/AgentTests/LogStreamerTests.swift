@@ -1,0 +1,123 @@
+import Foundation
+@testable import GantryAgent
+import GantryProtocol
+import NIOCore
+import Synchronization
+import Testing
+
+/// The streamer with its upload injected: no network, just the frames it would send.
+@Suite("Log streamer")
+struct LogStreamerTests {
+    final class Uploads: Sendable {
+        let chunks = Mutex<[Gantry_V1_LogChunk]>([])
+        let connected = Mutex(true)
+        func upload(_ envelope: Gantry_V1_Envelope) -> Bool {
+            guard connected.withLock({ $0 }) else { return false }
+            chunks.withLock { $0.append(envelope.logChunk) }
+            return true
+        }
+        var all: [Gantry_V1_LogChunk] { chunks.withLock { $0 } }
+        func text() throws -> String {
+            try all.map { String(buffer: try LogCompression.decompress(ByteBuffer(bytes: $0.data), expectedLength: Int($0.rawLength))) }
+                .joined()
+        }
+    }
+
+    func makeSpool() throws -> LogSpool {
+        try LogSpool(path: NSTemporaryDirectory() + "spool-\(UUID().uuidString).log")
+    }
+
+    @Test func cutsFullChunksBySizeAndTheTailByTime() async throws {
+        let spool = try makeSpool()
+        defer { spool.remove() }
+        let uploads = Uploads()
+        var configuration = LogStreamer.Configuration()
+        configuration.maximumChunkSize = 1000
+        configuration.maximumDelay = .milliseconds(50)
+        let streamer = LogStreamer(jobID: "j", attempt: 1, spool: spool, configuration: configuration) { uploads.upload($0) }
+        let task = Task { await streamer.run() }
+        defer { task.cancel() }
+
+        try spool.append(String(repeating: "a", count: 2500))
+        streamer.outputAppended()
+        try await waitFor { uploads.all.count == 3 }
+        #expect(uploads.all.map(\.rawLength) == [1000, 1000, 500])
+        #expect(uploads.all.map(\.offset) == [0, 1000, 2000])
+        #expect(uploads.all.map(\.seq) == [1, 2, 3])
+        #expect(try uploads.text() == String(repeating: "a", count: 2500))
+    }
+
+    @Test func stopsAtTheInFlightWindowUntilAcknowledged() async throws {
+        let spool = try makeSpool()
+        defer { spool.remove() }
+        let uploads = Uploads()
+        var configuration = LogStreamer.Configuration()
+        configuration.maximumChunkSize = 100
+        configuration.maximumInFlight = 300
+        let streamer = LogStreamer(jobID: "j", attempt: 1, spool: spool, configuration: configuration) { uploads.upload($0) }
+        let task = Task { await streamer.run() }
+        defer { task.cancel() }
+        try spool.append(String(repeating: "b", count: 1000))
+        await streamer.finish()
+        try await waitFor { uploads.all.count == 3 }
+        try await Task.sleep(for: .milliseconds(150))
+        #expect(uploads.all.count == 3)
+        await streamer.acknowledged(offset: 300)
+        try await waitFor { uploads.all.count == 6 }
+        await streamer.acknowledged(offset: 600)
+        try await waitFor { uploads.all.count == 9 }
+        await streamer.acknowledged(offset: 900)
+        try await waitFor { uploads.all.count == 10 }
+        await streamer.acknowledged(offset: 1000)
+        await streamer.waitUntilAcknowledged()
+        #expect(try uploads.text() == String(repeating: "b", count: 1000))
+    }
+
+    @Test func rewindResendsFromWhatTheCoordinatorHolds() async throws {
+        let spool = try makeSpool()
+        defer { spool.remove() }
+        let uploads = Uploads()
+        var configuration = LogStreamer.Configuration()
+        configuration.maximumChunkSize = 10
+        let streamer = LogStreamer(jobID: "j", attempt: 2, spool: spool, configuration: configuration) { uploads.upload($0) }
+        let task = Task { await streamer.run() }
+        defer { task.cancel() }
+        try spool.append("0123456789abcdefghij")
+        await streamer.finish()
+        try await waitFor { uploads.all.count == 2 }
+        // The connection dropped after the coordinator stored only the first 10 bytes.
+        uploads.connected.withLock { $0 = false }
+        uploads.chunks.withLock { $0.removeAll() }
+        uploads.connected.withLock { $0 = true }
+        await streamer.rewind(to: 10)
+        try await waitFor { uploads.all.count == 1 }
+        #expect(uploads.all.first?.offset == 10)
+        #expect(try uploads.text() == "abcdefghij")
+    }
+
+    @Test func whileDisconnectedNothingIsCountedAsSent() async throws {
+        let spool = try makeSpool()
+        defer { spool.remove() }
+        let uploads = Uploads()
+        uploads.connected.withLock { $0 = false }
+        let streamer = LogStreamer(jobID: "j", attempt: 1, spool: spool) { uploads.upload($0) }
+        let task = Task { await streamer.run() }
+        defer { task.cancel() }
+        try spool.append("line\n")
+        await streamer.finish()
+        try await Task.sleep(for: .milliseconds(250))
+        #expect(await streamer.sentOffset == 0)
+        uploads.connected.withLock { $0 = true }
+        try await waitFor { uploads.all.count == 1 }
+        #expect(await streamer.sentOffset == 5)
+    }
+}
+
+func waitFor(_ timeout: Duration = .seconds(5), _ condition: () async throws -> Bool) async throws {
+    let deadline = ContinuousClock.now + timeout
+    while ContinuousClock.now < deadline {
+        if try await condition() { return }
+        try await Task.sleep(for: .milliseconds(5))
+    }
+    #expect(try await condition(), "condition not met within \(timeout)")
+}

@@ -1,0 +1,244 @@
+import Foundation
+@testable import GantryCoordinator
+import GantryProtocol
+import Logging
+import NIOCore
+import Testing
+
+/// The coordinator's job lifecycle against a real SQLite store, with agent sessions whose
+/// outbound frames the test reads directly (no network).
+@Suite("Coordinator core")
+struct CoordinatorCoreTests {
+    let directory: String
+    let store: CoordinatorStore
+
+    init() throws {
+        directory = NSTemporaryDirectory() + "gantry-core-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        store = try CoordinatorStore(path: directory + "/gantry.sqlite")
+    }
+
+    func makeCore(ttl: Duration = .seconds(15), store: CoordinatorStore? = nil) throws -> CoordinatorCore {
+        try CoordinatorCore(
+            store: store ?? self.store,
+            configuration: .init(heartbeatInterval: .seconds(1), leaseTTL: ttl, agentLostRetries: 1),
+            logger: Logger(label: "test"))
+    }
+
+    /// An agent session plus an iterator over what the coordinator sends it.
+    final class FakeAgent {
+        let session: AgentSession
+        var frames: AsyncStream<Gantry_V1_Envelope>.Iterator
+        init(_ id: String) {
+            session = AgentSession(agentID: id)
+            frames = session.outbound.makeAsyncIterator()
+        }
+        func next() async -> Gantry_V1_Envelope? { await frames.next() }
+    }
+
+    func connect(_ core: CoordinatorCore, _ id: String, labels: [String: String] = [:], held: [Gantry_V1_HeldAttempt] = [])
+        async throws -> (FakeAgent, Gantry_V1_Welcome)
+    {
+        let agent = FakeAgent(id)
+        let hello = Gantry_V1_Hello.with {
+            $0.minVersion = 1
+            $0.maxVersion = 1
+            $0.agentID = id
+            $0.labels = labels
+            $0.capacity = 1
+            $0.held = held
+        }
+        let welcome = try await core.hello(hello, certificateName: String(id.split(separator: "/")[0]), session: agent.session).get()
+        return (agent, welcome)
+    }
+
+    func chunk(_ lease: Gantry_V1_Lease, offset: Int, _ text: String) throws -> Gantry_V1_Envelope {
+        let compressed = try LogCompression.compress(ByteBuffer(string: text))
+        return .with {
+            $0.logChunk = .with {
+                $0.jobID = lease.jobID
+                $0.attempt = lease.attempt
+                $0.offset = UInt64(offset)
+                $0.rawLength = UInt32(text.utf8.count)
+                $0.data = Data(buffer: compressed)
+            }
+        }
+    }
+
+    func finished(_ lease: Gantry_V1_Lease, _ outcome: Gantry_V1_Outcome = .succeeded, exit: Int32 = 0, length: Int) -> Gantry_V1_Envelope {
+        .with {
+            $0.jobFinished = .with {
+                $0.jobID = lease.jobID
+                $0.attempt = lease.attempt
+                $0.outcome = outcome
+                $0.exitStatus = exit
+                $0.logLength = UInt64(length)
+            }
+        }
+    }
+
+    func readLog(_ jobID: String, attempt: Int) throws -> String {
+        var text = ""
+        for row in try store.logChunks(jobID: jobID, attempt: attempt, from: 0) {
+            text += String(buffer: try LogCompression.decompress(ByteBuffer(bytes: row.data), expectedLength: row.rawLength))
+        }
+        return text
+    }
+
+    @Test func fullLifecycleWithDependencies() async throws {
+        let core = try makeCore()
+        let (agent, welcome) = try await connect(core, "h/1", labels: ["os": "linux"])
+        #expect(welcome.version == 1 && welcome.leaseTtlMs == 15_000)
+        let pipeline = try await core.submit(
+            .init(yaml: "steps:\n  - key: a\n    command: echo a\n    agents: {os: linux}\n  - key: b\n    depends_on: a\n    command: echo b\n"))
+        #expect(pipeline.jobs.map(\.state) == ["queued", "waiting"])
+
+        await core.receive(.with { $0.ready = .with { $0.slots = 1 } }, from: "h/1", session: agent.session)
+        let lease = try #require(await agent.next()?.lease)
+        #expect(lease.stepKey == "a" && lease.attempt == 1 && lease.commands == ["echo a"])
+
+        await core.receive(.with { $0.jobStarted = .with { $0.jobID = lease.jobID; $0.attempt = 1 } }, from: "h/1", session: agent.session)
+        #expect(try store.job(id: lease.jobID)?.state == "running")
+
+        await core.receive(try chunk(lease, offset: 0, "hello "), from: "h/1", session: agent.session)
+        #expect(await agent.next()?.logAck.offset == 6)
+        // A resend of stored bytes is acknowledged, not stored twice.
+        await core.receive(try chunk(lease, offset: 0, "hello "), from: "h/1", session: agent.session)
+        #expect(await agent.next()?.logAck.offset == 6)
+        // A gap is refused and the stored offset re-acknowledged.
+        await core.receive(try chunk(lease, offset: 10, "zzz"), from: "h/1", session: agent.session)
+        #expect(await agent.next()?.error.code == .logGap)
+        #expect(await agent.next()?.logAck.offset == 6)
+        await core.receive(try chunk(lease, offset: 6, "world\n"), from: "h/1", session: agent.session)
+        #expect(await agent.next()?.logAck.offset == 12)
+
+        // Finishing before the log is complete is answered with the stored offset.
+        await core.receive(finished(lease, length: 20), from: "h/1", session: agent.session)
+        #expect(await agent.next()?.logAck.offset == 12)
+        await core.receive(finished(lease, length: 12), from: "h/1", session: agent.session)
+        #expect(await agent.next()?.finishAck.jobID == lease.jobID)
+        #expect(try readLog(lease.jobID, attempt: 1) == "hello world\n")
+        // Finishing is idempotent for the same attempt.
+        await core.receive(finished(lease, length: 12), from: "h/1", session: agent.session)
+        #expect(await agent.next()?.finishAck.jobID == lease.jobID)
+
+        // The dependent step became runnable; the agent asks for more.
+        await core.receive(.with { $0.ready = .with { $0.slots = 1 } }, from: "h/1", session: agent.session)
+        let second = try #require(await agent.next()?.lease)
+        #expect(second.stepKey == "b")
+        await core.receive(finished(second, .failed, exit: 3, length: 0), from: "h/1", session: agent.session)
+        #expect(await agent.next()?.finishAck.jobID == second.jobID)
+        let done = try #require(try await core.pipeline(id: pipeline.id))
+        #expect(done.state == "failed")
+        #expect(done.jobs.map(\.state) == ["succeeded", "failed"])
+        #expect(done.jobs[1].exitStatus == 3)
+    }
+
+    @Test func failedDependencyCancelsDependentsTransitively() async throws {
+        let core = try makeCore()
+        let (agent, _) = try await connect(core, "h/1")
+        let pipeline = try await core.submit(
+            .init(yaml: "steps:\n  - {key: a, command: x}\n  - {key: b, command: x, depends_on: a}\n  - {key: c, command: x, depends_on: b}\n"))
+        await core.receive(.with { $0.ready = .with { $0.slots = 1 } }, from: "h/1", session: agent.session)
+        let lease = try #require(await agent.next()?.lease)
+        await core.receive(finished(lease, .timedOut, exit: -1, length: 0), from: "h/1", session: agent.session)
+        _ = await agent.next()
+        let done = try #require(try await core.pipeline(id: pipeline.id))
+        #expect(done.jobs.map(\.state) == ["timed_out", "cancelled", "cancelled"])
+        #expect(done.jobs[2].reason == "dependency `b` cancelled")
+    }
+
+    @Test func staleAttemptIsFencedOff() async throws {
+        let core = try makeCore(ttl: .milliseconds(100))
+        let (first, _) = try await connect(core, "h/1")
+        _ = try await core.submit(.init(yaml: "steps:\n  - command: x\n"))
+        await core.receive(.with { $0.ready = .with { $0.slots = 1 } }, from: "h/1", session: first.session)
+        let lease = try #require(await first.next()?.lease)
+        await core.disconnected(agentID: "h/1", session: first.session)
+
+        // The lease expires: the job is lost and re-queued for another agent.
+        try await Task.sleep(for: .milliseconds(150))
+        await core.tick()
+        let job = try #require(try store.job(id: lease.jobID))
+        #expect(job.state == "queued" && job.reason == "agent_lost")
+        let (second, _) = try await connect(core, "h/2")
+        await core.receive(.with { $0.ready = .with { $0.slots = 1 } }, from: "h/2", session: second.session)
+        let retry = try #require(await second.next()?.lease)
+        #expect(retry.jobID == lease.jobID && retry.attempt == 2)
+
+        // The first agent comes back holding attempt 1: told to abort, and its finish is refused.
+        let (stale, welcome) = try await connect(
+            core, "h/1", held: [.with { $0.jobID = lease.jobID; $0.attempt = 1; $0.finished = true }])
+        #expect(welcome.resume.first?.abort == true)
+        await core.receive(finished(lease, length: 0), from: "h/1", session: stale.session)
+        let refusal = try #require(await stale.next()?.error)
+        #expect(refusal.code == .staleAttempt && refusal.attempt == 1)
+        #expect(try store.job(id: lease.jobID)?.state == "leased")
+
+        let attempts = try store.attempts(jobID: lease.jobID)
+        #expect(attempts.map(\.state) == ["lost", "leased"])
+        #expect(attempts.first?.reason == "agent_lost")
+    }
+
+    @Test func restartedCoordinatorReattachesARunningJob() async throws {
+        let core = try makeCore()
+        let (agent, _) = try await connect(core, "h/1")
+        _ = try await core.submit(.init(yaml: "steps:\n  - command: x\n"))
+        await core.receive(.with { $0.ready = .with { $0.slots = 1 } }, from: "h/1", session: agent.session)
+        let lease = try #require(await agent.next()?.lease)
+        await core.receive(.with { $0.jobStarted = .with { $0.jobID = lease.jobID; $0.attempt = 1 } }, from: "h/1", session: agent.session)
+        await core.receive(try chunk(lease, offset: 0, "before restart\n"), from: "h/1", session: agent.session)
+        _ = await agent.next()
+
+        // A new core on the same database, as after kill -9.
+        let restarted = try makeCore(store: try CoordinatorStore(path: directory + "/gantry.sqlite"))
+        let (again, welcome) = try await connect(
+            restarted, "h/1", held: [.with { $0.jobID = lease.jobID; $0.attempt = 1; $0.ackedLogOffset = 15 }])
+        #expect(welcome.resume.first?.abort == false)
+        #expect(welcome.resume.first?.logOffset == 15)
+        await restarted.receive(try chunk(lease, offset: 15, "after\n"), from: "h/1", session: again.session)
+        #expect(await again.next()?.logAck.offset == 21)
+        await restarted.receive(finished(lease, length: 21), from: "h/1", session: again.session)
+        #expect(await again.next()?.finishAck.jobID == lease.jobID)
+        #expect(try readLog(lease.jobID, attempt: 1) == "before restart\nafter\n")
+        #expect(try store.job(id: lease.jobID)?.attempt == 1)
+    }
+
+    @Test func lostTooOftenFailsWithAgentLost() async throws {
+        let core = try makeCore(ttl: .milliseconds(50))
+        _ = try await core.submit(.init(yaml: "steps:\n  - command: x\n"))
+        for round in 1...2 {
+            let (agent, _) = try await connect(core, "h/\(round)")
+            await core.receive(.with { $0.ready = .with { $0.slots = 1 } }, from: "h/\(round)", session: agent.session)
+            _ = try #require(await agent.next()?.lease)
+            await core.disconnected(agentID: "h/\(round)", session: agent.session)
+            try await Task.sleep(for: .milliseconds(80))
+            await core.tick()
+        }
+        let job = try #require(try store.jobs().first)
+        #expect(job.state == "failed" && job.reason == "agent_lost" && job.attempt == 2)
+    }
+
+    @Test func invalidPipelineStoresNothing() async throws {
+        let core = try makeCore()
+        await #expect(throws: PipelineError.self) {
+            _ = try await core.submit(.init(yaml: "steps:\n  - key: a\n    command: x\n    depends_on: nope\n"))
+        }
+        #expect(try store.jobs().isEmpty)
+    }
+
+    @Test func handshakeRefusals() async throws {
+        let core = try makeCore()
+        let session = AgentSession(agentID: "h/1")
+        let tooNew = await core.hello(.with { $0.minVersion = 5; $0.maxVersion = 9; $0.agentID = "h/1" }, certificateName: "h", session: session)
+        guard case .failure(.refused(.unsupportedVersion, _)) = tooNew else {
+            Issue.record("expected a version refusal")
+            return
+        }
+        let impostor = await core.hello(.with { $0.minVersion = 1; $0.maxVersion = 1; $0.agentID = "hx/1" }, certificateName: "h", session: session)
+        guard case .failure(.refused(.agentIDMismatch, _)) = impostor else {
+            Issue.record("expected an id refusal")
+            return
+        }
+    }
+}

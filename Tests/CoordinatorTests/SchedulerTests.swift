@@ -1,0 +1,114 @@
+@testable import GantryCoordinator
+import Testing
+
+@Suite("Scheduler")
+struct SchedulerTests {
+    let t0 = ContinuousClock.now
+    func scheduler(ttl: Duration = .seconds(15)) -> Scheduler {
+        Scheduler(configuration: .init(leaseTTL: ttl))
+    }
+
+    @Test func queuedJobIsLeasedTheMomentAMatchingAgentIsReady() {
+        var s = scheduler()
+        #expect(s.enqueue(.init(id: "j1", selector: ["os": "linux"])) == [])
+        s.agentConnected(id: "a", labels: ["os": "mac"], capacity: 1, oneShot: false, held: [], now: t0)
+        #expect(s.agentReady(id: "a", slots: 1, now: t0) == [])
+        s.agentConnected(id: "b", labels: ["os": "linux", "arch": "x86"], capacity: 1, oneShot: false, held: [], now: t0)
+        #expect(s.agentReady(id: "b", slots: 1, now: t0) == [.lease(job: "j1", agent: "b")])
+        #expect(s.queue.isEmpty)
+        #expect(s.leases["j1"] == "b")
+    }
+
+    @Test func enqueueLeasesAtOnceToAReadyAgent() {
+        var s = scheduler()
+        s.agentConnected(id: "a", labels: [:], capacity: 1, oneShot: false, held: [], now: t0)
+        _ = s.agentReady(id: "a", slots: 1, now: t0)
+        #expect(s.enqueue(.init(id: "j1", selector: [:])) == [.lease(job: "j1", agent: "a")])
+        // The slot is used: the next job waits.
+        #expect(s.enqueue(.init(id: "j2", selector: [:])) == [])
+        s.release(job: "j1")
+        #expect(s.agentReady(id: "a", slots: 1, now: t0) == [.lease(job: "j2", agent: "a")])
+    }
+
+    @Test func jobsAreLeasedInSubmissionOrderSkippingOnesThatDoNotMatch() {
+        var s = scheduler()
+        _ = s.enqueue(.init(id: "gpu", selector: ["gpu": "yes"]))
+        _ = s.enqueue(.init(id: "first", selector: [:]))
+        _ = s.enqueue(.init(id: "second", selector: [:]))
+        s.agentConnected(id: "a", labels: [:], capacity: 2, oneShot: false, held: [], now: t0)
+        #expect(s.agentReady(id: "a", slots: 2, now: t0) == [.lease(job: "first", agent: "a"), .lease(job: "second", agent: "a")])
+        #expect(s.queue.map(\.id) == ["gpu"])
+    }
+
+    @Test func oneShotAgentNeverGetsASecondJob() {
+        var s = scheduler()
+        s.agentConnected(id: "a", labels: [:], capacity: 4, oneShot: true, held: [], now: t0)
+        _ = s.enqueue(.init(id: "j1", selector: [:]))
+        _ = s.enqueue(.init(id: "j2", selector: [:]))
+        #expect(s.agentReady(id: "a", slots: 4, now: t0) == [.lease(job: "j1", agent: "a")])
+        s.release(job: "j1")
+        #expect(s.agentReady(id: "a", slots: 4, now: t0) == [])
+        #expect(s.queue.map(\.id) == ["j2"])
+    }
+
+    @Test func drainingAgentGetsNothing() {
+        var s = scheduler()
+        s.agentConnected(id: "a", labels: [:], capacity: 1, oneShot: false, held: [], now: t0)
+        _ = s.agentReady(id: "a", slots: 1, now: t0)
+        s.agentDraining(id: "a")
+        #expect(s.enqueue(.init(id: "j1", selector: [:])) == [])
+        #expect(s.agentReady(id: "a", slots: 1, now: t0) == [])
+    }
+
+    @Test func disconnectedAgentKeepsItsLeaseUntilTheTTLThenLosesIt() {
+        var s = scheduler(ttl: .seconds(3))
+        s.agentConnected(id: "a", labels: [:], capacity: 1, oneShot: false, held: [], now: t0)
+        _ = s.agentReady(id: "a", slots: 1, now: t0)
+        _ = s.enqueue(.init(id: "j1", selector: [:]))
+        s.agentDisconnected(id: "a", now: t0 + .seconds(1))
+        #expect(s.tick(now: t0 + .seconds(3)) == [])
+        #expect(s.leases["j1"] == "a")
+        #expect(s.tick(now: t0 + .seconds(4.1)) == [.lost(job: "j1", agent: "a"), .forgetAgent("a")])
+        #expect(s.leases.isEmpty && s.agents.isEmpty)
+    }
+
+    @Test func heartbeatsKeepAConnectedAgentAlive() {
+        var s = scheduler(ttl: .seconds(3))
+        s.agentConnected(id: "a", labels: [:], capacity: 1, oneShot: false, held: [], now: t0)
+        for second in 1...10 {
+            s.agentSeen(id: "a", now: t0 + .seconds(second))
+            #expect(s.tick(now: t0 + .seconds(second) + .milliseconds(500)) == [])
+        }
+    }
+
+    @Test func reconnectWithinTheTTLReclaimsHeldJobs() {
+        var s = scheduler(ttl: .seconds(3))
+        s.agentConnected(id: "a", labels: [:], capacity: 1, oneShot: false, held: [], now: t0)
+        _ = s.agentReady(id: "a", slots: 1, now: t0)
+        _ = s.enqueue(.init(id: "j1", selector: [:]))
+        s.agentDisconnected(id: "a", now: t0 + .seconds(1))
+        s.agentConnected(id: "a", labels: [:], capacity: 1, oneShot: false, held: ["j1"], now: t0 + .seconds(2))
+        #expect(s.tick(now: t0 + .seconds(4)) == [])
+        #expect(s.agents["a"]?.running == ["j1"])
+        // Capacity is used by the held job: Ready does not lease beyond it.
+        _ = s.enqueue(.init(id: "j2", selector: [:]))
+        #expect(s.agentReady(id: "a", slots: 1, now: t0 + .seconds(2)) == [])
+    }
+
+    @Test func adoptedLeaseAfterRestartIsLostIfTheAgentNeverReturns() {
+        var s = scheduler(ttl: .seconds(2))
+        s.adoptLease(job: "j1", agent: "gone", now: t0)
+        #expect(s.tick(now: t0 + .seconds(1)) == [])
+        #expect(s.tick(now: t0 + .seconds(2.5)) == [.lost(job: "j1", agent: "gone"), .forgetAgent("gone")])
+    }
+
+    @Test func dequeueRemovesAQueuedJob() {
+        var s = scheduler()
+        _ = s.enqueue(.init(id: "j1", selector: [:]))
+        let first = s.dequeue(job: "j1")
+        let second = s.dequeue(job: "j1")
+        #expect(first && !second)
+        s.agentConnected(id: "a", labels: [:], capacity: 1, oneShot: false, held: [], now: t0)
+        #expect(s.agentReady(id: "a", slots: 1, now: t0) == [])
+    }
+}
