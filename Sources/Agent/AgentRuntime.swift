@@ -73,6 +73,10 @@ public actor AgentRuntime {
     var finishedForGood = false
     var connection: AgentChannel.Connection?
     var heartbeatInterval: Duration = .seconds(5)
+    /// The coordinator's lease TTL: silent that long (it answers every heartbeat), the
+    /// connection is presumed dead and is replaced, even if TCP has not noticed.
+    var silenceLimit: Duration = .seconds(15)
+    var lastHeard = ContinuousClock.now
 
     public init(options: Options, tls: TLSConfiguration, logger: Logger) {
         self.options = options
@@ -128,7 +132,8 @@ public actor AgentRuntime {
         _ connection: AgentChannel.Connection, connectedIn: Duration, onWelcome: () -> Void
     ) async throws {
         try await connection.executeThenClose { inbound, writer in
-            try await writer.write(.with { $0.hello = self.hello() })
+            let hello = await self.hello()
+            try await writer.write(.with { $0.hello = hello })
             var iterator = inbound.makeAsyncIterator()
             guard let first = try await iterator.next() else {
                 throw AgentError.connectionClosed("the coordinator closed the connection during the handshake")
@@ -138,6 +143,8 @@ public actor AgentRuntime {
                 onWelcome()
                 self.connection = connection
                 heartbeatInterval = options.heartbeatInterval ?? .milliseconds(Int(max(welcome.heartbeatIntervalMs, 100)))
+                silenceLimit = max(.milliseconds(Int(welcome.leaseTtlMs)), heartbeatInterval * 3)
+                lastHeard = .now
                 logger.info(
                     "connected to the coordinator",
                     metadata: ["coordinator": "\(options.coordinator)", "version": "\(welcome.version)", "handshake": "\(connectedIn)"])
@@ -156,6 +163,7 @@ public actor AgentRuntime {
                 offerSlots()
                 exitIfIdle()
                 while let envelope = try await iterator.next() {
+                    lastHeard = .now
                     await handle(envelope)
                 }
                 outbound.close()
@@ -173,8 +181,19 @@ public actor AgentRuntime {
         }
     }
 
-    private func hello() -> Gantry_V1_Hello {
-        .with {
+    private func hello() async -> Gantry_V1_Hello {
+        var held: [Gantry_V1_HeldAttempt] = []
+        for job in jobs.values where !job.aborted {
+            let acknowledged = await job.streamer.acknowledgedOffset
+            held.append(
+                .with {
+                    $0.jobID = job.spec.jobID
+                    $0.attempt = job.spec.attempt
+                    $0.ackedLogOffset = UInt64(acknowledged)
+                    $0.finished = job.result != nil
+                })
+        }
+        return .with {
             $0.minVersion = ProtocolVersion.minimum
             $0.maxVersion = ProtocolVersion.current
             $0.agentID = options.agentID
@@ -183,13 +202,7 @@ public actor AgentRuntime {
             $0.oneShot = options.oneShot
             $0.hostname = ProcessInfo.processInfo.hostName
             $0.agentVersion = "gantry-agent/0.1"
-            $0.held = jobs.values.filter { !$0.aborted }.map { job in
-                .with {
-                    $0.jobID = job.spec.jobID
-                    $0.attempt = job.spec.attempt
-                    $0.finished = job.result != nil
-                }
-            }
+            $0.held = held
         }
     }
 
@@ -200,8 +213,9 @@ public actor AgentRuntime {
                 abort(job, why: "the coordinator no longer assigns this attempt to this agent")
                 continue
             }
+            // Resends the log from what the coordinator holds; a finished step's status
+            // follows once all of it is acknowledged.
             await job.streamer.rewind(to: Int(instruction.logOffset))
-            if job.result != nil, Int(instruction.logOffset) >= job.spool.length { sendFinished(job) }
         }
     }
 
@@ -215,12 +229,20 @@ public actor AgentRuntime {
         while !Task.isCancelled {
             try? await Task.sleep(for: heartbeatInterval)
             if Task.isCancelled { return }
-            let running = jobs.values.filter { !$0.aborted }.map { job in
-                Gantry_V1_RunningAttempt.with {
-                    $0.jobID = job.spec.jobID
-                    $0.attempt = job.spec.attempt
-                    $0.logOffset = UInt64(job.spool.length)
-                }
+            if ContinuousClock.now - lastHeard > silenceLimit {
+                logger.warning("no word from the coordinator within the lease TTL; reconnecting", metadata: ["ttl": "\(silenceLimit)"])
+                connection?.channel.close(promise: nil)
+                return
+            }
+            var running: [Gantry_V1_RunningAttempt] = []
+            for job in jobs.values where !job.aborted {
+                let acknowledged = await job.streamer.acknowledgedOffset
+                running.append(
+                    .with {
+                        $0.jobID = job.spec.jobID
+                        $0.attempt = job.spec.attempt
+                        $0.logOffset = UInt64(acknowledged)
+                    })
             }
             outbound.send(
                 .with {
@@ -346,16 +368,14 @@ public actor AgentRuntime {
             complete(job)
             return
         }
-        await job.streamer.finish()
-        job.tasks.append(
-            Task {
-                await job.streamer.waitUntilAcknowledged()
-                self.sendFinished(job)
-            })
+        let (jobID, attempt) = (job.spec.jobID, job.spec.attempt)
+        await job.streamer.finish { [weak self] in await self?.sendFinished(jobID: jobID, attempt: attempt) }
     }
 
-    private func sendFinished(_ job: RunningJob) {
-        guard let result = job.result, !job.aborted, jobs[job.spec.jobID] === job else { return }
+    /// Sent each time the whole log of a finished step is acknowledged (after a reconnect,
+    /// again); the coordinator acknowledges a repeated finish idempotently.
+    private func sendFinished(jobID: String, attempt: UInt32) {
+        guard let job = jobs[jobID], job.spec.attempt == attempt, let result = job.result, !job.aborted else { return }
         outbound.send(
             .with {
                 $0.jobFinished = .with {

@@ -8,7 +8,8 @@ import X509
 /// ca.pem                 the Gantry CA this agent trusts (pinned at enrollment)
 /// agent.pem agent.key    the agent's client certificate and key (0600)
 /// agent.json             the enrolled name and the coordinator address
-/// spool/                 logs and final statuses not yet acknowledged
+/// spool/                 logs not yet acknowledged (a finished step's status is held in
+///                        memory until acknowledged)
 /// ```
 /// Several agent processes (systemd slots) on one host share one enrolled identity; each
 /// runs as `<name>/<slot>`.

@@ -1,5 +1,6 @@
-/// Jittered exponential backoff for reconnects ("full jitter"): a fleet that lost its
-/// coordinator does not reconnect in lockstep when it comes back.
+/// Jittered exponential backoff for reconnects: each delay is uniform between `minimum`
+/// and an exponentially growing cap, so a fleet that lost its coordinator does not
+/// reconnect in lockstep when it comes back.
 public struct Backoff: Sendable {
     public var minimum: Duration
     public var maximum: Duration

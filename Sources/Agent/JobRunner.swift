@@ -88,7 +88,10 @@ public struct JobRunner: Sendable {
         _ spec: Spec, spool: LogSpool, control: ProcessGroupControl, onOutput: @escaping @Sendable () -> Void
     ) async -> Result {
         let directory = workDirectory(for: spec)
-        defer { if !keepWorkDirs { try? FileManager.default.removeItem(atPath: directory) } }
+        defer {
+            control.reapStragglers()
+            if !keepWorkDirs { try? FileManager.default.removeItem(atPath: directory) }
+        }
         do {
             try? FileManager.default.removeItem(atPath: directory)
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
@@ -138,7 +141,6 @@ public struct JobRunner: Sendable {
             error: .combinedWithOutput
         ) { execution in
             control.started(processGroup: execution.processIdentifier.value)
-            defer { control.exited() }
             for try await buffer in execution.standardOutput {
                 try buffer.withUnsafeBytes { try spool.append($0) }
                 onOutput()

@@ -11,6 +11,11 @@ import NIOFoundationCompat
 /// `maximumInFlight` unacknowledged bytes are outstanding. Uploading is injected as a
 /// callback (returning false while disconnected), so the streamer is tested without a
 /// network; after a reconnect, `rewind(to:)` restarts from what the coordinator holds.
+///
+/// An acknowledgement that does not advance and lies below what was sent is the
+/// coordinator saying "I hold exactly this much" (after a gap, or a finish that came too
+/// early): the streamer resends from there. Each time the whole log of a finished step
+/// becomes acknowledged, `onFullyAcknowledged` runs, so the final status is (re)sent.
 public actor LogStreamer {
     public struct Configuration: Sendable {
         public var maximumChunkSize: Int = 256 * 1024
@@ -25,6 +30,7 @@ public actor LogStreamer {
     public let spool: LogSpool
     public let configuration: Configuration
     private let upload: @Sendable (Gantry_V1_Envelope) -> Bool
+    private var onFullyAcknowledged: (@Sendable () async -> Void)?
 
     public private(set) var sentOffset = 0
     public private(set) var acknowledgedOffset = 0
@@ -32,7 +38,6 @@ public actor LogStreamer {
     private var finished = false
     private let wakeups: AsyncStream<Bool>
     private let wake: AsyncStream<Bool>.Continuation
-    private var completionWaiters: [CheckedContinuation<Void, Never>] = []
 
     public init(
         jobID: String, attempt: UInt32, spool: LogSpool, configuration: Configuration = .init(),
@@ -69,35 +74,38 @@ public actor LogStreamer {
         wake.yield(false)
     }
 
-    /// The step ended: flush everything now.
-    public func finish() {
+    /// The step ended: flush everything now; `onFullyAcknowledged` runs once the
+    /// coordinator holds all of it (at once if it already does).
+    public func finish(onFullyAcknowledged: @escaping @Sendable () async -> Void) async {
         finished = true
+        self.onFullyAcknowledged = onFullyAcknowledged
         wake.yield(true)
+        if acknowledgedOffset >= spool.length { await onFullyAcknowledged() }
     }
 
-    public func acknowledged(offset: Int) {
-        // The coordinator cannot hold bytes it was never sent; a larger offset is clamped.
-        guard offset > acknowledgedOffset else { return }
-        acknowledgedOffset = min(offset, sentOffset)
-        if finished && acknowledgedOffset >= spool.length {
-            let waiters = completionWaiters
-            completionWaiters.removeAll()
-            for waiter in waiters { waiter.resume() }
+    public var isFullyAcknowledged: Bool { finished && acknowledgedOffset >= spool.length }
+
+    public func acknowledged(offset: Int) async {
+        if offset <= acknowledgedOffset {
+            // "I hold exactly this much": resend what was sent beyond it.
+            if offset == acknowledgedOffset && sentOffset > offset {
+                sentOffset = offset
+                wake.yield(true)
+            }
+            return
         }
+        // The coordinator cannot hold bytes it was never sent; a larger offset is clamped.
+        acknowledgedOffset = min(offset, sentOffset)
         wake.yield(finished)
+        if isFullyAcknowledged, let onFullyAcknowledged { await onFullyAcknowledged() }
     }
 
     /// After a reconnect: the coordinator holds `offset` bytes; resend from there.
-    public func rewind(to offset: Int) {
+    public func rewind(to offset: Int) async {
         acknowledgedOffset = min(offset, spool.length)
         sentOffset = acknowledgedOffset
         wake.yield(true)
-    }
-
-    /// Returns once the coordinator acknowledged the whole log (after `finish()`).
-    public func waitUntilAcknowledged() async {
-        if finished && acknowledgedOffset >= spool.length { return }
-        await withCheckedContinuation { completionWaiters.append($0) }
+        if isFullyAcknowledged, let onFullyAcknowledged { await onFullyAcknowledged() }
     }
 
     private func pump(flushTail: Bool) {

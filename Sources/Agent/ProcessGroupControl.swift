@@ -1,11 +1,16 @@
 import Foundation
 import Synchronization
 
-/// Stops a step's whole process group: SIGTERM, then SIGKILL after the grace period.
+/// Stops a job's processes: SIGTERM to every process group the job started, then SIGKILL
+/// after the grace period.
 ///
-/// Each command runs in its own session (so its own process group, led by the shell);
-/// signalling `-pgid` reaches every process the step started that stayed in the group.
-/// The first stop request wins and decides the outcome (cancelled or timed out).
+/// Each command runs in its own session, so its own process group led by the shell;
+/// signalling `-pgid` reaches every process that stayed in the group, including ones whose
+/// leader already exited (a background child that closed its output keeps the group
+/// alive). Groups are remembered for the whole job, so the escalation to SIGKILL still
+/// reaches them. At the end of the job, `reapStragglers()` kills whatever is left, so no
+/// step leaves processes behind on the build machine. (Processes that `setsid` away into a
+/// new session escape this; see docs/operations.md.)
 public final class ProcessGroupControl: Sendable {
     public enum StopReason: Sendable, Equatable {
         case cancelled(String)
@@ -13,7 +18,7 @@ public final class ProcessGroupControl: Sendable {
     }
 
     private struct State {
-        var processGroup: pid_t?
+        var groups: [pid_t] = []
         var stopReason: StopReason?
         var killTask: Task<Void, Never>?
     }
@@ -27,39 +32,46 @@ public final class ProcessGroupControl: Sendable {
 
     public var stopReason: StopReason? { state.withLock { $0.stopReason } }
 
-    /// A command started; if a stop was already requested, it is stopped at once.
+    /// A command started as the leader of a new process group; if a stop was already
+    /// requested, it is stopped at once.
     public func started(processGroup: pid_t) {
-        let stop = state.withLock { state -> Bool in
-            state.processGroup = processGroup
+        let stopping = state.withLock { state -> Bool in
+            state.groups.append(processGroup)
             return state.stopReason != nil
         }
-        if stop { signal(SIGTERM, escalate: true) }
+        if stopping { Self.signal(SIGTERM, [processGroup]) }
     }
 
-    public func exited() {
-        state.withLock { $0.processGroup = nil }
-    }
-
+    /// Requests a stop. The first request decides the outcome (cancelled or timed out).
     public func stop(_ reason: StopReason) {
-        let first = state.withLock { state -> Bool in
-            guard state.stopReason == nil else { return false }
+        let groups: [pid_t]? = state.withLock { state in
+            guard state.stopReason == nil else { return nil }
             state.stopReason = reason
-            return true
+            return state.groups
         }
-        if first { signal(SIGTERM, escalate: true) }
-    }
-
-    private func signal(_ number: Int32, escalate: Bool) {
-        let group = state.withLock { $0.processGroup }
-        if let group { kill(-group, number) }
-        guard escalate else { return }
+        guard let groups else { return }
+        Self.signal(SIGTERM, groups)
         let grace = self.grace
         let task = Task { [weak self] in
             try? await Task.sleep(for: grace)
             guard !Task.isCancelled, let self else { return }
-            if let group = self.state.withLock({ $0.processGroup }) { kill(-group, SIGKILL) }
+            Self.signal(SIGKILL, self.state.withLock { $0.groups })
         }
         state.withLock { $0.killTask = task }
+    }
+
+    /// The job is over: SIGKILL anything still running in its process groups.
+    public func reapStragglers() {
+        let groups = state.withLock { state -> [pid_t] in
+            state.killTask?.cancel()
+            return state.groups
+        }
+        Self.signal(SIGKILL, groups)
+    }
+
+    private static func signal(_ number: Int32, _ groups: [pid_t]) {
+        // ESRCH (group already gone) is the normal case and is ignored.
+        for group in groups { kill(-group, number) }
     }
 
     deinit {

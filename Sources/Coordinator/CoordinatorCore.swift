@@ -1,6 +1,7 @@
 import Foundation
 import GantryProtocol
 import Logging
+import NIOCore
 
 /// The coordinator's single writer: owns the scheduler, the agent sessions and the cache of
 /// unfinished jobs, and is the only code that changes a job's state.
@@ -33,6 +34,9 @@ public actor CoordinatorCore {
         var lastSeenAt: Date
         var state: String
     }
+
+    /// Agents cut chunks at 256 KiB; anything far larger is refused rather than inflated.
+    static let maximumChunkRawLength: UInt32 = 16 * 1024 * 1024
 
     public let configuration: Configuration
     let store: CoordinatorStore
@@ -141,6 +145,15 @@ public actor CoordinatorCore {
         return stream
     }
 
+    /// Graceful shutdown: end every log follower (so HTTP requests complete) and every
+    /// agent session. Jobs stay as they are in the store; agents reconnect to the next
+    /// coordinator process and resume.
+    public func shutdown() {
+        for continuation in watchers.values.flatMap(\.values) { continuation.finish() }
+        watchers.removeAll()
+        for session in sessions.values { session.close() }
+    }
+
     private func unwatch(jobID: String, token: UUID) {
         watchers[jobID]?.removeValue(forKey: token)
         if watchers[jobID]?.isEmpty == true { watchers.removeValue(forKey: jobID) }
@@ -196,10 +209,11 @@ public actor CoordinatorCore {
             if current { held.append(attempt.jobID) }
         }
         let now = ContinuousClock.now
-        scheduler.agentConnected(
+        let abandoned = scheduler.agentConnected(
             id: agentID, labels: hello.labels, capacity: Int(max(hello.capacity, 1)), oneShot: hello.oneShot,
             held: held, now: now)
         sessions[agentID] = session
+        perform(abandoned)
         agentInfo[agentID] = AgentInfo(hostname: hello.hostname, labels: hello.labels, lastSeenAt: Date(), state: "idle")
         logger.info(
             "agent connected",
@@ -333,8 +347,15 @@ public actor CoordinatorCore {
             acknowledge(stored)
             return
         }
-        guard chunk.rawLength > 0, chunk.data.count <= Int(chunk.rawLength) + 1024 + Int(chunk.rawLength) / 100 else {
-            session.send(.error(.malformed, "log chunk sizes are inconsistent", jobID: chunk.jobID, fatal: false))
+        // Inflate once to check the chunk before acknowledging it: a corrupt chunk stored
+        // now would break every later read of the log. (It is still stored as it arrived.)
+        guard chunk.rawLength > 0, chunk.rawLength <= Self.maximumChunkRawLength,
+            (try? LogCompression.decompress(ByteBuffer(bytes: chunk.data), expectedLength: Int(chunk.rawLength))) != nil
+        else {
+            session.send(
+                .error(
+                    .malformed, "log chunk at offset \(offset) does not inflate to its \(chunk.rawLength) bytes",
+                    jobID: chunk.jobID, attempt: chunk.attempt, fatal: false))
             return
         }
         job.logLength = try store.appendLog(

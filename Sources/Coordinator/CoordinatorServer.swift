@@ -68,8 +68,11 @@ public struct CoordinatorServer: Sendable {
             logger: logger)
         let group = ServiceGroup(
             configuration: .init(
+                // Shut down in reverse order: the agent listener first (it closes agent
+                // connections and ends log followers), so the HTTP server has no endless
+                // request left to wait for.
                 services: [
-                    .init(service: listener), .init(service: LeaseClock(core: core)), .init(service: http),
+                    .init(service: http), .init(service: LeaseClock(core: core)), .init(service: listener),
                 ],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))

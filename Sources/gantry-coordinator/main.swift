@@ -30,7 +30,7 @@ struct Initialize: ParsableCommand {
             .trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
         var addresses = ipAddress
         if !advertisedHost.isEmpty {
-            if advertisedHost.allSatisfy({ $0.isNumber || $0 == "." || $0 == ":" }) {
+            if CertificateAuthority.ipAddressBytes(advertisedHost) != nil {
                 if !addresses.contains(advertisedHost) { addresses.append(advertisedHost) }
             } else if !names.contains(advertisedHost) {
                 names.append(advertisedHost)

@@ -11,6 +11,7 @@ struct LogStreamerTests {
     final class Uploads: Sendable {
         let chunks = Mutex<[Gantry_V1_LogChunk]>([])
         let connected = Mutex(true)
+        let completions = Mutex(0)
         func upload(_ envelope: Gantry_V1_Envelope) -> Bool {
             guard connected.withLock({ $0 }) else { return false }
             chunks.withLock { $0.append(envelope.logChunk) }
@@ -58,7 +59,7 @@ struct LogStreamerTests {
         let task = Task { await streamer.run() }
         defer { task.cancel() }
         try spool.append(String(repeating: "b", count: 1000))
-        await streamer.finish()
+        await streamer.finish { uploads.completions.withLock { $0 += 1 } }
         try await waitFor { uploads.all.count == 3 }
         try await Task.sleep(for: .milliseconds(150))
         #expect(uploads.all.count == 3)
@@ -68,8 +69,9 @@ struct LogStreamerTests {
         try await waitFor { uploads.all.count == 9 }
         await streamer.acknowledged(offset: 900)
         try await waitFor { uploads.all.count == 10 }
+        #expect(uploads.completions.withLock { $0 } == 0)
         await streamer.acknowledged(offset: 1000)
-        await streamer.waitUntilAcknowledged()
+        #expect(uploads.completions.withLock { $0 } == 1)
         #expect(try uploads.text() == String(repeating: "b", count: 1000))
     }
 
@@ -83,7 +85,7 @@ struct LogStreamerTests {
         let task = Task { await streamer.run() }
         defer { task.cancel() }
         try spool.append("0123456789abcdefghij")
-        await streamer.finish()
+        await streamer.finish { uploads.completions.withLock { $0 += 1 } }
         try await waitFor { uploads.all.count == 2 }
         // The connection dropped after the coordinator stored only the first 10 bytes.
         uploads.connected.withLock { $0 = false }
@@ -95,6 +97,30 @@ struct LogStreamerTests {
         #expect(try uploads.text() == "abcdefghij")
     }
 
+    @Test func aRepeatedAcknowledgementBelowWhatWasSentTriggersAResend() async throws {
+        let spool = try makeSpool()
+        defer { spool.remove() }
+        let uploads = Uploads()
+        var configuration = LogStreamer.Configuration()
+        configuration.maximumChunkSize = 10
+        let streamer = LogStreamer(jobID: "j", attempt: 1, spool: spool, configuration: configuration) { uploads.upload($0) }
+        let task = Task { await streamer.run() }
+        defer { task.cancel() }
+        try spool.append("0123456789abcdefghijKLMNOPQRST")
+        await streamer.finish { uploads.completions.withLock { $0 += 1 } }
+        try await waitFor { uploads.all.count == 3 }
+        await streamer.acknowledged(offset: 10)
+        // The coordinator lost the chunk at 10 (a gap) and says again: "I hold 10".
+        await streamer.acknowledged(offset: 10)
+        try await waitFor { uploads.all.count == 5 }
+        #expect(uploads.all.suffix(2).map(\.offset) == [10, 20])
+        await streamer.acknowledged(offset: 30)
+        #expect(uploads.completions.withLock { $0 } == 1)
+        // After a reconnect the coordinator still holds everything: the status is resent.
+        await streamer.rewind(to: 30)
+        #expect(uploads.completions.withLock { $0 } == 2)
+    }
+
     @Test func whileDisconnectedNothingIsCountedAsSent() async throws {
         let spool = try makeSpool()
         defer { spool.remove() }
@@ -104,7 +130,7 @@ struct LogStreamerTests {
         let task = Task { await streamer.run() }
         defer { task.cancel() }
         try spool.append("line\n")
-        await streamer.finish()
+        await streamer.finish { uploads.completions.withLock { $0 += 1 } }
         try await Task.sleep(for: .milliseconds(250))
         #expect(await streamer.sentOffset == 0)
         uploads.connected.withLock { $0 = true }

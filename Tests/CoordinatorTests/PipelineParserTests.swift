@@ -86,6 +86,10 @@ struct PipelineParserTests {
         expectError("steps:\n  - key: 'a b'\n    command: x\n", line: 2, containing: "may contain only")
     }
 
+    @Test func duplicateMappingKeysAreReportedWithTheirLocation() {
+        expectError("steps:\n  - key: a\n    command: x\n    command: y\n", line: 3, containing: "duplicate key `command`")
+    }
+
     @Test func dependencyErrors() {
         expectError(
             "steps:\n  - key: a\n    command: x\n  - key: a\n    command: y\n", line: 4, containing: "duplicate step key `a`")

@@ -95,6 +95,21 @@ struct SchedulerTests {
         #expect(s.agentReady(id: "a", slots: 1, now: t0 + .seconds(2)) == [])
     }
 
+    @Test func agentThatReconnectsWithoutItsJobLosesItAtOnce() {
+        var s = scheduler(ttl: .seconds(30))
+        s.agentConnected(id: "a", labels: [:], capacity: 1, oneShot: true, held: [], now: t0)
+        _ = s.agentReady(id: "a", slots: 1, now: t0)
+        _ = s.enqueue(.init(id: "j1", selector: [:]))
+        s.agentDisconnected(id: "a", now: t0 + .seconds(1))
+        // Same slot, new process (crashed and restarted): it holds nothing.
+        let actions = s.agentConnected(id: "a", labels: [:], capacity: 1, oneShot: true, held: [], now: t0 + .seconds(2))
+        #expect(actions == [.lost(job: "j1", agent: "a")])
+        #expect(s.leases.isEmpty && s.agents["a"]?.running.isEmpty == true)
+        // A fresh one-shot process may take a job again.
+        _ = s.enqueue(.init(id: "j2", selector: [:]))
+        #expect(s.agentReady(id: "a", slots: 1, now: t0 + .seconds(2)) == [.lease(job: "j2", agent: "a")])
+    }
+
     @Test func adoptedLeaseAfterRestartIsLostIfTheAgentNeverReturns() {
         var s = scheduler(ttl: .seconds(2))
         s.adoptLease(job: "j1", agent: "gone", now: t0)

@@ -124,6 +124,25 @@ struct PipelineEndToEndTests {
         await cluster.shutdown()
     }
 
+    @Test func oneShotAgentTakesOneJobThenExitsZeroWhateverTheResult() async throws {
+        let cluster = try TestCluster(name: "one-shot")
+        defer { cluster.removeFiles() }
+        do {
+            try await cluster.startCoordinator()
+            let agent = try await cluster.startAgent(slot: "once", extraArguments: ["--one-shot"])
+            let pipeline = try await cluster.submit("steps:\n  - key: a\n    command: exit 7\n  - key: b\n    command: echo second\n")
+            #expect(try await agent.waitForExit(timeout: .seconds(30)) == .exited(0))
+            let state = try await cluster.pipeline(pipeline.id)
+            #expect(state.jobs.filter { $0.state == "failed" && $0.exitStatus == 7 }.count == 1)
+            #expect(state.jobs.filter { $0.state == "queued" }.count == 1, "the second job was never leased to the one-shot agent")
+            let workDirs = (try? FileManager.default.contentsOfDirectory(atPath: cluster.root + "/work")) ?? []
+            #expect(workDirs.isEmpty, "work dir removed: \(workDirs)")
+        } catch {
+            Issue.record("\(error)\n--- coordinator ---\n\(cluster.coordinator?.output.suffix(3000) ?? "")")
+        }
+        await cluster.shutdown()
+    }
+
     @Test func invalidPipelineIsRefusedWithItsLocationAndQueuesNothing() async throws {
         let cluster = try TestCluster(name: "bad-yaml")
         defer { cluster.removeFiles() }

@@ -200,7 +200,7 @@ public struct PipelineParser: Sendable {
 
     static func isValidKey(_ key: String) -> Bool {
         !key.isEmpty && key.count <= 100
-            && key.unicodeScalars.allSatisfy { CharacterSet.alphanumerics.contains($0) || "-_.".unicodeScalars.contains($0) }
+            && key.unicodeScalars.allSatisfy { $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || "-_.".unicodeScalars.contains($0)) }
     }
 
     /// A cycle as a list of keys, or nil. Depth-first search with colours.
@@ -241,6 +241,10 @@ public struct PipelineParser: Sendable {
             return PipelineError(file: file, line: mark.line, column: mark.column, message: "invalid YAML: \(problem)\(context.map { " \($0.text)" } ?? "")")
         case .composer(let context, let problem, let mark, _):
             return PipelineError(file: file, line: mark.line, column: mark.column, message: "invalid YAML: \(problem)\(context.map { " \($0.text)" } ?? "")")
+        case .duplicatedKeysInMapping(let duplicates, let context):
+            return PipelineError(
+                file: file, line: context.mark.line, column: context.mark.column,
+                message: "duplicate key \(duplicates.sorted().map { "`\($0)`" }.joined(separator: ", ")) in one mapping: each key may appear once")
         default:
             return PipelineError(file: file, line: nil, column: nil, message: "invalid YAML: \(error)")
         }

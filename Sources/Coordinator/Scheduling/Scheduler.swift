@@ -65,26 +65,27 @@ public struct Scheduler: Sendable {
 
     // MARK: - Agents
 
-    /// An agent completed its handshake. `held` are jobs it says it still runs, already
-    /// checked against the store by the caller.
+    /// An agent completed its handshake. `held` are the jobs it says it still runs, already
+    /// checked against the store by the caller. Jobs this scheduler had leased to the same
+    /// agent id that it no longer holds are lost at once: the process restarted (say,
+    /// systemd's `Restart=always` after a crash) and its copy is gone, so waiting for the
+    /// TTL would leave them "running" behind a live, heartbeating agent.
+    @discardableResult
     public mutating func agentConnected(
         id: String, labels: [String: String], capacity: Int, oneShot: Bool, held: [String], now: ContinuousClock.Instant
-    ) {
-        var agent = agents[id] ?? Agent(
-            id: id, labels: labels, capacity: max(capacity, 1), oneShot: oneShot, connected: true, readySlots: 0,
-            leasesGranted: 0, draining: false, lastSeen: now, running: [])
-        agent.labels = labels
-        agent.capacity = max(capacity, 1)
-        agent.oneShot = oneShot
-        agent.connected = true
-        agent.readySlots = 0
-        agent.lastSeen = now
-        for job in held {
-            agent.running.insert(job)
-            agent.leasesGranted = max(agent.leasesGranted, 1)
-            leases[job] = id
+    ) -> [Action] {
+        var actions: [Action] = []
+        let previous = agents[id]
+        for job in (previous?.running ?? []).subtracting(held).sorted() {
+            leases.removeValue(forKey: job)
+            actions.append(.lost(job: job, agent: id))
         }
+        let agent = Agent(
+            id: id, labels: labels, capacity: max(capacity, 1), oneShot: oneShot, connected: true, readySlots: 0,
+            leasesGranted: held.isEmpty ? 0 : 1, draining: false, lastSeen: now, running: Set(held))
+        for job in held { leases[job] = id }
         agents[id] = agent
+        return actions
     }
 
     /// The agent can take `slots` more jobs.

@@ -4,6 +4,7 @@ import NIOCore
 import NIOPosix
 import NIOSSL
 import ServiceLifecycle
+import Synchronization
 
 /// Accepts agent connections (TLS 1.3, mutual), runs each through the `ConnectionGate`, and
 /// hands authenticated traffic to the `CoordinatorCore`.
@@ -19,6 +20,7 @@ public final class AgentListener: Service, Sendable {
     let maximumFrameSize: Int
     let logger: Logger
     let onBound: @Sendable (SocketAddress) -> Void
+    let openChannels = Mutex<[ObjectIdentifier: any Channel]>([:])
 
     public init(
         host: String, port: Int, core: CoordinatorCore, enrollment: Enrollment, tls: TLSConfiguration,
@@ -61,25 +63,33 @@ public final class AgentListener: Service, Sendable {
                 }
             }
         } onGracefulShutdown: {
+            // Stop accepting, then close every agent connection: agents keep their jobs
+            // running and reconnect (with backoff) to the next coordinator process.
             server.channel.close(promise: nil)
+            for channel in self.openChannels.withLock({ Array($0.values) }) { channel.close(promise: nil) }
+            Task { await self.core.shutdown() }
         }
     }
 
     private func serve(_ connection: NIOAsyncChannel<Gantry_V1_Envelope, Gantry_V1_Envelope>) async {
-        let remote = connection.channel.remoteAddress.map { "\($0)" } ?? "?"
+        let channel = connection.channel
+        let key = ObjectIdentifier(channel)
+        openChannels.withLock { $0[key] = channel }
+        defer { openChannels.withLock { _ = $0.removeValue(forKey: key) } }
+        let remote = channel.remoteAddress.map { "\($0)" } ?? "?"
         var logger = self.logger
         logger[metadataKey: "peer"] = "\(remote)"
+        var session: AgentSession?
         do {
             try await connection.executeThenClose { inbound, outbound in
                 var gate: ConnectionGate?
-                var session: AgentSession?
                 var writer: Task<Void, Never>?
                 defer { writer?.cancel() }
                 do {
                     for try await envelope in inbound {
                         if gate == nil {
                             // The TLS handshake is complete once the first frame is readable.
-                            let certificate = try? await connection.channel.nioSSL_peerCertificate().get()
+                            let certificate = try? await channel.nioSSL_peerCertificate().get()
                             gate = ConnectionGate(certificateName: certificate.flatMap(GantryTLS.commonName(of:)))
                         }
                         switch gate!.received(envelope) {
@@ -107,7 +117,7 @@ public final class AgentListener: Service, Sendable {
                                     for await frame in newSession.outbound {
                                         do { try await outbound.write(frame) } catch { break }
                                     }
-                                    connection.channel.close(promise: nil)
+                                    channel.close(promise: nil)
                                 }
                             }
                         case .forward(let envelope, let agentID):
@@ -120,11 +130,13 @@ public final class AgentListener: Service, Sendable {
                 } catch is ByteToMessageDecoderError.PayloadTooLargeError {
                     try? await outbound.write(.error(.frameTooLarge, "frame exceeds the maximum frame size", fatal: true))
                 }
-                if let session { await core.disconnected(agentID: session.agentID, session: session) }
             }
         } catch {
             logger.debug("agent connection ended", metadata: ["error": "\(error)"])
         }
+        // Whatever ended the connection (EOF, reset, TLS error, refusal), the core must
+        // know, or a dead agent would keep being offered jobs until its TTL.
+        if let session { await core.disconnected(agentID: session.agentID, session: session) }
     }
 
     private func enroll(_ request: Gantry_V1_EnrollRequest, logger: Logger) -> Gantry_V1_Envelope {

@@ -3,7 +3,9 @@ import NIOExtras
 
 /// Installs the protocol's framing and message codec on a channel (after TLS).
 public enum GantryFraming {
-    /// 8 MiB: log chunks are at most 1 MiB of compressed data, everything else is tiny.
+    /// 8 MiB: agents cut log chunks at 256 KiB of raw output (less once deflated) and
+    /// every other message is tiny, so this leaves ample room without letting a peer
+    /// make the other side buffer much.
     public static let defaultMaximumFrameSize = 8 * 1024 * 1024
 
     /// Adds, in order: the size-capped frame decoder, the length prepender, and the

@@ -118,7 +118,8 @@ public struct CertificateAuthority: Sendable {
         ArraySlice(SubjectKeyIdentifier(hash: self.certificate.publicKey).keyIdentifier)
     }
 
-    static func ipAddressBytes(_ text: String) -> [UInt8]? {
+    /// The address in network byte order, or nil if `text` is not an IPv4 or IPv6 literal.
+    public static func ipAddressBytes(_ text: String) -> [UInt8]? {
         var v4 = in_addr()
         if inet_pton(AF_INET, text, &v4) == 1 {
             return withUnsafeBytes(of: &v4) { Array($0) }
