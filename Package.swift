@@ -66,10 +66,12 @@ let package = Package(
             ],
             path: "Sources/Coordinator"
         ),
+        .target(name: "CGantryShims", path: "Sources/CGantryShims"),
         .target(
             name: "GantryAgent",
             dependencies: [
                 "GantryProtocol",
+                "CGantryShims",
                 .product(name: "Subprocess", package: "swift-subprocess"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),

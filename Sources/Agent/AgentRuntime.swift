@@ -67,6 +67,7 @@ public actor AgentRuntime {
     let logger: Logger
     let runner: JobRunner
     let outbound = OutboundQueue()
+    let reaper = OrphanReaper()
     var jobs: [String: RunningJob] = [:]
     var leasesTaken = 0
     var draining = false
@@ -89,6 +90,17 @@ public actor AgentRuntime {
     public func run() async throws {
         try FileManager.default.createDirectory(atPath: options.workRoot, withIntermediateDirectories: true)
         try FileManager.default.createDirectory(atPath: options.spoolDirectory, withIntermediateDirectories: true)
+        if !JobProcesses.becomeSubreaper() {
+            logger.warning("cannot become a child subreaper: processes that leave a step's session may outlive it")
+        }
+        let reaper = self.reaper
+        let reaping = Task {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .seconds(10))
+                reaper.reap()
+            }
+        }
+        defer { reaping.cancel() }
         var backoff = options.backoff
         while !finishedForGood {
             do {
@@ -332,7 +344,9 @@ public actor AgentRuntime {
             upload: { outbound.send($0) })
         let job = RunningJob(
             spec: spec, spool: spool, streamer: streamer,
-            control: ProcessGroupControl(grace: .seconds(Int(max(lease.cancelGraceSeconds, 1)))))
+            control: ProcessGroupControl(
+                jobID: spec.jobID, attempt: spec.attempt, grace: .seconds(Int(max(lease.cancelGraceSeconds, 1))),
+                reaper: reaper))
         jobs[spec.jobID] = job
         outbound.send(
             .with {
@@ -354,7 +368,10 @@ public actor AgentRuntime {
         job.tasks.append(Task { await streamer.run() })
         job.tasks.append(
             Task {
-                let result = await runner.run(spec, spool: spool, control: job.control) { streamer.outputAppended() }
+                let result = await runner.run(spec, spool: spool, control: job.control) {
+                    streamer.outputAppended()
+                    await streamer.waitForRoom()
+                }
                 await self.stepEnded(job, result: result)
             })
     }
@@ -395,6 +412,8 @@ public actor AgentRuntime {
         logger.warning("aborting our copy of a job", metadata: ["job": "\(job.spec.jobID)", "why": "\(why)"])
         job.aborted = true
         job.control.stop(.cancelled(why))
+        let streamer = job.streamer
+        Task { await streamer.abandon() }
         if job.result != nil { complete(job) }
     }
 
@@ -404,6 +423,7 @@ public actor AgentRuntime {
         jobs.removeValue(forKey: job.spec.jobID)
         for task in job.tasks { task.cancel() }
         job.spool.remove()
+        reaper.reap()
         offerSlots()
         exitIfIdle()
     }

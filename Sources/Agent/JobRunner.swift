@@ -83,9 +83,10 @@ public struct JobRunner: Sendable {
     }
 
     /// Runs the commands in order, stopping at the first failure or stop request.
-    /// `onOutput` is called after each append to the spool.
+    /// `onOutput` is awaited after each append to the spool; it is where backpressure
+    /// applies (while it waits, the step's output pipe is not read, so the step blocks).
     public func run(
-        _ spec: Spec, spool: LogSpool, control: ProcessGroupControl, onOutput: @escaping @Sendable () -> Void
+        _ spec: Spec, spool: LogSpool, control: ProcessGroupControl, onOutput: @escaping @Sendable () async -> Void
     ) async -> Result {
         let directory = workDirectory(for: spec)
         defer {
@@ -116,7 +117,7 @@ public struct JobRunner: Sendable {
                     onOutput: onOutput)
             } catch {
                 try? spool.append("gantry: could not start `/bin/sh -c`: \(error)\n")
-                onOutput()
+                await onOutput()
                 return Result(outcome: .failed, exitStatus: -1, signal: 0, message: "could not start the command: \(error)")
             }
             if let reason = control.stopReason { return Self.stopped(reason, after: last) }
@@ -127,7 +128,7 @@ public struct JobRunner: Sendable {
 
     private func runCommand(
         _ command: String, environment: [String: String], directory: String, spool: LogSpool,
-        control: ProcessGroupControl, onOutput: @escaping @Sendable () -> Void
+        control: ProcessGroupControl, onOutput: @escaping @Sendable () async -> Void
     ) async throws -> Result {
         var options = PlatformOptions()
         options.createSession = true
@@ -143,9 +144,10 @@ public struct JobRunner: Sendable {
             control.started(processGroup: execution.processIdentifier.value)
             for try await buffer in execution.standardOutput {
                 try buffer.withUnsafeBytes { try spool.append($0) }
-                onOutput()
+                await onOutput()
             }
         }
+        control.leaderExited(processGroup: result.processIdentifier.value)
         switch result.terminationStatus {
         case .exited(let code):
             return Result(

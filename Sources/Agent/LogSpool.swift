@@ -1,3 +1,4 @@
+import CGantryShims
 import Foundation
 import Synchronization
 
@@ -12,6 +13,8 @@ public final class LogSpool: Sendable {
     private struct State {
         var fd: Int32
         var length: Int
+        /// Bytes below this were handed back to the filesystem.
+        var discarded: Int = 0
     }
 
     public init(path: String) throws {
@@ -59,6 +62,28 @@ public final class LogSpool: Sendable {
                 done += n
             }
             return buffer
+        }
+    }
+
+    /// Frees the disk blocks of bytes the coordinator has acknowledged, keeping offsets
+    /// (a hole is punched, the file size stays). Best effort: where the filesystem cannot
+    /// punch holes, the bytes stay until the spool is removed.
+    public func discard(upTo offset: Int) {
+        state.withLock { state in
+            let end = (min(offset, state.length) / 65536) * 65536
+            guard end > state.discarded, state.fd >= 0 else { return }
+            if gantry_punch_hole(state.fd, Int64(state.discarded), Int64(end - state.discarded)) == 0 {
+                state.discarded = end
+            }
+        }
+    }
+
+    /// Disk bytes in use (allocated blocks), for tests and diagnostics.
+    public var allocatedBytes: Int {
+        state.withLock { state in
+            var info = stat()
+            guard fstat(state.fd, &info) == 0 else { return 0 }
+            return Int(info.st_blocks) * 512
         }
     }
 

@@ -21,6 +21,11 @@ public actor LogStreamer {
         public var maximumChunkSize: Int = 256 * 1024
         public var maximumDelay: Duration = .milliseconds(100)
         public var maximumInFlight: Int = 8 * 1024 * 1024
+        /// Unacknowledged bytes the spool may hold on disk. When a step's output runs this
+        /// far ahead of the coordinator's acknowledgements (it is down, or the network is
+        /// slow), the step's output is no longer read, so the step blocks on its next write
+        /// until acknowledgements catch up: nothing is dropped and the disk stays bounded.
+        public var maximumSpooled: Int = 256 * 1024 * 1024
 
         public init() {}
     }
@@ -31,6 +36,8 @@ public actor LogStreamer {
     public let configuration: Configuration
     private let upload: @Sendable (Gantry_V1_Envelope) -> Bool
     private var onFullyAcknowledged: (@Sendable () async -> Void)?
+    private var roomWaiters: [CheckedContinuation<Void, Never>] = []
+    private var abandoned = false
 
     public private(set) var sentOffset = 0
     public private(set) var acknowledgedOffset = 0
@@ -96,8 +103,33 @@ public actor LogStreamer {
         }
         // The coordinator cannot hold bytes it was never sent; a larger offset is clamped.
         acknowledgedOffset = min(offset, sentOffset)
+        spool.discard(upTo: acknowledgedOffset)
+        resumeRoomWaiters()
         wake.yield(finished)
         if isFullyAcknowledged, let onFullyAcknowledged { await onFullyAcknowledged() }
+    }
+
+    /// Returns once the spool holds at most `maximumSpooled` unacknowledged bytes; the
+    /// runner awaits this after each append (see `Configuration.maximumSpooled`).
+    public func waitForRoom() async {
+        while !abandoned && spool.length - acknowledgedOffset > configuration.maximumSpooled && !Task.isCancelled {
+            await withCheckedContinuation { roomWaiters.append($0) }
+        }
+    }
+
+    /// The attempt is no longer ours: no acknowledgement will come, so stop holding the
+    /// step back (it is being killed) and let its output drain.
+    public func abandon() {
+        abandoned = true
+        resumeRoomWaiters()
+    }
+
+    private func resumeRoomWaiters() {
+        guard !roomWaiters.isEmpty, abandoned || spool.length - acknowledgedOffset <= configuration.maximumSpooled
+        else { return }
+        let waiters = roomWaiters
+        roomWaiters.removeAll()
+        for waiter in waiters { waiter.resume() }
     }
 
     /// After a reconnect: the coordinator holds `offset` bytes; resend from there.

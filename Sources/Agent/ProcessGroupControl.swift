@@ -1,16 +1,17 @@
 import Foundation
 import Synchronization
 
-/// Stops a job's processes: SIGTERM to every process group the job started, then SIGKILL
-/// after the grace period.
+/// Stops a job's processes: SIGTERM, then SIGKILL after the grace period.
 ///
-/// Each command runs in its own session, so its own process group led by the shell;
-/// signalling `-pgid` reaches every process that stayed in the group, including ones whose
-/// leader already exited (a background child that closed its output keeps the group
-/// alive). Groups are remembered for the whole job, so the escalation to SIGKILL still
-/// reaches them. At the end of the job, `reapStragglers()` kills whatever is left, so no
-/// step leaves processes behind on the build machine. (Processes that `setsid` away into a
-/// new session escape this; see docs/operations.md.)
+/// Two nets, so nothing the step started survives:
+/// - each command runs in its own session, so its own process group led by the shell;
+///   while the leader lives, signalling `-pgid` reaches everything left in the group;
+/// - every process carrying this attempt's `GANTRY_JOB_ID`/`GANTRY_ATTEMPT` in its
+///   environment (`JobProcesses`), which also finds processes that left the group
+///   (`setsid`) or whose leader already exited.
+/// Groups are signalled only while their leader is alive (so its pid cannot have been
+/// reused), and the environment check identifies the rest. `reapStragglers()` SIGKILLs
+/// whatever is left when the job ends.
 public final class ProcessGroupControl: Sendable {
     public enum StopReason: Sendable, Equatable {
         case cancelled(String)
@@ -18,60 +19,73 @@ public final class ProcessGroupControl: Sendable {
     }
 
     private struct State {
-        var groups: [pid_t] = []
+        var liveLeaders: Set<pid_t> = []
         var stopReason: StopReason?
         var killTask: Task<Void, Never>?
     }
 
     private let state = Mutex(State())
+    public let jobID: String
+    public let attempt: UInt32
     public let grace: Duration
+    let reaper: OrphanReaper?
 
-    public init(grace: Duration) {
+    public init(jobID: String, attempt: UInt32, grace: Duration, reaper: OrphanReaper? = nil) {
+        self.jobID = jobID
+        self.attempt = attempt
         self.grace = grace
+        self.reaper = reaper
     }
 
     public var stopReason: StopReason? { state.withLock { $0.stopReason } }
 
-    /// A command started as the leader of a new process group; if a stop was already
-    /// requested, it is stopped at once.
+    /// A command started as the leader of a new process group (its pid is the group id);
+    /// if a stop was already requested, it is stopped at once.
     public func started(processGroup: pid_t) {
+        reaper?.registerLeader(processGroup)
         let stopping = state.withLock { state -> Bool in
-            state.groups.append(processGroup)
+            state.liveLeaders.insert(processGroup)
             return state.stopReason != nil
         }
-        if stopping { Self.signal(SIGTERM, [processGroup]) }
+        if stopping { kill(-processGroup, SIGTERM) }
+    }
+
+    /// The command's leader exited and was reaped: its group id may be reused from now on.
+    public func leaderExited(processGroup: pid_t) {
+        state.withLock { _ = $0.liveLeaders.remove(processGroup) }
+        reaper?.unregisterLeader(processGroup)
     }
 
     /// Requests a stop. The first request decides the outcome (cancelled or timed out).
     public func stop(_ reason: StopReason) {
-        let groups: [pid_t]? = state.withLock { state in
-            guard state.stopReason == nil else { return nil }
+        let first = state.withLock { state -> Bool in
+            guard state.stopReason == nil else { return false }
             state.stopReason = reason
-            return state.groups
+            return true
         }
-        guard let groups else { return }
-        Self.signal(SIGTERM, groups)
+        guard first else { return }
+        signalAll(SIGTERM)
         let grace = self.grace
         let task = Task { [weak self] in
             try? await Task.sleep(for: grace)
             guard !Task.isCancelled, let self else { return }
-            Self.signal(SIGKILL, self.state.withLock { $0.groups })
+            self.signalAll(SIGKILL)
         }
         state.withLock { $0.killTask = task }
     }
 
-    /// The job is over: SIGKILL anything still running in its process groups.
-    public func reapStragglers() {
-        let groups = state.withLock { state -> [pid_t] in
-            state.killTask?.cancel()
-            return state.groups
-        }
-        Self.signal(SIGKILL, groups)
+    /// The job is over: SIGKILL anything of it still alive. Returns how many were found.
+    @discardableResult
+    public func reapStragglers() -> Int {
+        state.withLock { $0.killTask?.cancel() }
+        return signalAll(SIGKILL)
     }
 
-    private static func signal(_ number: Int32, _ groups: [pid_t]) {
-        // ESRCH (group already gone) is the normal case and is ignored.
-        for group in groups { kill(-group, number) }
+    @discardableResult
+    private func signalAll(_ number: Int32) -> Int {
+        let leaders = state.withLock { $0.liveLeaders }
+        for leader in leaders { kill(-leader, number) }
+        return JobProcesses.signal(number, jobID: jobID, attempt: attempt)
     }
 
     deinit {

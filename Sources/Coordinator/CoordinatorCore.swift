@@ -14,17 +14,13 @@ public actor CoordinatorCore {
         public var coordinatorID: String
         public var heartbeatInterval: Duration
         public var leaseTTL: Duration
-        /// How often a job may be re-queued because its agent vanished.
-        public var agentLostRetries: Int
 
         public init(
-            coordinatorID: String = "gantry", heartbeatInterval: Duration = .seconds(5), leaseTTL: Duration? = nil,
-            agentLostRetries: Int = 2
+            coordinatorID: String = "gantry", heartbeatInterval: Duration = .seconds(5), leaseTTL: Duration? = nil
         ) {
             self.coordinatorID = coordinatorID
             self.heartbeatInterval = heartbeatInterval
             self.leaseTTL = leaseTTL ?? heartbeatInterval * 3
-            self.agentLostRetries = agentLostRetries
         }
     }
 
@@ -46,6 +42,8 @@ public actor CoordinatorCore {
     /// Every job that is not terminal, by id. Terminal jobs live only in the store.
     var jobs: [String: StoredJob] = [:]
     var agentInfo: [String: AgentInfo] = [:]
+    /// Agents declared lost, kept for an hour so `gantry agents` can show them.
+    var lostAgents: [String: AgentInfo] = [:]
     var watchers: [String: [UUID: AsyncStream<Void>.Continuation]] = [:]
 
     public init(store: CoordinatorStore, configuration: Configuration, logger: Logger) throws {
@@ -88,8 +86,9 @@ public actor CoordinatorCore {
                 state: step.dependsOn.isEmpty ? JobState.queued.rawValue : JobState.waiting.rawValue,
                 commands: step.commands,
                 env: definition.env.merging(pipeline.env) { $1 }.merging(step.env) { $1 },
-                agents: step.agents, dependsOn: step.dependsOn, timeoutSeconds: step.timeoutSeconds, attempt: 0,
-                lostCount: 0, agentId: nil, exitStatus: nil, reason: nil, createdAt: now,
+                agents: step.agents, dependsOn: step.dependsOn, timeoutSeconds: step.timeoutSeconds,
+                cancelGraceSeconds: step.cancelGraceSeconds, retry: step.retry, retryCounts: [:], cancelReason: nil,
+                attempt: 0, lostCount: 0, agentId: nil, exitStatus: nil, reason: nil, createdAt: now,
                 queuedAt: step.dependsOn.isEmpty ? now : nil, startedAt: nil, finishedAt: nil, logLength: 0)
         }
         try store.insert(pipeline: pipeline, jobs: created)
@@ -118,7 +117,14 @@ public actor CoordinatorCore {
     }
 
     public func listAgents() -> [API.Agent] {
-        scheduler.agents.values.sorted { $0.id < $1.id }.map { agent in
+        let cutoff = Date().addingTimeInterval(-3600)
+        lostAgents = lostAgents.filter { $0.value.lastSeenAt > cutoff }
+        let lost = lostAgents.filter { scheduler.agents[$0.key] == nil }.map { id, info in
+            API.Agent(
+                id: id, labels: info.labels, state: "lost", hostname: info.hostname, connected: false, runningJobs: [],
+                lastSeenAt: info.lastSeenAt)
+        }
+        return (scheduler.agents.values.map { agent in
             let info = agentInfo[agent.id]
             let state: String
             if !agent.connected {
@@ -131,7 +137,7 @@ public actor CoordinatorCore {
             return API.Agent(
                 id: agent.id, labels: agent.labels, state: state, hostname: info?.hostname ?? "",
                 connected: agent.connected, runningJobs: agent.running.sorted(), lastSeenAt: info?.lastSeenAt)
-        }
+        } + lost).sorted { $0.id < $1.id }
     }
 
     /// A stream that yields whenever the job's log grows or its state changes.
@@ -213,7 +219,11 @@ public actor CoordinatorCore {
             id: agentID, labels: hello.labels, capacity: Int(max(hello.capacity, 1)), oneShot: hello.oneShot,
             held: held, now: now)
         sessions[agentID] = session
+        lostAgents.removeValue(forKey: agentID)
         perform(abandoned)
+        for jobID in held {
+            if let job = jobs[jobID], let reason = job.cancelReason { session.send(Self.cancelFrame(job, reason: reason)) }
+        }
         agentInfo[agentID] = AgentInfo(hostname: hello.hostname, labels: hello.labels, lastSeenAt: Date(), state: "idle")
         logger.info(
             "agent connected",
@@ -274,6 +284,75 @@ public actor CoordinatorCore {
     /// Declares silent agents lost. Called at least once a second.
     public func tick() {
         perform(scheduler.tick(now: .now))
+        enforceDeadlines(now: Date())
+    }
+
+    /// How long past `timeout + cancel_grace` the coordinator waits for the agent's own
+    /// timeout report before it ends the job itself.
+    static let deadlineSlack: TimeInterval = 30
+
+    /// The coordinator's backstop for step timeouts: the agent enforces `timeout`, but if
+    /// it cannot (hung, clock trouble, a bug), the job still ends `timed_out` here, the
+    /// attempt is fenced off, and the agent is told to kill its copy.
+    private func enforceDeadlines(now: Date) {
+        for job in jobs.values where job.state == JobState.running.rawValue {
+            guard let timeout = job.timeoutSeconds, let started = job.startedAt,
+                now.timeIntervalSince(started) > Double(timeout + job.cancelGraceSeconds) + Self.deadlineSlack
+            else { continue }
+            do {
+                logger.warning("job overran its timeout without a report from its agent; ending it", metadata: ["job": "\(job.id)"])
+                if let agent = job.agentId { sessions[agent]?.send(Self.cancelFrame(job, reason: "timed out")) }
+                try finish(
+                    job, agentID: job.agentId ?? "", state: .timedOut, exitStatus: nil,
+                    reason: "timed out: the agent did not stop the step within timeout + cancel_grace + \(Int(Self.deadlineSlack)) s")
+            } catch {
+                logger.error("failed to time out a job", metadata: ["job": "\(job.id)", "error": "\(error)"])
+            }
+        }
+    }
+
+    // MARK: - Cancel
+
+    /// Cancels a job. A job that no agent holds ends `cancelled` at once and is never
+    /// leased; a leased or running one is cancelled on its agent (TERM, grace, KILL) and
+    /// ends `cancelled` with its log, tail included, when the agent reports. Returns nil
+    /// for an unknown job; a finished job is returned unchanged.
+    public func cancel(jobID: String, reason: String = "cancelled by user") throws -> API.Job? {
+        guard var job = jobs[jobID] else { return try store.job(id: jobID).map(Self.view) }
+        switch JobState(rawValue: job.state) {
+        case .leased, .running:
+            guard job.cancelReason == nil else { return Self.view(job) }
+            job.cancelReason = reason
+            try store.update(job)
+            jobs[jobID] = job
+            if let agent = job.agentId { sessions[agent]?.send(Self.cancelFrame(job, reason: reason)) }
+            logger.info("cancelling job on its agent", metadata: ["job": "\(jobID)", "agent": "\(job.agentId ?? "?")"])
+            notify(jobID: jobID)
+            return Self.view(job)
+        default:
+            _ = scheduler.dequeue(job: jobID)
+            try finish(job, agentID: nil, state: .cancelled, exitStatus: nil, reason: reason)
+            return try store.job(id: jobID).map(Self.view)
+        }
+    }
+
+    /// Cancels every unfinished job of a pipeline.
+    public func cancel(pipelineID: String, reason: String = "cancelled by user") throws -> API.Pipeline? {
+        guard try store.pipelineExists(id: pipelineID) else { return nil }
+        for job in try store.jobs(pipelineID: pipelineID) where !job.isTerminal {
+            _ = try cancel(jobID: job.id, reason: reason)
+        }
+        return try pipeline(id: pipelineID)
+    }
+
+    static func cancelFrame(_ job: StoredJob, reason: String) -> Gantry_V1_Envelope {
+        .with {
+            $0.cancel = .with {
+                $0.jobID = job.id
+                $0.attempt = UInt32(job.attempt)
+                $0.reason = reason
+            }
+        }
     }
 
     // MARK: - Message handlers
@@ -404,21 +483,78 @@ public actor CoordinatorCore {
                 })
             return
         }
-        let state: JobState
+        var state: JobState
         switch finished.outcome {
         case .succeeded: state = .succeeded
         case .timedOut: state = .timedOut
         case .cancelled: state = .cancelled
         default: state = .failed
         }
-        job.state = state.rawValue
+        var reason = finished.message.isEmpty ? nil : finished.message
+        if let cancelReason = job.cancelReason, state != .succeeded {
+            state = .cancelled
+            reason = cancelReason
+        }
         job.exitStatus = Int(finished.exitStatus)
-        job.reason = finished.message.isEmpty ? nil : finished.message
-        job.finishedAt = Date()
-        var attempt = attemptRecord(job, agentID: agentID, state: state.rawValue, reason: job.reason)
+        if state == .failed, let rule = Self.retryRule(for: job, lost: false, exitStatus: job.exitStatus) {
+            try retry(job, agentID: agentID, rule: rule, attemptState: .failed, reason: reason ?? "failed")
+        } else {
+            try finish(job, agentID: agentID, state: state, exitStatus: job.exitStatus, reason: reason)
+        }
+        acknowledge()
+    }
+
+    /// The first retry rule that still allows another attempt after one that ended this
+    /// way (`lost`, or failed with `exitStatus`), if any.
+    static func retryRule(for job: StoredJob, lost: Bool, exitStatus: Int?) -> RetryRule? {
+        job.retry.first { rule in
+            guard job.retryCounts[rule.key, default: 0] < rule.limit else { return false }
+            switch rule.condition {
+            case .agentLost: return lost
+            case .exitStatus(let status): return !lost && exitStatus == status
+            case .anyExitStatus: return !lost && (exitStatus ?? 0) != 0
+            }
+        }
+    }
+
+    /// Ends the current attempt as `attemptState` and queues the job for a new one.
+    private func retry(_ job: StoredJob, agentID: String, rule: RetryRule, attemptState: JobState, reason: String) throws {
+        var job = job
+        var attempt = attemptRecord(job, agentID: agentID, state: attemptState.rawValue, reason: reason)
         attempt.exitStatus = job.exitStatus
-        attempt.finishedAt = job.finishedAt
-        attempt.startedAt = job.startedAt
+        attempt.finishedAt = Date()
+        scheduler.release(job: job.id)
+        job.retryCounts[rule.key, default: 0] += 1
+        if rule.condition == .agentLost { job.lostCount += 1 }
+        job.state = JobState.queued.rawValue
+        job.agentId = nil
+        job.queuedAt = Date()
+        job.reason = "retrying after \(rule.key == "agent_lost" ? "agent_lost" : "exit status \(job.exitStatus ?? -1)") "
+            + "(\(job.retryCounts[rule.key]!) of \(rule.limit))"
+        try store.update([job], attempt: attempt)
+        jobs[job.id] = job
+        logger.warning("retrying job", metadata: ["job": "\(job.id)", "rule": "\(rule.key)", "attempt": "\(job.attempt)"])
+        notify(jobID: job.id)
+        perform(scheduler.enqueue(.init(id: job.id, selector: job.agents)))
+    }
+
+    /// Puts a job in a terminal state: records the attempt (if an agent held one), settles
+    /// its dependents, commits all of it in one transaction, then leases what it unblocked.
+    private func finish(
+        _ job: StoredJob, agentID: String?, state: JobState, exitStatus: Int?, reason: String?, attemptState: JobState? = nil
+    ) throws {
+        var job = job
+        job.state = state.rawValue
+        job.exitStatus = exitStatus
+        job.reason = reason
+        job.finishedAt = Date()
+        var attempt: StoredAttempt?
+        if let agentID, job.attempt > 0 {
+            var record = attemptRecord(job, agentID: agentID, state: (attemptState ?? state).rawValue, reason: reason)
+            record.exitStatus = exitStatus
+            record.finishedAt = job.finishedAt
+            attempt = record
+        }
         scheduler.release(job: job.id)
         let (unblocked, changed) = try settleDependents(of: job)
         try store.update([job] + changed, attempt: attempt)
@@ -426,18 +562,16 @@ public actor CoordinatorCore {
         for other in changed {
             if JobState(rawValue: other.state)?.isTerminal == true {
                 jobs.removeValue(forKey: other.id)
+                _ = scheduler.dequeue(job: other.id)
                 notify(jobID: other.id)
             } else {
                 jobs[other.id] = other
             }
         }
-        acknowledge()
         notify(jobID: job.id)
         logger.info(
             "job finished",
-            metadata: [
-                "job": "\(job.id)", "step": "\(job.key)", "state": "\(job.state)", "exit": "\(finished.exitStatus)",
-            ])
+            metadata: ["job": "\(job.id)", "step": "\(job.key)", "state": "\(job.state)", "exit": "\(exitStatus.map(String.init) ?? "-")"])
         var actions: [Scheduler.Action] = []
         for next in unblocked { actions += scheduler.enqueue(.init(id: next.id, selector: next.agents)) }
         perform(actions)
@@ -491,7 +625,10 @@ public actor CoordinatorCore {
                 case .forgetAgent(let agentID):
                     logger.warning("agent lost: no heartbeat within the lease TTL", metadata: ["agent": "\(agentID)"])
                     sessions.removeValue(forKey: agentID)?.close()
-                    agentInfo.removeValue(forKey: agentID)
+                    if var info = agentInfo.removeValue(forKey: agentID) {
+                        info.state = "lost"
+                        lostAgents[agentID] = info
+                    }
                 }
             } catch {
                 logger.error("failed to carry out \(action)", metadata: ["error": "\(error)"])
@@ -523,7 +660,7 @@ public actor CoordinatorCore {
                     $0.commands = job.commands
                     $0.env = job.env
                     $0.timeoutSeconds = UInt32(job.timeoutSeconds ?? 0)
-                    $0.cancelGraceSeconds = 10
+                    $0.cancelGraceSeconds = UInt32(job.cancelGraceSeconds)
                     $0.repository = pipeline?.repository ?? ""
                     $0.commit = pipeline?.commit ?? ""
                     $0.branch = pipeline?.branch ?? ""
@@ -533,33 +670,17 @@ public actor CoordinatorCore {
     }
 
     private func lost(jobID: String, agentID: String) throws {
-        guard var job = jobs[jobID] else { return }
-        var attempt = attemptRecord(job, agentID: agentID, state: JobState.lost.rawValue, reason: "agent_lost")
-        attempt.finishedAt = Date()
-        if job.lostCount < configuration.agentLostRetries {
-            job.lostCount += 1
-            job.state = JobState.queued.rawValue
-            job.agentId = nil
-            job.queuedAt = Date()
-            job.reason = "agent_lost"
-            try store.update([job], attempt: attempt)
-            jobs[jobID] = job
-            logger.warning("job lost with its agent; retrying", metadata: ["job": "\(jobID)", "agent": "\(agentID)"])
-            notify(jobID: jobID)
-            perform(scheduler.enqueue(.init(id: job.id, selector: job.agents)))
+        guard let job = jobs[jobID] else { return }
+        if let cancelReason = job.cancelReason {
+            try finish(job, agentID: agentID, state: .cancelled, exitStatus: nil, reason: cancelReason, attemptState: .lost)
+        } else if let rule = Self.retryRule(for: job, lost: true, exitStatus: nil) {
+            logger.warning("job lost with its agent", metadata: ["job": "\(jobID)", "agent": "\(agentID)"])
+            try retry(job, agentID: agentID, rule: rule, attemptState: .lost, reason: "agent_lost")
         } else {
-            job.state = JobState.failed.rawValue
-            job.reason = "agent_lost"
-            job.finishedAt = Date()
-            let (_, changed) = try settleDependents(of: job)
-            try store.update([job] + changed, attempt: attempt)
-            jobs.removeValue(forKey: jobID)
-            for other in changed {
-                jobs.removeValue(forKey: other.id)
-                notify(jobID: other.id)
-            }
             logger.error("job lost with its agent; no retries left", metadata: ["job": "\(jobID)"])
-            notify(jobID: jobID)
+            var failed = job
+            failed.lostCount += 1
+            try finish(failed, agentID: agentID, state: .failed, exitStatus: nil, reason: "agent_lost", attemptState: .lost)
         }
     }
 

@@ -50,12 +50,15 @@ struct Run: AsyncParsableCommand {
     @Option(help: "Jobs run at once.") var capacity: Int = 1
     @Option(help: "Heartbeat interval in seconds (default: what the coordinator announces).")
     var heartbeatInterval: Double?
+    @Option(help: "Unacknowledged log a job may spool on disk, in MiB; past it the step's output is not read (it blocks) until the coordinator catches up.")
+    var maxSpoolMib: Int = 256
     @Flag(help: "Take exactly one job, then exit 0 whatever its result.") var oneShot = false
     @Flag(help: "Keep work dirs after jobs (for debugging).") var keepWorkDirs = false
     @Option(help: "Log level: trace, debug, info, notice, warning, error.") var logLevel: Logger.Level = .info
 
     func validate() throws {
         guard (1...64).contains(capacity) else { throw ValidationError("--capacity must be between 1 and 64") }
+        guard maxSpoolMib >= 1 else { throw ValidationError("--max-spool-mib must be at least 1") }
         _ = try parseLabels()
         if let heartbeatInterval, heartbeatInterval < 0.05 {
             throw ValidationError("--heartbeat-interval must be at least 0.05 seconds")
@@ -90,7 +93,12 @@ struct Run: AsyncParsableCommand {
             coordinator: try HostPort(parsing: coordinator ?? metadata.coordinator), agentID: agentID,
             labels: try parseLabels(), capacity: capacity, oneShot: oneShot, workRoot: workRoot,
             spoolDirectory: directory.spool + "/" + agentID.replacingOccurrences(of: "/", with: "_"),
-            keepWorkDirs: keepWorkDirs, heartbeatInterval: heartbeatInterval.map { .milliseconds(Int($0 * 1000)) })
+            keepWorkDirs: keepWorkDirs, heartbeatInterval: heartbeatInterval.map { .milliseconds(Int($0 * 1000)) },
+            streamer: {
+                var configuration = LogStreamer.Configuration()
+                configuration.maximumSpooled = maxSpoolMib * 1024 * 1024
+                return configuration
+            }())
         let runtime = AgentRuntime(
             options: options,
             tls: try GantryTLS.agent(certificate: identity.certificate, privateKey: identity.privateKey, ca: identity.ca),

@@ -12,7 +12,7 @@ struct GantryCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gantry",
         abstract: "Submit pipelines to a Gantry coordinator and follow their jobs.",
-        subcommands: [RunPipeline.self, Jobs.self, Logs.self, Agents.self])
+        subcommands: [RunPipeline.self, Jobs.self, Logs.self, Agents.self, Cancel.self])
 }
 
 /// Options every command shares: where the API is and how to authenticate.
@@ -163,6 +163,31 @@ struct Agents: AsyncParsableCommand {
             let labels = agent.labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")
             print(
                 "\(agent.id.padding(toLength: 30, withPad: " ", startingAt: 0)) \(agent.state.padding(toLength: 13, withPad: " ", startingAt: 0)) \(labels.padding(toLength: 22, withPad: " ", startingAt: 0)) \(agent.lastSeenAt.map { "\($0)" } ?? "-")")
+        }
+    }
+}
+
+struct Cancel: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Cancel a job or every unfinished job of a pipeline (running steps get SIGTERM, then SIGKILL after their grace).")
+    @Argument(help: "Job or pipeline id.") var id: String
+    @OptionGroup var connection: Connection
+
+    func run() async throws {
+        let client = try connection.client()
+        defer { client.shutdown() }
+        do {
+            let job: API.Job = try await client.send("POST", "/v1/jobs/\(id)/cancel", body: Optional<API.SubmitPipeline>.none)
+            print(connection.json ? String(decoding: try API.encoder.encode(job), as: UTF8.self) : "job \(job.id) (\(job.key)): \(job.state)\(job.isTerminal ? "" : ", cancel requested")")
+            return
+        } catch let error as CLIError where error.description.hasPrefix("no job") {
+            // Not a job id: try it as a pipeline.
+        }
+        let pipeline: API.Pipeline = try await client.send("POST", "/v1/pipelines/\(id)/cancel", body: Optional<API.SubmitPipeline>.none)
+        if connection.json {
+            print(String(decoding: try API.encoder.encode(pipeline), as: UTF8.self))
+        } else {
+            for job in pipeline.jobs { print("job \(job.id) (\(job.key)): \(job.state)\(job.isTerminal ? "" : ", cancel requested")") }
         }
     }
 }

@@ -7,9 +7,11 @@ import Testing
 struct JobRunnerTests {
     let root = NSTemporaryDirectory() + "gantry-runner-\(UUID().uuidString)"
 
-    func spec(_ commands: [String], timeout: Duration? = nil, env: [String: String] = [:]) -> JobRunner.Spec {
+    /// Job ids are unique per test: tests run in parallel, and a job's processes are found
+    /// (and killed) by the id in their environment.
+    func spec(_ commands: [String], timeout: Duration? = nil, env: [String: String] = [:], jobID: String = "job-\(UUID().uuidString)") -> JobRunner.Spec {
         var spec = JobRunner.Spec(lease: .with {
-            $0.jobID = "job-1"
+            $0.jobID = jobID
             $0.attempt = 2
             $0.pipelineID = "p"
             $0.stepKey = "build"
@@ -25,7 +27,8 @@ struct JobRunnerTests {
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
         let spool = try LogSpool(path: root + "/spool.log")
         defer { spool.remove() }
-        let result = await runner.run(spec, spool: spool, control: ProcessGroupControl(grace: grace)) {}
+        let control = ProcessGroupControl(jobID: spec.jobID, attempt: spec.attempt, grace: grace)
+        let result = await runner.run(spec, spool: spool, control: control) {}
         let output = String(decoding: try spool.read(from: 0, count: spool.length), as: UTF8.self)
         return (result, output)
     }
@@ -41,7 +44,7 @@ struct JobRunnerTests {
         defer { unsetenv("GANTRY_TEST_AGENT_SECRET") }
         let (result, output) = try await run(
             spec(["echo \"$GANTRY_JOB_ID $GANTRY_ATTEMPT $GANTRY_STEP $MINE ${GANTRY_TEST_AGENT_SECRET:-unset}\"; pwd; ls -A | wc -l"],
-                 env: ["MINE": "x"]))
+                 env: ["MINE": "x"], jobID: "job-1"))
         #expect(result.outcome == .succeeded)
         let lines = output.split(separator: "\n").map(String.init)
         #expect(lines[0] == "job-1 2 build x unset")
@@ -51,7 +54,7 @@ struct JobRunnerTests {
     }
 
     @Test func keepsTheWorkDirOnRequest() async throws {
-        _ = try await run(spec(["touch artifact"]), keep: true)
+        _ = try await run(spec(["touch artifact"], jobID: "job-1"), keep: true)
         #expect(FileManager.default.fileExists(atPath: root + "/job-1-2/artifact"))
     }
 
@@ -67,6 +70,38 @@ struct JobRunnerTests {
         let pid = try #require(Int32(try String(contentsOfFile: marker, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)))
         // The TERM-ignoring subshell was killed by the SIGKILL that follows the grace.
         try await waitFor { kill(pid, 0) != 0 }
+    }
+
+    /// What the issue asks for: after a timeout, nothing of the step is alive, not even a
+    /// TERM-ignoring grandchild that closed its output, nor one that `setsid`s away.
+    @Test func timeoutLeavesNoProcessBehindEvenEscapees() async throws {
+        let pids = root + "/pids"
+        let command = """
+            (trap '' TERM; exec sleep 47 >/dev/null 2>&1) & echo $! >> \(pids)
+            setsid sh -c 'trap "" TERM; exec sleep 48' >/dev/null 2>&1 < /dev/null & echo $! >> \(pids)
+            sleep 60
+            """
+        let job = spec([command], timeout: .milliseconds(300))
+        let (result, _) = try await run(job, grace: .milliseconds(300))
+        #expect(result.outcome == .timedOut)
+        let recorded = try String(contentsOfFile: pids, encoding: .utf8).split(separator: "\n").compactMap { Int32($0) }
+        #expect(recorded.count == 2)
+        for pid in recorded {
+            try await waitFor { kill(pid, 0) != 0 || JobRunnerTests.isZombie(pid) }
+        }
+        #expect(JobProcesses.find(jobID: job.jobID, attempt: 2).isEmpty)
+    }
+
+    @Test func stragglersAreKilledWhenTheStepSucceeds() async throws {
+        let pidFile = root + "/bg"
+        let (result, _) = try await run(spec(["sleep 30 >/dev/null 2>&1 & echo $! > \(pidFile)"]))
+        #expect(result.outcome == .succeeded)
+        let pid = try #require(Int32(try String(contentsOfFile: pidFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)))
+        try await waitFor { kill(pid, 0) != 0 || JobRunnerTests.isZombie(pid) }
+    }
+
+    static func isZombie(_ pid: Int32) -> Bool {
+        OrphanReaper.stat(pid)?.state == "Z"
     }
 
     @Test func reportsAKillingSignal() async throws {

@@ -21,7 +21,7 @@ struct CoordinatorCoreTests {
     func makeCore(ttl: Duration = .seconds(15), store: CoordinatorStore? = nil) throws -> CoordinatorCore {
         try CoordinatorCore(
             store: store ?? self.store,
-            configuration: .init(heartbeatInterval: .seconds(1), leaseTTL: ttl, agentLostRetries: 1),
+            configuration: .init(heartbeatInterval: .seconds(1), leaseTTL: ttl),
             logger: Logger(label: "test"))
     }
 
@@ -160,7 +160,7 @@ struct CoordinatorCoreTests {
         try await Task.sleep(for: .milliseconds(150))
         await core.tick()
         let job = try #require(try store.job(id: lease.jobID))
-        #expect(job.state == "queued" && job.reason == "agent_lost")
+        #expect(job.state == "queued" && job.reason == "retrying after agent_lost (1 of 2)")
         let (second, _) = try await connect(core, "h/2")
         await core.receive(.with { $0.ready = .with { $0.slots = 1 } }, from: "h/2", session: second.session)
         let retry = try #require(await second.next()?.lease)
@@ -206,7 +206,7 @@ struct CoordinatorCoreTests {
 
     @Test func lostTooOftenFailsWithAgentLost() async throws {
         let core = try makeCore(ttl: .milliseconds(50))
-        _ = try await core.submit(.init(yaml: "steps:\n  - command: x\n"))
+        _ = try await core.submit(.init(yaml: "steps:\n  - command: x\n    retry: {automatic: [{reason: agent_lost, limit: 1}]}\n"))
         for round in 1...2 {
             let (agent, _) = try await connect(core, "h/\(round)")
             await core.receive(.with { $0.ready = .with { $0.slots = 1 } }, from: "h/\(round)", session: agent.session)
@@ -217,6 +217,76 @@ struct CoordinatorCoreTests {
         }
         let job = try #require(try store.jobs().first)
         #expect(job.state == "failed" && job.reason == "agent_lost" && job.attempt == 2)
+    }
+
+    @Test func cancellingAQueuedJobNeverLeasesIt() async throws {
+        let core = try makeCore()
+        let pipeline = try await core.submit(.init(yaml: "steps:\n  - {key: a, command: x}\n  - {key: b, command: y, depends_on: a}\n"))
+        let cancelled = try #require(try await core.cancel(jobID: pipeline.jobs[0].id))
+        #expect(cancelled.state == "cancelled")
+        let (agent, _) = try await connect(core, "h/1")
+        await core.receive(.with { $0.ready = .with { $0.slots = 1 } }, from: "h/1", session: agent.session)
+        let done = try #require(try await core.pipeline(id: pipeline.id))
+        #expect(done.jobs.map(\.state) == ["cancelled", "cancelled"])
+        #expect(done.jobs.allSatisfy { $0.attempt == 0 }, "nothing was ever leased")
+        // Cancelling again, or a finished job, changes nothing.
+        #expect(try await core.cancel(jobID: pipeline.jobs[0].id)?.state == "cancelled")
+        #expect(try await core.cancel(jobID: "no-such-job") == nil)
+    }
+
+    @Test func cancellingARunningJobAsksItsAgentAndEndsCancelledWithTheLog() async throws {
+        let core = try makeCore()
+        let (agent, _) = try await connect(core, "h/1")
+        let pipeline = try await core.submit(.init(yaml: "steps:\n  - {key: a, command: x, cancel_grace: 3s}\n"))
+        await core.receive(.with { $0.ready = .with { $0.slots = 1 } }, from: "h/1", session: agent.session)
+        let lease = try #require(await agent.next()?.lease)
+        #expect(lease.cancelGraceSeconds == 3)
+        await core.receive(.with { $0.jobStarted = .with { $0.jobID = lease.jobID; $0.attempt = 1 } }, from: "h/1", session: agent.session)
+        _ = try await core.cancel(pipelineID: pipeline.id)
+        let cancel = try #require(await agent.next()?.cancel)
+        #expect(cancel.jobID == lease.jobID && cancel.attempt == 1)
+        #expect(try store.job(id: lease.jobID)?.state == "running", "still running until the agent reports")
+        // The step died of the SIGTERM: the agent reports cancelled (or failed), with the tail.
+        await core.receive(try chunk(lease, offset: 0, "partial output\n"), from: "h/1", session: agent.session)
+        _ = await agent.next()
+        await core.receive(finished(lease, .failed, exit: 143, length: 15), from: "h/1", session: agent.session)
+        #expect(await agent.next()?.finishAck.jobID == lease.jobID)
+        let job = try #require(try store.job(id: lease.jobID))
+        #expect(job.state == "cancelled" && job.reason == "cancelled by user")
+        #expect(try readLog(lease.jobID, attempt: 1) == "partial output\n")
+    }
+
+    @Test func failedExitStatusIsRetriedByItsRule() async throws {
+        let core = try makeCore()
+        let (agent, _) = try await connect(core, "h/1")
+        _ = try await core.submit(.init(yaml: "steps:\n  - command: x\n    retry: {automatic: [{exit_status: 75, limit: 1}]}\n"))
+        await core.receive(.with { $0.ready = .with { $0.slots = 1 } }, from: "h/1", session: agent.session)
+        let first = try #require(await agent.next()?.lease)
+        await core.receive(finished(first, .failed, exit: 75, length: 0), from: "h/1", session: agent.session)
+        _ = await agent.next()
+        await core.receive(.with { $0.ready = .with { $0.slots = 1 } }, from: "h/1", session: agent.session)
+        let second = try #require(await agent.next()?.lease)
+        #expect(second.jobID == first.jobID && second.attempt == 2)
+        await core.receive(finished(second, .failed, exit: 75, length: 0), from: "h/1", session: agent.session)
+        _ = await agent.next()
+        let job = try #require(try store.job(id: first.jobID))
+        #expect(job.state == "failed" && job.exitStatus == 75 && job.attempt == 2, "the limit of 1 retry is used up")
+        #expect(try store.attempts(jobID: first.jobID).map(\.state) == ["failed", "failed"])
+    }
+
+    @Test func retryRuleMatching() {
+        var job = StoredJob(
+            id: "j", pipelineId: "p", position: 0, key: "k", name: "k", state: "running", commands: [], env: [:], agents: [:],
+            dependsOn: [], timeoutSeconds: nil, cancelGraceSeconds: 10,
+            retry: [RetryRule(.exitStatus(75), limit: 1), RetryRule(.anyExitStatus, limit: 2), RetryRule(.agentLost, limit: 1)],
+            retryCounts: [:], cancelReason: nil, attempt: 1, lostCount: 0, agentId: nil, exitStatus: nil, reason: nil,
+            createdAt: Date(), queuedAt: nil, startedAt: nil, finishedAt: nil, logLength: 0)
+        #expect(CoordinatorCore.retryRule(for: job, lost: false, exitStatus: 75)?.key == "exit_status:75")
+        #expect(CoordinatorCore.retryRule(for: job, lost: false, exitStatus: 1)?.key == "exit_status:*")
+        #expect(CoordinatorCore.retryRule(for: job, lost: true, exitStatus: nil)?.key == "agent_lost")
+        job.retryCounts = ["exit_status:75": 1, "exit_status:*": 2, "agent_lost": 1]
+        #expect(CoordinatorCore.retryRule(for: job, lost: false, exitStatus: 75) == nil)
+        #expect(CoordinatorCore.retryRule(for: job, lost: true, exitStatus: nil) == nil)
     }
 
     @Test func invalidPipelineStoresNothing() async throws {

@@ -49,6 +49,34 @@ struct PipelineParserTests {
         #expect(definition.steps[2].dependsOn == ["build", "test"])
     }
 
+    @Test func retryAndCancelGrace() throws {
+        let definition = try parser.parse(
+            """
+            steps:
+              - key: a
+                command: x
+                cancel_grace: 30s
+                retry:
+                  automatic:
+                    - {reason: agent_lost, limit: 3}
+                    - {exit_status: 75, limit: 1}
+                    - {exit_status: "*", limit: 2}
+              - key: b
+                command: y
+                retry: {automatic: false}
+              - key: c
+                command: z
+            """)
+        #expect(definition.steps[0].cancelGraceSeconds == 30)
+        #expect(definition.steps[0].retry == [RetryRule(.agentLost, limit: 3), RetryRule(.exitStatus(75), limit: 1), RetryRule(.anyExitStatus, limit: 2)])
+        #expect(definition.steps[1].retry.isEmpty)
+        #expect(definition.steps[2].retry == RetryRule.defaults)
+        #expect(definition.steps[2].cancelGraceSeconds == 10)
+        expectError("steps:\n  - command: x\n    retry: {automatic: [{reason: flaky}]}\n", line: 3, containing: "the only retry `reason` is `agent_lost`")
+        expectError("steps:\n  - command: x\n    retry: {automatic: [{exit_status: 75, limit: 99}]}\n", line: 3, containing: "`limit` must be")
+        expectError("steps:\n  - command: x\n    retry: {manual: true}\n", line: 3, containing: "unknown `retry` key `manual`")
+    }
+
     @Test func durations() {
         #expect(PipelineParser.parseDuration("90") == 90)
         #expect(PipelineParser.parseDuration("90s") == 90)

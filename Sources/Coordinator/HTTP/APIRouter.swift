@@ -13,6 +13,8 @@ import NIOFoundationCompat
 ///   `GET /v1/agents`.
 /// - `GET /v1/jobs/{id}/log[?follow=1]` — the current attempt's log as plain text; with
 ///   `follow`, new output streams until the job ends.
+/// - `POST /v1/jobs/{id}/cancel`, `POST /v1/pipelines/{id}/cancel` — 202 with the job or
+///   pipeline; a job an agent holds ends `cancelled` once the agent has stopped it.
 public enum APIRouter {
     public static let maximumPipelineSize = 1024 * 1024
 
@@ -72,6 +74,22 @@ public enum APIRouter {
                 return APIResponses.error(.notFound, code: "not_found", message: "no job \(id)")
             }
             return APIResponses.json(CoordinatorCore.view(job))
+        }
+
+        router.post("/v1/jobs/{id}/cancel") { _, context -> Response in
+            let id = try context.parameters.require("id")
+            guard let job = try await core.cancel(jobID: id) else {
+                return APIResponses.error(.notFound, code: "not_found", message: "no job \(id)")
+            }
+            return APIResponses.json(job, status: .accepted)
+        }
+
+        router.post("/v1/pipelines/{id}/cancel") { _, context -> Response in
+            let id = try context.parameters.require("id")
+            guard let pipeline = try await core.cancel(pipelineID: id) else {
+                return APIResponses.error(.notFound, code: "not_found", message: "no pipeline \(id)")
+            }
+            return APIResponses.json(pipeline, status: .accepted)
         }
 
         router.get("/v1/agents") { _, _ -> Response in

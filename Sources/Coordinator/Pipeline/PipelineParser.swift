@@ -7,7 +7,11 @@ import Yams
 /// `Codable` loses source positions, and an error without a line number is the most
 /// common complaint about CI configuration.
 public struct PipelineParser: Sendable {
-    public static let stepKeys: Set<String> = ["key", "name", "label", "command", "commands", "env", "agents", "timeout", "depends_on"]
+    public static let stepKeys: Set<String> = [
+        "key", "name", "label", "command", "commands", "env", "agents", "timeout", "cancel_grace", "depends_on", "retry",
+    ]
+    /// Longest accepted `retry` limit: retries are for flakes, not loops.
+    public static let maximumRetryLimit = 10
     public static let topLevelKeys: Set<String> = ["steps", "env"]
 
     public var file: String
@@ -88,7 +92,9 @@ public struct PipelineParser: Sendable {
         var env: [String: String] = [:]
         var agents: [String: String] = [:]
         var timeout: Int?
+        var cancelGrace = 10
         var dependsOn: [String] = []
+        var retry = RetryRule.defaults
         for (keyNode, value) in mapping {
             let field = try scalarKey(keyNode)
             switch field {
@@ -102,7 +108,9 @@ public struct PipelineParser: Sendable {
             case "command", "commands": commands = try commandList(value)
             case "env": env = try stringMap(value, what: "env")
             case "agents": agents = try stringMap(value, what: "agents")
-            case "timeout": timeout = try duration(value)
+            case "timeout": timeout = try duration(value, what: "timeout")
+            case "cancel_grace": cancelGrace = try duration(value, what: "cancel_grace")
+            case "retry": retry = try retryRules(value)
             case "depends_on": dependsOn = try stringList(value, what: "depends_on")
             default:
                 throw error(keyNode, "unknown step key `\(field)`: expected one of \(Self.stepKeys.sorted().joined(separator: ", "))")
@@ -112,7 +120,7 @@ public struct PipelineParser: Sendable {
         let resolvedKey = key ?? "step-\(index + 1)"
         return PipelineDefinition.Step(
             key: resolvedKey, name: name ?? resolvedKey, commands: commands, env: env, agents: agents,
-            timeoutSeconds: timeout, dependsOn: dependsOn)
+            timeoutSeconds: timeout, cancelGraceSeconds: cancelGrace, dependsOn: dependsOn, retry: retry)
     }
 
     // MARK: - Scalars
@@ -170,11 +178,67 @@ public struct PipelineParser: Sendable {
     }
 
     /// `90`, `90s`, `15m`, `2h` or `1h30m` → seconds.
-    private func duration(_ node: Node) throws(PipelineError) -> Int {
+    private func duration(_ node: Node, what: String) throws(PipelineError) -> Int {
         guard let scalar = node.scalar, let seconds = Self.parseDuration(scalar.string), seconds > 0 else {
-            throw error(node, "`timeout` must be a positive duration such as `90`, `90s`, `15m` or `1h30m`")
+            throw error(node, "`\(what)` must be a positive duration such as `90`, `90s`, `15m` or `1h30m`")
         }
         return seconds
+    }
+
+    /// `retry: {automatic: [{reason: agent_lost, limit: 2}, {exit_status: 75, limit: 1}]}`;
+    /// `exit_status: "*"` matches any failure; `automatic: false` disables retries.
+    private func retryRules(_ node: Node) throws(PipelineError) -> [RetryRule] {
+        guard let mapping = node.mapping else {
+            throw error(node, "`retry` must be a mapping such as `{automatic: [{reason: agent_lost, limit: 2}]}`")
+        }
+        var rules: [RetryRule] = []
+        for (keyNode, value) in mapping {
+            guard try scalarKey(keyNode) == "automatic" else {
+                throw error(keyNode, "unknown `retry` key `\(keyNode.scalar?.string ?? "")`: expected `automatic`")
+            }
+            if let flag = value.scalar?.string, ["false", "no", "off"].contains(flag) { return [] }
+            guard let entries = value.sequence else {
+                throw error(value, "`retry.automatic` must be a list of rules or `false`")
+            }
+            for entry in entries {
+                guard let fields = entry.mapping else {
+                    throw error(entry, "each `retry.automatic` rule must be a mapping such as `{exit_status: 75, limit: 1}`")
+                }
+                var condition: RetryRule.Condition?
+                var limit = 1
+                for (fieldNode, fieldValue) in fields {
+                    switch try scalarKey(fieldNode) {
+                    case "reason":
+                        guard fieldValue.scalar?.string == "agent_lost" else {
+                            throw error(fieldValue, "the only retry `reason` is `agent_lost`; use `exit_status` for failures")
+                        }
+                        condition = .agentLost
+                    case "exit_status":
+                        let text = fieldValue.scalar?.string ?? ""
+                        if text == "*" {
+                            condition = .anyExitStatus
+                        } else if let status = Int(text), (1...255).contains(status) {
+                            condition = .exitStatus(status)
+                        } else {
+                            throw error(fieldValue, "`exit_status` must be 1-255 or \"*\"")
+                        }
+                    case "limit":
+                        guard let value = fieldValue.scalar.flatMap({ Int($0.string) }), (0...Self.maximumRetryLimit).contains(value)
+                        else {
+                            throw error(fieldValue, "`limit` must be a whole number from 0 to \(Self.maximumRetryLimit)")
+                        }
+                        limit = value
+                    default:
+                        throw error(fieldNode, "unknown retry rule key `\(fieldNode.scalar?.string ?? "")`: expected reason, exit_status or limit")
+                    }
+                }
+                guard let condition else {
+                    throw error(entry, "a retry rule needs `reason: agent_lost` or `exit_status: N`")
+                }
+                rules.append(RetryRule(condition, limit: limit))
+            }
+        }
+        return rules
     }
 
     static func parseDuration(_ text: String) -> Int? {

@@ -86,6 +86,15 @@ public final class CoordinatorStore: Sendable {
                     ) WITHOUT ROWID;
                     """)
         }
+        migrator.registerMigration("v2: retries and cancel") { db in
+            try db.execute(
+                sql: """
+                    ALTER TABLE jobs ADD COLUMN cancel_grace_seconds INTEGER NOT NULL DEFAULT 10;
+                    ALTER TABLE jobs ADD COLUMN retry TEXT NOT NULL DEFAULT '[{"condition":{"agentLost":{}},"limit":2}]';
+                    ALTER TABLE jobs ADD COLUMN retry_counts TEXT NOT NULL DEFAULT '{}';
+                    ALTER TABLE jobs ADD COLUMN cancel_reason TEXT;
+                    """)
+        }
         return migrator
     }
 
@@ -101,6 +110,10 @@ public final class CoordinatorStore: Sendable {
 
     public func pipeline(id: String) throws -> StoredPipeline? {
         try database.read { db in try StoredPipeline.fetchOne(db, key: id) }
+    }
+
+    public func pipelineExists(id: String) throws -> Bool {
+        try database.read { db in try StoredPipeline.exists(db, key: id) }
     }
 
     public func jobs(pipelineID: String) throws -> [StoredJob] {

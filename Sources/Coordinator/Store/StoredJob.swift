@@ -17,6 +17,13 @@ public struct StoredJob: Codable, FetchableRecord, PersistableRecord, Sendable, 
     public var agents: [String: String]
     public var dependsOn: [String]
     public var timeoutSeconds: Int?
+    public var cancelGraceSeconds: Int
+    public var retry: [RetryRule]
+    /// Retries used so far, by `RetryRule.key`.
+    public var retryCounts: [String: Int]
+    /// Set when a user asked to cancel the job while an agent held it; the agent is told,
+    /// and the job ends `cancelled` however that attempt ends.
+    public var cancelReason: String?
     /// Attempt number of the current (or last) lease; 0 before the first lease.
     public var attempt: Int
     /// How many times the job was re-queued because its agent vanished.

@@ -1,0 +1,105 @@
+import CGantryShims
+import Foundation
+import Synchronization
+
+/// Finds every process a job started, wherever it went, and reaps orphans.
+///
+/// Process groups alone miss a process that `setsid`s into a new session. So the agent
+/// is a child subreaper (orphans are re-parented to it, not to init), and each job's
+/// processes are recognised by the `GANTRY_JOB_ID` / `GANTRY_ATTEMPT` pair in their
+/// environment, which descendants inherit even across `setsid` (a process that scrubs its
+/// own environment escapes; where systemd runs the agent, the unit's cgroup is the last
+/// line, see docs/operations.md). Reading `/proc/*/environ` works for processes of the
+/// same user, which job processes are.
+public enum JobProcesses {
+    /// Becomes a child subreaper; returns false where the kernel does not support it.
+    @discardableResult
+    public static func becomeSubreaper() -> Bool {
+        gantry_set_child_subreaper() == 0
+    }
+
+    /// Pids of live processes whose environment marks them as this attempt's.
+    public static func find(jobID: String, attempt: UInt32) -> [pid_t] {
+        let markers = [Array("GANTRY_JOB_ID=\(jobID)".utf8), Array("GANTRY_ATTEMPT=\(attempt)".utf8)]
+        let me = getpid()
+        return processIDs().filter { pid in
+            guard pid != me, let environment = FileManager.default.contents(atPath: "/proc/\(pid)/environ") else {
+                return false
+            }
+            let entries = environment.split(separator: 0, omittingEmptySubsequences: true)
+            return markers.allSatisfy { marker in entries.contains { $0.elementsEqual(marker) } }
+        }
+    }
+
+    /// Sends `signal` to every live process of the attempt; returns how many were signalled.
+    @discardableResult
+    public static func signal(_ signal: Int32, jobID: String, attempt: UInt32) -> Int {
+        let pids = find(jobID: jobID, attempt: attempt)
+        for pid in pids { kill(pid, signal) }
+        return pids.count
+    }
+
+    static func processIDs() -> [pid_t] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).compactMap { pid_t($0) }
+    }
+}
+
+/// Reaps zombie orphans re-parented to the agent (it is a subreaper).
+///
+/// swift-subprocess waits for the processes it spawned by pidfd, so a blanket
+/// `waitpid(-1)` would steal their exit statuses. This reaps only zombie children that are
+/// not registered command leaders and are older than a second (a leader is registered
+/// microseconds after it is spawned, so an unregistered one that old is an orphan).
+public final class OrphanReaper: Sendable {
+    private let leaders = Mutex<Set<pid_t>>([])
+
+    public init() {}
+
+    public func registerLeader(_ pid: pid_t) {
+        leaders.withLock { _ = $0.insert(pid) }
+    }
+
+    public func unregisterLeader(_ pid: pid_t) {
+        leaders.withLock { _ = $0.remove(pid) }
+    }
+
+    /// One pass over /proc; returns the pids reaped.
+    @discardableResult
+    public func reap() -> [pid_t] {
+        let me = getpid()
+        let known = leaders.withLock { $0 }
+        let uptime = Self.uptimeSeconds()
+        let ticks = Double(sysconf(Int32(_SC_CLK_TCK)))
+        var reaped: [pid_t] = []
+        for pid in JobProcesses.processIDs() where !known.contains(pid) {
+            guard let stat = Self.stat(pid), stat.parent == me, stat.state == "Z" else { continue }
+            if let uptime, uptime - Double(stat.startTicks) / ticks < 1 { continue }
+            var status: Int32 = 0
+            if waitpid(pid, &status, WNOHANG) == pid { reaped.append(pid) }
+        }
+        return reaped
+    }
+
+    struct Stat {
+        var state: Character
+        var parent: pid_t
+        var startTicks: UInt64
+    }
+
+    /// Fields of /proc/PID/stat after the parenthesised command name (which may contain spaces).
+    static func stat(_ pid: pid_t) -> Stat? {
+        guard let text = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+            let close = text.lastIndex(of: ")")
+        else { return nil }
+        let fields = text[text.index(after: close)...].split(separator: " ")
+        // fields[0] = state (3rd field), fields[1] = ppid (4th), fields[19] = starttime (22nd).
+        guard fields.count > 19, let state = fields[0].first, let parent = pid_t(fields[1]),
+            let start = UInt64(fields[19])
+        else { return nil }
+        return Stat(state: state, parent: parent, startTicks: start)
+    }
+
+    static func uptimeSeconds() -> Double? {
+        (try? String(contentsOfFile: "/proc/uptime", encoding: .utf8))?.split(separator: " ").first.flatMap { Double($0) }
+    }
+}
