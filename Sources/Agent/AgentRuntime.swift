@@ -62,6 +62,9 @@ public actor AgentRuntime {
         }
     }
 
+    /// Connect, TLS and Hello/Welcome must complete within this.
+    static let handshakeTimeout: TimeAmount = .seconds(10)
+
     public let options: Options
     let tls: TLSConfiguration
     let logger: Logger
@@ -143,6 +146,13 @@ public actor AgentRuntime {
     private func session(
         _ connection: AgentChannel.Connection, connectedIn: Duration, onWelcome: () -> Void
     ) async throws {
+        // TLS and the Hello/Welcome exchange must finish within the handshake timeout: a
+        // middlebox that accepts TCP but never answers must not hang the agent.
+        let channel = connection.channel
+        let handshakeTimer = channel.eventLoop.scheduleTask(in: Self.handshakeTimeout) {
+            channel.close(promise: nil)
+        }
+        defer { handshakeTimer.cancel() }
         try await connection.executeThenClose { inbound, writer in
             let hello = await self.hello()
             try await writer.write(.with { $0.hello = hello })
@@ -152,6 +162,7 @@ public actor AgentRuntime {
             }
             switch first.body {
             case .welcome(let welcome):
+                handshakeTimer.cancel()
                 onWelcome()
                 self.connection = connection
                 heartbeatInterval = options.heartbeatInterval ?? .milliseconds(Int(max(welcome.heartbeatIntervalMs, 100)))

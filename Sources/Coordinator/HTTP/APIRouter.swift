@@ -11,8 +11,9 @@ import NIOFoundationCompat
 ///   file/line/column for an invalid pipeline (nothing is queued).
 /// - `GET /v1/pipelines/{id}`, `GET /v1/jobs[?state=a,b&limit=n]`, `GET /v1/jobs/{id}`,
 ///   `GET /v1/agents`.
-/// - `GET /v1/jobs/{id}/log[?follow=1]` — the current attempt's log as plain text; with
-///   `follow`, new output streams until the job ends.
+/// - `GET /v1/jobs/{id}/log[?follow=1|attempt=N]` — the current attempt's log (or attempt
+///   N's) as plain text; with `follow`, new output streams until the job ends.
+/// - `GET /v1/jobs/{id}/attempts` — every lease of the job and how it ended.
 /// - `POST /v1/jobs/{id}/cancel`, `POST /v1/pipelines/{id}/cancel` — 202 with the job or
 ///   pipeline; a job an agent holds ends `cancelled` once the agent has stopped it.
 public enum APIRouter {
@@ -76,6 +77,19 @@ public enum APIRouter {
             return APIResponses.json(CoordinatorCore.view(job))
         }
 
+        router.get("/v1/jobs/{id}/attempts") { _, context -> Response in
+            let id = try context.parameters.require("id")
+            guard try await core.job(id: id) != nil else {
+                return APIResponses.error(.notFound, code: "not_found", message: "no job \(id)")
+            }
+            return APIResponses.json(
+                try core.store.attempts(jobID: id).map {
+                    API.Attempt(
+                        attempt: $0.attempt, agentId: $0.agentId, state: $0.state, exitStatus: $0.exitStatus,
+                        reason: $0.reason, leasedAt: $0.leasedAt, startedAt: $0.startedAt, finishedAt: $0.finishedAt)
+                })
+        }
+
         router.post("/v1/jobs/{id}/cancel") { _, context -> Response in
             let id = try context.parameters.require("id")
             guard let job = try await core.cancel(jobID: id) else {
@@ -102,7 +116,8 @@ public enum APIRouter {
                 return APIResponses.error(.notFound, code: "not_found", message: "no job \(id)")
             }
             let follow = ["1", "true", "yes"].contains(request.uri.queryParameters.get("follow") ?? "")
-            let streamer = LogReader(core: core, jobID: id, follow: follow)
+            let attempt = request.uri.queryParameters.get("attempt").flatMap { Int($0) }
+            let streamer = LogReader(core: core, jobID: id, follow: follow && attempt == nil, attempt: attempt)
             return Response(
                 status: .ok, headers: [.contentType: "text/plain; charset=utf-8"],
                 body: ResponseBody { writer in

@@ -10,20 +10,23 @@ struct LogReader: Sendable {
     let core: CoordinatorCore
     let jobID: String
     let follow: Bool
+    /// A specific attempt's log instead of the current one (never followed).
+    var attempt: Int? = nil
 
     func stream(_ write: (ByteBuffer) async throws -> Void) async throws {
         // Subscribe before the first read so no append can slip between read and wait.
         let updates = follow ? await core.watch(jobID: jobID) : AsyncStream { $0.finish() }
         var iterator = updates.makeAsyncIterator()
-        var attempt: Int?
+        var current: Int?
         var offset = 0
         while true {
-            guard let job = try await core.job(id: jobID) else { return }
-            if let previous = attempt, previous > 0, previous != job.attempt {
+            guard var job = try await core.job(id: jobID) else { return }
+            if let fixed = self.attempt { job.attempt = fixed }
+            if let previous = current, previous > 0, previous != job.attempt {
                 try await write(ByteBuffer(string: "\n--- gantry: attempt \(job.attempt) (previous attempt \(previous) ended: \(job.reason ?? "lost")) ---\n"))
                 offset = 0
             }
-            attempt = job.attempt
+            current = job.attempt
             while true {
                 let chunks = try core.store.logChunks(jobID: jobID, attempt: job.attempt, from: offset)
                 if chunks.isEmpty { break }

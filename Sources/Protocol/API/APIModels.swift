@@ -99,6 +99,32 @@ public enum API {
         }
     }
 
+    /// One lease of a job: `GET /v1/jobs/{id}/attempts`.
+    public struct Attempt: Codable, Sendable {
+        public var attempt: Int
+        public var agentId: String
+        public var state: String
+        public var exitStatus: Int?
+        public var reason: String?
+        public var leasedAt: Date
+        public var startedAt: Date?
+        public var finishedAt: Date?
+
+        public init(
+            attempt: Int, agentId: String, state: String, exitStatus: Int?, reason: String?, leasedAt: Date,
+            startedAt: Date?, finishedAt: Date?
+        ) {
+            self.attempt = attempt
+            self.agentId = agentId
+            self.state = state
+            self.exitStatus = exitStatus
+            self.reason = reason
+            self.leasedAt = leasedAt
+            self.startedAt = startedAt
+            self.finishedAt = finishedAt
+        }
+    }
+
     public struct Agent: Codable, Sendable {
         public var id: String
         public var labels: [String: String]

@@ -88,7 +88,9 @@ final class TestCluster: @unchecked Sendable {
     }
 
     @discardableResult
-    func startAgent(slot: String, labels: String = "os=linux", extraArguments: [String] = []) async throws -> ChildProcess {
+    func startAgent(
+        slot: String, labels: String = "os=linux", coordinator address: String? = nil, extraArguments: [String] = []
+    ) async throws -> ChildProcess {
         if !FileManager.default.fileExists(atPath: agentState + "/agent.pem") {
             let (ok, output) = try await enroll()
             guard ok else { throw TimedOut(description: "enroll failed: \(output)") }
@@ -98,7 +100,7 @@ final class TestCluster: @unchecked Sendable {
             arguments: [
                 "run", "--state", agentState, "--work-root", root + "/work", "--slot", slot, "--labels", labels,
                 "--heartbeat-interval", "0.5",
-            ] + extraArguments,
+            ] + (address.map { ["--coordinator", $0] } ?? []) + extraArguments,
             logFile: root + "/agent-\(slot).log")
         agents.append(agent)
         _ = try await agent.waitForLine(containing: "connected to the coordinator")
@@ -140,8 +142,37 @@ final class TestCluster: @unchecked Sendable {
         return latest!
     }
 
-    func log(_ jobID: String) async throws -> Data {
-        try await request(.GET, "/v1/jobs/\(jobID)/log").1
+    func log(_ jobID: String, attempt: Int? = nil) async throws -> Data {
+        try await request(.GET, "/v1/jobs/\(jobID)/log" + (attempt.map { "?attempt=\($0)" } ?? "")).1
+    }
+
+    func job(_ id: String) async throws -> API.Job {
+        let (_, data) = try await request(.GET, "/v1/jobs/\(id)")
+        return try API.decoder.decode(API.Job.self, from: data)
+    }
+
+    func attempts(_ jobID: String) async throws -> [API.Attempt] {
+        let (_, data) = try await request(.GET, "/v1/jobs/\(jobID)/attempts")
+        return try API.decoder.decode([API.Attempt].self, from: data)
+    }
+
+    /// Waits until the job satisfies `condition` and returns it.
+    @discardableResult
+    func waitForJob(_ id: String, _ what: String, timeout: Duration = .seconds(60), _ condition: @escaping (API.Job) -> Bool)
+        async throws -> API.Job
+    {
+        var latest: API.Job?
+        try await waitUntil("job \(id) \(what)", timeout: timeout) {
+            latest = try await self.job(id)
+            return condition(latest!)
+        }
+        return latest!
+    }
+
+    /// Stops the coordinator with SIGKILL (as a crash would) and waits for it to be gone.
+    func killCoordinator() async throws {
+        coordinator.signal(SIGKILL)
+        _ = try await coordinator.waitForExit(timeout: .seconds(10))
     }
 
     func shutdown() async {
