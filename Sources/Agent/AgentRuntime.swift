@@ -205,16 +205,13 @@ public actor AgentRuntime {
     }
 
     private func hello() async -> Gantry_V1_Hello {
-        var held: [Gantry_V1_HeldAttempt] = []
-        for job in jobs.values where !job.aborted {
-            let acknowledged = await job.streamer.acknowledgedOffset
-            held.append(
-                .with {
-                    $0.jobID = job.spec.jobID
-                    $0.attempt = job.spec.attempt
-                    $0.ackedLogOffset = UInt64(acknowledged)
-                    $0.finished = job.result != nil
-                })
+        let held = await heldAttempts().map { held in
+            Gantry_V1_HeldAttempt.with {
+                $0.jobID = held.jobID
+                $0.attempt = held.attempt
+                $0.ackedLogOffset = UInt64(held.acknowledged)
+                $0.finished = held.finished
+            }
         }
         return .with {
             $0.minVersion = ProtocolVersion.minimum
@@ -242,6 +239,15 @@ public actor AgentRuntime {
         }
     }
 
+    /// The attempts this agent holds, with what the coordinator has acknowledged of each.
+    private func heldAttempts() async -> [(jobID: String, attempt: UInt32, acknowledged: Int, finished: Bool)] {
+        var held: [(jobID: String, attempt: UInt32, acknowledged: Int, finished: Bool)] = []
+        for job in jobs.values where !job.aborted {
+            held.append((job.spec.jobID, job.spec.attempt, await job.streamer.acknowledgedOffset, job.result != nil))
+        }
+        return held
+    }
+
     private func offerSlots() {
         guard !draining, !(options.oneShot && leasesTaken > 0) else { return }
         let free = options.capacity - jobs.count
@@ -257,15 +263,12 @@ public actor AgentRuntime {
                 connection?.channel.close(promise: nil)
                 return
             }
-            var running: [Gantry_V1_RunningAttempt] = []
-            for job in jobs.values where !job.aborted {
-                let acknowledged = await job.streamer.acknowledgedOffset
-                running.append(
-                    .with {
-                        $0.jobID = job.spec.jobID
-                        $0.attempt = job.spec.attempt
-                        $0.logOffset = UInt64(acknowledged)
-                    })
+            let running = await heldAttempts().map { held in
+                Gantry_V1_RunningAttempt.with {
+                    $0.jobID = held.jobID
+                    $0.attempt = held.attempt
+                    $0.logOffset = UInt64(held.acknowledged)
+                }
             }
             outbound.send(
                 .with {

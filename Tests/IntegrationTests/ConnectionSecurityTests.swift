@@ -75,10 +75,7 @@ struct ConnectionSecurityTests {
     }
 
     @Test func badClientsAreRefusedAndTheCoordinatorKeepsServing() async throws {
-        let cluster = try TestCluster(name: "security")
-        defer { cluster.removeFiles() }
-        do {
-            try await cluster.startCoordinator()
+        try await TestCluster.with("security") { cluster in
             try await cluster.startAgent(slot: "1")
 
             // 1. No client certificate: only enrollment is allowed; Hello is refused.
@@ -95,49 +92,43 @@ struct ConnectionSecurityTests {
             rogueTLS.privateKey = .privateKey(try GantryTLS.nio(rogueKey))
             await #expect(throws: (any Error).self) {
                 _ = try await Self.exchange(try await Self.connect(cluster.agentAddress, tls: rogueTLS), [Self.hello()])
-            }
-
-            // 3. Wrong protocol version: a clear error naming both ranges, then close.
-            let oldVersion = try await Self.exchange(
-                try await Self.connect(cluster.agentAddress, tls: try Self.agentTLS(cluster)), [Self.hello(min: 99, max: 120)])
-            #expect(oldVersion?.error.code == .unsupportedVersion)
-            #expect(oldVersion?.error.message.contains("99...120") == true)
-
-            // 4. A certificate whose name does not cover the claimed agent id.
-            let impostor = try await Self.exchange(
-                try await Self.connect(cluster.agentAddress, tls: try Self.agentTLS(cluster)), [Self.hello(agentID: "otherhost/1")])
-            #expect(impostor?.error.code == .agentIDMismatch)
-
-            // 5. Oversized frame: refused from its length prefix alone.
-            let big = Gantry_V1_Envelope.with { $0.drain = .with { $0.reason = String(repeating: "x", count: 9 * 1024 * 1024) } }
-            let oversized = try await Self.exchange(
-                try await Self.connect(cluster.agentAddress, tls: try Self.agentTLS(cluster), maximumFrameSize: 64 * 1024 * 1024),
-                [Self.hello(), big])
-            // The first reply is the Welcome; the error follows it.
-            #expect(oversized?.welcome.version == ProtocolVersion.current || oversized?.error.code == .frameTooLarge)
-
-            // 6. A message before the handshake.
-            let early = try await Self.exchange(
-                try await Self.connect(cluster.agentAddress, tls: try Self.agentTLS(cluster)), [.with { $0.ready = .with { $0.slots = 1 } }])
-            #expect(early?.error.code == .unexpectedMessage)
-
-            // 7. Enrollment with a wrong token.
-            let (enrolled, output) = try await cluster.enroll(name: "intruder", state: cluster.root + "/intruder", token: "wrong")
-            #expect(!enrolled)
-            #expect(output.contains("join token is wrong"))
-
-            try await Self.expectStillServing(cluster)
-        } catch {
-            Issue.record("\(error)\n--- coordinator ---\n\(cluster.coordinator?.output.suffix(4000) ?? "")")
         }
-        await cluster.shutdown()
+
+        // 3. Wrong protocol version: a clear error naming both ranges, then close.
+        let oldVersion = try await Self.exchange(
+            try await Self.connect(cluster.agentAddress, tls: try Self.agentTLS(cluster)), [Self.hello(min: 99, max: 120)])
+        #expect(oldVersion?.error.code == .unsupportedVersion)
+        #expect(oldVersion?.error.message.contains("99...120") == true)
+
+        // 4. A certificate whose name does not cover the claimed agent id.
+        let impostor = try await Self.exchange(
+            try await Self.connect(cluster.agentAddress, tls: try Self.agentTLS(cluster)), [Self.hello(agentID: "otherhost/1")])
+        #expect(impostor?.error.code == .agentIDMismatch)
+
+        // 5. Oversized frame: refused from its length prefix alone.
+        let big = Gantry_V1_Envelope.with { $0.drain = .with { $0.reason = String(repeating: "x", count: 9 * 1024 * 1024) } }
+        let oversized = try await Self.exchange(
+            try await Self.connect(cluster.agentAddress, tls: try Self.agentTLS(cluster), maximumFrameSize: 64 * 1024 * 1024),
+            [Self.hello(), big])
+        // The first reply is the Welcome; the error follows it.
+        #expect(oversized?.welcome.version == ProtocolVersion.current || oversized?.error.code == .frameTooLarge)
+
+        // 6. A message before the handshake.
+        let early = try await Self.exchange(
+            try await Self.connect(cluster.agentAddress, tls: try Self.agentTLS(cluster)), [.with { $0.ready = .with { $0.slots = 1 } }])
+        #expect(early?.error.code == .unexpectedMessage)
+
+        // 7. Enrollment with a wrong token.
+        let (enrolled, output) = try await cluster.enroll(name: "intruder", state: cluster.root + "/intruder", token: "wrong")
+        #expect(!enrolled)
+        #expect(output.contains("join token is wrong"))
+
+        try await Self.expectStillServing(cluster)
+        }
     }
 
     @Test func oversizedFrameClosesOnlyThatConnection() async throws {
-        let cluster = try TestCluster(name: "oversized")
-        defer { cluster.removeFiles() }
-        do {
-            try await cluster.startCoordinator()
+        try await TestCluster.with("oversized") { cluster in
             try await cluster.startAgent(slot: "1")
             let connection = try await Self.connect(
                 cluster.agentAddress, tls: try Self.agentTLS(cluster), maximumFrameSize: 64 * 1024 * 1024)
@@ -150,14 +141,11 @@ struct ConnectionSecurityTests {
                     .with { $0.drain = .with { $0.reason = String(repeating: "x", count: 9 * 1024 * 1024) } })
                 while let reply = try await iterator.next() { replies.append(reply) }
                 return replies
-            }
-            #expect(replies.first?.welcome.version == ProtocolVersion.current)
-            #expect(replies.last?.error.code == .frameTooLarge)
-            #expect(replies.last?.error.fatal == true)
-            try await Self.expectStillServing(cluster)
-        } catch {
-            Issue.record("\(error)\n--- coordinator ---\n\(cluster.coordinator?.output.suffix(4000) ?? "")")
         }
-        await cluster.shutdown()
+        #expect(replies.first?.welcome.version == ProtocolVersion.current)
+        #expect(replies.last?.error.code == .frameTooLarge)
+        #expect(replies.last?.error.fatal == true)
+        try await Self.expectStillServing(cluster)
+        }
     }
 }

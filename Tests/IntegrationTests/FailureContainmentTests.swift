@@ -55,17 +55,7 @@ struct FailureContainmentTests {
     }
 
     func withCluster(_ name: String, _ body: (TestCluster) async throws -> Void) async throws {
-        let cluster = try TestCluster(name: name)
-        defer { cluster.removeFiles() }
-        do {
-            try await cluster.startCoordinator(extraArguments: Self.coordinatorArguments)
-            try await body(cluster)
-        } catch {
-            var logs = "\n--- coordinator ---\n\(cluster.coordinator?.output.suffix(4000) ?? "")"
-            for agent in cluster.agents { logs += "\n--- \(agent.name) ---\n\(agent.output.suffix(2500))" }
-            Issue.record("\(error)\(logs)")
-        }
-        await cluster.shutdown()
+        try await TestCluster.with(name, coordinatorArguments: Self.coordinatorArguments, body)
     }
 
     // 1.

@@ -17,10 +17,7 @@ struct PipelineEndToEndTests {
     }
 
     @Test func twoStepPipelineRunsInOrderWithByteIdenticalLogs() async throws {
-        let cluster = try TestCluster(name: "two-step")
-        defer { cluster.removeFiles() }
-        do {
-            try await cluster.startCoordinator()
+        try await TestCluster.with("two-step") { cluster in
             try await cluster.startAgent(slot: "1")
             try await cluster.startAgent(slot: "2")
 
@@ -59,17 +56,11 @@ struct PipelineEndToEndTests {
             #expect(stored.count == expectedLog.count)
             #expect(Self.sha256Hex(stored) == Self.sha256Hex(expectedLog))
             #expect(String(decoding: try await cluster.log(test.id), as: UTF8.self) == "testing\nclean-env\n")
-        } catch {
-            Issue.record("\(error)\n--- coordinator ---\n\(cluster.coordinator?.output.suffix(3000) ?? "")")
         }
-        await cluster.shutdown()
     }
 
     @Test func failingStepMakesTheCLIExitNonZeroWithTheStatus() async throws {
-        let cluster = try TestCluster(name: "failing")
-        defer { cluster.removeFiles() }
-        do {
-            try await cluster.startCoordinator()
+        try await TestCluster.with("failing") { cluster in
             try await cluster.startAgent(slot: "1")
             try await cluster.startAgent(slot: "2")
             let file = cluster.root + "/fail.yml"
@@ -96,17 +87,11 @@ struct PipelineEndToEndTests {
             #expect(output.contains("unit failed (exit status 3)"))
             #expect(output.contains("deploy cancelled"))
             #expect(!output.contains("never"))
-        } catch {
-            Issue.record("\(error)\n--- coordinator ---\n\(cluster.coordinator?.output.suffix(3000) ?? "")")
         }
-        await cluster.shutdown()
     }
 
     @Test func cliSucceedsAndStreamsPrefixedLogs() async throws {
-        let cluster = try TestCluster(name: "cli-ok")
-        defer { cluster.removeFiles() }
-        do {
-            try await cluster.startCoordinator()
+        try await TestCluster.with("cli-ok") { cluster in
             try await cluster.startAgent(slot: "1")
             let file = cluster.root + "/ok.yml"
             try "steps:\n  - key: hello\n    command: [\"echo one\", \"printf 'two\\\\nthree'\"]\n"
@@ -118,17 +103,11 @@ struct PipelineEndToEndTests {
             let output = result.standardOutput
             #expect(result.terminationStatus == .exited(0), "\(output)\(result.standardError)")
             #expect(output.contains("[hello] one\n[hello] two\n[hello] three\n"))
-        } catch {
-            Issue.record("\(error)\n--- coordinator ---\n\(cluster.coordinator?.output.suffix(3000) ?? "")")
         }
-        await cluster.shutdown()
     }
 
     @Test func oneShotAgentTakesOneJobThenExitsZeroWhateverTheResult() async throws {
-        let cluster = try TestCluster(name: "one-shot")
-        defer { cluster.removeFiles() }
-        do {
-            try await cluster.startCoordinator()
+        try await TestCluster.with("one-shot") { cluster in
             let agent = try await cluster.startAgent(slot: "once", extraArguments: ["--one-shot"])
             let pipeline = try await cluster.submit("steps:\n  - key: a\n    command: exit 7\n  - key: b\n    command: echo second\n")
             #expect(try await agent.waitForExit(timeout: .seconds(30)) == .exited(0))
@@ -137,17 +116,11 @@ struct PipelineEndToEndTests {
             #expect(state.jobs.filter { $0.state == "queued" }.count == 1, "the second job was never leased to the one-shot agent")
             let workDirs = (try? FileManager.default.contentsOfDirectory(atPath: cluster.root + "/work")) ?? []
             #expect(workDirs.isEmpty, "work dir removed: \(workDirs)")
-        } catch {
-            Issue.record("\(error)\n--- coordinator ---\n\(cluster.coordinator?.output.suffix(3000) ?? "")")
         }
-        await cluster.shutdown()
     }
 
     @Test func invalidPipelineIsRefusedWithItsLocationAndQueuesNothing() async throws {
-        let cluster = try TestCluster(name: "bad-yaml")
-        defer { cluster.removeFiles() }
-        do {
-            try await cluster.startCoordinator()
+        try await TestCluster.with("bad-yaml") { cluster in
             let body = try API.encoder.encode(
                 API.SubmitPipeline(yaml: "steps:\n  - key: a\n    command: echo\n    retries: 3\n", file: "ci.yml"))
             let (status, data) = try await cluster.request(.POST, "/v1/pipelines", body: body)
@@ -163,9 +136,6 @@ struct PipelineEndToEndTests {
             #expect(try API.decoder.decode([API.Job].self, from: jobs).isEmpty)
             let (unauthorized, _) = try await cluster.request(.GET, "/v1/jobs", token: "wrong")
             #expect(unauthorized == 401)
-        } catch {
-            Issue.record("\(error)\n--- coordinator ---\n\(cluster.coordinator?.output.suffix(3000) ?? "")")
         }
-        await cluster.shutdown()
     }
 }

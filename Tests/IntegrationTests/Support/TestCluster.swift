@@ -5,6 +5,7 @@ import NIOCore
 import NIOHTTP1
 import NIOFoundationCompat
 import Subprocess
+import Testing
 
 /// A coordinator and agents started from the real binaries on 127.0.0.1 with real TLS,
 /// in a fresh temporary directory. Every process is stopped by pid in `shutdown()`.
@@ -179,6 +180,24 @@ final class TestCluster: @unchecked Sendable {
         for agent in agents { await agent.stop() }
         await coordinator?.stop()
         try? await http.shutdown()
+    }
+
+    /// Runs `body` against a fresh cluster whose coordinator is already started, records
+    /// any error with the tail of every process's log, then stops everything.
+    static func with(
+        _ name: String, coordinatorArguments: [String] = [], _ body: (TestCluster) async throws -> Void
+    ) async throws {
+        let cluster = try TestCluster(name: name)
+        defer { cluster.removeFiles() }
+        do {
+            try await cluster.startCoordinator(extraArguments: coordinatorArguments)
+            try await body(cluster)
+        } catch {
+            var logs = "\n--- coordinator ---\n\(cluster.coordinator?.output.suffix(4000) ?? "")"
+            for agent in cluster.agents { logs += "\n--- \(agent.name) ---\n\(agent.output.suffix(2500))" }
+            Issue.record("\(error)\(logs)")
+        }
+        await cluster.shutdown()
     }
 
     /// Leaves the directory for inspection when a test failed (`GANTRY_KEEP_TEST_DIRS=1`).
