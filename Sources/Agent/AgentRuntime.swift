@@ -96,6 +96,12 @@ public actor AgentRuntime {
         if !JobProcesses.becomeSubreaper() {
             logger.warning("cannot become a child subreaper: processes that leave a step's session may outlive it")
         }
+        if let base = JobCgroup.base {
+            logger.info("running each job in its own cgroup", metadata: ["under": "\(base)"])
+        } else {
+            logger.notice(
+                "per-job cgroups unavailable (no writable cgroup2 hierarchy; under systemd set Delegate=yes): using process groups and environment markers")
+        }
         let reaper = self.reaper
         let reaping = Task {
             while !Task.isCancelled {

@@ -136,8 +136,9 @@ public struct JobRunner: Sendable {
         for (key, value) in environment {
             if let name = Environment.Key(rawValue: key) { custom[name] = value }
         }
+        let arguments = control.cgroup?.shellArguments(for: command) ?? ["-c", command]
         let result = try await Subprocess.run(
-            .path(FilePath("/bin/sh")), arguments: ["-c", command], environment: .custom(custom),
+            .path(FilePath("/bin/sh")), arguments: Arguments(arguments), environment: .custom(custom),
             workingDirectory: FilePath(directory), platformOptions: options, input: .none, output: .sequence,
             error: .combinedWithOutput
         ) { execution in

@@ -3,12 +3,14 @@ import Synchronization
 
 /// Stops a job's processes: SIGTERM, then SIGKILL after the grace period.
 ///
-/// Two nets, so nothing the step started survives:
+/// Three nets, so nothing the step started survives:
 /// - each command runs in its own session, so its own process group led by the shell;
 ///   while the leader lives, signalling `-pgid` reaches everything left in the group;
 /// - every process carrying this attempt's `GANTRY_JOB_ID`/`GANTRY_ATTEMPT` in its
 ///   environment (`JobProcesses`), which also finds processes that left the group
-///   (`setsid`) or whose leader already exited.
+///   (`setsid`) or whose leader already exited;
+/// - the attempt's cgroup (`JobCgroup`), where the agent can create one, which catches
+///   even a process that scrubbed its environment and left the session.
 /// Groups are signalled only while their leader is alive (so its pid cannot have been
 /// reused), and the environment check identifies the rest. `reapStragglers()` SIGKILLs
 /// whatever is left when the job ends.
@@ -29,12 +31,16 @@ public final class ProcessGroupControl: Sendable {
     public let attempt: UInt32
     public let grace: Duration
     let reaper: OrphanReaper?
+    /// The attempt's cgroup where the agent can create one: the third net, which nothing
+    /// the step forks can leave.
+    public let cgroup: JobCgroup?
 
-    public init(jobID: String, attempt: UInt32, grace: Duration, reaper: OrphanReaper? = nil) {
+    public init(jobID: String, attempt: UInt32, grace: Duration, reaper: OrphanReaper? = nil, useCgroup: Bool = true) {
         self.jobID = jobID
         self.attempt = attempt
         self.grace = grace
         self.reaper = reaper
+        self.cgroup = useCgroup ? JobCgroup.create(jobID: jobID, attempt: attempt) : nil
     }
 
     public var stopReason: StopReason? { state.withLock { $0.stopReason } }
@@ -74,17 +80,21 @@ public final class ProcessGroupControl: Sendable {
         state.withLock { $0.killTask = task }
     }
 
-    /// The job is over: SIGKILL anything of it still alive. Returns how many were found.
+    /// The job is over: SIGKILL anything of it still alive (and remove its cgroup).
+    /// Returns how many processes the environment scan found.
     @discardableResult
     public func reapStragglers() -> Int {
         state.withLock { $0.killTask?.cancel() }
-        return signalAll(SIGKILL)
+        let found = signalAll(SIGKILL)
+        cgroup?.destroy()
+        return found
     }
 
     @discardableResult
     private func signalAll(_ number: Int32) -> Int {
         let leaders = state.withLock { $0.liveLeaders }
         for leader in leaders { kill(-leader, number) }
+        cgroup?.signal(number)
         return JobProcesses.signal(number, jobID: jobID, attempt: attempt)
     }
 

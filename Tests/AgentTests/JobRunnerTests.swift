@@ -92,6 +92,22 @@ struct JobRunnerTests {
         #expect(JobProcesses.find(jobID: job.jobID, attempt: 2).isEmpty)
     }
 
+    /// A descendant that scrubs its environment *and* leaves the session escapes both the
+    /// process-group and the environment nets; only the job's cgroup holds it.
+    @Test(.enabled(if: JobCgroup.isAvailable, "needs a writable cgroup2 hierarchy"))
+    func theJobCgroupCatchesWhatEscapesEverythingElse() async throws {
+        let pidFile = root + "/escapee"
+        let job = spec(
+            ["env -i setsid /bin/sh -c 'trap \"\" TERM; exec sleep 120' >/dev/null 2>&1 < /dev/null & echo $! > \(pidFile); sleep 60"],
+            timeout: .milliseconds(300))
+        let (result, _) = try await run(job, grace: .milliseconds(300))
+        #expect(result.outcome == .timedOut)
+        let pid = try #require(Int32(try String(contentsOfFile: pidFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)))
+        try await waitFor { kill(pid, 0) != 0 || JobRunnerTests.isZombie(pid) }
+        let leftovers = (try? FileManager.default.contentsOfDirectory(atPath: JobCgroup.base!)) ?? []
+        #expect(!leftovers.contains { $0.hasPrefix("job-\(job.jobID.filter { $0.isLetter || $0.isNumber || $0 == "-" })") }, "cgroup removed")
+    }
+
     @Test func stragglersAreKilledWhenTheStepSucceeds() async throws {
         let pidFile = root + "/bg"
         let (result, _) = try await run(spec(["sleep 30 >/dev/null 2>&1 & echo $! > \(pidFile)"]))

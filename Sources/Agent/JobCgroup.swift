@@ -1,0 +1,85 @@
+import Foundation
+
+/// A cgroup (v2) per job attempt, where the agent may create them: the one boundary no
+/// descendant can leave, whatever it does to its session or environment.
+///
+/// The agent creates `<its own cgroup>/job-<id>-<attempt>` and each command's shell moves
+/// itself into it (`echo $$ > cgroup.procs`) before `exec`ing the step, so everything the
+/// step forks is born inside. Stopping writes `cgroup.kill` (Linux 5.14+; older kernels:
+/// every pid in `cgroup.procs` gets SIGKILL). This needs write access to the agent's own
+/// cgroup: under systemd, `Delegate=yes` in the unit (gantry-agent@.service sets it); as
+/// root elsewhere, the cgroup2 mount must be writable. Where it is not, `create` returns
+/// nil and the process-group and environment nets (`ProcessGroupControl`) remain.
+public struct JobCgroup: Sendable {
+    public let path: String
+
+    /// The cgroup2 directory the agent runs in, if it can create children there.
+    public static let base: String? = {
+        guard let mount = cgroup2Mount(), let own = ownCgroupPath() else { return nil }
+        let base = mount + (own == "/" ? "" : own)
+        let probe = base + "/gantry-probe-\(getpid())"
+        guard mkdir(probe, 0o755) == 0 else { return nil }
+        rmdir(probe)
+        return base
+    }()
+
+    public static var isAvailable: Bool { base != nil }
+
+    /// Creates the attempt's cgroup, or nil where cgroups cannot be used.
+    public static func create(jobID: String, attempt: UInt32) -> JobCgroup? {
+        guard let base else { return nil }
+        let name = "job-\(jobID.filter { $0.isLetter || $0.isNumber || $0 == "-" })-\(attempt)"
+        let path = base + "/" + name
+        guard mkdir(path, 0o755) == 0 || errno == EEXIST else { return nil }
+        return JobCgroup(path: path)
+    }
+
+    /// `/bin/sh` arguments that move the shell into this cgroup, then run `command` in
+    /// place (same pid, so the process group and session stay the command's).
+    public func shellArguments(for command: String) -> [String] {
+        ["-c", #"echo $$ 2>/dev/null > "$1"; exec /bin/sh -c "$0""#, command, path + "/cgroup.procs"]
+    }
+
+    public var processIDs: [pid_t] {
+        ((try? String(contentsOfFile: path + "/cgroup.procs", encoding: .utf8)) ?? "")
+            .split(separator: "\n").compactMap { pid_t($0) }
+    }
+
+    public func signal(_ number: Int32) {
+        if number == SIGKILL, FileManager.default.fileExists(atPath: path + "/cgroup.kill"),
+            (try? "1".write(toFile: path + "/cgroup.kill", atomically: false, encoding: .utf8)) != nil
+        {
+            return
+        }
+        for pid in processIDs { kill(pid, number) }
+    }
+
+    /// Kills whatever is left and removes the cgroup (bounded wait for it to empty).
+    public func destroy() {
+        for _ in 0..<50 {
+            if processIDs.isEmpty, rmdir(path) == 0 || errno == ENOENT { return }
+            signal(SIGKILL)
+            usleep(10_000)
+        }
+    }
+
+    static func cgroup2Mount() -> String? {
+        guard let text = try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8) else { return nil }
+        for line in text.split(separator: "\n") {
+            // "... mountpoint options - fstype source superoptions"
+            let halves = line.components(separatedBy: " - ")
+            guard halves.count == 2, halves[1].hasPrefix("cgroup2 ") else { continue }
+            let fields = halves[0].split(separator: " ")
+            if fields.count > 4 { return String(fields[4]) }
+        }
+        return nil
+    }
+
+    static func ownCgroupPath() -> String? {
+        guard let text = try? String(contentsOfFile: "/proc/self/cgroup", encoding: .utf8) else { return nil }
+        for line in text.split(separator: "\n") where line.hasPrefix("0::") {
+            return String(line.dropFirst(3))
+        }
+        return nil
+    }
+}
