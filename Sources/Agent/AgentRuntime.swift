@@ -24,6 +24,8 @@ public actor AgentRuntime {
         public var heartbeatInterval: Duration?
         public var streamer: LogStreamer.Configuration
         public var backoff: Backoff
+        /// Run each job in its own cgroup where possible (see `JobCgroup`).
+        public var useCgroups: Bool = true
 
         public init(
             coordinator: HostPort, agentID: String, labels: [String: String], capacity: Int = 1, oneShot: Bool = false,
@@ -96,7 +98,9 @@ public actor AgentRuntime {
         if !JobProcesses.becomeSubreaper() {
             logger.warning("cannot become a child subreaper: processes that leave a step's session may outlive it")
         }
-        if let base = JobCgroup.base {
+        if !options.useCgroups {
+            logger.notice("per-job cgroups disabled (--no-cgroups)")
+        } else if let base = JobCgroup.base {
             logger.info("running each job in its own cgroup", metadata: ["under": "\(base)"])
         } else {
             logger.notice(
@@ -366,7 +370,7 @@ public actor AgentRuntime {
             spec: spec, spool: spool, streamer: streamer,
             control: ProcessGroupControl(
                 jobID: spec.jobID, attempt: spec.attempt, grace: .seconds(Int(max(lease.cancelGraceSeconds, 1))),
-                reaper: reaper))
+                reaper: reaper, useCgroup: options.useCgroups))
         jobs[spec.jobID] = job
         outbound.send(
             .with {
@@ -443,7 +447,9 @@ public actor AgentRuntime {
         jobs.removeValue(forKey: job.spec.jobID)
         for task in job.tasks { task.cancel() }
         job.spool.remove()
-        reaper.reap()
+        // Off the actor: a /proc scan must not delay the next lease.
+        let reaper = self.reaper
+        Task.detached { reaper.reap() }
         offerSlots()
         exitIfIdle()
     }

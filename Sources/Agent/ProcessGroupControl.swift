@@ -81,7 +81,7 @@ public final class ProcessGroupControl: Sendable {
     }
 
     /// The job is over: SIGKILL anything of it still alive (and remove its cgroup).
-    /// Returns how many processes the environment scan found.
+    /// Returns how many processes were found.
     @discardableResult
     public func reapStragglers() -> Int {
         state.withLock { $0.killTask?.cancel() }
@@ -94,7 +94,12 @@ public final class ProcessGroupControl: Sendable {
     private func signalAll(_ number: Int32) -> Int {
         let leaders = state.withLock { $0.liveLeaders }
         for leader in leaders { kill(-leader, number) }
-        cgroup?.signal(number)
+        if let cgroup {
+            // Nothing the step forks can leave its cgroup, so the /proc environment scan
+            // (a few ms on a busy host) is only needed without one.
+            cgroup.signal(number)
+            return cgroup.processIDs.count
+        }
         return JobProcesses.signal(number, jobID: jobID, attempt: attempt)
     }
 

@@ -54,6 +54,7 @@ struct Run: AsyncParsableCommand {
     var maxSpoolMib: Int = 256
     @Flag(help: "Take exactly one job, then exit 0 whatever its result.") var oneShot = false
     @Flag(help: "Keep work dirs after jobs (for debugging).") var keepWorkDirs = false
+    @Flag(help: "Do not run jobs in per-job cgroups even where possible.") var noCgroups = false
     @Option(help: "Log level: trace, debug, info, notice, warning, error.") var logLevel: Logger.Level = .info
 
     func validate() throws {
@@ -99,8 +100,10 @@ struct Run: AsyncParsableCommand {
                 configuration.maximumSpooled = maxSpoolMib * 1024 * 1024
                 return configuration
             }())
+        var runtimeOptions = options
+        runtimeOptions.useCgroups = !noCgroups
         let runtime = AgentRuntime(
-            options: options,
+            options: runtimeOptions,
             tls: try GantryTLS.agent(certificate: identity.certificate, privateKey: identity.privateKey, ca: identity.ca),
             logger: logger)
         let signals = await UnixSignalsSequence(trapping: .sigterm, .sigint)
