@@ -178,6 +178,10 @@ struct CoordinatorCoreTests {
         let attempts = try store.attempts(jobID: lease.jobID)
         #expect(attempts.map(\.state) == ["lost", "leased"])
         #expect(attempts.first?.reason == "agent_lost")
+        // The first attempt keeps the time it was leased, not the time it was lost.
+        let lostAttempt = try #require(attempts.first)
+        let lostAt = try #require(lostAttempt.finishedAt)
+        #expect(lostAt.timeIntervalSince(lostAttempt.leasedAt) >= 0.1)
     }
 
     @Test func restartedCoordinatorReattachesARunningJob() async throws {

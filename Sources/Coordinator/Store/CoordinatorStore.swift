@@ -150,11 +150,25 @@ public final class CoordinatorStore: Sendable {
         try database.write { db in try job.update(db) }
     }
 
-    /// Saves several jobs (a state change and what it unblocked) atomically.
+    /// Saves several jobs (a state change and what it unblocked) atomically, with the
+    /// attempt's new state. An attempt row keeps the `leased_at` of its first write.
     public func update(_ jobs: [StoredJob], attempt: StoredAttempt? = nil) throws {
         try database.write { db in
             for job in jobs { try job.update(db) }
-            try attempt?.save(db)
+            if let attempt {
+                try db.execute(
+                    sql: """
+                        INSERT INTO attempts (job_id, attempt, agent_id, state, exit_status, reason, leased_at, started_at, finished_at)
+                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                        ON CONFLICT (job_id, attempt) DO UPDATE SET
+                            agent_id = excluded.agent_id, state = excluded.state, exit_status = excluded.exit_status,
+                            reason = excluded.reason, started_at = excluded.started_at, finished_at = excluded.finished_at
+                        """,
+                    arguments: [
+                        attempt.jobId, attempt.attempt, attempt.agentId, attempt.state, attempt.exitStatus, attempt.reason,
+                        attempt.leasedAt, attempt.startedAt, attempt.finishedAt,
+                    ])
+            }
         }
     }
 
