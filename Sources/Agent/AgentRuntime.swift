@@ -101,7 +101,8 @@ public actor AgentRuntime {
         if !options.useCgroups {
             logger.notice("per-job cgroups disabled (--no-cgroups)")
         } else if let base = JobCgroup.base {
-            logger.info("running each job in its own cgroup", metadata: ["under": "\(base)"])
+            let stale = JobCgroup.removeStale()
+            logger.info("running each job in its own cgroup", metadata: ["under": "\(base)", "stale_removed": "\(stale)"])
         } else {
             logger.notice(
                 "per-job cgroups unavailable (no writable cgroup2 hierarchy; under systemd set Delegate=yes): using process groups and environment markers")

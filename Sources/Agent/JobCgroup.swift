@@ -63,6 +63,23 @@ public struct JobCgroup: Sendable {
         }
     }
 
+    /// Removes empty `job-*` cgroups left by agents that were killed (their steps have
+    /// since exited). Only ones older than a minute, so a cgroup another agent created a
+    /// moment ago, not yet joined by its step, is left alone. Returns how many went.
+    @discardableResult
+    public static func removeStale(olderThan age: TimeInterval = 60) -> Int {
+        guard let base else { return 0 }
+        var removed = 0
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: base)) ?? [] where name.hasPrefix("job-") {
+            let path = base + "/" + name
+            guard let created = (try? FileManager.default.attributesOfItem(atPath: path))?[.modificationDate] as? Date,
+                Date().timeIntervalSince(created) > age
+            else { continue }
+            if rmdir(path) == 0 { removed += 1 }  // fails (EBUSY) while processes remain
+        }
+        return removed
+    }
+
     static func cgroup2Mount() -> String? {
         guard let text = try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8) else { return nil }
         for line in text.split(separator: "\n") {
