@@ -281,6 +281,9 @@ public actor CoordinatorCore {
         }
     }
 
+    /// Answers once the actor gets to it: the watchdog's proof of life.
+    public func isResponsive() -> Bool { true }
+
     /// Declares silent agents lost. Called at least once a second.
     public func tick() {
         perform(scheduler.tick(now: .now))

@@ -54,7 +54,11 @@ public struct CoordinatorServer: Sendable {
             ],
             privateKey: try CertificateEncoding.readPrivateKey(pemFile: state.serverKey),
             ca: authority.certificate)
-        let addresses = BoundAddresses(onListening)
+        let notifier = SystemdNotifier()
+        let addresses = BoundAddresses { agents, http in
+            notifier.notify("READY=1\nSTATUS=agents on \(agents), API on \(http)")
+            onListening(agents, http)
+        }
         let listener = try AgentListener(
             host: options.agentHost, port: options.agentPort, core: core,
             enrollment: Enrollment(authority: authority, joinToken: try state.readToken(state.joinToken)), tls: tls,
@@ -72,7 +76,8 @@ public struct CoordinatorServer: Sendable {
                 // connections and ends log followers), so the HTTP server has no endless
                 // request left to wait for.
                 services: [
-                    .init(service: http), .init(service: LeaseClock(core: core)), .init(service: listener),
+                    .init(service: http), .init(service: LeaseClock(core: core)),
+                    .init(service: SystemdWatchdog(notifier: notifier, core: core)), .init(service: listener),
                 ],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))

@@ -45,7 +45,7 @@ final class TestCluster: @unchecked Sendable {
     }
 
     /// `init`, `serve` on port 0, and enrollment of this host's agent identity.
-    func startCoordinator(extraArguments: [String] = []) async throws {
+    func startCoordinator(extraArguments: [String] = [], environment: [String: String] = [:]) async throws {
         if !FileManager.default.fileExists(atPath: coordinatorState + "/admin.token") {
             let initialize = try await Subprocess.run(
                 .path(.init(binaries + "/gantry-coordinator")),
@@ -63,6 +63,7 @@ final class TestCluster: @unchecked Sendable {
                 "serve", "--state", coordinatorState, "--listen", "127.0.0.1:\(agentAddress.split(separator: ":").last ?? "0")",
                 "--http", "127.0.0.1:\(httpAddress.split(separator: ":").last ?? "0")",
             ] + extraArguments,
+            environment: environment,
             logFile: root + "/coordinator-\(Date().timeIntervalSince1970).log")
         let line = try await coordinator.waitForLine(containing: "gantry-coordinator listening")
         for field in line.split(separator: " ") {
