@@ -285,9 +285,10 @@ public actor CoordinatorCore {
     public func isResponsive() -> Bool { true }
 
     /// Declares silent agents lost. Called at least once a second.
-    public func tick() {
-        perform(scheduler.tick(now: .now))
-        enforceDeadlines(now: Date())
+    /// `now` is injectable so tests can move time forward instead of sleeping.
+    public func tick(now: ContinuousClock.Instant = .now, wallClock: Date = Date()) {
+        perform(scheduler.tick(now: now))
+        enforceDeadlines(now: wallClock)
     }
 
     /// How long past `timeout + cancel_grace` the coordinator waits for the agent's own

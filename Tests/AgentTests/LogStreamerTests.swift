@@ -61,6 +61,7 @@ struct LogStreamerTests {
         try spool.append(String(repeating: "b", count: 1000))
         await streamer.finish { uploads.completions.withLock { $0 += 1 } }
         try await waitFor { uploads.all.count == 3 }
+        // A negative check needs a window: over a few 50 ms flush ticks, nothing more goes out.
         try await Task.sleep(for: .milliseconds(150))
         #expect(uploads.all.count == 3)
         await streamer.acknowledged(offset: 300)
@@ -131,6 +132,7 @@ struct LogStreamerTests {
         defer { task.cancel() }
         try spool.append("line\n")
         await streamer.finish { uploads.completions.withLock { $0 += 1 } }
+        // A negative check needs a window: two 100 ms flush ticks pass with nothing counted.
         try await Task.sleep(for: .milliseconds(250))
         #expect(await streamer.sentOffset == 0)
         uploads.connected.withLock { $0 = true }
