@@ -145,6 +145,29 @@ public enum API {
         }
     }
 
+    /// `GET /v1/demand?labels=k=v,...`: what a provider of agents with these labels must
+    /// cover. For scripts and dashboards; the `gantry-agent scale` daemon gets the same
+    /// figures pushed over the agent protocol instead of polling this.
+    public struct Demand: Codable, Sendable {
+        /// The agent labels asked about, as `k=v,k=v`.
+        public var labels: String
+        /// Runnable jobs not leased yet whose selector these labels satisfy.
+        public var queued: Int
+        /// Leased or running jobs whose selector these labels satisfy.
+        public var running: Int
+        public var oldestQueuedWaitSeconds: Double
+        /// Agents whose labels include these, by state: idle, busy, draining, disconnected.
+        public var agents: [String: Int]
+
+        public init(labels: String, queued: Int, running: Int, oldestQueuedWaitSeconds: Double, agents: [String: Int]) {
+            self.labels = labels
+            self.queued = queued
+            self.running = running
+            self.oldestQueuedWaitSeconds = oldestQueuedWaitSeconds
+            self.agents = agents
+        }
+    }
+
     public struct ErrorBody: Codable, Sendable, Error, CustomStringConvertible {
         public var error: Detail
 

@@ -37,6 +37,40 @@ fileprivate nonisolated struct _GeneratedWithProtocGenSwiftVersion: SwiftProtobu
   typealias Version = _2
 }
 
+public nonisolated enum Gantry_V1_Role: SwiftProtobuf.Enum, Swift.CaseIterable {
+  public typealias RawValue = Int
+  case agent // = 0
+  case scaler // = 1
+  case UNRECOGNIZED(Int)
+
+  public init() {
+    self = .agent
+  }
+
+  public init?(rawValue: Int) {
+    switch rawValue {
+    case 0: self = .agent
+    case 1: self = .scaler
+    default: self = .UNRECOGNIZED(rawValue)
+    }
+  }
+
+  public var rawValue: Int {
+    switch self {
+    case .agent: return 0
+    case .scaler: return 1
+    case .UNRECOGNIZED(let i): return i
+    }
+  }
+
+  // The compiler won't synthesize support with the UNRECOGNIZED case.
+  public static let allCases: [Gantry_V1_Role] = [
+    .agent,
+    .scaler,
+  ]
+
+}
+
 public nonisolated enum Gantry_V1_Outcome: SwiftProtobuf.Enum, Swift.CaseIterable {
   public typealias RawValue = Int
   case unspecified // = 0
@@ -157,6 +191,52 @@ public nonisolated enum Gantry_V1_ErrorCode: SwiftProtobuf.Enum, Swift.CaseItera
     .agentIDMismatch,
     .internal,
     .logGap,
+  ]
+
+}
+
+public nonisolated enum Gantry_V1_AgentState: SwiftProtobuf.Enum, Swift.CaseIterable {
+  public typealias RawValue = Int
+  case unspecified // = 0
+  case idle // = 1
+  case busy // = 2
+  case draining // = 3
+  case disconnected // = 4
+  case UNRECOGNIZED(Int)
+
+  public init() {
+    self = .unspecified
+  }
+
+  public init?(rawValue: Int) {
+    switch rawValue {
+    case 0: self = .unspecified
+    case 1: self = .idle
+    case 2: self = .busy
+    case 3: self = .draining
+    case 4: self = .disconnected
+    default: self = .UNRECOGNIZED(rawValue)
+    }
+  }
+
+  public var rawValue: Int {
+    switch self {
+    case .unspecified: return 0
+    case .idle: return 1
+    case .busy: return 2
+    case .draining: return 3
+    case .disconnected: return 4
+    case .UNRECOGNIZED(let i): return i
+    }
+  }
+
+  // The compiler won't synthesize support with the UNRECOGNIZED case.
+  public static let allCases: [Gantry_V1_AgentState] = [
+    .unspecified,
+    .idle,
+    .busy,
+    .draining,
+    .disconnected,
   ]
 
 }
@@ -306,6 +386,31 @@ public nonisolated struct Gantry_V1_Envelope: Sendable {
     set {body = .enrollResponse(newValue)}
   }
 
+  /// Version 2: the autoscaler's messages (sent only on ROLE_SCALER connections).
+  public var demand: Gantry_V1_Demand {
+    get {
+      if case .demand(let v)? = body {return v}
+      return Gantry_V1_Demand()
+    }
+    set {body = .demand(newValue)}
+  }
+
+  public var drainIdle: Gantry_V1_DrainIdle {
+    get {
+      if case .drainIdle(let v)? = body {return v}
+      return Gantry_V1_DrainIdle()
+    }
+    set {body = .drainIdle(newValue)}
+  }
+
+  public var drainIdleResult: Gantry_V1_DrainIdleResult {
+    get {
+      if case .drainIdleResult(let v)? = body {return v}
+      return Gantry_V1_DrainIdleResult()
+    }
+    set {body = .drainIdleResult(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Body: Equatable, Sendable {
@@ -326,6 +431,10 @@ public nonisolated struct Gantry_V1_Envelope: Sendable {
     case error(Gantry_V1_Error)
     case enrollRequest(Gantry_V1_EnrollRequest)
     case enrollResponse(Gantry_V1_EnrollResponse)
+    /// Version 2: the autoscaler's messages (sent only on ROLE_SCALER connections).
+    case demand(Gantry_V1_Demand)
+    case drainIdle(Gantry_V1_DrainIdle)
+    case drainIdleResult(Gantry_V1_DrainIdleResult)
 
   }
 
@@ -357,6 +466,11 @@ public nonisolated struct Gantry_V1_Hello: Sendable {
   public var agentVersion: String = String()
 
   public var hostname: String = String()
+
+  /// Version 2. A scaler connects like an agent (same certificate, id
+  /// `<name>/<anything>`) but takes no jobs: `labels` are the labels of the agents
+  /// it provides, and the coordinator pushes it `Demand` for them.
+  public var role: Gantry_V1_Role = .agent
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -714,9 +828,90 @@ public nonisolated struct Gantry_V1_EnrollResponse: Sendable {
   public init() {}
 }
 
+/// coordinator -> scaler, after Welcome and whenever it changes (coalesced, and
+/// at least every heartbeat interval): the demand for the agents the scaler
+/// provides. Push, so a scaler reacts to a queued job in milliseconds.
+public nonisolated struct Gantry_V1_Demand: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// Unleased runnable jobs whose selector the scaler's labels satisfy.
+  public var queued: UInt32 = 0
+
+  /// Leased or running jobs whose selector the scaler's labels satisfy.
+  public var running: UInt32 = 0
+
+  /// How long the oldest of the queued jobs has waited.
+  public var oldestQueuedWaitMs: UInt64 = 0
+
+  /// Agents the scaler may drain: ids under its certificate's name whose labels
+  /// include the scaler's labels.
+  public var agents: [Gantry_V1_AgentStatus] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Gantry_V1_AgentStatus: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var agentID: String = String()
+
+  public var state: Gantry_V1_AgentState = .unspecified
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// scaler -> coordinator: drain up to `count` of these agents, but only ones
+/// that are idle at the moment the coordinator handles this. Checking idleness,
+/// marking the agent draining (no lease is handed to it after that) and sending
+/// it `Drain` happen in one step of the coordinator's single writer, so a job
+/// queued at the same moment is either leased before (the agent is busy and is
+/// not drained) or after (to some other agent). Scale-in never kills a busy agent.
+public nonisolated struct Gantry_V1_DrainIdle: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var requestID: UInt32 = 0
+
+  public var agentIds: [String] = []
+
+  public var count: UInt32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Gantry_V1_DrainIdleResult: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var requestID: UInt32 = 0
+
+  /// The agents now draining; they exit once they see `Drain`.
+  public var drained: [String] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
 
 fileprivate nonisolated let _protobuf_package = "gantry.v1"
+
+nonisolated extension Gantry_V1_Role: SwiftProtobuf._ProtoNameProviding {
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0ROLE_AGENT\0\u{1}ROLE_SCALER\0")
+}
 
 nonisolated extension Gantry_V1_Outcome: SwiftProtobuf._ProtoNameProviding {
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0OUTCOME_UNSPECIFIED\0\u{1}OUTCOME_SUCCEEDED\0\u{1}OUTCOME_FAILED\0\u{1}OUTCOME_TIMED_OUT\0\u{1}OUTCOME_CANCELLED\0")
@@ -726,9 +921,13 @@ nonisolated extension Gantry_V1_ErrorCode: SwiftProtobuf._ProtoNameProviding {
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0ERROR_CODE_UNSPECIFIED\0\u{1}ERROR_CODE_UNSUPPORTED_VERSION\0\u{1}ERROR_CODE_UNKNOWN_MESSAGE\0\u{1}ERROR_CODE_MALFORMED\0\u{1}ERROR_CODE_FRAME_TOO_LARGE\0\u{1}ERROR_CODE_UNEXPECTED_MESSAGE\0\u{1}ERROR_CODE_STALE_ATTEMPT\0\u{1}ERROR_CODE_UNKNOWN_JOB\0\u{1}ERROR_CODE_CERTIFICATE_REQUIRED\0\u{1}ERROR_CODE_BAD_TOKEN\0\u{1}ERROR_CODE_AGENT_ID_MISMATCH\0\u{1}ERROR_CODE_INTERNAL\0\u{1}ERROR_CODE_LOG_GAP\0")
 }
 
+nonisolated extension Gantry_V1_AgentState: SwiftProtobuf._ProtoNameProviding {
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0AGENT_STATE_UNSPECIFIED\0\u{1}AGENT_STATE_IDLE\0\u{1}AGENT_STATE_BUSY\0\u{1}AGENT_STATE_DRAINING\0\u{1}AGENT_STATE_DISCONNECTED\0")
+}
+
 nonisolated extension Gantry_V1_Envelope: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Envelope"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}hello\0\u{1}welcome\0\u{1}ready\0\u{1}lease\0\u{3}lease_ack\0\u{3}job_started\0\u{3}log_chunk\0\u{3}log_ack\0\u{1}heartbeat\0\u{3}heartbeat_ack\0\u{3}job_finished\0\u{3}finish_ack\0\u{1}cancel\0\u{1}drain\0\u{1}error\0\u{3}enroll_request\0\u{3}enroll_response\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}hello\0\u{1}welcome\0\u{1}ready\0\u{1}lease\0\u{3}lease_ack\0\u{3}job_started\0\u{3}log_chunk\0\u{3}log_ack\0\u{1}heartbeat\0\u{3}heartbeat_ack\0\u{3}job_finished\0\u{3}finish_ack\0\u{1}cancel\0\u{1}drain\0\u{1}error\0\u{3}enroll_request\0\u{3}enroll_response\0\u{1}demand\0\u{3}drain_idle\0\u{3}drain_idle_result\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -957,6 +1156,45 @@ nonisolated extension Gantry_V1_Envelope: SwiftProtobuf.Message, SwiftProtobuf._
           self.body = .enrollResponse(v)
         }
       }()
+      case 18: try {
+        var v: Gantry_V1_Demand?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .demand(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .demand(v)
+        }
+      }()
+      case 19: try {
+        var v: Gantry_V1_DrainIdle?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .drainIdle(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .drainIdle(v)
+        }
+      }()
+      case 20: try {
+        var v: Gantry_V1_DrainIdleResult?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .drainIdleResult(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .drainIdleResult(v)
+        }
+      }()
       default: break
       }
     }
@@ -1036,6 +1274,18 @@ nonisolated extension Gantry_V1_Envelope: SwiftProtobuf.Message, SwiftProtobuf._
       guard case .enrollResponse(let v)? = self.body else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 17)
     }()
+    case .demand?: try {
+      guard case .demand(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 18)
+    }()
+    case .drainIdle?: try {
+      guard case .drainIdle(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 19)
+    }()
+    case .drainIdleResult?: try {
+      guard case .drainIdleResult(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 20)
+    }()
     case nil: break
     }
     try unknownFields.traverse(visitor: &visitor)
@@ -1050,7 +1300,7 @@ nonisolated extension Gantry_V1_Envelope: SwiftProtobuf.Message, SwiftProtobuf._
 
 nonisolated extension Gantry_V1_Hello: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Hello"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}min_version\0\u{3}max_version\0\u{3}agent_id\0\u{1}labels\0\u{1}capacity\0\u{3}one_shot\0\u{1}held\0\u{3}agent_version\0\u{1}hostname\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}min_version\0\u{3}max_version\0\u{3}agent_id\0\u{1}labels\0\u{1}capacity\0\u{3}one_shot\0\u{1}held\0\u{3}agent_version\0\u{1}hostname\0\u{1}role\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1067,6 +1317,7 @@ nonisolated extension Gantry_V1_Hello: SwiftProtobuf.Message, SwiftProtobuf._Mes
       case 7: try { try decoder.decodeRepeatedMessageField(value: &self.held) }()
       case 8: try { try decoder.decodeSingularStringField(value: &self.agentVersion) }()
       case 9: try { try decoder.decodeSingularStringField(value: &self.hostname) }()
+      case 10: try { try decoder.decodeSingularEnumField(value: &self.role) }()
       default: break
       }
     }
@@ -1100,6 +1351,9 @@ nonisolated extension Gantry_V1_Hello: SwiftProtobuf.Message, SwiftProtobuf._Mes
     if !self.hostname.isEmpty {
       try visitor.visitSingularStringField(value: self.hostname, fieldNumber: 9)
     }
+    if self.role != .agent {
+      try visitor.visitSingularEnumField(value: self.role, fieldNumber: 10)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1113,6 +1367,7 @@ nonisolated extension Gantry_V1_Hello: SwiftProtobuf.Message, SwiftProtobuf._Mes
     if lhs.held != rhs.held {return false}
     if lhs.agentVersion != rhs.agentVersion {return false}
     if lhs.hostname != rhs.hostname {return false}
+    if lhs.role != rhs.role {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1933,6 +2188,161 @@ nonisolated extension Gantry_V1_EnrollResponse: SwiftProtobuf.Message, SwiftProt
   public static func ==(lhs: Gantry_V1_EnrollResponse, rhs: Gantry_V1_EnrollResponse) -> Bool {
     if lhs.certificateDer != rhs.certificateDer {return false}
     if lhs.caCertificateDer != rhs.caCertificateDer {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Gantry_V1_Demand: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".Demand"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}queued\0\u{1}running\0\u{3}oldest_queued_wait_ms\0\u{1}agents\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.queued) }()
+      case 2: try { try decoder.decodeSingularUInt32Field(value: &self.running) }()
+      case 3: try { try decoder.decodeSingularUInt64Field(value: &self.oldestQueuedWaitMs) }()
+      case 4: try { try decoder.decodeRepeatedMessageField(value: &self.agents) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.queued != 0 {
+      try visitor.visitSingularUInt32Field(value: self.queued, fieldNumber: 1)
+    }
+    if self.running != 0 {
+      try visitor.visitSingularUInt32Field(value: self.running, fieldNumber: 2)
+    }
+    if self.oldestQueuedWaitMs != 0 {
+      try visitor.visitSingularUInt64Field(value: self.oldestQueuedWaitMs, fieldNumber: 3)
+    }
+    if !self.agents.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.agents, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Gantry_V1_Demand, rhs: Gantry_V1_Demand) -> Bool {
+    if lhs.queued != rhs.queued {return false}
+    if lhs.running != rhs.running {return false}
+    if lhs.oldestQueuedWaitMs != rhs.oldestQueuedWaitMs {return false}
+    if lhs.agents != rhs.agents {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Gantry_V1_AgentStatus: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".AgentStatus"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}agent_id\0\u{1}state\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.agentID) }()
+      case 2: try { try decoder.decodeSingularEnumField(value: &self.state) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.agentID.isEmpty {
+      try visitor.visitSingularStringField(value: self.agentID, fieldNumber: 1)
+    }
+    if self.state != .unspecified {
+      try visitor.visitSingularEnumField(value: self.state, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Gantry_V1_AgentStatus, rhs: Gantry_V1_AgentStatus) -> Bool {
+    if lhs.agentID != rhs.agentID {return false}
+    if lhs.state != rhs.state {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Gantry_V1_DrainIdle: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".DrainIdle"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}agent_ids\0\u{1}count\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.requestID) }()
+      case 2: try { try decoder.decodeRepeatedStringField(value: &self.agentIds) }()
+      case 3: try { try decoder.decodeSingularUInt32Field(value: &self.count) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.requestID != 0 {
+      try visitor.visitSingularUInt32Field(value: self.requestID, fieldNumber: 1)
+    }
+    if !self.agentIds.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.agentIds, fieldNumber: 2)
+    }
+    if self.count != 0 {
+      try visitor.visitSingularUInt32Field(value: self.count, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Gantry_V1_DrainIdle, rhs: Gantry_V1_DrainIdle) -> Bool {
+    if lhs.requestID != rhs.requestID {return false}
+    if lhs.agentIds != rhs.agentIds {return false}
+    if lhs.count != rhs.count {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Gantry_V1_DrainIdleResult: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".DrainIdleResult"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{1}drained\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.requestID) }()
+      case 2: try { try decoder.decodeRepeatedStringField(value: &self.drained) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.requestID != 0 {
+      try visitor.visitSingularUInt32Field(value: self.requestID, fieldNumber: 1)
+    }
+    if !self.drained.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.drained, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Gantry_V1_DrainIdleResult, rhs: Gantry_V1_DrainIdleResult) -> Bool {
+    if lhs.requestID != rhs.requestID {return false}
+    if lhs.drained != rhs.drained {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
