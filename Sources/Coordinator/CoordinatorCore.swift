@@ -35,6 +35,7 @@ public actor CoordinatorCore {
     static let maximumChunkRawLength: UInt32 = 16 * 1024 * 1024
 
     public let configuration: Configuration
+    public nonisolated let metrics: CoordinatorMetrics
     let store: CoordinatorStore
     let logger: Logger
     var scheduler: Scheduler
@@ -45,9 +46,15 @@ public actor CoordinatorCore {
     /// Agents declared lost, kept for an hour so `gantry agents` can show them.
     var lostAgents: [String: AgentInfo] = [:]
     var watchers: [String: [UUID: AsyncStream<Void>.Continuation]] = [:]
+    /// Connected autoscalers by id (see `CoordinatorCore+Scalers.swift`).
+    var scalers: [String: ScalerConnection] = [:]
+    var demandPushPending = false
 
-    public init(store: CoordinatorStore, configuration: Configuration, logger: Logger) throws {
+    public init(
+        store: CoordinatorStore, configuration: Configuration, logger: Logger, metrics: CoordinatorMetrics = CoordinatorMetrics()
+    ) throws {
         self.store = store
+        self.metrics = metrics
         self.configuration = configuration
         self.logger = logger
         var scheduler = Scheduler(configuration: .init(leaseTTL: configuration.leaseTTL))
@@ -126,16 +133,8 @@ public actor CoordinatorCore {
         }
         return (scheduler.agents.values.map { agent in
             let info = agentInfo[agent.id]
-            let state: String
-            if !agent.connected {
-                state = "disconnected"
-            } else if agent.draining {
-                state = "draining"
-            } else {
-                state = agent.running.isEmpty ? "idle" : "busy"
-            }
             return API.Agent(
-                id: agent.id, labels: agent.labels, state: state, hostname: info?.hostname ?? "",
+                id: agent.id, labels: agent.labels, state: agent.state.rawValue, hostname: info?.hostname ?? "",
                 connected: agent.connected, runningJobs: agent.running.sorted(), lastSeenAt: info?.lastSeenAt)
         } + lost).sorted { $0.id < $1.id }
     }
@@ -158,6 +157,7 @@ public actor CoordinatorCore {
         for continuation in watchers.values.flatMap(\.values) { continuation.finish() }
         watchers.removeAll()
         for session in sessions.values { session.close() }
+        for scaler in scalers.values { scaler.session.close() }
     }
 
     private func unwatch(jobID: String, token: UUID) {
@@ -190,6 +190,9 @@ public actor CoordinatorCore {
                 .refused(
                     .agentIDMismatch,
                     "agent id '\(hello.agentID)' is not covered by the client certificate for '\(certificateName)'"))
+        }
+        if hello.role == .scaler {
+            return scalerHello(hello, version: version, certificateName: certificateName, session: session)
         }
         let agentID = hello.agentID
         if let previous = sessions[agentID] {
@@ -225,6 +228,7 @@ public actor CoordinatorCore {
             if let job = jobs[jobID], let reason = job.cancelReason { session.send(Self.cancelFrame(job, reason: reason)) }
         }
         agentInfo[agentID] = AgentInfo(hostname: hello.hostname, labels: hello.labels, lastSeenAt: Date(), state: "idle")
+        scheduleDemandPush()
         logger.info(
             "agent connected",
             metadata: ["agent": "\(agentID)", "labels": "\(hello.labels)", "resumed": "\(held.count)"])
@@ -240,21 +244,31 @@ public actor CoordinatorCore {
 
     /// The connection of `session` ended (EOF, error or replaced).
     public func disconnected(agentID: String, session: AgentSession) {
-        guard sessions[agentID] === session else { return }
+        guard sessions[agentID] === session else {
+            scalerDisconnected(scalerID: agentID, session: session)
+            return
+        }
         sessions.removeValue(forKey: agentID)
         scheduler.agentDisconnected(id: agentID, now: .now)
+        scheduleDemandPush()
         logger.info("agent disconnected", metadata: ["agent": "\(agentID)"])
     }
 
     /// One message from an authenticated agent.
     public func receive(_ envelope: Gantry_V1_Envelope, from agentID: String, session: AgentSession) {
-        guard sessions[agentID] === session else { return }
+        guard sessions[agentID] === session else {
+            if let scaler = scalers[agentID], scaler.session === session {
+                receiveFromScaler(envelope, scalerID: agentID, connection: scaler)
+            }
+            return
+        }
         scheduler.agentSeen(id: agentID, now: .now)
         agentInfo[agentID]?.lastSeenAt = Date()
         do {
             switch envelope.body {
             case .ready(let ready):
                 perform(scheduler.agentReady(id: agentID, slots: Int(ready.slots), now: .now))
+                scheduleDemandPush()
             case .leaseAck(let ack):
                 try leaseAcknowledged(ack, agentID: agentID, session: session)
             case .jobStarted(let started):
@@ -267,6 +281,7 @@ public actor CoordinatorCore {
                 try jobFinished(finished, agentID: agentID, session: session)
             case .drain:
                 scheduler.agentDraining(id: agentID)
+                scheduleDemandPush()
                 logger.info("agent is draining", metadata: ["agent": "\(agentID)"])
             case .error(let error):
                 logger.warning(
@@ -289,6 +304,7 @@ public actor CoordinatorCore {
     public func tick(now: ContinuousClock.Instant = .now, wallClock: Date = Date()) {
         perform(scheduler.tick(now: now))
         enforceDeadlines(now: wallClock)
+        if !scalers.isEmpty { pushDemand(refreshOlderThan: configuration.heartbeatInterval) }
     }
 
     /// How long past `timeout + cancel_grace` the coordinator waits for the agent's own
@@ -619,6 +635,8 @@ public actor CoordinatorCore {
     // MARK: - Actions
 
     private func perform(_ actions: [Scheduler.Action]) {
+        // Every path that queues, leases, releases or loses a job ends here.
+        scheduleDemandPush()
         for action in actions {
             do {
                 switch action {
@@ -653,6 +671,7 @@ public actor CoordinatorCore {
         job.startedAt = nil
         try store.update([job], attempt: attemptRecord(job, agentID: agentID, state: JobState.leased.rawValue, reason: nil))
         jobs[jobID] = job
+        if let queuedAt = job.queuedAt { metrics.recordQueueWait(Date().timeIntervalSince(queuedAt), selector: job.agents) }
         let pipeline = try store.pipeline(id: job.pipelineId)
         session.send(
             .with {

@@ -127,3 +127,33 @@ struct SchedulerTests {
         #expect(s.agentReady(id: "a", slots: 1, now: t0) == [])
     }
 }
+
+@Suite("Scheduler scale-in")
+struct SchedulerScaleInTests {
+    let t0 = ContinuousClock.now
+
+    @Test func drainIdleTakesOnlyIdleConnectedAgentsAndLeasesThemNothing() {
+        var s = Scheduler(configuration: .init(leaseTTL: .seconds(15)))
+        for id in ["idle", "busy", "gone", "draining"] {
+            s.agentConnected(id: id, labels: [:], capacity: 1, oneShot: false, held: [], now: t0)
+        }
+        _ = s.agentReady(id: "busy", slots: 1, now: t0)
+        #expect(s.enqueue(.init(id: "j1", selector: [:])) == [.lease(job: "j1", agent: "busy")])
+        _ = s.agentReady(id: "idle", slots: 1, now: t0)
+        s.agentDisconnected(id: "gone", now: t0)
+        s.agentDraining(id: "draining")
+        #expect(s.drainIdle(candidates: ["idle", "busy", "gone", "draining", "unknown"], count: 5) == ["idle"])
+        #expect(s.agents["idle"]?.state == .draining)
+        // The drained agent had announced a free slot; the next job still waits.
+        #expect(s.enqueue(.init(id: "j2", selector: [:])) == [])
+        #expect(s.agentReady(id: "idle", slots: 1, now: t0) == [])
+        #expect(s.queue.map(\.id) == ["j2"])
+    }
+
+    @Test func drainIdleHonoursTheCount() {
+        var s = Scheduler(configuration: .init(leaseTTL: .seconds(15)))
+        for id in ["a", "b", "c"] { s.agentConnected(id: id, labels: [:], capacity: 1, oneShot: true, held: [], now: t0) }
+        #expect(s.drainIdle(candidates: ["c", "b", "a"], count: 2) == ["c", "b"])
+        #expect(s.agents["a"]?.state == .idle)
+    }
+}

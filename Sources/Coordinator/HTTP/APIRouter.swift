@@ -16,6 +16,9 @@ import NIOFoundationCompat
 /// - `GET /v1/jobs/{id}/attempts` — every lease of the job and how it ended.
 /// - `POST /v1/jobs/{id}/cancel`, `POST /v1/pipelines/{id}/cancel` — 202 with the job or
 ///   pipeline; a job an agent holds ends `cancelled` once the agent has stopped it.
+/// - `GET /v1/demand?labels=k=v,...` — `API.Demand`: queued and running jobs that agents
+///   with these labels could run, the oldest wait, and such agents by state.
+/// - `GET /metrics` — Prometheus text: the same per job selector and agent label set.
 public enum APIRouter {
     public static let maximumPipelineSize = 1024 * 1024
 
@@ -108,6 +111,22 @@ public enum APIRouter {
 
         router.get("/v1/agents") { _, _ -> Response in
             APIResponses.json(await core.listAgents())
+        }
+
+        router.get("/v1/demand") { request, _ -> Response in
+            switch LabelSet.parse(request.uri.queryParameters.get("labels") ?? "") {
+            case .failure(let error):
+                return APIResponses.error(.badRequest, code: "bad_request", message: "?labels=: \(error)")
+            case .success(let labels):
+                return APIResponses.json(await core.demandView(forAgentLabels: labels))
+            }
+        }
+
+        router.get("/metrics") { _, _ -> Response in
+            let text = core.metrics.render(await core.scalingSnapshot())
+            return Response(
+                status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                body: ResponseBody(byteBuffer: ByteBuffer(bytes: text)))
         }
 
         router.get("/v1/jobs/{id}/log") { request, context -> Response in

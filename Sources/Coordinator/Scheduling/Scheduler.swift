@@ -28,6 +28,16 @@ public struct Scheduler: Sendable {
         public var lastSeen: ContinuousClock.Instant
         public var running: Set<String>
 
+        public enum State: String, Sendable, CaseIterable {
+            case idle, busy, draining, disconnected
+        }
+
+        public var state: State {
+            if !connected { return .disconnected }
+            if draining { return .draining }
+            return running.isEmpty ? .idle : .busy
+        }
+
         /// One-shot agents take one job in their lifetime, whatever they announce later.
         var canTakeMore: Bool {
             connected && !draining && readySlots > 0 && running.count < capacity && !(oneShot && leasesGranted > 0)
@@ -105,6 +115,21 @@ public struct Scheduler: Sendable {
     public mutating func agentDraining(id: String) {
         agents[id]?.draining = true
         agents[id]?.readySlots = 0
+    }
+
+    /// Scale-in: drains up to `count` of `candidates` that are idle at this moment, and
+    /// returns them. Checking idleness and marking the agent draining is one step of this
+    /// value type, and the coordinator applies it in one step of its single writer: a job
+    /// enqueued at the same moment is either leased first (the agent is busy and stays) or
+    /// after (never to the drained agent). So scale-in cannot take a busy agent.
+    public mutating func drainIdle(candidates: [String], count: Int) -> [String] {
+        var drained: [String] = []
+        for id in candidates where drained.count < count {
+            guard agents[id]?.state == .idle else { continue }
+            agentDraining(id: id)
+            drained.append(id)
+        }
+        return drained
     }
 
     /// The connection dropped. Its leases stay until the TTL runs out, so a reconnect
