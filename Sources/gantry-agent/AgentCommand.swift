@@ -11,7 +11,7 @@ struct AgentCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gantry-agent",
         abstract: "The Gantry agent: runs jobs leased by a coordinator.",
-        subcommands: [Enroll.self, Run.self])
+        subcommands: [Enroll.self, Run.self, Scale.self])
 }
 
 struct Enroll: AsyncParsableCommand {
@@ -60,30 +60,14 @@ struct Run: AsyncParsableCommand {
     func validate() throws {
         guard (1...64).contains(capacity) else { throw ValidationError("--capacity must be between 1 and 64") }
         guard maxSpoolMib >= 1 else { throw ValidationError("--max-spool-mib must be at least 1") }
-        _ = try parseLabels()
+        _ = try parseLabels(labels)
         if let heartbeatInterval, heartbeatInterval < 0.05 {
             throw ValidationError("--heartbeat-interval must be at least 0.05 seconds")
         }
     }
 
-    func parseLabels() throws -> [String: String] {
-        var result: [String: String] = [:]
-        for pair in labels.split(separator: ",") where !pair.isEmpty {
-            let parts = pair.split(separator: "=", maxSplits: 1)
-            guard parts.count == 2, !parts[0].isEmpty else {
-                throw ValidationError("--labels must be k=v pairs separated by commas, got '\(pair)'")
-            }
-            result[String(parts[0])] = String(parts[1])
-        }
-        return result
-    }
-
     func run() async throws {
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = logLevel
-            return handler
-        }
+        bootstrapLogging(logLevel)
         let directory = AgentStateDirectory(path: state)
         let metadata = try directory.readMetadata()
         let identity = try directory.tlsConfiguration()
@@ -92,7 +76,7 @@ struct Run: AsyncParsableCommand {
         logger[metadataKey: "agent"] = "\(agentID)"
         let options = AgentRuntime.Options(
             coordinator: try HostPort(parsing: coordinator ?? metadata.coordinator), agentID: agentID,
-            labels: try parseLabels(), capacity: capacity, oneShot: oneShot, workRoot: workRoot,
+            labels: try parseLabels(labels), capacity: capacity, oneShot: oneShot, workRoot: workRoot,
             spoolDirectory: directory.spool + "/" + agentID.replacingOccurrences(of: "/", with: "_"),
             keepWorkDirs: keepWorkDirs, heartbeatInterval: heartbeatInterval.map { .milliseconds(Int($0 * 1000)) },
             streamer: {
@@ -122,6 +106,26 @@ struct Run: AsyncParsableCommand {
         }
         defer { signalTask.cancel() }
         try await runtime.run()
+    }
+}
+
+func parseLabels(_ labels: String) throws -> [String: String] {
+    var result: [String: String] = [:]
+    for pair in labels.split(separator: ",") where !pair.isEmpty {
+        let parts = pair.split(separator: "=", maxSplits: 1)
+        guard parts.count == 2, !parts[0].isEmpty else {
+            throw ValidationError("--labels must be k=v pairs separated by commas, got '\(pair)'")
+        }
+        result[String(parts[0])] = String(parts[1])
+    }
+    return result
+}
+
+func bootstrapLogging(_ level: Logger.Level) {
+    LoggingSystem.bootstrap { label in
+        var handler = StreamLogHandler.standardError(label: label)
+        handler.logLevel = level
+        return handler
     }
 }
 

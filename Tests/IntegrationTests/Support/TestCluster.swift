@@ -109,6 +109,22 @@ final class TestCluster: @unchecked Sendable {
         return agent
     }
 
+    /// Starts `gantry-agent scale` with this cluster's agent identity; it is stopped (and
+    /// drains the slots it started) with the rest of the cluster.
+    @discardableResult
+    func startScaler(_ arguments: [String], name: String = "scaler") async throws -> ChildProcess {
+        if !FileManager.default.fileExists(atPath: agentState + "/agent.pem") {
+            let (ok, output) = try await enroll()
+            guard ok else { throw TimedOut(description: "enroll failed: \(output)") }
+        }
+        let scaler = try await ChildProcess(
+            name: name, executable: binaries + "/gantry-agent",
+            arguments: ["scale", "--state", agentState, "--name", name] + arguments, logFile: root + "/\(name).log")
+        agents.append(scaler)
+        _ = try await scaler.waitForLine(containing: "scaler connected to the coordinator")
+        return scaler
+    }
+
     // MARK: - API
 
     func request(_ method: HTTPMethod, _ path: String, body: Data? = nil, token: String? = nil) async throws -> (Int, Data) {

@@ -1,0 +1,114 @@
+import ArgumentParser
+import Foundation
+import GantryAgent
+import GantryProtocol
+import Logging
+import UnixSignals
+
+enum ProviderKind: String, ExpressibleByArgument, CaseIterable {
+    case process, systemd, command
+}
+
+struct Scale: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run agent slots on demand: start them when jobs queue, drain idle ones after a cool-down.",
+        discussion: """
+            The coordinator pushes the demand (queued + running jobs these labels can run) over the agent \
+            protocol, so scaling out follows a queued job within milliseconds. Scale-in only ever drains idle \
+            agents: the coordinator checks idleness and stops leasing to the agent in one step. SIGTERM stops \
+            scaling and drains the slots the process provider started; a second SIGTERM cancels their jobs.
+            """)
+
+    @Option(help: "State directory written by `enroll`.") var state: String
+    @Option(help: "Coordinator address HOST:PORT (default: the one enrolled with).") var coordinator: String?
+    @Option(help: "Labels of the agents this scaler runs, k=v,k=v; demand counts jobs whose selector they satisfy.")
+    var labels: String = ""
+    @Option(help: "Slots kept even with no demand.") var min: Int = 0
+    @Option(help: "Slots never exceeded.") var max: Int
+    @Option(help: "Seconds demand must stay below the slot count before idle slots are drained.")
+    var cooldown: Double = 60
+    @Option(help: "How slots are run: \(ProviderKind.allCases.map(\.rawValue).joined(separator: ", ")).")
+    var provider: ProviderKind = .process
+    @Option(help: "Slot n's agent runs as <enrolled name>/<slot-prefix>n (default: 'scale-' for process, '' otherwise).")
+    var slotPrefix: String?
+    @Option(help: "This scaler's id is <enrolled name>/<name>; run one scaler per name.") var name: String = "scaler"
+
+    @Option(help: "process: work root for the agents' work dirs.") var workRoot: String?
+    @Option(help: "process: the gantry-agent binary (default: this executable).") var agentBinary: String?
+    @Option(help: "process: an extra `gantry-agent run` argument, repeatable (e.g. --agent-arg=--no-cgroups).")
+    var agentArg: [String] = []
+    @Option(help: "systemd: the agent template's name up to '@'.") var unitPrefix: String = "gantry-agent@"
+    @Option(help: "systemd: the systemctl to run.") var systemctl: String = "systemctl"
+    @Option(help: "command: a script called as `SCRIPT start N`, `SCRIPT stop N`, `SCRIPT list`.")
+    var command: String?
+    @Option(help: "Log level: trace, debug, info, notice, warning, error.") var logLevel: Logger.Level = .info
+
+    func validate() throws {
+        guard min >= 0 else { throw ValidationError("--min must be 0 or more") }
+        guard (1...1000).contains(max) else { throw ValidationError("--max must be between 1 and 1000") }
+        guard min <= max else { throw ValidationError("--min (\(min)) must not exceed --max (\(max))") }
+        guard cooldown >= 0 else { throw ValidationError("--cooldown must be 0 or more seconds") }
+        _ = try parseLabels(labels)
+        switch provider {
+        case .process:
+            guard workRoot != nil else { throw ValidationError("--provider process needs --work-root") }
+        case .command:
+            guard command != nil else { throw ValidationError("--provider command needs --command SCRIPT") }
+        case .systemd:
+            break
+        }
+    }
+
+    func run() async throws {
+        bootstrapLogging(logLevel)
+        let directory = AgentStateDirectory(path: state)
+        let metadata = try directory.readMetadata()
+        let identity = try directory.tlsConfiguration()
+        let prefix = slotPrefix ?? (provider == .process ? "scale-" : "")
+        let agentIDPrefix = "\(metadata.name)/\(prefix)"
+        var logger = Logger(label: "gantry-scaler")
+        logger[metadataKey: "scaler"] = "\(metadata.name)/\(name)"
+        let slots: any SlotProvider
+        switch provider {
+        case .process:
+            var arguments = ["--state", state, "--work-root", workRoot ?? "", "--labels", labels, "--log-level", "\(logLevel)"]
+            if let coordinator { arguments += ["--coordinator", coordinator] }
+            slots = ProcessSlotProvider(
+                options: .init(
+                    agentBinary: agentBinary ?? Self.currentExecutable(), agentArguments: arguments + agentArg,
+                    slotPrefix: prefix),
+                logger: logger)
+        case .systemd:
+            slots = SystemdSlotProvider(systemctl: systemctl, unitPrefix: unitPrefix, logger: logger)
+        case .command:
+            slots = CommandSlotProvider(script: command ?? "", agentIDPrefix: agentIDPrefix, labels: labels, logger: logger)
+        }
+        let scaler = Autoscaler(
+            options: .init(
+                coordinator: try HostPort(parsing: coordinator ?? metadata.coordinator),
+                scalerID: "\(metadata.name)/\(name)", labels: try parseLabels(labels), agentIDPrefix: agentIDPrefix,
+                policy: .init(minimum: min, maximum: max, cooldown: .milliseconds(Int(cooldown * 1000)))),
+            tls: try GantryTLS.agent(certificate: identity.certificate, privateKey: identity.privateKey, ca: identity.ca),
+            provider: slots, logger: logger)
+        let signals = await UnixSignalsSequence(trapping: .sigterm, .sigint)
+        let signalTask = Task {
+            var count = 0
+            for await signal in signals {
+                count += 1
+                if count == 1 {
+                    logger.notice("received \(signal): stopping; draining the slots this scaler started")
+                    await scaler.stop()
+                } else {
+                    logger.notice("received \(signal) again: cancelling the slots' jobs")
+                    await scaler.cancelSlots()
+                }
+            }
+        }
+        defer { signalTask.cancel() }
+        try await scaler.run()
+    }
+
+    static func currentExecutable() -> String {
+        (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+    }
+}
