@@ -8,7 +8,7 @@ import Testing
 /// The coordinator's job lifecycle against a real SQLite store, with agent sessions whose
 /// outbound frames the test reads directly (no network).
 @Suite("Coordinator core")
-struct CoordinatorCoreTests {
+final class CoordinatorCoreTests {
     let directory: String
     let store: CoordinatorStore
 
@@ -16,6 +16,10 @@ struct CoordinatorCoreTests {
         directory = NSTemporaryDirectory() + "gantry-core-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         store = try CoordinatorStore(path: directory + "/gantry.sqlite")
+    }
+
+    deinit {
+        try? FileManager.default.removeItem(atPath: directory)
     }
 
     func makeCore(ttl: Duration = .seconds(15), store: CoordinatorStore? = nil) throws -> CoordinatorCore {

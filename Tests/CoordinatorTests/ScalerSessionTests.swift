@@ -7,7 +7,7 @@ import Testing
 /// The coordinator's side of autoscaling: demand pushed to a scaler, and scale-in that
 /// only ever takes idle agents, decided in the same step that stops leasing to them.
 @Suite("Scaler sessions")
-struct ScalerSessionTests {
+final class ScalerSessionTests {
     let directory: String
     let core: CoordinatorCore
 
@@ -17,6 +17,10 @@ struct ScalerSessionTests {
         core = try CoordinatorCore(
             store: try CoordinatorStore(path: directory + "/gantry.sqlite"),
             configuration: .init(heartbeatInterval: .seconds(1), leaseTTL: .seconds(15)), logger: Logger(label: "test"))
+    }
+
+    deinit {
+        try? FileManager.default.removeItem(atPath: directory)
     }
 
     /// A session plus its outbound frames, read with a deadline so a missing frame fails
