@@ -182,12 +182,7 @@ public actor AgentRuntime {
                 logger.info(
                     "connected to the coordinator",
                     metadata: ["coordinator": "\(options.coordinator)", "version": "\(welcome.version)", "handshake": "\(connectedIn)"])
-                let frames = outbound.open()
-                let writerTask = Task {
-                    for await frame in frames {
-                        do { try await writer.write(frame) } catch { break }
-                    }
-                }
+                let writerTask = outbound.startWriting(to: writer)
                 let heartbeat = Task { await self.heartbeatLoop() }
                 defer {
                     writerTask.cancel()
@@ -203,12 +198,7 @@ public actor AgentRuntime {
                 outbound.close()
                 await writerTask.value
             case .error(let error):
-                switch error.code {
-                case .unsupportedVersion, .agentIDMismatch, .certificateRequired, .badToken:
-                    throw AgentError.handshakeRefused(error.message)
-                default:
-                    throw AgentError.connectionClosed(error.message)
-                }
+                throw AgentError.handshake(error)
             default:
                 throw AgentError.connectionClosed("the coordinator answered the handshake with an unexpected message")
             }

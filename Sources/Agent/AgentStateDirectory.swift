@@ -75,6 +75,17 @@ public enum AgentError: Error, CustomStringConvertible, Sendable {
         case .connectionClosed(let why): return "connection closed: \(why)"
         }
     }
+
+    /// What an `Error` frame in answer to `Hello` means: a refusal that retrying cannot
+    /// fix (so the process gives up), or a passing failure (so it reconnects).
+    static func handshake(_ error: Gantry_V1_Error) -> AgentError {
+        switch error.code {
+        case .unsupportedVersion, .agentIDMismatch, .certificateRequired, .badToken:
+            return .handshakeRefused(error.message)
+        default:
+            return .connectionClosed(error.message)
+        }
+    }
 }
 
 /// `HOST:PORT` or `[v6]:PORT`.

@@ -1,4 +1,5 @@
 import GantryProtocol
+import NIOCore
 import Synchronization
 
 /// Where frames go while a connection exists. Components that produce frames (the log
@@ -17,6 +18,17 @@ final class OutboundQueue: Sendable {
         }
         previous?.finish()
         return stream
+    }
+
+    /// Opens a stream for a fresh connection and writes it to `writer` until the stream
+    /// ends or a write fails (the connection is gone).
+    func startWriting(to writer: NIOAsyncChannelOutboundWriter<Gantry_V1_Envelope>) -> Task<Void, Never> {
+        let frames = open()
+        return Task {
+            for await frame in frames {
+                do { try await writer.write(frame) } catch { break }
+            }
+        }
     }
 
     func close() {

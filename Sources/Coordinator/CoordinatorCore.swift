@@ -232,14 +232,17 @@ public actor CoordinatorCore {
         logger.info(
             "agent connected",
             metadata: ["agent": "\(agentID)", "labels": "\(hello.labels)", "resumed": "\(held.count)"])
-        return .success(
-            .with {
-                $0.version = version
-                $0.coordinatorID = configuration.coordinatorID
-                $0.heartbeatIntervalMs = UInt32(configuration.heartbeatInterval.milliseconds)
-                $0.leaseTtlMs = UInt32(configuration.leaseTTL.milliseconds)
-                $0.resume = resume
-            })
+        return .success(welcome(version: version, resume: resume))
+    }
+
+    func welcome(version: UInt32, resume: [Gantry_V1_Resume] = []) -> Gantry_V1_Welcome {
+        .with {
+            $0.version = version
+            $0.coordinatorID = configuration.coordinatorID
+            $0.heartbeatIntervalMs = UInt32(configuration.heartbeatInterval.milliseconds)
+            $0.leaseTtlMs = UInt32(configuration.leaseTTL.milliseconds)
+            $0.resume = resume
+        }
     }
 
     /// The connection of `session` ended (EOF, error or replaced).

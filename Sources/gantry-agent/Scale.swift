@@ -90,20 +90,16 @@ struct Scale: AsyncParsableCommand {
                 policy: .init(minimum: min, maximum: max, cooldown: .milliseconds(Int(cooldown * 1000)))),
             tls: try GantryTLS.agent(certificate: identity.certificate, privateKey: identity.privateKey, ca: identity.ca),
             provider: slots, logger: logger)
-        let signals = await UnixSignalsSequence(trapping: .sigterm, .sigint)
-        let signalTask = Task {
-            var count = 0
-            for await signal in signals {
-                count += 1
-                if count == 1 {
-                    logger.notice("received \(signal): stopping; draining the slots this scaler started")
-                    await scaler.stop()
-                } else {
-                    logger.notice("received \(signal) again: cancelling the slots' jobs")
-                    await scaler.cancelSlots()
-                }
-            }
-        }
+        let signalLogger = logger
+        let signalTask = await onShutdownSignals(
+            first: { signal in
+                signalLogger.notice("received \(signal): stopping; draining the slots this scaler started")
+                await scaler.stop()
+            },
+            again: { signal in
+                signalLogger.notice("received \(signal) again: cancelling the slots' jobs")
+                await scaler.cancelSlots()
+            })
         defer { signalTask.cancel() }
         try await scaler.run()
     }

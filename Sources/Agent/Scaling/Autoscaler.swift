@@ -154,12 +154,7 @@ public actor Autoscaler {
                         "coordinator": "\(options.coordinator)", "labels": "\(options.labels)",
                         "min": "\(options.policy.minimum)", "max": "\(options.policy.maximum)",
                     ])
-                let frames = outbound.open()
-                let writerTask = Task {
-                    for await frame in frames {
-                        do { try await writer.write(frame) } catch { break }
-                    }
-                }
+                let writerTask = outbound.startWriting(to: writer)
                 let heartbeat = Task { await self.heartbeatLoop() }
                 defer {
                     writerTask.cancel()
@@ -170,12 +165,7 @@ public actor Autoscaler {
                     handle(envelope)
                 }
             case .error(let error):
-                switch error.code {
-                case .unsupportedVersion, .agentIDMismatch, .certificateRequired, .badToken:
-                    throw AgentError.handshakeRefused(error.message)
-                default:
-                    throw AgentError.connectionClosed(error.message)
-                }
+                throw AgentError.handshake(error)
             default:
                 throw AgentError.connectionClosed("the coordinator answered the handshake with an unexpected message")
             }

@@ -28,13 +28,7 @@ extension CoordinatorCore {
             lastSentAt: .now)
         logger.info("scaler connected", metadata: ["scaler": "\(hello.agentID)", "labels": "\(LabelSet.format(hello.labels))"])
         scheduleDemandPush()
-        return .success(
-            .with {
-                $0.version = version
-                $0.coordinatorID = configuration.coordinatorID
-                $0.heartbeatIntervalMs = UInt32(configuration.heartbeatInterval.milliseconds)
-                $0.leaseTtlMs = UInt32(configuration.leaseTTL.milliseconds)
-            })
+        return .success(welcome(version: version))
     }
 
     /// One message on a scaler's connection.
