@@ -307,7 +307,10 @@ public actor CoordinatorCore {
     public func tick(now: ContinuousClock.Instant = .now, wallClock: Date = Date()) {
         perform(scheduler.tick(now: now))
         enforceDeadlines(now: wallClock)
-        if !scalers.isEmpty { pushDemand(refreshOlderThan: configuration.heartbeatInterval) }
+        if !scalers.isEmpty {
+            dropSilentScalers(now: now)
+            pushDemand(refreshOlderThan: configuration.heartbeatInterval)
+        }
     }
 
     /// How long past `timeout + cancel_grace` the coordinator waits for the agent's own

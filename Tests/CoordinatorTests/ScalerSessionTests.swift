@@ -163,6 +163,23 @@ final class ScalerSessionTests {
         #expect(code == .unsupportedVersion)
     }
 
+    @Test func aSilentScalerIsDroppedAfterTheTTL() async throws {
+        let scaler = Peer("h/scaler")
+        _ = try await core.hello(
+            hello("h/scaler", labels: [:], role: .scaler), certificateName: "h", session: scaler.session
+        ).get()
+        _ = try await scaler.next("initial demand") { $0.isDemand }
+        await core.tick(now: .now + .seconds(10))
+        await send(.with { $0.heartbeat = .with { $0.sentAtUnixMs = 1 } }, from: scaler)
+        _ = try await scaler.next("heartbeat ack") { if case .heartbeatAck = $0.body { true } else { false } }
+        await core.tick(now: .now + .seconds(16))
+        // The session was closed: its stream ends.
+        var frames = 0
+        while await scaler.frames.next() != nil, frames < 10 { frames += 1 }
+        #expect(frames < 10)
+        #expect(await core.scalers.isEmpty)
+    }
+
     @Test func demandAndMetricsPerLabelSet() async throws {
         _ = try await core.submit(
             .init(yaml: "steps:\n  - {key: a, command: x, agents: {os: linux}}\n  - {key: b, command: x, agents: {os: linux}}\n  - {key: c, command: x}\n"))

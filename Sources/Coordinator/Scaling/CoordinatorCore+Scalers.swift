@@ -12,6 +12,9 @@ struct ScalerConnection {
     let agentPrefix: String
     var lastSent: Gantry_V1_Demand?
     var lastSentAt: ContinuousClock.Instant
+    /// A scaler heartbeats like an agent; one silent past the lease TTL is dropped, so a
+    /// half-open connection does not collect pushed frames forever.
+    var lastHeard: ContinuousClock.Instant
 }
 
 extension CoordinatorCore {
@@ -25,7 +28,7 @@ extension CoordinatorCore {
         if let previous = scalers[hello.agentID] { previous.session.close() }
         scalers[hello.agentID] = ScalerConnection(
             session: session, labels: hello.labels, agentPrefix: certificateName + "/", lastSent: nil,
-            lastSentAt: .now)
+            lastSentAt: .now, lastHeard: .now)
         logger.info("scaler connected", metadata: ["scaler": "\(hello.agentID)", "labels": "\(LabelSet.format(hello.labels))"])
         scheduleDemandPush()
         return .success(welcome(version: version))
@@ -33,6 +36,7 @@ extension CoordinatorCore {
 
     /// One message on a scaler's connection.
     func receiveFromScaler(_ envelope: Gantry_V1_Envelope, scalerID: String, connection: ScalerConnection) {
+        scalers[scalerID]?.lastHeard = .now
         switch envelope.body {
         case .heartbeat(let heartbeat):
             connection.session.send(.with { $0.heartbeatAck = .with { $0.sentAtUnixMs = heartbeat.sentAtUnixMs } })
@@ -64,6 +68,15 @@ extension CoordinatorCore {
         guard scalers[scalerID]?.session === session else { return }
         scalers.removeValue(forKey: scalerID)
         logger.info("scaler disconnected", metadata: ["scaler": "\(scalerID)"])
+    }
+
+    /// Closes scalers silent past the lease TTL (called from `tick`).
+    func dropSilentScalers(now: ContinuousClock.Instant) {
+        for (id, scaler) in scalers where now - scaler.lastHeard > configuration.leaseTTL {
+            logger.warning("scaler silent past the lease TTL; closing its connection", metadata: ["scaler": "\(id)"])
+            scaler.session.close()
+            scalers.removeValue(forKey: id)
+        }
     }
 
     /// Something that may change demand happened. The push runs after the current event
