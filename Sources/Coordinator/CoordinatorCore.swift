@@ -24,6 +24,12 @@ public actor CoordinatorCore {
         }
     }
 
+    struct PipelineSource {
+        var repository: String
+        var commit: String
+        var branch: String
+    }
+
     struct AgentInfo {
         var hostname: String
         var labels: [String: String]
@@ -46,6 +52,8 @@ public actor CoordinatorCore {
     /// Agents declared lost, kept for an hour so `gantry agents` can show them.
     var lostAgents: [String: AgentInfo] = [:]
     var watchers: [String: [UUID: AsyncStream<Void>.Continuation]] = [:]
+    var pipelineSources: [String: PipelineSource] = [:]
+    static let pipelineSourceCacheLimit = 10_000
     /// Connected autoscalers by id (see `CoordinatorCore+Scalers.swift`).
     var scalers: [String: ScalerConnection] = [:]
     var demandPushPending = false
@@ -99,6 +107,7 @@ public actor CoordinatorCore {
                 queuedAt: step.dependsOn.isEmpty ? now : nil, startedAt: nil, finishedAt: nil, logLength: 0)
         }
         try store.insert(pipeline: pipeline, jobs: created)
+        cache(PipelineSource(repository: pipeline.repository, commit: pipeline.commit, branch: pipeline.branch), for: pipeline.id)
         for job in created { jobs[job.id] = job }
         logger.info("pipeline submitted", metadata: ["pipeline": "\(pipeline.id)", "jobs": "\(created.count)"])
         var actions: [Scheduler.Action] = []
@@ -606,6 +615,11 @@ public actor CoordinatorCore {
     /// After `job` reached a terminal state: dependents whose dependencies all succeeded
     /// become queued; dependents of a job that did not succeed are cancelled, transitively.
     private func settleDependents(of job: StoredJob) throws -> (unblocked: [StoredJob], changed: [StoredJob]) {
+        // Only a waiting job can change; every one of them is in the cache. Without one in
+        // this pipeline there is nothing to read (a wide pipeline of independent steps
+        // would otherwise reload all its siblings on every finish).
+        guard jobs.values.contains(where: { $0.pipelineId == job.pipelineId && $0.state == JobState.waiting.rawValue })
+        else { return ([], []) }
         var byKey: [String: StoredJob] = [:]
         for sibling in try store.jobs(pipelineID: job.pipelineId) { byKey[sibling.key] = jobs[sibling.id] ?? sibling }
         byKey[job.key] = job
@@ -678,7 +692,7 @@ public actor CoordinatorCore {
         try store.update([job], attempt: attemptRecord(job, agentID: agentID, state: JobState.leased.rawValue, reason: nil))
         jobs[jobID] = job
         if let queuedAt = job.queuedAt { metrics.recordQueueWait(Date().timeIntervalSince(queuedAt), selector: job.agents) }
-        let pipeline = try store.pipeline(id: job.pipelineId)
+        let source = try pipelineSource(job.pipelineId)
         session.send(
             .with {
                 $0.lease = .with {
@@ -690,12 +704,29 @@ public actor CoordinatorCore {
                     $0.env = job.env
                     $0.timeoutSeconds = UInt32(job.timeoutSeconds ?? 0)
                     $0.cancelGraceSeconds = UInt32(job.cancelGraceSeconds)
-                    $0.repository = pipeline?.repository ?? ""
-                    $0.commit = pipeline?.commit ?? ""
-                    $0.branch = pipeline?.branch ?? ""
+                    $0.repository = source.repository
+                    $0.commit = source.commit
+                    $0.branch = source.branch
                 }
             })
         notify(jobID: jobID)
+    }
+
+    /// Repository, commit and branch of a pipeline, for its leases: cached, because every
+    /// lease needs them and a store read per lease sits on the dispatch path.
+    private func pipelineSource(_ id: String) throws -> PipelineSource {
+        if let cached = pipelineSources[id] { return cached }
+        let pipeline = try store.pipeline(id: id)
+        let source = PipelineSource(
+            repository: pipeline?.repository ?? "", commit: pipeline?.commit ?? "", branch: pipeline?.branch ?? "")
+        cache(source, for: id)
+        return source
+    }
+
+    private func cache(_ source: PipelineSource, for id: String) {
+        // Bounded the simple way: a miss after a reset costs one read.
+        if pipelineSources.count >= Self.pipelineSourceCacheLimit { pipelineSources.removeAll(keepingCapacity: true) }
+        pipelineSources[id] = source
     }
 
     private func lost(jobID: String, agentID: String) throws {
