@@ -1,0 +1,157 @@
+import BenchKit
+import Foundation
+
+/// A coordinator and agents started from the root package's release binaries on
+/// 127.0.0.1 with real TLS, in a directory of their own under the run's work dir.
+///
+/// The same steps as scripts/quickstart and the integration tests' `TestCluster`:
+/// `gantry-coordinator init`, `serve` on port 0 (its stdout names the ports), `join-info`,
+/// `gantry-agent enroll`, then `gantry-agent run` per slot, each waited for on its
+/// "connected to the coordinator" line. `stop()` stops agents first, then the coordinator,
+/// each by pid.
+final class Cluster {
+    let root: String
+    let binaries: String
+    private(set) var coordinator: ChildProcess?
+    private(set) var agents: [ChildProcess] = []
+    private(set) var agentsAddress = ""
+    private(set) var httpAddress = ""
+    private(set) var joinToken = ""
+    private(set) var caFingerprint = ""
+    private(set) var api: APIClient?
+    private var enrolled: Set<String> = []
+
+    var coordinatorState: String { root + "/coordinator" }
+    var database: String { coordinatorState + "/gantry.sqlite" }
+    var work: String { root + "/work" }
+
+    init(name: String, binaries: String, workDir: String) throws {
+        root = workDir + "/" + name
+        self.binaries = binaries
+        try? FileManager.default.removeItem(atPath: root)
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+    }
+
+    /// `init` and `serve`; returns once the coordinator printed its ports.
+    func startCoordinator(extraArguments: [String] = []) throws {
+        let initialize = try runCommand(
+            binaries + "/gantry-coordinator", ["init", "--state", coordinatorState, "--advertise", "127.0.0.1:0"],
+            workDir: root)
+        guard initialize.status == 0 else { throw HarnessError("gantry-coordinator init failed:\n\(initialize.output)") }
+        let coordinator = try ChildProcess.spawn(
+            name: "coordinator", executable: binaries + "/gantry-coordinator",
+            arguments: ["serve", "--state", coordinatorState, "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0"]
+                + extraArguments,
+            stdout: root + "/coordinator.out", stderr: root + "/coordinator.log")
+        self.coordinator = coordinator
+        let line = try coordinator.waitForLine(
+            containing: "gantry-coordinator listening", in: root + "/coordinator.out", timeout: .seconds(60))
+        for field in line.split(separator: " ") {
+            if field.hasPrefix("agents=") { agentsAddress = String(field.dropFirst("agents=".count)) }
+            if field.hasPrefix("http=") { httpAddress = String(field.dropFirst("http=".count)) }
+        }
+        guard agentsAddress.hasPrefix("127.0.0.1:"), httpAddress.hasPrefix("127.0.0.1:") else {
+            throw HarnessError("unexpected listening line: \(line)")
+        }
+        let info = try runCommand(
+            binaries + "/gantry-coordinator", ["join-info", "--state", coordinatorState, "--json"], workDir: root)
+        guard info.status == 0,
+            let json = try JSONSerialization.jsonObject(with: Data(info.output.utf8)) as? [String: String],
+            let token = json["token"], let fingerprint = json["ca_fingerprint"]
+        else { throw HarnessError("gantry-coordinator join-info failed:\n\(info.output)") }
+        joinToken = token
+        caFingerprint = fingerprint
+        let adminToken = try String(contentsOfFile: coordinatorState + "/admin.token", encoding: .utf8)
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        api = APIClient(base: "http://\(httpAddress)", token: adminToken)
+    }
+
+    var coordinatorPID: pid_t {
+        get throws {
+            guard let coordinator, coordinator.isRunning else { throw HarnessError("the coordinator is not running") }
+            return coordinator.pid
+        }
+    }
+
+    var client: APIClient {
+        get throws {
+            guard let api else { throw HarnessError("the coordinator is not started") }
+            return api
+        }
+    }
+
+    /// Enrolls an identity (once per name) in `<root>/agent-<name>` and returns that dir.
+    @discardableResult
+    func enroll(name: String) throws -> String {
+        let state = root + "/agent-\(name)"
+        if enrolled.contains(name) { return state }
+        let result = try runCommand(
+            binaries + "/gantry-agent",
+            [
+                "enroll", "--coordinator", agentsAddress, "--token", joinToken, "--ca-fingerprint", caFingerprint,
+                "--state", state, "--name", name,
+            ], workDir: root)
+        guard result.status == 0 else { throw HarnessError("gantry-agent enroll --name \(name) failed:\n\(result.output)") }
+        enrolled.insert(name)
+        return state
+    }
+
+    /// The `gantry-agent run` arguments for one slot.
+    func agentArguments(identity: String, slot: String, labels: String, cgroups: Bool) throws -> [String] {
+        let state = try enroll(name: identity)
+        return [
+            "run", "--state", state, "--coordinator", agentsAddress, "--work-root", work, "--slot", slot, "--labels",
+            labels,
+        ] + (cgroups ? [] : ["--no-cgroups"])
+    }
+
+    /// Starts agents `1...count` (slots named `<prefix><n>`) and waits until each is connected.
+    @discardableResult
+    func startAgents(
+        count: Int, labels: String, cgroups: Bool, identity: String = "bench", slotPrefix: String = ""
+    ) throws -> [ChildProcess] {
+        var started: [ChildProcess] = []
+        for n in 1...count {
+            let slot = "\(slotPrefix)\(n)"
+            let agent = try ChildProcess.spawn(
+                name: "agent \(identity)/\(slot)", executable: binaries + "/gantry-agent",
+                arguments: try agentArguments(identity: identity, slot: slot, labels: labels, cgroups: cgroups),
+                stdout: root + "/agent-\(identity)-\(slot).log", stderr: root + "/agent-\(identity)-\(slot).log")
+            agents.append(agent)
+            started.append(agent)
+        }
+        for agent in started { _ = try agent.waitForLine(containing: "connected to the coordinator", timeout: .seconds(60)) }
+        return started
+    }
+
+    /// What the agent's log says about per-job cgroups: "on", "off (--no-cgroups)" or
+    /// "unavailable" (no writable cgroup2 hierarchy here).
+    static func cgroupMode(of agent: ChildProcess) -> String {
+        let log = (try? String(contentsOfFile: agent.stderrPath, encoding: .utf8)) ?? ""
+        if log.contains("running each job in its own cgroup") { return "on" }
+        if log.contains("per-job cgroups disabled") { return "off (--no-cgroups)" }
+        if log.contains("per-job cgroups unavailable") { return "unavailable" }
+        return "unknown"
+    }
+
+    /// Agents first (an idle agent exits at once on SIGTERM), then the coordinator.
+    func stop() {
+        for agent in agents { agent.signal(SIGTERM) }
+        for agent in agents { agent.stop(grace: .seconds(10)) }
+        agents.removeAll()
+        coordinator?.stop(grace: .seconds(15))
+    }
+
+    /// Stops everything and removes the cluster's directory (state, database, logs).
+    func tearDown() {
+        stop()
+        try? FileManager.default.removeItem(atPath: root)
+    }
+
+    /// The tail of the coordinator's and each agent's log, for a failure message.
+    func diagnostics() -> String {
+        var text = "--- coordinator ---\n" + ChildProcess.tail(of: root + "/coordinator.log")
+        for agent in agents.prefix(4) { text += "\n--- \(agent.name) ---\n" + ChildProcess.tail(of: agent.stderrPath) }
+        return text
+    }
+}

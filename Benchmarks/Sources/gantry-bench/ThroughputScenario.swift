@@ -1,0 +1,86 @@
+import BenchKit
+import Foundation
+
+/// Scenario 2: throughput of trivial jobs queued at once.
+///
+/// One pipeline of N independent steps, each `true`, submitted in one request: the
+/// coordinator stores all N jobs in one transaction and leases them as agents become
+/// ready. Jobs/s is N over the time from sending the submit to the last job terminal.
+/// Completion is detected by polling `GET /v1/jobs?state=<unfinished>&limit=1` every
+/// 50 ms (so the end time is known to within 50 ms, and the poll costs the coordinator a
+/// single indexed row read, not a 2,000-job pipeline document).
+struct ThroughputScenario {
+    struct Run {
+        var index: Int
+        var agents: Int
+        var jobs: Int
+        var seconds: Double
+        var submitMilliseconds: Double
+        var coordinatorCPU: Double
+        var agentsCPU: Double
+        var stepsCPU: Double
+        var cgroupMode: String
+        var jobsPerSecond: Double { Double(jobs) / seconds }
+        var coordinatorCPUPerJob: Double { coordinatorCPU / Double(jobs) }
+        var agentCPUPerJob: Double { agentsCPU / Double(jobs) }
+        var stepCPUPerJob: Double { stepsCPU / Double(jobs) }
+    }
+
+    let context: BenchContext
+    var jobs: Int { context.quick ? 200 : 2000 }
+    static let pollInterval: Duration = .milliseconds(50)
+
+    func run(agents agentCount: Int) async throws -> [Run] {
+        let yaml =
+            "steps:\n"
+            + (1...jobs).map { "  - key: t\($0)\n    command: \"true\"\n    agents:\n      pool: throughput\n" }.joined()
+        var runs: [Run] = []
+        for index in 1...context.runs {
+            let cluster = try Cluster(
+                name: "throughput-\(agentCount)-\(index)", binaries: context.binaries, workDir: context.workDir)
+            defer { cluster.tearDown() }
+            do {
+                try cluster.startCoordinator()
+                let agents = try cluster.startAgents(count: agentCount, labels: "pool=throughput", cgroups: true)
+                let api = try cluster.client
+                let coordinator = try cluster.coordinatorPID
+                // Let every agent's Ready land before the clock starts.
+                try await Task.sleep(for: .milliseconds(500))
+                let coordinatorBefore = ProcessStats.cpuSeconds(pid: coordinator) ?? 0
+                let agentsBefore = agents.map { ProcessStats.cpuSeconds(pid: $0.pid) ?? 0 }.reduce(0, +)
+                let stepsBefore = agents.map { ProcessStats.childrenCPUSeconds(pid: $0.pid) ?? 0 }.reduce(0, +)
+                let start = ContinuousClock.now
+                let pipeline = try await api.submit(yaml: yaml, file: "throughput.yml")
+                let submitted = ContinuousClock.now
+                let deadline = start + .seconds(600)
+                while try await api.anyUnfinishedJob() {
+                    guard ContinuousClock.now < deadline else { throw HarnessError("jobs did not finish within 600 s") }
+                    try await Task.sleep(for: Self.pollInterval)
+                }
+                let end = ContinuousClock.now
+                let coordinatorCPU = (ProcessStats.cpuSeconds(pid: coordinator) ?? 0) - coordinatorBefore
+                let agentsCPU = agents.map { ProcessStats.cpuSeconds(pid: $0.pid) ?? 0 }.reduce(0, +) - agentsBefore
+                let stepsCPU = agents.map { ProcessStats.childrenCPUSeconds(pid: $0.pid) ?? 0 }.reduce(0, +) - stepsBefore
+                let final = try await api.pipeline(pipeline.id)
+                let succeeded = final.jobs.filter { $0.state == "succeeded" }.count
+                guard succeeded == jobs else {
+                    throw HarnessError("\(succeeded) of \(jobs) jobs succeeded (pipeline \(final.state))")
+                }
+                let run = Run(
+                    index: index, agents: agentCount, jobs: jobs, seconds: (end - start).seconds,
+                    submitMilliseconds: (submitted - start).milliseconds, coordinatorCPU: coordinatorCPU,
+                    agentsCPU: agentsCPU, stepsCPU: stepsCPU, cgroupMode: Cluster.cgroupMode(of: agents[0]))
+                context.log(
+                    "  run \(index): \(jobs) jobs on \(agentCount) agents in \(String(format: "%.2f", run.seconds)) s = "
+                        + "\(String(format: "%.0f", run.jobsPerSecond)) jobs/s; coordinator CPU "
+                        + "\(String(format: "%.3f", run.coordinatorCPUPerJob * 1000)) ms/job, agents "
+                        + "\(String(format: "%.3f", run.agentCPUPerJob * 1000)) ms/job, steps "
+                        + "\(String(format: "%.3f", run.stepCPUPerJob * 1000)) ms/job")
+                runs.append(run)
+            } catch {
+                throw HarnessError("throughput run \(index) (\(agentCount) agents) failed: \(error)\n\(cluster.diagnostics())")
+            }
+        }
+        return runs
+    }
+}
