@@ -438,7 +438,8 @@ public actor AgentRuntime {
         jobs.removeValue(forKey: job.spec.jobID)
         for task in job.tasks { task.cancel() }
         job.spool.remove()
-        // Off the actor: a /proc scan must not delay the next lease.
+        // Off the actor: when a child has exited, the scan reads /proc and must not delay
+        // the next lease.
         let reaper = self.reaper
         Task.detached { reaper.reap() }
         offerSlots()

@@ -63,21 +63,54 @@ public final class OrphanReaper: Sendable {
         leaders.withLock { _ = $0.remove(pid) }
     }
 
-    /// One pass over /proc; returns the pids reaped.
+    /// One pass over the agent's own children; returns the pids reaped.
+    ///
+    /// Runs after every job, and a scan of every `/proc/PID/stat` on the host cost a third
+    /// of an agent's CPU on trivial jobs. So it first asks the kernel whether the agent has
+    /// any exited child at all (usually not: the step's shell was already reaped), and when
+    /// it does, reads only `/proc/self/task/*/children` where the kernel provides it
+    /// (CONFIG_PROC_CHILDREN), falling back to the full scan where it does not.
     @discardableResult
     public func reap() -> [pid_t] {
+        guard Self.hasExitedChild() else { return [] }
         let me = getpid()
         let known = leaders.withLock { $0 }
         let uptime = Self.uptimeSeconds()
         let ticks = Double(sysconf(Int32(_SC_CLK_TCK)))
         var reaped: [pid_t] = []
-        for pid in JobProcesses.processIDs() where !known.contains(pid) {
+        for pid in Self.candidateChildren() where !known.contains(pid) {
             guard let stat = Self.stat(pid), stat.parent == me, stat.state == "Z" else { continue }
             if let uptime, uptime - Double(stat.startTicks) / ticks < 1 { continue }
             var status: Int32 = 0
             if waitpid(pid, &status, WNOHANG) == pid { reaped.append(pid) }
         }
         return reaped
+    }
+
+    /// Whether any child of this process has exited and not been reaped yet. Peeks without
+    /// reaping (WNOWAIT), so it never takes an exit status swift-subprocess waits for.
+    static func hasExitedChild() -> Bool {
+        gantry_peek_exited_child() != 0
+    }
+
+    /// This process's children from `/proc/self/task/*/children` (each thread lists the
+    /// children it forked or that were re-parented to it), or every pid on the host where
+    /// the kernel does not provide that file. Callers still check the parent in `stat`.
+    static func candidateChildren() -> [pid_t] {
+        guard let threads = try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task") else {
+            return JobProcesses.processIDs()
+        }
+        var children: [pid_t] = []
+        for thread in threads {
+            guard let list = FileManager.default.contents(atPath: "/proc/self/task/\(thread)/children") else {
+                // A thread that exited between listing and reading has no children left to
+                // report; a missing file on a live thread means no CONFIG_PROC_CHILDREN.
+                if FileManager.default.fileExists(atPath: "/proc/self/task/\(thread)") { return JobProcesses.processIDs() }
+                continue
+            }
+            children += list.split(separator: UInt8(ascii: " ")).compactMap { pid_t(String(decoding: $0, as: UTF8.self)) }
+        }
+        return children
     }
 
     struct Stat {

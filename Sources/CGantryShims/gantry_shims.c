@@ -4,6 +4,8 @@
 #include <fcntl.h>
 
 #include <errno.h>
+#include <string.h>
+#include <sys/wait.h>
 #ifdef __linux__
 #include <sys/prctl.h>
 #endif
@@ -24,4 +26,13 @@ int gantry_punch_hole(int fd, long long offset, long long length) {
     errno = ENOSYS;
     return -1;
 #endif
+}
+
+int gantry_peek_exited_child(void) {
+    siginfo_t info;
+    memset(&info, 0, sizeof info);
+    if (waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT) != 0) {
+        return errno == ECHILD ? 0 : -1;
+    }
+    return info.si_pid;
 }

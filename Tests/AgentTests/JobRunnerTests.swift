@@ -116,6 +116,20 @@ struct JobRunnerTests {
         try await waitFor { kill(pid, 0) != 0 || JobRunnerTests.isZombie(pid) }
     }
 
+    /// The agent skips its orphan scan when no child has exited; the peek that decides it
+    /// must see a zombie child and leave its exit status for whoever waits for it.
+    @Test func peekingForAnExitedChildLeavesItWaitable() async throws {
+        var pid: pid_t = 0
+        let argv: [UnsafeMutablePointer<CChar>?] = [strdup("/bin/sh"), strdup("-c"), strdup("exit 7"), nil]
+        defer { argv.forEach { free($0) } }
+        #expect(posix_spawn(&pid, "/bin/sh", nil, nil, argv, environ) == 0)
+        try await waitFor { JobRunnerTests.isZombie(pid) }
+        #expect(OrphanReaper.hasExitedChild())
+        var status: Int32 = 0
+        #expect(waitpid(pid, &status, 0) == pid, "still waitable after the peek")
+        #expect((status >> 8) & 0xff == 7, "with its exit status")
+    }
+
     static func isZombie(_ pid: Int32) -> Bool {
         OrphanReaper.stat(pid)?.state == "Z"
     }

@@ -13,4 +13,11 @@ int gantry_set_child_subreaper(void);
 /// a GNU extension Swift's Glibc module does not expose). Returns 0 or -1 with errno.
 int gantry_punch_hole(int fd, long long offset, long long length);
 
+/// The pid of one exited, not yet reaped child of the calling process, left waitable
+/// (waitid(P_ALL, WEXITED | WNOHANG | WNOWAIT)): 0 when there is none, -1 with errno on
+/// error. Lets the agent skip its orphan scan when it has no zombie child at all, without
+/// stealing an exit status swift-subprocess is waiting for. Swift cannot reach siginfo_t's
+/// si_pid, which lives in a union.
+int gantry_peek_exited_child(void);
+
 #endif
