@@ -147,14 +147,14 @@ public final class CoordinatorStore: Sendable {
     }
 
     public func update(_ job: StoredJob) throws {
-        try database.write { db in try job.update(db) }
+        try database.write { db in try job.updateLifecycle(db) }
     }
 
     /// Saves several jobs (a state change and what it unblocked) atomically, with the
     /// attempt's new state. An attempt row keeps the `leased_at` of its first write.
     public func update(_ jobs: [StoredJob], attempt: StoredAttempt? = nil) throws {
         try database.write { db in
-            for job in jobs { try job.update(db) }
+            for job in jobs { try job.updateLifecycle(db) }
             if let attempt {
                 try db.execute(
                     sql: """

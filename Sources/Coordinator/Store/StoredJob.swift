@@ -92,3 +92,31 @@ public enum JobState: String, Sendable, CaseIterable {
         }
     }
 }
+
+extension StoredJob {
+    /// The columns a job's lifecycle changes after it is inserted; the step's definition
+    /// (commands, env, selector, dependencies, retry rules) never changes.
+    static let lifecycleUpdate = """
+        UPDATE jobs SET state = ?, retry_counts = ?, cancel_reason = ?, attempt = ?, lost_count = ?, agent_id = ?,
+            exit_status = ?, reason = ?, queued_at = ?, started_at = ?, finished_at = ?, log_length = ?
+        WHERE id = ?
+        """
+
+    /// Saves the lifecycle columns with one prepared statement.
+    ///
+    /// Every job event (leased, running, finished, and each dependent it unblocks) is one
+    /// update, and GRDB's `Codable` path re-encoded the whole row for it, JSON columns and
+    /// snake-case column names included: a fifth of the coordinator's CPU on trivial jobs
+    /// (Benchmarks/PROFILE.md). Throws `RecordError.recordNotFound` like `update(_:)`.
+    func updateLifecycle(_ db: Database) throws {
+        let retryCounts = try retryCounts.isEmpty ? "{}" : String(decoding: JSONEncoder().encode(retryCounts), as: UTF8.self)
+        let statement = try db.cachedStatement(sql: Self.lifecycleUpdate)
+        try statement.execute(arguments: [
+            state, retryCounts, cancelReason, attempt, lostCount, agentId, exitStatus, reason, queuedAt, startedAt,
+            finishedAt, logLength, id,
+        ])
+        if db.changesCount == 0 {
+            throw RecordError.recordNotFound(databaseTableName: Self.databaseTableName, key: ["id": id.databaseValue])
+        }
+    }
+}
