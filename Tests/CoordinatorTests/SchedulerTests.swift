@@ -126,6 +126,58 @@ struct SchedulerTests {
         s.agentConnected(id: "a", labels: [:], capacity: 1, oneShot: false, held: [], now: t0)
         #expect(s.agentReady(id: "a", slots: 1, now: t0) == [])
     }
+
+    /// The index of agents that can take a job must match a scan of every agent after any
+    /// sequence of events, and every lease must go to the agent the old full scan chose.
+    @Test func readyIndexStaysInStepWithTheAgents() {
+        var s = scheduler(ttl: .seconds(10))
+        var random = SplitMix64(seed: 20_261_130)
+        let labelSets: [[String: String]] = [[:], ["os": "linux"], ["os": "linux", "arch": "arm"], ["pool": "sim"]]
+        var jobs = 0
+        var now = t0
+        for step in 0..<3_000 {
+            let agent = "a\(random.next() % 12)"
+            switch random.next() % 9 {
+            case 0:
+                s.agentConnected(
+                    id: agent, labels: labelSets[Int(random.next() % 4)], capacity: Int(random.next() % 3) + 1,
+                    oneShot: random.next() % 4 == 0, held: [], now: now)
+            case 1, 2:
+                _ = s.agentReady(id: agent, slots: Int(random.next() % 3) + 1, now: now)
+            case 3, 4:
+                jobs += 1
+                let selector = labelSets[Int(random.next() % 4)]
+                let expected = Self.bruteForceChoice(s, selector: selector)
+                let actions = s.enqueue(.init(id: "j\(jobs)", selector: selector))
+                #expect(actions == (expected.map { [.lease(job: "j\(jobs)", agent: $0)] } ?? []), "step \(step)")
+            case 5:
+                if let job = s.leases.keys.sorted().first { s.release(job: job) }
+            case 6:
+                s.agentDraining(id: agent)
+            case 7:
+                s.agentDisconnected(id: agent, now: now)
+            default:
+                now = now + .seconds(Int(random.next() % 4))
+                _ = s.tick(now: now)
+            }
+            #expect(Self.indexMatchesScan(s), "step \(step)")
+        }
+    }
+
+    /// What the scheduler chose before the index: the matching agent that can take more
+    /// with the fewest running jobs, ties by id.
+    static func bruteForceChoice(_ s: Scheduler, selector: [String: String]) -> String? {
+        s.agents.values
+            .filter { $0.canTakeMore && Scheduler.matches(selector: selector, labels: $0.labels) }
+            .min { ($0.running.count, $0.id) < ($1.running.count, $1.id) }?.id
+    }
+
+    static func indexMatchesScan(_ s: Scheduler) -> Bool {
+        let indexed = Set(s.table.available.values.flatMap { $0 })
+        let scanned = Set(s.agents.values.filter(\.canTakeMore).map(\.id))
+        let grouped = s.table.available.allSatisfy { labels, ids in !ids.isEmpty && ids.allSatisfy { s.agents[$0]?.labels == labels } }
+        return indexed == scanned && grouped
+    }
 }
 
 @Suite("Scheduler scale-in")
@@ -155,5 +207,19 @@ struct SchedulerScaleInTests {
         for id in ["a", "b", "c"] { s.agentConnected(id: id, labels: [:], capacity: 1, oneShot: true, held: [], now: t0) }
         #expect(s.drainIdle(candidates: ["c", "b", "a"], count: 2) == ["c", "b"])
         #expect(s.agents["a"]?.state == .idle)
+    }
+
+}
+
+/// A small deterministic generator, so a failing sequence can be replayed.
+struct SplitMix64: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
     }
 }

@@ -63,7 +63,9 @@ public struct Scheduler: Sendable {
     }
 
     public let configuration: Configuration
-    public private(set) var agents: [String: Agent] = [:]
+    /// Every agent known, connected or waiting out its TTL.
+    public var agents: [String: Agent] { table.byID }
+    private(set) var table = AgentTable()
     public private(set) var queue: [QueuedJob] = []
     /// Job id → agent id for every leased or running job, including jobs reloaded after a
     /// coordinator restart whose agent has not reconnected yet.
@@ -85,7 +87,7 @@ public struct Scheduler: Sendable {
         id: String, labels: [String: String], capacity: Int, oneShot: Bool, held: [String], now: ContinuousClock.Instant
     ) -> [Action] {
         var actions: [Action] = []
-        let previous = agents[id]
+        let previous = table[id]
         for job in (previous?.running ?? []).subtracting(held).sorted() {
             leases.removeValue(forKey: job)
             actions.append(.lost(job: job, agent: id))
@@ -94,27 +96,27 @@ public struct Scheduler: Sendable {
             id: id, labels: labels, capacity: max(capacity, 1), oneShot: oneShot, connected: true, readySlots: 0,
             leasesGranted: held.isEmpty ? 0 : 1, draining: false, lastSeen: now, running: Set(held))
         for job in held { leases[job] = id }
-        agents[id] = agent
+        table[id] = agent
         return actions
     }
 
     /// The agent can take `slots` more jobs.
     public mutating func agentReady(id: String, slots: Int, now: ContinuousClock.Instant) -> [Action] {
-        guard var agent = agents[id], agent.connected else { return [] }
+        guard var agent = table[id], agent.connected else { return [] }
         agent.readySlots = max(0, min(slots, agent.capacity - agent.running.count))
         agent.lastSeen = now
-        agents[id] = agent
+        table[id] = agent
         return dispatch(toAgent: id)
     }
 
     public mutating func agentSeen(id: String, now: ContinuousClock.Instant) {
-        agents[id]?.lastSeen = now
+        table[id]?.lastSeen = now
     }
 
     /// The agent asked to drain, or an operator drained it: lease it nothing more.
     public mutating func agentDraining(id: String) {
-        agents[id]?.draining = true
-        agents[id]?.readySlots = 0
+        table[id]?.draining = true
+        table[id]?.readySlots = 0
     }
 
     /// Scale-in: drains up to `count` of `candidates` that are idle at this moment, and
@@ -125,7 +127,7 @@ public struct Scheduler: Sendable {
     public mutating func drainIdle(candidates: [String], count: Int) -> [String] {
         var drained: [String] = []
         for id in candidates where drained.count < count {
-            guard agents[id]?.state == .idle else { continue }
+            guard table[id]?.state == .idle else { continue }
             agentDraining(id: id)
             drained.append(id)
         }
@@ -135,11 +137,11 @@ public struct Scheduler: Sendable {
     /// The connection dropped. Its leases stay until the TTL runs out, so a reconnect
     /// within the TTL resumes instead of restarting.
     public mutating func agentDisconnected(id: String, now: ContinuousClock.Instant) {
-        guard var agent = agents[id] else { return }
+        guard var agent = table[id] else { return }
         agent.connected = false
         agent.readySlots = 0
         agent.lastSeen = now
-        agents[id] = agent
+        table[id] = agent
     }
 
     // MARK: - Jobs
@@ -163,12 +165,12 @@ public struct Scheduler: Sendable {
     /// A leased job was adopted after a coordinator restart; its agent has a TTL to return.
     public mutating func adoptLease(job: String, agent: String, now: ContinuousClock.Instant) {
         leases[job] = agent
-        if agents[agent] == nil {
-            agents[agent] = Agent(
+        if table[agent] == nil {
+            table[agent] = Agent(
                 id: agent, labels: [:], capacity: 1, oneShot: false, connected: false, readySlots: 0,
                 leasesGranted: 1, draining: false, lastSeen: now, running: [job])
         } else {
-            agents[agent]?.running.insert(job)
+            table[agent]?.running.insert(job)
         }
     }
 
@@ -176,7 +178,7 @@ public struct Scheduler: Sendable {
     /// reusable until it says `Ready` again.
     public mutating func release(job: String) {
         guard let agent = leases.removeValue(forKey: job) else { return }
-        agents[agent]?.running.remove(job)
+        table[agent]?.running.remove(job)
     }
 
     /// Periodic check (at least once a second): agents silent past the TTL are forgotten
@@ -188,7 +190,7 @@ public struct Scheduler: Sendable {
                 leases.removeValue(forKey: job)
                 actions.append(.lost(job: job, agent: id))
             }
-            agents.removeValue(forKey: id)
+            table.removeValue(forKey: id)
             actions.append(.forgetAgent(id))
         }
         return actions
@@ -201,15 +203,12 @@ public struct Scheduler: Sendable {
     }
 
     private func firstAgent(matching selector: [String: String]) -> String? {
-        // Sorted for deterministic tests; fleets are small enough per coordinator.
-        agents.values
-            .filter { $0.canTakeMore && Self.matches(selector: selector, labels: $0.labels) }
-            .min { ($0.running.count, $0.id) < ($1.running.count, $1.id) }?.id
+        table.firstAvailable(matching: selector)
     }
 
     private mutating func dispatch(toAgent id: String) -> [Action] {
         var actions: [Action] = []
-        while let agent = agents[id], agent.canTakeMore,
+        while let agent = table[id], agent.canTakeMore,
             let index = queue.firstIndex(where: { Self.matches(selector: $0.selector, labels: agent.labels) })
         {
             let job = queue.remove(at: index)
@@ -219,9 +218,9 @@ public struct Scheduler: Sendable {
     }
 
     private mutating func grant(job: String, to agentID: String) -> Action {
-        agents[agentID]?.readySlots -= 1
-        agents[agentID]?.leasesGranted += 1
-        agents[agentID]?.running.insert(job)
+        table[agentID]?.readySlots -= 1
+        table[agentID]?.leasesGranted += 1
+        table[agentID]?.running.insert(job)
         leases[job] = agentID
         return .lease(job: job, agent: agentID)
     }
