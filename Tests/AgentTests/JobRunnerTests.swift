@@ -108,6 +108,20 @@ struct JobRunnerTests {
         #expect(!leftovers.contains { $0.hasPrefix("job-\(job.jobID.filter { $0.isLetter || $0.isNumber || $0 == "-" })") }, "cgroup removed")
     }
 
+    /// Inside its cgroup the command runs in the shell that moved itself there: it must see
+    /// what a plain `sh -c` sees (`$0`, no positional parameters, quotes, several lines).
+    @Test(.enabled(if: JobCgroup.isAvailable, "needs a writable cgroup2 hierarchy"))
+    func aCommandInItsCgroupSeesAPlainShell() async throws {
+        let command = """
+            printf '%s %s\\n' "$0" "$#"
+            echo "it's \\"quoted\\"" && grep -c '/job-' /proc/$$/cgroup
+            exit 4
+            """
+        let (result, output) = try await run(spec([command]))
+        #expect(result.outcome == .failed && result.exitStatus == 4)
+        #expect(output == "/bin/sh 0\nit's \"quoted\"\n1\n")
+    }
+
     @Test func stragglersAreKilledWhenTheStepSucceeds() async throws {
         let pidFile = root + "/bg"
         let (result, _) = try await run(spec(["sleep 30 >/dev/null 2>&1 & echo $! > \(pidFile)"]))
