@@ -64,18 +64,10 @@ struct GantryFleet: AsyncParsableCommand {
 
         let name = identity.name
         await withTaskGroup(of: Void.self) { tasks in
+            // At most `concurrency` handshakes in flight: a new one starts as one finishes.
             var next = 0
-            while next < min(concurrency, count) {
-                let index = next
-                next += 1
-                tasks.addTask {
-                    await connectSimulatedAgent(
-                        index: index, host: host, port: port, name: name, labels: labelMap, sslContext: sslContext,
-                        group: group, counters: counters, deadline: deadline)
-                }
-            }
-            while await tasks.next() != nil {
-                guard next < count, ContinuousClock.now < deadline else { continue }
+            while next < count, ContinuousClock.now < deadline {
+                if next >= concurrency, await tasks.next() == nil { break }
                 let index = next
                 next += 1
                 tasks.addTask {
