@@ -51,6 +51,33 @@ public enum ProcessStats {
         statusField("VmHWM", pid: pid)
     }
 
+    /// Where a process's resident memory is, from /proc/PID/smaps_rollup, in bytes.
+    public struct Memory: Sendable {
+        public var resident: Int
+        /// Private and shared anonymous pages: heap, stacks, what the process itself made.
+        public var anonymous: Int
+        /// Pages of mapped files (mostly the executable): clean, shared by every process
+        /// that maps the same binary, and reclaimable by the kernel.
+        public var fileBacked: Int { resident - anonymous }
+        /// Proportional set size: shared pages divided among the processes that map them.
+        public var proportional: Int
+    }
+
+    public static func memory(pid: pid_t) -> Memory? {
+        guard let rollup = readProcFile("/proc/\(pid)/smaps_rollup") else { return nil }
+        var fields: [Substring: Int] = [:]
+        for line in rollup.split(separator: "\n") {
+            let parts = line.split(separator: " ", omittingEmptySubsequences: true)
+            if parts.count >= 2, parts[0].hasSuffix(":"), let kilobytes = Int(parts[1]) {
+                fields[parts[0].dropLast()] = kilobytes * 1024
+            }
+        }
+        guard let resident = fields["Rss"], let anonymous = fields["Anonymous"], let proportional = fields["Pss"] else {
+            return nil
+        }
+        return Memory(resident: resident, anonymous: anonymous, proportional: proportional)
+    }
+
     /// Open file descriptors of the process.
     public static func openFileCount(pid: pid_t) -> Int? {
         guard let directory = opendir("/proc/\(pid)/fd") else { return nil }

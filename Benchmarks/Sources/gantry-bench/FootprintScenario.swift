@@ -2,7 +2,8 @@ import BenchKit
 import Foundation
 
 /// Scenario 5: footprint. Idle RSS of the coordinator and of an agent (VmRSS 2 s after
-/// the agent connected), agent startup-to-ready, and binary sizes.
+/// the agent connected) and where the agent's is (anonymous or pages of its binary, and
+/// its PSS once a host runs four slots), agent startup-to-ready, and binary sizes.
 ///
 /// Startup-to-ready is the time from just before `posix_spawn` of `gantry-agent run` to
 /// the moment its "connected to the coordinator" log line is read from its stderr pipe:
@@ -13,6 +14,9 @@ struct FootprintScenario {
     struct Result {
         var coordinatorRSS: [Int] = []
         var agentRSS: [Int] = []
+        /// The first agent's memory alone, then its PSS averaged over four slots.
+        var agentMemory: [ProcessStats.Memory] = []
+        var agentPSSWithFourSlots: [Int] = []
         var cgroupMode = ""
         var startup: Summary?
         var handshake: Summary?
@@ -37,6 +41,18 @@ struct FootprintScenario {
                 result.agentRSS.append(agentRSS)
                 result.cgroupMode = Cluster.cgroupMode(of: agent)
                 context.log("  run \(index): idle RSS coordinator \(mib(Double(coordinatorRSS))), agent \(mib(Double(agentRSS)))")
+                if let memory = ProcessStats.memory(pid: agent.pid) {
+                    result.agentMemory.append(memory)
+                    // A build VM runs several slots of the same binary, which share its pages.
+                    let others = try cluster.startAgents(count: 3, labels: "pool=idle", cgroups: true, slotPrefix: "extra-")
+                    try await Task.sleep(for: .seconds(2))
+                    let slots = [agent] + others
+                    let pss = slots.compactMap { ProcessStats.memory(pid: $0.pid)?.proportional }
+                    if pss.count == slots.count { result.agentPSSWithFourSlots.append(pss.reduce(0, +) / pss.count) }
+                    context.log(
+                        "    agent anonymous \(mib(Double(memory.anonymous))), file-backed \(mib(Double(memory.fileBacked))); "
+                            + "PSS per agent with 4 slots \(pss.isEmpty ? "?" : mib(Double(pss.reduce(0, +) / pss.count)))")
+                }
                 if index == 1 {
                     let (startup, handshake) = try measureStartups(cluster)
                     result.startup = startup
