@@ -16,12 +16,23 @@ public enum LogCompression {
         return try input.compress(with: .deflate(configuration: ZlibConfiguration(compressionLevel: level)))
     }
 
-    /// Inflates one chunk, refusing to produce more than `expectedLength` bytes so a
-    /// hostile chunk cannot balloon the coordinator's memory.
+    /// Inflates one chunk into one buffer of the length its header announces, refusing to
+    /// produce more, so a hostile chunk cannot balloon the coordinator's memory.
+    ///
+    /// Sized up front because the header says how long the output is: CompressNIO's
+    /// size-guessing `decompress(with:maxSize:)` inflates into a series of growing buffers
+    /// and then concatenates them, and the coordinator inflates every chunk it receives.
     public static func decompress(_ data: ByteBuffer, expectedLength: Int) throws -> ByteBuffer {
         var input = data
-        let output = try input.decompress(with: .deflate(), maxSize: max(expectedLength, 1))
-        guard output.readableBytes == expectedLength else {
+        var output = ByteBufferAllocator().buffer(capacity: max(expectedLength, 1))
+        do {
+            try input.decompress(to: &output, with: .deflate())
+        } catch let error as CompressNIOError where error == .bufferOverflow {
+            throw ProtocolError.malformed("log chunk inflates to more than the \(expectedLength) bytes its header says")
+        } catch let error as CompressNIOError {
+            throw ProtocolError.malformed("log chunk does not inflate: \(error)")
+        }
+        guard output.readableBytes == expectedLength, input.readableBytes == 0 else {
             throw ProtocolError.malformed(
                 "log chunk inflates to \(output.readableBytes) bytes, header says \(expectedLength)")
         }

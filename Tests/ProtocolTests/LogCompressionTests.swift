@@ -33,4 +33,23 @@ struct LogCompressionTests {
             try LogCompression.decompress(compressed, expectedLength: 50)
         }
     }
+
+    @Test func refusesCorruptAndTrailingData() throws {
+        #expect(throws: ProtocolError.self) {
+            try LogCompression.decompress(ByteBuffer(bytes: [0xff, 0xfe, 0xfd, 0xfc, 0x00, 0x11]), expectedLength: 10)
+        }
+        var compressed = try LogCompression.compress(ByteBuffer(string: "hello, world"))
+        compressed.writeString("trailing")
+        #expect(throws: ProtocolError.self) {
+            try LogCompression.decompress(compressed, expectedLength: 12)
+        }
+    }
+
+    @Test func refusesAChunkThatOverrunsItsHeaderByOneByte() throws {
+        let compressed = try LogCompression.compress(ByteBuffer(string: String(repeating: "b", count: 4097)))
+        #expect(throws: ProtocolError.self) {
+            try LogCompression.decompress(compressed, expectedLength: 4096)
+        }
+        #expect(try LogCompression.decompress(compressed, expectedLength: 4097).readableBytes == 4097)
+    }
 }
