@@ -55,6 +55,11 @@ struct ReportWriter {
                 + "benchmarks this command runs just before them count in it. Anything else running on the "
                 + "\(m.cores) cores during the run would make the CPU-bound figures pessimistic.\n"
         }
+        if let offline = results.logOffline {
+            out += "\nHow fast this machine was during the run: deflate level 1 of the benchmark's log on one core "
+                + "ran at \(f(offline.megabytesPerSecond, 0)) MB/s (§3). On a shared VM this moves by 20 % or more "
+                + "between runs, and every CPU-bound figure below moves with it; compare runs with that in mind.\n"
+        }
         for note in results.buildNotes { out += "\n- \(note)" }
         if !results.buildNotes.isEmpty { out += "\n" }
         if !results.failures.isEmpty {
