@@ -433,6 +433,21 @@ public actor CoordinatorCore {
         notify(jobID: job.id)
     }
 
+    /// Why a chunk cannot be stored, or nil. It is inflated once to check it before it is
+    /// acknowledged: a corrupt chunk stored now would break every later read of the log.
+    /// (It is still stored exactly as it arrived.) The reason goes back to the agent.
+    static func problem(with chunk: Gantry_V1_LogChunk) -> String? {
+        guard chunk.rawLength > 0, chunk.rawLength <= maximumChunkRawLength else {
+            return "log chunk at offset \(chunk.offset) has raw_length \(chunk.rawLength); it must be 1 to \(maximumChunkRawLength)"
+        }
+        do {
+            _ = try LogCompression.decompress(ByteBuffer(bytes: chunk.data), expectedLength: Int(chunk.rawLength))
+            return nil
+        } catch {
+            return "log chunk at offset \(chunk.offset) was not stored: \(error)"
+        }
+    }
+
     private func logChunk(_ chunk: Gantry_V1_LogChunk, agentID: String, session: AgentSession) throws {
         guard var job = currentJob(chunk.jobID, attempt: chunk.attempt, agentID: agentID, session: session)
         else { return }
@@ -461,15 +476,8 @@ public actor CoordinatorCore {
             acknowledge(stored)
             return
         }
-        // Inflate once to check the chunk before acknowledging it: a corrupt chunk stored
-        // now would break every later read of the log. (It is still stored as it arrived.)
-        guard chunk.rawLength > 0, chunk.rawLength <= Self.maximumChunkRawLength,
-            (try? LogCompression.decompress(ByteBuffer(bytes: chunk.data), expectedLength: Int(chunk.rawLength))) != nil
-        else {
-            session.send(
-                .error(
-                    .malformed, "log chunk at offset \(offset) does not inflate to its \(chunk.rawLength) bytes",
-                    jobID: chunk.jobID, attempt: chunk.attempt, fatal: false))
+        if let problem = Self.problem(with: chunk) {
+            session.send(.error(.malformed, problem, jobID: chunk.jobID, attempt: chunk.attempt, fatal: false))
             return
         }
         job.logLength = try store.appendLog(

@@ -282,6 +282,32 @@ final class CoordinatorCoreTests {
         #expect(try store.attempts(jobID: first.jobID).map(\.state) == ["failed", "failed"])
     }
 
+    /// A chunk that does not inflate to what its header says fails alone: the agent is told
+    /// why, nothing is stored or acknowledged, and the same bytes sent correctly are taken.
+    @Test func aCorruptLogChunkIsRefusedWithTheReasonAndLosesNothing() async throws {
+        let core = try makeCore()
+        let (agent, _) = try await connect(core, "h/1")
+        _ = try await core.submit(.init(yaml: "steps:\n  - command: x\n"))
+        await core.receive(.with { $0.ready = .with { $0.slots = 1 } }, from: "h/1", session: agent.session)
+        let lease = try #require(await agent.next()?.lease)
+
+        var corrupt = try chunk(lease, offset: 0, "hello world\n")
+        corrupt.logChunk.rawLength = 5
+        await core.receive(corrupt, from: "h/1", session: agent.session)
+        let refusal = try #require(await agent.next()?.error)
+        #expect(refusal.code == .malformed && !refusal.fatal)
+        #expect(refusal.message.contains("offset 0") && refusal.message.contains("more than the 5 bytes"), "\(refusal.message)")
+
+        var huge = try chunk(lease, offset: 0, "x")
+        huge.logChunk.rawLength = 16 * 1024 * 1024 + 1
+        await core.receive(huge, from: "h/1", session: agent.session)
+        #expect(try #require(await agent.next()?.error).message.contains("raw_length 16777217; it must be 1 to 16777216"))
+
+        await core.receive(try chunk(lease, offset: 0, "hello world\n"), from: "h/1", session: agent.session)
+        #expect(await agent.next()?.logAck.offset == 12, "the first message after the refusals is the ack")
+        #expect(try readLog(lease.jobID, attempt: Int(lease.attempt)) == "hello world\n")
+    }
+
     @Test func retryRuleMatching() {
         var job = StoredJob(
             id: "j", pipelineId: "p", position: 0, key: "k", name: "k", state: "running", commands: [], env: [:], agents: [:],
