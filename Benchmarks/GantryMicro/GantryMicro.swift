@@ -50,6 +50,17 @@ let logChunk = Gantry_V1_Envelope.with {
 let leaseFrame: ByteBuffer = try! EnvelopeEncoder.frame(lease)
 let logChunkFrame: ByteBuffer = try! EnvelopeEncoder.frame(logChunk)
 
+/// Protobuf encode (with the length prefix) and decode of one message kind.
+func codecBenchmarks(_ name: String, _ envelope: Gantry_V1_Envelope, frame: ByteBuffer) {
+    Benchmark("Frame encode: \(name)") { benchmark in
+        for _ in benchmark.scaledIterations { blackHole(try EnvelopeEncoder.frame(envelope)) }
+    }
+    Benchmark("Frame decode: \(name)") { benchmark in
+        let bytes = payload(frame)
+        for _ in benchmark.scaledIterations { blackHole(try EnvelopeDecoder.decode(bytes)) }
+    }
+}
+
 /// A frame's payload (the length prefix skipped), as `EnvelopeDecoder` receives it.
 func payload(_ frame: ByteBuffer) -> ByteBuffer {
     frame.getSlice(at: frame.readerIndex + 4, length: frame.readableBytes - 4) ?? ByteBuffer()
@@ -64,13 +75,8 @@ let benchmarks: @Sendable () -> Void = {
         maxIterations: 1_000_000
     )
 
-    Benchmark("Frame encode: Lease") { benchmark in
-        for _ in benchmark.scaledIterations { blackHole(try EnvelopeEncoder.frame(lease)) }
-    }
-    Benchmark("Frame decode: Lease") { benchmark in
-        let bytes = payload(leaseFrame)
-        for _ in benchmark.scaledIterations { blackHole(try EnvelopeDecoder.decode(bytes)) }
-    }
+    codecBenchmarks("Lease", lease, frame: leaseFrame)
+    codecBenchmarks("LogChunk (256 KiB raw, deflated)", logChunk, frame: logChunkFrame)
     Benchmark("Framing pipeline: Lease frame in, envelope out (EmbeddedChannel)") { benchmark in
         let channel = EmbeddedChannel()
         try GantryFraming.addHandlers(to: channel.pipeline.syncOperations)
@@ -81,13 +87,6 @@ let benchmarks: @Sendable () -> Void = {
         }
         benchmark.stopMeasurement()
         _ = try channel.finish()
-    }
-    Benchmark("Frame encode: LogChunk (256 KiB raw, deflated)") { benchmark in
-        for _ in benchmark.scaledIterations { blackHole(try EnvelopeEncoder.frame(logChunk)) }
-    }
-    Benchmark("Frame decode: LogChunk (256 KiB raw, deflated)") { benchmark in
-        let bytes = payload(logChunkFrame)
-        for _ in benchmark.scaledIterations { blackHole(try EnvelopeDecoder.decode(bytes)) }
     }
     Benchmark("Deflate 256 KiB log chunk (level 1)") { benchmark in
         for _ in benchmark.scaledIterations { blackHole(try LogCompression.compress(rawChunk)) }
