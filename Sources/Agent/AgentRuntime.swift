@@ -26,6 +26,11 @@ public actor AgentRuntime {
         public var backoff: Backoff
         /// Run each job in its own cgroup where possible (see `JobCgroup`).
         public var useCgroups: Bool = true
+        /// The unprivileged user steps run as (`--step-user`); nil runs them as the agent's
+        /// own user, which `run()` warns about loudly.
+        public var stepUser: StepUser?
+        /// The agent's state directory, named in the warning about same-user steps.
+        public var stateDirectory: String?
 
         public init(
             coordinator: HostPort, agentID: String, labels: [String: String], capacity: Int = 1, oneShot: Bool = false,
@@ -88,13 +93,39 @@ public actor AgentRuntime {
         self.options = options
         self.tls = tls
         self.logger = logger
-        self.runner = JobRunner(agentID: options.agentID, workRoot: options.workRoot, keepWorkDirs: options.keepWorkDirs)
+        self.runner = JobRunner(
+            agentID: options.agentID, workRoot: options.workRoot, keepWorkDirs: options.keepWorkDirs,
+            stepUser: options.stepUser)
     }
 
     /// Runs until the agent is done: one job in one-shot mode, or drained.
     public func run() async throws {
-        try FileManager.default.createDirectory(atPath: options.workRoot, withIntermediateDirectories: true)
-        try FileManager.default.createDirectory(atPath: options.spoolDirectory, withIntermediateDirectories: true)
+        for failure in ProcessHardening.apply() {
+            logger.warning("process hardening incomplete", metadata: ["error": "\(failure)"])
+        }
+        if let stepUser = options.stepUser {
+            guard ProcessHardening.canSwitchUsers else {
+                throw IsolationError.stepUser(
+                    "the agent cannot run steps as \(stepUser.name): it needs to run as root or with CAP_SETUID and CAP_SETGID")
+            }
+            logger.info("steps run as their own user", metadata: ["step_user": "\(stepUser)"])
+        } else {
+            let reason = ProcessHardening.canSwitchUsers ? "no --step-user given" : "the agent cannot switch users and no --step-user given"
+            logger.warning(
+                "\(ProcessHardening.sameUserWarning(reason: reason, stateDirectory: options.stateDirectory ?? "the state dir", workRoot: options.workRoot))")
+        }
+        for (path, mode) in [(options.workRoot, runner.workRootMode), (options.spoolDirectory, AgentDirectories.privateMode)] {
+            if let warning = try AgentDirectories.ensure(path, mode: mode) {
+                logger.warning("directory mode not enforced", metadata: ["warning": "\(warning)"])
+            }
+        }
+        if let state = options.stateDirectory {
+            for path in [state, state + "/spool"] where FileManager.default.fileExists(atPath: path) {
+                if let warning = try AgentDirectories.ensure(path, mode: AgentDirectories.privateMode) {
+                    logger.warning("directory mode not enforced", metadata: ["warning": "\(warning)"])
+                }
+            }
+        }
         if !JobProcesses.becomeSubreaper() {
             logger.warning("cannot become a child subreaper: processes that leave a step's session may outlive it")
         }
@@ -174,10 +205,10 @@ public actor AgentRuntime {
             switch first.body {
             case .welcome(let welcome):
                 handshakeTimer.cancel()
+                (heartbeatInterval, silenceLimit) = try CoordinatorValueChecks.timing(
+                    of: welcome, override: options.heartbeatInterval)
                 onWelcome()
                 self.connection = connection
-                heartbeatInterval = options.heartbeatInterval ?? .milliseconds(Int(max(welcome.heartbeatIntervalMs, 100)))
-                silenceLimit = max(.milliseconds(Int(welcome.leaseTtlMs)), heartbeatInterval * 3)
                 lastHeard = .now
                 logger.info(
                     "connected to the coordinator",
@@ -236,7 +267,7 @@ public actor AgentRuntime {
             }
             // Resends the log from what the coordinator holds; a finished step's status
             // follows once all of it is acknowledged.
-            await job.streamer.rewind(to: Int(instruction.logOffset))
+            await job.streamer.rewind(to: CoordinatorValueChecks.offset(instruction.logOffset))
         }
     }
 
@@ -289,7 +320,7 @@ public actor AgentRuntime {
             accept(lease)
         case .logAck(let ack):
             if let job = jobs[ack.jobID], job.spec.attempt == ack.attempt {
-                await job.streamer.acknowledged(offset: Int(ack.offset))
+                await job.streamer.acknowledged(offset: CoordinatorValueChecks.offset(ack.offset))
             }
         case .finishAck(let ack):
             if let job = jobs[ack.jobID], job.spec.attempt == ack.attempt { complete(job) }
@@ -304,7 +335,9 @@ public actor AgentRuntime {
             if error.code == .staleAttempt, let job = jobs[error.jobID], job.spec.attempt == error.attempt {
                 abort(job, why: error.message)
             } else {
-                logger.warning("coordinator reported an error", metadata: ["code": "\(error.code)", "message": "\(error.message)"])
+                logger.warning(
+                    "coordinator reported an error",
+                    metadata: ["code": "\(error.code)", "message": "\(CoordinatorValueChecks.loggable(error.message))"])
             }
         case .heartbeatAck:
             break
@@ -321,6 +354,9 @@ public actor AgentRuntime {
             refusal = "one-shot agent already took its job"
         } else if jobs.count >= options.capacity {
             refusal = "agent is at capacity"
+        } else if let problem = CoordinatorValueChecks.problem(with: lease) {
+            refusal = problem
+            logger.warning("refusing a lease with values out of range", metadata: ["why": "\(CoordinatorValueChecks.loggable(problem))"])
         } else {
             refusal = nil
         }
@@ -360,7 +396,7 @@ public actor AgentRuntime {
         let job = RunningJob(
             spec: spec, spool: spool, streamer: streamer,
             control: ProcessGroupControl(
-                jobID: spec.jobID, attempt: spec.attempt, grace: .seconds(Int(max(lease.cancelGraceSeconds, 1))),
+                jobID: spec.jobID, attempt: spec.attempt, grace: .seconds(max(lease.cancelGraceSeconds, 1)),
                 reaper: reaper, useCgroup: options.useCgroups))
         jobs[spec.jobID] = job
         outbound.send(

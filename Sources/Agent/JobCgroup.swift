@@ -46,6 +46,28 @@ public struct JobCgroup: Sendable {
         ["-c", #"echo $$ 2>/dev/null > "$1"; eval "set --; $2""#, "/bin/sh", path + "/cgroup.procs", command]
     }
 
+    /// `/bin/sh` arguments for a step that runs as another user: that user cannot move
+    /// itself into the cgroup (moving needs write access to the agent's own cgroup), so the
+    /// shell waits on standard input until the agent has moved it (`add(processID:)`) and
+    /// says so with a newline, then reads from /dev/null like any step. If the agent
+    /// closes standard input instead, the command does not run (exit status 125).
+    public static func waitingShellArguments(for command: String) -> [String] {
+        [
+            "-c",
+            #"IFS= read -r gantry_ready || { echo "gantry: the agent could not move this step into its cgroup" >&2; exit 125; }; unset gantry_ready; exec </dev/null; eval "set --; $1""#,
+            "/bin/sh", command,
+        ]
+    }
+
+    /// Moves a process (the step's shell, before it runs anything) into this cgroup.
+    public func add(processID: pid_t) -> Bool {
+        let fd = open(path + "/cgroup.procs", O_WRONLY | O_CLOEXEC)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        let text = Array("\(processID)\n".utf8)
+        return text.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) } == text.count
+    }
+
     public var processIDs: [pid_t] {
         ((try? String(contentsOfFile: path + "/cgroup.procs", encoding: .utf8)) ?? "")
             .split(separator: "\n").compactMap { pid_t($0) }

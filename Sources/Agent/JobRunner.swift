@@ -28,7 +28,9 @@ public struct JobRunner: Sendable {
             stepKey = lease.stepKey
             commands = lease.commands
             env = lease.env
-            timeout = lease.timeoutSeconds > 0 ? .seconds(Int(lease.timeoutSeconds)) : nil
+            // In range by `CoordinatorValueChecks.problem(with:)`; UInt32 seconds cannot
+            // overflow a Duration either way.
+            timeout = lease.timeoutSeconds > 0 ? .seconds(lease.timeoutSeconds) : nil
             repository = lease.repository
             commit = lease.commit
             branch = lease.branch
@@ -51,11 +53,20 @@ public struct JobRunner: Sendable {
     public let agentID: String
     public let workRoot: String
     public let keepWorkDirs: Bool
+    /// The unprivileged user steps run as (nil: the agent's own user, see `StepUser`).
+    public let stepUser: StepUser?
 
-    public init(agentID: String, workRoot: String, keepWorkDirs: Bool) {
+    public init(agentID: String, workRoot: String, keepWorkDirs: Bool, stepUser: StepUser? = nil) {
         self.agentID = agentID
         self.workRoot = workRoot
         self.keepWorkDirs = keepWorkDirs
+        self.stepUser = stepUser
+    }
+
+    /// The mode of the work root: 0700, or 0711 when steps run as another user (they must
+    /// reach their own attempt dir by path; they still cannot list the root).
+    public var workRootMode: mode_t {
+        stepUser == nil ? AgentDirectories.privateMode : AgentDirectories.sharedWorkRootMode
     }
 
     public func workDirectory(for spec: Spec) -> String {
@@ -67,6 +78,11 @@ public struct JobRunner: Sendable {
         let inherited = ProcessInfo.processInfo.environment
         for name in Self.environmentAllowList { environment[name] = inherited[name] }
         if environment["PATH"] == nil { environment["PATH"] = "/usr/local/bin:/usr/bin:/bin" }
+        if let stepUser {
+            environment["USER"] = stepUser.name
+            environment["LOGNAME"] = stepUser.name
+            environment["HOME"] = stepUser.home ?? workDirectory
+        }
         environment.merge(spec.env) { $1 }
         environment["CI"] = "true"
         environment["GANTRY"] = "true"
@@ -94,8 +110,8 @@ public struct JobRunner: Sendable {
             if !keepWorkDirs { try? FileManager.default.removeItem(atPath: directory) }
         }
         do {
-            try? FileManager.default.removeItem(atPath: directory)
-            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            if !FileManager.default.fileExists(atPath: workRoot) { try AgentDirectories.ensure(workRoot, mode: workRootMode) }
+            try AgentDirectories.createWorkDirectory(directory, owner: stepUser)
         } catch {
             return Result(outcome: .failed, exitStatus: -1, signal: 0, message: "cannot create work dir \(directory): \(error)")
         }
@@ -132,17 +148,37 @@ public struct JobRunner: Sendable {
     ) async throws -> Result {
         var options = PlatformOptions()
         options.createSession = true
+        if let stepUser {
+            options.userID = stepUser.uid
+            options.groupID = stepUser.gid
+            options.supplementaryGroups = []
+        }
         var custom: [Environment.Key: String] = [:]
         for (key, value) in environment {
             if let name = Environment.Key(rawValue: key) { custom[name] = value }
         }
-        let arguments = control.cgroup?.shellArguments(for: command) ?? ["-c", command]
+        // A step running as the agent's user moves itself into the attempt's cgroup; a step
+        // user cannot, so the agent moves it and then lets it run (`waitingShellArguments`).
+        let cgroup = control.cgroup
+        let agentMovesStep = cgroup != nil && stepUser != nil
+        let arguments: [String]
+        if let cgroup {
+            arguments = agentMovesStep ? JobCgroup.waitingShellArguments(for: command) : cgroup.shellArguments(for: command)
+        } else {
+            arguments = ["-c", command]
+        }
         let result = try await Subprocess.run(
             .path(FilePath("/bin/sh")), arguments: Arguments(arguments), environment: .custom(custom),
-            workingDirectory: FilePath(directory), platformOptions: options, input: .none, output: .sequence,
+            workingDirectory: FilePath(directory), platformOptions: options, input: .inputWriter, output: .sequence,
             error: .combinedWithOutput
         ) { execution in
-            control.started(processGroup: execution.processIdentifier.value)
+            let pid = execution.processIdentifier.value
+            control.started(processGroup: pid)
+            if agentMovesStep, let cgroup {
+                if cgroup.add(processID: pid) { _ = try? await execution.standardInputWriter.write("\n") }
+            }
+            // The step's standard input is empty (like /dev/null).
+            try? await execution.standardInputWriter.finish()
             for try await buffer in execution.standardOutput {
                 try buffer.withUnsafeBytes { try spool.append($0) }
                 await onOutput()

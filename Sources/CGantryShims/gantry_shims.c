@@ -36,3 +36,88 @@ int gantry_peek_exited_child(void) {
     }
     return info.si_pid;
 }
+
+#ifdef __linux__
+#include <linux/capability.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+static int gantry_capget(struct __user_cap_data_struct data[2]) {
+    struct __user_cap_header_struct header;
+    memset(&header, 0, sizeof header);
+    header.version = _LINUX_CAPABILITY_VERSION_3;
+    header.pid = 0;
+    memset(data, 0, 2 * sizeof data[0]);
+    return (int)syscall(SYS_capget, &header, data);
+}
+#endif
+
+int gantry_set_not_dumpable(void) {
+#ifdef __linux__
+    return prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+#else
+    errno = ENOSYS;
+    return -1;
+#endif
+}
+
+int gantry_dumpable(void) {
+#ifdef __linux__
+    return prctl(PR_GET_DUMPABLE, 0, 0, 0, 0);
+#else
+    errno = ENOSYS;
+    return -1;
+#endif
+}
+
+int gantry_drop_inheritable_capabilities(void) {
+#ifdef __linux__
+#ifdef PR_CAP_AMBIENT
+    // EINVAL: a kernel older than 4.3 has no ambient set, so there is nothing to clear.
+    if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0 && errno != EINVAL) {
+        return -1;
+    }
+#endif
+    struct __user_cap_data_struct data[2];
+    if (gantry_capget(data) != 0) {
+        return -1;
+    }
+    if (data[0].inheritable == 0 && data[1].inheritable == 0) {
+        return 0;
+    }
+    data[0].inheritable = 0;
+    data[1].inheritable = 0;
+    struct __user_cap_header_struct header;
+    memset(&header, 0, sizeof header);
+    header.version = _LINUX_CAPABILITY_VERSION_3;
+    header.pid = 0;
+    return (int)syscall(SYS_capset, &header, data);
+#else
+    errno = ENOSYS;
+    return -1;
+#endif
+}
+
+int gantry_has_effective_capability(int cap) {
+#ifdef __linux__
+    if (cap < 0 || cap > 63) {
+        return 0;
+    }
+    struct __user_cap_data_struct data[2];
+    if (gantry_capget(data) != 0) {
+        return 0;
+    }
+    return (data[cap / 32].effective & (1u << (cap % 32))) != 0;
+#else
+    (void)cap;
+    return 0;
+#endif
+}
+
+int gantry_can_switch_users(void) {
+#ifdef __linux__
+    return gantry_has_effective_capability(CAP_SETUID) && gantry_has_effective_capability(CAP_SETGID);
+#else
+    return geteuid() == 0;
+#endif
+}

@@ -55,6 +55,12 @@ struct Run: AsyncParsableCommand {
     @Flag(help: "Take exactly one job, then exit 0 whatever its result.") var oneShot = false
     @Flag(help: "Keep work dirs after jobs (for debugging).") var keepWorkDirs = false
     @Flag(help: "Do not run jobs in per-job cgroups even where possible.") var noCgroups = false
+    @Option(
+        help: ArgumentHelp(
+            "Run steps as this unprivileged user; '{slot}' is replaced by the slot name (one user per slot keeps slots apart).",
+            discussion: "Needs an agent running as root or with CAP_SETUID and CAP_SETGID. Without it steps run as the agent's own user and can read its key (the agent warns at start; see docs/operations.md).",
+            valueName: "user"))
+    var stepUser: String?
     @Option(help: "Log level: trace, debug, info, notice, warning, error.") var logLevel: Logger.Level = .info
 
     func validate() throws {
@@ -71,7 +77,8 @@ struct Run: AsyncParsableCommand {
         let directory = AgentStateDirectory(path: state)
         let metadata = try directory.readMetadata()
         let identity = try directory.tlsConfiguration()
-        let agentID = "\(metadata.name)/\(slot ?? "pid-\(getpid())")"
+        let slotName = slot ?? "pid-\(getpid())"
+        let agentID = "\(metadata.name)/\(slotName)"
         var logger = Logger(label: "gantry-agent")
         logger[metadataKey: "agent"] = "\(agentID)"
         let options = AgentRuntime.Options(
@@ -86,6 +93,10 @@ struct Run: AsyncParsableCommand {
             }())
         var runtimeOptions = options
         runtimeOptions.useCgroups = !noCgroups
+        runtimeOptions.stateDirectory = state
+        if let stepUser {
+            runtimeOptions.stepUser = try StepUser.resolve(StepUser.name(pattern: stepUser, slot: slotName))
+        }
         let runtime = AgentRuntime(
             options: runtimeOptions,
             tls: try GantryTLS.agent(certificate: identity.certificate, privateKey: identity.privateKey, ca: identity.ca),

@@ -20,4 +20,28 @@ int gantry_punch_hole(int fd, long long offset, long long length);
 /// si_pid, which lives in a union.
 int gantry_peek_exited_child(void);
 
+/// Makes the calling process non-dumpable (prctl(PR_SET_DUMPABLE, 0)): its /proc/<pid>
+/// files (environ, mem, fd, ...) become owned by root and it cannot be ptrace-attached by
+/// processes of the same user, so a step running as the agent's own user still cannot read
+/// the agent's environment or memory. Children get a dumpable image again at execve.
+/// Returns 0 or -1 with errno set.
+int gantry_set_not_dumpable(void);
+
+/// Whether the process is non-dumpable (1), dumpable (0 or 2), or -1 on error.
+int gantry_dumpable(void);
+
+/// Empties the ambient and inheritable capability sets while keeping the permitted and
+/// effective ones, so a capability the agent was given (systemd AmbientCapabilities=) is
+/// usable by the agent but lost by every program it execs: a step never inherits
+/// CAP_SETUID or CAP_DAC_OVERRIDE. Returns 0 or -1 with errno set.
+int gantry_drop_inheritable_capabilities(void);
+
+/// 1 when the process can run children as another user: effective uid 0 with
+/// CAP_SETUID and CAP_SETGID effective, or those two capabilities without uid 0.
+/// 0 otherwise.
+int gantry_can_switch_users(void);
+
+/// 1 when capability number `cap` (linux/capability.h) is in the effective set, else 0.
+int gantry_has_effective_capability(int cap);
+
 #endif

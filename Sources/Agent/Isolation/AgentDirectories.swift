@@ -1,0 +1,73 @@
+import Foundation
+
+/// Creates the agent's directories with exact modes, whatever the umask.
+///
+/// Everything the agent keeps (state, spool, work root, attempt dirs) is 0700 and owned by
+/// the agent's user, except where a step user needs to reach its own work dir: then the
+/// work root is 0711 (a step can enter its attempt dir by path, cannot list the root, and
+/// cannot enter another attempt's 0700 dir), and the attempt dir is 0700 owned by the step
+/// user.
+public enum AgentDirectories {
+    public static let privateMode: mode_t = 0o700
+    /// The work root when steps run as other users: traversable, not listable.
+    public static let sharedWorkRootMode: mode_t = 0o711
+
+    /// Creates `path` and any missing parents with `mode` (parents get it too) and sets the
+    /// mode of `path` exactly. An existing `path` owned by this user is tightened to `mode`;
+    /// one owned by another user or with the sticky bit (a shared dir like /tmp) is left
+    /// alone and reported in the returned warning.
+    @discardableResult
+    public static func ensure(_ path: String, mode: mode_t = privateMode) throws -> String? {
+        precondition(!path.isEmpty)
+        var info = stat()
+        if lstat(path, &info) == 0 {
+            guard (info.st_mode & S_IFMT) == S_IFDIR else {
+                throw IsolationError.directory("\(path) exists and is not a directory")
+            }
+            let current = info.st_mode & 0o7777
+            if current == mode { return nil }
+            if info.st_uid != geteuid() || current & S_ISVTX != 0 {
+                return "\(path) has mode \(String(current, radix: 8)) and is not this agent's to change (wanted \(String(mode, radix: 8)))"
+            }
+            guard chmod(path, mode) == 0 else {
+                throw IsolationError.directory("cannot chmod \(path) to \(String(mode, radix: 8)): \(String(cString: strerror(errno)))")
+            }
+            return nil
+        }
+        let parent = (path as NSString).deletingLastPathComponent
+        if !parent.isEmpty, parent != path, parent != "/", parent != ".", !FileManager.default.fileExists(atPath: parent) {
+            try ensure(parent, mode: mode)
+        }
+        guard mkdir(path, mode) == 0 || errno == EEXIST else {
+            throw IsolationError.directory("cannot create \(path): \(String(cString: strerror(errno)))")
+        }
+        guard chmod(path, mode) == 0 else {
+            throw IsolationError.directory("cannot chmod \(path) to \(String(mode, radix: 8)): \(String(cString: strerror(errno)))")
+        }
+        return nil
+    }
+
+    /// A fresh attempt work dir: removed if left over, created 0700, and handed to the
+    /// step user when there is one (the agent keeps the right to remove it afterwards).
+    public static func createWorkDirectory(_ path: String, owner: StepUser?) throws {
+        try? FileManager.default.removeItem(atPath: path)
+        guard mkdir(path, privateMode) == 0 else {
+            throw IsolationError.directory("cannot create work dir \(path): \(String(cString: strerror(errno)))")
+        }
+        if let owner, chown(path, owner.uid, owner.gid) != 0 {
+            let why = String(cString: strerror(errno))
+            rmdir(path)
+            throw IsolationError.directory("cannot give work dir \(path) to \(owner): \(why)")
+        }
+        guard chmod(path, privateMode) == 0 else {
+            throw IsolationError.directory("cannot chmod work dir \(path): \(String(cString: strerror(errno)))")
+        }
+    }
+
+    /// The mode bits of `path`, or nil if it does not exist.
+    public static func mode(of path: String) -> mode_t? {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return nil }
+        return info.st_mode & 0o7777
+    }
+}

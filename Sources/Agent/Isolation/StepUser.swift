@@ -1,0 +1,113 @@
+import CGantryShims
+import Foundation
+
+/// The unprivileged user a slot's steps run as, so that a step cannot read the agent's
+/// private key, state, spool or environment, nor another slot's work (each slot has its
+/// own step user; an attempt's work dir is 0700 and owned by it).
+///
+/// Needs an agent that can switch users: root, or the capabilities CAP_SETUID and
+/// CAP_SETGID (gantry-agent@.service grants them; see docs/operations.md). The step gets
+/// the user's uid and primary gid and no supplementary groups.
+public struct StepUser: Sendable, Equatable, CustomStringConvertible {
+    public var name: String
+    public var uid: uid_t
+    public var gid: gid_t
+    /// The user's home directory from the password database, if it exists.
+    public var home: String?
+
+    public init(name: String, uid: uid_t, gid: gid_t, home: String?) {
+        self.name = name
+        self.uid = uid
+        self.gid = gid
+        self.home = home
+    }
+
+    public var description: String { "\(name) (uid \(uid), gid \(gid))" }
+
+    /// `pattern` with `{slot}` replaced by the slot name, so one option serves every slot
+    /// (`--step-user 'gantry-step-{slot}'`); systemd units can also use `%i`.
+    public static func name(pattern: String, slot: String) -> String {
+        pattern.replacingOccurrences(of: "{slot}", with: slot)
+    }
+
+    /// Looks the user up and checks it is fit to run steps: it exists, is not root, and
+    /// is not the user the agent runs as (steps would then be able to read its files).
+    public static func resolve(_ name: String, agentUID: uid_t = geteuid()) throws -> StepUser {
+        var entry = passwd()
+        var result: UnsafeMutablePointer<passwd>?
+        var buffer = [CChar](repeating: 0, count: 16 * 1024)
+        let status = getpwnam_r(name, &entry, &buffer, buffer.count, &result)
+        guard status == 0, let found = result else {
+            throw IsolationError.stepUser(
+                "no user named '\(name)' (create it: useradd --system --no-create-home --shell /usr/sbin/nologin \(name))")
+        }
+        let uid = found.pointee.pw_uid
+        let gid = found.pointee.pw_gid
+        guard uid != 0, gid != 0 else {
+            throw IsolationError.stepUser("'\(name)' is root (uid or gid 0): steps must run unprivileged")
+        }
+        guard uid != agentUID else {
+            throw IsolationError.stepUser(
+                "'\(name)' is the user the agent runs as: steps could read the agent's key and state")
+        }
+        var home: String? = found.pointee.pw_dir.map { String(cString: $0) }
+        var isDirectory: ObjCBool = false
+        if let path = home, path.isEmpty || path == "/" || path == "/nonexistent"
+            || !FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) || !isDirectory.boolValue
+        {
+            home = nil
+        }
+        return StepUser(name: name, uid: uid, gid: gid, home: home)
+    }
+}
+
+/// What the agent process can do to keep steps away from its secrets.
+public enum ProcessHardening {
+    /// Whether this process may start children as another user (root, or CAP_SETUID and
+    /// CAP_SETGID effective).
+    public static var canSwitchUsers: Bool { gantry_can_switch_users() != 0 }
+
+    /// Applied at every agent start, whatever user it runs as:
+    /// - non-dumpable (prctl PR_SET_DUMPABLE 0): `/proc/<agent>/environ`, `mem`, `fd` are
+    ///   root's and ptrace is refused, so even a step running as the agent's own user
+    ///   cannot read its environment or memory through /proc;
+    /// - no ambient or inheritable capabilities: capabilities given to the agent (to switch
+    ///   users, chown work dirs, signal steps) are not passed on to anything it execs.
+    /// Returns a description of each step that failed (empty when all applied).
+    @discardableResult
+    public static func apply() -> [String] {
+        var failures: [String] = []
+        if gantry_set_not_dumpable() != 0 {
+            failures.append("prctl(PR_SET_DUMPABLE, 0) failed: \(String(cString: strerror(errno)))")
+        }
+        if gantry_drop_inheritable_capabilities() != 0 {
+            failures.append("clearing the ambient and inheritable capabilities failed: \(String(cString: strerror(errno)))")
+        }
+        return failures
+    }
+
+    public static var isDumpable: Bool { gantry_dumpable() == 1 }
+
+    /// The warning logged at start when steps run as the agent's own user: exactly what a
+    /// step can then read (docs/operations.md says the same).
+    public static func sameUserWarning(reason: String, stateDirectory: String, workRoot: String) -> String {
+        "STEPS RUN AS THE AGENT'S OWN USER (\(reason)). A step can then read and write everything this user can: "
+            + "the agent's private key and certificate (\(stateDirectory)/agent.key, agent.pem), its state and the "
+            + "unacknowledged logs of every slot in \(stateDirectory)/spool, the work dirs of other jobs of this user "
+            + "under \(workRoot), and with the key it can connect to the coordinator as this host and take other "
+            + "jobs (their commands and secrets). It cannot read the agent's environment (the agent is non-dumpable). "
+            + "Run the agent as root or with CAP_SETUID and CAP_SETGID and pass --step-user (see docs/operations.md)."
+    }
+}
+
+public enum IsolationError: Error, CustomStringConvertible, Sendable {
+    case stepUser(String)
+    case directory(String)
+
+    public var description: String {
+        switch self {
+        case .stepUser(let why): return "--step-user: \(why)"
+        case .directory(let why): return why
+        }
+    }
+}
