@@ -10,6 +10,11 @@ import X509
 /// The agent generates its key locally and sends only a CSR with the join token, over TLS
 /// whose server is accepted only if it presents the CA with the pinned fingerprint (the
 /// `kubeadm join` model). The CA then becomes this agent's trust root.
+///
+/// The pin alone is not enough: the same CA signs agents' client certificates, so the
+/// server must also present the coordinator's *server* certificate (`serverAuth`) naming
+/// the host dialled (`EnrollmentChecks`). What comes back is written only if it certifies
+/// the key generated here, is signed by the pinned CA and is a client certificate.
 public struct Enroller: Sendable {
     public var coordinator: HostPort
     public var token: String
@@ -29,13 +34,15 @@ public struct Enroller: Sendable {
         let key = Certificate.PrivateKey(P256.Signing.PrivateKey())
         let csr = try AgentCSR.make(agentID: name, key: key)
         let mismatch = Mutex<[String]?>(nil)
+        let rejected = Mutex<String?>(nil)
         let connection: AgentChannel.Connection
         do {
             connection = try await AgentChannel.connect(
                 to: coordinator, tls: GantryTLS.enrollment(),
-                customVerification: GantryTLS.pinnedVerification(fingerprint: caFingerprint) { seen in
-                    mismatch.withLock { $0 = seen }
-                })
+                customVerification: GantryTLS.pinnedVerification(
+                    fingerprint: caFingerprint, serverHost: coordinator.host,
+                    onMismatch: { seen in mismatch.withLock { $0 = seen } },
+                    onRejected: { why in rejected.withLock { $0 = why } }))
         } catch {
             throw AgentError.enrollmentRefused("cannot connect to \(coordinator): \(error)")
         }
@@ -62,10 +69,16 @@ public struct Enroller: Sendable {
                 if let seen = mismatch.withLock({ $0 }) {
                     throw PKIError.fingerprintMismatch(expected: caFingerprint, presented: seen)
                 }
+                if let why = rejected.withLock({ $0 }) {
+                    throw AgentError.enrollmentRefused("\(coordinator) is not the coordinator: \(why)")
+                }
                 throw AgentError.enrollmentRefused("TLS handshake with \(coordinator) failed: \(error)")
             }
             if let seen = mismatch.withLock({ $0 }) {
                 throw PKIError.fingerprintMismatch(expected: caFingerprint, presented: seen)
+            }
+            if let why = rejected.withLock({ $0 }) {
+                throw AgentError.enrollmentRefused("\(coordinator) is not the coordinator: \(why)")
             }
             throw AgentError.enrollmentRefused("the coordinator closed the connection without answering")
         }
@@ -75,7 +88,10 @@ public struct Enroller: Sendable {
             throw PKIError.fingerprintMismatch(
                 expected: caFingerprint, presented: [CertificateEncoding.fingerprint(der: Array(response.caCertificateDer))])
         }
-        try FileManager.default.createDirectory(atPath: state.path, withIntermediateDirectories: true)
+        if let problem = EnrollmentChecks.issuedCertificateProblem(certificate, ca: ca, publicKey: key.publicKey) {
+            throw AgentError.enrollmentRefused("not writing what the coordinator sent: \(problem)")
+        }
+        try AgentDirectories.ensure(state.path, mode: AgentDirectories.privateMode)
         try SecureFile.write(try CertificateEncoding.pem(ca), to: state.caCertificate, mode: 0o644)
         try SecureFile.write(try CertificateEncoding.pem(key), to: state.privateKey)
         try SecureFile.write(try CertificateEncoding.pem(certificate), to: state.certificate, mode: 0o644)

@@ -51,10 +51,14 @@ public enum GantryTLS {
     }
 
     /// Accepts the server only if its chain contains a CA whose SHA-256 fingerprint is
-    /// `fingerprint` and the leaf is signed by that CA and currently valid. Reports the
-    /// mismatch through `onMismatch` so the CLI can say what it saw.
+    /// `fingerprint`, the leaf is signed by that CA and currently valid, and the leaf is the
+    /// coordinator's server certificate for `serverHost` (`serverAuth`, names the host:
+    /// `EnrollmentChecks.serverCertificateProblem`), so another agent's certificate from the
+    /// same CA cannot receive the join token. Reports a fingerprint mismatch through
+    /// `onMismatch` and any other refusal through `onRejected`, so the CLI can say what it saw.
     public static func pinnedVerification(
-        fingerprint: String, onMismatch: @escaping @Sendable ([String]) -> Void
+        fingerprint: String, serverHost: String, onMismatch: @escaping @Sendable ([String]) -> Void,
+        onRejected: @escaping @Sendable (String) -> Void = { _ in }
     ) -> @Sendable ([NIOSSLCertificate], EventLoopPromise<NIOSSLVerificationResult>) -> Void {
         { chain, promise in
             do {
@@ -68,15 +72,19 @@ public enum GantryTLS {
                 }
                 let ca = try Certificate(derEncoded: ders[caIndex])
                 let leaf = try Certificate(derEncoded: leafDER)
-                let now = Date()
-                guard ca.publicKey.isValidSignature(leaf.signature, for: leaf),
-                    leaf.notValidBefore <= now, now <= leaf.notValidAfter
-                else {
+                guard caIndex != 0, ca.publicKey.isValidSignature(leaf.signature, for: leaf) else {
+                    onRejected("the server's certificate is not signed by the pinned CA")
+                    promise.succeed(.failed)
+                    return
+                }
+                if let problem = EnrollmentChecks.serverCertificateProblem(leaf, host: serverHost) {
+                    onRejected(problem)
                     promise.succeed(.failed)
                     return
                 }
                 promise.succeed(.certificateVerified)
             } catch {
+                onRejected("the server's certificate chain cannot be parsed: \(error)")
                 promise.succeed(.failed)
             }
         }
