@@ -13,6 +13,7 @@ let package = Package(
         .executable(name: "gantry-agent", targets: ["gantry-agent"]),
         .executable(name: "gantry", targets: ["gantry"]),
         .library(name: "GantryProtocol", targets: ["GantryProtocol"]),
+        .library(name: "GantryPipeline", targets: ["GantryPipeline"]),
         .library(name: "GantryCoordinator", targets: ["GantryCoordinator"]),
         .library(name: "GantryAgent", targets: ["GantryAgent"]),
     ],
@@ -55,13 +56,20 @@ let package = Package(
             path: "Sources/Protocol",
             exclude: ["gantry.proto"]
         ),
+        // The pipeline file format: parsing, validation and limits. Its own target so the
+        // fuzzer and its tests build it without GRDB, Hummingbird or NIO.
+        .target(
+            name: "GantryPipeline",
+            dependencies: [.product(name: "Yams", package: "Yams")],
+            path: "Sources/Pipeline"
+        ),
         .target(
             name: "GantryCoordinator",
             dependencies: [
                 "GantryProtocol",
+                "GantryPipeline",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "Yams", package: "Yams"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
@@ -113,6 +121,11 @@ let package = Package(
             name: "GantryProtocolTests",
             dependencies: ["GantryProtocol"],
             path: "Tests/ProtocolTests"
+        ),
+        .testTarget(
+            name: "GantryPipelineTests",
+            dependencies: ["GantryPipeline"],
+            path: "Tests/PipelineTests"
         ),
         .testTarget(
             name: "GantryCoordinatorTests",

@@ -1,4 +1,4 @@
-@testable import GantryCoordinator
+@testable import GantryPipeline
 import Testing
 
 @Suite("Pipeline parser")

@@ -1,0 +1,102 @@
+/// Every bound a pipeline file must respect, checked by `PipelineParser` before anything is
+/// stored or queued. docs/pipeline.md ("Limits") lists them for users.
+///
+/// A pipeline comes from anyone who may call the API, and the coordinator turns it into
+/// database rows, lease frames, `execve` arguments and timers. Each bound is far above what
+/// a real pipeline needs and far below what would trap an integer conversion, make one
+/// submission occupy the coordinator for long, or produce a job no agent could run. They
+/// are constants, not settings, so that a file valid on one coordinator is valid on all.
+public enum PipelineLimits {
+    // MARK: - The file
+
+    /// Largest pipeline file: 1 MiB, the HTTP API's request body limit, and GitLab's
+    /// long-standing default for one CI file. Real pipelines are a few KiB; generated ones
+    /// with hundreds of steps stay well below.
+    public static let maximumYAMLBytes = 1024 * 1024
+
+    /// Deepest nesting of YAML lists and mappings. The format itself is at most 6 deep
+    /// (`steps` → step → `retry` → `automatic` → rule); 32 leaves room for anchors kept in
+    /// odd places while keeping the YAML composer, which recurses once per level, shallow.
+    public static let maximumDepth = 32
+
+    /// Most YAML nodes (scalars, lists, mappings) once every alias is replaced by what it
+    /// names, counted without expanding anything. 500 large steps need about 50,000; a file
+    /// that expands to more is an alias bomb, not a pipeline.
+    public static let maximumExpandedNodes = 100_000
+
+    /// Most bytes of text the pipeline stands for once expanded: the YAML's strings with
+    /// every alias replaced by what it names, and, once parsed, every step's strings plus
+    /// the pipeline-level `env` each step inherits. This is about what one submission
+    /// writes to the database; 8 MiB is 8 times the largest file, ample for 500 steps of
+    /// real size, and stops an 80 KB file from becoming 40 MB of jobs.
+    public static let maximumExpandedBytes = 8 * 1024 * 1024
+
+    // MARK: - Steps
+
+    /// Most steps (jobs) in one pipeline: 500, Buildkite's limit per pipeline upload. A
+    /// submission is stored in one transaction and every step is scheduled and cancelled
+    /// individually; bigger builds should be split into several pipelines.
+    public static let maximumSteps = 500
+
+    /// Longest step `key`: keys are identifiers typed in `depends_on` and shown in
+    /// listings, and appear in every job's environment as `GANTRY_STEP`.
+    public static let maximumKeyLength = 100
+
+    /// Longest step `name` in UTF-8 bytes: a display name, shown on one line.
+    public static let maximumNameBytes = 256
+
+    /// Most commands in one step. Each is its own `/bin/sh -c`; a longer list belongs in
+    /// a script in the repository.
+    public static let maximumCommands = 256
+
+    /// Longest single command in bytes. The agent passes a command as one `execve`
+    /// argument, and Linux refuses any argument over 128 KiB (`MAX_ARG_STRLEN`) with
+    /// E2BIG; 64 KiB keeps every accepted command runnable.
+    public static let maximumCommandBytes = 64 * 1024
+
+    /// Most `depends_on` entries in one step. Waiting on more than 100 steps is nearly
+    /// always "after everything", which an intermediate step expresses; the bound keeps
+    /// the coordinator's dependency release cheap when each job finishes.
+    public static let maximumDependencies = 100
+
+    /// Most `retry.automatic` rules in one step: one per reason or exit status that
+    /// matters; they are stored with every job.
+    public static let maximumRetryRules = 16
+
+    /// Most bytes one step may carry: its commands, its environment (the pipeline-level
+    /// `env` merged with its own, counted as `NAME=value`), its agent selector, key, name
+    /// and dependencies. All of it travels in one lease frame and, for the commands and
+    /// environment, in one `execve`, whose arguments and environment together Linux caps
+    /// at a quarter of the stack limit (2 MiB by default). 1 MiB leaves room for the
+    /// submission's `--env` and the variables the agent adds.
+    public static let maximumStepBytes = 1024 * 1024
+
+    // MARK: - Environment and agent selectors
+
+    /// Most entries in one `env` mapping (top level or step): real jobs set tens.
+    public static let maximumEnvironmentEntries = 256
+
+    /// Longest environment variable name in bytes.
+    public static let maximumEnvironmentNameBytes = 256
+
+    /// Longest environment value in bytes: Linux refuses any single `NAME=value` over
+    /// 128 KiB; 32 KiB is plenty for a value written in a pipeline file.
+    public static let maximumEnvironmentValueBytes = 32 * 1024
+
+    /// Most labels in one `agents` selector, and their lengths: the same bounds the wire
+    /// puts on the labels an agent announces (`WireLimits.labelCount`, `labelKeyLength`,
+    /// `labelValueLength`), since a selector beyond them could never match any agent.
+    public static let maximumAgentLabels = 64
+    public static let maximumAgentLabelKeyBytes = 63
+    public static let maximumAgentLabelValueBytes = 255
+
+    // MARK: - Durations
+
+    /// Longest `timeout`: 7 days (604,800 s). A CI step running longer is stuck; the
+    /// value also crosses the wire as a `uint32` number of seconds, which it fits.
+    public static let maximumTimeoutSeconds = 7 * 24 * 3600
+
+    /// Longest `cancel_grace`: 1 hour. The grace delays SIGKILL after a cancel or a
+    /// timeout; a step that needs longer to clean up should do so before its timeout.
+    public static let maximumCancelGraceSeconds = 3600
+}
