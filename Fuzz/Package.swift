@@ -25,6 +25,9 @@ let package = Package(
         .package(name: "gantry", path: ".."),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
+        .package(url: "https://github.com/apple/swift-certificates", from: "1.21.1"),
+        .package(url: "https://github.com/apple/swift-crypto", "3.12.3"..<"5.0.0"),
+        .package(url: "https://github.com/apple/swift-asn1", from: "1.7.4"),
     ],
     targets: [
         .target(name: "CLibFuzzer"),
@@ -64,6 +67,16 @@ let package = Package(
                 "ProtocolSamples",
                 .product(name: "GantryProtocol", package: "gantry"),
                 .product(name: "NIOCore", package: "swift-nio"),
+            ]
+        ),
+        .executableTarget(
+            name: "EnrollCSRFuzz",
+            dependencies: [
+                "FuzzSupport",
+                .product(name: "GantryProtocol", package: "gantry"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
             ]
         ),
         .executableTarget(

@@ -44,18 +44,30 @@ enum EnvelopeFuzz {
     }
 
     static func roundTrip(_ envelope: Gantry_V1_Envelope) {
+        let bytes: [UInt8]
         do {
-            let bytes: [UInt8] = try envelope.serializedBytes()
+            bytes = try envelope.serializedBytes()
             let again = try Gantry_V1_Envelope(serializedBytes: bytes)
             if again != envelope { Fuzzer.fail("re-encoding changes the envelope: \(envelope) became \(again)") }
         } catch {
             Fuzzer.fail("a decoded envelope does not re-encode and decode: \(error)")
+        }
+        // WireShape bounds what decoding allocates: the message it let through must itself
+        // be within the bound (protobuf merges a repeated body field into one message, so a
+        // bound checked per occurrence would not hold for the decoded result).
+        do {
+            try bytes.withUnsafeBytes { buffer in
+                try WireShape.check(buffer, maximumFields: WireLimits.fieldsPerMessage)
+            }
+        } catch {
+            Fuzzer.fail("WireShape accepted a frame that decodes to more than it allows: \(error)")
         }
     }
 
     /// What the coordinator computes from a validated message (CoordinatorCore), written
     /// with trapping arithmetic on purpose: `MessageValidation` promises none of it traps.
     static func afterValidation(_ envelope: Gantry_V1_Envelope) {
+        for text in loggedText(envelope) { checkLogSafe(text) }
         switch envelope.body {
         case .hello(let hello):
             _ = Int(max(hello.capacity, 1))
@@ -92,6 +104,34 @@ enum EnvelopeFuzz {
             _ = Int(request.count)
         default:
             break
+        }
+    }
+
+    /// The peer's strings the coordinator puts in its log (through `logSafe`).
+    static func loggedText(_ envelope: Gantry_V1_Envelope) -> [String] {
+        switch envelope.body {
+        case .hello(let hello): return [hello.agentID, hello.hostname, hello.agentVersion] + hello.labels.flatMap { [$0.key, $0.value] }
+        case .enrollRequest(let request): return [request.agentID]
+        case .leaseAck(let ack): return [ack.jobID, ack.reason]
+        case .jobFinished(let finished): return [finished.jobID, finished.message]
+        case .drain(let drain): return [drain.reason]
+        case .error(let error): return [error.message, error.jobID]
+        default: return []
+        }
+    }
+
+    /// `logSafe` must leave no character that could end or forge a log line, and bound the
+    /// line: at most `maximum` characters, each escaped to at most 10 (`\u{10ffff}`), plus `…`.
+    static func checkLogSafe(_ text: String) {
+        let safe = text.logSafe(maximum: 64)
+        for scalar in safe.unicodeScalars {
+            let value = scalar.value
+            if value < 0x20 || value == 0x7F || (0x80..<0xA0).contains(value) || value == 0x2028 || value == 0x2029 {
+                Fuzzer.fail("logSafe left U+\(String(value, radix: 16)) in \(safe.debugDescription)")
+            }
+        }
+        if safe.unicodeScalars.count > 64 * 10 + 1 {
+            Fuzzer.fail("logSafe made \(safe.unicodeScalars.count) characters out of \(text.unicodeScalars.count)")
         }
     }
 
