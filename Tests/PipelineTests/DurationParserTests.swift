@@ -72,6 +72,10 @@ struct DurationParserTests {
         expectPipelineError(step("timeout", "1h-1m"), line: 3, column: 14, containing: "`-` at position 3")
         expectPipelineError(step("timeout", "٣"), line: 3, column: 14, containing: "`٣` at position 1 is not an ASCII digit")
         expectPipelineError(step("timeout", "0"), line: 3, column: 14, containing: "it is zero")
+        // The message docs/pipeline.md shows.
+        expectPipelineError(
+            step("timeout", "soon"), line: 3, column: 14,
+            containing: "`timeout` must be a positive duration such as `90`, `90s`, `15m` or `1h30m`: the unit `s` at position 1 has no number before it")
         expectPipelineError(step("timeout", "[1]"), line: 3, column: 14, containing: "found a list")
         expectPipelineError(step("timeout", "\"\""), line: 3, column: 14, containing: "it is empty")
     }
