@@ -1,3 +1,4 @@
+import Foundation
 import Crypto
 import GantryProtocol
 import Testing
@@ -42,5 +43,47 @@ struct CertificateAuthorityTests {
         let a = try CertificateEncoding.fingerprint(ca.certificate)
         #expect(a == (try CertificateEncoding.fingerprint(ca.certificate)))
         #expect(a.hasPrefix("sha256:") && a.count == 7 + 64)
+    }
+
+    @Test func onlyTheServerCertificatePassesAsTheCoordinator() throws {
+        let ca = try CertificateAuthority.create()
+        let (server, _) = try ca.issueServerCertificate(
+            commonName: "coord", dnsNames: ["ci.example"], ipAddresses: ["127.0.0.1", "::1"])
+        #expect(EnrollmentChecks.serverCertificateProblem(server, host: "127.0.0.1") == nil)
+        #expect(EnrollmentChecks.serverCertificateProblem(server, host: "::1") == nil)
+        #expect(EnrollmentChecks.serverCertificateProblem(server, host: "CI.Example.") == nil)
+        #expect(EnrollmentChecks.serverCertificateProblem(server, host: "evil.example") != nil)
+        #expect(EnrollmentChecks.serverCertificateProblem(server, host: "127.0.0.2") != nil)
+        #expect(EnrollmentChecks.serverCertificateProblem(server, host: "127.0.0.1", now: Date().addingTimeInterval(6 * 365 * 86_400)) != nil)
+
+        // An agent's certificate, even one whose name is the coordinator's host: clientAuth
+        // only and no subject alternative names, so it never passes as the server.
+        let key = Certificate.PrivateKey(P256.Signing.PrivateKey())
+        let agent = try ca.signAgentCSR(try AgentCSR.make(agentID: "ci.example", key: key), agentID: "ci.example")
+        #expect(try agent.extensions.subjectAlternativeNames == nil)
+        #expect(try agent.extensions.extendedKeyUsage.map(Array.init) == [.clientAuth])
+        let problem = try #require(EnrollmentChecks.serverCertificateProblem(agent, host: "ci.example"))
+        #expect(problem.contains("serverAuth"))
+        // The CA itself is not a server either.
+        #expect(EnrollmentChecks.serverCertificateProblem(ca.certificate, host: "127.0.0.1") != nil)
+    }
+
+    @Test func theIssuedCertificateMustCertifyTheAgentsKeyFromThePinnedCA() throws {
+        let ca = try CertificateAuthority.create()
+        let key = Certificate.PrivateKey(P256.Signing.PrivateKey())
+        let issued = try ca.signAgentCSR(try AgentCSR.make(agentID: "h", key: key), agentID: "h")
+        #expect(EnrollmentChecks.issuedCertificateProblem(issued, ca: ca.certificate, publicKey: key.publicKey) == nil)
+
+        let otherKey = Certificate.PrivateKey(P256.Signing.PrivateKey())
+        #expect(
+            EnrollmentChecks.issuedCertificateProblem(issued, ca: ca.certificate, publicKey: otherKey.publicKey)?
+                .contains("another key") == true)
+        let otherCA = try CertificateAuthority.create()
+        #expect(
+            EnrollmentChecks.issuedCertificateProblem(issued, ca: otherCA.certificate, publicKey: key.publicKey)?
+                .contains("pinned CA") == true)
+        // A server certificate for the agent's key is not what enrollment hands out.
+        let (server, _) = try ca.issueServerCertificate(commonName: "c", dnsNames: ["x"], ipAddresses: [])
+        #expect(EnrollmentChecks.issuedCertificateProblem(server, ca: ca.certificate, publicKey: server.publicKey) != nil)
     }
 }
