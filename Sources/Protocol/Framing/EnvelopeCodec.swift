@@ -21,11 +21,17 @@ public final class EnvelopeDecoder: ChannelInboundHandler, Sendable {
         }
     }
 
-    /// Decodes one frame's payload.
+    /// Decodes one frame's payload, after `WireShape` has checked that decoding it
+    /// cannot allocate more than `WireLimits.fieldsPerMessage` entries.
     public static func decode(_ frame: ByteBuffer) throws -> Gantry_V1_Envelope {
         let envelope: Gantry_V1_Envelope
         do {
+            try frame.withUnsafeReadableBytes { bytes throws(ProtocolError) in
+                try WireShape.check(bytes, maximumFields: WireLimits.fieldsPerMessage)
+            }
             envelope = try Gantry_V1_Envelope(serializedBytes: [UInt8](frame.readableBytesView))
+        } catch let error as ProtocolError {
+            throw error
         } catch {
             throw ProtocolError.malformed("\(error)")
         }

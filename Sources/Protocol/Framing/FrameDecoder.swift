@@ -11,21 +11,27 @@ import NIOExtras
 public struct FrameDecoder: ByteToMessageDecoder {
     public typealias InboundOut = ByteBuffer
 
-    public let maximumFrameSize: Int
+    /// The largest frame accepted now; it may be raised after the handshake.
+    public let limit: FrameSizeLimit
+    public var maximumFrameSize: Int { limit.current }
     private var inner = LengthFieldBasedFrameDecoder(lengthFieldBitLength: .fourBytes, lengthFieldEndianness: .big)
     /// The inner decoder has consumed a length prefix and is waiting for that payload; the
     /// bytes at the reader index are payload, not a prefix to check.
     private var awaitingPayload = false
 
     public init(maximumFrameSize: Int) {
-        self.maximumFrameSize = maximumFrameSize
+        self.limit = FrameSizeLimit(maximumFrameSize)
+    }
+
+    public init(limit: FrameSizeLimit) {
+        self.limit = limit
     }
 
     public mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
         if !awaitingPayload, let length = buffer.getInteger(at: buffer.readerIndex, endianness: .big, as: UInt32.self),
-            Int(length) > self.maximumFrameSize
+            Int(length) > limit.current
         {
-            throw ProtocolError.frameTooLarge(length: length, maximum: self.maximumFrameSize)
+            throw ProtocolError.frameTooLarge(length: length, maximum: limit.current)
         }
         let before = buffer.readerIndex
         let state = try self.inner.decode(context: context, buffer: &buffer)

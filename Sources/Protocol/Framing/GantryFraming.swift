@@ -14,9 +14,18 @@ public enum GantryFraming {
         to pipeline: ChannelPipeline.SynchronousOperations,
         maximumFrameSize: Int = defaultMaximumFrameSize
     ) throws {
+        try addHandlers(to: pipeline, limit: FrameSizeLimit(maximumFrameSize), maximumFrameSize: maximumFrameSize)
+    }
+
+    /// As above, with a limit the caller can raise later (up to `maximumFrameSize`, which
+    /// also caps the decoder's buffer): the coordinator starts each connection at
+    /// `WireLimits.unauthenticatedFrameSize` and raises it once the peer is accepted.
+    public static func addHandlers(
+        to pipeline: ChannelPipeline.SynchronousOperations, limit: FrameSizeLimit, maximumFrameSize: Int
+    ) throws {
         try pipeline.addHandler(
             ByteToMessageHandler(
-                FrameDecoder(maximumFrameSize: maximumFrameSize),
+                FrameDecoder(limit: limit),
                 maximumBufferSize: maximumFrameSize + 4
             )
         )

@@ -132,6 +132,11 @@ public nonisolated enum Gantry_V1_ErrorCode: SwiftProtobuf.Enum, Swift.CaseItera
   case agentIDMismatch // = 10
   case `internal` // = 11
   case logGap // = 12
+
+  /// Version 2 peers may receive it: another live connection holds this agent id
+  /// (a second agent started with the same --slot). Retry later; do not exit: a
+  /// genuine reconnect is accepted once the old connection missed its heartbeats.
+  case agentIDInUse // = 13
   case UNRECOGNIZED(Int)
 
   public init() {
@@ -153,6 +158,7 @@ public nonisolated enum Gantry_V1_ErrorCode: SwiftProtobuf.Enum, Swift.CaseItera
     case 10: self = .agentIDMismatch
     case 11: self = .internal
     case 12: self = .logGap
+    case 13: self = .agentIDInUse
     default: self = .UNRECOGNIZED(rawValue)
     }
   }
@@ -172,6 +178,7 @@ public nonisolated enum Gantry_V1_ErrorCode: SwiftProtobuf.Enum, Swift.CaseItera
     case .agentIDMismatch: return 10
     case .internal: return 11
     case .logGap: return 12
+    case .agentIDInUse: return 13
     case .UNRECOGNIZED(let i): return i
     }
   }
@@ -191,6 +198,7 @@ public nonisolated enum Gantry_V1_ErrorCode: SwiftProtobuf.Enum, Swift.CaseItera
     .agentIDMismatch,
     .internal,
     .logGap,
+    .agentIDInUse,
   ]
 
 }
@@ -918,7 +926,7 @@ nonisolated extension Gantry_V1_Outcome: SwiftProtobuf._ProtoNameProviding {
 }
 
 nonisolated extension Gantry_V1_ErrorCode: SwiftProtobuf._ProtoNameProviding {
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0ERROR_CODE_UNSPECIFIED\0\u{1}ERROR_CODE_UNSUPPORTED_VERSION\0\u{1}ERROR_CODE_UNKNOWN_MESSAGE\0\u{1}ERROR_CODE_MALFORMED\0\u{1}ERROR_CODE_FRAME_TOO_LARGE\0\u{1}ERROR_CODE_UNEXPECTED_MESSAGE\0\u{1}ERROR_CODE_STALE_ATTEMPT\0\u{1}ERROR_CODE_UNKNOWN_JOB\0\u{1}ERROR_CODE_CERTIFICATE_REQUIRED\0\u{1}ERROR_CODE_BAD_TOKEN\0\u{1}ERROR_CODE_AGENT_ID_MISMATCH\0\u{1}ERROR_CODE_INTERNAL\0\u{1}ERROR_CODE_LOG_GAP\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0ERROR_CODE_UNSPECIFIED\0\u{1}ERROR_CODE_UNSUPPORTED_VERSION\0\u{1}ERROR_CODE_UNKNOWN_MESSAGE\0\u{1}ERROR_CODE_MALFORMED\0\u{1}ERROR_CODE_FRAME_TOO_LARGE\0\u{1}ERROR_CODE_UNEXPECTED_MESSAGE\0\u{1}ERROR_CODE_STALE_ATTEMPT\0\u{1}ERROR_CODE_UNKNOWN_JOB\0\u{1}ERROR_CODE_CERTIFICATE_REQUIRED\0\u{1}ERROR_CODE_BAD_TOKEN\0\u{1}ERROR_CODE_AGENT_ID_MISMATCH\0\u{1}ERROR_CODE_INTERNAL\0\u{1}ERROR_CODE_LOG_GAP\0\u{1}ERROR_CODE_AGENT_ID_IN_USE\0")
 }
 
 nonisolated extension Gantry_V1_AgentState: SwiftProtobuf._ProtoNameProviding {
