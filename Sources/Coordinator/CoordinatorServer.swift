@@ -17,11 +17,14 @@ public struct CoordinatorServer: Sendable {
         public var httpHost: String
         public var httpPort: Int
         public var core: CoordinatorCore.Configuration
-        public var maximumFrameSize: Int
+        public var agentLimits: AgentListener.Limits
+        /// HTTP connections idle this long (including one whose request head is not
+        /// complete by then) are closed.
+        public var httpIdleTimeout: TimeAmount = .seconds(30)
 
         public init(
             state: CoordinatorStateDirectory, agentHost: String, agentPort: Int, httpHost: String, httpPort: Int,
-            core: CoordinatorCore.Configuration, maximumFrameSize: Int = GantryFraming.defaultMaximumFrameSize
+            core: CoordinatorCore.Configuration, agentLimits: AgentListener.Limits = .init()
         ) {
             self.state = state
             self.agentHost = agentHost
@@ -29,7 +32,7 @@ public struct CoordinatorServer: Sendable {
             self.httpHost = httpHost
             self.httpPort = httpPort
             self.core = core
-            self.maximumFrameSize = maximumFrameSize
+            self.agentLimits = agentLimits
         }
     }
 
@@ -62,11 +65,16 @@ public struct CoordinatorServer: Sendable {
         let listener = try AgentListener(
             host: options.agentHost, port: options.agentPort, core: core,
             enrollment: Enrollment(authority: authority, joinToken: try state.readToken(state.joinToken)), tls: tls,
-            maximumFrameSize: options.maximumFrameSize, logger: logger,
+            limits: options.agentLimits, logger: logger,
             onBound: { addresses.set(agents: Self.format($0)) })
         let router = APIRouter.make(core: core, adminToken: try state.readToken(state.adminToken))
         let http = Application(
             router: router,
+            // The idle timeout is also the header timeout: the HTTP decoder reports no
+            // activity until a request head is complete, so a client that trickles its
+            // headers (or opens a connection and sends nothing) is closed after it. A
+            // response being streamed (a log follow) is never cut by it.
+            server: .http1(configuration: .init(idleTimeout: options.httpIdleTimeout)),
             configuration: .init(address: .hostname(options.httpHost, port: options.httpPort), serverName: "gantry"),
             onServerRunning: { channel in addresses.set(http: channel.localAddress.map(Self.format) ?? "?") },
             logger: logger)

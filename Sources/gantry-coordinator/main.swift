@@ -78,11 +78,33 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Seconds without a heartbeat before an agent's jobs are lost (default 3 × heartbeat).")
     var leaseTtl: Double?
     @Option(help: "Log level: trace, debug, info, notice, warning, error.") var logLevel: Logger.Level = .info
+    @Option(help: "Most agent connections in total (keep below the descriptor limit).")
+    var maxAgentConnections: Int = ConnectionLimits.Configuration().maximumConnections
+    @Option(help: "Most agent connections from one address (raise behind a NAT gateway).")
+    var maxConnectionsPerAddress: Int = ConnectionLimits.Configuration().maximumPerAddress
+    @Option(help: "Most connections still in their TLS handshake or first frame, in total.")
+    var maxHandshakes: Int = ConnectionLimits.Configuration().maximumUnauthenticated
+    @Option(help: "Most connections still in their handshake from one address.")
+    var maxHandshakesPerAddress: Int = ConnectionLimits.Configuration().maximumUnauthenticatedPerAddress
+    @Option(help: "Seconds a new agent connection has for its TLS handshake, and again for its first frame.")
+    var handshakeTimeout: Double = 10
 
     func validate() throws {
-        guard heartbeatInterval >= 0.05 else { throw ValidationError("--heartbeat-interval must be at least 0.05 seconds") }
+        guard (0.05...3600).contains(heartbeatInterval) else {
+            throw ValidationError("--heartbeat-interval must be 0.05 to 3600 seconds")
+        }
+        if let leaseTtl, leaseTtl > 86_400 { throw ValidationError("--lease-ttl must be at most 86400 seconds") }
         if let leaseTtl, leaseTtl <= heartbeatInterval {
             throw ValidationError("--lease-ttl must be longer than --heartbeat-interval")
+        }
+        for (value, flag) in [
+            (maxAgentConnections, "--max-agent-connections"), (maxConnectionsPerAddress, "--max-connections-per-address"),
+            (maxHandshakes, "--max-handshakes"), (maxHandshakesPerAddress, "--max-handshakes-per-address"),
+        ] where !(1...1_000_000).contains(value) {
+            throw ValidationError("\(flag) must be 1 to 1000000")
+        }
+        guard (0.1...300).contains(handshakeTimeout) else {
+            throw ValidationError("--handshake-timeout must be 0.1 to 300 seconds")
         }
         _ = try parse(listen, "--listen")
         _ = try parse(http, "--http")
@@ -99,7 +121,13 @@ struct Serve: AsyncParsableCommand {
         let interval = Duration.milliseconds(Int(heartbeatInterval * 1000))
         let options = CoordinatorServer.Options(
             state: stateDirectory, agentHost: agentHost, agentPort: agentPort, httpHost: httpHost, httpPort: httpPort,
-            core: .init(heartbeatInterval: interval, leaseTTL: leaseTtl.map { .milliseconds(Int($0 * 1000)) }))
+            core: .init(heartbeatInterval: interval, leaseTTL: leaseTtl.map { .milliseconds(Int($0 * 1000)) }),
+            agentLimits: .init(
+                connections: .init(
+                    maximumConnections: maxAgentConnections, maximumPerAddress: maxConnectionsPerAddress,
+                    maximumUnauthenticated: maxHandshakes, maximumUnauthenticatedPerAddress: maxHandshakesPerAddress),
+                handshakeTimeout: .milliseconds(Int64(handshakeTimeout * 1000)),
+                firstFrameTimeout: .milliseconds(Int64(handshakeTimeout * 1000))))
         try await CoordinatorServer(options: options, logger: logger).run { agents, http in
             // One machine-readable line on stdout, so scripts and tests can use port 0.
             FileHandle.standardOutput.write(Data("gantry-coordinator listening agents=\(agents) http=\(http)\n".utf8))

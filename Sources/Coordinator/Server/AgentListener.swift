@@ -9,56 +9,98 @@ import Synchronization
 /// Accepts agent connections (TLS 1.3, mutual), runs each through the `ConnectionGate`, and
 /// hands authenticated traffic to the `CoordinatorCore`.
 ///
-/// A protocol error (oversized or malformed frame, wrong version, unexpected message) is
-/// answered with an `Error` frame and closes that connection only.
+/// Everything that can be decided about a connection without the core is decided here, on
+/// the connection's own task: admission against `ConnectionLimits` (before TLS allocates
+/// anything), the handshake and first-frame deadlines, the small frame limit until the
+/// peer is accepted, range checks of every message (`MessageValidation`) and the inflate
+/// check of log chunks. So a hostile peer costs the single writer nothing, and a
+/// protocol error (oversized, malformed or out-of-range frame, wrong version, unexpected
+/// message) is answered with an `Error` frame and closes that connection only.
 public final class AgentListener: Service, Sendable {
+    public struct Limits: Sendable {
+        /// Largest frame from an accepted agent (the anonymous limit is
+        /// `WireLimits.unauthenticatedFrameSize`).
+        public var maximumFrameSize: Int
+        public var connections: ConnectionLimits.Configuration
+        /// TLS handshake, then the first whole frame: an anonymous peer holds a
+        /// connection for at most their sum.
+        public var handshakeTimeout: TimeAmount
+        public var firstFrameTimeout: TimeAmount
+        /// Frames queued for an agent that is not reading before it is disconnected.
+        public var maximumQueuedFrames: Int
+
+        public init(
+            maximumFrameSize: Int = WireLimits.agentFrameSize, connections: ConnectionLimits.Configuration = .init(),
+            handshakeTimeout: TimeAmount = .seconds(10), firstFrameTimeout: TimeAmount = .seconds(10),
+            maximumQueuedFrames: Int = AgentSession.defaultMaximumQueuedFrames
+        ) {
+            self.maximumFrameSize = maximumFrameSize
+            self.connections = connections
+            self.handshakeTimeout = handshakeTimeout
+            self.firstFrameTimeout = firstFrameTimeout
+            self.maximumQueuedFrames = maximumQueuedFrames
+        }
+    }
+
+    /// What the initializer hands `serve` about one admitted connection.
+    struct Accepted: Sendable {
+        let channel: NIOAsyncChannel<Gantry_V1_Envelope, Gantry_V1_Envelope>
+        let frameLimit: FrameSizeLimit
+        let address: String
+        /// Read by the close callback to release the right count.
+        let authenticated: AuthenticationFlag
+    }
+
     public let host: String
     public let port: Int
     let core: CoordinatorCore
     let enrollment: Enrollment
     let tlsContext: NIOSSLContext
-    let maximumFrameSize: Int
+    let limits: Limits
     let logger: Logger
     let onBound: @Sendable (SocketAddress) -> Void
     let openChannels = Mutex<[ObjectIdentifier: any Channel]>([:])
+    let connectionLimits: Mutex<ConnectionLimits>
+    /// Refusals since the last log line about them: a flood is logged once a second, not
+    /// once per connection.
+    let refusals = Mutex<(count: Int, lastLogged: ContinuousClock.Instant?)>((0, nil))
 
     public init(
         host: String, port: Int, core: CoordinatorCore, enrollment: Enrollment, tls: TLSConfiguration,
-        maximumFrameSize: Int = GantryFraming.defaultMaximumFrameSize, logger: Logger,
-        onBound: @escaping @Sendable (SocketAddress) -> Void = { _ in }
+        limits: Limits = Limits(), logger: Logger, onBound: @escaping @Sendable (SocketAddress) -> Void = { _ in }
     ) throws {
         self.host = host
         self.port = port
         self.core = core
         self.enrollment = enrollment
         self.tlsContext = try NIOSSLContext(configuration: tls)
-        self.maximumFrameSize = maximumFrameSize
+        self.limits = limits
+        self.connectionLimits = Mutex(ConnectionLimits(configuration: limits.connections))
         self.logger = logger
         self.onBound = onBound
     }
 
+    /// Current connection counts (for tests and metrics).
+    public var connectionCounts: (total: Int, unauthenticated: Int) {
+        connectionLimits.withLock { ($0.connections, $0.unauthenticatedConnections) }
+    }
+
     public func run() async throws {
-        let tlsContext = self.tlsContext
-        let maximumFrameSize = self.maximumFrameSize
         let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .bind(host: host, port: port) { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tlsContext))
-                    try GantryFraming.addHandlers(to: channel.pipeline.syncOperations, maximumFrameSize: maximumFrameSize)
-                    return try NIOAsyncChannel<Gantry_V1_Envelope, Gantry_V1_Envelope>(
-                        wrappingChannelSynchronously: channel)
-                }
+                channel.eventLoop.makeCompletedFuture { try self.initialize(channel) }
             }
         if let address = server.channel.localAddress { onBound(address) }
         logger.info("listening for agents", metadata: ["address": "\(server.channel.localAddress.map { "\($0)" } ?? "?")"])
         try await withGracefulShutdownHandler {
             try await server.executeThenClose { connections in
                 try await withThrowingDiscardingTaskGroup { group in
-                    for try await connection in connections {
-                        group.addTask { await self.serve(connection) }
+                    for try await accepted in connections {
+                        guard let accepted else { continue }
+                        group.addTask { await self.serve(accepted) }
                     }
                 }
             }
@@ -71,11 +113,52 @@ public final class AgentListener: Service, Sendable {
         }
     }
 
-    private func serve(_ connection: NIOAsyncChannel<Gantry_V1_Envelope, Gantry_V1_Envelope>) async {
+    /// Admits the connection or closes it at once; builds its pipeline. Runs on the
+    /// channel's event loop, before TLS has read a byte.
+    private func initialize(_ channel: any Channel) throws -> Accepted? {
+        let address = channel.remoteAddress?.ipAddress ?? "unknown"
+        let admission = connectionLimits.withLock { $0.admit(address: address) }
+        if case .refused(let why) = admission {
+            noteRefusal(why)
+            channel.close(promise: nil)
+            return nil
+        }
+        let authenticated = AuthenticationFlag()
+        channel.closeFuture.whenComplete { _ in
+            self.connectionLimits.withLock { $0.closed(address: address, wasAuthenticated: authenticated.isSet) }
+        }
+        let frameLimit = FrameSizeLimit(WireLimits.unauthenticatedFrameSize)
+        let sync = channel.pipeline.syncOperations
+        try sync.addHandler(NIOSSLServerHandler(context: tlsContext))
+        try GantryFraming.addHandlers(to: sync, limit: frameLimit, maximumFrameSize: limits.maximumFrameSize)
+        try sync.addHandler(
+            HandshakeDeadlineHandler(handshakeTimeout: limits.handshakeTimeout, firstFrameTimeout: limits.firstFrameTimeout))
+        let wrapped = try NIOAsyncChannel<Gantry_V1_Envelope, Gantry_V1_Envelope>(wrappingChannelSynchronously: channel)
+        return Accepted(channel: wrapped, frameLimit: frameLimit, address: address, authenticated: authenticated)
+    }
+
+    private func noteRefusal(_ why: String) {
+        let now = ContinuousClock.now
+        let report: Int? = refusals.withLock { state in
+            state.count += 1
+            if let last = state.lastLogged, now - last < .seconds(1) { return nil }
+            state.lastLogged = now
+            defer { state.count = 0 }
+            return state.count
+        }
+        if let report {
+            logger.warning("refusing agent connections", metadata: ["reason": "\(why)", "refused": "\(report)"])
+        }
+    }
+
+    private func serve(_ accepted: Accepted) async {
+        let connection = accepted.channel
         let channel = connection.channel
         let key = ObjectIdentifier(channel)
         openChannels.withLock { $0[key] = channel }
-        defer { openChannels.withLock { _ = $0.removeValue(forKey: key) } }
+        defer {
+            openChannels.withLock { _ = $0.removeValue(forKey: key) }
+        }
         let remote = channel.remoteAddress.map { "\($0)" } ?? "?"
         var logger = self.logger
         logger[metadataKey: "peer"] = "\(remote)"
@@ -92,6 +175,7 @@ public final class AgentListener: Service, Sendable {
                             let certificate = try? await channel.nioSSL_peerCertificate().get()
                             gate = ConnectionGate(certificateName: certificate.flatMap(GantryTLS.commonName(of:)))
                         }
+                        try MessageValidation.validate(envelope, authenticated: session != nil)
                         switch gate!.received(envelope) {
                         case .ignore:
                             continue
@@ -103,29 +187,53 @@ public final class AgentListener: Service, Sendable {
                             try await outbound.write(enroll(request, logger: logger))
                             return
                         case .hello(let hello, let certificateName):
-                            let newSession = AgentSession(agentID: hello.agentID)
+                            let newSession = AgentSession(
+                                agentID: hello.agentID, maximumQueuedFrames: limits.maximumQueuedFrames,
+                                onOverflow: { [logger] in
+                                    logger.warning(
+                                        "disconnecting an agent that does not read what it is sent",
+                                        metadata: ["agent": "\(hello.agentID.logSafe())"])
+                                    channel.close(promise: nil)
+                                })
                             switch await core.hello(hello, certificateName: certificateName, session: newSession) {
                             case .failure(.refused(let code, let message)):
-                                logger.notice("refused agent handshake", metadata: ["reason": "\(message)"])
+                                logger.notice("refused agent handshake", metadata: ["reason": "\(message.logSafe())"])
                                 try await outbound.write(.error(code, message, fatal: true))
                                 return
                             case .success(let welcome):
                                 gate!.accepted(agentID: hello.agentID)
                                 session = newSession
+                                accepted.frameLimit.set(limits.maximumFrameSize)
+                                // Under the same lock as the close callback, so a close racing
+                                // this moment releases the count it was in.
+                                connectionLimits.withLock {
+                                    accepted.authenticated.set()
+                                    $0.authenticated(address: accepted.address)
+                                }
                                 try await outbound.write(.with { $0.welcome = welcome })
                                 writer = Task {
                                     for await frame in newSession.outbound {
+                                        newSession.dequeued()
                                         do { try await outbound.write(frame) } catch { break }
                                     }
                                     channel.close(promise: nil)
                                 }
                             }
                         case .forward(let envelope, let agentID):
-                            await core.receive(envelope, from: agentID, session: session!)
+                            guard let session else { continue }
+                            if case .logChunk(let chunk) = envelope.body, let problem = LogChunkCheck.problem(with: chunk) {
+                                // Inflated here, on this connection's task: a corrupt chunk
+                                // is refused without costing the single writer anything.
+                                session.send(
+                                    .error(.malformed, problem, jobID: chunk.jobID, attempt: chunk.attempt, fatal: false))
+                                continue
+                            }
+                            await core.receive(envelope, from: agentID, session: session)
                         }
                     }
                 } catch let error as ProtocolError {
-                    logger.notice("closing agent connection on a protocol error", metadata: ["error": "\(error)"])
+                    logger.notice(
+                        "closing agent connection on a protocol error", metadata: ["error": "\(error.description.logSafe())"])
                     try? await outbound.write(.error(error.code, error.description, fatal: true))
                 } catch is ByteToMessageDecoderError.PayloadTooLargeError {
                     try? await outbound.write(.error(.frameTooLarge, "frame exceeds the maximum frame size", fatal: true))
@@ -142,10 +250,10 @@ public final class AgentListener: Service, Sendable {
     private func enroll(_ request: Gantry_V1_EnrollRequest, logger: Logger) -> Gantry_V1_Envelope {
         switch enrollment.enroll(request) {
         case .success(let response):
-            logger.info("enrolled agent", metadata: ["agent": "\(request.agentID)"])
+            logger.info("enrolled agent", metadata: ["agent": "\(request.agentID.logSafe())"])
             return .with { $0.enrollResponse = response }
         case .failure(.badToken):
-            logger.warning("refused enrollment: wrong join token", metadata: ["agent": "\(request.agentID)"])
+            logger.warning("refused enrollment: wrong join token", metadata: ["agent": "\(request.agentID.logSafe())"])
             return .error(
                 .badToken, "the join token is wrong: get it with `gantry-coordinator join-info` on the coordinator",
                 fatal: true)
@@ -153,4 +261,12 @@ public final class AgentListener: Service, Sendable {
             return .error(.malformed, "enrollment refused: \(why)", fatal: true)
         }
     }
+}
+
+/// Whether a connection completed its handshake, shared between the channel's close
+/// callback and its serving task (both touch it under the `ConnectionLimits` lock).
+final class AuthenticationFlag: Sendable {
+    private let value = Atomic<Bool>(false)
+    var isSet: Bool { value.load(ordering: .relaxed) }
+    func set() { value.store(true, ordering: .relaxed) }
 }
