@@ -34,11 +34,18 @@ public actor CoordinatorCore {
         var hostname: String
         var labels: [String: String]
         var lastSeenAt: Date
+        /// When the current session last sent anything (monotonic), for the takeover rule.
+        var lastHeard: ContinuousClock.Instant
         var state: String
     }
 
-    /// Agents cut chunks at 256 KiB; anything far larger is refused rather than inflated.
-    static let maximumChunkRawLength: UInt32 = 16 * 1024 * 1024
+    /// How long an agent's connection must have been silent before another connection
+    /// with its id may take over: two heartbeat intervals, so one late heartbeat is not
+    /// enough, and well inside the lease TTL (three intervals by default), so a genuine
+    /// reconnect still resumes its jobs.
+    static func takeoverSilence(heartbeatInterval: Duration) -> Duration {
+        heartbeatInterval * 2
+    }
 
     public let configuration: Configuration
     public nonisolated let metrics: CoordinatorMetrics
@@ -49,8 +56,10 @@ public actor CoordinatorCore {
     /// Every job that is not terminal, by id. Terminal jobs live only in the store.
     var jobs: [String: StoredJob] = [:]
     var agentInfo: [String: AgentInfo] = [:]
-    /// Agents declared lost, kept for an hour so `gantry agents` can show them.
+    /// Agents declared lost, kept for an hour so `gantry agents` can show them; at most
+    /// `lostAgentLimit` of them, the oldest forgotten first.
     var lostAgents: [String: AgentInfo] = [:]
+    static let lostAgentLimit = 10_000
     var watchers: [String: [UUID: AsyncStream<Void>.Continuation]] = [:]
     var pipelineSources: [String: PipelineSource] = [:]
     static let pipelineSourceCacheLimit = 10_000
@@ -88,9 +97,18 @@ public actor CoordinatorCore {
     // MARK: - Pipelines (HTTP API)
 
     /// Parses, stores and enqueues a pipeline. Nothing is stored if the file is invalid.
-    public func submit(_ request: API.SubmitPipeline) throws -> API.Pipeline {
+    ///
+    /// Parsing runs on the caller's task, outside the actor: YAML is the most expensive
+    /// input the coordinator takes, and the single writer must not wait on it.
+    public nonisolated func submit(_ request: API.SubmitPipeline) async throws -> API.Pipeline {
+        try SubmissionCheck.check(request)
+        let definition = try PipelineParser(file: request.file ?? "pipeline.yml").parse(request.yaml)
+        return try await submit(request, definition: definition)
+    }
+
+    /// Stores and enqueues a pipeline that `PipelineParser` has already accepted.
+    func submit(_ request: API.SubmitPipeline, definition: PipelineDefinition) throws -> API.Pipeline {
         let file = request.file ?? "pipeline.yml"
-        let definition = try PipelineParser(file: file).parse(request.yaml)
         let now = Date()
         let pipeline = StoredPipeline(
             id: Self.newID(), file: file, yaml: request.yaml, repository: request.repository ?? "",
@@ -189,6 +207,11 @@ public actor CoordinatorCore {
     public func hello(
         _ hello: Gantry_V1_Hello, certificateName: String, session: AgentSession
     ) -> Result<Gantry_V1_Welcome, HelloRejection> {
+        do {
+            try MessageValidation.validate(.with { $0.hello = hello }, authenticated: false)
+        } catch {
+            return .failure(.refused(error.code, error.description))
+        }
         guard let version = ProtocolVersion.negotiate(peerMinimum: hello.minVersion, peerMaximum: hello.maxVersion)
         else {
             let error = ProtocolError.unsupportedVersion(peerMinimum: hello.minVersion, peerMaximum: hello.maxVersion)
@@ -204,8 +227,27 @@ public actor CoordinatorCore {
             return scalerHello(hello, version: version, certificateName: certificateName, session: session)
         }
         let agentID = hello.agentID
+        let now = ContinuousClock.now
         if let previous = sessions[agentID] {
-            logger.info("agent reconnected; closing its previous connection", metadata: ["agent": "\(agentID)"])
+            // A genuine reconnect comes from an agent whose old connection went silent (a
+            // network cut the coordinator has not noticed yet): that one has missed its
+            // heartbeats. A live session that is still heartbeating means a second agent
+            // process claims the same id: refuse it, or the two would take each other's
+            // connection, and jobs would be lost, retried and could run twice.
+            let silence = agentInfo[agentID].map { now - $0.lastHeard } ?? .seconds(0)
+            guard silence >= Self.takeoverSilence(heartbeatInterval: configuration.heartbeatInterval) else {
+                logger.warning(
+                    "refused a second connection for a connected agent id", metadata: ["agent": "\(agentID.logSafe())"])
+                return .failure(
+                    .refused(
+                        .agentIDInUse,
+                        "agent id '\(agentID)' is already connected and heartbeating: is another agent on this host running "
+                            + "with the same --slot? Give each agent a distinct --slot. (A reconnect of the same agent is "
+                            + "accepted once its old connection has missed its heartbeats.)"))
+            }
+            logger.info(
+                "agent reconnected; closing its silent previous connection",
+                metadata: ["agent": "\(agentID.logSafe())", "silent": "\(silence)"])
             previous.close()
         }
         var resume: [Gantry_V1_Resume] = []
@@ -226,7 +268,6 @@ public actor CoordinatorCore {
                 })
             if current { held.append(attempt.jobID) }
         }
-        let now = ContinuousClock.now
         let abandoned = scheduler.agentConnected(
             id: agentID, labels: hello.labels, capacity: Int(max(hello.capacity, 1)), oneShot: hello.oneShot,
             held: held, now: now)
@@ -236,11 +277,14 @@ public actor CoordinatorCore {
         for jobID in held {
             if let job = jobs[jobID], let reason = job.cancelReason { session.send(Self.cancelFrame(job, reason: reason)) }
         }
-        agentInfo[agentID] = AgentInfo(hostname: hello.hostname, labels: hello.labels, lastSeenAt: Date(), state: "idle")
+        agentInfo[agentID] = AgentInfo(
+            hostname: hello.hostname, labels: hello.labels, lastSeenAt: Date(), lastHeard: now, state: "idle")
         scheduleDemandPush()
         logger.info(
             "agent connected",
-            metadata: ["agent": "\(agentID)", "labels": "\(hello.labels)", "resumed": "\(held.count)"])
+            metadata: [
+                "agent": "\(agentID.logSafe())", "labels": "\(hello.labels.description.logSafe())", "resumed": "\(held.count)",
+            ])
         return .success(welcome(version: version, resume: resume))
     }
 
@@ -274,8 +318,20 @@ public actor CoordinatorCore {
             }
             return
         }
-        scheduler.agentSeen(id: agentID, now: .now)
+        // The listener validated this already; checking again costs a few comparisons
+        // and keeps every path into the core (tests, tools) from trapping on a value.
+        do {
+            try MessageValidation.validate(envelope, authenticated: true)
+        } catch {
+            logger.notice("closing an agent connection that sent an out-of-range message", metadata: ["agent": "\(agentID.logSafe())"])
+            session.send(.error(error.code, error.description, fatal: true))
+            session.close()
+            return
+        }
+        let now = ContinuousClock.now
+        scheduler.agentSeen(id: agentID, now: now)
         agentInfo[agentID]?.lastSeenAt = Date()
+        agentInfo[agentID]?.lastHeard = now
         do {
             switch envelope.body {
             case .ready(let ready):
@@ -294,11 +350,11 @@ public actor CoordinatorCore {
             case .drain:
                 scheduler.agentDraining(id: agentID)
                 scheduleDemandPush()
-                logger.info("agent is draining", metadata: ["agent": "\(agentID)"])
+                logger.info("agent is draining", metadata: ["agent": "\(agentID.logSafe())"])
             case .error(let error):
                 logger.warning(
                     "agent reported an error",
-                    metadata: ["agent": "\(agentID)", "code": "\(error.code)", "message": "\(error.message)"])
+                    metadata: ["agent": "\(agentID.logSafe())", "code": "\(error.code)", "message": "\(error.message.logSafe())"])
             default:
                 session.send(.error(.unexpectedMessage, "this message is not valid after the handshake", fatal: false))
             }
@@ -332,7 +388,8 @@ public actor CoordinatorCore {
     private func enforceDeadlines(now: Date) {
         for job in jobs.values where job.state == JobState.running.rawValue {
             guard let timeout = job.timeoutSeconds, let started = job.startedAt,
-                now.timeIntervalSince(started) > Double(timeout + job.cancelGraceSeconds) + Self.deadlineSlack
+                // In Double: a row stored before the parser's limits could hold any Int.
+                now.timeIntervalSince(started) > Double(timeout) + Double(job.cancelGraceSeconds) + Self.deadlineSlack
             else { continue }
             do {
                 logger.warning("job overran its timeout without a report from its agent; ending it", metadata: ["job": "\(job.id)"])
@@ -371,12 +428,50 @@ public actor CoordinatorCore {
         }
     }
 
-    /// Cancels every unfinished job of a pipeline.
+    /// Cancels every unfinished job of a pipeline in one turn and one transaction: jobs
+    /// no agent holds end `cancelled` at once (none of them can unblock another, since
+    /// all of them end), held ones are cancelled on their agents. One pass over the
+    /// pipeline's jobs, so a pipeline of thousands of steps costs one write, not one per
+    /// step with a dependency walk each.
     public func cancel(pipelineID: String, reason: String = "cancelled by user") throws -> API.Pipeline? {
         guard try store.pipelineExists(id: pipelineID) else { return nil }
-        for job in try store.jobs(pipelineID: pipelineID) where !job.isTerminal {
-            _ = try cancel(jobID: job.id, reason: reason)
+        let now = Date()
+        var changed: [StoredJob] = []
+        var signalled: [StoredJob] = []
+        var dequeued: Set<String> = []
+        for stored in try store.jobs(pipelineID: pipelineID) where !stored.isTerminal {
+            guard var job = jobs[stored.id] else { continue }
+            switch JobState(rawValue: job.state) {
+            case .leased, .running:
+                guard job.cancelReason == nil else { continue }
+                job.cancelReason = reason
+                signalled.append(job)
+            default:
+                dequeued.insert(job.id)
+                scheduler.release(job: job.id)
+                job.state = JobState.cancelled.rawValue
+                job.reason = reason
+                job.finishedAt = now
+            }
+            changed.append(job)
         }
+        guard !changed.isEmpty else { return try pipeline(id: pipelineID) }
+        try store.update(changed)
+        scheduler.dequeue(jobs: dequeued)
+        for job in changed {
+            if job.isTerminal {
+                jobs.removeValue(forKey: job.id)
+            } else {
+                jobs[job.id] = job
+            }
+            notify(jobID: job.id)
+        }
+        for job in signalled {
+            if let agent = job.agentId { sessions[agent]?.send(Self.cancelFrame(job, reason: reason)) }
+        }
+        logger.info(
+            "cancelled pipeline", metadata: ["pipeline": "\(pipelineID)", "jobs": "\(changed.count)", "on_agents": "\(signalled.count)"])
+        scheduleDemandPush()
         return try pipeline(id: pipelineID)
     }
 
@@ -384,7 +479,7 @@ public actor CoordinatorCore {
         .with {
             $0.cancel = .with {
                 $0.jobID = job.id
-                $0.attempt = UInt32(job.attempt)
+                $0.attempt = UInt32(clamping: job.attempt)
                 $0.reason = reason
             }
         }
@@ -433,25 +528,12 @@ public actor CoordinatorCore {
         notify(jobID: job.id)
     }
 
-    /// Why a chunk cannot be stored, or nil. It is inflated once to check it before it is
-    /// acknowledged: a corrupt chunk stored now would break every later read of the log.
-    /// (It is still stored exactly as it arrived.) The reason goes back to the agent.
-    static func problem(with chunk: Gantry_V1_LogChunk) -> String? {
-        guard chunk.rawLength > 0, chunk.rawLength <= maximumChunkRawLength else {
-            return "log chunk at offset \(chunk.offset) has raw_length \(chunk.rawLength); it must be 1 to \(maximumChunkRawLength)"
-        }
-        do {
-            _ = try LogCompression.decompress(ByteBuffer(bytes: chunk.data), expectedLength: Int(chunk.rawLength))
-            return nil
-        } catch {
-            return "log chunk at offset \(chunk.offset) was not stored: \(error)"
-        }
-    }
-
     private func logChunk(_ chunk: Gantry_V1_LogChunk, agentID: String, session: AgentSession) throws {
         guard var job = currentJob(chunk.jobID, attempt: chunk.attempt, agentID: agentID, session: session)
         else { return }
+        // `MessageValidation` bounded both to far below `Int.max`; these cannot trap.
         let offset = Int(chunk.offset)
+        let end = offset + Int(chunk.rawLength)
         let stored = job.logLength
         func acknowledge(_ length: Int) {
             session.send(
@@ -463,7 +545,7 @@ public actor CoordinatorCore {
                     }
                 })
         }
-        if offset + Int(chunk.rawLength) <= stored {
+        if end <= stored {
             acknowledge(stored)  // a resend of something already stored
             return
         }
@@ -476,10 +558,8 @@ public actor CoordinatorCore {
             acknowledge(stored)
             return
         }
-        if let problem = Self.problem(with: chunk) {
-            session.send(.error(.malformed, problem, jobID: chunk.jobID, attempt: chunk.attempt, fatal: false))
-            return
-        }
+        // The listener inflated the chunk on the connection's task (`LogChunkCheck`)
+        // before it got here: the core stores it as it arrived.
         job.logLength = try store.appendLog(
             jobID: job.id, attempt: job.attempt, offset: offset, rawLength: Int(chunk.rawLength),
             data: Array(chunk.data))
@@ -677,7 +757,7 @@ public actor CoordinatorCore {
                     sessions.removeValue(forKey: agentID)?.close()
                     if var info = agentInfo.removeValue(forKey: agentID) {
                         info.state = "lost"
-                        lostAgents[agentID] = info
+                        rememberLost(agentID, info)
                     }
                 }
             } catch {
@@ -705,13 +785,15 @@ public actor CoordinatorCore {
             .with {
                 $0.lease = .with {
                     $0.jobID = job.id
-                    $0.attempt = UInt32(job.attempt)
+                    $0.attempt = UInt32(clamping: job.attempt)
                     $0.pipelineID = job.pipelineId
                     $0.stepKey = job.key
                     $0.commands = job.commands
                     $0.env = job.env
-                    $0.timeoutSeconds = UInt32(job.timeoutSeconds ?? 0)
-                    $0.cancelGraceSeconds = UInt32(job.cancelGraceSeconds)
+                    // Clamped, not converted: a row written before the parser's limits
+                    // existed must not trap the coordinator on every restart.
+                    $0.timeoutSeconds = UInt32(clamping: job.timeoutSeconds ?? 0)
+                    $0.cancelGraceSeconds = UInt32(clamping: job.cancelGraceSeconds)
                     $0.repository = source.repository
                     $0.commit = source.commit
                     $0.branch = source.branch
@@ -750,6 +832,15 @@ public actor CoordinatorCore {
             failed.lostCount += 1
             try finish(failed, agentID: agentID, state: .failed, exitStatus: nil, reason: "agent_lost", attemptState: .lost)
         }
+    }
+
+    private func rememberLost(_ agentID: String, _ info: AgentInfo) {
+        if lostAgents.count >= Self.lostAgentLimit,
+            let oldest = lostAgents.min(by: { $0.value.lastSeenAt < $1.value.lastSeenAt })?.key
+        {
+            lostAgents.removeValue(forKey: oldest)
+        }
+        lostAgents[agentID] = info
     }
 
     private func attemptRecord(_ job: StoredJob, agentID: String, state: String, reason: String?) -> StoredAttempt {

@@ -7,7 +7,7 @@ import Testing
 
 /// The coordinator's job lifecycle against a real SQLite store, with agent sessions whose
 /// outbound frames the test reads directly (no network).
-@Suite("Coordinator core")
+@Suite("Coordinator core", .timeLimit(.minutes(2)))
 final class CoordinatorCoreTests {
     let directory: String
     let store: CoordinatorStore
@@ -282,30 +282,82 @@ final class CoordinatorCoreTests {
         #expect(try store.attempts(jobID: first.jobID).map(\.state) == ["failed", "failed"])
     }
 
-    /// A chunk that does not inflate to what its header says fails alone: the agent is told
-    /// why, nothing is stored or acknowledged, and the same bytes sent correctly are taken.
-    @Test func aCorruptLogChunkIsRefusedWithTheReasonAndLosesNothing() async throws {
+    /// A chunk that does not inflate to what its header says is refused with the reason
+    /// by the check the listener runs on the connection's task (never in the core).
+    @Test func aCorruptLogChunkIsRefusedWithTheReason() async throws {
+        let lease = Gantry_V1_Lease.with {
+            $0.jobID = "j"
+            $0.attempt = 1
+        }
+        var corrupt = try chunk(lease, offset: 0, "hello world\n")
+        corrupt.logChunk.rawLength = 5
+        let problem = try #require(LogChunkCheck.problem(with: corrupt.logChunk))
+        #expect(problem.contains("offset 0") && problem.contains("more than the 5 bytes"), "\(problem)")
+        #expect(LogChunkCheck.problem(with: try chunk(lease, offset: 0, "hello world\n").logChunk) == nil)
+    }
+
+    /// Out-of-range numbers from an agent (finding 1 of the hardening review: an offset of
+    /// 2^63 trapped the coordinator) close that agent's connection with a clear error; the
+    /// core stays up, stores nothing, and the same job completes over a new connection.
+    @Test func outOfRangeOffsetsCloseTheConnectionAndLoseNothing() async throws {
+        let core = try makeCore()
+        var (agent, _) = try await connect(core, "h/1")
+        _ = try await core.submit(.init(yaml: "steps:\n  - command: x\n"))
+        await core.receive(.with { $0.ready = .with { $0.slots = 1 } }, from: "h/1", session: agent.session)
+        let lease = try #require(await agent.next()?.lease)
+        let held = Gantry_V1_HeldAttempt.with {
+            $0.jobID = lease.jobID
+            $0.attempt = lease.attempt
+        }
+        for hostile in [UInt64(1) << 63, UInt64.max, UInt64(Int.max) - 3] {
+            var badChunk = try chunk(lease, offset: 0, "hello world\n")
+            badChunk.logChunk.offset = hostile
+            var badFinish = finished(lease, length: 0)
+            badFinish.jobFinished.logLength = hostile
+            for (attack, field) in [(badChunk, "log_chunk.offset"), (badFinish, "job_finished.log_length")] {
+                await core.receive(attack, from: "h/1", session: agent.session)
+                let refusal = try #require(await agent.next()?.error)
+                #expect(refusal.code == .malformed && refusal.fatal && refusal.message.contains(field), "\(refusal.message)")
+                #expect(await agent.next() == nil, "the session is closed after the refusal")
+                // The connection ends; the agent reconnects and resumes its attempt.
+                await core.disconnected(agentID: "h/1", session: agent.session)
+                let (again, welcome) = try await connect(core, "h/1", held: [held])
+                #expect(welcome.resume.first?.abort == false, "the attempt is still the agent's")
+                agent = again
+            }
+        }
+        await core.receive(try chunk(lease, offset: 0, "hello world\n"), from: "h/1", session: agent.session)
+        #expect(await agent.next()?.logAck.offset == 12)
+        await core.receive(finished(lease, length: 12), from: "h/1", session: agent.session)
+        #expect(await agent.next()?.finishAck.jobID == lease.jobID)
+        #expect(try store.job(id: lease.jobID)?.state == "succeeded")
+        #expect(try readLog(lease.jobID, attempt: Int(lease.attempt)) == "hello world\n")
+    }
+
+    /// A second live connection for a connected, heartbeating agent id is refused with an
+    /// error naming the id and `--slot`; once the first has been silent for two heartbeat
+    /// intervals, a reconnect with the same id takes over and resumes its job.
+    @Test func aSecondConnectionForALiveAgentIDIsRefused() async throws {
         let core = try makeCore()
         let (agent, _) = try await connect(core, "h/1")
         _ = try await core.submit(.init(yaml: "steps:\n  - command: x\n"))
         await core.receive(.with { $0.ready = .with { $0.slots = 1 } }, from: "h/1", session: agent.session)
         let lease = try #require(await agent.next()?.lease)
-
-        var corrupt = try chunk(lease, offset: 0, "hello world\n")
-        corrupt.logChunk.rawLength = 5
-        await core.receive(corrupt, from: "h/1", session: agent.session)
-        let refusal = try #require(await agent.next()?.error)
-        #expect(refusal.code == .malformed && !refusal.fatal)
-        #expect(refusal.message.contains("offset 0") && refusal.message.contains("more than the 5 bytes"), "\(refusal.message)")
-
-        var huge = try chunk(lease, offset: 0, "x")
-        huge.logChunk.rawLength = 16 * 1024 * 1024 + 1
-        await core.receive(huge, from: "h/1", session: agent.session)
-        #expect(try #require(await agent.next()?.error).message.contains("raw_length 16777217; it must be 1 to 16777216"))
-
-        await core.receive(try chunk(lease, offset: 0, "hello world\n"), from: "h/1", session: agent.session)
-        #expect(await agent.next()?.logAck.offset == 12, "the first message after the refusals is the ack")
-        #expect(try readLog(lease.jobID, attempt: Int(lease.attempt)) == "hello world\n")
+        let twin = AgentSession(agentID: "h/1")
+        let refused = await core.hello(
+            .with {
+                $0.minVersion = 1
+                $0.maxVersion = 2
+                $0.agentID = "h/1"
+            }, certificateName: "h", session: twin)
+        guard case .failure(.refused(.agentIDInUse, let message)) = refused else {
+            Issue.record("expected a refusal, got \(refused)")
+            return
+        }
+        #expect(message.contains("'h/1'") && message.contains("--slot"))
+        #expect(try store.job(id: lease.jobID)?.agentId == "h/1", "the first connection keeps its job")
+        await core.receive(.with { $0.jobStarted = .with { $0.jobID = lease.jobID; $0.attempt = lease.attempt } }, from: "h/1", session: agent.session)
+        #expect(try store.job(id: lease.jobID)?.state == "running", "the first session is still the live one")
     }
 
     @Test func retryRuleMatching() {

@@ -162,6 +162,13 @@ public struct Scheduler: Sendable {
         return true
     }
 
+    /// Removes many jobs from the queue in one pass (a pipeline cancel), instead of one
+    /// scan of the queue per job.
+    public mutating func dequeue(jobs ids: Set<String>) {
+        guard !ids.isEmpty else { return }
+        queue.removeAll { ids.contains($0.id) }
+    }
+
     /// A leased job was adopted after a coordinator restart; its agent has a TTL to return.
     public mutating func adoptLease(job: String, agent: String, now: ContinuousClock.Instant) {
         leases[job] = agent

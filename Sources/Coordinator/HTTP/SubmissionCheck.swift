@@ -1,0 +1,54 @@
+import GantryPipeline
+import GantryProtocol
+
+/// Bounds the fields of a pipeline submission that come from the API request rather
+/// than from the YAML (which `PipelineParser` bounds): the pipeline-wide `env` merged
+/// into every job, and the source fields copied into every lease.
+///
+/// Uses the pipeline file's own environment limits, so a variable that could not be
+/// written in the file cannot be smuggled in through the request either. Runs on the
+/// request's task, before the core sees the submission.
+enum SubmissionCheck {
+    static let maximumRepositoryBytes = 2048
+    static let maximumCommitBytes = 256
+    static let maximumBranchBytes = 1024
+    static let maximumFileNameBytes = 256
+
+    static func check(_ request: API.SubmitPipeline) throws(PipelineError) {
+        let file = request.file ?? "pipeline.yml"
+        func fail(_ message: String) -> PipelineError {
+            PipelineError(file: file, line: nil, column: nil, message: message)
+        }
+        guard file.utf8.count <= maximumFileNameBytes, !file.unicodeScalars.contains(where: { $0.value < 0x20 }) else {
+            throw PipelineError(
+                file: "pipeline.yml", line: nil, column: nil,
+                message: "`file` must be at most \(maximumFileNameBytes) bytes without control characters")
+        }
+        for (field, value, limit) in [
+            ("repository", request.repository, maximumRepositoryBytes), ("commit", request.commit, maximumCommitBytes),
+            ("branch", request.branch, maximumBranchBytes),
+        ] {
+            guard let value else { continue }
+            guard value.utf8.count <= limit, !value.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F })
+            else { throw fail("`\(field)` must be at most \(limit) bytes without control characters") }
+        }
+        let env = request.env ?? [:]
+        guard env.count <= PipelineLimits.maximumEnvironmentEntries else {
+            throw fail("the request's `env` has \(env.count) entries; the limit is \(PipelineLimits.maximumEnvironmentEntries)")
+        }
+        for (name, value) in env {
+            guard !name.isEmpty, name.utf8.count <= PipelineLimits.maximumEnvironmentNameBytes,
+                !name.utf8.contains(UInt8(ascii: "=")), !name.utf8.contains(0)
+            else {
+                throw fail(
+                    "the request's `env` has a name that is empty, longer than \(PipelineLimits.maximumEnvironmentNameBytes) bytes, "
+                        + "or contains `=` or NUL")
+            }
+            guard value.utf8.count <= PipelineLimits.maximumEnvironmentValueBytes, !value.utf8.contains(0) else {
+                throw fail(
+                    "the request's `env.\(name.logSafe(maximum: 60))` is longer than \(PipelineLimits.maximumEnvironmentValueBytes) bytes "
+                        + "or contains NUL")
+            }
+        }
+    }
+}
