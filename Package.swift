@@ -68,6 +68,8 @@ let package = Package(
             dependencies: [
                 "GantryProtocol",
                 "GantryPipeline",
+                // The listener's handshake deadline watches NIOTLS's handshake event.
+                .product(name: "NIOTLS", package: "swift-nio"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Prometheus", package: "swift-prometheus"),

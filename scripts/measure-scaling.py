@@ -68,7 +68,11 @@ def main():
         subprocess.run([args.bin + "/gantry-coordinator", "init", "--state", c, "--advertise", "127.0.0.1:0"],
                        check=True, stdout=subprocess.DEVNULL)
         coordinator = Proc([args.bin + "/gantry-coordinator", "serve", "--state", c, "--listen", "127.0.0.1:0",
-                            "--http", "127.0.0.1:0"], os.path.join(tmp, "coordinator.log"))
+                            "--http", "127.0.0.1:0",
+                            # Every simulated agent connects from 127.0.0.1: lift the per-address caps.
+                            "--max-agent-connections", "60000", "--max-connections-per-address", "60000",
+                            "--max-handshakes", "1024", "--max-handshakes-per-address", "1024"],
+                           os.path.join(tmp, "coordinator.log"))
         procs.append(coordinator)
         line = coordinator.wait_line("gantry-coordinator listening")
         agents_address = re.search(r"agents=(\S+)", line).group(1)

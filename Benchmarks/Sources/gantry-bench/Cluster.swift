@@ -32,6 +32,13 @@ final class Cluster {
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
     }
 
+    /// The whole simulated fleet connects from 127.0.0.1, which the default per-address
+    /// caps (sized for one build host) would refuse; a real fleet spans many addresses.
+    static let loopbackFleetLimits = [
+        "--max-agent-connections", "60000", "--max-connections-per-address", "60000", "--max-handshakes", "1024",
+        "--max-handshakes-per-address", "1024",
+    ]
+
     /// `init` and `serve`; returns once the coordinator printed its ports.
     func startCoordinator(extraArguments: [String] = []) throws {
         let initialize = try runCommand(
@@ -41,7 +48,7 @@ final class Cluster {
         let coordinator = try ChildProcess.spawn(
             name: "coordinator", executable: binaries + "/gantry-coordinator",
             arguments: ["serve", "--state", coordinatorState, "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0"]
-                + extraArguments,
+                + Self.loopbackFleetLimits + extraArguments,
             stdout: root + "/coordinator.out", stderr: root + "/coordinator.log")
         self.coordinator = coordinator
         let line = try coordinator.waitForLine(
