@@ -100,13 +100,13 @@ public actor AgentRuntime {
 
     /// Runs until the agent is done: one job in one-shot mode, or drained.
     public func run() async throws {
-        for failure in ProcessHardening.apply() {
+        for failure in ProcessHardening.apply(keepCapabilitiesForSetpriv: options.stepUser != nil) {
             logger.warning("process hardening incomplete", metadata: ["error": "\(failure)"])
         }
         if let stepUser = options.stepUser {
             guard ProcessHardening.canSwitchUsers else {
                 throw IsolationError.stepUser(
-                    "the agent cannot run steps as \(stepUser.name): it needs to run as root or with CAP_SETUID and CAP_SETGID")
+                    "the agent cannot run steps as \(stepUser.name): it needs to run as root or with CAP_SETUID and CAP_SETGID in its ambient set (systemd AmbientCapabilities=)")
             }
             logger.info("steps run as their own user", metadata: ["step_user": "\(stepUser)"])
         } else {

@@ -148,11 +148,6 @@ public struct JobRunner: Sendable {
     ) async throws -> Result {
         var options = PlatformOptions()
         options.createSession = true
-        if let stepUser {
-            options.userID = stepUser.uid
-            options.groupID = stepUser.gid
-            options.supplementaryGroups = []
-        }
         var custom: [Environment.Key: String] = [:]
         for (key, value) in environment {
             if let name = Environment.Key(rawValue: key) { custom[name] = value }
@@ -161,14 +156,23 @@ public struct JobRunner: Sendable {
         // user cannot, so the agent moves it and then lets it run (`waitingShellArguments`).
         let cgroup = control.cgroup
         let agentMovesStep = cgroup != nil && stepUser != nil
-        let arguments: [String]
+        var arguments: [String]
         if let cgroup {
             arguments = agentMovesStep ? JobCgroup.waitingShellArguments(for: command) : cgroup.shellArguments(for: command)
         } else {
             arguments = ["-c", command]
         }
+        // A step user's shell is started through setpriv(1), which drops to the user in the
+        // new process before exec. swift-subprocess's own userID/groupID are not used: it
+        // forks with a raw clone3, and glibc's setgid()/setuid() in such a child wait for
+        // the parent's other threads and can hang forever (seen: a child stuck in setgid).
+        var executable = "/bin/sh"
+        if let stepUser {
+            executable = stepUser.setpriv
+            arguments = stepUser.setprivArguments + ["/bin/sh"] + arguments
+        }
         let result = try await Subprocess.run(
-            .path(FilePath("/bin/sh")), arguments: Arguments(arguments), environment: .custom(custom),
+            .path(FilePath(executable)), arguments: Arguments(arguments), environment: .custom(custom),
             workingDirectory: FilePath(directory), platformOptions: options, input: .inputWriter, output: .sequence,
             error: .combinedWithOutput
         ) { execution in

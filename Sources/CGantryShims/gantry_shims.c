@@ -116,7 +116,19 @@ int gantry_has_effective_capability(int cap) {
 
 int gantry_can_switch_users(void) {
 #ifdef __linux__
-    return gantry_has_effective_capability(CAP_SETUID) && gantry_has_effective_capability(CAP_SETGID);
+    if (!gantry_has_effective_capability(CAP_SETUID) || !gantry_has_effective_capability(CAP_SETGID)) {
+        return 0;
+    }
+    if (geteuid() == 0) {
+        return 1;  // root keeps its capabilities across the exec of setpriv
+    }
+#ifdef PR_CAP_AMBIENT
+    // Not root: setpriv receives the capabilities only through the ambient set.
+    return prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_IS_SET, CAP_SETUID, 0, 0) == 1
+        && prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_IS_SET, CAP_SETGID, 0, 0) == 1;
+#else
+    return 0;
+#endif
 #else
     return geteuid() == 0;
 #endif

@@ -7,19 +7,36 @@ import Foundation
 ///
 /// Needs an agent that can switch users: root, or the capabilities CAP_SETUID and
 /// CAP_SETGID (gantry-agent@.service grants them; see docs/operations.md). The step gets
-/// the user's uid and primary gid and no supplementary groups.
+/// the user's uid and primary gid, no supplementary groups and no capabilities: each
+/// command is started as `setpriv --reuid --regid --clear-groups --inh-caps=-all
+/// --ambient-caps=-all -- /bin/sh ...` (util-linux, essential on Debian).
 public struct StepUser: Sendable, Equatable, CustomStringConvertible {
     public var name: String
     public var uid: uid_t
     public var gid: gid_t
     /// The user's home directory from the password database, if it exists.
     public var home: String?
+    /// The setpriv(1) that switches to the user.
+    public var setpriv: String
 
-    public init(name: String, uid: uid_t, gid: gid_t, home: String?) {
+    public init(name: String, uid: uid_t, gid: gid_t, home: String?, setpriv: String = StepUser.setprivPath ?? "/usr/bin/setpriv") {
         self.name = name
         self.uid = uid
         self.gid = gid
         self.home = home
+        self.setpriv = setpriv
+    }
+
+    /// Where setpriv is, if installed.
+    public static let setprivPath: String? = ["/usr/bin/setpriv", "/bin/setpriv", "/usr/sbin/setpriv"].first {
+        FileManager.default.isExecutableFile(atPath: $0)
+    }
+
+    /// setpriv's arguments up to the program: the user's ids, no supplementary groups, and
+    /// no inheritable or ambient capabilities, so the step execs with none (an agent that
+    /// is not root keeps CAP_SETUID/CAP_SETGID ambient only so setpriv receives them).
+    public var setprivArguments: [String] {
+        ["--reuid=\(uid)", "--regid=\(gid)", "--clear-groups", "--inh-caps=-all", "--ambient-caps=-all", "--"]
     }
 
     public var description: String { "\(name) (uid \(uid), gid \(gid))" }
@@ -46,6 +63,9 @@ public struct StepUser: Sendable, Equatable, CustomStringConvertible {
         guard uid != 0, gid != 0 else {
             throw IsolationError.stepUser("'\(name)' is root (uid or gid 0): steps must run unprivileged")
         }
+        guard let setpriv = setprivPath else {
+            throw IsolationError.stepUser("setpriv(1) is not installed (Debian: util-linux); it starts steps as the step user")
+        }
         guard uid != agentUID else {
             throw IsolationError.stepUser(
                 "'\(name)' is the user the agent runs as: steps could read the agent's key and state")
@@ -57,7 +77,7 @@ public struct StepUser: Sendable, Equatable, CustomStringConvertible {
         {
             home = nil
         }
-        return StepUser(name: name, uid: uid, gid: gid, home: home)
+        return StepUser(name: name, uid: uid, gid: gid, home: home, setpriv: setpriv)
     }
 }
 
@@ -71,16 +91,18 @@ public enum ProcessHardening {
     /// - non-dumpable (prctl PR_SET_DUMPABLE 0): `/proc/<agent>/environ`, `mem`, `fd` are
     ///   root's and ptrace is refused, so even a step running as the agent's own user
     ///   cannot read its environment or memory through /proc;
-    /// - no ambient or inheritable capabilities: capabilities given to the agent (to switch
-    ///   users, chown work dirs, signal steps) are not passed on to anything it execs.
+    /// - without a step user, no ambient or inheritable capabilities: capabilities given
+    ///   to the agent are not passed on to the steps it execs. With a step user they stay,
+    ///   because the setpriv that switches users needs them; it clears both before it execs
+    ///   the step (`StepUser.setprivArguments`).
     /// Returns a description of each step that failed (empty when all applied).
     @discardableResult
-    public static func apply() -> [String] {
+    public static func apply(keepCapabilitiesForSetpriv: Bool = false) -> [String] {
         var failures: [String] = []
         if gantry_set_not_dumpable() != 0 {
             failures.append("prctl(PR_SET_DUMPABLE, 0) failed: \(String(cString: strerror(errno)))")
         }
-        if gantry_drop_inheritable_capabilities() != 0 {
+        if !keepCapabilitiesForSetpriv && gantry_drop_inheritable_capabilities() != 0 {
             failures.append("clearing the ambient and inheritable capabilities failed: \(String(cString: strerror(errno)))")
         }
         return failures

@@ -36,9 +36,9 @@ int gantry_dumpable(void);
 /// CAP_SETUID or CAP_DAC_OVERRIDE. Returns 0 or -1 with errno set.
 int gantry_drop_inheritable_capabilities(void);
 
-/// 1 when the process can run children as another user: effective uid 0 with
-/// CAP_SETUID and CAP_SETGID effective, or those two capabilities without uid 0.
-/// 0 otherwise.
+/// 1 when the process can start children as another user through setpriv(1): CAP_SETUID
+/// and CAP_SETGID effective and, unless it is root, also ambient (so the exec'd setpriv
+/// has them). 0 otherwise.
 int gantry_can_switch_users(void);
 
 /// 1 when capability number `cap` (linux/capability.h) is in the effective set, else 0.

@@ -1,0 +1,124 @@
+import Foundation
+import GantryProtocol
+import Subprocess
+import Testing
+
+/// Finding 3 of issue 10, against the real binaries: with `--step-user`, a step cannot read
+/// its agent's key, state, spool or environment, nor another slot's work dir, and it runs
+/// as the step user. Needs root (to switch users and create them); skipped otherwise.
+@Suite("Step isolation", .serialized, .timeLimit(.minutes(3)))
+struct StepIsolationTests {
+    static let stepUsers = ["gantry-it-step1", "gantry-it-step2"]
+
+    /// Creates the step users if missing (system users, no home, no login shell).
+    static func ensureStepUsers() async throws -> [String: uid_t] {
+        var uids: [String: uid_t] = [:]
+        for name in stepUsers {
+            if getpwnam(name) == nil {
+                let result = try await Subprocess.run(
+                    .path("/usr/sbin/useradd"),
+                    arguments: ["--system", "--no-create-home", "--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin", name],
+                    output: .discarded, error: .string(limit: 4096))
+                // Exit 9: created meanwhile by a concurrent run; anything else is a failure.
+                if !result.terminationStatus.isSuccess, getpwnam(name) == nil {
+                    throw TimedOut(description: "useradd \(name) failed: \(result.standardError)")
+                }
+            }
+            uids[name] = try #require(getpwnam(name)).pointee.pw_uid
+        }
+        return uids
+    }
+
+    @Test(.enabled(if: geteuid() == 0, "runs steps as other users: needs root (useradd, setuid)"))
+    func aStepCannotReadItsAgentOrAnotherSlotsWork() async throws {
+        let uids = try await Self.ensureStepUsers()
+        try await TestCluster.with("step-isolation") { cluster in
+            chmod(cluster.root, 0o755)
+            let first = try await cluster.startAgent(slot: "1", extraArguments: ["--step-user", "gantry-it-step{slot}"])
+            let second = try await cluster.startAgent(slot: "2", extraArguments: ["--step-user", "gantry-it-step{slot}"])
+            let pids = [first.pid, second.pid].compactMap { $0 }
+            #expect(pids.count == 2)
+            for agent in [first, second] {
+                #expect(agent.output.contains("steps run as their own user"))
+                #expect(!agent.output.contains("STEPS RUN AS THE AGENT'S OWN USER"))
+            }
+
+            let state = cluster.agentState
+            let marker = "/tmp/gantry-it-isolation-\(UUID().uuidString)"
+            defer {
+                unlink(marker + "-holder")
+                unlink(marker + "-probed")
+            }
+            // The holder leaves a secret in its work dir and says where; the prober (on the
+            // other agent, as the other slot's user) tries everything a thief would.
+            let holder = """
+                id -u; echo secret-of-the-holder > "$GANTRY_WORK_DIR/secret"; echo "$GANTRY_WORK_DIR" > \(marker)-holder
+                i=0; while [ ! -e \(marker)-probed ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done
+                """
+            var probes = [
+                ("key", "cat \(state)/agent.key"),
+                ("state", "ls \(state)"),
+                ("spool", "ls \(state)/spool"),
+                ("parent-environ", "cat /proc/$PPID/environ"),
+                ("parent-mem", "head -c 1 /proc/$PPID/mem"),
+                ("work-root", "ls \(cluster.root)/work"),
+                ("other-work", #"ls "$other""#),
+                ("other-secret", #"cat "$other/secret""#),
+            ]
+            for (index, pid) in pids.enumerated() { probes.append(("agent\(index + 1)-environ", "cat /proc/\(pid)/environ")) }
+            let prober =
+                """
+                id -u; i=0; while [ ! -s \(marker)-holder ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done
+                other=$(cat \(marker)-holder); echo "other=$other"
+
+                """
+                + probes.map { name, command in
+                    "if \(command) >/dev/null 2>&1; then echo \"LEAKED \(name)\"; else echo \"denied \(name)\"; fi"
+                }.joined(separator: "\n") + "\ntouch \(marker)-probed\n"
+
+            let pipeline = try await cluster.submit(
+                """
+                steps:
+                  - key: holder
+                    command: |
+                \(holder.split(separator: "\n").map { "      " + $0 }.joined(separator: "\n"))
+                  - key: prober
+                    command: |
+                \(prober.split(separator: "\n", omittingEmptySubsequences: false).map { "      " + $0 }.joined(separator: "\n"))
+                """)
+            let done = try await cluster.waitForPipeline(pipeline.id, timeout: .seconds(90))
+            let holderJob = try #require(done.jobs.first { $0.key == "holder" })
+            let proberJob = try #require(done.jobs.first { $0.key == "prober" })
+            let holderLog = String(decoding: try await cluster.log(holderJob.id), as: UTF8.self)
+            let proberLog = String(decoding: try await cluster.log(proberJob.id), as: UTF8.self)
+            #expect(done.state == "succeeded", "holder: \(holderLog)\nprober: \(proberLog)")
+
+            // Both ran as one of the step users, not root, and not as the same user.
+            let holderUID = holderLog.split(separator: "\n").first.flatMap { uid_t($0) }
+            let proberUID = proberLog.split(separator: "\n").first.flatMap { uid_t($0) }
+            #expect(holderUID != nil && holderUID != 0 && Set(uids.values).contains(holderUID!), "\(holderLog)")
+            #expect(proberUID != nil && proberUID != 0 && Set(uids.values).contains(proberUID!), "\(proberLog)")
+            #expect(holderUID != proberUID, "two slots ran their steps as the same user")
+
+            #expect(proberLog.contains("other=\(cluster.root)/work/\(holderJob.id)-1"), "\(proberLog)")
+            for (name, _) in probes {
+                #expect(proberLog.contains("denied \(name)\n"), "probe \(name): \(proberLog)")
+            }
+            #expect(!proberLog.contains("LEAKED"), "\(proberLog)")
+            #expect(!proberLog.contains("BEGIN EC PRIVATE KEY") && !proberLog.contains("PRIVATE KEY"))
+
+            // The agent removed both work dirs (owned by the step users) afterwards.
+            try await waitUntil("work dirs removed", timeout: .seconds(10)) {
+                ((try? FileManager.default.contentsOfDirectory(atPath: cluster.root + "/work")) ?? []).isEmpty
+            }
+            // Its own directories are private to it.
+            for path in [state, state + "/spool"] {
+                var info = stat()
+                #expect(stat(path, &info) == 0 && info.st_mode & 0o777 == 0o700, "\(path)")
+            }
+            var info = stat()
+            #expect(stat(state + "/agent.key", &info) == 0 && info.st_mode & 0o777 == 0o600)
+            #expect(stat(cluster.root + "/work", &info) == 0 && info.st_mode & 0o777 == 0o711)
+        }
+    }
+}
