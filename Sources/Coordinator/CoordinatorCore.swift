@@ -204,8 +204,9 @@ public actor CoordinatorCore {
 
     /// Validates a handshake and registers the session. `certificateName` is the common
     /// name of the agent's verified client certificate.
+    /// `now` is injectable so tests can move time forward instead of sleeping.
     public func hello(
-        _ hello: Gantry_V1_Hello, certificateName: String, session: AgentSession
+        _ hello: Gantry_V1_Hello, certificateName: String, session: AgentSession, now: ContinuousClock.Instant = .now
     ) -> Result<Gantry_V1_Welcome, HelloRejection> {
         do {
             try MessageValidation.validate(.with { $0.hello = hello }, authenticated: false)
@@ -227,7 +228,6 @@ public actor CoordinatorCore {
             return scalerHello(hello, version: version, certificateName: certificateName, session: session)
         }
         let agentID = hello.agentID
-        let now = ContinuousClock.now
         if let previous = sessions[agentID] {
             // A genuine reconnect comes from an agent whose old connection went silent (a
             // network cut the coordinator has not noticed yet): that one has missed its

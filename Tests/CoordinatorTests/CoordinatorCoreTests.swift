@@ -360,6 +360,35 @@ final class CoordinatorCoreTests {
         #expect(try store.job(id: lease.jobID)?.state == "running", "the first session is still the live one")
     }
 
+    /// A reconnect after a network cut the coordinator has not noticed: the old session has
+    /// been silent for two heartbeat intervals, so the newcomer takes over and resumes.
+    @Test func aSilentSessionIsTakenOverByTheReconnectingAgent() async throws {
+        let core = try makeCore()
+        let (agent, _) = try await connect(core, "h/1")
+        _ = try await core.submit(.init(yaml: "steps:\n  - command: x\n"))
+        await core.receive(.with { $0.ready = .with { $0.slots = 1 } }, from: "h/1", session: agent.session)
+        let lease = try #require(await agent.next()?.lease)
+        let reconnect = FakeAgent("h/1")
+        let hello = Gantry_V1_Hello.with {
+            $0.minVersion = 1
+            $0.maxVersion = 2
+            $0.agentID = "h/1"
+            $0.capacity = 1
+            $0.held = [.with { $0.jobID = lease.jobID; $0.attempt = lease.attempt }]
+        }
+        // Heartbeat interval 1 s: 1.5 s of silence is not enough, 2.5 s is.
+        let early = await core.hello(hello, certificateName: "h", session: reconnect.session, now: .now + .milliseconds(1500))
+        guard case .failure(.refused(.agentIDInUse, _)) = early else {
+            Issue.record("expected a refusal while the old session is fresh, got \(early)")
+            return
+        }
+        let welcome = try await core.hello(hello, certificateName: "h", session: reconnect.session, now: .now + .milliseconds(2500)).get()
+        #expect(welcome.resume.first?.abort == false, "the job resumes on the new connection")
+        #expect(await agent.next() == nil, "the silent session was closed")
+        await core.receive(try chunk(lease, offset: 0, "ok\n"), from: "h/1", session: reconnect.session)
+        #expect(await reconnect.next()?.logAck.offset == 3)
+    }
+
     @Test func retryRuleMatching() {
         var job = StoredJob(
             id: "j", pipelineId: "p", position: 0, key: "k", name: "k", state: "running", commands: [], env: [:], agents: [:],
