@@ -54,13 +54,15 @@ public enum AgentDirectories {
         guard mkdir(path, privateMode) == 0 else {
             throw IsolationError.directory("cannot create work dir \(path): \(String(cString: strerror(errno)))")
         }
+        // chmod before chown: once the step user owns it, changing its mode would need
+        // CAP_FOWNER, which the agent does not otherwise need.
+        guard chmod(path, privateMode) == 0 else {
+            throw IsolationError.directory("cannot chmod work dir \(path): \(String(cString: strerror(errno)))")
+        }
         if let owner, chown(path, owner.uid, owner.gid) != 0 {
             let why = String(cString: strerror(errno))
             rmdir(path)
             throw IsolationError.directory("cannot give work dir \(path) to \(owner): \(why)")
-        }
-        guard chmod(path, privateMode) == 0 else {
-            throw IsolationError.directory("cannot chmod work dir \(path): \(String(cString: strerror(errno)))")
         }
     }
 
