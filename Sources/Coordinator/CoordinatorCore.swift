@@ -505,7 +505,7 @@ public actor CoordinatorCore {
     private func leaseAcknowledged(_ ack: Gantry_V1_LeaseAck, agentID: String, session: AgentSession) throws {
         guard var job = currentJob(ack.jobID, attempt: ack.attempt, agentID: agentID, session: session) else { return }
         guard !ack.accepted else { return }
-        logger.warning("agent refused a lease", metadata: ["job": "\(job.id)", "reason": "\(ack.reason)"])
+        logger.warning("agent refused a lease", metadata: ["job": "\(job.id)", "reason": "\(ack.reason.logSafe())"])
         scheduler.release(job: job.id)
         job.state = JobState.queued.rawValue
         job.agentId = nil

@@ -88,6 +88,8 @@ struct Serve: AsyncParsableCommand {
     var maxHandshakesPerAddress: Int = ConnectionLimits.Configuration().maximumUnauthenticatedPerAddress
     @Option(help: "Seconds a new agent connection has for its TLS handshake, and again for its first frame.")
     var handshakeTimeout: Double = 10
+    @Option(help: "Seconds an HTTP connection may stay idle, or take to send a request head, before it is closed.")
+    var httpIdleTimeout: Double = 30
 
     func validate() throws {
         guard (0.05...3600).contains(heartbeatInterval) else {
@@ -102,6 +104,9 @@ struct Serve: AsyncParsableCommand {
             (maxHandshakes, "--max-handshakes"), (maxHandshakesPerAddress, "--max-handshakes-per-address"),
         ] where !(1...1_000_000).contains(value) {
             throw ValidationError("\(flag) must be 1 to 1000000")
+        }
+        guard (0.1...3600).contains(httpIdleTimeout) else {
+            throw ValidationError("--http-idle-timeout must be 0.1 to 3600 seconds")
         }
         guard (0.1...300).contains(handshakeTimeout) else {
             throw ValidationError("--handshake-timeout must be 0.1 to 300 seconds")
@@ -119,7 +124,7 @@ struct Serve: AsyncParsableCommand {
         let (agentHost, agentPort) = try parse(listen, "--listen")
         let (httpHost, httpPort) = try parse(http, "--http")
         let interval = Duration.milliseconds(Int(heartbeatInterval * 1000))
-        let options = CoordinatorServer.Options(
+        var options = CoordinatorServer.Options(
             state: stateDirectory, agentHost: agentHost, agentPort: agentPort, httpHost: httpHost, httpPort: httpPort,
             core: .init(heartbeatInterval: interval, leaseTTL: leaseTtl.map { .milliseconds(Int($0 * 1000)) }),
             agentLimits: .init(
@@ -128,6 +133,7 @@ struct Serve: AsyncParsableCommand {
                     maximumUnauthenticated: maxHandshakes, maximumUnauthenticatedPerAddress: maxHandshakesPerAddress),
                 handshakeTimeout: .milliseconds(Int64(handshakeTimeout * 1000)),
                 firstFrameTimeout: .milliseconds(Int64(handshakeTimeout * 1000))))
+        options.httpIdleTimeout = .milliseconds(Int64(httpIdleTimeout * 1000))
         try await CoordinatorServer(options: options, logger: logger).run { agents, http in
             // One machine-readable line on stdout, so scripts and tests can use port 0.
             FileHandle.standardOutput.write(Data("gantry-coordinator listening agents=\(agents) http=\(http)\n".utf8))

@@ -186,8 +186,9 @@ struct HardeningTests {
                 for _ in 0..<400 {
                     do { try await outbound.write(stale) } catch { break }
                 }
+                // Hold the connection open, reading nothing, until the coordinator gives up on it.
+                _ = try await cluster.coordinator.waitForLine(containing: "does not read what it is sent", timeout: .seconds(30))
             }
-            _ = try await cluster.coordinator.waitForLine(containing: "does not read what it is sent", timeout: .seconds(30))
             #expect(Self.residentMiB(cluster.coordinator) - before < 100, "queued frames stay bounded")
 
             // 300,000 labels: refused from the frame's size before it is decoded.
@@ -229,6 +230,31 @@ struct HardeningTests {
             _ = try await cluster.coordinator.waitForLine(containing: "boom\\n", timeout: .seconds(10))
             #expect(!cluster.coordinator.lines.contains { $0.contains("FORGED") && !$0.contains("boom") })
             try await Raw.expectStillServing(cluster)
+        }
+    }
+
+    /// Finding 8: the HTTP API had no header or idle timeout. A client that sends half a
+    /// request head, or nothing, is closed after the idle timeout; a streaming log follow
+    /// is not cut by it.
+    @Test func httpClientsThatStallAreClosed() async throws {
+        try await TestCluster.with("http-idle", coordinatorArguments: ["--http-idle-timeout", "1"]) { cluster in
+            try await cluster.startAgent(slot: "1")
+            let parts = cluster.httpAddress.split(separator: ":")
+            var stalled: [any Channel] = []
+            for index in 0..<2 {
+                let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                    .connect(host: String(parts[0]), port: Int(parts[1])!).get()
+                if index == 0 { try await channel.writeAndFlush(ByteBuffer(string: "GET /v1/agents HTTP/1.1\r\nHost: x\r\n")) }
+                stalled.append(channel)
+            }
+            try await waitUntil("stalled HTTP connections to be closed", timeout: .seconds(10)) {
+                stalled.allSatisfy { !$0.isActive }
+            }
+            // A job that logs for longer than the idle timeout is still followed to its end.
+            let pipeline = try await cluster.submit("steps:\n  - key: slow\n    command: for i in 1 2 3; do echo $i; sleep 1; done\n")
+            let (status, log) = try await cluster.request(.GET, "/v1/jobs/\(pipeline.jobs[0].id)/log?follow=true")
+            #expect(status == 200)
+            #expect(String(decoding: log, as: UTF8.self) == "1\n2\n3\n")
         }
     }
 

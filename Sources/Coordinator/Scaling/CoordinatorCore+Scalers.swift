@@ -29,7 +29,7 @@ extension CoordinatorCore {
         scalers[hello.agentID] = ScalerConnection(
             session: session, labels: hello.labels, agentPrefix: certificateName + "/", lastSent: nil,
             lastSentAt: .now, lastHeard: .now)
-        logger.info("scaler connected", metadata: ["scaler": "\(hello.agentID)", "labels": "\(LabelSet.format(hello.labels))"])
+        logger.info("scaler connected", metadata: ["scaler": "\(hello.agentID)", "labels": "\(LabelSet.format(hello.labels).logSafe())"])
         scheduleDemandPush()
         return .success(welcome(version: version))
     }
