@@ -17,7 +17,9 @@ public enum AgentChannel {
         // Hostname verification needs a name, not an IP literal, in SNI; NIOSSL checks IP SANs itself.
         let serverHostname = Self.isIPAddress(address.host) ? nil : address.host
         return try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            // tcpOption, not socketOption: SOL_SOCKET with TCP_NODELAY's number (1) is
+            // SO_DEBUG, which needs CAP_NET_ADMIN; it only "worked" for agents run as root.
+            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             .connectTimeout(connectTimeout)
             .connect(host: address.host, port: address.port) { channel in
                 channel.eventLoop.makeCompletedFuture {

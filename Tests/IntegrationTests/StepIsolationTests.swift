@@ -11,9 +11,9 @@ struct StepIsolationTests {
     static let stepUsers = ["gantry-it-step1", "gantry-it-step2"]
 
     /// Creates the step users if missing (system users, no home, no login shell).
-    static func ensureStepUsers() async throws -> [String: uid_t] {
+    static func ensureStepUsers(_ names: [String] = stepUsers) async throws -> [String: uid_t] {
         var uids: [String: uid_t] = [:]
-        for name in stepUsers {
+        for name in names {
             if getpwnam(name) == nil {
                 let result = try await Subprocess.run(
                     .path("/usr/sbin/useradd"),
@@ -119,6 +119,75 @@ struct StepIsolationTests {
             var info = stat()
             #expect(stat(state + "/agent.key", &info) == 0 && info.st_mode & 0o777 == 0o600)
             #expect(stat(cluster.root + "/work", &info) == 0 && info.st_mode & 0o777 == 0o711)
+        }
+    }
+
+    static let capsh = "/usr/sbin/capsh"
+    static let unitCapabilities = "cap_setuid,cap_setgid,cap_chown,cap_dac_override,cap_kill"
+
+    /// What gantry-agent@.service sets up: the agent runs as its own unprivileged user with
+    /// exactly the unit's capabilities, ambient (started here through capsh).
+    @Test(.enabled(if: geteuid() == 0 && FileManager.default.isExecutableFile(atPath: capsh), "needs root and capsh"))
+    func anUnprivilegedAgentWithTheUnitsCapabilitiesIsolatesSteps() async throws {
+        let uids = try await Self.ensureStepUsers(Self.stepUsers + ["gantry-it-agent"])
+        let agentUID = try #require(uids["gantry-it-agent"])
+        let agentGID = try #require(getpwnam("gantry-it-agent")).pointee.pw_gid
+        try await TestCluster.with("step-isolation-unprivileged") { cluster in
+            chmod(cluster.root, 0o755)
+            let (enrolled, output) = try await cluster.enroll()
+            guard enrolled else { throw TimedOut(description: "enroll failed: \(output)") }
+            let state = cluster.agentState
+            for path in [state] + ((try? FileManager.default.subpathsOfDirectory(atPath: state)) ?? []).map({ state + "/" + $0 }) {
+                chown(path, agentUID, agentGID)
+            }
+            let work = cluster.root + "/work-unprivileged"
+            mkdir(work, 0o711)
+            chown(work, agentUID, agentGID)
+            let agent = try await ChildProcess(
+                name: "agent-unprivileged", executable: Self.capsh,
+                arguments: [
+                    "--keep=1", "--user=gantry-it-agent", "--inh=\(Self.unitCapabilities)", "--addamb=\(Self.unitCapabilities)",
+                    "--", "-c", #"exec "$0" "$@""#, cluster.binaries + "/gantry-agent", "run", "--state", state,
+                    "--work-root", work, "--slot", "u1", "--step-user", "gantry-it-step1", "--heartbeat-interval", "0.5",
+                ],
+                logFile: cluster.root + "/agent-unprivileged.log")
+            do {
+                _ = try await agent.waitForLine(containing: "connected to the coordinator")
+                #expect(agent.output.contains("steps run as their own user"), "\(agent.output)")
+                let status = try String(contentsOfFile: "/proc/\(agent.pid ?? 0)/status", encoding: .utf8)
+                #expect(status.contains("Uid:\t\(agentUID)\t"), "the agent is not running as gantry-it-agent")
+
+                let pipeline = try await cluster.submit(
+                    """
+                    steps:
+                      - key: probe
+                        command: |
+                          id -u
+                          if cat \(state)/agent.key >/dev/null 2>&1; then echo "LEAKED key"; else echo "denied key"; fi
+                          if ls \(state) >/dev/null 2>&1; then echo "LEAKED state"; else echo "denied state"; fi
+                          if cat /proc/$PPID/environ >/dev/null 2>&1; then echo "LEAKED parent-environ"; else echo "denied parent-environ"; fi
+                          grep -E '^Cap(Prm|Eff|Amb)' /proc/self/status
+                          mkdir -p sealed/inner && touch sealed/inner/file && chmod 0500 sealed/inner sealed && echo sealed
+                    """)
+                let done = try await cluster.waitForPipeline(pipeline.id, timeout: .seconds(60))
+                let job = try #require(done.jobs.first)
+                let log = String(decoding: try await cluster.log(job.id), as: UTF8.self)
+                #expect(done.state == "succeeded", "\(log)")
+                #expect(log.hasPrefix("\(uids["gantry-it-step1"]!)\n"), "\(log)")
+                for name in ["key", "state", "parent-environ"] { #expect(log.contains("denied \(name)\n"), "\(log)") }
+                #expect(!log.contains("LEAKED"), "\(log)")
+                // The step has no capabilities at all, though its agent holds five.
+                for set in ["CapPrm", "CapEff", "CapAmb"] { #expect(log.contains("\(set):\t0000000000000000"), "\(log)") }
+                #expect(log.contains("sealed\n"))
+                // The agent (CAP_DAC_OVERRIDE) removed the step user's work dir, read-only subdirs and all.
+                try await waitUntil("the work dir removed", timeout: .seconds(10)) {
+                    ((try? FileManager.default.contentsOfDirectory(atPath: work)) ?? ["?"]).isEmpty
+                }
+            } catch {
+                await agent.stop()
+                throw TimedOut(description: "\(error)\n--- unprivileged agent ---\n\(agent.output.suffix(3000))")
+            }
+            await agent.stop()
         }
     }
 }
