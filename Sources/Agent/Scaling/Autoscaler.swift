@@ -142,11 +142,11 @@ public actor Autoscaler {
             switch first.body {
             case .welcome(let welcome):
                 handshakeTimer.cancel()
+                let timing = try CoordinatorValueChecks.timing(of: welcome, override: nil)
                 onWelcome()
                 self.connection = connection
                 if stopping { return }
-                heartbeatInterval = .milliseconds(Int(max(welcome.heartbeatIntervalMs, 100)))
-                silenceLimit = max(.milliseconds(Int(welcome.leaseTtlMs)), heartbeatInterval * 3)
+                (heartbeatInterval, silenceLimit) = timing
                 lastHeard = .now
                 logger.info(
                     "scaler connected to the coordinator",
@@ -219,7 +219,9 @@ public actor Autoscaler {
         case .heartbeatAck:
             break
         case .error(let error):
-            logger.warning("coordinator reported an error", metadata: ["code": "\(error.code)", "message": "\(error.message)"])
+            logger.warning(
+                "coordinator reported an error",
+                metadata: ["code": "\(error.code)", "message": "\(CoordinatorValueChecks.loggable(error.message))"])
         default:
             logger.warning("ignoring an unexpected message from the coordinator")
         }
