@@ -34,7 +34,9 @@ struct Enroll: AsyncParsableCommand {
             coordinator: address, token: token, caFingerprint: caFingerprint, name: name,
             state: AgentStateDirectory(path: state)
         ).enroll()
-        print("Enrolled as '\(name)'. Start it with: gantry-agent run --state \(state) --work-root /var/lib/gantry-agent/work")
+        print(
+            "Enrolled as '\(name)'. Start it with: gantry-agent run --state \(state) --work-root /var/lib/gantry-agent-work "
+                + "--step-user gantry-step-{slot} --slot 1 (or systemctl enable --now gantry-agent@1)")
     }
 }
 
