@@ -30,6 +30,9 @@ public struct JobCgroup: Sendable {
         guard let base else { return nil }
         let name = "job-\(jobID.filter { $0.isLetter || $0.isNumber || $0 == "-" })-\(attempt)"
         let path = base + "/" + name
+        // 0755, unlike the agent's storage dirs: it holds no data, only the kernel's control
+        // files, and runtimes in the step (JVM, Go, .NET) read their own cgroup's
+        // memory.max and cpu.max to size themselves. Only the agent can write to it.
         guard mkdir(path, 0o755) == 0 || errno == EEXIST else { return nil }
         return JobCgroup(path: path)
     }
