@@ -10,7 +10,9 @@ import Synchronization
 /// environment, which descendants inherit even across `setsid` (a process that scrubs its
 /// own environment escapes; where systemd runs the agent, the unit's cgroup is the last
 /// line, see docs/operations.md). Reading `/proc/*/environ` works for processes of the
-/// same user, which job processes are.
+/// agent's own user, and for a step user's only where the agent is root (or has
+/// CAP_SYS_PTRACE, which the shipped unit does not grant): there the per-job cgroup is the
+/// net that holds.
 public enum JobProcesses {
     /// Becomes a child subreaper; returns false where the kernel does not support it.
     @discardableResult
