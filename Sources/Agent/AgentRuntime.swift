@@ -78,6 +78,10 @@ public actor AgentRuntime {
     let runner: JobRunner
     let outbound = OutboundQueue()
     let reaper = OrphanReaper()
+    /// Drawn once per process and sent in every Hello: the coordinator lets a reconnect
+    /// that carries it take over this agent's old connection at once, and refuses a second
+    /// process that claims the same id (`ERROR_CODE_AGENT_ID_IN_USE`).
+    let instance = Data((0..<16).map { _ in UInt8.random(in: 0...255) })
     var jobs: [String: RunningJob] = [:]
     var leasesTaken = 0
     var draining = false
@@ -254,6 +258,7 @@ public actor AgentRuntime {
             $0.oneShot = options.oneShot
             $0.hostname = ProcessInfo.processInfo.hostName
             $0.agentVersion = "gantry-agent/0.1"
+            $0.instance = instance
             $0.held = held
         }
     }

@@ -36,6 +36,8 @@ public actor CoordinatorCore {
         var lastSeenAt: Date
         /// When the current session last sent anything (monotonic), for the takeover rule.
         var lastHeard: ContinuousClock.Instant
+        /// The agent process's `Hello.instance`: proves a reconnect comes from it.
+        var instance: Data
         var state: String
     }
 
@@ -229,13 +231,16 @@ public actor CoordinatorCore {
         }
         let agentID = hello.agentID
         if let previous = sessions[agentID] {
-            // A genuine reconnect comes from an agent whose old connection went silent (a
-            // network cut the coordinator has not noticed yet): that one has missed its
-            // heartbeats. A live session that is still heartbeating means a second agent
-            // process claims the same id: refuse it, or the two would take each other's
-            // connection, and jobs would be lost, retried and could run twice.
-            let silence = agentInfo[agentID].map { now - $0.lastHeard } ?? .seconds(0)
-            guard silence >= Self.takeoverSilence(heartbeatInterval: configuration.heartbeatInterval) else {
+            // A genuine reconnect comes from the same agent process (its `instance` matches
+            // the live connection's) or from one whose old connection went silent (a
+            // network cut the coordinator has not noticed yet). A live session that is
+            // still heartbeating, claimed by another process, means two agents share the
+            // id: refuse the newcomer, or the two would take each other's connection, and
+            // jobs would be lost, retried and could run twice.
+            let known = agentInfo[agentID]
+            let silence = known.map { now - $0.lastHeard } ?? .seconds(0)
+            let sameProcess = !hello.instance.isEmpty && known?.instance == hello.instance
+            guard sameProcess || silence >= Self.takeoverSilence(heartbeatInterval: configuration.heartbeatInterval) else {
                 logger.warning(
                     "refused a second connection for a connected agent id", metadata: ["agent": "\(agentID.logSafe())"])
                 return .failure(
@@ -246,8 +251,8 @@ public actor CoordinatorCore {
                             + "accepted once its old connection has missed its heartbeats.)"))
             }
             logger.info(
-                "agent reconnected; closing its silent previous connection",
-                metadata: ["agent": "\(agentID.logSafe())", "silent": "\(silence)"])
+                "agent reconnected; closing its previous connection",
+                metadata: ["agent": "\(agentID.logSafe())", "silent": "\(silence)", "same_process": "\(sameProcess)"])
             previous.close()
         }
         var resume: [Gantry_V1_Resume] = []
@@ -278,7 +283,8 @@ public actor CoordinatorCore {
             if let job = jobs[jobID], let reason = job.cancelReason { session.send(Self.cancelFrame(job, reason: reason)) }
         }
         agentInfo[agentID] = AgentInfo(
-            hostname: hello.hostname, labels: hello.labels, lastSeenAt: Date(), lastHeard: now, state: "idle")
+            hostname: hello.hostname, labels: hello.labels, lastSeenAt: Date(), lastHeard: now, instance: hello.instance,
+            state: "idle")
         scheduleDemandPush()
         logger.info(
             "agent connected",

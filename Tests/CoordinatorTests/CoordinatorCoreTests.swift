@@ -360,6 +360,32 @@ final class CoordinatorCoreTests {
         #expect(try store.job(id: lease.jobID)?.state == "running", "the first session is still the live one")
     }
 
+    /// The same agent process reconnecting (its `instance` matches the live session's) takes
+    /// over at once, without waiting for the old session to go silent.
+    @Test func theSameAgentProcessTakesOverAtOnce() async throws {
+        let core = try makeCore()
+        let instance = Data([1, 2, 3, 4])
+        let hello = Gantry_V1_Hello.with {
+            $0.minVersion = 1
+            $0.maxVersion = 2
+            $0.agentID = "h/1"
+            $0.capacity = 1
+            $0.instance = instance
+        }
+        let first = FakeAgent("h/1")
+        _ = try await core.hello(hello, certificateName: "h", session: first.session).get()
+        var impostor = hello
+        impostor.instance = Data([9])
+        guard case .failure(.refused(.agentIDInUse, _)) = await core.hello(impostor, certificateName: "h", session: FakeAgent("h/1").session)
+        else {
+            Issue.record("another process with the same id must be refused")
+            return
+        }
+        let again = FakeAgent("h/1")
+        _ = try await core.hello(hello, certificateName: "h", session: again.session).get()
+        #expect(await first.next() == nil, "the old connection was closed")
+    }
+
     /// A reconnect after a network cut the coordinator has not noticed: the old session has
     /// been silent for two heartbeat intervals, so the newcomer takes over and resumes.
     @Test func aSilentSessionIsTakenOverByTheReconnectingAgent() async throws {

@@ -480,6 +480,12 @@ public nonisolated struct Gantry_V1_Hello: Sendable {
   /// it provides, and the coordinator pushes it `Demand` for them.
   public var role: Gantry_V1_Role = .agent
 
+  /// Random bytes (16) the agent process draws once at start and sends in every
+  /// Hello. A Hello whose agent_id has a live connection is a reconnect of the
+  /// same process (taken over at once) when this matches that connection's, and
+  /// a second process with the same id (refused with AGENT_ID_IN_USE) when not.
+  public var instance: Data = Data()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1308,7 +1314,7 @@ nonisolated extension Gantry_V1_Envelope: SwiftProtobuf.Message, SwiftProtobuf._
 
 nonisolated extension Gantry_V1_Hello: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Hello"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}min_version\0\u{3}max_version\0\u{3}agent_id\0\u{1}labels\0\u{1}capacity\0\u{3}one_shot\0\u{1}held\0\u{3}agent_version\0\u{1}hostname\0\u{1}role\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}min_version\0\u{3}max_version\0\u{3}agent_id\0\u{1}labels\0\u{1}capacity\0\u{3}one_shot\0\u{1}held\0\u{3}agent_version\0\u{1}hostname\0\u{1}role\0\u{1}instance\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1326,6 +1332,7 @@ nonisolated extension Gantry_V1_Hello: SwiftProtobuf.Message, SwiftProtobuf._Mes
       case 8: try { try decoder.decodeSingularStringField(value: &self.agentVersion) }()
       case 9: try { try decoder.decodeSingularStringField(value: &self.hostname) }()
       case 10: try { try decoder.decodeSingularEnumField(value: &self.role) }()
+      case 11: try { try decoder.decodeSingularBytesField(value: &self.instance) }()
       default: break
       }
     }
@@ -1362,6 +1369,9 @@ nonisolated extension Gantry_V1_Hello: SwiftProtobuf.Message, SwiftProtobuf._Mes
     if self.role != .agent {
       try visitor.visitSingularEnumField(value: self.role, fieldNumber: 10)
     }
+    if !self.instance.isEmpty {
+      try visitor.visitSingularBytesField(value: self.instance, fieldNumber: 11)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1376,6 +1386,7 @@ nonisolated extension Gantry_V1_Hello: SwiftProtobuf.Message, SwiftProtobuf._Mes
     if lhs.agentVersion != rhs.agentVersion {return false}
     if lhs.hostname != rhs.hostname {return false}
     if lhs.role != rhs.role {return false}
+    if lhs.instance != rhs.instance {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

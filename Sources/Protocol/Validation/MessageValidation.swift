@@ -18,6 +18,7 @@ public enum MessageValidation {
             try text(hello.hostname, "hello.hostname", maximum: WireLimits.hostnameLength)
             try text(hello.agentVersion, "hello.agent_version", maximum: WireLimits.agentVersionLength)
             try labels(hello.labels)
+            try check(hello.instance.count <= WireLimits.instanceLength, "hello.instance is longer than \(WireLimits.instanceLength) bytes")
             try check(hello.capacity <= WireLimits.capacity, "hello.capacity \(hello.capacity) exceeds \(WireLimits.capacity)")
             try count(hello.held.count, "hello.held")
             for held in hello.held {

@@ -26,6 +26,8 @@ public enum WireLimits {
     public static let agentIDLength = 253
     public static let hostnameLength = 253
     public static let agentVersionLength = 128
+    /// `Hello.instance`: agents send 16 random bytes.
+    public static let instanceLength = 64
     /// Labels: a handful per agent in practice (`os`, `arch`, `queue`, …).
     public static let labelCount = 64
     public static let labelKeyLength = 63
