@@ -91,6 +91,12 @@ struct MessageValidationTests {
         narrow.heartbeat.running.removeLast(2)
         let fine: [UInt8] = try narrow.serializedBytes()
         #expect(try EnvelopeDecoder.decode(ByteBuffer(bytes: fine)).heartbeat.running.count == WireLimits.fieldsPerMessage - 1)
+        // Repeated copies of the body merge when decoded, so their fields add up (found by
+        // EnvelopeFuzz: two bodies of 2,100 entries each passed a per-copy count).
+        var half = wide
+        half.heartbeat.running = Array(repeating: Gantry_V1_RunningAttempt(), count: WireLimits.fieldsPerMessage / 2 + 10)
+        let once: [UInt8] = try half.serializedBytes()
+        #expect(throws: ProtocolError.self) { _ = try EnvelopeDecoder.decode(ByteBuffer(bytes: once + once)) }
         // Malformed wire data is refused by the scan itself, without trapping.
         for garbage: [UInt8] in [[0x0A, 0xFF], [0x0A, 0x05, 0x01], [0x00], [0x0F], Array(repeating: 0xFF, count: 11)] {
             #expect(throws: ProtocolError.self) { _ = try EnvelopeDecoder.decode(ByteBuffer(bytes: garbage)) }

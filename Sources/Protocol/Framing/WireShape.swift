@@ -10,16 +10,18 @@
 /// fields deeper down are kept as raw bytes, not objects.
 public enum WireShape {
     /// Throws if `bytes` is not well-formed protobuf at the levels it walks, or if the
-    /// body message has more than `maximumFields` fields.
+    /// body message (all its copies together) has more than `maximumFields` fields.
     public static func check(_ bytes: UnsafeRawBufferPointer, maximumFields: Int) throws(ProtocolError) {
         var reader = Reader(bytes: bytes, start: 0, end: bytes.count)
         var bodies = 0
+        // One count across every copy of the body: protobuf merges repeated copies of a
+        // message field into one message, so their entries add up.
+        var fields = 0
         while !reader.atEnd {
             let (wireType, body) = try reader.field()
             if wireType == 2, let body {
                 bodies += 1
                 var inner = Reader(bytes: bytes, start: body.lowerBound, end: body.upperBound)
-                var fields = 0
                 while !inner.atEnd {
                     _ = try inner.field()
                     fields += 1
