@@ -87,7 +87,7 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Most connections still in their handshake from one address.")
     var maxHandshakesPerAddress: Int = ConnectionLimits.Configuration().maximumUnauthenticatedPerAddress
     @Option(help: "Seconds a new agent connection has for its TLS handshake, and again for its first frame.")
-    var handshakeTimeout: Double = 10
+    var handshakeTimeout: Double = 5
     @Option(help: "Seconds an HTTP connection may stay idle, or take to send a request head, before it is closed.")
     var httpIdleTimeout: Double = 30
 

@@ -1,4 +1,4 @@
-import GantryCoordinator
+@testable import GantryCoordinator
 import GantryProtocol
 import Synchronization
 import Testing
@@ -8,44 +8,67 @@ struct ConnectionLimitsTests {
     let configuration = ConnectionLimits.Configuration(
         maximumConnections: 10, maximumPerAddress: 6, maximumUnauthenticated: 5, maximumUnauthenticatedPerAddress: 3)
 
-    @Test func anonymousConnectionsGetASmallShare() {
+    func admit(_ limits: inout ConnectionLimits, _ address: String) -> (id: ConnectionLimits.ConnectionID, evicted: ConnectionLimits.ConnectionID?)? {
+        guard case .admitted(let id, let evicting) = limits.admit(address: address) else { return nil }
+        return (id, evicting)
+    }
+
+    @Test func anonymousConnectionsGetASmallShareAndTheOldestIsEvicted() throws {
         var limits = ConnectionLimits(configuration: configuration)
-        for _ in 0..<3 { #expect(limits.admit(address: "a") == .admitted) }
-        guard case .refused(let why) = limits.admit(address: "a") else {
+        var ids: [ConnectionLimits.ConnectionID] = []
+        for _ in 0..<3 { ids.append(try #require(admit(&limits, "10.0.0.1")).id) }
+        guard case .refused(let why) = limits.admit(address: "10.0.0.1") else {
             Issue.record("the fourth handshake from one address must be refused")
             return
         }
         #expect(why.contains("handshake"))
-        #expect(limits.admit(address: "b") == .admitted)
-        #expect(limits.admit(address: "b") == .admitted)
-        #expect(limits.admit(address: "c") != .admitted, "five handshakes in total")
-        // Authenticated connections free their handshake slot but still count in total.
-        limits.authenticated(address: "a")
-        #expect(limits.unauthenticatedConnections == 4 && limits.connections == 5)
-        #expect(limits.admit(address: "c") == .admitted)
+        ids.append(try #require(admit(&limits, "10.0.0.2")).id)
+        ids.append(try #require(admit(&limits, "10.0.0.2")).id)
+        // Five anonymous connections in total: the next one evicts the oldest rather than
+        // being refused, so whoever holds the anonymous share cannot lock agents out.
+        let third = try #require(admit(&limits, "10.0.0.3"))
+        #expect(third.evicted == ids[0])
+        #expect(limits.unauthenticatedConnections == 5 && limits.connections == 5)
+        // Authenticated connections free their handshake share but still count in total.
+        limits.authenticated(ids[1])
+        #expect(limits.unauthenticatedConnections == 4)
+        #expect(try #require(admit(&limits, "10.0.0.4")).evicted == nil)
     }
 
-    @Test func totalAndPerAddressCapsHoldAndCloseReleases() {
+    @Test func recordsAreIdempotentWhateverTheOrderOfEvents() throws {
         var limits = ConnectionLimits(configuration: configuration)
-        for _ in 0..<6 {
-            #expect(limits.admit(address: "a") == .admitted)
-            limits.authenticated(address: "a")
-        }
-        #expect(limits.admit(address: "a") != .admitted, "per-address cap")
-        for index in 0..<4 {
-            #expect(limits.admit(address: "x\(index)") == .admitted)
-            limits.authenticated(address: "x\(index)")
-        }
-        #expect(limits.admit(address: "new") != .admitted, "total cap")
-        limits.closed(address: "a", wasAuthenticated: true)
-        #expect(limits.admit(address: "a") == .admitted)
-        limits.closed(address: "a", wasAuthenticated: false)
-        for index in 0..<4 { limits.closed(address: "x\(index)", wasAuthenticated: true) }
-        for _ in 0..<5 { limits.closed(address: "a", wasAuthenticated: true) }
+        let id = try #require(admit(&limits, "10.0.0.1")).id
+        limits.closed(id)
+        limits.authenticated(id)  // a handshake that completes after its close changes nothing
+        limits.closed(id)
         #expect(limits.connections == 0 && limits.unauthenticatedConnections == 0 && limits.addresses == 0)
-        // A close for an address never admitted changes nothing.
-        limits.closed(address: "ghost", wasAuthenticated: false)
-        #expect(limits.connections == 0)
+        let other = try #require(admit(&limits, "10.0.0.1")).id
+        limits.authenticated(other)
+        limits.authenticated(other)
+        #expect(limits.unauthenticatedConnections == 0 && limits.connections == 1)
+    }
+
+    @Test func totalAndPerAddressCapsHold() throws {
+        var limits = ConnectionLimits(configuration: configuration)
+        var fromA: [ConnectionLimits.ConnectionID] = []
+        for _ in 0..<6 {
+            let id = try #require(admit(&limits, "10.0.0.1")).id
+            limits.authenticated(id)
+            fromA.append(id)
+        }
+        #expect(admit(&limits, "10.0.0.1") == nil, "per-address cap")
+        for index in 0..<4 { limits.authenticated(try #require(admit(&limits, "10.1.0.\(index)")).id) }
+        #expect(admit(&limits, "10.2.0.1") == nil, "total cap, and nothing anonymous to evict")
+        limits.closed(fromA[0])
+        #expect(admit(&limits, "10.0.0.1") != nil)
+    }
+
+    @Test func ipv6PeersAreCountedPerSlash64() throws {
+        var limits = ConnectionLimits(configuration: configuration)
+        for suffix in ["1", "2", "abcd:1"] { _ = try #require(admit(&limits, "2001:db8:1:2::\(suffix)")) }
+        #expect(admit(&limits, "2001:db8:1:2:ffff::9") == nil, "the same /64")
+        #expect(admit(&limits, "2001:db8:1:3::1") != nil, "another /64")
+        #expect(ConnectionLimits.key("::ffff:10.0.0.1") == "10.0.0.1")
     }
 
     /// An agent that stops reading is disconnected once its queue is full, instead of

@@ -61,6 +61,9 @@ struct MessageValidationTests {
         #expect(problem(hello { _ in }) == nil)
         #expect(problem(hello { $0.agentID = "" }) != nil)
         #expect(problem(hello { $0.agentID = "host/1\nforged" })?.contains("control") == true)
+        for dotted in ["host/..", "../x", "host/.", "host//1", "/host"] {
+            #expect(problem(hello { $0.agentID = dotted })?.contains("path component") == true, "\(dotted)")
+        }
         #expect(problem(hello { $0.agentID = String(repeating: "a", count: 254) }) != nil)
         #expect(problem(hello { $0.labels = Dictionary(uniqueKeysWithValues: (0..<64).map { ("k\($0)", "v") }) }) == nil)
         #expect(problem(hello { $0.labels = Dictionary(uniqueKeysWithValues: (0..<65).map { ("k\($0)", "v") }) }) != nil)

@@ -31,7 +31,7 @@ public final class AgentListener: Service, Sendable {
 
         public init(
             maximumFrameSize: Int = WireLimits.agentFrameSize, connections: ConnectionLimits.Configuration = .init(),
-            handshakeTimeout: TimeAmount = .seconds(10), firstFrameTimeout: TimeAmount = .seconds(10),
+            handshakeTimeout: TimeAmount = .seconds(5), firstFrameTimeout: TimeAmount = .seconds(5),
             maximumQueuedFrames: Int = AgentSession.defaultMaximumQueuedFrames
         ) {
             self.maximumFrameSize = maximumFrameSize
@@ -46,9 +46,8 @@ public final class AgentListener: Service, Sendable {
     struct Accepted: Sendable {
         let channel: NIOAsyncChannel<Gantry_V1_Envelope, Gantry_V1_Envelope>
         let frameLimit: FrameSizeLimit
-        let address: String
-        /// Read by the close callback to release the right count.
-        let authenticated: AuthenticationFlag
+        /// Its record in `ConnectionLimits`.
+        let id: ConnectionLimits.ConnectionID
     }
 
     public let host: String
@@ -60,7 +59,8 @@ public final class AgentListener: Service, Sendable {
     let logger: Logger
     let onBound: @Sendable (SocketAddress) -> Void
     let openChannels = Mutex<[ObjectIdentifier: any Channel]>([:])
-    let connectionLimits: Mutex<ConnectionLimits>
+    /// The admission counts and, for eviction, the channel of every admitted connection.
+    let connectionLimits: Mutex<(limits: ConnectionLimits, channels: [ConnectionLimits.ConnectionID: any Channel])>
     /// Refusals since the last log line about them: a flood is logged once a second, not
     /// once per connection.
     let refusals = Mutex<(count: Int, lastLogged: ContinuousClock.Instant?)>((0, nil))
@@ -75,14 +75,14 @@ public final class AgentListener: Service, Sendable {
         self.enrollment = enrollment
         self.tlsContext = try NIOSSLContext(configuration: tls)
         self.limits = limits
-        self.connectionLimits = Mutex(ConnectionLimits(configuration: limits.connections))
+        self.connectionLimits = Mutex((ConnectionLimits(configuration: limits.connections), [:]))
         self.logger = logger
         self.onBound = onBound
     }
 
     /// Current connection counts (for tests and metrics).
     public var connectionCounts: (total: Int, unauthenticated: Int) {
-        connectionLimits.withLock { ($0.connections, $0.unauthenticatedConnections) }
+        connectionLimits.withLock { ($0.limits.connections, $0.limits.unauthenticatedConnections) }
     }
 
     public func run() async throws {
@@ -117,15 +117,26 @@ public final class AgentListener: Service, Sendable {
     /// channel's event loop, before TLS has read a byte.
     private func initialize(_ channel: any Channel) throws -> Accepted? {
         let address = channel.remoteAddress?.ipAddress ?? "unknown"
-        let admission = connectionLimits.withLock { $0.admit(address: address) }
-        if case .refused(let why) = admission {
-            noteRefusal(why)
+        let (admission, evicted): (ConnectionLimits.Admission, (any Channel)?) = connectionLimits.withLock { state in
+            let admission = state.limits.admit(address: address)
+            guard case .admitted(let id, let evicting) = admission else { return (admission, nil) }
+            state.channels[id] = channel
+            return (admission, evicting.flatMap { state.channels.removeValue(forKey: $0) })
+        }
+        guard case .admitted(let id, _) = admission else {
+            if case .refused(let why) = admission { noteRefusal(why) }
             channel.close(promise: nil)
             return nil
         }
-        let authenticated = AuthenticationFlag()
+        if let evicted {
+            noteRefusal("evicted the oldest connection still in its handshake to admit a new one")
+            evicted.close(promise: nil)
+        }
         channel.closeFuture.whenComplete { _ in
-            self.connectionLimits.withLock { $0.closed(address: address, wasAuthenticated: authenticated.isSet) }
+            self.connectionLimits.withLock { state in
+                state.limits.closed(id)
+                state.channels.removeValue(forKey: id)
+            }
         }
         let frameLimit = FrameSizeLimit(WireLimits.unauthenticatedFrameSize)
         let sync = channel.pipeline.syncOperations
@@ -133,8 +144,12 @@ public final class AgentListener: Service, Sendable {
         try GantryFraming.addHandlers(to: sync, limit: frameLimit, maximumFrameSize: limits.maximumFrameSize)
         try sync.addHandler(
             HandshakeDeadlineHandler(handshakeTimeout: limits.handshakeTimeout, firstFrameTimeout: limits.firstFrameTimeout))
-        let wrapped = try NIOAsyncChannel<Gantry_V1_Envelope, Gantry_V1_Envelope>(wrappingChannelSynchronously: channel)
-        return Accepted(channel: wrapped, frameLimit: frameLimit, address: address, authenticated: authenticated)
+        // A small inbound buffer: while the core is busy, a connection holds a few decoded
+        // frames, not the default dozens of up to 2 MiB each.
+        let wrapped = try NIOAsyncChannel<Gantry_V1_Envelope, Gantry_V1_Envelope>(
+            wrappingChannelSynchronously: channel,
+            configuration: .init(backPressureStrategy: .init(lowWatermark: 2, highWatermark: 4)))
+        return Accepted(channel: wrapped, frameLimit: frameLimit, id: id)
     }
 
     private func noteRefusal(_ why: String) {
@@ -166,6 +181,7 @@ public final class AgentListener: Service, Sendable {
         do {
             try await connection.executeThenClose { inbound, outbound in
                 var gate: ConnectionGate?
+                var inflateBudget = InflateBudget()
                 var writer: Task<Void, Never>?
                 defer { writer?.cancel() }
                 do {
@@ -202,14 +218,13 @@ public final class AgentListener: Service, Sendable {
                                 return
                             case .success(let welcome):
                                 gate!.accepted(agentID: hello.agentID)
+                                for resumed in welcome.resume where !resumed.abort {
+                                    newSession.adopt(jobID: resumed.jobID, attempt: resumed.attempt)
+                                }
                                 session = newSession
                                 accepted.frameLimit.set(limits.maximumFrameSize)
-                                // Under the same lock as the close callback, so a close racing
-                                // this moment releases the count it was in.
-                                connectionLimits.withLock {
-                                    accepted.authenticated.set()
-                                    $0.authenticated(address: accepted.address)
-                                }
+                                // Idempotent per connection: a close racing this changes nothing.
+                                connectionLimits.withLock { $0.limits.authenticated(accepted.id) }
                                 try await outbound.write(.with { $0.welcome = welcome })
                                 writer = Task {
                                     for await frame in newSession.outbound {
@@ -221,12 +236,24 @@ public final class AgentListener: Service, Sendable {
                             }
                         case .forward(let envelope, let agentID):
                             guard let session else { continue }
-                            if case .logChunk(let chunk) = envelope.body, let problem = LogChunkCheck.problem(with: chunk) {
-                                // Inflated here, on this connection's task: a corrupt chunk
-                                // is refused without costing the single writer anything.
-                                session.send(
-                                    .error(.malformed, problem, jobID: chunk.jobID, attempt: chunk.attempt, fatal: false))
-                                continue
+                            if case .logChunk(let chunk) = envelope.body {
+                                // Only chunks of attempts this connection holds are inflated,
+                                // here on its own task and within its budget: a corrupt or
+                                // foreign chunk costs the single writer nothing.
+                                guard session.holds(jobID: chunk.jobID, attempt: chunk.attempt) else {
+                                    session.send(
+                                        .error(
+                                            .staleAttempt, "attempt \(chunk.attempt) of job \(chunk.jobID) is not yours: stop it",
+                                            jobID: chunk.jobID, attempt: chunk.attempt, fatal: false))
+                                    continue
+                                }
+                                let wait = inflateBudget.spend(Int(chunk.rawLength))
+                                if wait > .zero { try await Task.sleep(for: wait) }
+                                if let problem = LogChunkCheck.problem(with: chunk) {
+                                    session.send(
+                                        .error(.malformed, problem, jobID: chunk.jobID, attempt: chunk.attempt, fatal: false))
+                                    continue
+                                }
                             }
                             await core.receive(envelope, from: agentID, session: session)
                         }
@@ -261,12 +288,4 @@ public final class AgentListener: Service, Sendable {
             return .error(.malformed, "enrollment refused: \(why)", fatal: true)
         }
     }
-}
-
-/// Whether a connection completed its handshake, shared between the channel's close
-/// callback and its serving task (both touch it under the `ConnectionLimits` lock).
-final class AuthenticationFlag: Sendable {
-    private let value = Atomic<Bool>(false)
-    var isSet: Bool { value.load(ordering: .relaxed) }
-    func set() { value.store(true, ordering: .relaxed) }
 }

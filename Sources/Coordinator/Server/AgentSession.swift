@@ -23,6 +23,15 @@ public final class AgentSession: Sendable {
     private let queued = Atomic<Int>(0)
     private let maximumQueuedFrames: Int
     private let onOverflow: @Sendable () -> Void
+    /// The attempts leased (or resumed) on this connection and not yet acknowledged as
+    /// finished: the listener inflates only chunks for these, so a hostile agent cannot
+    /// make the coordinator inflate chunks for jobs it does not hold.
+    private let attempts = Mutex<Set<Attempt>>([])
+
+    struct Attempt: Hashable, Sendable {
+        var jobID: String
+        var attempt: UInt32
+    }
 
     public init(
         agentID: String, maximumQueuedFrames: Int = AgentSession.defaultMaximumQueuedFrames,
@@ -35,6 +44,11 @@ public final class AgentSession: Sendable {
     }
 
     public func send(_ envelope: Gantry_V1_Envelope) {
+        switch envelope.body {
+        case .lease(let lease): adopt(jobID: lease.jobID, attempt: lease.attempt)
+        case .finishAck(let ack): _ = attempts.withLock { $0.remove(Attempt(jobID: ack.jobID, attempt: ack.attempt)) }
+        default: break
+        }
         let waiting = queued.add(1, ordering: .relaxed).newValue
         if waiting > maximumQueuedFrames {
             if waiting == maximumQueuedFrames + 1 {
@@ -44,6 +58,17 @@ public final class AgentSession: Sendable {
             return
         }
         continuation.yield(envelope)
+    }
+
+    /// Records an attempt this connection holds without a lease sent on it (one resumed
+    /// after a reconnect).
+    public func adopt(jobID: String, attempt: UInt32) {
+        attempts.withLock { _ = $0.insert(Attempt(jobID: jobID, attempt: attempt)) }
+    }
+
+    /// Whether this connection was leased (or resumed) that attempt and has not finished it.
+    public func holds(jobID: String, attempt: UInt32) -> Bool {
+        attempts.withLock { $0.contains(Attempt(jobID: jobID, attempt: attempt)) }
     }
 
     /// The writer took a frame off the queue.

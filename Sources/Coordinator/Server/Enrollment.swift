@@ -38,7 +38,8 @@ public struct Enrollment: Sendable {
     }
 
     public static func isValidAgentName(_ name: String) -> Bool {
-        !name.isEmpty && name.count <= 64
+        // `.` and `..` would become path components of the agent's spool and work dirs.
+        !name.isEmpty && name.count <= 64 && name != "." && name != ".."
             && name.unicodeScalars.allSatisfy { $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || "-_.".unicodeScalars.contains($0)) }
     }
 

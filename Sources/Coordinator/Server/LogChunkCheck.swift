@@ -24,3 +24,31 @@ public enum LogChunkCheck {
         }
     }
 }
+
+/// How many raw bytes one connection may make the coordinator inflate per second.
+///
+/// A token bucket: `spend` returns how long the connection's task must wait before its
+/// next chunk is inflated, so an agent that sends faster than the budget is slowed down
+/// (TCP pushes back on it) and no other connection notices. 256 MiB/s is above what one
+/// agent's log streaming reaches (about 150 MB/s of raw output at level-1 deflate) and
+/// the burst covers a reconnect resending its spool.
+struct InflateBudget {
+    static let bytesPerSecond = 256 * 1024 * 1024
+    static let burst = 32 * 1024 * 1024
+
+    private var available = Double(InflateBudget.burst)
+    private var last: ContinuousClock.Instant?
+
+    /// Takes `bytes` from the bucket; returns the wait before they may be inflated.
+    mutating func spend(_ bytes: Int, now: ContinuousClock.Instant = .now) -> Duration {
+        if let last {
+            let elapsed = now - last
+            let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+            available = min(Double(Self.burst), available + seconds * Double(Self.bytesPerSecond))
+        }
+        last = now
+        available -= Double(bytes)
+        guard available < 0 else { return .zero }
+        return .nanoseconds(Int64(-available / Double(Self.bytesPerSecond) * 1e9))
+    }
+}

@@ -103,6 +103,10 @@ public enum MessageValidation {
         try check(
             !value.unicodeScalars.contains { $0.properties.isWhitespace || $0.value < 0x20 || $0.value == 0x7F },
             "\(field) contains whitespace or control characters")
+        // Agent and job ids become path components (spool, work dirs, cgroups) on agents.
+        try check(
+            !value.split(separator: "/", omittingEmptySubsequences: false).contains { $0 == "." || $0 == ".." || $0.isEmpty },
+            "\(field) has an empty, `.` or `..` path component")
     }
 
     /// Free text: at most `maximum` bytes (control characters are escaped when logged).
