@@ -240,7 +240,13 @@ public actor CoordinatorCore {
             let known = agentInfo[agentID]
             let silence = known.map { now - $0.lastHeard } ?? .seconds(0)
             let sameProcess = !hello.instance.isEmpty && known?.instance == hello.instance
-            guard sameProcess || silence >= Self.takeoverSilence(heartbeatInterval: configuration.heartbeatInterval) else {
+            // An ephemeral slot's next process reuses the id the moment the last one exits,
+            // often before its EOF reaches the core: an agent that is done (one-shot with
+            // its job finished, or drained) and holds nothing may be replaced at once.
+            let exiting = scheduler.agents[agentID].map {
+                $0.running.isEmpty && (($0.oneShot && $0.leasesGranted > 0) || $0.draining)
+            } ?? false
+            guard sameProcess || exiting || silence >= Self.takeoverSilence(heartbeatInterval: configuration.heartbeatInterval) else {
                 logger.warning(
                     "refused a second connection for a connected agent id", metadata: ["agent": "\(agentID.logSafe())"])
                 return .failure(
