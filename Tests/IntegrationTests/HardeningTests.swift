@@ -141,6 +141,7 @@ struct HardeningTests {
             }
             // Past the cap of 8 the coordinator closes at once; the 8 it admitted are cut at
             // the 1 s handshake deadline.
+            defer { for channel in idle { channel.close(promise: nil) } }
             try await waitUntil("every idle connection to be closed", timeout: .seconds(10)) {
                 idle.allSatisfy { !$0.isActive }
             }
@@ -247,6 +248,7 @@ struct HardeningTests {
                 if index == 0 { try await channel.writeAndFlush(ByteBuffer(string: "GET /v1/agents HTTP/1.1\r\nHost: x\r\n")) }
                 stalled.append(channel)
             }
+            defer { for channel in stalled { channel.close(promise: nil) } }
             try await waitUntil("stalled HTTP connections to be closed", timeout: .seconds(10)) {
                 stalled.allSatisfy { !$0.isActive }
             }
@@ -271,9 +273,15 @@ struct HardeningTests {
                     "--coordinator", cluster.agentAddress, "--heartbeat-interval", "0.5",
                 ],
                 logFile: cluster.root + "/twin.log")
-            let line = try await twin.waitForLine(containing: "already connected", timeout: .seconds(20))
-            #expect(line.contains("testhost/1") && line.contains("--slot"), "\(line)")
-            try await Raw.expectStillServing(cluster)
+            // Stopped by its pid whatever happens below: the cluster only stops its own agents.
+            do {
+                let line = try await twin.waitForLine(containing: "already connected", timeout: .seconds(20))
+                #expect(line.contains("testhost/1") && line.contains("--slot"), "\(line)")
+                try await Raw.expectStillServing(cluster)
+            } catch {
+                await twin.stop()
+                throw error
+            }
             await twin.stop()
             #expect(!cluster.agents[0].hasExited)
         }
