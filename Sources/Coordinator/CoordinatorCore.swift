@@ -51,7 +51,7 @@ public actor CoordinatorCore {
 
     public let configuration: Configuration
     public nonisolated let metrics: CoordinatorMetrics
-    let store: CoordinatorStore
+    let store: any CoordinatorStore
     let logger: Logger
     var scheduler: Scheduler
     var sessions: [String: AgentSession] = [:]
@@ -70,7 +70,7 @@ public actor CoordinatorCore {
     var demandPushPending = false
 
     public init(
-        store: CoordinatorStore, configuration: Configuration, logger: Logger, metrics: CoordinatorMetrics = CoordinatorMetrics()
+        store: any CoordinatorStore, configuration: Configuration, logger: Logger, metrics: CoordinatorMetrics = CoordinatorMetrics()
     ) throws {
         self.store = store
         self.metrics = metrics
@@ -80,9 +80,9 @@ public actor CoordinatorCore {
         var cache: [String: StoredJob] = [:]
         let now = ContinuousClock.now
         for var job in try store.unfinishedJobs() {
-            switch JobState(rawValue: job.state) {
+            switch Optional(job.state) {
             case .queued, .lost:
-                job.state = JobState.queued.rawValue
+                job.state = JobState.queued
                 _ = scheduler.enqueue(.init(id: job.id, selector: job.agents))
             case .leased, .running:
                 // Its agent gets one TTL to reconnect and claim it; otherwise it is lost.
@@ -118,12 +118,12 @@ public actor CoordinatorCore {
         let created = definition.steps.enumerated().map { position, step in
             StoredJob(
                 id: Self.newID(), pipelineId: pipeline.id, position: position, key: step.key, name: step.name,
-                state: step.dependsOn.isEmpty ? JobState.queued.rawValue : JobState.waiting.rawValue,
+                state: step.dependsOn.isEmpty ? JobState.queued : JobState.waiting,
                 commands: step.commands,
                 env: definition.env.merging(pipeline.env) { $1 }.merging(step.env) { $1 },
                 agents: step.agents, dependsOn: step.dependsOn, timeoutSeconds: step.timeoutSeconds,
                 cancelGraceSeconds: step.cancelGraceSeconds, retry: step.retry, retryCounts: [:], cancelReason: nil,
-                attempt: 0, lostCount: 0, agentId: nil, exitStatus: nil, reason: nil, createdAt: now,
+                attempt: 0, agentId: nil, exitStatus: nil, reason: nil, createdAt: now,
                 queuedAt: step.dependsOn.isEmpty ? now : nil, startedAt: nil, finishedAt: nil, logLength: 0)
         }
         try store.insert(pipeline: pipeline, jobs: created)
@@ -131,7 +131,7 @@ public actor CoordinatorCore {
         for job in created { jobs[job.id] = job }
         logger.info("pipeline submitted", metadata: ["pipeline": "\(pipeline.id)", "jobs": "\(created.count)"])
         var actions: [Scheduler.Action] = []
-        for job in created where job.state == JobState.queued.rawValue {
+        for job in created where job.state == JobState.queued {
             actions += scheduler.enqueue(.init(id: job.id, selector: job.agents))
         }
         perform(actions)
@@ -148,7 +148,7 @@ public actor CoordinatorCore {
         return try store.job(id: id)
     }
 
-    public func listJobs(states: [String]?, limit: Int) throws -> [API.Job] {
+    public func listJobs(states: [JobState]?, limit: Int) throws -> [API.Job] {
         try store.jobs(states: states, limit: limit).map(Self.view)
     }
 
@@ -268,7 +268,7 @@ public actor CoordinatorCore {
             let current =
                 job.map {
                     $0.attempt == Int(attempt.attempt) && $0.agentId == agentID
-                        && ($0.state == JobState.leased.rawValue || $0.state == JobState.running.rawValue)
+                        && ($0.state == JobState.leased || $0.state == JobState.running)
                 } ?? false
             resume.append(
                 .with {
@@ -398,7 +398,7 @@ public actor CoordinatorCore {
     /// it cannot (hung, clock trouble, a bug), the job still ends `timed_out` here, the
     /// attempt is fenced off, and the agent is told to kill its copy.
     private func enforceDeadlines(now: Date) {
-        for job in jobs.values where job.state == JobState.running.rawValue {
+        for job in jobs.values where job.state == JobState.running {
             guard let timeout = job.timeoutSeconds, let started = job.startedAt,
                 // In Double: a row stored before the parser's limits could hold any Int.
                 now.timeIntervalSince(started) > Double(timeout) + Double(job.cancelGraceSeconds) + Self.deadlineSlack
@@ -423,11 +423,11 @@ public actor CoordinatorCore {
     /// for an unknown job; a finished job is returned unchanged.
     public func cancel(jobID: String, reason: String = "cancelled by user") throws -> API.Job? {
         guard var job = jobs[jobID] else { return try store.job(id: jobID).map(Self.view) }
-        switch JobState(rawValue: job.state) {
+        switch Optional(job.state) {
         case .leased, .running:
             guard job.cancelReason == nil else { return Self.view(job) }
             job.cancelReason = reason
-            try store.update(job)
+            try store.update([job])
             jobs[jobID] = job
             if let agent = job.agentId { sessions[agent]?.send(Self.cancelFrame(job, reason: reason)) }
             logger.info("cancelling job on its agent", metadata: ["job": "\(jobID)", "agent": "\(job.agentId ?? "?")"])
@@ -453,7 +453,7 @@ public actor CoordinatorCore {
         var dequeued: Set<String> = []
         for stored in try store.jobs(pipelineID: pipelineID) where !stored.isTerminal {
             guard var job = jobs[stored.id] else { continue }
-            switch JobState(rawValue: job.state) {
+            switch Optional(job.state) {
             case .leased, .running:
                 guard job.cancelReason == nil else { continue }
                 job.cancelReason = reason
@@ -461,7 +461,7 @@ public actor CoordinatorCore {
             default:
                 dequeued.insert(job.id)
                 scheduler.release(job: job.id)
-                job.state = JobState.cancelled.rawValue
+                job.state = JobState.cancelled
                 job.reason = reason
                 job.finishedAt = now
             }
@@ -503,7 +503,7 @@ public actor CoordinatorCore {
     /// agent its copy is stale (it must kill it) and returns nil. This is the fencing.
     private func currentJob(_ jobID: String, attempt: UInt32, agentID: String, session: AgentSession) -> StoredJob? {
         if let job = jobs[jobID], job.attempt == Int(attempt), job.agentId == agentID,
-            job.state == JobState.leased.rawValue || job.state == JobState.running.rawValue
+            job.state == JobState.leased || job.state == JobState.running
         {
             return job
         }
@@ -519,10 +519,10 @@ public actor CoordinatorCore {
         guard !ack.accepted else { return }
         logger.warning("agent refused a lease", metadata: ["job": "\(job.id)", "reason": "\(ack.reason.logSafe())"])
         scheduler.release(job: job.id)
-        job.state = JobState.queued.rawValue
+        job.state = JobState.queued
         job.agentId = nil
         job.logLength = 0
-        try store.update([job], attempt: attemptRecord(job, agentID: agentID, state: "refused", reason: ack.reason))
+        try store.update([job], attempt: attemptRecord(job, agentID: agentID, state: .refused, reason: ack.reason))
         jobs[job.id] = job
         perform(scheduler.enqueue(.init(id: job.id, selector: job.agents)))
     }
@@ -530,10 +530,10 @@ public actor CoordinatorCore {
     private func jobStarted(_ started: Gantry_V1_JobStarted, agentID: String, session: AgentSession) throws {
         guard var job = currentJob(started.jobID, attempt: started.attempt, agentID: agentID, session: session)
         else { return }
-        guard job.state == JobState.leased.rawValue else { return }
-        job.state = JobState.running.rawValue
+        guard job.state == JobState.leased else { return }
+        job.state = JobState.running
         job.startedAt = Date()
-        var attempt = attemptRecord(job, agentID: agentID, state: JobState.running.rawValue, reason: nil)
+        var attempt = attemptRecord(job, agentID: agentID, state: .running, reason: nil)
         attempt.startedAt = job.startedAt
         try store.update([job], attempt: attempt)
         jobs[job.id] = job
@@ -572,9 +572,11 @@ public actor CoordinatorCore {
         }
         // The listener inflated the chunk on the connection's task (`LogChunkCheck`)
         // before it got here: the core stores it as it arrived.
-        job.logLength = try store.appendLog(
-            jobID: job.id, attempt: job.attempt, offset: offset, rawLength: Int(chunk.rawLength),
-            data: Array(chunk.data))
+        try store.commit(
+            StoreBatch([
+                .appendLog(.init(jobID: job.id, attempt: job.attempt, offset: offset, rawLength: Int(chunk.rawLength), data: chunk.data))
+            ]))
+        job.logLength = end
         jobs[job.id] = job
         acknowledge(job.logLength)
         notify(jobID: job.id)
@@ -655,13 +657,12 @@ public actor CoordinatorCore {
     /// Ends the current attempt as `attemptState` and queues the job for a new one.
     private func retry(_ job: StoredJob, agentID: String, rule: RetryRule, attemptState: JobState, reason: String) throws {
         var job = job
-        var attempt = attemptRecord(job, agentID: agentID, state: attemptState.rawValue, reason: reason)
+        var attempt = attemptRecord(job, agentID: agentID, state: AttemptState(ending: attemptState), reason: reason)
         attempt.exitStatus = job.exitStatus
         attempt.finishedAt = Date()
         scheduler.release(job: job.id)
         job.retryCounts[rule.key, default: 0] += 1
-        if rule.condition == .agentLost { job.lostCount += 1 }
-        job.state = JobState.queued.rawValue
+        job.state = JobState.queued
         job.agentId = nil
         job.queuedAt = Date()
         job.reason = "retrying after \(rule.key == "agent_lost" ? "agent_lost" : "exit status \(job.exitStatus ?? -1)") "
@@ -679,13 +680,13 @@ public actor CoordinatorCore {
         _ job: StoredJob, agentID: String?, state: JobState, exitStatus: Int?, reason: String?, attemptState: JobState? = nil
     ) throws {
         var job = job
-        job.state = state.rawValue
+        job.state = state
         job.exitStatus = exitStatus
         job.reason = reason
         job.finishedAt = Date()
         var attempt: StoredAttempt?
         if let agentID, job.attempt > 0 {
-            var record = attemptRecord(job, agentID: agentID, state: (attemptState ?? state).rawValue, reason: reason)
+            var record = attemptRecord(job, agentID: agentID, state: attemptState.map { AttemptState(ending: $0) } ?? AttemptState(ending: state), reason: reason)
             record.exitStatus = exitStatus
             record.finishedAt = job.finishedAt
             attempt = record
@@ -695,7 +696,7 @@ public actor CoordinatorCore {
         try store.update([job] + changed, attempt: attempt)
         jobs.removeValue(forKey: job.id)
         for other in changed {
-            if JobState(rawValue: other.state)?.isTerminal == true {
+            if other.state.isTerminal {
                 jobs.removeValue(forKey: other.id)
                 _ = scheduler.dequeue(job: other.id)
                 notify(jobID: other.id)
@@ -718,7 +719,7 @@ public actor CoordinatorCore {
         // Only a waiting job can change; every one of them is in the cache. Without one in
         // this pipeline there is nothing to read (a wide pipeline of independent steps
         // would otherwise reload all its siblings on every finish).
-        guard jobs.values.contains(where: { $0.pipelineId == job.pipelineId && $0.state == JobState.waiting.rawValue })
+        guard jobs.values.contains(where: { $0.pipelineId == job.pipelineId && $0.state == JobState.waiting })
         else { return ([], []) }
         var byKey: [String: StoredJob] = [:]
         for sibling in try store.jobs(pipelineID: job.pipelineId) { byKey[sibling.key] = jobs[sibling.id] ?? sibling }
@@ -727,28 +728,28 @@ public actor CoordinatorCore {
         var progress = true
         while progress {
             progress = false
-            for (key, candidate) in byKey where candidate.state == JobState.waiting.rawValue {
+            for (key, candidate) in byKey where candidate.state == JobState.waiting {
                 let dependencies = candidate.dependsOn.compactMap { byKey[$0] }
                 if let failed = dependencies.first(where: {
-                    JobState(rawValue: $0.state)?.isTerminal == true && $0.state != JobState.succeeded.rawValue
+                    $0.state.isTerminal && $0.state != JobState.succeeded
                 }) {
                     var cancelled = candidate
-                    cancelled.state = JobState.cancelled.rawValue
+                    cancelled.state = JobState.cancelled
                     cancelled.reason = "dependency `\(failed.key)` \(failed.state)"
                     cancelled.finishedAt = Date()
                     byKey[key] = cancelled
                     changed[cancelled.id] = cancelled
                     progress = true
-                } else if dependencies.allSatisfy({ $0.state == JobState.succeeded.rawValue }) {
+                } else if dependencies.allSatisfy({ $0.state == JobState.succeeded }) {
                     var queued = candidate
-                    queued.state = JobState.queued.rawValue
+                    queued.state = JobState.queued
                     queued.queuedAt = Date()
                     byKey[key] = queued
                     changed[queued.id] = queued
                 }
             }
         }
-        let unblocked = changed.values.filter { $0.state == JobState.queued.rawValue }.sorted { $0.position < $1.position }
+        let unblocked = changed.values.filter { $0.state == JobState.queued }.sorted { $0.position < $1.position }
         return (unblocked, Array(changed.values))
     }
 
@@ -785,11 +786,11 @@ public actor CoordinatorCore {
             return
         }
         job.attempt += 1
-        job.state = JobState.leased.rawValue
+        job.state = JobState.leased
         job.agentId = agentID
         job.logLength = 0
         job.startedAt = nil
-        try store.update([job], attempt: attemptRecord(job, agentID: agentID, state: JobState.leased.rawValue, reason: nil))
+        try store.update([job], attempt: attemptRecord(job, agentID: agentID, state: .leased, reason: nil))
         jobs[jobID] = job
         if let queuedAt = job.queuedAt { metrics.recordQueueWait(Date().timeIntervalSince(queuedAt), selector: job.agents) }
         let source = try pipelineSource(job.pipelineId)
@@ -840,9 +841,7 @@ public actor CoordinatorCore {
             try retry(job, agentID: agentID, rule: rule, attemptState: .lost, reason: "agent_lost")
         } else {
             logger.error("job lost with its agent; no retries left", metadata: ["job": "\(jobID)"])
-            var failed = job
-            failed.lostCount += 1
-            try finish(failed, agentID: agentID, state: .failed, exitStatus: nil, reason: "agent_lost", attemptState: .lost)
+            try finish(job, agentID: agentID, state: .failed, exitStatus: nil, reason: "agent_lost", attemptState: .lost)
         }
     }
 
@@ -855,7 +854,7 @@ public actor CoordinatorCore {
         lostAgents[agentID] = info
     }
 
-    private func attemptRecord(_ job: StoredJob, agentID: String, state: String, reason: String?) -> StoredAttempt {
+    private func attemptRecord(_ job: StoredJob, agentID: String, state: AttemptState, reason: String?) -> StoredAttempt {
         StoredAttempt(
             jobId: job.id, attempt: job.attempt, agentId: agentID, state: state, exitStatus: nil, reason: reason,
             leasedAt: Date(), startedAt: job.startedAt, finishedAt: nil)
@@ -869,7 +868,7 @@ public actor CoordinatorCore {
 
     static func view(_ job: StoredJob) -> API.Job {
         API.Job(
-            id: job.id, pipelineId: job.pipelineId, key: job.key, name: job.name, state: job.state,
+            id: job.id, pipelineId: job.pipelineId, key: job.key, name: job.name, state: job.state.rawValue,
             attempt: job.attempt, agentId: job.agentId, exitStatus: job.exitStatus, reason: job.reason,
             dependsOn: job.dependsOn, createdAt: job.createdAt, startedAt: job.startedAt,
             finishedAt: job.finishedAt, logBytes: job.logLength)
@@ -878,9 +877,9 @@ public actor CoordinatorCore {
     static func view(_ pipeline: StoredPipeline, jobs: [StoredJob]) -> API.Pipeline {
         let states = jobs.map(\.state)
         let state: String
-        if states.allSatisfy({ $0 == JobState.succeeded.rawValue }) {
+        if states.allSatisfy({ $0 == JobState.succeeded }) {
             state = "succeeded"
-        } else if states.allSatisfy({ JobState(rawValue: $0)?.isTerminal == true }) {
+        } else if states.allSatisfy(\.isTerminal) {
             state = "failed"
         } else {
             state = "running"

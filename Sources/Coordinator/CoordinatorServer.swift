@@ -48,7 +48,7 @@ public struct CoordinatorServer: Sendable {
     /// (useful with port 0).
     public func run(onListening: @escaping @Sendable (_ agents: String, _ http: String) -> Void = { _, _ in }) async throws {
         let state = options.state
-        let store = try CoordinatorStore(path: state.database)
+        let store = try SQLiteStore(path: state.database)
         let core = try CoordinatorCore(store: store, configuration: options.core, logger: logger)
         let authority = try state.loadAuthority()
         let tls = try GantryTLS.server(

@@ -10,19 +10,19 @@ import Testing
 @Suite("Coordinator core", .timeLimit(.minutes(2)))
 final class CoordinatorCoreTests {
     let directory: String
-    let store: CoordinatorStore
+    let store: SQLiteStore
 
     init() throws {
         directory = NSTemporaryDirectory() + "gantry-core-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        store = try CoordinatorStore(path: directory + "/gantry.sqlite")
+        store = try SQLiteStore(path: directory + "/gantry.sqlite")
     }
 
     deinit {
         try? FileManager.default.removeItem(atPath: directory)
     }
 
-    func makeCore(ttl: Duration = .seconds(15), store: CoordinatorStore? = nil) throws -> CoordinatorCore {
+    func makeCore(ttl: Duration = .seconds(15), store: SQLiteStore? = nil) throws -> CoordinatorCore {
         try CoordinatorCore(
             store: store ?? self.store,
             configuration: .init(heartbeatInterval: .seconds(1), leaseTTL: ttl),
@@ -102,7 +102,7 @@ final class CoordinatorCoreTests {
         #expect(lease.stepKey == "a" && lease.attempt == 1 && lease.commands == ["echo a"])
 
         await core.receive(.with { $0.jobStarted = .with { $0.jobID = lease.jobID; $0.attempt = 1 } }, from: "h/1", session: agent.session)
-        #expect(try store.job(id: lease.jobID)?.state == "running")
+        #expect(try store.job(id: lease.jobID)?.state == .running)
 
         await core.receive(try chunk(lease, offset: 0, "hello "), from: "h/1", session: agent.session)
         #expect(await agent.next()?.logAck.offset == 6)
@@ -163,10 +163,10 @@ final class CoordinatorCoreTests {
 
         // Within the TTL nothing happens; past it the job is lost and re-queued.
         await core.tick(now: .now + .milliseconds(50))
-        #expect(try store.job(id: lease.jobID)?.state == "leased")
+        #expect(try store.job(id: lease.jobID)?.state == .leased)
         await core.tick(now: .now + .milliseconds(150))
         let job = try #require(try store.job(id: lease.jobID))
-        #expect(job.state == "queued" && job.reason == "retrying after agent_lost (1 of 2)")
+        #expect(job.state == .queued && job.reason == "retrying after agent_lost (1 of 2)")
         let (second, _) = try await connect(core, "h/2")
         await core.receive(.with { $0.ready = .with { $0.slots = 1 } }, from: "h/2", session: second.session)
         let retry = try #require(await second.next()?.lease)
@@ -179,10 +179,10 @@ final class CoordinatorCoreTests {
         await core.receive(finished(lease, length: 0), from: "h/1", session: stale.session)
         let refusal = try #require(await stale.next()?.error)
         #expect(refusal.code == .staleAttempt && refusal.attempt == 1)
-        #expect(try store.job(id: lease.jobID)?.state == "leased")
+        #expect(try store.job(id: lease.jobID)?.state == .leased)
 
         let attempts = try store.attempts(jobID: lease.jobID)
-        #expect(attempts.map(\.state) == ["lost", "leased"])
+        #expect(attempts.map(\.state) == [.lost, .leased])
         #expect(attempts.first?.reason == "agent_lost")
         // The first attempt keeps the time it was leased, not the time it was lost.
         #expect(attempts.first?.leasedAt == leasedAt)
@@ -200,7 +200,7 @@ final class CoordinatorCoreTests {
         _ = await agent.next()
 
         // A new core on the same database, as after kill -9.
-        let restarted = try makeCore(store: try CoordinatorStore(path: directory + "/gantry.sqlite"))
+        let restarted = try makeCore(store: try SQLiteStore(path: directory + "/gantry.sqlite"))
         let (again, welcome) = try await connect(
             restarted, "h/1", held: [.with { $0.jobID = lease.jobID; $0.attempt = 1; $0.ackedLogOffset = 15 }])
         #expect(welcome.resume.first?.abort == false)
@@ -224,7 +224,7 @@ final class CoordinatorCoreTests {
             await core.tick(now: .now + .milliseconds(80))
         }
         let job = try #require(try store.jobs().first)
-        #expect(job.state == "failed" && job.reason == "agent_lost" && job.attempt == 2)
+        #expect(job.state == .failed && job.reason == "agent_lost" && job.attempt == 2)
     }
 
     @Test func cancellingAQueuedJobNeverLeasesIt() async throws {
@@ -253,14 +253,14 @@ final class CoordinatorCoreTests {
         _ = try await core.cancel(pipelineID: pipeline.id)
         let cancel = try #require(await agent.next()?.cancel)
         #expect(cancel.jobID == lease.jobID && cancel.attempt == 1)
-        #expect(try store.job(id: lease.jobID)?.state == "running", "still running until the agent reports")
+        #expect(try store.job(id: lease.jobID)?.state == .running, "still running until the agent reports")
         // The step died of the SIGTERM: the agent reports cancelled (or failed), with the tail.
         await core.receive(try chunk(lease, offset: 0, "partial output\n"), from: "h/1", session: agent.session)
         _ = await agent.next()
         await core.receive(finished(lease, .failed, exit: 143, length: 15), from: "h/1", session: agent.session)
         #expect(await agent.next()?.finishAck.jobID == lease.jobID)
         let job = try #require(try store.job(id: lease.jobID))
-        #expect(job.state == "cancelled" && job.reason == "cancelled by user")
+        #expect(job.state == .cancelled && job.reason == "cancelled by user")
         #expect(try readLog(lease.jobID, attempt: 1) == "partial output\n")
     }
 
@@ -278,8 +278,8 @@ final class CoordinatorCoreTests {
         await core.receive(finished(second, .failed, exit: 75, length: 0), from: "h/1", session: agent.session)
         _ = await agent.next()
         let job = try #require(try store.job(id: first.jobID))
-        #expect(job.state == "failed" && job.exitStatus == 75 && job.attempt == 2, "the limit of 1 retry is used up")
-        #expect(try store.attempts(jobID: first.jobID).map(\.state) == ["failed", "failed"])
+        #expect(job.state == .failed && job.exitStatus == 75 && job.attempt == 2, "the limit of 1 retry is used up")
+        #expect(try store.attempts(jobID: first.jobID).map(\.state) == [.failed, .failed])
     }
 
     /// A chunk that does not inflate to what its header says is refused with the reason
@@ -330,7 +330,7 @@ final class CoordinatorCoreTests {
         #expect(await agent.next()?.logAck.offset == 12)
         await core.receive(finished(lease, length: 12), from: "h/1", session: agent.session)
         #expect(await agent.next()?.finishAck.jobID == lease.jobID)
-        #expect(try store.job(id: lease.jobID)?.state == "succeeded")
+        #expect(try store.job(id: lease.jobID)?.state == .succeeded)
         #expect(try readLog(lease.jobID, attempt: Int(lease.attempt)) == "hello world\n")
     }
 
@@ -357,7 +357,7 @@ final class CoordinatorCoreTests {
         #expect(message.contains("'h/1'") && message.contains("--slot"))
         #expect(try store.job(id: lease.jobID)?.agentId == "h/1", "the first connection keeps its job")
         await core.receive(.with { $0.jobStarted = .with { $0.jobID = lease.jobID; $0.attempt = lease.attempt } }, from: "h/1", session: agent.session)
-        #expect(try store.job(id: lease.jobID)?.state == "running", "the first session is still the live one")
+        #expect(try store.job(id: lease.jobID)?.state == .running, "the first session is still the live one")
     }
 
     /// The same agent process reconnecting (its `instance` matches the live session's) takes
@@ -417,10 +417,10 @@ final class CoordinatorCoreTests {
 
     @Test func retryRuleMatching() {
         var job = StoredJob(
-            id: "j", pipelineId: "p", position: 0, key: "k", name: "k", state: "running", commands: [], env: [:], agents: [:],
+            id: "j", pipelineId: "p", position: 0, key: "k", name: "k", state: .running, commands: [], env: [:], agents: [:],
             dependsOn: [], timeoutSeconds: nil, cancelGraceSeconds: 10,
             retry: [RetryRule(.exitStatus(75), limit: 1), RetryRule(.anyExitStatus, limit: 2), RetryRule(.agentLost, limit: 1)],
-            retryCounts: [:], cancelReason: nil, attempt: 1, lostCount: 0, agentId: nil, exitStatus: nil, reason: nil,
+            retryCounts: [:], cancelReason: nil, attempt: 1, agentId: nil, exitStatus: nil, reason: nil,
             createdAt: Date(), queuedAt: nil, startedAt: nil, finishedAt: nil, logLength: 0)
         #expect(CoordinatorCore.retryRule(for: job, lost: false, exitStatus: 75)?.key == "exit_status:75")
         #expect(CoordinatorCore.retryRule(for: job, lost: false, exitStatus: 1)?.key == "exit_status:*")

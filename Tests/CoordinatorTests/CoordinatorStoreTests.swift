@@ -6,12 +6,12 @@ import Testing
 @Suite("Coordinator store")
 final class CoordinatorStoreTests {
     let directory: String
-    let store: CoordinatorStore
+    let store: SQLiteStore
 
     init() throws {
         directory = NSTemporaryDirectory() + "gantry-store-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        store = try CoordinatorStore(path: directory + "/gantry.sqlite")
+        store = try SQLiteStore(path: directory + "/gantry.sqlite")
     }
 
     deinit {
@@ -25,9 +25,9 @@ final class CoordinatorStoreTests {
         let pipeline = StoredPipeline(
             id: "p", file: "ci.yml", yaml: "steps: []", repository: "", commit: "", branch: "", env: [:], createdAt: Self.now)
         let job = StoredJob(
-            id: "j", pipelineId: "p", position: 0, key: "build", name: "build", state: "queued", commands: ["make"],
+            id: "j", pipelineId: "p", position: 0, key: "build", name: "build", state: .queued, commands: ["make"],
             env: ["A": "1"], agents: ["os": "linux"], dependsOn: [], timeoutSeconds: 60, cancelGraceSeconds: 10,
-            retry: [RetryRule(.agentLost, limit: 2)], retryCounts: [:], cancelReason: nil, attempt: 0, lostCount: 0,
+            retry: [RetryRule(.agentLost, limit: 2)], retryCounts: [:], cancelReason: nil, attempt: 0,
             agentId: nil, exitStatus: nil, reason: nil, createdAt: Self.now, queuedAt: Self.now, startedAt: nil,
             finishedAt: nil, logLength: 0)
         try store.insert(pipeline: pipeline, jobs: [job])
@@ -36,11 +36,10 @@ final class CoordinatorStoreTests {
 
     @Test func lifecycleUpdateSavesEveryChangedColumn() throws {
         var job = try insertJob()
-        job.state = "failed"
+        job.state = .failed
         job.retryCounts = ["agent_lost": 1, "exit_status:*": 2]
         job.cancelReason = "stopped by alice"
         job.attempt = 3
-        job.lostCount = 1
         job.agentId = "host/2"
         job.exitStatus = 2
         job.reason = "exit status 2"
@@ -53,7 +52,7 @@ final class CoordinatorStoreTests {
         job.retryCounts = [:]
         job.cancelReason = nil
         job.exitStatus = nil
-        try store.update(job)
+        try store.update([job])
         #expect(try store.job(id: "j") == job, "cleared columns are saved as NULL / {}")
     }
 

@@ -15,7 +15,7 @@ final class ScalerSessionTests {
         directory = NSTemporaryDirectory() + "gantry-scaler-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         core = try CoordinatorCore(
-            store: try CoordinatorStore(path: directory + "/gantry.sqlite"),
+            store: try SQLiteStore(path: directory + "/gantry.sqlite"),
             configuration: .init(heartbeatInterval: .seconds(1), leaseTTL: .seconds(15)), logger: Logger(label: "test"))
     }
 

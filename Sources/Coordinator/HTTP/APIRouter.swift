@@ -62,12 +62,13 @@ public enum APIRouter {
         }
 
         router.get("/v1/jobs") { request, _ -> Response in
-            let states = request.uri.queryParameters.get("state")?.split(separator: ",").map(String.init)
-            if let unknown = states?.first(where: { JobState(rawValue: $0) == nil }) {
+            let names = request.uri.queryParameters.get("state")?.split(separator: ",").map(String.init)
+            if let unknown = names?.first(where: { JobState(rawValue: $0) == nil }) {
                 return APIResponses.error(
                     .badRequest, code: "bad_request",
                     message: "unknown state '\(unknown)': use \(JobState.allCases.map(\.rawValue).joined(separator: ", "))")
             }
+            let states = names?.compactMap(JobState.init(rawValue:))
             let limit = request.uri.queryParameters.get("limit").flatMap(Int.init) ?? 200
             return APIResponses.json(try await core.listJobs(states: states, limit: min(max(limit, 1), 5000)))
         }
@@ -88,7 +89,7 @@ public enum APIRouter {
             return APIResponses.json(
                 try core.store.attempts(jobID: id).map {
                     API.Attempt(
-                        attempt: $0.attempt, agentId: $0.agentId, state: $0.state, exitStatus: $0.exitStatus,
+                        attempt: $0.attempt, agentId: $0.agentId, state: $0.state.rawValue, exitStatus: $0.exitStatus,
                         reason: $0.reason, leasedAt: $0.leasedAt, startedAt: $0.startedAt, finishedAt: $0.finishedAt)
                 })
         }

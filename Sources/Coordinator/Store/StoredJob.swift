@@ -11,7 +11,7 @@ public struct StoredJob: Codable, FetchableRecord, PersistableRecord, Sendable, 
     public var position: Int
     public var key: String
     public var name: String
-    public var state: String
+    public var state: JobState
     public var commands: [String]
     public var env: [String: String]
     public var agents: [String: String]
@@ -26,8 +26,6 @@ public struct StoredJob: Codable, FetchableRecord, PersistableRecord, Sendable, 
     public var cancelReason: String?
     /// Attempt number of the current (or last) lease; 0 before the first lease.
     public var attempt: Int
-    /// How many times the job was re-queued because its agent vanished.
-    public var lostCount: Int
     public var agentId: String?
     public var exitStatus: Int?
     public var reason: String?
@@ -38,7 +36,7 @@ public struct StoredJob: Codable, FetchableRecord, PersistableRecord, Sendable, 
     /// Raw bytes of the current attempt's log stored so far.
     public var logLength: Int
 
-    public var isTerminal: Bool { JobState(rawValue: state)?.isTerminal ?? false }
+    public var isTerminal: Bool { state.isTerminal }
 
     public static let databaseColumnEncodingStrategy = DatabaseColumnEncodingStrategy.convertToSnakeCase
     public static let databaseColumnDecodingStrategy = DatabaseColumnDecodingStrategy.convertFromSnakeCase
@@ -68,7 +66,7 @@ public struct StoredAttempt: Codable, FetchableRecord, PersistableRecord, Sendab
     public var jobId: String
     public var attempt: Int
     public var agentId: String
-    public var state: String
+    public var state: AttemptState
     public var exitStatus: Int?
     public var reason: String?
     public var leasedAt: Date
@@ -79,8 +77,9 @@ public struct StoredAttempt: Codable, FetchableRecord, PersistableRecord, Sendab
     public static let databaseColumnDecodingStrategy = DatabaseColumnDecodingStrategy.convertFromSnakeCase
 }
 
-/// The job lifecycle of DESIGN.md. Only the coordinator changes a job's state.
-public enum JobState: String, Sendable, CaseIterable {
+/// Where a job is in its lifecycle (docs/architecture.md). Only `JobLifecycle` changes it;
+/// the raw values are what the store and the API carry.
+public enum JobState: String, Sendable, CaseIterable, Codable, DatabaseValueConvertible {
     case waiting, queued, leased, running, succeeded, failed, cancelled
     case timedOut = "timed_out"
     case lost
@@ -91,13 +90,39 @@ public enum JobState: String, Sendable, CaseIterable {
         case .waiting, .queued, .leased, .running, .lost: return false
         }
     }
+
+    /// An agent holds the job: it has a current attempt.
+    public var isHeld: Bool { self == .leased || self == .running }
+}
+
+/// How one attempt (one lease of a job to an agent) went.
+public enum AttemptState: String, Sendable, CaseIterable, Codable, DatabaseValueConvertible {
+    case leased, running, succeeded, failed, cancelled
+    case timedOut = "timed_out"
+    /// The agent vanished (or restarted) while it held the attempt.
+    case lost
+    /// The agent declined the lease (`LeaseAck.accepted = false`); the job was re-queued.
+    case refused
+
+    /// The attempt that ends with the job in `state`.
+    public init(ending state: JobState) {
+        switch state {
+        case .succeeded: self = .succeeded
+        case .cancelled: self = .cancelled
+        case .timedOut: self = .timedOut
+        case .lost: self = .lost
+        case .leased: self = .leased
+        case .running: self = .running
+        case .failed, .waiting, .queued: self = .failed
+        }
+    }
 }
 
 extension StoredJob {
     /// The columns a job's lifecycle changes after it is inserted; the step's definition
     /// (commands, env, selector, dependencies, retry rules) never changes.
     static let lifecycleUpdate = """
-        UPDATE jobs SET state = ?, retry_counts = ?, cancel_reason = ?, attempt = ?, lost_count = ?, agent_id = ?,
+        UPDATE jobs SET state = ?, retry_counts = ?, cancel_reason = ?, attempt = ?, agent_id = ?,
             exit_status = ?, reason = ?, queued_at = ?, started_at = ?, finished_at = ?, log_length = ?
         WHERE id = ?
         """
@@ -112,7 +137,7 @@ extension StoredJob {
         let retryCounts = try retryCounts.isEmpty ? "{}" : String(decoding: JSONEncoder().encode(retryCounts), as: UTF8.self)
         let statement = try db.cachedStatement(sql: Self.lifecycleUpdate)
         try statement.execute(arguments: [
-            state, retryCounts, cancelReason, attempt, lostCount, agentId, exitStatus, reason, queuedAt, startedAt,
+            state, retryCounts, cancelReason, attempt, agentId, exitStatus, reason, queuedAt, startedAt,
             finishedAt, logLength, id,
         ])
         if db.changesCount == 0 {
