@@ -422,12 +422,12 @@ final class CoordinatorCoreTests {
             retry: [RetryRule(.exitStatus(75), limit: 1), RetryRule(.anyExitStatus, limit: 2), RetryRule(.agentLost, limit: 1)],
             retryCounts: [:], cancelReason: nil, attempt: 1, agentId: nil, exitStatus: nil, reason: nil,
             createdAt: Date(), queuedAt: nil, startedAt: nil, finishedAt: nil, logLength: 0)
-        #expect(CoordinatorCore.retryRule(for: job, lost: false, exitStatus: 75)?.key == "exit_status:75")
-        #expect(CoordinatorCore.retryRule(for: job, lost: false, exitStatus: 1)?.key == "exit_status:*")
-        #expect(CoordinatorCore.retryRule(for: job, lost: true, exitStatus: nil)?.key == "agent_lost")
+        #expect(JobLifecycle.retryRule(for: job, lost: false, exitStatus: 75)?.key == "exit_status:75")
+        #expect(JobLifecycle.retryRule(for: job, lost: false, exitStatus: 1)?.key == "exit_status:*")
+        #expect(JobLifecycle.retryRule(for: job, lost: true, exitStatus: nil)?.key == "agent_lost")
         job.retryCounts = ["exit_status:75": 1, "exit_status:*": 2, "agent_lost": 1]
-        #expect(CoordinatorCore.retryRule(for: job, lost: false, exitStatus: 75) == nil)
-        #expect(CoordinatorCore.retryRule(for: job, lost: true, exitStatus: nil) == nil)
+        #expect(JobLifecycle.retryRule(for: job, lost: false, exitStatus: 75) == nil)
+        #expect(JobLifecycle.retryRule(for: job, lost: true, exitStatus: nil) == nil)
     }
 
     @Test func invalidPipelineStoresNothing() async throws {

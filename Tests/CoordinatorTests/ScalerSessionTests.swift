@@ -200,6 +200,8 @@ final class ScalerSessionTests {
 extension Gantry_V1_Envelope {
     var isLease: Bool { if case .lease = body { true } else { false } }
     var isDrain: Bool { if case .drain = body { true } else { false } }
+    var isHeartbeatAck: Bool { if case .heartbeatAck = body { true } else { false } }
+    var isFinishAck: Bool { if case .finishAck = body { true } else { false } }
     var isDemand: Bool { if case .demand = body { true } else { false } }
     var isDrainIdleResult: Bool { if case .drainIdleResult = body { true } else { false } }
 }

@@ -42,10 +42,8 @@ extension CoordinatorCore {
             connection.session.send(.with { $0.heartbeatAck = .with { $0.sentAtUnixMs = heartbeat.sentAtUnixMs } })
         case .drainIdle(let request):
             let candidates = request.agentIds.filter { $0.hasPrefix(connection.agentPrefix) }
-            let drained = scheduler.drainIdle(candidates: candidates, count: Int(request.count))
-            for agentID in drained {
-                sessions[agentID]?.send(.with { $0.drain = .with { $0.reason = "scale-in by \(scalerID)" } })
-            }
+            let (drained, output) = lifecycle.drainIdle(candidates: candidates, count: Int(request.count), requestedBy: scalerID)
+            run(output)
             logger.info(
                 "scale-in",
                 metadata: [
@@ -58,7 +56,6 @@ extension CoordinatorCore {
                         $0.drained = drained
                     }
                 })
-            scheduleDemandPush()
         default:
             connection.session.send(.error(.unexpectedMessage, "a scaler may send only Heartbeat and DrainIdle", fatal: false))
         }

@@ -68,8 +68,13 @@ public struct Scheduler: Sendable {
     private(set) var table = AgentTable()
     public private(set) var queue: [QueuedJob] = []
     /// Job id → agent id for every leased or running job, including jobs reloaded after a
-    /// coordinator restart whose agent has not reconnected yet.
+    /// coordinator restart whose agent has not reconnected yet. This is the one place that
+    /// says which agent holds a job; `Agent.running` is its inverse, kept by the same
+    /// methods. (`StoredJob.agentId` is the persisted record of the last holder.)
     public private(set) var leases: [String: String] = [:]
+
+    /// The agent that holds `job` now, if any.
+    public func holder(of job: String) -> String? { leases[job] }
 
     public init(configuration: Configuration) {
         self.configuration = configuration
