@@ -9,6 +9,9 @@ import NIOCore
 /// follower notifications, demand pushes, log lines. It decodes, inflates and parses
 /// nothing itself: the listener and the HTTP handlers do that on their own tasks.
 ///
+/// Writes are group-committed (`run`, `flush`): acknowledgements still leave only after the
+/// transaction that holds what they acknowledge.
+///
 /// If a commit fails the coordinator stops (`Configuration.onStoreFailure`): the lifecycle
 /// has already moved on in memory, and carrying on would acknowledge what is not stored.
 /// The next process reloads the store, and agents resume there, as after `kill -9`.
@@ -46,6 +49,9 @@ public actor CoordinatorCore {
     var demandPushPending = false
     /// Set once a commit failed: nothing more is acknowledged.
     var stopped = false
+    /// Output of turns not yet committed (see `run`).
+    var pending = LifecycleOutput()
+    var flushScheduled = false
 
     var scheduler: Scheduler { lifecycle.scheduler }
     var jobs: [String: StoredJob] { lifecycle.jobs }
@@ -68,9 +74,34 @@ public actor CoordinatorCore {
             unfinished: unfinished, pipelines: pipelines, now: .now)
     }
 
-    /// Commits a turn's writes, then carries out its actions. Every event ends here.
+    /// Takes a turn's output. Every event ends here.
+    ///
+    /// Group commit: the output joins what earlier turns left pending, and one `flush`
+    /// commits all of it in one transaction, then carries out the actions in order. The
+    /// flush runs as the actor's next job after whatever is already waiting on it, so
+    /// under load one transaction covers many events (and a page the jobs table shares
+    /// among them is written once), and when idle an event waits one actor hop. Output
+    /// without writes, with nothing pending, is carried out at once.
     func run(_ output: LifecycleOutput) {
         guard !stopped else { return }
+        if output.writes.isEmpty && pending.writes.isEmpty && pending.actions.isEmpty {
+            perform(output.actions)
+            return
+        }
+        pending.writes.append(contentsOf: output.writes)
+        pending.actions += output.actions
+        guard !flushScheduled else { return }
+        flushScheduled = true
+        Task { self.flush() }
+    }
+
+    /// Commits everything pending, then carries out its actions. API calls flush before
+    /// they answer, so a caller never sees a change that is not stored.
+    func flush() {
+        flushScheduled = false
+        guard !stopped, !pending.writes.isEmpty || !pending.actions.isEmpty else { return }
+        let output = pending
+        pending = LifecycleOutput()
         do {
             try store.commit(output.writes)
         } catch {
@@ -82,7 +113,11 @@ public actor CoordinatorCore {
             configuration.onStoreFailure(error)
             return
         }
-        for action in output.actions {
+        perform(output.actions)
+    }
+
+    private func perform(_ actions: [LifecycleAction]) {
+        for action in actions {
             switch action {
             case .send(let envelope, let agentID):
                 sessions[agentID]?.send(envelope)
@@ -100,6 +135,13 @@ public actor CoordinatorCore {
         }
     }
 
+    /// Runs an API event's output and commits it (with anything pending) before answering.
+    private func runNow(_ output: LifecycleOutput) throws {
+        run(output)
+        flush()
+        if stopped { throw CoordinatorStopped() }
+    }
+
     // MARK: - Pipelines (HTTP API)
 
     /// Parses, stores and enqueues a pipeline. Nothing is stored if the file is invalid.
@@ -115,8 +157,7 @@ public actor CoordinatorCore {
 
     /// Stores and enqueues rows built by `rows(for:definition:now:)`.
     func submit(_ pipeline: StoredPipeline, jobs created: [StoredJob]) throws -> API.Pipeline {
-        run(lifecycle.submit(pipeline, jobs: created, now: pipeline.createdAt))
-        if stopped { throw CoordinatorStopped() }
+        try runNow(lifecycle.submit(pipeline, jobs: created, now: pipeline.createdAt))
         return Self.view(pipeline, jobs: created.map { lifecycle.jobs[$0.id] ?? $0 })
     }
 
@@ -139,17 +180,20 @@ public actor CoordinatorCore {
     }
 
     public func pipeline(id: String) throws -> API.Pipeline? {
+        flush()
         guard let pipeline = try store.pipeline(id: id) else { return nil }
         return Self.view(pipeline, jobs: try store.jobs(pipelineID: id).map { lifecycle.jobs[$0.id] ?? $0 })
     }
 
     public func job(id: String) throws -> StoredJob? {
+        flush()
         if let cached = lifecycle.jobs[id] { return cached }
         return try store.job(id: id)
     }
 
     public func listJobs(states: [JobState]?, limit: Int) throws -> [API.Job] {
-        try store.jobs(states: states, limit: limit).map(Self.view)
+        flush()
+        return try store.jobs(states: states, limit: limit).map(Self.view)
     }
 
     public func listAgents() -> [API.Agent] {
@@ -181,6 +225,7 @@ public actor CoordinatorCore {
     /// agent session. Jobs stay as they are in the store; agents reconnect to the next
     /// coordinator process and resume.
     public func shutdown() {
+        flush()
         for continuation in watchers.values.flatMap(\.values) { continuation.finish() }
         watchers.removeAll()
         for session in sessions.values { session.close() }
@@ -232,6 +277,7 @@ public actor CoordinatorCore {
             if connection.replacesLiveConnection { sessions[hello.agentID]?.close() }
             sessions[hello.agentID] = session
             run(connection.output)
+            flush()
             return .success(welcome(version: version, resume: connection.resume))
         }
     }
@@ -294,6 +340,7 @@ public actor CoordinatorCore {
             // lifecycle let go: the store answers, before the event, not in the middle.
             var alreadyFinished: StoredJob?
             if lifecycle.jobs[finished.jobID] == nil {
+                flush()
                 do {
                     alreadyFinished = try store.job(id: finished.jobID)
                 } catch {
@@ -335,16 +382,14 @@ public actor CoordinatorCore {
         guard let (job, output) = lifecycle.cancel(job: jobID, reason: reason, now: Date()) else {
             return try store.job(id: jobID).map(Self.view)
         }
-        run(output)
-        if stopped { throw CoordinatorStopped() }
+        try runNow(output)
         return Self.view(job)
     }
 
     /// Cancels every unfinished job of a pipeline in one turn and one transaction.
     public func cancel(pipelineID: String, reason: String = "cancelled by user") throws -> API.Pipeline? {
         guard try store.pipelineExists(id: pipelineID) else { return nil }
-        run(lifecycle.cancel(pipeline: pipelineID, reason: reason, now: Date()))
-        if stopped { throw CoordinatorStopped() }
+        try runNow(lifecycle.cancel(pipeline: pipelineID, reason: reason, now: Date()))
         return try pipeline(id: pipelineID)
     }
 

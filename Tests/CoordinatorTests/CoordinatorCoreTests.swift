@@ -102,6 +102,7 @@ final class CoordinatorCoreTests {
         #expect(lease.stepKey == "a" && lease.attempt == 1 && lease.commands == ["echo a"])
 
         await core.receive(.with { $0.jobStarted = .with { $0.jobID = lease.jobID; $0.attempt = 1 } }, from: "h/1", session: agent.session)
+        await core.flush()
         #expect(try store.job(id: lease.jobID)?.state == .running)
 
         await core.receive(try chunk(lease, offset: 0, "hello "), from: "h/1", session: agent.session)
@@ -158,13 +159,16 @@ final class CoordinatorCoreTests {
         _ = try await core.submit(.init(yaml: "steps:\n  - command: x\n"))
         await core.receive(.with { $0.ready = .with { $0.slots = 1 } }, from: "h/1", session: first.session)
         let lease = try #require(await first.next()?.lease)
+        await core.flush()
         let leasedAt = try #require(try store.attempts(jobID: lease.jobID).first?.leasedAt)
         await core.disconnected(agentID: "h/1", session: first.session)
 
         // Within the TTL nothing happens; past it the job is lost and re-queued.
         await core.tick(now: .now + .milliseconds(50))
+        await core.flush()
         #expect(try store.job(id: lease.jobID)?.state == .leased)
         await core.tick(now: .now + .milliseconds(150))
+        await core.flush()
         let job = try #require(try store.job(id: lease.jobID))
         #expect(job.state == .queued && job.reason == "retrying after agent_lost (1 of 2)")
         let (second, _) = try await connect(core, "h/2")
@@ -179,8 +183,10 @@ final class CoordinatorCoreTests {
         await core.receive(finished(lease, length: 0), from: "h/1", session: stale.session)
         let refusal = try #require(await stale.next()?.error)
         #expect(refusal.code == .staleAttempt && refusal.attempt == 1)
+        await core.flush()
         #expect(try store.job(id: lease.jobID)?.state == .leased)
 
+        await core.flush()
         let attempts = try store.attempts(jobID: lease.jobID)
         #expect(attempts.map(\.state) == [.lost, .leased])
         #expect(attempts.first?.reason == "agent_lost")
@@ -210,6 +216,7 @@ final class CoordinatorCoreTests {
         await restarted.receive(finished(lease, length: 21), from: "h/1", session: again.session)
         #expect(await again.next()?.finishAck.jobID == lease.jobID)
         #expect(try readLog(lease.jobID, attempt: 1) == "before restart\nafter\n")
+        await core.flush()
         #expect(try store.job(id: lease.jobID)?.attempt == 1)
     }
 
@@ -223,6 +230,7 @@ final class CoordinatorCoreTests {
             await core.disconnected(agentID: "h/\(round)", session: agent.session)
             await core.tick(now: .now + .milliseconds(80))
         }
+        await core.flush()
         let job = try #require(try store.jobs().first)
         #expect(job.state == .failed && job.reason == "agent_lost" && job.attempt == 2)
     }
@@ -253,12 +261,14 @@ final class CoordinatorCoreTests {
         _ = try await core.cancel(pipelineID: pipeline.id)
         let cancel = try #require(await agent.next()?.cancel)
         #expect(cancel.jobID == lease.jobID && cancel.attempt == 1)
+        await core.flush()
         #expect(try store.job(id: lease.jobID)?.state == .running, "still running until the agent reports")
         // The step died of the SIGTERM: the agent reports cancelled (or failed), with the tail.
         await core.receive(try chunk(lease, offset: 0, "partial output\n"), from: "h/1", session: agent.session)
         _ = await agent.next()
         await core.receive(finished(lease, .failed, exit: 143, length: 15), from: "h/1", session: agent.session)
         #expect(await agent.next()?.finishAck.jobID == lease.jobID)
+        await core.flush()
         let job = try #require(try store.job(id: lease.jobID))
         #expect(job.state == .cancelled && job.reason == "cancelled by user")
         #expect(try readLog(lease.jobID, attempt: 1) == "partial output\n")
@@ -277,8 +287,10 @@ final class CoordinatorCoreTests {
         #expect(second.jobID == first.jobID && second.attempt == 2)
         await core.receive(finished(second, .failed, exit: 75, length: 0), from: "h/1", session: agent.session)
         _ = await agent.next()
+        await core.flush()
         let job = try #require(try store.job(id: first.jobID))
         #expect(job.state == .failed && job.exitStatus == 75 && job.attempt == 2, "the limit of 1 retry is used up")
+        await core.flush()
         #expect(try store.attempts(jobID: first.jobID).map(\.state) == [.failed, .failed])
     }
 
@@ -330,6 +342,7 @@ final class CoordinatorCoreTests {
         #expect(await agent.next()?.logAck.offset == 12)
         await core.receive(finished(lease, length: 12), from: "h/1", session: agent.session)
         #expect(await agent.next()?.finishAck.jobID == lease.jobID)
+        await core.flush()
         #expect(try store.job(id: lease.jobID)?.state == .succeeded)
         #expect(try readLog(lease.jobID, attempt: Int(lease.attempt)) == "hello world\n")
     }
@@ -355,8 +368,10 @@ final class CoordinatorCoreTests {
             return
         }
         #expect(message.contains("'h/1'") && message.contains("--slot"))
+        await core.flush()
         #expect(try store.job(id: lease.jobID)?.agentId == "h/1", "the first connection keeps its job")
         await core.receive(.with { $0.jobStarted = .with { $0.jobID = lease.jobID; $0.attempt = lease.attempt } }, from: "h/1", session: agent.session)
+        await core.flush()
         #expect(try store.job(id: lease.jobID)?.state == .running, "the first session is still the live one")
     }
 
@@ -435,6 +450,7 @@ final class CoordinatorCoreTests {
         await #expect(throws: PipelineError.self) {
             _ = try await core.submit(.init(yaml: "steps:\n  - key: a\n    command: x\n    depends_on: nope\n"))
         }
+        await core.flush()
         #expect(try store.jobs().isEmpty)
     }
 
