@@ -2,7 +2,7 @@ import GantryCoordinator
 import GantryProtocol
 import Testing
 
-@Suite("Connection gate")
+@Suite("Connection gate", .timeLimit(.minutes(1)))
 struct ConnectionGateTests {
     let hello = Gantry_V1_Envelope.with { $0.hello = .with { $0.agentID = "h/1" } }
 

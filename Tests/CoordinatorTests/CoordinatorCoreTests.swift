@@ -30,14 +30,24 @@ final class CoordinatorCoreTests {
     }
 
     /// An agent session plus an iterator over what the coordinator sends it.
-    final class FakeAgent {
+    final class FakeAgent: @unchecked Sendable {
         let session: AgentSession
         var frames: AsyncStream<Gantry_V1_Envelope>.Iterator
         init(_ id: String) {
             session = AgentSession(agentID: id)
             frames = session.outbound.makeAsyncIterator()
         }
-        func next() async -> Gantry_V1_Envelope? { await frames.next() }
+
+        /// The next frame, or nil if none arrives within 5 s (the session is closed then,
+        /// so a missing frame fails the test instead of hanging it).
+        func next() async -> Gantry_V1_Envelope? {
+            let deadline = Task {
+                try await Task.sleep(for: .seconds(5))
+                self.session.close()
+            }
+            defer { deadline.cancel() }
+            return await frames.next()
+        }
     }
 
     func connect(_ core: CoordinatorCore, _ id: String, labels: [String: String] = [:], held: [Gantry_V1_HeldAttempt] = [])

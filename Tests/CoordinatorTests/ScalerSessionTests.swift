@@ -6,7 +6,7 @@ import Testing
 
 /// The coordinator's side of autoscaling: demand pushed to a scaler, and scale-in that
 /// only ever takes idle agents, decided in the same step that stops leasing to them.
-@Suite("Scaler sessions")
+@Suite("Scaler sessions", .timeLimit(.minutes(1)))
 final class ScalerSessionTests {
     let directory: String
     let core: CoordinatorCore

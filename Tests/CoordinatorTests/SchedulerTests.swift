@@ -1,7 +1,7 @@
 @testable import GantryCoordinator
 import Testing
 
-@Suite("Scheduler")
+@Suite("Scheduler", .timeLimit(.minutes(1)))
 struct SchedulerTests {
     let t0 = ContinuousClock.now
     func scheduler(ttl: Duration = .seconds(15)) -> Scheduler {
@@ -180,7 +180,7 @@ struct SchedulerTests {
     }
 }
 
-@Suite("Scheduler scale-in")
+@Suite("Scheduler scale-in", .timeLimit(.minutes(1)))
 struct SchedulerScaleInTests {
     let t0 = ContinuousClock.now
 

@@ -4,7 +4,7 @@ import Testing
 
 /// `gantry-agent scale` with the process provider against a real coordinator: scale-out
 /// on pushed demand, one fresh agent process per job, scale-in by drain only.
-@Suite("Autoscaler", .serialized)
+@Suite("Autoscaler", .serialized, .timeLimit(.minutes(5)))
 struct AutoscalerTests {
     /// What the scaler's log says about its slots' processes.
     struct SlotEvents {

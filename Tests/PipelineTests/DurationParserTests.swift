@@ -1,7 +1,7 @@
 @testable import GantryPipeline
 import Testing
 
-@Suite("Duration parser")
+@Suite("Duration parser", .timeLimit(.minutes(1)))
 struct DurationParserTests {
     @Test func acceptsSecondsAndOrderedUnits() throws {
         #expect(try DurationParser.seconds("90") == 90)

@@ -3,7 +3,7 @@ import Testing
 
 /// Each limit of `PipelineLimits`: a pipeline exactly at the limit parses, one past it is
 /// refused with a message naming the limit, at the offending place.
-@Suite("Pipeline limits")
+@Suite("Pipeline limits", .timeLimit(.minutes(1)))
 struct PipelineLimitsTests {
     @Test func fileSize() {
         let body = "steps:\n  - command: x\n#"

@@ -1,7 +1,7 @@
 @testable import GantryPipeline
 import Testing
 
-@Suite("Pipeline parser")
+@Suite("Pipeline parser", .timeLimit(.minutes(1)))
 struct PipelineParserTests {
     let parser = PipelineParser(file: "ci.yml")
 

@@ -3,7 +3,7 @@ import Testing
 
 /// Finding 6 and the alias part of finding 8 of issue 10: YAML that is cheap to send but
 /// expensive to compose or to expand is refused before Yams composes it.
-@Suite("YAML complexity")
+@Suite("YAML complexity", .timeLimit(.minutes(1)))
 struct YAMLComplexityTests {
     /// `a: &a [x,…]`, `b: &b [*a,…]`, … nested `levels` deep, then the last anchor used as a
     /// mapping key. Yams hashes a key node recursively to find duplicate keys, so without the
