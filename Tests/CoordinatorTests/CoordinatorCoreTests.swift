@@ -313,9 +313,9 @@ final class CoordinatorCoreTests {
         }
         var corrupt = try chunk(lease, offset: 0, "hello world\n")
         corrupt.logChunk.rawLength = 5
-        let problem = try #require(LogChunkCheck.problem(with: corrupt.logChunk))
+        let problem = try #require(LogChunkCheck.problem(with: corrupt.logChunk, inflater: try LogChunkInflater()))
         #expect(problem.contains("offset 0") && problem.contains("more than the 5 bytes"), "\(problem)")
-        #expect(LogChunkCheck.problem(with: try chunk(lease, offset: 0, "hello world\n").logChunk) == nil)
+        #expect(LogChunkCheck.problem(with: try chunk(lease, offset: 0, "hello world\n").logChunk, inflater: try LogChunkInflater()) == nil)
     }
 
     /// Out-of-range numbers from an agent (finding 1 of the hardening review: an offset of

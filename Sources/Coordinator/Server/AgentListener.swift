@@ -182,6 +182,8 @@ public final class AgentListener: Service, Sendable {
             try await connection.executeThenClose { inbound, outbound in
                 var gate: ConnectionGate?
                 var inflateBudget = InflateBudget()
+                // Created with the first chunk: most connections (scalers, idle agents) never need one.
+                var inflater: LogChunkInflater?
                 var writer: Task<Void, Never>?
                 defer { writer?.cancel() }
                 do {
@@ -249,7 +251,8 @@ public final class AgentListener: Service, Sendable {
                                 }
                                 let wait = inflateBudget.spend(Int(chunk.rawLength))
                                 if wait > .zero { try await Task.sleep(for: wait) }
-                                if let problem = LogChunkCheck.problem(with: chunk) {
+                                if inflater == nil { inflater = try LogChunkInflater() }
+                                if let problem = LogChunkCheck.problem(with: chunk, inflater: inflater!) {
                                     session.send(
                                         .error(.malformed, problem, jobID: chunk.jobID, attempt: chunk.attempt, fatal: false))
                                     continue

@@ -12,12 +12,13 @@ import NIOCore
 /// inflate at most that much per frame it sends.
 public enum LogChunkCheck {
     /// Why `chunk` cannot be stored, or nil. The reason goes back to the agent.
-    public static func problem(with chunk: Gantry_V1_LogChunk) -> String? {
+    /// `inflater` is the connection's own (one zlib stream reused for all its chunks).
+    public static func problem(with chunk: Gantry_V1_LogChunk, inflater: LogChunkInflater) -> String? {
         guard chunk.rawLength > 0, chunk.rawLength <= WireLimits.chunkRawLength else {
             return "log chunk at offset \(chunk.offset) has raw_length \(chunk.rawLength); it must be 1 to \(WireLimits.chunkRawLength)"
         }
         do {
-            _ = try LogCompression.decompress(ByteBuffer(bytes: chunk.data), expectedLength: Int(chunk.rawLength))
+            try inflater.check(chunk.data, expectedLength: Int(chunk.rawLength))
             return nil
         } catch {
             return "log chunk at offset \(chunk.offset) was not stored: \(error)"
