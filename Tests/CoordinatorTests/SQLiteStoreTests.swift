@@ -72,6 +72,12 @@ struct SQLiteStoreTests {
         let pipelineJobs = try store.queryPlan(SQLiteStore.pipelineJobsSQL, arguments: ["p"])
         #expect(pipelineJobs == ["SEARCH jobs USING INDEX jobs_by_pipeline (pipeline_id=?)"], "\(pipelineJobs)")
 
+        // The writes of every lifecycle turn find their row by key too.
+        for update in [SQLiteStore.moveLogLengthSQL, StoredJob.lifecycleUpdate] {
+            let plan = try store.queryPlan(update)
+            #expect(plan == ["SEARCH jobs USING INDEX sqlite_autoindex_jobs_1 (id=?)"], "\(update): \(plan)")
+        }
+
         let chunks = try store.queryPlan(SQLiteStore.logChunksSQL, arguments: ["j", 1, 1_000_000, 64])
         #expect(Self.costlyLines(chunks).isEmpty, "\(chunks)")
         let reads = Self.tableLines(chunks)

@@ -144,26 +144,32 @@ public final class SQLiteStore: CoordinatorStore {
                 case .saveAttempt(let attempt):
                     try Self.upsert(attempt, db)
                 case .appendLog(let chunk):
-                    try db.execute(
-                        sql: #"INSERT INTO log_chunks (job_id, attempt, "offset", raw_length, data) VALUES (?, ?, ?, ?, ?)"#,
+                    // Prepared once per connection: a streaming step appends a chunk every
+                    // 100 ms, and `execute(sql:)` compiles its SQL on every call.
+                    try db.cachedStatement(sql: Self.insertChunkSQL).execute(
                         arguments: [chunk.jobID, chunk.attempt, chunk.offset, chunk.rawLength, chunk.data])
-                    try db.execute(
-                        sql: "UPDATE jobs SET log_length = ? WHERE id = ? AND attempt = ?",
+                    try db.cachedStatement(sql: Self.moveLogLengthSQL).execute(
                         arguments: [chunk.offset + chunk.rawLength, chunk.jobID, chunk.attempt])
                 }
             }
         }
     }
 
+    static let insertChunkSQL =
+        #"INSERT INTO log_chunks (job_id, attempt, "offset", raw_length, data) VALUES (?, ?, ?, ?, ?)"#
+    /// Only if the chunk is of the job's current attempt (the primary key, then one column).
+    static let moveLogLengthSQL = "UPDATE jobs SET log_length = ? WHERE id = ? AND attempt = ?"
+    /// Keeps `leased_at` of the first write: the lease time, whoever writes the attempt later.
+    static let upsertAttemptSQL = """
+        INSERT INTO attempts (job_id, attempt, agent_id, state, exit_status, reason, leased_at, started_at, finished_at)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+        ON CONFLICT (job_id, attempt) DO UPDATE SET
+            agent_id = excluded.agent_id, state = excluded.state, exit_status = excluded.exit_status,
+            reason = excluded.reason, started_at = excluded.started_at, finished_at = excluded.finished_at
+        """
+
     static func upsert(_ attempt: StoredAttempt, _ db: Database) throws {
-        try db.execute(
-            sql: """
-                INSERT INTO attempts (job_id, attempt, agent_id, state, exit_status, reason, leased_at, started_at, finished_at)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-                ON CONFLICT (job_id, attempt) DO UPDATE SET
-                    agent_id = excluded.agent_id, state = excluded.state, exit_status = excluded.exit_status,
-                    reason = excluded.reason, started_at = excluded.started_at, finished_at = excluded.finished_at
-                """,
+        try db.cachedStatement(sql: upsertAttemptSQL).execute(
             arguments: [
                 attempt.jobId, attempt.attempt, attempt.agentId, attempt.state, attempt.exitStatus, attempt.reason,
                 attempt.leasedAt, attempt.startedAt, attempt.finishedAt,
@@ -242,9 +248,16 @@ public final class SQLiteStore: CoordinatorStore {
 
     /// `EXPLAIN QUERY PLAN` of `sql`, one `detail` line per step: the tests pin which
     /// index each query uses (`StoreQueryPlanTests`).
-    func queryPlan(_ sql: String, arguments: StatementArguments = StatementArguments()) throws -> [String] {
+    /// Without `arguments`, parameters stay unbound (NULL), which does not change the plan.
+    func queryPlan(_ sql: String, arguments: StatementArguments? = nil) throws -> [String] {
         try database.read { db in
-            try Row.fetchAll(db, sql: "EXPLAIN QUERY PLAN " + sql, arguments: arguments).map { $0["detail"] }
+            let statement = try db.makeStatement(sql: "EXPLAIN QUERY PLAN " + sql)
+            if let arguments {
+                try statement.setArguments(arguments)
+            } else {
+                statement.setUncheckedArguments(StatementArguments())
+            }
+            return try Row.fetchAll(statement).map { $0["detail"] }
         }
     }
 
