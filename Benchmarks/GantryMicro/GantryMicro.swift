@@ -118,11 +118,11 @@ let benchmarks: @Sendable () -> Void = {
             job.attempt = 1
             job.agentId = "bench/1"
             var attempt = try StoreFixture.attempt(job)
-            for state in ["leased", "running", "succeeded"] {
+            for state in [JobState.leased, .running, .succeeded] {
                 job.state = state
-                attempt.state = state
-                if state == "running" { job.startedAt = Date() }
-                if state == "succeeded" {
+                attempt.state = AttemptState(ending: state)
+                if state == .running { job.startedAt = Date() }
+                if state == .succeeded {
                     job.finishedAt = Date()
                     job.exitStatus = 0
                     attempt.finishedAt = job.finishedAt

@@ -8,14 +8,14 @@ import GantryCoordinator
 /// so rows are decoded from JSON templates through their public `Codable` conformance (the
 /// same fields the coordinator fills in `CoordinatorCore.submit`), then given fresh ids.
 enum StoreFixture {
-    nonisolated(unsafe) static var store: CoordinatorStore?
+    nonisolated(unsafe) static var store: SQLiteStore?
     nonisolated(unsafe) static var directory: String?
 
     static func open() throws {
         let path = NSTemporaryDirectory() + "gantry-micro-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
         directory = path
-        store = try CoordinatorStore(path: path + "/gantry.sqlite")
+        store = try SQLiteStore(path: path + "/gantry.sqlite")
     }
 
     static func close() throws {
@@ -24,7 +24,7 @@ enum StoreFixture {
         directory = nil
     }
 
-    static func current() throws -> CoordinatorStore {
+    static func current() throws -> SQLiteStore {
         guard let store else { throw FixtureError("the store benchmark's setup did not run") }
         return store
     }
@@ -48,7 +48,7 @@ enum StoreFixture {
                 {"id": "\(UUID().uuidString.lowercased())", "pipelineId": "\(pipelineID)", "position": 0, "key": "unit",
                  "name": "unit", "state": "queued", "commands": ["make test"], "env": {"CI": "true"}, "agents": {"os": "linux"},
                  "dependsOn": [], "timeoutSeconds": 1200, "cancelGraceSeconds": 10, "retry": [], "retryCounts": {},
-                 "attempt": 0, "lostCount": 0, "createdAt": \(reference), "queuedAt": \(reference), "logLength": 0}
+                 "attempt": 0, "createdAt": \(reference), "queuedAt": \(reference), "logLength": 0}
                 """.utf8))
         job.retry = RetryRule.defaults
         return (pipeline, job)

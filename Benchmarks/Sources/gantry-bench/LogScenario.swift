@@ -159,7 +159,7 @@ struct LogScenario {
     /// Compressed bytes the coordinator stored for the jobs' attempt 1, read from its
     /// database after it stopped (chunks are stored exactly as they came off the wire).
     private func storedCompressedBytes(database: String, jobs: [String]) throws -> Int {
-        let store = try CoordinatorStore(path: database)
+        let store = try SQLiteStore(path: database)
         var total = 0
         for job in jobs {
             var offset = 0
