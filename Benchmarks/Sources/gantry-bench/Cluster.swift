@@ -20,6 +20,8 @@ final class Cluster {
     private(set) var caFingerprint = ""
     private(set) var api: APIClient?
     private var enrolled: Set<String> = []
+    /// `serve` processes started so far (restarts each get their own stdout file).
+    private var starts = 0
 
     var coordinatorState: String { root + "/coordinator" }
     var database: String { coordinatorState + "/gantry.sqlite" }
@@ -41,18 +43,43 @@ final class Cluster {
 
     /// `init` and `serve`; returns once the coordinator printed its ports.
     func startCoordinator(extraArguments: [String] = []) throws {
+        try initializeCoordinator()
+        let coordinator = try spawnCoordinator(extraArguments: extraArguments)
+        let line = try coordinator.waitForLine(
+            containing: Self.listeningLine, in: coordinator.stdoutPath, timeout: .seconds(60))
+        try coordinatorListening(line)
+    }
+
+    /// `gantry-coordinator init`: the state directory (PKI, tokens; the database is created
+    /// by the first `serve`, or by whoever fills it first).
+    func initializeCoordinator() throws {
         let initialize = try runCommand(
             binaries + "/gantry-coordinator", ["init", "--state", coordinatorState, "--advertise", "127.0.0.1:0"],
             workDir: root)
         guard initialize.status == 0 else { throw HarnessError("gantry-coordinator init failed:\n\(initialize.output)") }
+    }
+
+    /// What `serve` prints on stdout once both listeners are bound.
+    static let listeningLine = "gantry-coordinator listening"
+
+    /// Starts `serve` on the initialized state directory and returns at once; the caller
+    /// waits for `listeningLine` in its stdout (a file of its own per start, so a restart
+    /// never reads the previous process's line) and passes it to `coordinatorListening`.
+    func spawnCoordinator(extraArguments: [String] = []) throws -> ChildProcess {
+        starts += 1
         let coordinator = try ChildProcess.spawn(
             name: "coordinator", executable: binaries + "/gantry-coordinator",
             arguments: ["serve", "--state", coordinatorState, "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0"]
                 + Self.loopbackFleetLimits + extraArguments,
-            stdout: root + "/coordinator.out", stderr: root + "/coordinator.log")
+            stdout: root + (starts == 1 ? "/coordinator.out" : "/coordinator-\(starts).out"),
+            stderr: root + "/coordinator.log")
         self.coordinator = coordinator
-        let line = try coordinator.waitForLine(
-            containing: "gantry-coordinator listening", in: root + "/coordinator.out", timeout: .seconds(60))
+        return coordinator
+    }
+
+    /// Takes the addresses from the listening line and sets up the API client and the
+    /// join details.
+    func coordinatorListening(_ line: String) throws {
         for field in line.split(separator: " ") {
             if field.hasPrefix("agents=") { agentsAddress = String(field.dropFirst("agents=".count)) }
             if field.hasPrefix("http=") { httpAddress = String(field.dropFirst("http=".count)) }

@@ -19,8 +19,8 @@ struct GantryBench: AsyncParsableCommand {
     @Option(help: "Where to write the report (markdown).") var output: String
     @Option(help: "Output of the micro benchmarks (ordo-one, markdown) to include.") var microResults: String?
     @Option(help: "Why the micro benchmarks did not run, if they did not.") var microNote: String?
-    @Option(help: "Comma-separated scenarios: footprint, dispatch, throughput, logs, fleet.")
-    var scenarios: String = "footprint,dispatch,throughput,logs,fleet"
+    @Option(help: "Comma-separated scenarios: footprint, dispatch, throughput, logs, fleet, history.")
+    var scenarios: String = "footprint,dispatch,throughput,logs,fleet,history"
     @Flag(help: "Small sizes and one run per scenario: a smoke run in a few minutes.") var quick = false
     @Option(help: "Runs per scenario (default 3, or 1 with --quick).") var runs: Int?
     @Option(help: "The command line to record in the report.") var commandLine: String = "scripts/benchmark"
@@ -28,7 +28,7 @@ struct GantryBench: AsyncParsableCommand {
     @Option(help: "The Gantry commit measured, recorded in the report.") var commit: String = "unknown"
     @Option(help: "Notes on the builds (times), one per use, recorded in the report.") var buildNote: [String] = []
 
-    static let knownScenarios = ["footprint", "dispatch", "throughput", "logs", "fleet"]
+    static let knownScenarios = ["footprint", "dispatch", "throughput", "logs", "fleet", "history"]
 
     func validate() throws {
         for name in selected where !Self.knownScenarios.contains(name) {
@@ -101,6 +101,8 @@ struct GantryBench: AsyncParsableCommand {
                 case "fleet":
                     let scenario = FleetScenario(context: context)
                     for size in scenario.sizes { results.fleet[size] = try await scenario.run(size: size) }
+                case "history":
+                    results.history = try await HistoryScenario(context: context).run()
                 default:
                     break
                 }

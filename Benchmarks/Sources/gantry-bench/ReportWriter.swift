@@ -14,6 +14,7 @@ struct ReportWriter {
         out += logs()
         out += fleet()
         out += footprint()
+        out += history()
         out += micro()
         out += limits()
         out += howToRun()
@@ -140,6 +141,23 @@ struct ReportWriter {
         } else {
             rows.append(TargetRow("idle agent RSS ≤ 12 MB; startup ≤ 100 ms", notMeasured("footprint"), nil))
         }
+        if let history = results.history, let largest = history.last {
+            let size = "\(largest.jobs.formatted()) jobs of history"
+            rows.append(TargetRow(
+                "`GET /v1/jobs?limit=50` ≤ 5 ms with \(size) (issue 11)",
+                "median \(ms(largest.list.median)), p95 \(ms(largest.list.p95))", largest.list.p95 <= 5))
+            rows.append(TargetRow(
+                "`GET /v1/jobs/{id}` ≤ 5 ms with \(size) (issue 11)",
+                "median \(ms(largest.show.median)), p95 \(ms(largest.show.p95))", largest.show.p95 <= 5))
+            rows.append(TargetRow(
+                "coordinator restart to serving ≤ 1 s with \(size) (issue 11)",
+                "median \(ms(largest.restart.median)), max \(ms(largest.restart.maximum))", largest.restart.maximum <= 1000))
+            if largest.jobs != 1_000_000 {
+                rows.append(TargetRow("(the history targets are for 1,000,000 jobs; this run went to \(largest.jobs.formatted()))", "", nil))
+            }
+        } else {
+            rows.append(TargetRow("list, show ≤ 5 ms and restart ≤ 1 s with 10^6 jobs of history", notMeasured("history"), nil))
+        }
         var out = "## Targets (issue 5): measured against target\n\n| target | measured | met |\n|---|---|---|\n"
         for row in rows {
             out += "| \(row.target) | \(row.measured) | \(row.met.map { $0 ? "yes" : "**no**" } ?? "–") |\n"
@@ -208,6 +226,48 @@ struct ReportWriter {
             out += "| `\(binary.name)` | \(mib(Double(binary.bytes))) | \(mib(Double(binary.stripped))) |\n"
         }
         out += "\n"
+        return out
+    }
+
+    private func history() -> String {
+        var out = "## 6. A long history\n\n"
+        guard let history = results.history, !history.isEmpty else { return out + notMeasured("history") + "\n\n" }
+        out += """
+            The coordinator keeps every finished job. Its database is filled directly (one transaction per
+            5,000 pipelines of prepared inserts, into the schema the coordinator's own migrations made) with
+            finished pipelines of 10 jobs, 20 s apart: one attempt per job (a lost one before it for 2 %), one
+            deflated log chunk per job, 93 % succeeded, 4 % failed, 2 % cancelled, 1 % timed out. Each size adds
+            to the previous one, the coordinator stopped. Restart is from just before `posix_spawn` of
+            `gantry-coordinator serve` on that state directory to the first answer of `GET /v1/jobs?limit=1` on
+            a new connection (its stdout polled every millisecond for the port), \(history[0].restarts.count) starts
+            in a row; the database file is in the page cache, as after a `systemctl restart`. Then
+            \(history[0].list.count) sequential requests of each kind on a warm keep-alive connection, timed to
+            the whole body received: the newest 50 jobs, the newest 50 failed ones, and one job picked at
+            random from the whole history.
+
+            | jobs | database | seeded in | restart median (max) | `GET /v1/jobs?limit=50` median / p95 / max | `?state=failed&limit=50` median / p95 | `GET /v1/jobs/{id}` median / p95 / max | coordinator RSS |
+            |---|---|---|---|---|---|---|---|
+
+            """
+        for size in history {
+            out += "| \(size.jobs.formatted()) | \(mib(Double(size.databaseBytes))) | \(f(size.seedSeconds, 1)) s | "
+                + "\(ms(size.restart.median)) (\(ms(size.restart.maximum))) | "
+                + "\(ms(size.list.median)) / \(ms(size.list.p95)) / \(ms(size.list.maximum)) | "
+                + "\(ms(size.listFailed.median)) / \(ms(size.listFailed.p95)) | "
+                + "\(ms(size.show.median)) / \(ms(size.show.p95)) / \(ms(size.show.maximum)) | "
+                + "\(mib(Double(size.coordinatorRSS))) |\n"
+        }
+        if let first = history.first, let last = history.last, last.jobs > first.jobs {
+            out += "\n### Where the time goes\n\n"
+            out += "From \(first.jobs.formatted()) to \(last.jobs.formatted()) jobs (×\(last.jobs / first.jobs)) the list's "
+                + "median moves by \(ms(last.list.median - first.list.median)), showing a job's by "
+                + "\(ms(last.show.median - first.show.median)) and a restart's by \(ms(last.restart.median - first.restart.median)): "
+                + "each query reads an index range bounded by its limit (`jobs_by_creation`, `jobs_by_state_creation`) "
+                + "or one key, and a start reads only the unfinished jobs, so what grows with the history is the "
+                + "depth of the B-trees and how much of the file is cached, not the work per request. At "
+                + "\(last.jobs.formatted()) jobs a list of 50 costs \(ms(last.list.median - last.show.median)) more "
+                + "(median) than showing one job: reading, decoding and encoding as JSON 49 more rows, at any size.\n\n"
+        }
         return out
     }
 
@@ -402,7 +462,7 @@ struct ReportWriter {
     }
 
     private func micro() -> String {
-        var out = "## 6. Micro benchmarks\n\n"
+        var out = "## 7. Micro benchmarks\n\n"
         out += """
             ordo-one's [benchmark](https://github.com/ordo-one/benchmark) package (target `GantryMicro`,
             `swift package --package-path Benchmarks benchmark --target GantryMicro`): frame encode/decode of a `Lease`
@@ -451,6 +511,7 @@ struct ReportWriter {
         scripts/benchmark            # everything: builds, all scenarios 3×, micro benchmarks; writes this file
         scripts/benchmark --quick    # smoke run: small sizes, one run each (a few minutes once built)
         scripts/benchmark --scenarios dispatch,fleet --no-micro   # a subset
+        scripts/benchmark --scenarios history --no-micro --output /tmp/history.md   # one scenario, elsewhere
         ```
 
         The script installs nothing beyond `scripts/install-dependencies`, builds the root package's release

@@ -24,6 +24,7 @@ struct Results {
     var logSingle: [LogScenario.Run]?
     var logParallel: [LogScenario.Run]?
     var fleet: [Int: [FleetScenario.Run]] = [:]
+    var history: [HistoryScenario.Size]?
     var micro: String?
     var microNote: String?
 

@@ -1,5 +1,7 @@
+import Foundation
 import GantryProtocol
 import NIOCore
+import NIOFoundationCompat
 
 /// Reads a job's stored log and, when following, waits for more until the job ends.
 ///
@@ -31,7 +33,10 @@ struct LogReader: Sendable {
                 let chunks = try core.store.logChunks(jobID: jobID, attempt: job.attempt, from: offset)
                 if chunks.isEmpty { break }
                 for chunk in chunks {
-                    var raw = try LogCompression.decompress(ByteBuffer(bytes: chunk.data), expectedLength: chunk.rawLength)
+                    // The stored bytes go into a ByteBuffer (CompressNIO inflates from one) with
+                    // one memcpy of the compressed chunk, then inflate once into a buffer of the
+                    // chunk's raw length, which is written out as is.
+                    var raw = try LogCompression.decompress(ByteBuffer(data: chunk.data), expectedLength: chunk.rawLength)
                     if chunk.offset < offset { raw.moveReaderIndex(forwardBy: offset - chunk.offset) }
                     offset = chunk.offset + chunk.rawLength
                     try await write(raw)

@@ -13,7 +13,13 @@ import NIOCore
 public final class SQLiteStore: CoordinatorStore {
     private let database: DatabasePool
 
-    public init(path: String) throws {
+    public convenience init(path: String) throws {
+        try self.init(path: path, migratingUpTo: nil)
+    }
+
+    /// `migratingUpTo`: the last migration to apply (all when nil); the tests use it to
+    /// make a database as an older release left it.
+    init(path: String, migratingUpTo lastMigration: String?) throws {
         var configuration = Configuration()
         configuration.prepareDatabase { db in
             try db.execute(sql: "PRAGMA synchronous = NORMAL")
@@ -21,7 +27,11 @@ public final class SQLiteStore: CoordinatorStore {
         }
         configuration.busyMode = .timeout(5)
         self.database = try DatabasePool(path: path, configuration: configuration)
-        try Self.migrator.migrate(self.database)
+        if let lastMigration {
+            try Self.migrator.migrate(self.database, upTo: lastMigration)
+        } else {
+            try Self.migrator.migrate(self.database)
+        }
     }
 
     static var migrator: DatabaseMigrator {
@@ -99,6 +109,22 @@ public final class SQLiteStore: CoordinatorStore {
             // Nothing read it: `retry_counts["agent_lost"]` is the count that decides.
             try db.execute(sql: "ALTER TABLE jobs DROP COLUMN lost_count")
         }
+        // Indexes only, so foreign keys stay enforced while it runs: the default (deferred)
+        // ends a migration with `PRAGMA foreign_key_check` over every row, which on a large
+        // history is exactly the O(history) start this migration exists to remove.
+        migrator.registerMigration("v4: indexes for a long history", foreignKeyChecks: .immediate) { db in
+            try db.execute(
+                sql: """
+                    -- `GET /v1/jobs`: the newest jobs, read backwards through the index and
+                    -- stopped at the limit instead of sorting the whole table.
+                    CREATE INDEX jobs_by_creation ON jobs(created_at, position);
+                    -- `GET /v1/jobs?state=...` and the reload at start: each state's jobs
+                    -- already in creation order, merged without a sort (see `jobs(states:)`).
+                    CREATE INDEX jobs_by_state_creation ON jobs(state, created_at, position);
+                    -- A prefix of the one above.
+                    DROP INDEX jobs_by_state;
+                    """)
+        }
         return migrator
     }
 
@@ -118,26 +144,32 @@ public final class SQLiteStore: CoordinatorStore {
                 case .saveAttempt(let attempt):
                     try Self.upsert(attempt, db)
                 case .appendLog(let chunk):
-                    try db.execute(
-                        sql: #"INSERT INTO log_chunks (job_id, attempt, "offset", raw_length, data) VALUES (?, ?, ?, ?, ?)"#,
+                    // Prepared once per connection: a streaming step appends a chunk every
+                    // 100 ms, and `execute(sql:)` compiles its SQL on every call.
+                    try db.cachedStatement(sql: Self.insertChunkSQL).execute(
                         arguments: [chunk.jobID, chunk.attempt, chunk.offset, chunk.rawLength, chunk.data])
-                    try db.execute(
-                        sql: "UPDATE jobs SET log_length = ? WHERE id = ? AND attempt = ?",
+                    try db.cachedStatement(sql: Self.moveLogLengthSQL).execute(
                         arguments: [chunk.offset + chunk.rawLength, chunk.jobID, chunk.attempt])
                 }
             }
         }
     }
 
+    static let insertChunkSQL =
+        #"INSERT INTO log_chunks (job_id, attempt, "offset", raw_length, data) VALUES (?, ?, ?, ?, ?)"#
+    /// Only if the chunk is of the job's current attempt (the primary key, then one column).
+    static let moveLogLengthSQL = "UPDATE jobs SET log_length = ? WHERE id = ? AND attempt = ?"
+    /// Keeps `leased_at` of the first write: the lease time, whoever writes the attempt later.
+    static let upsertAttemptSQL = """
+        INSERT INTO attempts (job_id, attempt, agent_id, state, exit_status, reason, leased_at, started_at, finished_at)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+        ON CONFLICT (job_id, attempt) DO UPDATE SET
+            agent_id = excluded.agent_id, state = excluded.state, exit_status = excluded.exit_status,
+            reason = excluded.reason, started_at = excluded.started_at, finished_at = excluded.finished_at
+        """
+
     static func upsert(_ attempt: StoredAttempt, _ db: Database) throws {
-        try db.execute(
-            sql: """
-                INSERT INTO attempts (job_id, attempt, agent_id, state, exit_status, reason, leased_at, started_at, finished_at)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-                ON CONFLICT (job_id, attempt) DO UPDATE SET
-                    agent_id = excluded.agent_id, state = excluded.state, exit_status = excluded.exit_status,
-                    reason = excluded.reason, started_at = excluded.started_at, finished_at = excluded.finished_at
-                """,
+        try db.cachedStatement(sql: upsertAttemptSQL).execute(
             arguments: [
                 attempt.jobId, attempt.attempt, attempt.agentId, attempt.state, attempt.exitStatus, attempt.reason,
                 attempt.leasedAt, attempt.startedAt, attempt.finishedAt,
@@ -155,38 +187,77 @@ public final class SQLiteStore: CoordinatorStore {
     }
 
     public func jobs(pipelineID: String) throws -> [StoredJob] {
-        try database.read { db in
-            try StoredJob.filter(Column("pipeline_id") == pipelineID).order(Column("position")).fetchAll(db)
-        }
+        try database.read { db in try StoredJob.fetchAll(db, sql: Self.pipelineJobsSQL, arguments: [pipelineID]) }
     }
+
+    /// `jobs_by_pipeline`.
+    static let pipelineJobsSQL = "SELECT * FROM jobs WHERE pipeline_id = ? ORDER BY position"
 
     // MARK: - Jobs
 
     public func job(id: String) throws -> StoredJob? {
-        try database.read { db in try StoredJob.fetchOne(db, key: id) }
+        try database.read { db in try StoredJob.fetchOne(db, sql: Self.jobSQL, arguments: [id]) }
     }
 
+    /// The primary key.
+    static let jobSQL = "SELECT * FROM jobs WHERE id = ?"
+
     public func jobs(states: [JobState]?, limit: Int) throws -> [StoredJob] {
-        try database.read { db in
-            var request = StoredJob.all()
-            if let states { request = request.filter(states.map(\.rawValue).contains(Column("state"))) }
-            return try request.order(Column("created_at").desc, Column("position").desc).limit(limit).fetchAll(db)
-        }
+        guard limit > 0, let query = Self.newestJobsQuery(states: states, limit: limit) else { return [] }
+        return try database.read { db in try StoredJob.fetchAll(db, sql: query.sql, arguments: query.arguments) }
     }
 
     /// Jobs that are not finished, in submission order: what the scheduler reloads at start.
     public func unfinishedJobs() throws -> [StoredJob] {
-        try database.read { db in
-            try StoredJob
-                .filter(!JobState.allCases.filter(\.isTerminal).map(\.rawValue).contains(Column("state")))
-                .order(Column("created_at"), Column("position"))
-                .fetchAll(db)
-        }
+        try database.read { db in try StoredJob.fetchAll(db, sql: Self.unfinishedJobsSQL) }
     }
 
+    /// The newest jobs, optionally in `states`, as SQL that never reads more than `limit`
+    /// rows of the index and never sorts: nil when `states` is empty (no job matches).
+    ///
+    /// One state is a range of `jobs_by_state_creation` read backwards. Several states are a
+    /// `UNION ALL` of one such range each, ordered like the index, which SQLite runs as a
+    /// merge of the ranges (`MERGE (UNION ALL)`) that stops at the limit. `state IN (...)`
+    /// would instead collect every job in those states and sort them (a temp B-tree):
+    /// O(history) for `?state=succeeded`.
+    static func newestJobsQuery(states: [JobState]?, limit: Int) -> (sql: String, arguments: StatementArguments)? {
+        let order = "ORDER BY created_at DESC, position DESC LIMIT ?"
+        guard let states else { return ("SELECT * FROM jobs \(order)", [limit]) }
+        var distinct: [JobState] = []
+        for state in states where !distinct.contains(state) { distinct.append(state) }
+        guard !distinct.isEmpty else { return nil }
+        let sql = distinct.map { _ in "SELECT * FROM jobs WHERE state = ?" }.joined(separator: " UNION ALL ") + " " + order
+        return (sql, StatementArguments(distinct.map(\.rawValue)) + [limit])
+    }
+
+    /// Every non-terminal state's range of `jobs_by_state_creation`, merged in submission
+    /// order: reads the unfinished jobs and nothing else, however long the history. The
+    /// states are literals (enum raw values) so the plan is fixed at prepare time.
+    /// (`state NOT IN (terminal states)` cannot use an index: it scanned every job ever run.)
+    static let unfinishedJobsSQL =
+        JobState.allCases.filter { !$0.isTerminal }
+        .map { "SELECT * FROM jobs WHERE state = '\($0.rawValue)'" }
+        .joined(separator: " UNION ALL ") + " ORDER BY created_at, position"
+
     public func attempts(jobID: String) throws -> [StoredAttempt] {
+        try database.read { db in try StoredAttempt.fetchAll(db, sql: Self.attemptsSQL, arguments: [jobID]) }
+    }
+
+    /// The primary key `(job_id, attempt)`, already in order.
+    static let attemptsSQL = "SELECT * FROM attempts WHERE job_id = ? ORDER BY attempt"
+
+    /// `EXPLAIN QUERY PLAN` of `sql`, one `detail` line per step: the tests pin which
+    /// index each query uses (`StoreQueryPlanTests`).
+    /// Without `arguments`, parameters stay unbound (NULL), which does not change the plan.
+    func queryPlan(_ sql: String, arguments: StatementArguments? = nil) throws -> [String] {
         try database.read { db in
-            try StoredAttempt.filter(Column("job_id") == jobID).order(Column("attempt")).fetchAll(db)
+            let statement = try db.makeStatement(sql: "EXPLAIN QUERY PLAN " + sql)
+            if let arguments {
+                try statement.setArguments(arguments)
+            } else {
+                statement.setUncheckedArguments(StatementArguments())
+            }
+            return try Row.fetchAll(statement).map { $0["detail"] }
         }
     }
 
@@ -194,20 +265,33 @@ public final class SQLiteStore: CoordinatorStore {
 
     /// Compressed chunks of an attempt's log whose end lies beyond `from`, in order.
     public func logChunks(jobID: String, attempt: Int, from: Int, limit: Int) throws -> [LogChunkRow] {
-        try database.read { db in
-            try Row.fetchAll(
-                db,
-                sql: #"""
-                    SELECT "offset", raw_length, data FROM log_chunks
-                    WHERE job_id = ? AND attempt = ? AND "offset" + raw_length > ?
-                    ORDER BY "offset" LIMIT ?
-                    """#,
-                arguments: [jobID, attempt, from, limit]
-            ).map { row in
-                LogChunkRow(offset: row[0], rawLength: row[1], data: row[2])
+        guard limit > 0 else { return [] }
+        return try database.read { db in
+            let statement = try db.cachedStatement(sql: Self.logChunksSQL)
+            statement.arguments = [jobID, attempt, from, limit]
+            var rows: [LogChunkRow] = []
+            let cursor = try Row.fetchCursor(statement)
+            while let row = try cursor.next() {
+                // The blob is copied once, out of SQLite's buffer into the chunk's `Data`.
+                rows.append(LogChunkRow(offset: row[0], rawLength: row[1], data: row[2]))
             }
+            return rows
         }
     }
+
+    /// Chunks from the one holding byte `from` (the last that starts at or before it) on:
+    /// a seek in the primary key. Chunks are contiguous (`appendLog` is only ever at the
+    /// stored length), so this is the same set as "every chunk whose end is beyond `from`",
+    /// which alone made SQLite read the attempt's chunks from its first one on each page
+    /// of a long log being followed.
+    static let logChunksSQL = #"""
+        SELECT "offset", raw_length, data FROM log_chunks
+        WHERE job_id = ?1 AND attempt = ?2 AND "offset" + raw_length > ?3
+            AND "offset" >= coalesce((
+                SELECT "offset" FROM log_chunks WHERE job_id = ?1 AND attempt = ?2 AND "offset" <= ?3
+                ORDER BY "offset" DESC LIMIT 1), 0)
+        ORDER BY "offset" LIMIT ?4
+        """#
 }
 
 public struct LogChunkRow: Sendable, Equatable {

@@ -145,3 +145,82 @@ extension StoredJob {
         }
     }
 }
+
+// MARK: - Reading rows
+
+extension StoredJob {
+    /// Reads a job row by column name, without GRDB's `Decodable` path.
+    ///
+    /// That path maps every property to its column through the snake-case strategy on
+    /// every row, and the listing of 50 jobs spent about 60 % of the coordinator's CPU in
+    /// it (a fifth in the key conversion alone, a fifth in JSON), profiled on
+    /// `GET /v1/jobs?limit=50`. The JSON columns are decoded here as there, skipping the
+    /// decoder for the empty `[]` and `{}` most rows hold.
+    public init(row: Row) throws {
+        let json = JSONColumns(row: row)
+        id = try row.decode(forColumn: "id")
+        pipelineId = try row.decode(forColumn: "pipeline_id")
+        position = try row.decode(forColumn: "position")
+        key = try row.decode(forColumn: "key")
+        name = try row.decode(forColumn: "name")
+        state = try row.decode(forColumn: "state")
+        commands = try json.decode("commands", empty: [])
+        env = try json.decode("env", empty: [:])
+        agents = try json.decode("agents", empty: [:])
+        dependsOn = try json.decode("depends_on", empty: [])
+        timeoutSeconds = try row.decode(forColumn: "timeout_seconds")
+        cancelGraceSeconds = try row.decode(forColumn: "cancel_grace_seconds")
+        retry = try json.decode("retry", empty: [])
+        retryCounts = try json.decode("retry_counts", empty: [:])
+        cancelReason = try row.decode(forColumn: "cancel_reason")
+        attempt = try row.decode(forColumn: "attempt")
+        agentId = try row.decode(forColumn: "agent_id")
+        exitStatus = try row.decode(forColumn: "exit_status")
+        reason = try row.decode(forColumn: "reason")
+        createdAt = try row.decode(forColumn: "created_at")
+        queuedAt = try row.decode(forColumn: "queued_at")
+        startedAt = try row.decode(forColumn: "started_at")
+        finishedAt = try row.decode(forColumn: "finished_at")
+        logLength = try row.decode(forColumn: "log_length")
+    }
+}
+
+extension StoredAttempt {
+    /// Reads an attempt row by column name (see `StoredJob.init(row:)`).
+    public init(row: Row) throws {
+        jobId = try row.decode(forColumn: "job_id")
+        attempt = try row.decode(forColumn: "attempt")
+        agentId = try row.decode(forColumn: "agent_id")
+        state = try row.decode(forColumn: "state")
+        exitStatus = try row.decode(forColumn: "exit_status")
+        reason = try row.decode(forColumn: "reason")
+        leasedAt = try row.decode(forColumn: "leased_at")
+        startedAt = try row.decode(forColumn: "started_at")
+        finishedAt = try row.decode(forColumn: "finished_at")
+    }
+}
+
+/// The JSON-encoded columns of one row, decoded straight from SQLite's buffer.
+private struct JSONColumns {
+    let row: Row
+    let decoder = JSONDecoder()
+
+    func decode<Element: Decodable>(_ column: String, empty: [Element]) throws -> [Element] {
+        try decode(column, empty: empty, emptyText: "[]")
+    }
+
+    func decode<Value: Decodable>(_ column: String, empty: [String: Value]) throws -> [String: Value] {
+        try decode(column, empty: empty, emptyText: "{}")
+    }
+
+    private func decode<T: Decodable>(_ column: String, empty: T, emptyText: StaticString) throws -> T {
+        try row.withUnsafeData(named: column) { data in
+            guard let data else {
+                throw DecodingError.valueNotFound(
+                    T.self, .init(codingPath: [], debugDescription: "column \(column) is NULL"))
+            }
+            let isEmpty = emptyText.withUTF8Buffer { text in data.elementsEqual(text) }
+            return isEmpty ? empty : try decoder.decode(T.self, from: data)
+        }
+    }
+}
