@@ -179,20 +179,22 @@ public actor CoordinatorCore {
         return (pipeline, jobs)
     }
 
-    public func pipeline(id: String) throws -> API.Pipeline? {
-        flush()
+    /// Reads run on the caller's task, off the single writer: decoding a page of rows
+    /// costs milliseconds that dispatch must not wait behind. They commit what is pending
+    /// first, so they never see the store behind what an agent or caller was told.
+    public nonisolated func pipeline(id: String) async throws -> API.Pipeline? {
+        await flush()
         guard let pipeline = try store.pipeline(id: id) else { return nil }
-        return Self.view(pipeline, jobs: try store.jobs(pipelineID: id).map { lifecycle.jobs[$0.id] ?? $0 })
+        return Self.view(pipeline, jobs: try store.jobs(pipelineID: id))
     }
 
-    public func job(id: String) throws -> StoredJob? {
-        flush()
-        if let cached = lifecycle.jobs[id] { return cached }
+    public nonisolated func job(id: String) async throws -> StoredJob? {
+        await flush()
         return try store.job(id: id)
     }
 
-    public func listJobs(states: [JobState]?, limit: Int) throws -> [API.Job] {
-        flush()
+    public nonisolated func listJobs(states: [JobState]?, limit: Int) async throws -> [API.Job] {
+        await flush()
         return try store.jobs(states: states, limit: limit).map(Self.view)
     }
 
@@ -390,7 +392,8 @@ public actor CoordinatorCore {
     public func cancel(pipelineID: String, reason: String = "cancelled by user") throws -> API.Pipeline? {
         guard try store.pipelineExists(id: pipelineID) else { return nil }
         try runNow(lifecycle.cancel(pipeline: pipelineID, reason: reason, now: Date()))
-        return try pipeline(id: pipelineID)
+        guard let pipeline = try store.pipeline(id: pipelineID) else { return nil }
+        return Self.view(pipeline, jobs: try store.jobs(pipelineID: pipelineID))
     }
 
     // MARK: - Views
