@@ -72,6 +72,11 @@ struct GantryBench: AsyncParsableCommand {
         context.log("gantry-bench: \(context.runs) run(s) per scenario\(quick ? " (quick)" : ""); work dir \(work)")
         context.log("machine: \(results.machine.summary); load average \(results.loadAtStart)")
 
+        if selected.contains("throughput") || selected.contains("dispatch") {
+            let ceiling = MachineCeilings.shellSpawnsPerSecond(cores: results.machine.cores)
+            results.spawnCeiling = ceiling
+            context.log("machine ceiling: \(Int(ceiling)) spawns of `sh -c true` per second on \(results.machine.cores) cores")
+        }
         for name in selected {
             let started = ContinuousClock.now
             context.log("== \(name)")

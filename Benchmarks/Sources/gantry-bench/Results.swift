@@ -11,6 +11,9 @@ struct Results {
     var openFileLimit: Int
     var buildNotes: [String]
     var loadAtStart = ""
+    /// `sh -c true` spawned and reaped per second on all cores (`MachineCeilings`), measured
+    /// just before the dispatch and throughput scenarios.
+    var spawnCeiling: Double?
     var loadAtEnd = ""
     var durations: [String: Double] = [:]
     var failures: [String: String] = [:]
