@@ -1,8 +1,13 @@
-import Foundation
 import GantryProtocol
 import Logging
 import NIOCore
 import NIOSSL
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 
 /// The agent: keeps a connection to the coordinator (reconnecting with backoff), takes
 /// leases, runs them, streams their logs and reports their outcome until acknowledged.

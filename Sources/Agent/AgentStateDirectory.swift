@@ -1,6 +1,11 @@
-import Foundation
 import GantryProtocol
 import X509
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 
 /// The files under the agent's `--state DIR`, written once by `gantry-agent enroll`.
 ///

@@ -1,7 +1,17 @@
-import Foundation
 import GantryProtocol
 import Subprocess
 import SystemPackage
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// Runs one leased job: a fresh work dir, a clean environment, each command via
 /// `/bin/sh -c` in its own session, stdout and stderr merged in order into the spool.

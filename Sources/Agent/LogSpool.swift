@@ -1,6 +1,11 @@
 import CGantryShims
-import Foundation
 import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// One attempt's log on the agent's disk, kept until the coordinator acknowledges it.
 ///

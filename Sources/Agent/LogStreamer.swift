@@ -1,7 +1,11 @@
-import Foundation
 import GantryProtocol
 import NIOCore
-import NIOFoundationCompat
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 
 /// Ships one attempt's spooled log to the coordinator as compressed chunks.
 ///
@@ -158,7 +162,7 @@ public actor LogStreamer {
                         $0.seq = sequence
                         $0.offset = UInt64(sentOffset)
                         $0.rawLength = UInt32(raw.count)
-                        $0.data = Data(buffer: compressed)
+                        $0.data = Data(compressed.readableBytesView)
                     }
                 }
                 guard upload(chunk) else { return }

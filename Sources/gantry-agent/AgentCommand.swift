@@ -1,9 +1,19 @@
 import ArgumentParser
-import Foundation
 import GantryAgent
 import GantryProtocol
 import Logging
 import UnixSignals
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// `gantry-agent`: argument parsing and wiring only; the work is in GantryAgent.
 @main
@@ -86,7 +96,7 @@ struct Run: AsyncParsableCommand {
         let options = AgentRuntime.Options(
             coordinator: try HostPort(parsing: coordinator ?? metadata.coordinator), agentID: agentID,
             labels: try parseLabels(labels), capacity: capacity, oneShot: oneShot, workRoot: workRoot,
-            spoolDirectory: directory.spool + "/" + agentID.replacingOccurrences(of: "/", with: "_"),
+            spoolDirectory: directory.spool + "/" + agentID.replacing("/", with: "_"),
             keepWorkDirs: keepWorkDirs, heartbeatInterval: heartbeatInterval.map { .milliseconds(Int($0 * 1000)) },
             streamer: {
                 var configuration = LogStreamer.Configuration()

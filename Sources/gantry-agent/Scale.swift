@@ -1,9 +1,14 @@
 import ArgumentParser
-import Foundation
 import GantryAgent
 import GantryProtocol
 import Logging
 import UnixSignals
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 
 enum ProviderKind: String, ExpressibleByArgument, CaseIterable {
     case process, systemd, command

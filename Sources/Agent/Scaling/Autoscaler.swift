@@ -1,8 +1,13 @@
-import Foundation
 import GantryProtocol
 import Logging
 import NIOCore
 import NIOSSL
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 
 /// `gantry-agent scale`: keeps the number of agent slots on a host (or in an instance
 /// group) between a minimum and a maximum, following the coordinator's demand.
