@@ -62,7 +62,7 @@ public struct AgentStateDirectory: Sendable {
     }
 }
 
-public enum AgentError: Error, CustomStringConvertible, Sendable {
+public enum AgentError: Error, CustomStringConvertible, Sendable, Equatable {
     case notEnrolled(String)
     case invalidAddress(String)
     case enrollmentRefused(String)

@@ -154,14 +154,17 @@ struct JobRunnerTests {
     }
 }
 
-@Suite("Backoff")
+@Suite("Backoff", .timeLimit(.minutes(1)))
 struct BackoffTests {
     @Test func growsExponentiallyWithinBounds() {
         var backoff = Backoff(minimum: .milliseconds(100), maximum: .seconds(2))
+        var random = SeededGenerator(state: 3)
         var delays: [Duration] = []
-        for _ in 0..<12 { delays.append(backoff.next()) }
-        #expect(delays.allSatisfy { $0 >= .milliseconds(100) && $0 <= .seconds(2) })
+        for _ in 0..<12 { delays.append(backoff.next(using: &random)) }
+        for (attempt, delay) in delays.enumerated() {
+            #expect(delay >= .milliseconds(100) && delay <= min(.seconds(2), .milliseconds(100) * (1 << attempt)))
+        }
         backoff.reset()
-        #expect(backoff.next() <= .milliseconds(100))
+        #expect(backoff.next(using: &random) == .milliseconds(100))
     }
 }
