@@ -69,6 +69,7 @@ let package = Package(
             dependencies: [
                 "GantryProtocol",
                 "GantryPipeline",
+                "GantryServices",
                 // The listener's handshake deadline watches NIOTLS's handshake event.
                 .product(name: "NIOTLS", package: "swift-nio"),
                 .product(name: "NIOFoundationCompat", package: "swift-nio"),
@@ -81,6 +82,17 @@ let package = Package(
             path: "Sources/Coordinator"
         ),
         .target(name: "CGantryShims", path: "Sources/CGantryShims"),
+        // Running as services: the ServiceGroup that drains on the first SIGTERM/SIGINT and
+        // cancels on the second, shared by the agent, the scaler and the coordinator.
+        .target(
+            name: "GantryServices",
+            dependencies: [
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Sources/Services"
+        ),
         .target(
             name: "GantryAgent",
             dependencies: [
@@ -106,8 +118,9 @@ let package = Package(
             name: "gantry-agent",
             dependencies: [
                 "GantryAgent",
+                "GantryServices",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             path: "Sources/gantry-agent",
             // The toolchain links static-stdlib executables with `-export-dynamic`, which puts
@@ -144,7 +157,7 @@ let package = Package(
         ),
         .testTarget(
             name: "GantryAgentTests",
-            dependencies: ["GantryAgent"],
+            dependencies: ["GantryAgent", "GantryServices"],
             path: "Tests/AgentTests"
         ),
         .testTarget(

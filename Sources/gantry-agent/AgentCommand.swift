@@ -1,8 +1,9 @@
 import ArgumentParser
 import GantryAgent
 import GantryProtocol
+import GantryServices
 import Logging
-import UnixSignals
+import ServiceLifecycle
 
 #if canImport(FoundationEssentials)
 import FoundationEssentials
@@ -113,18 +114,14 @@ struct Run: AsyncParsableCommand {
             options: runtimeOptions,
             tls: try GantryTLS.agent(certificate: identity.certificate, privateKey: identity.privateKey, ca: identity.ca),
             logger: logger)
-        let signalLogger = logger
-        let signalTask = await onShutdownSignals(
-            first: { signal in
-                signalLogger.notice("received \(signal): draining (send it again to cancel the running job)")
-                await runtime.drain()
-            },
-            again: { signal in
-                signalLogger.notice("received \(signal) again: cancelling the running job")
-                await runtime.cancelAll(reason: "agent stopped by \(signal)")
-            })
-        defer { signalTask.cancel() }
-        try await runtime.run()
+        // First SIGTERM/SIGINT: drain; the next: cancel the running job. The agent also ends
+        // by itself (one-shot, or drained by the coordinator), which ends the group.
+        try await TwoSignalServiceGroup(
+            services: [
+                .init(service: AgentService(runtime: runtime, logger: logger), successTerminationBehavior: .gracefullyShutdownGroup)
+            ],
+            logger: logger
+        ).run()
     }
 }
 
@@ -138,21 +135,6 @@ func parseLabels(_ labels: String) throws -> [String: String] {
         result[String(parts[0])] = String(parts[1])
     }
     return result
-}
-
-/// SIGTERM/SIGINT handling shared by `run` and `scale`: the first signal asks for a
-/// graceful stop (drain), any later one for the hard one (cancel running jobs).
-func onShutdownSignals(
-    first: @escaping @Sendable (UnixSignal) async -> Void, again: @escaping @Sendable (UnixSignal) async -> Void
-) async -> Task<Void, Never> {
-    let signals = await UnixSignalsSequence(trapping: .sigterm, .sigint)
-    return Task {
-        var count = 0
-        for await signal in signals {
-            count += 1
-            if count == 1 { await first(signal) } else { await again(signal) }
-        }
-    }
 }
 
 func bootstrapLogging(_ level: Logger.Level) {

@@ -1,8 +1,9 @@
 import ArgumentParser
 import GantryAgent
 import GantryProtocol
+import GantryServices
 import Logging
-import UnixSignals
+import ServiceLifecycle
 
 #if canImport(FoundationEssentials)
 import FoundationEssentials
@@ -95,18 +96,13 @@ struct Scale: AsyncParsableCommand {
                 policy: .init(minimum: min, maximum: max, cooldown: .milliseconds(Int(cooldown * 1000)))),
             tls: try GantryTLS.agent(certificate: identity.certificate, privateKey: identity.privateKey, ca: identity.ca),
             provider: slots, logger: logger)
-        let signalLogger = logger
-        let signalTask = await onShutdownSignals(
-            first: { signal in
-                signalLogger.notice("received \(signal): stopping; draining the slots this scaler started")
-                await scaler.stop()
-            },
-            again: { signal in
-                signalLogger.notice("received \(signal) again: cancelling the slots' jobs")
-                await scaler.cancelSlots()
-            })
-        defer { signalTask.cancel() }
-        try await scaler.run()
+        // First SIGTERM/SIGINT: stop scaling and drain the slots; the next: cancel their jobs.
+        try await TwoSignalServiceGroup(
+            services: [
+                .init(service: ScalerService(scaler: scaler, logger: logger), successTerminationBehavior: .gracefullyShutdownGroup)
+            ],
+            logger: logger
+        ).run()
     }
 
     static func currentExecutable() -> String {
