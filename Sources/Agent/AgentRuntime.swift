@@ -324,9 +324,11 @@ public actor AgentRuntime: AgentConnectionOwner {
         }
         leasesTaken += 1
         let outbound = self.outbound
+        let (jobID, attempt) = (spec.jobID, spec.attempt)
         let streamer = LogStreamer(
             jobID: spec.jobID, attempt: spec.attempt, spool: spool, configuration: options.streamer,
-            upload: { outbound.send($0) })
+            upload: { outbound.send($0) },
+            onFailure: { [weak self] why in await self?.spoolFailed(jobID: jobID, attempt: attempt, why: why) })
         let job = RunningJob(
             spec: spec, spool: spool, streamer: streamer,
             control: ProcessGroupControl(
@@ -374,10 +376,26 @@ public actor AgentRuntime: AgentConnectionOwner {
         await job.streamer.finish { [weak self] in await self?.sendFinished(jobID: jobID, attempt: attempt) }
     }
 
+    /// The job's log cannot be read back from its spool, so the rest of it can never reach
+    /// the coordinator: stop the step; the job is reported failed with the reason, its log
+    /// ending where the spool could last be read (`sendFinished`).
+    private func spoolFailed(jobID: String, attempt: UInt32, why: String) {
+        guard let job = jobs[jobID], job.spec.attempt == attempt, !job.aborted else { return }
+        logger.error(
+            "cannot read the job's log back: stopping the step, the job will be reported failed",
+            metadata: ["job": "\(jobID)", "attempt": "\(attempt)", "why": "\(why)"])
+        job.control.stop(.failed(why))
+    }
+
     /// Sent each time the whole log of a finished step is acknowledged (after a reconnect,
     /// again); the coordinator acknowledges a repeated finish idempotently.
-    private func sendFinished(jobID: String, attempt: UInt32) {
-        guard let job = jobs[jobID], job.spec.attempt == attempt, let result = job.result, !job.aborted else { return }
+    private func sendFinished(jobID: String, attempt: UInt32) async {
+        guard let job = jobs[jobID], job.spec.attempt == attempt, var result = job.result, !job.aborted else { return }
+        // A spool that could not be read back cut the log: the job failed, whatever the step did.
+        if let failure = await job.streamer.failure {
+            result = JobRunner.Result(outcome: .failed, exitStatus: result.exitStatus, signal: result.signal, message: failure)
+        }
+        let logLength = await job.streamer.end
         outbound.send(
             .with {
                 $0.jobFinished = .with {
@@ -386,7 +404,7 @@ public actor AgentRuntime: AgentConnectionOwner {
                     $0.outcome = result.outcome
                     $0.exitStatus = result.exitStatus
                     $0.signal = result.signal
-                    $0.logLength = UInt64(job.spool.length)
+                    $0.logLength = UInt64(logLength)
                     $0.message = result.message
                 }
             })

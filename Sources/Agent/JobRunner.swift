@@ -215,6 +215,8 @@ public struct JobRunner: Sendable {
             return Result(outcome: .timedOut, exitStatus: last.exitStatus, signal: last.signal, message: "step timed out")
         case .cancelled(let why):
             return Result(outcome: .cancelled, exitStatus: last.exitStatus, signal: last.signal, message: why)
+        case .failed(let why):
+            return Result(outcome: .failed, exitStatus: last.exitStatus, signal: last.signal, message: why)
         }
     }
 }

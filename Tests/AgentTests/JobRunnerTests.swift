@@ -148,6 +148,25 @@ struct JobRunnerTests {
         OrphanReaper.stat(pid)?.state == "Z"
     }
 
+    /// What the agent does when it cannot read a job's log back: the step is stopped and
+    /// the job fails with the reason, not "cancelled" or "timed out".
+    @Test func aFailureStopEndsTheStepFailedWithItsReason() async throws {
+        let runner = JobRunner(agentID: "h/1", workRoot: root, keepWorkDirs: false)
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        let spool = try LogSpool(path: root + "/spool-failed.log")
+        defer { spool.remove() }
+        let spec = spec(["echo started; sleep 30", "echo never"])
+        let control = ProcessGroupControl(jobID: spec.jobID, attempt: spec.attempt, grace: .seconds(1), useCgroup: false)
+        let stopper = Task {
+            try await waitFor { spool.length > 0 }
+            control.stop(.failed("the spool broke"))
+        }
+        let result = await runner.run(spec, spool: spool, control: control) {}
+        try await stopper.value
+        #expect(result.outcome == .failed && result.message == "the spool broke", "\(result)")
+        #expect(String(decoding: try spool.read(from: 0, count: spool.length), as: UTF8.self) == "started\n")
+    }
+
     @Test func reportsAKillingSignal() async throws {
         let (result, _) = try await run(spec(["kill -9 $$"]))
         #expect(result.outcome == .failed && result.signal == 9)
