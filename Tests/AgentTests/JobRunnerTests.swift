@@ -167,6 +167,24 @@ struct JobRunnerTests {
         #expect(String(decoding: try spool.read(from: 0, count: spool.length), as: UTF8.self) == "started\n")
     }
 
+    /// A step whose output cannot be spooled is stopped and reported with that cause, not
+    /// as a command that could not start.
+    @Test func aFailedLogWriteIsReportedAsSuch() async throws {
+        let runner = JobRunner(agentID: "h/1", workRoot: root, keepWorkDirs: false)
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        let spool = try LogSpool(path: root + "/spool-broken.log")
+        spool.remove()  // its descriptor is closed: every append fails
+        let spec = spec(["echo output; sleep 30"])
+        let control = ProcessGroupControl(jobID: spec.jobID, attempt: spec.attempt, grace: .seconds(1), useCgroup: false)
+        let result = try await withDeadline(.seconds(20), "the step with a broken spool") {
+            await runner.run(spec, spool: spool, control: control) {}
+        }
+        #expect(result.outcome == .failed && result.exitStatus == -1)
+        #expect(result.message.contains("could not write the step's output to its log spool"), "\(result.message)")
+        #expect(result.message.contains("cannot write log spool"), "the underlying error: \(result.message)")
+        #expect(!result.message.contains("could not start"))
+    }
+
     @Test func reportsAKillingSignal() async throws {
         let (result, _) = try await run(spec(["kill -9 $$"]))
         #expect(result.outcome == .failed && result.signal == 9)
