@@ -44,7 +44,6 @@ let package = Package(
             name: "GantryProtocol",
             dependencies: [
                 .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOExtras", package: "swift-nio-extras"),
                 .product(name: "X509", package: "swift-certificates"),
@@ -52,7 +51,6 @@ let package = Package(
                 .product(name: "SwiftASN1", package: "swift-asn1"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "CompressNIO", package: "compress-nio"),
-                .product(name: "Logging", package: "swift-log"),
             ],
             path: "Sources/Protocol",
             exclude: ["gantry.proto"]
@@ -70,6 +68,7 @@ let package = Package(
                 "GantryProtocol",
                 "GantryPipeline",
                 "GantryServices",
+                .product(name: "NIOPosix", package: "swift-nio"),
                 // The listener's handshake deadline watches NIOTLS's handshake event.
                 .product(name: "NIOTLS", package: "swift-nio"),
                 .product(name: "NIOFoundationCompat", package: "swift-nio"),
@@ -98,9 +97,9 @@ let package = Package(
             dependencies: [
                 "GantryProtocol",
                 "CGantryShims",
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Subprocess", package: "swift-subprocess"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -83,15 +83,6 @@ public final class LogSpool: Sendable {
         }
     }
 
-    /// Disk bytes in use (allocated blocks), for tests and diagnostics.
-    public var allocatedBytes: Int {
-        state.withLock { state in
-            var info = stat()
-            guard fstat(state.fd, &info) == 0 else { return 0 }
-            return Int(info.st_blocks) * 512
-        }
-    }
-
     /// Closes and deletes the file (after the coordinator acknowledged everything).
     public func remove() {
         state.withLock { state in

@@ -71,7 +71,7 @@ public actor Autoscaler: AgentConnectionOwner {
             let existing = try await provider.existingSlots()
             if !existing.isEmpty {
                 logger.info("adopting running slots", metadata: ["slots": "\(existing)"])
-                machine.adopt(existing, now: .now)
+                machine.adopt(existing)
             }
         } catch {
             logger.warning("could not list existing slots; assuming none", metadata: ["error": "\(error)"])
