@@ -93,10 +93,7 @@ public struct CoordinatorServer: Sendable {
     }
 
     static func format(_ address: SocketAddress) -> String {
-        switch address {
-        case .v6: return "[\(address.ipAddress ?? "::")]:\(address.port ?? 0)"
-        default: return "\(address.ipAddress ?? "?"):\(address.port ?? 0)"
-        }
+        HostPort(host: address.ipAddress ?? "?", port: address.port ?? 0).description
     }
 }
 
