@@ -3,7 +3,7 @@ import Foundation
 import GantryProtocol
 import Testing
 
-@Suite("Job runner")
+@Suite("Job runner", .timeLimit(.minutes(1)))
 struct JobRunnerTests {
     let root = NSTemporaryDirectory() + "gantry-runner-\(UUID().uuidString)"
 

@@ -1,7 +1,7 @@
 @testable import GantryAgent
 import Testing
 
-@Suite("Scaler state machine")
+@Suite("Scaler state machine", .timeLimit(.minutes(1)))
 struct ScalerStateMachineTests {
     let t0 = ContinuousClock.now
 
