@@ -1,16 +1,21 @@
-import Foundation
 import GantryProtocol
 import Logging
 import NIOCore
 import NIOSSL
 
-/// The agent: keeps a connection to the coordinator (reconnecting with backoff), takes
-/// leases, runs them, streams their logs and reports their outcome until acknowledged.
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
+/// The agent: takes leases over its `AgentConnection` (which reconnects with backoff),
+/// runs them, streams their logs and reports their outcome until acknowledged.
 ///
 /// What survives a dropped connection: running steps keep running, their logs stay in the
 /// spool, and the final status is kept; the next handshake lists the attempts held, the
 /// coordinator answers with the offset it has, and streaming resumes from there.
-public actor AgentRuntime {
+public actor AgentRuntime: AgentConnectionOwner {
     public struct Options: Sendable {
         public var coordinator: HostPort
         public var agentID: String
@@ -69,14 +74,13 @@ public actor AgentRuntime {
         }
     }
 
-    /// Connect, TLS and Hello/Welcome must complete within this.
-    static let handshakeTimeout: TimeAmount = .seconds(10)
-
     public let options: Options
-    let tls: TLSConfiguration
     let logger: Logger
     let runner: JobRunner
-    let outbound = OutboundQueue()
+    let connection: AgentConnection
+    /// Frames for the coordinator; sends fail (and are redone after the next handshake)
+    /// while disconnected.
+    var outbound: OutboundQueue { connection.outbound }
     let reaper = OrphanReaper()
     /// Drawn once per process and sent in every Hello: the coordinator lets a reconnect
     /// that carries it take over this agent's old connection at once, and refuses a second
@@ -86,17 +90,13 @@ public actor AgentRuntime {
     var leasesTaken = 0
     var draining = false
     var finishedForGood = false
-    var connection: AgentChannel.Connection?
-    var heartbeatInterval: Duration = .seconds(5)
-    /// The coordinator's lease TTL: silent that long (it answers every heartbeat), the
-    /// connection is presumed dead and is replaced, even if TCP has not noticed.
-    var silenceLimit: Duration = .seconds(15)
-    var lastHeard = ContinuousClock.now
 
     public init(options: Options, tls: TLSConfiguration, logger: Logger) {
         self.options = options
-        self.tls = tls
         self.logger = logger
+        self.connection = AgentConnection(
+            coordinator: options.coordinator, tls: tls,
+            configuration: .init(backoff: options.backoff, heartbeatOverride: options.heartbeatInterval), logger: logger)
         self.runner = JobRunner(
             agentID: options.agentID, workRoot: options.workRoot, keepWorkDirs: options.keepWorkDirs,
             stepUser: options.stepUser)
@@ -150,97 +150,40 @@ public actor AgentRuntime {
             }
         }
         defer { reaping.cancel() }
-        var backoff = options.backoff
-        while !finishedForGood {
-            do {
-                let started = ContinuousClock.now
-                let connection = try await AgentChannel.connect(to: options.coordinator, tls: tls)
-                try await session(connection, connectedIn: ContinuousClock.now - started) { backoff.reset() }
-            } catch let error as AgentError {
-                if case .handshakeRefused = error { throw error }
-                logger.warning("connection to the coordinator ended", metadata: ["error": "\(error)"])
-            } catch {
-                logger.warning("connection to the coordinator failed", metadata: ["error": "\(error)"])
-            }
-            outbound.close()
-            connection = nil
-            if finishedForGood { break }
-            let delay = backoff.next()
-            logger.info("reconnecting", metadata: ["in": "\(delay)"])
-            try? await Task.sleep(for: delay)
-        }
+        try await connection.run(for: self)
         logger.info("agent exiting", metadata: ["jobs_taken": "\(leasesTaken)"])
     }
 
-    /// First SIGTERM/SIGINT: take no more jobs, finish the running ones, then exit.
-    public func drain() {
+    /// First SIGTERM/SIGINT (or the coordinator's `Drain`): take no more jobs, finish the
+    /// running ones, then exit.
+    public func drain() async {
         guard !draining else { return }
         draining = true
         logger.info("draining: finishing running jobs, taking no new ones", metadata: ["running": "\(jobs.count)"])
         outbound.send(.with { $0.drain = .with { $0.reason = "agent received a shutdown signal" } })
-        exitIfIdle()
+        await exitIfIdle()
     }
 
     /// Second signal: cancel running jobs (TERM, grace, KILL), report them, then exit.
-    public func cancelAll(reason: String) {
-        drain()
+    public func cancelAll(reason: String) async {
+        await drain()
         for job in jobs.values { job.control.stop(.cancelled(reason)) }
     }
 
     // MARK: - Connection
 
-    private func session(
-        _ connection: AgentChannel.Connection, connectedIn: Duration, onWelcome: () -> Void
-    ) async throws {
-        // TLS and the Hello/Welcome exchange must finish within the handshake timeout: a
-        // middlebox that accepts TCP but never answers must not hang the agent.
-        let channel = connection.channel
-        let handshakeTimer = channel.eventLoop.scheduleTask(in: Self.handshakeTimeout) {
-            channel.close(promise: nil)
-        }
-        defer { handshakeTimer.cancel() }
-        try await connection.executeThenClose { inbound, writer in
-            let hello = await self.hello()
-            try await writer.write(.with { $0.hello = hello })
-            var iterator = inbound.makeAsyncIterator()
-            guard let first = try await iterator.next() else {
-                throw AgentError.connectionClosed("the coordinator closed the connection during the handshake")
-            }
-            switch first.body {
-            case .welcome(let welcome):
-                handshakeTimer.cancel()
-                (heartbeatInterval, silenceLimit) = try CoordinatorValueChecks.timing(
-                    of: welcome, override: options.heartbeatInterval)
-                onWelcome()
-                self.connection = connection
-                lastHeard = .now
-                logger.info(
-                    "connected to the coordinator",
-                    metadata: ["coordinator": "\(options.coordinator)", "version": "\(welcome.version)", "handshake": "\(connectedIn)"])
-                let writerTask = outbound.startWriting(to: writer)
-                let heartbeat = Task { await self.heartbeatLoop() }
-                defer {
-                    writerTask.cancel()
-                    heartbeat.cancel()
-                }
-                await resume(welcome.resume)
-                offerSlots()
-                exitIfIdle()
-                while let envelope = try await iterator.next() {
-                    lastHeard = .now
-                    await handle(envelope)
-                }
-                outbound.close()
-                await writerTask.value
-            case .error(let error):
-                throw AgentError.handshake(error)
-            default:
-                throw AgentError.connectionClosed("the coordinator answered the handshake with an unexpected message")
-            }
-        }
+    func connected(_ welcome: Gantry_V1_Welcome, connectedIn: Duration) async {
+        logger.info(
+            "connected to the coordinator",
+            metadata: ["coordinator": "\(options.coordinator)", "version": "\(welcome.version)", "handshake": "\(connectedIn)"])
+        await resume(welcome.resume)
+        offerSlots()
+        await exitIfIdle()
     }
 
-    private func hello() async -> Gantry_V1_Hello {
+    func disconnected() {}
+
+    func hello() async -> Gantry_V1_Hello {
         let held = await heldAttempts().map { held in
             Gantry_V1_HeldAttempt.with {
                 $0.jobID = held.jobID
@@ -267,7 +210,7 @@ public actor AgentRuntime {
         for instruction in instructions {
             guard let job = jobs[instruction.jobID], job.spec.attempt == instruction.attempt else { continue }
             if instruction.abort {
-                abort(job, why: "the coordinator no longer assigns this attempt to this agent")
+                await abort(job, why: "the coordinator no longer assigns this attempt to this agent")
                 continue
             }
             // Resends the log from what the coordinator holds; a finished step's status
@@ -291,35 +234,23 @@ public actor AgentRuntime {
         if free > 0 { outbound.send(.with { $0.ready = .with { $0.slots = UInt32(free) } }) }
     }
 
-    private func heartbeatLoop() async {
-        while !Task.isCancelled {
-            try? await Task.sleep(for: heartbeatInterval)
-            if Task.isCancelled { return }
-            if ContinuousClock.now - lastHeard > silenceLimit {
-                logger.warning("no word from the coordinator within the lease TTL; reconnecting", metadata: ["ttl": "\(silenceLimit)"])
-                connection?.channel.close(promise: nil)
-                return
+    func heartbeat() async -> Gantry_V1_Heartbeat {
+        let running = await heldAttempts().map { held in
+            Gantry_V1_RunningAttempt.with {
+                $0.jobID = held.jobID
+                $0.attempt = held.attempt
+                $0.logOffset = UInt64(held.acknowledged)
             }
-            let running = await heldAttempts().map { held in
-                Gantry_V1_RunningAttempt.with {
-                    $0.jobID = held.jobID
-                    $0.attempt = held.attempt
-                    $0.logOffset = UInt64(held.acknowledged)
-                }
-            }
-            outbound.send(
-                .with {
-                    $0.heartbeat = .with {
-                        $0.running = running
-                        $0.sentAtUnixMs = UInt64(Date().timeIntervalSince1970 * 1000)
-                    }
-                })
+        }
+        return .with {
+            $0.running = running
+            $0.sentAtUnixMs = UInt64(Date().timeIntervalSince1970 * 1000)
         }
     }
 
     // MARK: - Messages
 
-    private func handle(_ envelope: Gantry_V1_Envelope) async {
+    func received(_ envelope: Gantry_V1_Envelope) async {
         switch envelope.body {
         case .lease(let lease):
             accept(lease)
@@ -328,24 +259,22 @@ public actor AgentRuntime {
                 await job.streamer.acknowledged(offset: CoordinatorValueChecks.offset(ack.offset))
             }
         case .finishAck(let ack):
-            if let job = jobs[ack.jobID], job.spec.attempt == ack.attempt { complete(job) }
+            if let job = jobs[ack.jobID], job.spec.attempt == ack.attempt { await complete(job) }
         case .cancel(let cancel):
             if let job = jobs[cancel.jobID], job.spec.attempt == cancel.attempt {
                 logger.info("cancelling job at the coordinator's request", metadata: ["job": "\(cancel.jobID)"])
                 job.control.stop(.cancelled(cancel.reason.isEmpty ? "cancelled" : cancel.reason))
             }
         case .drain:
-            drain()
+            await drain()
         case .error(let error):
             if error.code == .staleAttempt, let job = jobs[error.jobID], job.spec.attempt == error.attempt {
-                abort(job, why: error.message)
+                await abort(job, why: error.message)
             } else {
                 logger.warning(
                     "coordinator reported an error",
                     metadata: ["code": "\(error.code)", "message": "\(CoordinatorValueChecks.loggable(error.message))"])
             }
-        case .heartbeatAck:
-            break
         default:
             logger.warning("ignoring an unexpected message from the coordinator")
         }
@@ -395,9 +324,11 @@ public actor AgentRuntime {
         }
         leasesTaken += 1
         let outbound = self.outbound
+        let (jobID, attempt) = (spec.jobID, spec.attempt)
         let streamer = LogStreamer(
             jobID: spec.jobID, attempt: spec.attempt, spool: spool, configuration: options.streamer,
-            upload: { outbound.send($0) })
+            upload: { outbound.send($0) },
+            onFailure: { [weak self] why in await self?.spoolFailed(jobID: jobID, attempt: attempt, why: why) })
         let job = RunningJob(
             spec: spec, spool: spool, streamer: streamer,
             control: ProcessGroupControl(
@@ -438,17 +369,33 @@ public actor AgentRuntime {
             "job step ended",
             metadata: ["job": "\(job.spec.jobID)", "outcome": "\(result.outcome)", "exit": "\(result.exitStatus)"])
         if job.aborted {
-            complete(job)
+            await complete(job)
             return
         }
         let (jobID, attempt) = (job.spec.jobID, job.spec.attempt)
         await job.streamer.finish { [weak self] in await self?.sendFinished(jobID: jobID, attempt: attempt) }
     }
 
+    /// The job's log cannot be read back from its spool, so the rest of it can never reach
+    /// the coordinator: stop the step; the job is reported failed with the reason, its log
+    /// ending where the spool could last be read (`sendFinished`).
+    private func spoolFailed(jobID: String, attempt: UInt32, why: String) {
+        guard let job = jobs[jobID], job.spec.attempt == attempt, !job.aborted else { return }
+        logger.error(
+            "cannot read the job's log back: stopping the step, the job will be reported failed",
+            metadata: ["job": "\(jobID)", "attempt": "\(attempt)", "why": "\(why)"])
+        job.control.stop(.failed(why))
+    }
+
     /// Sent each time the whole log of a finished step is acknowledged (after a reconnect,
     /// again); the coordinator acknowledges a repeated finish idempotently.
-    private func sendFinished(jobID: String, attempt: UInt32) {
-        guard let job = jobs[jobID], job.spec.attempt == attempt, let result = job.result, !job.aborted else { return }
+    private func sendFinished(jobID: String, attempt: UInt32) async {
+        guard let job = jobs[jobID], job.spec.attempt == attempt, var result = job.result, !job.aborted else { return }
+        // A spool that could not be read back cut the log: the job failed, whatever the step did.
+        if let failure = await job.streamer.failure {
+            result = JobRunner.Result(outcome: .failed, exitStatus: result.exitStatus, signal: result.signal, message: failure)
+        }
+        let logLength = await job.streamer.end
         outbound.send(
             .with {
                 $0.jobFinished = .with {
@@ -457,24 +404,24 @@ public actor AgentRuntime {
                     $0.outcome = result.outcome
                     $0.exitStatus = result.exitStatus
                     $0.signal = result.signal
-                    $0.logLength = UInt64(job.spool.length)
+                    $0.logLength = UInt64(logLength)
                     $0.message = result.message
                 }
             })
     }
 
-    private func abort(_ job: RunningJob, why: String) {
+    private func abort(_ job: RunningJob, why: String) async {
         guard !job.aborted else { return }
         logger.warning("aborting our copy of a job", metadata: ["job": "\(job.spec.jobID)", "why": "\(why)"])
         job.aborted = true
         job.control.stop(.cancelled(why))
         let streamer = job.streamer
         Task { await streamer.abandon() }
-        if job.result != nil { complete(job) }
+        if job.result != nil { await complete(job) }
     }
 
     /// The coordinator acknowledged the final status (or the attempt was aborted): forget it.
-    private func complete(_ job: RunningJob) {
+    private func complete(_ job: RunningJob) async {
         guard jobs[job.spec.jobID] === job else { return }
         jobs.removeValue(forKey: job.spec.jobID)
         for task in job.tasks { task.cancel() }
@@ -484,14 +431,15 @@ public actor AgentRuntime {
         let reaper = self.reaper
         Task.detached { reaper.reap() }
         offerSlots()
-        exitIfIdle()
+        await exitIfIdle()
     }
 
-    private func exitIfIdle() {
+    /// Done for good (drained, or a one-shot agent's job acknowledged): close the
+    /// connection; `run` returns.
+    private func exitIfIdle() async {
         let done = jobs.isEmpty && (draining || (options.oneShot && leasesTaken > 0))
         guard done, !finishedForGood else { return }
         finishedForGood = true
-        outbound.close()
-        connection?.channel.close(promise: nil)
+        await connection.shutdown()
     }
 }

@@ -1,6 +1,11 @@
-import Foundation
 import GantryProtocol
 import X509
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 
 /// The files under the agent's `--state DIR`, written once by `gantry-agent enroll`.
 ///
@@ -57,9 +62,8 @@ public struct AgentStateDirectory: Sendable {
     }
 }
 
-public enum AgentError: Error, CustomStringConvertible, Sendable {
+public enum AgentError: Error, CustomStringConvertible, Sendable, Equatable {
     case notEnrolled(String)
-    case invalidAddress(String)
     case enrollmentRefused(String)
     case handshakeRefused(String)
     case connectionClosed(String)
@@ -69,7 +73,6 @@ public enum AgentError: Error, CustomStringConvertible, Sendable {
         case .notEnrolled(let path):
             return "\(path) holds no enrolled identity: run `gantry-agent enroll --coordinator HOST:PORT --token TOKEN "
                 + "--ca-fingerprint sha256:... --state \(path)` first"
-        case .invalidAddress(let text): return "'\(text)' is not HOST:PORT"
         case .enrollmentRefused(let why): return "enrollment refused: \(why)"
         case .handshakeRefused(let why): return "the coordinator refused the handshake: \(why)"
         case .connectionClosed(let why): return "connection closed: \(why)"
@@ -86,27 +89,4 @@ public enum AgentError: Error, CustomStringConvertible, Sendable {
             return .connectionClosed(error.message)
         }
     }
-}
-
-/// `HOST:PORT` or `[v6]:PORT`.
-public struct HostPort: Sendable, Equatable, CustomStringConvertible {
-    public var host: String
-    public var port: Int
-
-    public init(host: String, port: Int) {
-        self.host = host
-        self.port = port
-    }
-
-    public init(parsing text: String) throws {
-        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
-            (1...65535).contains(port)
-        else { throw AgentError.invalidAddress(text) }
-        var host = String(text[..<colon])
-        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
-        guard !host.isEmpty else { throw AgentError.invalidAddress(text) }
-        self.init(host: host, port: port)
-    }
-
-    public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
 }

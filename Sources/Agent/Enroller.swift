@@ -1,9 +1,14 @@
 import Crypto
-import Foundation
 import GantryProtocol
 import NIOCore
 import Synchronization
 import X509
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 
 /// `gantry-agent enroll`: obtains a client certificate from the coordinator.
 ///

@@ -1,4 +1,13 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// A cgroup (v2) per job attempt, where the agent may create them: the one boundary no
 /// descendant can leave, whatever it does to its session or environment.

@@ -1,7 +1,17 @@
-import Foundation
 import GantryProtocol
 import Subprocess
 import SystemPackage
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// Runs one leased job: a fresh work dir, a clean environment, each command via
 /// `/bin/sh -c` in its own session, stdout and stderr merged in order into the spool.
@@ -131,6 +141,16 @@ public struct JobRunner: Sendable {
                 last = try await runCommand(
                     command, environment: environment, directory: directory, spool: spool, control: control,
                     onOutput: onOutput)
+            } catch CommandFailure.logWrite(let error) {
+                // Nothing more can be written to the log: the reason goes in the final status.
+                return Result(
+                    outcome: .failed, exitStatus: -1, signal: 0,
+                    message: "the agent could not write the step's output to its log spool, so it stopped the step: \(error)")
+            } catch CommandFailure.outputRead(let error) {
+                try? spool.append("gantry: could not read the step's output: \(error)\n")
+                await onOutput()
+                return Result(
+                    outcome: .failed, exitStatus: -1, signal: 0, message: "the agent could not read the step's output: \(error)")
             } catch {
                 try? spool.append("gantry: could not start `/bin/sh -c`: \(error)\n")
                 await onOutput()
@@ -140,6 +160,15 @@ public struct JobRunner: Sendable {
             if last.outcome != .succeeded { return last }
         }
         return last
+    }
+
+    /// Why a command that did start could not be run to its end. Anything else
+    /// `runCommand` throws means it could not be started.
+    enum CommandFailure: Error {
+        /// Appending its output to the spool failed (disk full, I/O error).
+        case logWrite(any Error)
+        /// Reading its output pipe failed.
+        case outputRead(any Error)
     }
 
     private func runCommand(
@@ -183,9 +212,20 @@ public struct JobRunner: Sendable {
             }
             // The step's standard input is empty (like /dev/null).
             try? await execution.standardInputWriter.finish()
-            for try await buffer in execution.standardOutput {
-                try buffer.withUnsafeBytes { try spool.append($0) }
-                await onOutput()
+            do {
+                for try await buffer in execution.standardOutput {
+                    do {
+                        try buffer.withUnsafeBytes { try spool.append($0) }
+                    } catch {
+                        throw CommandFailure.logWrite(error)
+                    }
+                    await onOutput()
+                }
+            } catch {
+                // swift-subprocess kills and reaps the command when this closure throws: forget
+                // its group now (its pid may be reused); `reapStragglers` finds the rest.
+                control.leaderExited(processGroup: pid)
+                throw error is CommandFailure ? error : CommandFailure.outputRead(error)
             }
         }
         control.leaderExited(processGroup: result.processIdentifier.value)
@@ -205,6 +245,8 @@ public struct JobRunner: Sendable {
             return Result(outcome: .timedOut, exitStatus: last.exitStatus, signal: last.signal, message: "step timed out")
         case .cancelled(let why):
             return Result(outcome: .cancelled, exitStatus: last.exitStatus, signal: last.signal, message: why)
+        case .failed(let why):
+            return Result(outcome: .failed, exitStatus: last.exitStatus, signal: last.signal, message: why)
         }
     }
 }

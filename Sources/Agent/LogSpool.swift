@@ -1,6 +1,11 @@
 import CGantryShims
-import Foundation
 import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// One attempt's log on the agent's disk, kept until the coordinator acknowledges it.
 ///
@@ -75,15 +80,6 @@ public final class LogSpool: Sendable {
             if gantry_punch_hole(state.fd, Int64(state.discarded), Int64(end - state.discarded)) == 0 {
                 state.discarded = end
             }
-        }
-    }
-
-    /// Disk bytes in use (allocated blocks), for tests and diagnostics.
-    public var allocatedBytes: Int {
-        state.withLock { state in
-            var info = stat()
-            guard fstat(state.fd, &info) == 0 else { return 0 }
-            return Int(info.st_blocks) * 512
         }
     }
 

@@ -1,7 +1,11 @@
-import Foundation
 import GantryProtocol
 import NIOCore
-import NIOFoundationCompat
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 
 /// Ships one attempt's spooled log to the coordinator as compressed chunks.
 ///
@@ -16,6 +20,12 @@ import NIOFoundationCompat
 /// coordinator saying "I hold exactly this much" (after a gap, or a finish that came too
 /// early): the streamer resends from there. Each time the whole log of a finished step
 /// becomes acknowledged, `onFullyAcknowledged` runs, so the final status is (re)sent.
+///
+/// A spool that cannot be read is retried at the next wake-ups, `maximumReadFailures`
+/// times in a row at most; then the log ends where the last good read ended (`end`), and
+/// `onFailure` runs once, so the owner stops the step and reports the job failed with the
+/// reason. Until then the step keeps running (so a passing error costs nothing), but it
+/// can never hang the job: the log the coordinator gets is complete up to `end`.
 public actor LogStreamer {
     public struct Configuration: Sendable {
         public var maximumChunkSize: Int = 256 * 1024
@@ -26,6 +36,9 @@ public actor LogStreamer {
         /// slow), the step's output is no longer read, so the step blocks on its next write
         /// until acknowledgements catch up: nothing is dropped and the disk stays bounded.
         public var maximumSpooled: Int = 256 * 1024 * 1024
+        /// Failed spool reads in a row (one per wake-up: an append, an acknowledgement, or
+        /// `maximumDelay`) before the log is cut at what was read and `onFailure` runs.
+        public var maximumReadFailures: Int = 3
 
         public init() {}
     }
@@ -35,6 +48,7 @@ public actor LogStreamer {
     public let spool: LogSpool
     public let configuration: Configuration
     private let upload: @Sendable (Gantry_V1_Envelope) -> Bool
+    private let onFailure: @Sendable (String) async -> Void
     private var onFullyAcknowledged: (@Sendable () async -> Void)?
     private var roomWaiters: [CheckedContinuation<Void, Never>] = []
     private var abandoned = false
@@ -43,18 +57,27 @@ public actor LogStreamer {
     public private(set) var acknowledgedOffset = 0
     private var sequence: UInt64 = 0
     private var finished = false
+    private var readFailures = 0
+    /// Wake-ups handled so far (tests wait on it rather than sleep).
+    private(set) var passes = 0
+    /// Where the log ends because the spool could not be read past it (nil: it can).
+    private var cutAt: Int?
+    /// Why the spool could not be read, once the streamer gave up on it.
+    public private(set) var failure: String?
     private let wakeups: AsyncStream<Bool>
     private let wake: AsyncStream<Bool>.Continuation
 
     public init(
         jobID: String, attempt: UInt32, spool: LogSpool, configuration: Configuration = .init(),
-        upload: @escaping @Sendable (Gantry_V1_Envelope) -> Bool
+        upload: @escaping @Sendable (Gantry_V1_Envelope) -> Bool,
+        onFailure: @escaping @Sendable (String) async -> Void = { _ in }
     ) {
         self.jobID = jobID
         self.attempt = attempt
         self.spool = spool
         self.configuration = configuration
         self.upload = upload
+        self.onFailure = onFailure
         (self.wakeups, self.wake) = AsyncStream.makeStream(of: Bool.self, bufferingPolicy: .bufferingNewest(1))
     }
 
@@ -72,9 +95,21 @@ public actor LogStreamer {
         defer { ticker.cancel() }
         for await flushTail in wakeups {
             if Task.isCancelled { break }
-            pump(flushTail: flushTail || finished)
+            defer { passes += 1 }
+            switch pump(flushTail: flushTail || finished) {
+            case .sent:
+                break
+            case .gaveUp(let why):
+                await onFailure(why)
+            case .cutShorter:
+                if isFullyAcknowledged, let onFullyAcknowledged { await onFullyAcknowledged() }
+            }
         }
     }
+
+    /// The length of the log as the coordinator will have it: what the spool holds, or
+    /// less when the spool could not be read past `end` (then `failure` says why).
+    public var end: Int { cutAt ?? spool.length }
 
     /// The runner wrote more output (cheap; call after every append).
     public nonisolated func outputAppended() {
@@ -87,10 +122,10 @@ public actor LogStreamer {
         finished = true
         self.onFullyAcknowledged = onFullyAcknowledged
         wake.yield(true)
-        if acknowledgedOffset >= spool.length { await onFullyAcknowledged() }
+        if acknowledgedOffset >= end { await onFullyAcknowledged() }
     }
 
-    public var isFullyAcknowledged: Bool { finished && acknowledgedOffset >= spool.length }
+    public var isFullyAcknowledged: Bool { finished && acknowledgedOffset >= end }
 
     public func acknowledged(offset: Int) async {
         if offset <= acknowledgedOffset {
@@ -112,7 +147,7 @@ public actor LogStreamer {
     /// Returns once the spool holds at most `maximumSpooled` unacknowledged bytes; the
     /// runner awaits this after each append (see `Configuration.maximumSpooled`).
     public func waitForRoom() async {
-        while !abandoned && spool.length - acknowledgedOffset > configuration.maximumSpooled && !Task.isCancelled {
+        while !abandoned && cutAt == nil && spool.length - acknowledgedOffset > configuration.maximumSpooled && !Task.isCancelled {
             await withCheckedContinuation { roomWaiters.append($0) }
         }
     }
@@ -125,7 +160,8 @@ public actor LogStreamer {
     }
 
     private func resumeRoomWaiters() {
-        guard !roomWaiters.isEmpty, abandoned || spool.length - acknowledgedOffset <= configuration.maximumSpooled
+        guard !roomWaiters.isEmpty,
+            abandoned || cutAt != nil || spool.length - acknowledgedOffset <= configuration.maximumSpooled
         else { return }
         let waiters = roomWaiters
         roomWaiters.removeAll()
@@ -134,38 +170,59 @@ public actor LogStreamer {
 
     /// After a reconnect: the coordinator holds `offset` bytes; resend from there.
     public func rewind(to offset: Int) async {
-        acknowledgedOffset = min(offset, spool.length)
+        acknowledgedOffset = min(offset, end)
         sentOffset = acknowledgedOffset
         wake.yield(true)
         if isFullyAcknowledged, let onFullyAcknowledged { await onFullyAcknowledged() }
     }
 
-    private func pump(flushTail: Bool) {
+    private enum PumpOutcome {
+        case sent
+        /// The spool could not be read, `maximumReadFailures` times in a row: the log was
+        /// cut there, for this reason.
+        case gaveUp(String)
+        /// Read failures again after a cut and a rewind below it: the log was cut shorter.
+        case cutShorter
+    }
+
+    /// Sends what the in-flight window allows.
+    private func pump(flushTail: Bool) -> PumpOutcome {
         while true {
-            let length = spool.length
-            let unsent = length - sentOffset
-            guard unsent > 0, sentOffset - acknowledgedOffset < configuration.maximumInFlight else { return }
-            guard unsent >= configuration.maximumChunkSize || flushTail else { return }
+            let unsent = end - sentOffset
+            guard unsent > 0, sentOffset - acknowledgedOffset < configuration.maximumInFlight else { return .sent }
+            guard unsent >= configuration.maximumChunkSize || flushTail else { return .sent }
             let count = min(unsent, configuration.maximumChunkSize)
+            let raw: [UInt8]
+            let compressed: ByteBuffer
             do {
-                let raw = try spool.read(from: sentOffset, count: count)
-                let compressed = try LogCompression.compress(ByteBuffer(bytes: raw))
-                sequence += 1
-                let chunk = Gantry_V1_Envelope.with {
-                    $0.logChunk = .with {
-                        $0.jobID = jobID
-                        $0.attempt = attempt
-                        $0.seq = sequence
-                        $0.offset = UInt64(sentOffset)
-                        $0.rawLength = UInt32(raw.count)
-                        $0.data = Data(buffer: compressed)
-                    }
-                }
-                guard upload(chunk) else { return }
-                sentOffset += raw.count
+                raw = try spool.read(from: sentOffset, count: count)
+                compressed = try LogCompression.compress(ByteBuffer(bytes: raw))
+                readFailures = 0
             } catch {
-                return  // the spool is unreadable: the final status will report it
+                readFailures += 1
+                guard readFailures >= configuration.maximumReadFailures else { return .sent }
+                // The log ends at what could be read; the owner stops the step and reports it.
+                let first = cutAt == nil
+                cutAt = sentOffset
+                resumeRoomWaiters()
+                guard first else { return .cutShorter }
+                let why = "the agent could not read the step's log spool at byte \(sentOffset) (\(readFailures) attempts): \(error)"
+                failure = why
+                return .gaveUp(why)
             }
+            sequence += 1
+            let chunk = Gantry_V1_Envelope.with {
+                $0.logChunk = .with {
+                    $0.jobID = jobID
+                    $0.attempt = attempt
+                    $0.seq = sequence
+                    $0.offset = UInt64(sentOffset)
+                    $0.rawLength = UInt32(raw.count)
+                    $0.data = Data(compressed.readableBytesView)
+                }
+            }
+            guard upload(chunk) else { return .sent }
+            sentOffset += raw.count
         }
     }
 }

@@ -1,5 +1,10 @@
-import Foundation
 import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// Stops a job's processes: SIGTERM, then SIGKILL after the grace period.
 ///
@@ -18,6 +23,9 @@ public final class ProcessGroupControl: Sendable {
     public enum StopReason: Sendable, Equatable {
         case cancelled(String)
         case timedOut
+        /// The agent cannot carry on with the job (its log cannot be read back): the job
+        /// fails with this reason.
+        case failed(String)
     }
 
     private struct State {

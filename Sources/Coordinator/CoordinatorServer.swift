@@ -1,5 +1,6 @@
 import Foundation
 import GantryProtocol
+import GantryServices
 import Hummingbird
 import Logging
 import NIOCore
@@ -7,8 +8,8 @@ import ServiceLifecycle
 import Synchronization
 
 /// Wires the coordinator together from a state directory: store, core, agent listener,
-/// lease clock and HTTP API, run as one `ServiceGroup` that shuts down gracefully on
-/// SIGTERM/SIGINT.
+/// lease clock and HTTP API, run as one `ServiceGroup` that shuts down gracefully on the
+/// first SIGTERM/SIGINT and is cancelled by a second (`TwoSignalServiceGroup`).
 public struct CoordinatorServer: Sendable {
     public struct Options: Sendable {
         public var state: CoordinatorStateDirectory
@@ -44,7 +45,8 @@ public struct CoordinatorServer: Sendable {
         self.logger = logger
     }
 
-    /// Runs until SIGTERM/SIGINT. `onListening` receives the bound agent and HTTP addresses
+    /// Runs until SIGTERM/SIGINT (a second one cancels a shutdown that hangs). `onListening`
+    /// receives the bound agent and HTTP addresses
     /// (useful with port 0).
     public func run(onListening: @escaping @Sendable (_ agents: String, _ http: String) -> Void = { _, _ in }) async throws {
         let state = options.state
@@ -78,25 +80,20 @@ public struct CoordinatorServer: Sendable {
             configuration: .init(address: .hostname(options.httpHost, port: options.httpPort), serverName: "gantry"),
             onServerRunning: { channel in addresses.set(http: channel.localAddress.map(Self.format) ?? "?") },
             logger: logger)
-        let group = ServiceGroup(
-            configuration: .init(
-                // Shut down in reverse order: the agent listener first (it closes agent
-                // connections and ends log followers), so the HTTP server has no endless
-                // request left to wait for.
-                services: [
-                    .init(service: http), .init(service: LeaseClock(core: core)),
-                    .init(service: SystemdWatchdog(notifier: notifier, core: core)), .init(service: listener),
-                ],
-                gracefulShutdownSignals: [.sigterm, .sigint],
-                logger: logger))
+        let group = TwoSignalServiceGroup(
+            // Shut down in reverse order: the agent listener first (it closes agent
+            // connections and ends log followers), so the HTTP server has no endless
+            // request left to wait for.
+            services: [
+                .init(service: http), .init(service: LeaseClock(core: core)),
+                .init(service: SystemdWatchdog(notifier: notifier, core: core)), .init(service: listener),
+            ],
+            logger: logger)
         try await group.run()
     }
 
     static func format(_ address: SocketAddress) -> String {
-        switch address {
-        case .v6: return "[\(address.ipAddress ?? "::")]:\(address.port ?? 0)"
-        default: return "\(address.ipAddress ?? "?"):\(address.port ?? 0)"
-        }
+        HostPort(host: address.ipAddress ?? "?", port: address.port ?? 0).description
     }
 }
 

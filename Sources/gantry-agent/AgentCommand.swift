@@ -1,9 +1,20 @@
 import ArgumentParser
-import Foundation
 import GantryAgent
 import GantryProtocol
+import GantryServices
 import Logging
-import UnixSignals
+import ServiceLifecycle
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// `gantry-agent`: argument parsing and wiring only; the work is in GantryAgent.
 @main
@@ -22,14 +33,27 @@ struct Enroll: AsyncParsableCommand {
     @Option(help: "Join token from `gantry-coordinator join-info`.") var token: String
     @Option(help: "CA fingerprint (sha256:...) from `gantry-coordinator join-info`.") var caFingerprint: String
     @Option(help: "State directory for the agent's identity.") var state: String
-    @Option(help: "Name of this host's agents (default: the host name).") var name: String?
+    @Option(help: "Name of this host's agents, 1-64 of A-Z a-z 0-9 . _ - (default: the short host name).") var name: String?
 
-    func run() async throws {
-        let address = try HostPort(parsing: coordinator)
-        let name = self.name ?? ProcessInfo.processInfo.hostName.split(separator: ".").first.map(String.init) ?? "agent"
+    /// The name to enroll under: `--name`, or the host name up to its first dot.
+    var enrolledName: String {
+        name ?? ProcessInfo.processInfo.hostName.split(separator: ".").first.map(String.init) ?? "agent"
+    }
+
+    func validate() throws {
+        _ = try address(coordinator, option: "--coordinator")
+        if let problem = AgentID.nameProblem(enrolledName) {
+            throw ValidationError(
+                "--name: '\(enrolledName)' \(problem)" + (name == nil ? " (it is the host name: pass --name)" : ""))
+        }
         guard caFingerprint.hasPrefix("sha256:") else {
             throw ValidationError("--ca-fingerprint must look like sha256:<64 hex digits>, as join-info prints it")
         }
+    }
+
+    func run() async throws {
+        let address = try address(coordinator, option: "--coordinator")
+        let name = enrolledName
         try await Enroller(
             coordinator: address, token: token, caFingerprint: caFingerprint, name: name,
             state: AgentStateDirectory(path: state)
@@ -68,7 +92,9 @@ struct Run: AsyncParsableCommand {
     func validate() throws {
         guard (1...64).contains(capacity) else { throw ValidationError("--capacity must be between 1 and 64") }
         guard maxSpoolMib >= 1 else { throw ValidationError("--max-spool-mib must be at least 1") }
-        _ = try parseLabels(labels)
+        _ = try parsedLabels(labels)
+        if let coordinator { _ = try address(coordinator, option: "--coordinator") }
+        if let slot, let problem = AgentID.nameProblem(slot) { throw ValidationError("--slot: '\(slot)' \(problem)") }
         if let heartbeatInterval, heartbeatInterval < 0.05 {
             throw ValidationError("--heartbeat-interval must be at least 0.05 seconds")
         }
@@ -80,13 +106,15 @@ struct Run: AsyncParsableCommand {
         let metadata = try directory.readMetadata()
         let identity = try directory.tlsConfiguration()
         let slotName = slot ?? "pid-\(getpid())"
-        let agentID = "\(metadata.name)/\(slotName)"
+        let agentID = try AgentID(name: metadata.name, slot: slotName)
         var logger = Logger(label: "gantry-agent")
         logger[metadataKey: "agent"] = "\(agentID)"
         let options = AgentRuntime.Options(
-            coordinator: try HostPort(parsing: coordinator ?? metadata.coordinator), agentID: agentID,
-            labels: try parseLabels(labels), capacity: capacity, oneShot: oneShot, workRoot: workRoot,
-            spoolDirectory: directory.spool + "/" + agentID.replacingOccurrences(of: "/", with: "_"),
+            coordinator: try address(coordinator ?? metadata.coordinator, option: coordinator == nil ? "agent.json" : "--coordinator"),
+            agentID: agentID.description, labels: try parsedLabels(labels), capacity: capacity, oneShot: oneShot,
+            workRoot: workRoot,
+            // A slot holds no '/', so `<name>_<slot>` names one slot only.
+            spoolDirectory: directory.spool + "/" + agentID.name + "_" + slotName,
             keepWorkDirs: keepWorkDirs, heartbeatInterval: heartbeatInterval.map { .milliseconds(Int($0 * 1000)) },
             streamer: {
                 var configuration = LogStreamer.Configuration()
@@ -103,45 +131,31 @@ struct Run: AsyncParsableCommand {
             options: runtimeOptions,
             tls: try GantryTLS.agent(certificate: identity.certificate, privateKey: identity.privateKey, ca: identity.ca),
             logger: logger)
-        let signalLogger = logger
-        let signalTask = await onShutdownSignals(
-            first: { signal in
-                signalLogger.notice("received \(signal): draining (send it again to cancel the running job)")
-                await runtime.drain()
-            },
-            again: { signal in
-                signalLogger.notice("received \(signal) again: cancelling the running job")
-                await runtime.cancelAll(reason: "agent stopped by \(signal)")
-            })
-        defer { signalTask.cancel() }
-        try await runtime.run()
+        // First SIGTERM/SIGINT: drain; the next: cancel the running job. The agent also ends
+        // by itself (one-shot, or drained by the coordinator), which ends the group.
+        try await TwoSignalServiceGroup(
+            services: [
+                .init(service: AgentService(runtime: runtime, logger: logger), successTerminationBehavior: .gracefullyShutdownGroup)
+            ],
+            logger: logger
+        ).run()
     }
 }
 
-func parseLabels(_ labels: String) throws -> [String: String] {
-    var result: [String: String] = [:]
-    for pair in labels.split(separator: ",") where !pair.isEmpty {
-        let parts = pair.split(separator: "=", maxSplits: 1)
-        guard parts.count == 2, !parts[0].isEmpty else {
-            throw ValidationError("--labels must be k=v pairs separated by commas, got '\(pair)'")
-        }
-        result[String(parts[0])] = String(parts[1])
+/// `--labels`, by the one parser (`LabelSet`), as a command-line error.
+func parsedLabels(_ text: String) throws -> [String: String] {
+    switch LabelSet.parse(text) {
+    case .success(let labels): return labels
+    case .failure(let error): throw ValidationError("--labels: \(error)")
     }
-    return result
 }
 
-/// SIGTERM/SIGINT handling shared by `run` and `scale`: the first signal asks for a
-/// graceful stop (drain), any later one for the hard one (cancel running jobs).
-func onShutdownSignals(
-    first: @escaping @Sendable (UnixSignal) async -> Void, again: @escaping @Sendable (UnixSignal) async -> Void
-) async -> Task<Void, Never> {
-    let signals = await UnixSignalsSequence(trapping: .sigterm, .sigint)
-    return Task {
-        var count = 0
-        for await signal in signals {
-            count += 1
-            if count == 1 { await first(signal) } else { await again(signal) }
-        }
+/// A `HOST:PORT` from `option` (or the enrolled address), as a command-line error.
+func address(_ text: String, option: String) throws -> HostPort {
+    do {
+        return try HostPort(parsing: text)
+    } catch {
+        throw ValidationError("\(option): \(error)")
     }
 }
 

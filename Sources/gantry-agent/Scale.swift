@@ -1,9 +1,15 @@
 import ArgumentParser
-import Foundation
 import GantryAgent
 import GantryProtocol
+import GantryServices
 import Logging
-import UnixSignals
+import ServiceLifecycle
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 
 enum ProviderKind: String, ExpressibleByArgument, CaseIterable {
     case process, systemd, command
@@ -48,7 +54,12 @@ struct Scale: AsyncParsableCommand {
         guard (1...1000).contains(max) else { throw ValidationError("--max must be between 1 and 1000") }
         guard min <= max else { throw ValidationError("--min (\(min)) must not exceed --max (\(max))") }
         guard cooldown >= 0 else { throw ValidationError("--cooldown must be 0 or more seconds") }
-        _ = try parseLabels(labels)
+        _ = try parsedLabels(labels)
+        if let coordinator { _ = try address(coordinator, option: "--coordinator") }
+        if let problem = AgentID.nameProblem(name) { throw ValidationError("--name: '\(name)' \(problem)") }
+        if let slotPrefix, let problem = AgentID.nameProblem(slotPrefix + "\(max)") {
+            throw ValidationError("--slot-prefix: the slots would be named '\(slotPrefix)1' to '\(slotPrefix)\(max)', and such a slot \(problem)")
+        }
         switch provider {
         case .process:
             guard workRoot != nil else { throw ValidationError("--provider process needs --work-root") }
@@ -66,8 +77,9 @@ struct Scale: AsyncParsableCommand {
         let identity = try directory.tlsConfiguration()
         let prefix = slotPrefix ?? (provider == .process ? "scale-" : "")
         let agentIDPrefix = "\(metadata.name)/\(prefix)"
+        let scalerID = try AgentID(name: metadata.name, slot: name)
         var logger = Logger(label: "gantry-scaler")
-        logger[metadataKey: "scaler"] = "\(metadata.name)/\(name)"
+        logger[metadataKey: "scaler"] = "\(scalerID)"
         let slots: any SlotProvider
         switch provider {
         case .process:
@@ -85,23 +97,18 @@ struct Scale: AsyncParsableCommand {
         }
         let scaler = Autoscaler(
             options: .init(
-                coordinator: try HostPort(parsing: coordinator ?? metadata.coordinator),
-                scalerID: "\(metadata.name)/\(name)", labels: try parseLabels(labels), agentIDPrefix: agentIDPrefix,
+                coordinator: try address(coordinator ?? metadata.coordinator, option: coordinator == nil ? "agent.json" : "--coordinator"),
+                scalerID: scalerID.description, labels: try parsedLabels(labels), agentIDPrefix: agentIDPrefix,
                 policy: .init(minimum: min, maximum: max, cooldown: .milliseconds(Int(cooldown * 1000)))),
             tls: try GantryTLS.agent(certificate: identity.certificate, privateKey: identity.privateKey, ca: identity.ca),
             provider: slots, logger: logger)
-        let signalLogger = logger
-        let signalTask = await onShutdownSignals(
-            first: { signal in
-                signalLogger.notice("received \(signal): stopping; draining the slots this scaler started")
-                await scaler.stop()
-            },
-            again: { signal in
-                signalLogger.notice("received \(signal) again: cancelling the slots' jobs")
-                await scaler.cancelSlots()
-            })
-        defer { signalTask.cancel() }
-        try await scaler.run()
+        // First SIGTERM/SIGINT: stop scaling and drain the slots; the next: cancel their jobs.
+        try await TwoSignalServiceGroup(
+            services: [
+                .init(service: ScalerService(scaler: scaler, logger: logger), successTerminationBehavior: .gracefullyShutdownGroup)
+            ],
+            logger: logger
+        ).run()
     }
 
     static func currentExecutable() -> String {

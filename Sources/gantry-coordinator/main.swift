@@ -24,17 +24,18 @@ struct Initialize: ParsableCommand {
     @Option(parsing: .upToNextOption, help: "IP addresses for the server certificate.")
     var ipAddress: [String] = ["127.0.0.1", "::1"]
 
+    func validate() throws {
+        _ = try address(advertise, "--advertise")
+    }
+
     func run() throws {
         var names = dnsName
-        let advertisedHost = advertise.split(separator: ":").dropLast().joined(separator: ":")
-            .trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
+        let advertisedHost = try address(advertise, "--advertise").host
         var addresses = ipAddress
-        if !advertisedHost.isEmpty {
-            if CertificateAuthority.ipAddressBytes(advertisedHost) != nil {
-                if !addresses.contains(advertisedHost) { addresses.append(advertisedHost) }
-            } else if !names.contains(advertisedHost) {
-                names.append(advertisedHost)
-            }
+        if CertificateAuthority.ipAddressBytes(advertisedHost) != nil {
+            if !addresses.contains(advertisedHost) { addresses.append(advertisedHost) }
+        } else if !names.contains(advertisedHost) {
+            names.append(advertisedHost)
         }
         let info = try CoordinatorStateDirectory(path: state).initialize(advertise: advertise, dnsNames: names, ipAddresses: addresses)
         print(
@@ -111,8 +112,8 @@ struct Serve: AsyncParsableCommand {
         guard (0.1...300).contains(handshakeTimeout) else {
             throw ValidationError("--handshake-timeout must be 0.1 to 300 seconds")
         }
-        _ = try parse(listen, "--listen")
-        _ = try parse(http, "--http")
+        _ = try address(listen, "--listen")
+        _ = try address(http, "--http")
     }
 
     func run() async throws {
@@ -121,11 +122,11 @@ struct Serve: AsyncParsableCommand {
         guard stateDirectory.isInitialized else {
             throw ValidationError("\(state) is not initialized: run `gantry-coordinator init --state \(state)` first")
         }
-        let (agentHost, agentPort) = try parse(listen, "--listen")
-        let (httpHost, httpPort) = try parse(http, "--http")
+        let agents = try address(listen, "--listen")
+        let api = try address(http, "--http")
         let interval = Duration.milliseconds(Int(heartbeatInterval * 1000))
         var options = CoordinatorServer.Options(
-            state: stateDirectory, agentHost: agentHost, agentPort: agentPort, httpHost: httpHost, httpPort: httpPort,
+            state: stateDirectory, agentHost: agents.host, agentPort: agents.port, httpHost: api.host, httpPort: api.port,
             core: .init(heartbeatInterval: interval, leaseTTL: leaseTtl.map { .milliseconds(Int($0 * 1000)) }),
             agentLimits: .init(
                 connections: .init(
@@ -139,13 +140,15 @@ struct Serve: AsyncParsableCommand {
             FileHandle.standardOutput.write(Data("gantry-coordinator listening agents=\(agents) http=\(http)\n".utf8))
         }
     }
+}
 
-    private func parse(_ text: String, _ flag: String) throws -> (String, Int) {
-        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
-            (0...65535).contains(port)
-        else { throw ValidationError("\(flag) must be HOST:PORT, got '\(text)'") }
-        let host = String(text[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
-        return (host.isEmpty ? "127.0.0.1" : host, port)
+/// A listen or advertised address (port 0: pick a free one), by the one parser
+/// (`HostPort`), as a command-line error.
+func address(_ text: String, _ flag: String) throws -> HostPort {
+    do {
+        return try HostPort(parsing: text, allowingPortZero: true)
+    } catch {
+        throw ValidationError("\(flag): \(error)")
     }
 }
 

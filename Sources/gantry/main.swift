@@ -160,7 +160,7 @@ struct Agents: AsyncParsableCommand {
         }
         print("AGENT                          STATE         LABELS                 LAST SEEN")
         for agent in agents {
-            let labels = agent.labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")
+            let labels = LabelSet.format(agent.labels)
             print(
                 "\(agent.id.padding(toLength: 30, withPad: " ", startingAt: 0)) \(agent.state.padding(toLength: 13, withPad: " ", startingAt: 0)) \(labels.padding(toLength: 22, withPad: " ", startingAt: 0)) \(agent.lastSeenAt.map { "\($0)" } ?? "-")")
         }

@@ -5,7 +5,7 @@ import Testing
 
 /// A hostile or buggy coordinator's values are refused, never trapped on (issue 10: "the
 /// same for the agent on values from the coordinator").
-@Suite("Coordinator value checks")
+@Suite("Coordinator value checks", .timeLimit(.minutes(1)))
 struct CoordinatorValueChecksTests {
     func lease(_ change: (inout Gantry_V1_Lease) -> Void = { _ in }) -> Gantry_V1_Lease {
         var lease = Gantry_V1_Lease.with {

@@ -76,12 +76,10 @@ struct HostileCoordinatorTests {
             options: options, tls: try GantryTLS.agent(certificate: agentCertificate, privateKey: agentKey, ca: ca.certificate),
             logger: Logger(label: "hostile-coordinator-test"))
         let running = Task { try await runtime.run() }
-        let deadline = ContinuousClock.now + .seconds(20)
-        while !done(script), ContinuousClock.now < deadline {
-            try await Task.sleep(for: .milliseconds(20))
-        }
+        try await waitFor(.seconds(20)) { done(script) }
         await runtime.cancelAll(reason: "test over")
-        _ = try? await running.value
+        // An agent that does not stop fails the test instead of hanging it.
+        try await withDeadline(.seconds(10), "the agent's shutdown") { _ = try? await running.value }
         return script
     }
 

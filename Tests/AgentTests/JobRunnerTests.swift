@@ -3,7 +3,7 @@ import Foundation
 import GantryProtocol
 import Testing
 
-@Suite("Job runner")
+@Suite("Job runner", .timeLimit(.minutes(1)))
 struct JobRunnerTests {
     let root = NSTemporaryDirectory() + "gantry-runner-\(UUID().uuidString)"
 
@@ -148,20 +148,60 @@ struct JobRunnerTests {
         OrphanReaper.stat(pid)?.state == "Z"
     }
 
+    /// What the agent does when it cannot read a job's log back: the step is stopped and
+    /// the job fails with the reason, not "cancelled" or "timed out".
+    @Test func aFailureStopEndsTheStepFailedWithItsReason() async throws {
+        let runner = JobRunner(agentID: "h/1", workRoot: root, keepWorkDirs: false)
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        let spool = try LogSpool(path: root + "/spool-failed.log")
+        defer { spool.remove() }
+        let spec = spec(["echo started; sleep 30", "echo never"])
+        let control = ProcessGroupControl(jobID: spec.jobID, attempt: spec.attempt, grace: .seconds(1), useCgroup: false)
+        let stopper = Task {
+            try await waitFor { spool.length > 0 }
+            control.stop(.failed("the spool broke"))
+        }
+        let result = await runner.run(spec, spool: spool, control: control) {}
+        try await stopper.value
+        #expect(result.outcome == .failed && result.message == "the spool broke", "\(result)")
+        #expect(String(decoding: try spool.read(from: 0, count: spool.length), as: UTF8.self) == "started\n")
+    }
+
+    /// A step whose output cannot be spooled is stopped and reported with that cause, not
+    /// as a command that could not start.
+    @Test func aFailedLogWriteIsReportedAsSuch() async throws {
+        let runner = JobRunner(agentID: "h/1", workRoot: root, keepWorkDirs: false)
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        let spool = try LogSpool(path: root + "/spool-broken.log")
+        spool.remove()  // its descriptor is closed: every append fails
+        let spec = spec(["echo output; sleep 30"])
+        let control = ProcessGroupControl(jobID: spec.jobID, attempt: spec.attempt, grace: .seconds(1), useCgroup: false)
+        let result = try await withDeadline(.seconds(20), "the step with a broken spool") {
+            await runner.run(spec, spool: spool, control: control) {}
+        }
+        #expect(result.outcome == .failed && result.exitStatus == -1)
+        #expect(result.message.contains("could not write the step's output to its log spool"), "\(result.message)")
+        #expect(result.message.contains("cannot write log spool"), "the underlying error: \(result.message)")
+        #expect(!result.message.contains("could not start"))
+    }
+
     @Test func reportsAKillingSignal() async throws {
         let (result, _) = try await run(spec(["kill -9 $$"]))
         #expect(result.outcome == .failed && result.signal == 9)
     }
 }
 
-@Suite("Backoff")
+@Suite("Backoff", .timeLimit(.minutes(1)))
 struct BackoffTests {
     @Test func growsExponentiallyWithinBounds() {
         var backoff = Backoff(minimum: .milliseconds(100), maximum: .seconds(2))
+        var random = SeededGenerator(state: 3)
         var delays: [Duration] = []
-        for _ in 0..<12 { delays.append(backoff.next()) }
-        #expect(delays.allSatisfy { $0 >= .milliseconds(100) && $0 <= .seconds(2) })
+        for _ in 0..<12 { delays.append(backoff.next(using: &random)) }
+        for (attempt, delay) in delays.enumerated() {
+            #expect(delay >= .milliseconds(100) && delay <= min(.seconds(2), .milliseconds(100) * (1 << attempt)))
+        }
         backoff.reset()
-        #expect(backoff.next() <= .milliseconds(100))
+        #expect(backoff.next(using: &random) == .milliseconds(100))
     }
 }

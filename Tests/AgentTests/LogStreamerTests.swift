@@ -6,16 +6,23 @@ import Synchronization
 import Testing
 
 /// The streamer with its upload injected: no network, just the frames it would send.
-@Suite("Log streamer")
+@Suite("Log streamer", .timeLimit(.minutes(1)))
 struct LogStreamerTests {
     final class Uploads: Sendable {
         let chunks = Mutex<[Gantry_V1_LogChunk]>([])
         let connected = Mutex(true)
         let completions = Mutex(0)
+        /// Every upload the streamer tried, sent or not.
+        let attempts = Mutex(0)
+        let failures = Mutex<[String]>([])
         func upload(_ envelope: Gantry_V1_Envelope) -> Bool {
+            attempts.withLock { $0 += 1 }
             guard connected.withLock({ $0 }) else { return false }
             chunks.withLock { $0.append(envelope.logChunk) }
             return true
+        }
+        func failed(_ why: String) {
+            failures.withLock { $0.append(why) }
         }
         var all: [Gantry_V1_LogChunk] { chunks.withLock { $0 } }
         func text() throws -> String {
@@ -61,8 +68,13 @@ struct LogStreamerTests {
         try spool.append(String(repeating: "b", count: 1000))
         await streamer.finish { uploads.completions.withLock { $0 += 1 } }
         try await waitFor { uploads.all.count == 3 }
-        // A negative check needs a window: over a few 50 ms flush ticks, nothing more goes out.
-        try await Task.sleep(for: .milliseconds(150))
+        // Nothing more goes out while the window is full, however often the streamer wakes:
+        // wake it (wake-ups coalesce, so until it has run) three more times, then look.
+        let passes = await streamer.passes
+        try await waitFor {
+            streamer.outputAppended()
+            return await streamer.passes >= passes + 3
+        }
         #expect(uploads.all.count == 3)
         await streamer.acknowledged(offset: 300)
         try await waitFor { uploads.all.count == 6 }
@@ -132,12 +144,56 @@ struct LogStreamerTests {
         defer { task.cancel() }
         try spool.append("line\n")
         await streamer.finish { uploads.completions.withLock { $0 += 1 } }
-        // A negative check needs a window: two 100 ms flush ticks pass with nothing counted.
-        try await Task.sleep(for: .milliseconds(250))
+        // Two refused uploads later, nothing is counted as sent.
+        try await waitFor { uploads.attempts.withLock { $0 } >= 2 }
         #expect(await streamer.sentOffset == 0)
         uploads.connected.withLock { $0 = true }
         try await waitFor { uploads.all.count == 1 }
         #expect(await streamer.sentOffset == 5)
+    }
+
+    /// A spool that cannot be read is retried a bounded number of times, then the log is cut
+    /// where the last good read ended and the failure is reported once; the step's final
+    /// status then follows as soon as the coordinator holds the log up to the cut.
+    @Test func anUnreadableSpoolIsReportedOnceAndCutsTheLogInsteadOfRetryingForever() async throws {
+        let spool = try makeSpool()
+        let uploads = Uploads()
+        var configuration = LogStreamer.Configuration()
+        configuration.maximumChunkSize = 10
+        // No timed flushes: every pass below is one the test asks for.
+        configuration.maximumDelay = .seconds(3600)
+        configuration.maximumReadFailures = 3
+        let streamer = LogStreamer(
+            jobID: "j", attempt: 1, spool: spool, configuration: configuration, upload: { uploads.upload($0) },
+            onFailure: { uploads.failed($0) })
+        let task = Task { await streamer.run() }
+        defer { task.cancel() }
+        try spool.append("0123456789")
+        streamer.outputAppended()
+        try await waitFor { uploads.all.count == 1 }
+        try spool.append("abcdefghij")
+        // The spool's file descriptor is gone: every read from here on fails.
+        spool.remove()
+        try await waitFor {
+            streamer.outputAppended()
+            return !uploads.failures.withLock { $0.isEmpty }
+        }
+        let failures = uploads.failures.withLock { $0 }
+        #expect(failures.count == 1)
+        #expect(failures.first?.contains("could not read the step's log spool at byte 10") == true, "\(failures)")
+        #expect(await streamer.end == 10)
+        #expect(await streamer.failure != nil)
+        // More wake-ups report nothing more.
+        let passes = await streamer.passes
+        try await waitFor {
+            streamer.outputAppended()
+            return await streamer.passes >= passes + 3
+        }
+        #expect(uploads.failures.withLock { $0.count } == 1)
+        await streamer.finish { uploads.completions.withLock { $0 += 1 } }
+        #expect(uploads.completions.withLock { $0 } == 0)
+        await streamer.acknowledged(offset: 10)
+        #expect(uploads.completions.withLock { $0 } == 1, "the status goes out once the log up to the cut is held")
     }
 }
 

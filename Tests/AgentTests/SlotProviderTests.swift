@@ -5,7 +5,7 @@ import Testing
 
 /// The systemd and command providers run real commands; here those commands are scripts
 /// that record how they were called, so the exact systemctl / script invocations are checked.
-@Suite("Slot providers")
+@Suite("Slot providers", .timeLimit(.minutes(1)))
 final class SlotProviderTests {
     let directory: String
 

@@ -5,7 +5,7 @@ import Testing
 
 /// Directory modes, the step user, and what a step running as it can reach (finding 3 of
 /// issue 10). Tests that switch users need root and use `nobody`, which every Debian has.
-@Suite("Step isolation")
+@Suite("Step isolation", .timeLimit(.minutes(1)))
 struct StepIsolationUnitTests {
     let root = NSTemporaryDirectory() + "gantry-isolation-\(UUID().uuidString)"
 

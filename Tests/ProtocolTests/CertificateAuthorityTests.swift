@@ -4,7 +4,7 @@ import GantryProtocol
 import Testing
 import X509
 
-@Suite("PKI")
+@Suite("PKI", .timeLimit(.minutes(1)))
 struct CertificateAuthorityTests {
     @Test func signsAgentCSRWithTheChosenName() throws {
         let ca = try CertificateAuthority.create()

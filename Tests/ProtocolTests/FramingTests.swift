@@ -4,7 +4,7 @@ import NIOEmbedded
 import NIOExtras
 import Testing
 
-@Suite("Framing and envelope codec")
+@Suite("Framing and envelope codec", .timeLimit(.minutes(1)))
 struct FramingTests {
     private func makeChannel(maximumFrameSize: Int = 1024) throws -> EmbeddedChannel {
         let channel = EmbeddedChannel()
@@ -122,7 +122,7 @@ struct FramingTests {
     }
 }
 
-@Suite("Protocol version negotiation")
+@Suite("Protocol version negotiation", .timeLimit(.minutes(1)))
 struct ProtocolVersionTests {
     @Test func picksTheHighestCommonVersion() {
         #expect(ProtocolVersion.negotiate(peerMinimum: 1, peerMaximum: 5, localMinimum: 1, localMaximum: 3) == 3)

@@ -2,7 +2,7 @@ import GantryProtocol
 import NIOCore
 import Testing
 
-@Suite("Log chunk compression")
+@Suite("Log chunk compression", .timeLimit(.minutes(1)))
 struct LogCompressionTests {
     static func buildLog(lines: Int) -> String {
         var text = ""

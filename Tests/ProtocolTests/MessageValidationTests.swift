@@ -60,16 +60,31 @@ struct MessageValidationTests {
         }
         #expect(problem(hello { _ in }) == nil)
         #expect(problem(hello { $0.agentID = "" }) != nil)
-        #expect(problem(hello { $0.agentID = "host/1\nforged" })?.contains("control") == true)
-        for dotted in ["host/..", "../x", "host/.", "host//1", "/host"] {
-            #expect(problem(hello { $0.agentID = dotted })?.contains("path component") == true, "\(dotted)")
+        // Agent ids are `AgentID`s (AgentIDTests has the edge cases): each refusal names the field.
+        #expect(problem(hello { $0.agentID = "host/1\nforged" })?.contains("hello.agent_id") == true)
+        for dotted in ["host/..", "../x", "host/.", "host//1", "/host", "host/a/b"] {
+            #expect(problem(hello { $0.agentID = dotted })?.contains("is not a valid agent id") == true, "\(dotted)")
         }
         #expect(problem(hello { $0.agentID = String(repeating: "a", count: 254) }) != nil)
+        #expect(problem(hello { $0.agentID = "host" }) == nil, "a bare enrolled name is an id")
+        #expect(problem(hello { $0.labels = ["a=b": "c"] })?.contains("'='") == true)
+        #expect(problem(hello { $0.labels = ["os": "linux\n"] })?.contains("control") == true)
         #expect(problem(hello { $0.labels = Dictionary(uniqueKeysWithValues: (0..<64).map { ("k\($0)", "v") }) }) == nil)
         #expect(problem(hello { $0.labels = Dictionary(uniqueKeysWithValues: (0..<65).map { ("k\($0)", "v") }) }) != nil)
         #expect(problem(hello { $0.labels = ["os": String(repeating: "x", count: 256)] }) != nil)
         #expect(problem(hello { $0.capacity = WireLimits.capacity + 1 }) != nil)
         #expect(problem(hello { $0.held = (0..<257).map { index in .with { $0.jobID = "j\(index)"; $0.attempt = 1 } } }) != nil)
+    }
+
+    @Test func drainIdleAndEnrollmentNameAgentsTheWayAgentIDDoes() {
+        #expect(problem(.with { $0.drainIdle = .with { $0.agentIds = ["h/scale-1", "h/scale-2"]; $0.count = 1 } }) == nil)
+        #expect(problem(.with { $0.drainIdle = .with { $0.agentIds = ["h/../x"]; $0.count = 1 } })?.contains("drain_idle.agent_ids") == true)
+        let enroll = { (name: String) in
+            Gantry_V1_Envelope.with { $0.enrollRequest = .with { $0.agentID = name; $0.token = "t"; $0.csrDer = Data([1]) } }
+        }
+        #expect(problem(enroll("build-07")) == nil)
+        #expect(problem(enroll("build 07"))?.contains("enroll_request.agent_id") == true)
+        #expect(problem(enroll("h/1")) != nil, "an enrolled name has no slot")
     }
 
     @Test func heartbeatsNameABoundedNumberOfAttempts() {

@@ -1,4 +1,13 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// Creates the agent's directories with exact modes, whatever the umask.
 ///
@@ -34,7 +43,7 @@ public enum AgentDirectories {
             }
             return nil
         }
-        let parent = (path as NSString).deletingLastPathComponent
+        let parent = parentDirectory(of: path)
         if !parent.isEmpty, parent != path, parent != "/", parent != ".", !FileManager.default.fileExists(atPath: parent) {
             try ensure(parent, mode: mode)
         }
@@ -64,6 +73,15 @@ public enum AgentDirectories {
             rmdir(path)
             throw IsolationError.directory("cannot give work dir \(path) to \(owner): \(why)")
         }
+    }
+
+    /// `path` without its last component ("" for a bare name, "/" for a child of the root).
+    static func parentDirectory(of path: String) -> String {
+        var trimmed = Substring(path)
+        while trimmed.count > 1, trimmed.hasSuffix("/") { trimmed = trimmed.dropLast() }
+        guard let slash = trimmed.lastIndex(of: "/") else { return "" }
+        if slash == trimmed.startIndex { return "/" }
+        return String(trimmed[..<slash])
     }
 
     /// The mode bits of `path`, or nil if it does not exist.

@@ -1,5 +1,15 @@
 import CGantryShims
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// The unprivileged user a slot's steps run as, so that a step cannot read the agent's
 /// private key, state, spool or environment, nor another slot's work (each slot has its
@@ -44,7 +54,7 @@ public struct StepUser: Sendable, Equatable, CustomStringConvertible {
     /// `pattern` with `{slot}` replaced by the slot name, so one option serves every slot
     /// (`--step-user 'gantry-step-{slot}'`); systemd units can also use `%i`.
     public static func name(pattern: String, slot: String) -> String {
-        pattern.replacingOccurrences(of: "{slot}", with: slot)
+        pattern.replacing("{slot}", with: slot)
     }
 
     /// Looks the user up and checks it is fit to run steps: it exists, is not root, and
@@ -71,9 +81,9 @@ public struct StepUser: Sendable, Equatable, CustomStringConvertible {
                 "'\(name)' is the user the agent runs as: steps could read the agent's key and state")
         }
         var home: String? = found.pointee.pw_dir.map { String(cString: $0) }
-        var isDirectory: ObjCBool = false
+        var isDirectory = false
         if let path = home, path.isEmpty || path == "/" || path == "/nonexistent"
-            || !FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) || !isDirectory.boolValue
+            || !FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) || !isDirectory
         {
             home = nil
         }

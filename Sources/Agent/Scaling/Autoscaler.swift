@@ -1,8 +1,13 @@
-import Foundation
 import GantryProtocol
 import Logging
 import NIOCore
 import NIOSSL
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 
 /// `gantry-agent scale`: keeps the number of agent slots on a host (or in an instance
 /// group) between a minimum and a maximum, following the coordinator's demand.
@@ -10,9 +15,10 @@ import NIOSSL
 /// The scaler connects to the coordinator like an agent (same certificate, mutual TLS)
 /// but with `Role.scaler`: it takes no jobs, and the coordinator pushes it `Demand` the
 /// moment the queue changes, so a queued job gets a new slot within milliseconds, with
-/// no polling. Decisions are `ScalerStateMachine`'s; this actor only carries them out
-/// through a `SlotProvider` and the connection.
-public actor Autoscaler {
+/// no polling. Decisions are `ScalerStateMachine`'s (and the connection's own,
+/// `ConnectionStateMachine`'s, shared with the agent); this actor only carries them out
+/// through a `SlotProvider` and its `AgentConnection`.
+public actor Autoscaler: AgentConnectionOwner {
     public struct Options: Sendable {
         public var coordinator: HostPort
         /// This scaler's id, `<enrolled name>/<anything>`.
@@ -42,23 +48,20 @@ public actor Autoscaler {
     }
 
     public let options: Options
-    let tls: TLSConfiguration
     let provider: any SlotProvider
     let logger: Logger
-    let outbound = OutboundQueue()
+    let connection: AgentConnection
+    var outbound: OutboundQueue { connection.outbound }
     var machine: ScalerStateMachine
     var stopping = false
-    var connection: AgentChannel.Connection?
-    var heartbeatInterval: Duration = .seconds(5)
-    var silenceLimit: Duration = .seconds(15)
-    var lastHeard = ContinuousClock.now
     var lastReported: (target: Int, live: Int)?
 
     public init(options: Options, tls: TLSConfiguration, provider: any SlotProvider, logger: Logger) {
         self.options = options
-        self.tls = tls
         self.provider = provider
         self.logger = logger
+        self.connection = AgentConnection(
+            coordinator: options.coordinator, tls: tls, configuration: .init(backoff: options.backoff), logger: logger)
         self.machine = ScalerStateMachine(configuration: options.policy, now: .now)
     }
 
@@ -68,7 +71,7 @@ public actor Autoscaler {
             let existing = try await provider.existingSlots()
             if !existing.isEmpty {
                 logger.info("adopting running slots", metadata: ["slots": "\(existing)"])
-                machine.adopt(existing, now: .now)
+                machine.adopt(existing)
             }
         } catch {
             logger.warning("could not list existing slots; assuming none", metadata: ["error": "\(error)"])
@@ -88,91 +91,42 @@ public actor Autoscaler {
             exits.cancel()
             ticker.cancel()
         }
-        var backoff = options.backoff
-        while !stopping {
-            do {
-                let connection = try await AgentChannel.connect(to: options.coordinator, tls: tls)
-                try await session(connection) { backoff.reset() }
-            } catch let error as AgentError {
-                if case .handshakeRefused = error { throw error }
-                logger.warning("connection to the coordinator ended", metadata: ["error": "\(error)"])
-            } catch {
-                logger.warning("connection to the coordinator failed", metadata: ["error": "\(error)"])
-            }
-            outbound.close()
-            connection = nil
-            machine.disconnected()
-            if stopping { break }
-            let delay = backoff.next()
-            logger.info("reconnecting", metadata: ["in": "\(delay)"])
-            try? await Task.sleep(for: delay)
-        }
+        try await connection.run(for: self)
         logger.info("scaler stopping: draining the slots it started")
         await provider.shutdown(cancel: false)
         logger.info("scaler exiting")
     }
 
     /// First SIGTERM: stop scaling and drain the slots this scaler started.
-    public func stop() {
+    public func stop() async {
         guard !stopping else { return }
         stopping = true
-        connection?.channel.close(promise: nil)
+        await connection.shutdown()
     }
 
     /// Second SIGTERM: cancel the jobs of those slots.
     public func cancelSlots() async {
-        stop()
+        await stop()
         await provider.shutdown(cancel: true)
     }
 
     // MARK: - Connection
 
-    private func session(_ connection: AgentChannel.Connection, onWelcome: () -> Void) async throws {
-        let channel = connection.channel
-        let handshakeTimer = channel.eventLoop.scheduleTask(in: AgentRuntime.handshakeTimeout) {
-            channel.close(promise: nil)
-        }
-        defer { handshakeTimer.cancel() }
-        try await connection.executeThenClose { inbound, writer in
-            try await writer.write(.with { $0.hello = self.hello() })
-            var iterator = inbound.makeAsyncIterator()
-            guard let first = try await iterator.next() else {
-                throw AgentError.connectionClosed("the coordinator closed the connection during the handshake")
-            }
-            switch first.body {
-            case .welcome(let welcome):
-                handshakeTimer.cancel()
-                let timing = try CoordinatorValueChecks.timing(of: welcome, override: nil)
-                onWelcome()
-                self.connection = connection
-                if stopping { return }
-                (heartbeatInterval, silenceLimit) = timing
-                lastHeard = .now
-                logger.info(
-                    "scaler connected to the coordinator",
-                    metadata: [
-                        "coordinator": "\(options.coordinator)", "labels": "\(options.labels)",
-                        "min": "\(options.policy.minimum)", "max": "\(options.policy.maximum)",
-                    ])
-                let writerTask = outbound.startWriting(to: writer)
-                let heartbeat = Task { await self.heartbeatLoop() }
-                defer {
-                    writerTask.cancel()
-                    heartbeat.cancel()
-                }
-                while let envelope = try await iterator.next() {
-                    lastHeard = .now
-                    handle(envelope)
-                }
-            case .error(let error):
-                throw AgentError.handshake(error)
-            default:
-                throw AgentError.connectionClosed("the coordinator answered the handshake with an unexpected message")
-            }
-        }
+    func connected(_ welcome: Gantry_V1_Welcome, connectedIn: Duration) {
+        logger.info(
+            "scaler connected to the coordinator",
+            metadata: [
+                "coordinator": "\(options.coordinator)", "labels": "\(options.labels)",
+                "min": "\(options.policy.minimum)", "max": "\(options.policy.maximum)",
+            ])
     }
 
-    private func hello() -> Gantry_V1_Hello {
+    /// An unanswered drain request is void and nothing scales in until fresh demand.
+    func disconnected() {
+        machine.disconnected()
+    }
+
+    func hello() -> Gantry_V1_Hello {
         .with {
             // Role.scaler exists from version 2 on: an older coordinator must refuse the
             // connection rather than take the scaler for an agent.
@@ -186,20 +140,11 @@ public actor Autoscaler {
         }
     }
 
-    private func heartbeatLoop() async {
-        while !Task.isCancelled {
-            try? await Task.sleep(for: heartbeatInterval)
-            if Task.isCancelled { return }
-            if ContinuousClock.now - lastHeard > silenceLimit {
-                logger.warning("no word from the coordinator within the lease TTL; reconnecting")
-                connection?.channel.close(promise: nil)
-                return
-            }
-            outbound.send(.with { $0.heartbeat = .with { $0.sentAtUnixMs = UInt64(Date().timeIntervalSince1970 * 1000) } })
-        }
+    func heartbeat() -> Gantry_V1_Heartbeat {
+        .with { $0.sentAtUnixMs = UInt64(Date().timeIntervalSince1970 * 1000) }
     }
 
-    private func handle(_ envelope: Gantry_V1_Envelope) {
+    func received(_ envelope: Gantry_V1_Envelope) {
         switch envelope.body {
         case .demand(let demand):
             var agents: [Int: ScalerStateMachine.AgentState] = [:]
@@ -216,8 +161,6 @@ public actor Autoscaler {
         case .drainIdleResult(let result):
             let drained = result.drained.compactMap(slot(ofAgent:))
             perform(machine.drainAnswered(requestID: result.requestID, drained: drained, now: .now))
-        case .heartbeatAck:
-            break
         case .error(let error):
             logger.warning(
                 "coordinator reported an error",

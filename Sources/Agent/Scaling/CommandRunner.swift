@@ -1,4 +1,3 @@
-import Foundation
 import Subprocess
 import SystemPackage
 
@@ -18,8 +17,7 @@ enum CommandRunner {
         let result = try await Subprocess.run(
             target, arguments: Arguments(arguments), environment: .inherit.updating(updates), input: .none,
             output: .string(limit: outputLimit), error: .string(limit: outputLimit))
-        let output = (result.standardOutput + result.standardError)
-            .trimmingCharacters(in: .whitespacesAndNewlines)
+        let output = trimmed(result.standardOutput + result.standardError)
         switch result.terminationStatus {
         case .exited(0):
             return result.standardOutput
@@ -31,5 +29,12 @@ enum CommandRunner {
                 command: ([executable] + arguments).joined(separator: " "), status: "killed by signal \(signal)",
                 output: output)
         }
+    }
+
+    /// `text` without leading and trailing whitespace and newlines.
+    static func trimmed(_ text: String) -> String {
+        guard let first = text.firstIndex(where: { !$0.isWhitespace }), let last = text.lastIndex(where: { !$0.isWhitespace })
+        else { return "" }
+        return String(text[first...last])
     }
 }

@@ -1,10 +1,11 @@
-import Foundation
 import Logging
 import Subprocess
 import SystemPackage
 
 #if canImport(Glibc)
 import Glibc
+#elseif canImport(Darwin)
+import Darwin
 #endif
 
 /// Runs each slot as a local `gantry-agent run --one-shot` child process: the provider for

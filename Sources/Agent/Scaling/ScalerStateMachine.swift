@@ -44,7 +44,6 @@ public struct ScalerStateMachine: Sendable {
             case draining
         }
         public var phase: Phase
-        public var startedAt: ContinuousClock.Instant
     }
 
     public enum Action: Sendable, Equatable {
@@ -80,9 +79,9 @@ public struct ScalerStateMachine: Sendable {
     public var liveSlots: Int { slots.values.filter { $0.phase == .live }.count }
 
     /// Slots a supervisor already runs (systemd units found active at startup).
-    public mutating func adopt(_ adopted: [Int], now: ContinuousClock.Instant) {
+    public mutating func adopt(_ adopted: [Int]) {
         for slot in adopted where (1...configuration.maximum).contains(slot) {
-            slots[slot] = Slot(phase: .live, startedAt: now)
+            slots[slot] = Slot(phase: .live)
         }
     }
 
@@ -154,7 +153,7 @@ public struct ScalerStateMachine: Sendable {
                 slots[$0] == nil && (agents[$0] == nil || agents[$0] == .disconnected)
             }.makeIterator()
             while live < target, let slot = free.next() {
-                slots[slot] = Slot(phase: .live, startedAt: now)
+                slots[slot] = Slot(phase: .live)
                 actions.append(.start(slot: slot))
                 live += 1
             }

@@ -1,4 +1,5 @@
 import Foundation
+import GantryProtocol
 import Prometheus
 import Synchronization
 

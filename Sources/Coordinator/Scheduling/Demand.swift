@@ -1,4 +1,5 @@
 import Foundation
+import GantryProtocol
 
 /// What the queue asks of the fleet: the figures an autoscaler decides on and the
 /// `/metrics` endpoint exports. Computed from the scheduler on demand (a pass over the
@@ -16,30 +17,6 @@ public struct Demand: Sendable, Equatable {
         self.running = running
         self.oldestQueuedWait = oldestQueuedWait
     }
-}
-
-/// A label set (a job's selector or an agent's labels) in the one spelling used by the
-/// API and metrics: `k=v` pairs sorted by key, joined by commas; `""` is "any agent".
-public enum LabelSet {
-    public static func format(_ labels: [String: String]) -> String {
-        labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")
-    }
-
-    /// Parses `k=v,k=v`; a failure names the first malformed pair.
-    public static func parse(_ text: String) -> Result<[String: String], LabelSetError> {
-        var labels: [String: String] = [:]
-        for pair in text.split(separator: ",") where !pair.isEmpty {
-            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            guard parts.count == 2, !parts[0].isEmpty else { return .failure(LabelSetError(pair: String(pair))) }
-            labels[String(parts[0])] = String(parts[1])
-        }
-        return .success(labels)
-    }
-}
-
-public struct LabelSetError: Error, Sendable, CustomStringConvertible {
-    public var pair: String
-    public var description: String { "labels must be k=v pairs separated by commas; '\(pair)' is not" }
 }
 
 extension Scheduler {

@@ -61,8 +61,4 @@ public struct ConnectionGate: Sendable {
     public mutating func accepted(agentID: String) {
         state = .authenticated(agentID: agentID)
     }
-
-    public mutating func close() {
-        state = .closed
-    }
 }

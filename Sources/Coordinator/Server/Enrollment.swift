@@ -20,8 +20,8 @@ public struct Enrollment: Sendable {
 
     public func enroll(_ request: Gantry_V1_EnrollRequest) -> Result<Gantry_V1_EnrollResponse, Failure> {
         guard Self.constantTimeEquals(request.token, joinToken) else { return .failure(.badToken) }
-        guard Self.isValidAgentName(request.agentID) else {
-            return .failure(.badRequest("agent name '\(request.agentID)' must be 1-64 letters, digits, '-', '_' or '.'"))
+        if let problem = AgentID.nameProblem(request.agentID) {
+            return .failure(.badRequest("agent name '\(request.agentID.logSafe(maximum: 80))' \(problem)"))
         }
         do {
             let certificate = try authority.signAgentCSR(Array(request.csrDer), agentID: request.agentID)
@@ -35,12 +35,6 @@ public struct Enrollment: Sendable {
         } catch {
             return .failure(.badRequest("\(error)"))
         }
-    }
-
-    public static func isValidAgentName(_ name: String) -> Bool {
-        // `.` and `..` would become path components of the agent's spool and work dirs.
-        !name.isEmpty && name.count <= 64 && name != "." && name != ".."
-            && name.unicodeScalars.allSatisfy { $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || "-_.".unicodeScalars.contains($0)) }
     }
 
     /// Compares secrets without leaking their common prefix through timing.

@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// JSON shapes of the coordinator's HTTP API, shared by the coordinator and the `gantry`
 /// CLI so the two cannot drift. Keys are snake_case on the wire.

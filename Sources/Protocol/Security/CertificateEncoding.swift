@@ -1,7 +1,16 @@
 import Crypto
-import Foundation
 import SwiftASN1
 import X509
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// DER/PEM conversions and fingerprints used by enrollment and the state directories.
 public enum CertificateEncoding {
@@ -21,7 +30,18 @@ public enum CertificateEncoding {
 
     /// `sha256:` and the hex SHA-256 of the DER certificate, as `kubeadm` pins its CA.
     public static func fingerprint(der: [UInt8]) -> String {
-        "sha256:" + SHA256.hash(data: der).map { String(format: "%02x", $0) }.joined()
+        "sha256:" + hex(SHA256.hash(data: der))
+    }
+
+    /// Lowercase hex, two digits per byte.
+    static func hex<Bytes: Sequence<UInt8>>(_ bytes: Bytes) -> String {
+        let digits = Array("0123456789abcdef".utf8)
+        var text: [UInt8] = []
+        for byte in bytes {
+            text.append(digits[Int(byte >> 4)])
+            text.append(digits[Int(byte & 0x0F)])
+        }
+        return String(decoding: text, as: UTF8.self)
     }
 
     public static func fingerprint(_ certificate: Certificate) throws -> String {
@@ -56,7 +76,7 @@ public enum SecureFile {
         let bytes = Array(text.utf8)
         var written = 0
         while written < bytes.count {
-            let n = bytes[written...].withUnsafeBytes { Foundation.write(fd, $0.baseAddress, $0.count) }
+            let n = bytes[written...].withUnsafeBytes { writeToDescriptor(fd, $0) }
             guard n > 0 else { throw PKIError.unreadable(path: temporary, reason: String(cString: strerror(errno))) }
             written += n
         }
@@ -66,4 +86,9 @@ public enum SecureFile {
             throw PKIError.unreadable(path: path, reason: String(cString: strerror(errno)))
         }
     }
+}
+
+/// write(2) by a name that `SecureFile.write` does not shadow.
+private func writeToDescriptor(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) -> Int {
+    write(fd, bytes.baseAddress, bytes.count)
 }

@@ -14,7 +14,7 @@ public enum MessageValidation {
         case .none:
             throw .unknownMessage
         case .hello(let hello):
-            try name(hello.agentID, "hello.agent_id", maximum: WireLimits.agentIDLength)
+            try agentID(hello.agentID, "hello.agent_id")
             try text(hello.hostname, "hello.hostname", maximum: WireLimits.hostnameLength)
             try text(hello.agentVersion, "hello.agent_version", maximum: WireLimits.agentVersionLength)
             try labels(hello.labels)
@@ -26,7 +26,9 @@ public enum MessageValidation {
                 try offset(held.ackedLogOffset, "hello.held.acked_log_offset")
             }
         case .enrollRequest(let request):
-            try name(request.agentID, "enroll_request.agent_id", maximum: WireLimits.agentIDLength)
+            if let problem = AgentID.nameProblem(request.agentID) {
+                throw .malformed("enroll_request.agent_id \(problem)")
+            }
             try check(request.token.utf8.count <= WireLimits.tokenLength, "enroll_request.token is too long")
             try check(
                 !request.csrDer.isEmpty && request.csrDer.count <= WireLimits.csrLength,
@@ -66,7 +68,7 @@ public enum MessageValidation {
             try check(
                 request.agentIds.count <= WireLimits.drainIdleAgents && request.count <= UInt32(WireLimits.drainIdleAgents),
                 "drain_idle names more than \(WireLimits.drainIdleAgents) agents")
-            for id in request.agentIds { try name(id, "drain_idle.agent_ids", maximum: WireLimits.agentIDLength) }
+            for id in request.agentIds { try agentID(id, "drain_idle.agent_ids") }
         case .welcome, .lease, .logAck, .heartbeatAck, .finishAck, .cancel, .enrollResponse, .demand,
             .drainIdleResult:
             // Coordinator-to-agent messages: the gate refuses them; nothing here to bound.
@@ -109,6 +111,15 @@ public enum MessageValidation {
             "\(field) has an empty, `.` or `..` path component")
     }
 
+    /// An agent id, `<name>/<slot>` (`AgentID`).
+    static func agentID(_ value: String, _ field: String) throws(ProtocolError) {
+        do {
+            _ = try AgentID(parsing: value)
+        } catch {
+            throw .malformed("\(field): \(error)")
+        }
+    }
+
     /// Free text: at most `maximum` bytes (control characters are escaped when logged).
     static func text(_ value: String, _ field: String, maximum: Int) throws(ProtocolError) {
         try check(value.utf8.count <= maximum, "\(field) is \(value.utf8.count) bytes; at most \(maximum) are allowed")
@@ -117,9 +128,8 @@ public enum MessageValidation {
     static func labels(_ labels: [String: String]) throws(ProtocolError) {
         try check(labels.count <= WireLimits.labelCount, "hello.labels has \(labels.count) entries; at most \(WireLimits.labelCount)")
         for (key, value) in labels {
-            try name(key, "hello.labels key", maximum: WireLimits.labelKeyLength)
-            try check(value.utf8.count <= WireLimits.labelValueLength, "hello.labels[\(key)] is longer than \(WireLimits.labelValueLength) bytes")
-            try check(!value.unicodeScalars.contains { $0.value < 0x20 || $0.value == 0x7F }, "hello.labels[\(key)] contains control characters")
+            if let problem = LabelSet.keyProblem(key) { throw .malformed("hello.labels: '\(key.logSafe(maximum: 80))': \(problem)") }
+            if let problem = LabelSet.valueProblem(value) { throw .malformed("hello.labels[\(key)]: \(problem)") }
         }
     }
 }

@@ -1,5 +1,4 @@
 import GantryProtocol
-import NIOCore
 import Synchronization
 
 /// Where frames go while a connection exists. Components that produce frames (the log
@@ -18,17 +17,6 @@ final class OutboundQueue: Sendable {
         }
         previous?.finish()
         return stream
-    }
-
-    /// Opens a stream for a fresh connection and writes it to `writer` until the stream
-    /// ends or a write fails (the connection is gone).
-    func startWriting(to writer: NIOAsyncChannelOutboundWriter<Gantry_V1_Envelope>) -> Task<Void, Never> {
-        let frames = open()
-        return Task {
-            for await frame in frames {
-                do { try await writer.write(frame) } catch { break }
-            }
-        }
     }
 
     func close() {
