@@ -1,4 +1,5 @@
 import Logging
+import Synchronization
 import ServiceLifecycle
 import UnixSignals
 
@@ -41,6 +42,22 @@ public struct TwoSignalServiceGroup: Sendable {
         self.onSecondStage = onSecondStage
     }
 
+    /// A signal source for `signals` kept for the rest of the process, never read.
+    ///
+    /// When a group ends, its signal sources are cancelled, and a SIGTERM that arrives
+    /// after that, while the process is on its way out, would take the default action and
+    /// kill it. The scaler does exactly that to a slot the coordinator drained (the agent
+    /// is exiting by itself as the scaler's SIGTERM arrives), so the slot ended "killed by
+    /// signal 15" instead of exiting 0. With one source alive until exit, such a late
+    /// signal is absorbed.
+    private static func keepTrapped(_ signals: [UnixSignal]) async {
+        guard keptSources.withLock({ $0 == nil }) else { return }
+        let sequence = await UnixSignalsSequence(trapping: signals)
+        keptSources.withLock { if $0 == nil { $0 = sequence } }
+    }
+
+    private static let keptSources = Mutex<UnixSignalsSequence?>(nil)
+
     private enum Stage: Sendable {
         /// The services' group finished.
         case finished
@@ -52,6 +69,7 @@ public struct TwoSignalServiceGroup: Sendable {
 
     /// Runs until every service has finished; rethrows the first service error.
     public func run() async throws {
+        await Self.keepTrapped(signals)
         let (shutdownBegan, began) = AsyncStream.makeStream(of: Void.self)
         // Each service is wrapped to report its graceful shutdown: the first report (the
         // group shuts services down one at a time, the last first) arms the second stage.

@@ -143,3 +143,19 @@ struct MessageValidationTests {
         #expect("plain/ascii-1".logSafe() == "plain/ascii-1")
     }
 }
+
+@Suite("Path components", .timeLimit(.minutes(1)))
+struct PathComponentTests {
+    /// The byte scan agrees with splitting on `/` for every string over a small alphabet.
+    @Test func theByteScanAgreesWithSplitting() {
+        let alphabet: [Character] = ["a", ".", "/"]
+        var strings = [""]
+        for _ in 0..<6 { strings = strings + strings.flatMap { s in alphabet.map { s + String($0) } } }
+        for value in Set(strings) {
+            let reference = value.split(separator: "/", omittingEmptySubsequences: false).contains {
+                $0 == "." || $0 == ".." || $0.isEmpty
+            }
+            #expect(MessageValidation.hasBadPathComponent(value.utf8) == reference, "\(value)")
+        }
+    }
+}

@@ -102,13 +102,32 @@ public enum MessageValidation {
     static func name(_ value: String, _ field: String, maximum: Int) throws(ProtocolError) {
         let bytes = value.utf8.count
         try check(bytes >= 1 && bytes <= maximum, "\(field) must be 1 to \(maximum) bytes, got \(bytes)")
+        // Every message carries ids, so the common case (printable ASCII, as the coordinator
+        // makes them) is one pass over the bytes; anything else gets the Unicode check.
+        let printableASCII = value.utf8.allSatisfy { $0 > 0x20 && $0 < 0x7F }
         try check(
-            !value.unicodeScalars.contains { $0.properties.isWhitespace || $0.value < 0x20 || $0.value == 0x7F },
+            printableASCII
+                || !value.unicodeScalars.contains { $0.properties.isWhitespace || $0.value < 0x20 || $0.value == 0x7F },
             "\(field) contains whitespace or control characters")
         // Agent and job ids become path components (spool, work dirs, cgroups) on agents.
-        try check(
-            !value.split(separator: "/", omittingEmptySubsequences: false).contains { $0 == "." || $0 == ".." || $0.isEmpty },
-            "\(field) has an empty, `.` or `..` path component")
+        try check(!Self.hasBadPathComponent(value.utf8), "\(field) has an empty, `.` or `..` path component")
+    }
+
+    /// Whether `/`-separated `bytes` have an empty, `.` or `..` component (without splitting).
+    public static func hasBadPathComponent(_ bytes: String.UTF8View) -> Bool {
+        var length = 0
+        var dots = 0
+        for byte in bytes {
+            if byte == UInt8(ascii: "/") {
+                if length == 0 || length == dots && dots <= 2 { return true }
+                length = 0
+                dots = 0
+            } else {
+                length += 1
+                if byte == UInt8(ascii: ".") { dots += 1 }
+            }
+        }
+        return length == 0 || length == dots && dots <= 2
     }
 
     /// An agent id, `<name>/<slot>` (`AgentID`).
