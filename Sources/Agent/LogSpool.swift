@@ -1,3 +1,4 @@
+import NIOCore
 import CGantryShims
 import Synchronization
 
@@ -50,6 +51,28 @@ public final class LogSpool: Sendable {
     public func append(_ text: String) throws {
         var text = text
         try text.withUTF8 { try append(UnsafeRawBufferPointer($0)) }
+    }
+
+    /// Up to `count` bytes from `offset`, read straight into a `ByteBuffer` (the type the
+    /// deflater takes), without zero-filling or copying an array first.
+    public func readBuffer(from offset: Int, count: Int) throws -> ByteBuffer {
+        try state.withLock { state in
+            let available = max(0, min(count, state.length - offset))
+            var buffer = ByteBufferAllocator().buffer(capacity: available)
+            var done = 0
+            while done < available {
+                let n = buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: available - done) { pointer in
+                    let n = pread(state.fd, pointer.baseAddress!, available - done, off_t(offset + done))
+                    return max(n, 0)
+                }
+                if n == 0 {
+                    if errno == EINTR { continue }
+                    throw SpoolError.io("cannot read log spool \(path): \(String(cString: strerror(errno)))")
+                }
+                done += n
+            }
+            return buffer
+        }
     }
 
     /// Up to `count` bytes from `offset`.

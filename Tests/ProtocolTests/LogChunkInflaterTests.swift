@@ -35,3 +35,18 @@ struct LogChunkInflaterTests {
         #expect(throws: ProtocolError.self) { try inflater.check(bomb, expectedLength: 1_000_000) }
     }
 }
+
+@Suite("Log deflater", .timeLimit(.minutes(1)))
+struct LogDeflaterTests {
+    /// Every chunk from a reused stream is independent: it inflates on its own, to its bytes.
+    @Test func eachChunkOfAReusedStreamInflatesOnItsOwn() throws {
+        let deflater = try LogDeflater()
+        let inflater = try LogChunkInflater()
+        for text in ["first\n", String(repeating: "a long line of output 42\n", count: 20_000), "", "last\n"] where !text.isEmpty {
+            let compressed = try deflater.deflate(ByteBuffer(string: text))
+            try inflater.check(Array(compressed.readableBytesView), expectedLength: text.utf8.count)
+            let inflated = try LogCompression.decompress(compressed, expectedLength: text.utf8.count)
+            #expect(String(buffer: inflated) == text)
+        }
+    }
+}
