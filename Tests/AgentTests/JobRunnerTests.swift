@@ -4,8 +4,14 @@ import GantryProtocol
 import Testing
 
 @Suite("Job runner", .timeLimit(.minutes(1)))
-struct JobRunnerTests {
+final class JobRunnerTests {
     let root = NSTemporaryDirectory() + "gantry-runner-\(UUID().uuidString)"
+
+    /// Each test gets its own root; it is removed afterwards (work dirs are removed by the
+    /// runner, the spools by the tests, the root itself was left behind).
+    deinit {
+        try? FileManager.default.removeItem(atPath: root)
+    }
 
     /// Job ids are unique per test: tests run in parallel, and a job's processes are found
     /// (and killed) by the id in their environment.
