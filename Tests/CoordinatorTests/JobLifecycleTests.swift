@@ -428,7 +428,7 @@ struct JobLifecycleTests {
     /// unfinished ⇔ in `jobs`, held ⇔ has a holder that is the job's agent, no agent holds
     /// more than its capacity, and every lease goes to a connected agent.
     @Test mutating func invariantsHoldUnderRandomEvents() throws {
-        var random = SplitMix(seed: 11)
+        var random = SplitMix64(seed: 11)
         var leases: [String: Gantry_V1_Lease] = [:]
         var clock = 0.0
         let agents = ["a/1", "a/2", "b/1"]
@@ -507,18 +507,5 @@ struct JobLifecycleTests {
         var unfinished: [String: Int] = [:]
         for job in lifecycle.jobs.values { unfinished[job.pipelineId, default: 0] += 1 }
         #expect(lifecycle.pipelines.mapValues(\.unfinished) == unfinished)
-    }
-}
-
-/// A tiny seeded generator so the random walk is the same on every run.
-struct SplitMix: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
