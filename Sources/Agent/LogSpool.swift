@@ -75,22 +75,9 @@ public final class LogSpool: Sendable {
         }
     }
 
-    /// Up to `count` bytes from `offset`.
+    /// Up to `count` bytes from `offset`, as an array (for tests and tools).
     public func read(from offset: Int, count: Int) throws -> [UInt8] {
-        try state.withLock { state in
-            let available = max(0, min(count, state.length - offset))
-            var buffer = [UInt8](repeating: 0, count: available)
-            var done = 0
-            while done < available {
-                let n = buffer.withUnsafeMutableBytes {
-                    pread(state.fd, $0.baseAddress! + done, available - done, off_t(offset + done))
-                }
-                if n < 0 && errno == EINTR { continue }
-                guard n > 0 else { throw SpoolError.io("cannot read log spool \(path): \(String(cString: strerror(errno)))") }
-                done += n
-            }
-            return buffer
-        }
+        Array(try readBuffer(from: offset, count: count).readableBytesView)
     }
 
     /// Frees the disk blocks of bytes the coordinator has acknowledged, keeping offsets

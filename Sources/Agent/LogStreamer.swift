@@ -1,4 +1,3 @@
-import Dispatch
 import GantryProtocol
 import NIOCore
 
@@ -59,12 +58,14 @@ public actor LogStreamer {
     private var sequence: UInt64 = 0
     private var finished = false
     private var readFailures = 0
-    /// One reusable deflate stream per core the streamer may use (see `pump`). Created on
-    /// first use; nil if zlib could not allocate one (then `LogCompression` is used).
-    private lazy var deflaters: [LogDeflater] = (0..<LogStreamer.deflateWidth).compactMap { _ in try? LogDeflater() }
-    /// Full chunks deflated at once when that many are waiting: both cores of a build VM
-    /// when one step's output outruns one core's deflate (about 200 MB/s at level 1).
-    static let deflateWidth = min(2, max(1, System.coreCount))
+    /// One deflate stream reset for every chunk, created on first use; nil if zlib could
+    /// not allocate one (then `LogCompression` sets one up per chunk).
+    ///
+    /// One, not one per core: deflating two full chunks at once on a 2-core build VM was
+    /// measured (scripts/benchmark, logs) at 105 MB/s for one step against 145 MB/s with
+    /// one stream, because the step, the runner's pipe reads and the coordinator already
+    /// fill both cores, and the hand-off cost more CPU than it saved.
+    private lazy var deflater: LogDeflater? = try? LogDeflater()
     /// Wake-ups handled so far (tests wait on it rather than sleep).
     private(set) var passes = 0
     /// Where the log ends because the spool could not be read past it (nil: it can).
@@ -202,13 +203,8 @@ public actor LogStreamer {
             let raw: ByteBuffer
             let compressed: ByteBuffer
             do {
-                if let ready = deflatedAhead, ready.offset == sentOffset {
-                    (raw, compressed) = (ready.raw, ready.compressed)
-                } else {
-                    raw = try spool.readBuffer(from: sentOffset, count: count)
-                    compressed = try deflate(raw, alongside: sentOffset + count)
-                }
-                deflatedAhead = nil
+                raw = try spool.readBuffer(from: sentOffset, count: count)
+                compressed = try deflater.map { try $0.deflate(raw) } ?? LogCompression.compress(raw)
                 readFailures = 0
             } catch {
                 readFailures += 1
@@ -237,48 +233,4 @@ public actor LogStreamer {
             sentOffset += raw.readableBytes
         }
     }
-
-    /// A full chunk deflated ahead of its turn by `deflate(_:alongside:)`.
-    private var deflatedAhead: (offset: Int, raw: ByteBuffer, compressed: ByteBuffer)?
-
-    /// Deflates `raw`; when the next chunk (from `next`) is full and in flight room allows,
-    /// deflates it at the same time on another core, keeping it for the next pass.
-    private func deflate(_ raw: ByteBuffer, alongside next: Int) throws -> ByteBuffer {
-        let size = configuration.maximumChunkSize
-        guard deflaters.count >= 2, raw.readableBytes == size, end - next >= size,
-            next + size - acknowledgedOffset <= configuration.maximumInFlight,
-            let following = try? spool.readBuffer(from: next, count: size), following.readableBytes == size
-        else {
-            return try deflaters.first.map { try $0.deflate(raw) } ?? LogCompression.compress(raw)
-        }
-        let inputs = [raw, following]
-        let results = ResultSlots(count: 2, deflaters: deflaters)
-        DispatchQueue.concurrentPerform(iterations: 2) { index in
-            results.deflate(index, inputs[index])
-        }
-        let second = try results.get(1)
-        deflatedAhead = (next, following, second)
-        return try results.get(0)
-    }
-}
-
-/// The deflaters and results of one parallel deflate: iteration `i` uses only deflater `i`
-/// and writes only slot `i`, and the caller reads the slots after `concurrentPerform`
-/// returned, so nothing is shared between threads at the same time.
-private final class ResultSlots: @unchecked Sendable {
-    private let slots: UnsafeMutablePointer<Result<ByteBuffer, any Error>?>
-    private let count: Int
-    private let deflaters: [LogDeflater]
-    init(count: Int, deflaters: [LogDeflater]) {
-        self.count = count
-        self.deflaters = deflaters
-        slots = .allocate(capacity: count)
-        slots.initialize(repeating: nil, count: count)
-    }
-    deinit {
-        slots.deinitialize(count: count)
-        slots.deallocate()
-    }
-    func deflate(_ index: Int, _ raw: ByteBuffer) { slots[index] = Result { try deflaters[index].deflate(raw) } }
-    func get(_ index: Int) throws -> ByteBuffer { try slots[index]!.get() }
 }
