@@ -51,6 +51,9 @@ public actor CoordinatorCore {
     var stopped = false
     /// Output of turns not yet committed (see `run`).
     var pending = LifecycleOutput()
+    /// Writes one group commit may hold: thousands of events' worth, one transaction of a
+    /// few milliseconds, and a bound on what waits in memory for it.
+    static let maximumPendingWrites = 4096
     var flushScheduled = false
 
     var scheduler: Scheduler { lifecycle.scheduler }
@@ -90,6 +93,12 @@ public actor CoordinatorCore {
         }
         pending.writes.append(contentsOf: output.writes)
         pending.actions += output.actions
+        // Bounded: if the flush job is kept waiting behind a flood of events, the batch
+        // (and the acknowledgements held back with it) commits here instead of growing.
+        if pending.writes.writes.count >= Self.maximumPendingWrites {
+            flush()
+            return
+        }
         guard !flushScheduled else { return }
         flushScheduled = true
         Task { self.flush() }

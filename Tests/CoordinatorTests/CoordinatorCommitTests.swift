@@ -96,6 +96,21 @@ final class CoordinatorCommitTests {
         #expect(try store.unfinishedJobs().isEmpty)
     }
 
+    /// A flood of writes commits as soon as the batch reaches its bound, without waiting
+    /// for the scheduled flush: what waits in memory for a commit is bounded.
+    @Test func aFullBatchCommitsAtOnce() async throws {
+        let store = try WatchingStore(path: directory + "/gantry.sqlite")
+        let core = try CoordinatorCore(
+            store: store, configuration: .init(heartbeatInterval: .seconds(1), leaseTTL: .seconds(15)), logger: Logger(label: "test"))
+        var output = LifecycleOutput()
+        for index in 0..<CoordinatorCore.maximumPendingWrites {
+            output.writes.append(.appendLog(.init(jobID: "j", attempt: 1, offset: index, rawLength: 1, data: Data([1]))))
+        }
+        await core.run(output)
+        #expect(store.framesAtCommit.withLock { $0.count } == 1, "committed inside run, not later")
+        #expect(try store.logChunks(jobID: "j", attempt: 1, from: 0, limit: 10).count == 10)
+    }
+
     final class StopCounter: Sendable {
         let count = Atomic<Int>(0)
     }
