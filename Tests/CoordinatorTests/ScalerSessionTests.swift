@@ -91,7 +91,7 @@ final class ScalerSessionTests {
         let welcome = try await core.hello(
             hello("h/scaler", labels: ["os": "linux"], role: .scaler), certificateName: "h", session: scaler.session
         ).get()
-        #expect(welcome.version == 2)
+        #expect(welcome.version == ProtocolVersion.current)
         _ = try await scaler.next("initial demand") { $0.demand.queued == 0 && $0.isDemand }
 
         _ = try await core.submit(

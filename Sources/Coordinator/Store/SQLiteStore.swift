@@ -11,7 +11,9 @@ import NIOCore
 /// the trade-off documented in docs/operations.md. Logs are stored exactly as they arrived,
 /// deflate-compressed, one row per chunk.
 public final class SQLiteStore: CoordinatorStore {
-    private let database: DatabasePool
+    /// Internal so each room's store extension (`SQLiteStore+Identity.swift`, …) shares
+    /// the one pool and its transactions.
+    let database: DatabasePool
 
     public convenience init(path: String) throws {
         try self.init(path: path, migratingUpTo: nil)
@@ -123,6 +125,103 @@ public final class SQLiteStore: CoordinatorStore {
                     CREATE INDEX jobs_by_state_creation ON jobs(state, created_at, position);
                     -- A prefix of the one above.
                     DROP INDEX jobs_by_state;
+                    """)
+        }
+        // Who may do what (issue 12). One migration for the whole room set, so the tables
+        // that refer to each other arrive together; every token is stored as its SHA-256
+        // only, every secret as AES-GCM ciphertext only.
+        migrator.registerMigration("v5: identities, tokens, secrets, audit, enrollments", foreignKeyChecks: .immediate) { db in
+            try db.execute(
+                sql: """
+                    -- People and service accounts. `roles`: JSON [{"role": "developer",
+                    -- "scope": "*", "environments": ["production"]}].
+                    CREATE TABLE identities (
+                        name TEXT PRIMARY KEY NOT NULL,
+                        kind TEXT NOT NULL,
+                        roles TEXT NOT NULL,
+                        created_at DATETIME NOT NULL,
+                        created_by TEXT,
+                        disabled_at DATETIME
+                    );
+                    -- API tokens: `hash` is SHA-256 of the token; the token itself is shown
+                    -- once and never stored.
+                    CREATE TABLE api_tokens (
+                        id TEXT PRIMARY KEY NOT NULL,
+                        identity TEXT NOT NULL REFERENCES identities(name),
+                        hash BLOB NOT NULL UNIQUE,
+                        description TEXT NOT NULL,
+                        created_at DATETIME NOT NULL,
+                        expires_at DATETIME,
+                        revoked_at DATETIME,
+                        last_used_at DATETIME
+                    );
+                    CREATE INDEX api_tokens_by_identity ON api_tokens(identity);
+                    -- Secrets: AES-GCM sealed boxes (nonce + ciphertext + tag) under the key
+                    -- `key_id` names. `scope`: "pipeline", "repository:URL" or
+                    -- "environment:NAME".
+                    CREATE TABLE secrets (
+                        name TEXT NOT NULL,
+                        scope TEXT NOT NULL,
+                        sealed BLOB NOT NULL,
+                        key_id TEXT NOT NULL,
+                        created_at DATETIME NOT NULL,
+                        updated_at DATETIME NOT NULL,
+                        updated_by TEXT NOT NULL,
+                        PRIMARY KEY (name, scope)
+                    ) WITHOUT ROWID;
+                    -- The audit log: append-only, each record's `hash` is SHA-256 over the
+                    -- previous record's hash and this record's canonical bytes.
+                    CREATE TABLE audit_log (
+                        seq INTEGER PRIMARY KEY NOT NULL,
+                        at DATETIME NOT NULL,
+                        actor TEXT NOT NULL,
+                        token_id TEXT,
+                        address TEXT,
+                        action TEXT NOT NULL,
+                        object TEXT NOT NULL,
+                        outcome TEXT NOT NULL,
+                        detail TEXT NOT NULL,
+                        prev_hash BLOB NOT NULL,
+                        hash BLOB NOT NULL
+                    );
+                    CREATE INDEX audit_by_actor ON audit_log(actor, seq);
+                    CREATE INDEX audit_by_object ON audit_log(object, seq);
+                    -- Join tokens: `labels` is the JSON list of label patterns agents enrolled
+                    -- with it may claim; `uses_left` NULL = unlimited.
+                    CREATE TABLE join_tokens (
+                        id TEXT PRIMARY KEY NOT NULL,
+                        hash BLOB NOT NULL UNIQUE,
+                        labels TEXT NOT NULL,
+                        description TEXT NOT NULL,
+                        created_at DATETIME NOT NULL,
+                        expires_at DATETIME,
+                        uses_left INTEGER,
+                        revoked_at DATETIME
+                    );
+                    -- One row per certificate issued to an agent host (enrollment or renewal),
+                    -- carrying the labels it may claim; `serial` is the certificate's, hex.
+                    CREATE TABLE enrollments (
+                        serial TEXT PRIMARY KEY NOT NULL,
+                        host TEXT NOT NULL,
+                        labels TEXT NOT NULL,
+                        join_token_id TEXT,
+                        issued_at DATETIME NOT NULL,
+                        not_after DATETIME NOT NULL,
+                        renewed_from TEXT,
+                        revoked_at DATETIME
+                    );
+                    CREATE INDEX enrollments_by_host ON enrollments(host);
+                    -- Hosts whose certificates were revoked by `agents forget`: every
+                    -- certificate for the name issued before `at` is refused, also one
+                    -- issued before enrollments were recorded.
+                    CREATE TABLE revoked_hosts (
+                        host TEXT PRIMARY KEY NOT NULL,
+                        at DATETIME NOT NULL,
+                        by TEXT NOT NULL
+                    );
+                    -- A step's secret names and its environment (`secrets:`, `environment:`).
+                    ALTER TABLE jobs ADD COLUMN secrets TEXT NOT NULL DEFAULT '[]';
+                    ALTER TABLE jobs ADD COLUMN environment TEXT;
                     """)
         }
         return migrator

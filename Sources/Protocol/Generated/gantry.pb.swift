@@ -137,6 +137,12 @@ public nonisolated enum Gantry_V1_ErrorCode: SwiftProtobuf.Enum, Swift.CaseItera
   /// (a second agent started with the same --slot). Retry later; do not exit: a
   /// genuine reconnect is accepted once the old connection missed its heartbeats.
   case agentIDInUse // = 13
+
+  /// Version 3: the Hello claims a label its enrollment does not allow (the
+  /// message names it), or the host's certificate was revoked (`agents forget`).
+  /// Fatal; retrying with the same certificate and labels will not help.
+  case labelNotAllowed // = 14
+  case certificateRevoked // = 15
   case UNRECOGNIZED(Int)
 
   public init() {
@@ -159,6 +165,8 @@ public nonisolated enum Gantry_V1_ErrorCode: SwiftProtobuf.Enum, Swift.CaseItera
     case 11: self = .internal
     case 12: self = .logGap
     case 13: self = .agentIDInUse
+    case 14: self = .labelNotAllowed
+    case 15: self = .certificateRevoked
     default: self = .UNRECOGNIZED(rawValue)
     }
   }
@@ -179,6 +187,8 @@ public nonisolated enum Gantry_V1_ErrorCode: SwiftProtobuf.Enum, Swift.CaseItera
     case .internal: return 11
     case .logGap: return 12
     case .agentIDInUse: return 13
+    case .labelNotAllowed: return 14
+    case .certificateRevoked: return 15
     case .UNRECOGNIZED(let i): return i
     }
   }
@@ -199,6 +209,8 @@ public nonisolated enum Gantry_V1_ErrorCode: SwiftProtobuf.Enum, Swift.CaseItera
     .internal,
     .logGap,
     .agentIDInUse,
+    .labelNotAllowed,
+    .certificateRevoked,
   ]
 
 }
@@ -419,6 +431,23 @@ public nonisolated struct Gantry_V1_Envelope: Sendable {
     set {body = .drainIdleResult(newValue)}
   }
 
+  /// Version 3: certificate renewal on an authenticated agent connection.
+  public var renewRequest: Gantry_V1_RenewRequest {
+    get {
+      if case .renewRequest(let v)? = body {return v}
+      return Gantry_V1_RenewRequest()
+    }
+    set {body = .renewRequest(newValue)}
+  }
+
+  public var renewResponse: Gantry_V1_RenewResponse {
+    get {
+      if case .renewResponse(let v)? = body {return v}
+      return Gantry_V1_RenewResponse()
+    }
+    set {body = .renewResponse(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Body: Equatable, Sendable {
@@ -443,6 +472,9 @@ public nonisolated struct Gantry_V1_Envelope: Sendable {
     case demand(Gantry_V1_Demand)
     case drainIdle(Gantry_V1_DrainIdle)
     case drainIdleResult(Gantry_V1_DrainIdleResult)
+    /// Version 3: certificate renewal on an authenticated agent connection.
+    case renewRequest(Gantry_V1_RenewRequest)
+    case renewResponse(Gantry_V1_RenewResponse)
 
   }
 
@@ -595,6 +627,15 @@ public nonisolated struct Gantry_V1_Lease: Sendable {
   public var commit: String = String()
 
   public var branch: String = String()
+
+  /// Version 3: the secrets this step named and its scope allows, NAME -> value.
+  /// Set in the step's environment like `env`, and masked in its log by the agent
+  /// before a byte is spooled or sent. Never logged by either side.
+  public var secrets: Dictionary<String,String> = [:]
+
+  /// Version 3: the environment this step deploys to (`environment:` in the
+  /// pipeline), empty for none. Exposed as GANTRY_ENVIRONMENT.
+  public var environment: String = String()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -919,6 +960,39 @@ public nonisolated struct Gantry_V1_DrainIdleResult: Sendable {
   public init() {}
 }
 
+/// Version 3, agent -> coordinator on an authenticated connection, once its
+/// certificate has used up two thirds of its validity: a CSR for a new key. The
+/// coordinator issues a certificate for the same host name with the same
+/// enrollment (allowed labels), unless the host was revoked.
+public nonisolated struct Gantry_V1_RenewRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var csrDer: Data = Data()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// coordinator -> agent: the renewed certificate, or `error` set (then the
+/// certificate is empty) saying why it was refused. The agent writes the new key
+/// and certificate before its next connection and keeps the old ones until then.
+public nonisolated struct Gantry_V1_RenewResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var certificateDer: Data = Data()
+
+  public var error: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
 
 fileprivate nonisolated let _protobuf_package = "gantry.v1"
@@ -932,7 +1006,7 @@ nonisolated extension Gantry_V1_Outcome: SwiftProtobuf._ProtoNameProviding {
 }
 
 nonisolated extension Gantry_V1_ErrorCode: SwiftProtobuf._ProtoNameProviding {
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0ERROR_CODE_UNSPECIFIED\0\u{1}ERROR_CODE_UNSUPPORTED_VERSION\0\u{1}ERROR_CODE_UNKNOWN_MESSAGE\0\u{1}ERROR_CODE_MALFORMED\0\u{1}ERROR_CODE_FRAME_TOO_LARGE\0\u{1}ERROR_CODE_UNEXPECTED_MESSAGE\0\u{1}ERROR_CODE_STALE_ATTEMPT\0\u{1}ERROR_CODE_UNKNOWN_JOB\0\u{1}ERROR_CODE_CERTIFICATE_REQUIRED\0\u{1}ERROR_CODE_BAD_TOKEN\0\u{1}ERROR_CODE_AGENT_ID_MISMATCH\0\u{1}ERROR_CODE_INTERNAL\0\u{1}ERROR_CODE_LOG_GAP\0\u{1}ERROR_CODE_AGENT_ID_IN_USE\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0ERROR_CODE_UNSPECIFIED\0\u{1}ERROR_CODE_UNSUPPORTED_VERSION\0\u{1}ERROR_CODE_UNKNOWN_MESSAGE\0\u{1}ERROR_CODE_MALFORMED\0\u{1}ERROR_CODE_FRAME_TOO_LARGE\0\u{1}ERROR_CODE_UNEXPECTED_MESSAGE\0\u{1}ERROR_CODE_STALE_ATTEMPT\0\u{1}ERROR_CODE_UNKNOWN_JOB\0\u{1}ERROR_CODE_CERTIFICATE_REQUIRED\0\u{1}ERROR_CODE_BAD_TOKEN\0\u{1}ERROR_CODE_AGENT_ID_MISMATCH\0\u{1}ERROR_CODE_INTERNAL\0\u{1}ERROR_CODE_LOG_GAP\0\u{1}ERROR_CODE_AGENT_ID_IN_USE\0\u{1}ERROR_CODE_LABEL_NOT_ALLOWED\0\u{1}ERROR_CODE_CERTIFICATE_REVOKED\0")
 }
 
 nonisolated extension Gantry_V1_AgentState: SwiftProtobuf._ProtoNameProviding {
@@ -941,7 +1015,7 @@ nonisolated extension Gantry_V1_AgentState: SwiftProtobuf._ProtoNameProviding {
 
 nonisolated extension Gantry_V1_Envelope: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Envelope"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}hello\0\u{1}welcome\0\u{1}ready\0\u{1}lease\0\u{3}lease_ack\0\u{3}job_started\0\u{3}log_chunk\0\u{3}log_ack\0\u{1}heartbeat\0\u{3}heartbeat_ack\0\u{3}job_finished\0\u{3}finish_ack\0\u{1}cancel\0\u{1}drain\0\u{1}error\0\u{3}enroll_request\0\u{3}enroll_response\0\u{1}demand\0\u{3}drain_idle\0\u{3}drain_idle_result\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}hello\0\u{1}welcome\0\u{1}ready\0\u{1}lease\0\u{3}lease_ack\0\u{3}job_started\0\u{3}log_chunk\0\u{3}log_ack\0\u{1}heartbeat\0\u{3}heartbeat_ack\0\u{3}job_finished\0\u{3}finish_ack\0\u{1}cancel\0\u{1}drain\0\u{1}error\0\u{3}enroll_request\0\u{3}enroll_response\0\u{1}demand\0\u{3}drain_idle\0\u{3}drain_idle_result\0\u{3}renew_request\0\u{3}renew_response\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1209,6 +1283,32 @@ nonisolated extension Gantry_V1_Envelope: SwiftProtobuf.Message, SwiftProtobuf._
           self.body = .drainIdleResult(v)
         }
       }()
+      case 21: try {
+        var v: Gantry_V1_RenewRequest?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .renewRequest(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .renewRequest(v)
+        }
+      }()
+      case 22: try {
+        var v: Gantry_V1_RenewResponse?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .renewResponse(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .renewResponse(v)
+        }
+      }()
       default: break
       }
     }
@@ -1299,6 +1399,14 @@ nonisolated extension Gantry_V1_Envelope: SwiftProtobuf.Message, SwiftProtobuf._
     case .drainIdleResult?: try {
       guard case .drainIdleResult(let v)? = self.body else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 20)
+    }()
+    case .renewRequest?: try {
+      guard case .renewRequest(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 21)
+    }()
+    case .renewResponse?: try {
+      guard case .renewResponse(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 22)
     }()
     case nil: break
     }
@@ -1564,7 +1672,7 @@ nonisolated extension Gantry_V1_Ready: SwiftProtobuf.Message, SwiftProtobuf._Mes
 
 nonisolated extension Gantry_V1_Lease: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Lease"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}job_id\0\u{1}attempt\0\u{3}pipeline_id\0\u{3}step_key\0\u{1}commands\0\u{1}env\0\u{3}timeout_seconds\0\u{3}cancel_grace_seconds\0\u{1}repository\0\u{1}commit\0\u{1}branch\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}job_id\0\u{1}attempt\0\u{3}pipeline_id\0\u{3}step_key\0\u{1}commands\0\u{1}env\0\u{3}timeout_seconds\0\u{3}cancel_grace_seconds\0\u{1}repository\0\u{1}commit\0\u{1}branch\0\u{1}secrets\0\u{1}environment\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1583,6 +1691,8 @@ nonisolated extension Gantry_V1_Lease: SwiftProtobuf.Message, SwiftProtobuf._Mes
       case 9: try { try decoder.decodeSingularStringField(value: &self.repository) }()
       case 10: try { try decoder.decodeSingularStringField(value: &self.commit) }()
       case 11: try { try decoder.decodeSingularStringField(value: &self.branch) }()
+      case 12: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: &self.secrets) }()
+      case 13: try { try decoder.decodeSingularStringField(value: &self.environment) }()
       default: break
       }
     }
@@ -1622,6 +1732,12 @@ nonisolated extension Gantry_V1_Lease: SwiftProtobuf.Message, SwiftProtobuf._Mes
     if !self.branch.isEmpty {
       try visitor.visitSingularStringField(value: self.branch, fieldNumber: 11)
     }
+    if !self.secrets.isEmpty {
+      try visitor.visitMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: self.secrets, fieldNumber: 12)
+    }
+    if !self.environment.isEmpty {
+      try visitor.visitSingularStringField(value: self.environment, fieldNumber: 13)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1637,6 +1753,8 @@ nonisolated extension Gantry_V1_Lease: SwiftProtobuf.Message, SwiftProtobuf._Mes
     if lhs.repository != rhs.repository {return false}
     if lhs.commit != rhs.commit {return false}
     if lhs.branch != rhs.branch {return false}
+    if lhs.secrets != rhs.secrets {return false}
+    if lhs.environment != rhs.environment {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -2362,6 +2480,71 @@ nonisolated extension Gantry_V1_DrainIdleResult: SwiftProtobuf.Message, SwiftPro
   public static func ==(lhs: Gantry_V1_DrainIdleResult, rhs: Gantry_V1_DrainIdleResult) -> Bool {
     if lhs.requestID != rhs.requestID {return false}
     if lhs.drained != rhs.drained {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Gantry_V1_RenewRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".RenewRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}csr_der\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularBytesField(value: &self.csrDer) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.csrDer.isEmpty {
+      try visitor.visitSingularBytesField(value: self.csrDer, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Gantry_V1_RenewRequest, rhs: Gantry_V1_RenewRequest) -> Bool {
+    if lhs.csrDer != rhs.csrDer {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Gantry_V1_RenewResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".RenewResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}certificate_der\0\u{1}error\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularBytesField(value: &self.certificateDer) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.error) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.certificateDer.isEmpty {
+      try visitor.visitSingularBytesField(value: self.certificateDer, fieldNumber: 1)
+    }
+    if !self.error.isEmpty {
+      try visitor.visitSingularStringField(value: self.error, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Gantry_V1_RenewResponse, rhs: Gantry_V1_RenewResponse) -> Bool {
+    if lhs.certificateDer != rhs.certificateDer {return false}
+    if lhs.error != rhs.error {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -69,8 +69,12 @@ public enum MessageValidation {
                 request.agentIds.count <= WireLimits.drainIdleAgents && request.count <= UInt32(WireLimits.drainIdleAgents),
                 "drain_idle names more than \(WireLimits.drainIdleAgents) agents")
             for id in request.agentIds { try agentID(id, "drain_idle.agent_ids") }
+        case .renewRequest(let request):
+            try check(
+                !request.csrDer.isEmpty && request.csrDer.count <= WireLimits.csrLength,
+                "renew_request.csr_der must be 1 to \(WireLimits.csrLength) bytes")
         case .welcome, .lease, .logAck, .heartbeatAck, .finishAck, .cancel, .enrollResponse, .demand,
-            .drainIdleResult:
+            .drainIdleResult, .renewResponse:
             // Coordinator-to-agent messages: the gate refuses them; nothing here to bound.
             break
         }
