@@ -69,7 +69,12 @@ public struct CoordinatorServer: Sendable {
             enrollment: Enrollment(authority: authority, joinToken: try state.readToken(state.joinToken)), tls: tls,
             limits: options.agentLimits, logger: logger,
             onBound: { addresses.set(agents: Self.format($0)) })
-        let router = APIRouter.make(core: core, adminToken: try state.readToken(state.adminToken))
+        try Authenticator.ensureBootstrapIdentity(in: store)
+        let bootstrapToken = FileManager.default.fileExists(atPath: state.adminToken) ? try state.readToken(state.adminToken) : nil
+        let router = APIRouter.make(
+            .init(
+                core: core, authenticator: Authenticator(store: store, bootstrapToken: bootstrapToken), identities: store,
+                audit: AuditLog(store: store, logger: logger)))
         let http = Application(
             router: router,
             // The idle timeout is also the header timeout: the HTTP decoder reports no

@@ -36,7 +36,7 @@ struct ConnectionSecurityTests {
             var iterator = inbound.makeAsyncIterator()
             let reply = try await iterator.next()
             // A fatal error is followed by the server closing the connection.
-            if reply?.error.fatal == true { #expect(try await iterator.next() == nil) }
+            if reply?.error.fatal == true { let extra = try await iterator.next(); #expect(extra == nil, "\(String(describing: reply)) then \(String(describing: extra))") }
             return reply
         }
     }

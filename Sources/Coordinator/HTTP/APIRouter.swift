@@ -4,9 +4,10 @@ import Hummingbird
 import NIOCore
 import NIOFoundationCompat
 
-/// The HTTP JSON API: submit pipelines, list and show jobs and agents, read logs.
+/// The HTTP JSON API. Every route is a case of `APIRoute` (GantryProtocol), which declares
+/// its method, path, permission and audit action in one place; handlers are registered
+/// only through `Router.on(_:audit:_:)`, which authorizes and audits them.
 ///
-/// Routes (all under bearer-token auth, see `BearerTokenMiddleware`):
 /// - `POST /v1/pipelines` — body `API.SubmitPipeline`; 201 with `API.Pipeline`, 422 with
 ///   file/line/column for an invalid pipeline (nothing is queued).
 /// - `GET /v1/pipelines/{id}`, `GET /v1/jobs[?state=a,b&limit=n]`, `GET /v1/jobs/{id}`,
@@ -19,15 +20,33 @@ import NIOFoundationCompat
 /// - `GET /v1/demand?labels=k=v,...` — `API.Demand`: queued and running jobs that agents
 ///   with these labels could run, the oldest wait, and such agents by state.
 /// - `GET /metrics` — Prometheus text: the same per job selector and agent label set.
+/// - identities, tokens, secrets, audit, agents: see `APIRoute` and docs/security.md.
 public enum APIRouter {
     public static let maximumPipelineSize = 1024 * 1024
 
-    public static func make(core: CoordinatorCore, adminToken: String) -> Router<BasicRequestContext> {
-        let router = Router(context: BasicRequestContext.self)
-        router.add(middleware: BearerTokenMiddleware(token: adminToken))
-        router.get("/healthz") { _, _ in "ok\n" }
+    /// What the routes act on besides the core.
+    public struct Dependencies: Sendable {
+        public var core: CoordinatorCore
+        public var authenticator: Authenticator
+        public var identities: any IdentityStore
+        public var audit: AuditLog
 
-        router.post("/v1/pipelines") { request, _ -> Response in
+        public init(core: CoordinatorCore, authenticator: Authenticator, identities: any IdentityStore, audit: AuditLog) {
+            self.core = core
+            self.authenticator = authenticator
+            self.identities = identities
+            self.audit = audit
+        }
+    }
+
+    public static func make(_ dependencies: Dependencies) -> Router<GantryRequestContext> {
+        let router = Router(context: GantryRequestContext.self)
+        router.add(middleware: AuthenticationMiddleware(authenticator: dependencies.authenticator))
+        let core = dependencies.core
+        let audit = dependencies.audit
+        router.on(.health, audit: audit) { _, _ in Response(status: .ok, body: ResponseBody(byteBuffer: ByteBuffer(string: "ok\n"))) }
+        addIdentityRoutes(to: router, dependencies)
+        router.on(.submitPipeline, audit: audit) { request, context -> Response in
             var request = request
             let body: ByteBuffer
             do {
@@ -45,7 +64,10 @@ public enum APIRouter {
                     message: "the body must be JSON like {\"yaml\": \"steps: ...\", \"file\": \"pipeline.yml\"}: \(error)")
             }
             do {
-                return APIResponses.json(try await core.submit(submission), status: .created)
+                let pipeline = try await core.submit(submission)
+                context.audit.set(object: "pipeline:\(pipeline.id)")
+                context.audit.add("jobs", String(pipeline.jobs.count))
+                return APIResponses.json(pipeline, status: .created)
             } catch let error as PipelineError {
                 return APIResponses.error(
                     .unprocessableContent, code: "invalid_pipeline", message: error.message, file: error.file,
@@ -53,7 +75,7 @@ public enum APIRouter {
             }
         }
 
-        router.get("/v1/pipelines/{id}") { _, context -> Response in
+        router.on(.getPipeline, audit: audit) { _, context -> Response in
             let id = try context.parameters.require("id")
             guard let pipeline = try await core.pipeline(id: id) else {
                 return APIResponses.error(.notFound, code: "not_found", message: "no pipeline \(id)")
@@ -61,7 +83,7 @@ public enum APIRouter {
             return APIResponses.json(pipeline)
         }
 
-        router.get("/v1/jobs") { request, _ -> Response in
+        router.on(.listJobs, audit: audit) { request, _ -> Response in
             let names = request.uri.queryParameters.get("state")?.split(separator: ",").map(String.init)
             if let unknown = names?.first(where: { JobState(rawValue: $0) == nil }) {
                 return APIResponses.error(
@@ -73,7 +95,7 @@ public enum APIRouter {
             return APIResponses.json(try await core.listJobs(states: states, limit: min(max(limit, 1), 5000)))
         }
 
-        router.get("/v1/jobs/{id}") { _, context -> Response in
+        router.on(.getJob, audit: audit) { _, context -> Response in
             let id = try context.parameters.require("id")
             guard let job = try await core.job(id: id) else {
                 return APIResponses.error(.notFound, code: "not_found", message: "no job \(id)")
@@ -81,7 +103,7 @@ public enum APIRouter {
             return APIResponses.json(CoordinatorCore.view(job))
         }
 
-        router.get("/v1/jobs/{id}/attempts") { _, context -> Response in
+        router.on(.jobAttempts, audit: audit) { _, context -> Response in
             let id = try context.parameters.require("id")
             guard try await core.job(id: id) != nil else {
                 return APIResponses.error(.notFound, code: "not_found", message: "no job \(id)")
@@ -94,7 +116,7 @@ public enum APIRouter {
                 })
         }
 
-        router.post("/v1/jobs/{id}/cancel") { _, context -> Response in
+        router.on(.cancelJob, audit: audit) { _, context -> Response in
             let id = try context.parameters.require("id")
             guard let job = try await core.cancel(jobID: id) else {
                 return APIResponses.error(.notFound, code: "not_found", message: "no job \(id)")
@@ -102,7 +124,7 @@ public enum APIRouter {
             return APIResponses.json(job, status: .accepted)
         }
 
-        router.post("/v1/pipelines/{id}/cancel") { _, context -> Response in
+        router.on(.cancelPipeline, audit: audit) { _, context -> Response in
             let id = try context.parameters.require("id")
             guard let pipeline = try await core.cancel(pipelineID: id) else {
                 return APIResponses.error(.notFound, code: "not_found", message: "no pipeline \(id)")
@@ -110,11 +132,11 @@ public enum APIRouter {
             return APIResponses.json(pipeline, status: .accepted)
         }
 
-        router.get("/v1/agents") { _, _ -> Response in
+        router.on(.listAgents, audit: audit) { _, _ -> Response in
             APIResponses.json(await core.listAgents())
         }
 
-        router.get("/v1/demand") { request, _ -> Response in
+        router.on(.demand, audit: audit) { request, _ -> Response in
             switch LabelSet.parse(request.uri.queryParameters.get("labels") ?? "") {
             case .failure(let error):
                 return APIResponses.error(.badRequest, code: "bad_request", message: "?labels=: \(error)")
@@ -123,14 +145,14 @@ public enum APIRouter {
             }
         }
 
-        router.get("/metrics") { _, _ -> Response in
+        router.on(.metrics, audit: audit) { _, _ -> Response in
             let text = core.metrics.render(await core.scalingSnapshot())
             return Response(
                 status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                 body: ResponseBody(byteBuffer: ByteBuffer(bytes: text)))
         }
 
-        router.get("/v1/jobs/{id}/log") { request, context -> Response in
+        router.on(.jobLog, audit: audit) { request, context -> Response in
             let id = try context.parameters.require("id")
             guard try await core.job(id: id) != nil else {
                 return APIResponses.error(.notFound, code: "not_found", message: "no job \(id)")

@@ -1,0 +1,24 @@
+import Hummingbird
+import NIOCore
+
+/// The request context of the coordinator's API: who is calling (set by
+/// `AuthenticationMiddleware`), from where, and what the handler wants audited.
+public struct GantryRequestContext: RequestContext, RemoteAddressRequestContext {
+    public var coreContext: CoreRequestContextStorage
+    public let remoteAddress: SocketAddress?
+    /// Nil only before authentication and on `/healthz`.
+    public var principal: Principal?
+    /// Filled by a handler with the object it acted on and details worth recording; the
+    /// route wrapper writes the audit record from it after the handler returns.
+    public let audit = AuditNote()
+
+    public init(source: ApplicationRequestContextSource) {
+        self.coreContext = .init(source: source)
+        self.remoteAddress = source.channel.remoteAddress
+    }
+
+    /// The caller's IP address as text, for the audit log.
+    public var remoteAddressText: String? {
+        remoteAddress?.ipAddress
+    }
+}

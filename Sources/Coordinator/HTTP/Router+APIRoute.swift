@@ -1,0 +1,74 @@
+import Foundation
+import GantryProtocol
+import Hummingbird
+
+extension Router where Context == GantryRequestContext {
+    /// Registers `handler` for `route`, behind the route's declared permission: the only
+    /// way the API registers a handler, so no route exists without one.
+    ///
+    /// The caller's roles are checked before the handler runs (403 `forbidden` naming the
+    /// permission and the roles held). For a route with an audit action, every call is
+    /// recorded once after it ends, allowed or not, with its outcome.
+    public func on(
+        _ route: APIRoute, audit: AuditLog,
+        _ handler: @escaping @Sendable (Request, GantryRequestContext) async throws -> Response
+    ) {
+        on(RouterPath(route.path), method: HTTPRequest.Method(route.method)!) { request, context -> Response in
+            guard let permission = route.permission else { return try await handler(request, context) }
+            guard let principal = context.principal else {
+                // AuthenticationMiddleware answers 401 before this; never serve without one.
+                return APIResponses.error(.unauthorized, code: "unauthorized", message: "authentication required")
+            }
+            guard principal.allows(permission) else {
+                if let action = route.auditAction {
+                    audit.record(
+                        AuditEvent(
+                            actor: principal.identity, tokenID: principal.tokenID, address: context.remoteAddressText,
+                            action: action, object: Self.object(route, context), outcome: "denied",
+                            detail: ["permission": permission.rawValue, "roles": principal.rolesDescription]))
+                }
+                return APIResponses.error(
+                    .forbidden, code: "forbidden",
+                    message: "\(principal.identity) (\(principal.rolesDescription)) may not \(route.method) \(route.path): "
+                        + "it needs the '\(permission.rawValue)' permission (role \(permission.minimumRole.rawValue) or higher)")
+            }
+            guard let action = route.auditAction else { return try await handler(request, context) }
+            let response: Response
+            do {
+                response = try await handler(request, context)
+            } catch {
+                Self.record(audit, action, route, principal, context, outcome: "failed", status: nil)
+                throw error
+            }
+            let code = Int(response.status.code)
+            let outcome = (200..<300).contains(code) ? "succeeded" : code < 500 ? "refused" : "failed"
+            Self.record(audit, action, route, principal, context, outcome: outcome, status: code)
+            return response
+        }
+    }
+
+    private static func record(
+        _ audit: AuditLog, _ action: String, _ route: APIRoute, _ principal: Principal, _ context: GantryRequestContext,
+        outcome: String, status: Int?
+    ) {
+        var detail = context.audit.snapshot.detail
+        if let status { detail["status"] = String(status) }
+        audit.record(
+            AuditEvent(
+                actor: principal.identity, tokenID: principal.tokenID, address: context.remoteAddressText, action: action,
+                object: object(route, context), outcome: outcome, detail: detail))
+    }
+
+    /// The object a handler named, else `kind:parameter` from the route's path (`job:ID`,
+    /// `identity:NAME`, `agent:HOST/SLOT`), else the route's path.
+    private static func object(_ route: APIRoute, _ context: GantryRequestContext) -> String {
+        if let object = context.audit.snapshot.object { return object }
+        let parameters = context.parameters
+        let segments = route.path.split(separator: "/")
+        let kind = segments.count > 1 ? String(segments[1].dropLast(segments[1].hasSuffix("s") ? 1 : 0)) : route.path
+        if let host = parameters.get("host"), let slot = parameters.get("slot") { return "agent:\(host)/\(slot)" }
+        if let name = parameters.get("name") { return "\(kind):\(name)" }
+        if let id = parameters.get("id") { return "\(kind):\(id)" }
+        return route.path
+    }
+}

@@ -1,0 +1,164 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
+/// Every route the coordinator's HTTP API serves, with the one permission it needs: the
+/// single place where "who may call this" is declared. The coordinator registers its
+/// handlers by these cases (so a handler cannot exist without a declared permission),
+/// the CLI builds its paths from them, and a test calls every case with every role.
+public enum APIRoute: String, CaseIterable, Sendable {
+    case health
+    case metrics
+    case whoami
+
+    case submitPipeline
+    case getPipeline
+    case cancelPipeline
+    case listJobs
+    case getJob
+    case jobAttempts
+    case jobLog
+    case cancelJob
+
+    case listAgents
+    case demand
+    case forgetAgent
+    case drainAgent
+
+    case createOwnToken
+    case listOwnTokens
+    case revokeOwnToken
+
+    case createIdentity
+    case listIdentities
+    case updateIdentity
+    case disableIdentity
+    case createIdentityToken
+    case listIdentityTokens
+    case revokeIdentityToken
+
+    case listSecrets
+    case setSecret
+    case deleteSecret
+
+    case listAudit
+    case verifyAudit
+
+    public var method: String {
+        switch self {
+        case .health, .metrics, .whoami, .getPipeline, .listJobs, .getJob, .jobAttempts, .jobLog, .listAgents, .demand,
+            .listOwnTokens, .listIdentities, .listIdentityTokens, .listSecrets, .listAudit, .verifyAudit:
+            return "GET"
+        case .submitPipeline, .cancelPipeline, .cancelJob, .forgetAgent, .drainAgent, .createOwnToken, .createIdentity,
+            .createIdentityToken:
+            return "POST"
+        case .updateIdentity, .setSecret:
+            return "PUT"
+        case .revokeOwnToken, .disableIdentity, .revokeIdentityToken, .deleteSecret:
+            return "DELETE"
+        }
+    }
+
+    /// The path as Hummingbird matches it; `{name}` is a parameter.
+    public var path: String {
+        switch self {
+        case .health: return "/healthz"
+        case .metrics: return "/metrics"
+        case .whoami: return "/v1/whoami"
+        case .submitPipeline: return "/v1/pipelines"
+        case .getPipeline: return "/v1/pipelines/{id}"
+        case .cancelPipeline: return "/v1/pipelines/{id}/cancel"
+        case .listJobs: return "/v1/jobs"
+        case .getJob: return "/v1/jobs/{id}"
+        case .jobAttempts: return "/v1/jobs/{id}/attempts"
+        case .jobLog: return "/v1/jobs/{id}/log"
+        case .cancelJob: return "/v1/jobs/{id}/cancel"
+        case .listAgents: return "/v1/agents"
+        case .demand: return "/v1/demand"
+        // Agent ids contain a '/': `{host}/{slot}`, one path segment each.
+        case .forgetAgent: return "/v1/agents/{host}/{slot}/forget"
+        case .drainAgent: return "/v1/agents/{host}/{slot}/drain"
+        case .createOwnToken, .listOwnTokens: return "/v1/tokens"
+        case .revokeOwnToken: return "/v1/tokens/{id}"
+        case .createIdentity, .listIdentities: return "/v1/identities"
+        case .updateIdentity, .disableIdentity: return "/v1/identities/{name}"
+        case .createIdentityToken, .listIdentityTokens: return "/v1/identities/{name}/tokens"
+        case .revokeIdentityToken: return "/v1/identities/{name}/tokens/{id}"
+        case .listSecrets: return "/v1/secrets"
+        case .setSecret, .deleteSecret: return "/v1/secrets/{name}"
+        case .listAudit: return "/v1/audit"
+        case .verifyAudit: return "/v1/audit/verify"
+        }
+    }
+
+    /// What the caller must hold; nil only for `/healthz`, which reveals nothing.
+    public var permission: API.Permission? {
+        switch self {
+        case .health: return nil
+        case .metrics, .whoami, .getPipeline, .listJobs, .getJob, .jobAttempts, .jobLog, .listAgents, .demand:
+            return .read
+        case .createOwnToken, .listOwnTokens, .revokeOwnToken: return .manageOwnTokens
+        case .submitPipeline: return .submit
+        case .cancelPipeline, .cancelJob: return .cancel
+        case .forgetAgent, .drainAgent: return .manageAgents
+        case .createIdentity, .listIdentities, .updateIdentity, .disableIdentity, .createIdentityToken,
+            .listIdentityTokens, .revokeIdentityToken:
+            return .manageIdentities
+        case .listSecrets, .setSecret, .deleteSecret: return .manageSecrets
+        case .listAudit, .verifyAudit: return .readAudit
+        }
+    }
+
+    /// The audit action recorded for every call (allowed or refused), or nil for a read.
+    /// Every route that changes state has one.
+    public var auditAction: String? {
+        switch self {
+        case .health, .metrics, .whoami, .getPipeline, .listJobs, .getJob, .jobAttempts, .jobLog, .listAgents, .demand,
+            .listOwnTokens, .listIdentities, .listIdentityTokens, .listSecrets, .listAudit:
+            return nil
+        case .verifyAudit: return nil
+        case .submitPipeline: return "pipeline.submit"
+        case .cancelPipeline: return "pipeline.cancel"
+        case .cancelJob: return "job.cancel"
+        case .forgetAgent: return "agent.forget"
+        case .drainAgent: return "agent.drain"
+        case .createOwnToken, .createIdentityToken: return "token.create"
+        case .revokeOwnToken, .revokeIdentityToken: return "token.revoke"
+        case .createIdentity: return "identity.create"
+        case .updateIdentity: return "identity.update"
+        case .disableIdentity: return "identity.disable"
+        case .setSecret: return "secret.set"
+        case .deleteSecret: return "secret.delete"
+        }
+    }
+
+    /// The path with its parameters filled in, percent-encoding each value.
+    public func path(_ parameters: [String: String]) -> String {
+        path.split(separator: "/", omittingEmptySubsequences: false).map { segment -> String in
+            guard segment.hasPrefix("{"), segment.hasSuffix("}"), let value = parameters[String(segment.dropFirst().dropLast())]
+            else { return String(segment) }
+            return Self.percentEncode(value)
+        }.joined(separator: "/")
+    }
+
+    static func percentEncode(_ value: String) -> String {
+        var out = ""
+        for byte in value.utf8 {
+            let c = Character(Unicode.Scalar(byte))
+            if byte < 0x80 && (c.isLetter || c.isNumber || "-._~".contains(c)) {
+                out.append(c)
+            } else {
+                out += "%" + String(byte, radix: 16, uppercase: true).leftPadded(to: 2)
+            }
+        }
+        return out
+    }
+}
+
+extension String {
+    fileprivate func leftPadded(to width: Int) -> String {
+        count >= width ? self : String(repeating: "0", count: width - count) + self
+    }
+}
