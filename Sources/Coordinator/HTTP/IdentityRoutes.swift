@@ -27,10 +27,13 @@ extension APIRouter {
         }
         router.on(.revokeOwnToken, audit: audit) { _, context -> Response in
             let id = try context.parameters.require("id")
-            guard try store.revokeToken(id: id, identity: context.principal!.identity, at: Date()) else {
+            let identity = context.principal!.identity
+            guard try store.revokeToken(id: id, identity: identity, at: Date()),
+                let token = try store.tokens(identity: identity).first(where: { $0.id == id })
+            else {
                 return APIResponses.error(.notFound, code: "not_found", message: "you hold no unrevoked token \(id)")
             }
-            return Response(status: .noContent)
+            return APIResponses.json(view(token))
         }
 
         router.on(.listIdentities, audit: audit) { _, _ -> Response in
@@ -44,10 +47,14 @@ extension APIRouter {
         }
         router.on(.disableIdentity, audit: audit) { _, context -> Response in
             let name = try context.parameters.require("name")
-            guard try store.disableIdentity(named: name, at: Date()) else {
+            if name == context.principal!.identity {
+                return APIResponses.error(
+                    .conflict, code: "self_disable", message: "an admin cannot disable itself (another admin can)")
+            }
+            guard try store.disableIdentity(named: name, at: Date()), let identity = try store.identity(named: name) else {
                 return APIResponses.error(.notFound, code: "not_found", message: "no enabled identity named \(name)")
             }
-            return Response(status: .noContent)
+            return APIResponses.json(view(identity))
         }
         router.on(.createIdentityToken, audit: audit) { request, context -> Response in
             try await createToken(for: try context.parameters.require("name"), request, context, store)
@@ -63,10 +70,12 @@ extension APIRouter {
             let name = try context.parameters.require("name")
             let id = try context.parameters.require("id")
             context.audit.set(object: "token:\(id)")
-            guard try store.revokeToken(id: id, identity: name, at: Date()) else {
+            guard try store.revokeToken(id: id, identity: name, at: Date()),
+                let token = try store.tokens(identity: name).first(where: { $0.id == id })
+            else {
                 return APIResponses.error(.notFound, code: "not_found", message: "\(name) holds no unrevoked token \(id)")
             }
-            return Response(status: .noContent)
+            return APIResponses.json(view(token))
         }
     }
 
@@ -76,12 +85,20 @@ extension APIRouter {
         let body: API.CreateToken
         switch await decode(API.CreateToken.self, request, allowEmpty: true) {
         case .failure(let failure): return failure.response
-        case .success(let decoded): body = decoded ?? API.CreateToken(description: nil, expiresInSeconds: nil)
+        case .success(let decoded): body = decoded ?? API.CreateToken(description: nil, expiresIn: nil)
+        }
+        var lifetime: TimeInterval?
+        if let text = body.expiresIn {
+            do {
+                lifetime = TimeInterval(try DurationParser.seconds(text))
+            } catch {
+                return APIResponses.error(
+                    .unprocessableContent, code: "invalid_token_request", message: "expires_in: \(error.description)")
+            }
         }
         do {
             let (token, secret) = try TokenIssuer.issue(
-                for: identity, description: body.description, lifetime: body.expiresInSeconds.map(TimeInterval.init),
-                in: store)
+                for: identity, description: body.description, lifetime: lifetime, in: store)
             context.audit.set(object: "token:\(token.id)")
             context.audit.add("identity", identity)
             if let expiry = token.expiresAt { context.audit.add("expires_at", ISO8601DateFormatter().string(from: expiry)) }

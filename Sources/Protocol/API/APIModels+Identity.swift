@@ -80,12 +80,12 @@ extension API {
     /// `POST /v1/tokens` and `POST /v1/identities/{name}/tokens`.
     public struct CreateToken: Codable, Sendable {
         public var description: String?
-        /// Lifetime in seconds; default 90 days, at most 366 days.
-        public var expiresInSeconds: Int?
+        /// Lifetime as a duration (`90d`, `12h`, `1h30m`); default 90 days, at most 366 days.
+        public var expiresIn: String?
 
-        public init(description: String?, expiresInSeconds: Int?) {
+        public init(description: String?, expiresIn: String?) {
             self.description = description
-            self.expiresInSeconds = expiresInSeconds
+            self.expiresIn = expiresIn
         }
     }
 
