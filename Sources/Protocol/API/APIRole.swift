@@ -77,7 +77,7 @@ extension API {
 
         /// `admin`, `viewer`, `deployer:production+staging`: the command-line form.
         public init(parsing text: String) throws(RoleBindingError) {
-            let parts = text.split(separator: ":", maxSplits: 1).map(String.init)
+            let parts = text.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
             guard let first = parts.first, let role = Role(rawValue: first) else {
                 throw RoleBindingError(
                     "unknown role '\(text.prefix(64))': use \(Role.allCases.map(\.rawValue).joined(separator: ", ")), "
@@ -88,7 +88,7 @@ extension API {
                 guard role == .deployer else {
                     throw RoleBindingError("only a deployer binding names environments ('\(text.prefix(64))')")
                 }
-                let names = parts[1].split(separator: "+").map(String.init)
+                let names = parts[1].split(separator: "+", omittingEmptySubsequences: false).map(String.init)
                 guard !names.isEmpty, names.count <= 64,
                     names.allSatisfy({ !$0.isEmpty && $0.utf8.count <= 63 && $0.allSatisfy(Self.isNameCharacter) })
                 else {
