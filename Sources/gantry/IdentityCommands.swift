@@ -4,7 +4,8 @@ import GantryProtocol
 
 /// `gantry whoami`: the identity and roles behind the token in use.
 struct WhoAmI: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Show the identity, token and roles you are using.")
+    static let configuration = CommandConfiguration(
+        commandName: "whoami", abstract: "Show the identity, token and roles you are using.")
     @OptionGroup var connection: Connection
 
     func run() async throws {

@@ -1,0 +1,130 @@
+import Foundation
+import GantryProtocol
+import NIOHTTP1
+import Subprocess
+import SystemPackage
+import Testing
+
+/// Who may call what, against the real coordinator binary: every API route with a token
+/// of every role, checked against a table written out here independently of the
+/// coordinator's own declarations, so changing a route's permission fails this test.
+@Suite("Authorization", .serialized, .timeLimit(.minutes(5)))
+struct AuthorizationTests {
+    /// The least role that may call each route (nil: anyone, without a token). Written
+    /// by hand: this is the specification the route table must match.
+    static let minimumRole: [APIRoute: API.Role?] = [
+        .health: nil,
+        .metrics: .viewer, .whoami: .viewer,
+        .getPipeline: .viewer, .listJobs: .viewer, .getJob: .viewer, .jobAttempts: .viewer, .jobLog: .viewer,
+        .listAgents: .viewer, .demand: .viewer,
+        .createOwnToken: .viewer, .listOwnTokens: .viewer, .revokeOwnToken: .viewer,
+        .submitPipeline: .developer, .cancelPipeline: .developer, .cancelJob: .developer,
+        .forgetAgent: .admin, .drainAgent: .admin,
+        .createIdentity: .admin, .listIdentities: .admin, .updateIdentity: .admin, .disableIdentity: .admin,
+        .createIdentityToken: .admin, .listIdentityTokens: .admin, .revokeIdentityToken: .admin,
+        .listSecrets: .admin, .setSecret: .admin, .deleteSecret: .admin,
+        .listAudit: .admin, .verifyAudit: .admin,
+    ]
+
+    /// Parameters naming nothing that exists, so an allowed call changes nothing.
+    static let parameters = ["id": "00000000-0000-0000-0000-000000000000", "name": "nobody", "host": "nohost", "slot": "0"]
+
+    /// Issues a token on the coordinator's host, as an operator bootstrapping would.
+    static func hostToken(_ cluster: TestCluster, identity: String, role: String) async throws -> String {
+        let result = try await Subprocess.run(
+            .path(FilePath(cluster.binaries + "/gantry-coordinator")),
+            arguments: ["token", "create", "--state", cluster.coordinatorState, "--identity", identity, "--role", role, "--expires", "1h"],
+            output: .string(limit: 64 * 1024), error: .string(limit: 64 * 1024))
+        guard result.terminationStatus.isSuccess, result.standardOutput.hasPrefix("gty_")
+        else { throw TimedOut(description: "token create failed: \(result.standardError)") }
+        return result.standardOutput.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    @Test func everyRouteAllowsExactlyTheRolesItShould() async throws {
+        #expect(Set(Self.minimumRole.keys) == Set(APIRoute.allCases), "a route without an expected role in this test")
+        try await TestCluster.with("authorization") { cluster in
+            var tokens: [API.Role: String] = [:]
+            for role in API.Role.allCases {
+                tokens[role] = try await Self.hostToken(cluster, identity: "\(role.rawValue)-user", role: role.rawValue)
+            }
+            var mismatches: [String] = []
+            for route in APIRoute.allCases {
+                let path = route.path(Self.parameters)
+                let method = HTTPMethod(rawValue: route.method)
+                let body: Data? = ["POST", "PUT"].contains(route.method) ? Data("{}".utf8) : nil
+                // No token at all: 401, except the health check.
+                let (anonymous, _) = try await cluster.request(method, path, body: body, token: "")
+                if (anonymous == 401) != (Self.minimumRole[route]! != nil) {
+                    mismatches.append("\(route) without a token answered \(anonymous)")
+                }
+                for role in API.Role.allCases {
+                    let (status, data) = try await cluster.request(method, path, body: body, token: tokens[role]!)
+                    let expectedAllowed = Self.minimumRole[route]!.map { role >= $0 } ?? true
+                    let allowed = status != 403 && status != 401
+                    // The router's own 404 has no body: the route is declared but not served.
+                    if status == 404, data.isEmpty { mismatches.append("\(route) is not served (\(route.method) \(path))") }
+                    if allowed != expectedAllowed {
+                        mismatches.append("\(route) as \(role) answered \(status): \(String(decoding: data.prefix(200), as: UTF8.self))")
+                    }
+                    if !allowed, status == 403 {
+                        // The refusal names the permission, so the caller knows what to ask for.
+                        let text = String(decoding: data, as: UTF8.self)
+                        if let permission = route.permission, !text.contains(permission.rawValue) {
+                            mismatches.append("\(route) 403 without naming \(permission.rawValue): \(text)")
+                        }
+                    }
+                }
+            }
+            #expect(mismatches.isEmpty, "\(mismatches.joined(separator: "\n"))")
+        }
+    }
+
+    @Test func tokensAreShownOnceListedRevokedAndIdentitiesDisabled() async throws {
+        try await TestCluster.with("tokens") { cluster in
+            let cli = cluster.binaries + "/gantry"
+            func gantry(_ arguments: [String], token: String) async throws -> (Bool, String, String) {
+                let result = try await Subprocess.run(
+                    .path(FilePath(cli)), arguments: Arguments(arguments + ["--server", cluster.serverURL, "--token", token]),
+                    output: .string(limit: 1024 * 1024), error: .string(limit: 64 * 1024))
+                return (result.terminationStatus.isSuccess, result.standardOutput, result.standardError)
+            }
+            // The admin creates a developer through the CLI, then a token for it.
+            let (created, _, createError) = try await gantry(["identity", "create", "dana", "--role", "developer"], token: cluster.adminToken)
+            #expect(created, "\(createError)")
+            let (issued, secretLine, _) = try await gantry(["token", "create", "--identity", "dana", "--expires", "2h"], token: cluster.adminToken)
+            let secret = secretLine.trimmingCharacters(in: .whitespacesAndNewlines)
+            #expect(issued && secret.hasPrefix("gty_"))
+
+            let (ok, whoami, whoamiError) = try await gantry(["whoami"], token: secret)
+            #expect(ok && whoami.contains("dana") && whoami.contains("developer"), "\(whoami) \(whoamiError)")
+            // A developer submits; the secret is never listed.
+            let (listed, list, _) = try await gantry(["token", "list"], token: secret)
+            #expect(listed && list.contains("dana") && !list.contains(secret))
+            let tokenID = try #require(list.split(separator: "\n").dropFirst().first?.split(separator: " ").first.map(String.init))
+            // The database holds only the digest.
+            let database = try Data(contentsOf: URL(fileURLWithPath: cluster.coordinatorState + "/gantry.sqlite"))
+            let wal = (try? Data(contentsOf: URL(fileURLWithPath: cluster.coordinatorState + "/gantry.sqlite-wal"))) ?? Data()
+            #expect(database.range(of: Data(secret.utf8)) == nil && wal.range(of: Data(secret.utf8)) == nil)
+
+            // A developer may not create identities: 403, and the CLI says why.
+            let (escalated, _, escalateError) = try await gantry(["identity", "create", "eve", "--role", "admin"], token: secret)
+            #expect(!escalated && escalateError.contains("manage_identities"), "\(escalateError)")
+
+            // Revoked: refused from the next request on.
+            let (revoked, _, _) = try await gantry(["token", "revoke", tokenID], token: secret)
+            #expect(revoked)
+            let (after, _, afterError) = try await gantry(["whoami"], token: secret)
+            #expect(!after && afterError.contains("revoked"), "\(afterError)")
+
+            // Disabling an identity revokes every token it holds.
+            let (_, second, _) = try await gantry(["token", "create", "--identity", "dana"], token: cluster.adminToken)
+            let (disabled, _, _) = try await gantry(["identity", "disable", "dana"], token: cluster.adminToken)
+            #expect(disabled)
+            let (stillWorks, _, _) = try await gantry(["whoami"], token: second.trimmingCharacters(in: .whitespacesAndNewlines))
+            #expect(!stillWorks)
+            // The admin may not disable itself.
+            let (selfDisabled, _, selfError) = try await gantry(["identity", "disable", "admin"], token: cluster.adminToken)
+            #expect(!selfDisabled && selfError.contains("cannot disable itself"), "\(selfError)")
+        }
+    }
+}
