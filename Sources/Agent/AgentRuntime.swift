@@ -34,8 +34,12 @@ public actor AgentRuntime: AgentConnectionOwner {
         /// The unprivileged user steps run as (`--step-user`); nil runs them as the agent's
         /// own user, which `run()` warns about loudly.
         public var stepUser: StepUser?
-        /// The agent's state directory, named in the warning about same-user steps.
+        /// The agent's state directory, named in the warning about same-user steps, and
+        /// where a renewed certificate is installed.
         public var stateDirectory: String?
+        /// When to renew the host's certificate; nil never renews (nor without a state
+        /// directory).
+        public var renewal: RenewalSchedule? = RenewalSchedule()
 
         public init(
             coordinator: HostPort, agentID: String, labels: [String: String], capacity: Int = 1, oneShot: Bool = false,
@@ -90,13 +94,26 @@ public actor AgentRuntime: AgentConnectionOwner {
     var leasesTaken = 0
     var draining = false
     var finishedForGood = false
+    /// Renews the host's certificate once it is due (protocol version 3 and later).
+    var renewer: CertificateRenewer?
+    /// The protocol version of the current connection (0 while disconnected).
+    var negotiatedVersion: UInt32 = 0
 
-    public init(options: Options, tls: TLSConfiguration, logger: Logger) {
+    /// `reloadTLS` is called before each connection, so a certificate renewed since (by
+    /// this process or another slot of the host) is used; nil keeps `tls`.
+    public init(
+        options: Options, tls: TLSConfiguration, reloadTLS: (@Sendable () throws -> TLSConfiguration)? = nil, logger: Logger
+    ) {
         self.options = options
         self.logger = logger
         self.connection = AgentConnection(
-            coordinator: options.coordinator, tls: tls,
+            coordinator: options.coordinator, tls: tls, reloadTLS: reloadTLS,
             configuration: .init(backoff: options.backoff, heartbeatOverride: options.heartbeatInterval), logger: logger)
+        if let state = options.stateDirectory, let schedule = options.renewal,
+            let name = options.agentID.split(separator: "/").first.map(String.init)
+        {
+            self.renewer = CertificateRenewer(state: AgentStateDirectory(path: state), name: name, schedule: schedule)
+        }
         self.runner = JobRunner(
             agentID: options.agentID, workRoot: options.workRoot, keepWorkDirs: options.keepWorkDirs,
             stepUser: options.stepUser)
@@ -176,12 +193,31 @@ public actor AgentRuntime: AgentConnectionOwner {
         logger.info(
             "connected to the coordinator",
             metadata: ["coordinator": "\(options.coordinator)", "version": "\(welcome.version)", "handshake": "\(connectedIn)"])
+        negotiatedVersion = welcome.version
         await resume(welcome.resume)
         offerSlots()
+        renewCertificateIfDue(newConnection: true)
         await exitIfIdle()
     }
 
-    func disconnected() {}
+    func disconnected() {
+        negotiatedVersion = 0
+        renewer?.connectionLost()
+    }
+
+    /// Asks for a new certificate when the current one is due (`CertificateRenewer`);
+    /// only coordinators speaking version 3 know `RenewRequest`.
+    private func renewCertificateIfDue(newConnection: Bool) {
+        guard negotiatedVersion >= 3, renewer != nil else { return }
+        do {
+            if let request = try renewer?.request(now: Date(), instant: .now, newConnection: newConnection) {
+                logger.info("renewing this host's certificate")
+                outbound.send(.with { $0.renewRequest = request })
+            }
+        } catch {
+            logger.warning("cannot prepare a certificate renewal", metadata: ["error": "\(error)"])
+        }
+    }
 
     func hello() async -> Gantry_V1_Hello {
         let held = await heldAttempts().map { held in
@@ -235,6 +271,7 @@ public actor AgentRuntime: AgentConnectionOwner {
     }
 
     func heartbeat() async -> Gantry_V1_Heartbeat {
+        renewCertificateIfDue(newConnection: false)
         let running = await heldAttempts().map { held in
             Gantry_V1_RunningAttempt.with {
                 $0.jobID = held.jobID
@@ -267,6 +304,15 @@ public actor AgentRuntime: AgentConnectionOwner {
             }
         case .drain:
             await drain()
+        case .renewResponse(let response):
+            switch renewer?.received(response, now: Date()) {
+            case .installed(let notAfter):
+                logger.info("installed a renewed certificate; the next connection uses it", metadata: ["valid_until": "\(notAfter)"])
+            case .refused(let why):
+                logger.warning("certificate renewal failed; keeping the current certificate", metadata: ["why": "\(why)"])
+            case nil:
+                logger.warning("ignoring a renewal answer nobody asked for")
+            }
         case .error(let error):
             if error.code == .staleAttempt, let job = jobs[error.jobID], job.spec.attempt == error.attempt {
                 await abort(job, why: error.message)

@@ -97,6 +97,7 @@ public struct Enroller: Sendable {
             throw AgentError.enrollmentRefused("not writing what the coordinator sent: \(problem)")
         }
         try AgentDirectories.ensure(state.path, mode: AgentDirectories.privateMode)
+        state.removeRenewalLeftovers()
         try SecureFile.write(try CertificateEncoding.pem(ca), to: state.caCertificate, mode: 0o644)
         try SecureFile.write(try CertificateEncoding.pem(key), to: state.privateKey)
         try SecureFile.write(try CertificateEncoding.pem(certificate), to: state.certificate, mode: 0o644)

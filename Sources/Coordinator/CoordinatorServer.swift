@@ -22,6 +22,11 @@ public struct CoordinatorServer: Sendable {
         /// HTTP connections idle this long (including one whose request head is not
         /// complete by then) are closed.
         public var httpIdleTimeout: TimeAmount = .seconds(30)
+        /// Label keys an agent may claim only if its join token named them
+        /// (`serve --trusted-label-key`).
+        public var trust = TrustPolicy()
+        /// Validity of the agent certificates issued and renewed (`--agent-certificate-days`).
+        public var agentCertificateValidity: TimeInterval = CertificateAuthority.defaultAgentCertificateValidity
 
         public init(
             state: CoordinatorStateDirectory, agentHost: String, agentPort: Int, httpHost: String, httpPort: Int,
@@ -64,10 +69,22 @@ public struct CoordinatorServer: Sendable {
             notifier.notify("READY=1\nSTATUS=agents on \(agents), API on \(http)")
             onListening(agents, http)
         }
+        let revocation = AgentRevocation(store: store, core: core)
+        logger.info(
+            "agents may claim these label keys only if their join token names them",
+            metadata: [
+                "trusted_label_keys": "\(options.trust.trustedKeys.sorted().joined(separator: ","))",
+                "agent_certificate_days": "\(options.agentCertificateValidity / 86_400)",
+            ])
         let listener = try AgentListener(
             host: options.agentHost, port: options.agentPort, core: core,
-            enrollment: Enrollment(authority: authority, joinToken: try state.readToken(state.joinToken)), tls: tls,
-            limits: options.agentLimits, logger: logger,
+            enrollment: Enrollment(
+                authority: authority, legacyJoinToken: try state.readToken(state.joinToken), store: store,
+                certificateValidity: options.agentCertificateValidity),
+            admission: HelloAdmission(store: store, policy: options.trust),
+            renewal: CertificateRenewal(
+                authority: authority, store: store, certificateValidity: options.agentCertificateValidity),
+            revocation: revocation, tls: tls, limits: options.agentLimits, logger: logger,
             onBound: { addresses.set(agents: Self.format($0)) })
         try Authenticator.ensureBootstrapIdentity(in: store)
         let bootstrapToken = FileManager.default.fileExists(atPath: state.adminToken) ? try state.readToken(state.adminToken) : nil

@@ -130,7 +130,7 @@ struct Run: AsyncParsableCommand {
         let runtime = AgentRuntime(
             options: runtimeOptions,
             tls: try GantryTLS.agent(certificate: identity.certificate, privateKey: identity.privateKey, ca: identity.ca),
-            logger: logger)
+            reloadTLS: { try directory.agentTLS() }, logger: logger)
         // First SIGTERM/SIGINT: drain; the next: cancel the running job. The agent also ends
         // by itself (one-shot, or drained by the coordinator), which ends the group.
         try await TwoSignalServiceGroup(

@@ -101,7 +101,7 @@ struct Scale: AsyncParsableCommand {
                 scalerID: scalerID.description, labels: try parsedLabels(labels), agentIDPrefix: agentIDPrefix,
                 policy: .init(minimum: min, maximum: max, cooldown: .milliseconds(Int(cooldown * 1000)))),
             tls: try GantryTLS.agent(certificate: identity.certificate, privateKey: identity.privateKey, ca: identity.ca),
-            provider: slots, logger: logger)
+            reloadTLS: { try directory.agentTLS() }, provider: slots, logger: logger)
         // First SIGTERM/SIGINT: stop scaling and drain the slots; the next: cancel their jobs.
         try await TwoSignalServiceGroup(
             services: [

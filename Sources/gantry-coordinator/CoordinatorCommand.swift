@@ -10,7 +10,7 @@ struct CoordinatorCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gantry-coordinator",
         abstract: "The Gantry coordinator: queue, scheduler, agent listener and HTTP API.",
-        subcommands: [Initialize.self, Serve.self, JoinInfo.self, TokenCommand.self])
+        subcommands: [Initialize.self, Serve.self, JoinInfo.self, TokenCommand.self, JoinTokenCommand.self])
 }
 
 struct Initialize: ParsableCommand {
@@ -91,6 +91,16 @@ struct Serve: AsyncParsableCommand {
     var handshakeTimeout: Double = 5
     @Option(help: "Seconds an HTTP connection may stay idle, or take to send a request head, before it is closed.")
     var httpIdleTimeout: Double = 30
+    @Option(
+        help: ArgumentHelp(
+            "A label key agents may claim only if their join token names it (repeatable; default: queue).",
+            discussion: "Giving any replaces the default: repeat --trusted-label-key queue to keep it."))
+    var trustedLabelKey: [String] = Array(TrustPolicy.defaultTrustedKeys)
+    @Option(help: "Days the agent certificates issued and renewed are valid (1 to 825); agents renew after two thirds.")
+    var agentCertificateDays: Int = 30
+    /// Tests only: certificates whose renewal is due at once.
+    @Option(help: ArgumentHelp("Seconds agent certificates are valid, overriding the days (tests).", visibility: .private))
+    var agentCertificateSeconds: Int?
 
     func validate() throws {
         guard (0.05...3600).contains(heartbeatInterval) else {
@@ -114,6 +124,15 @@ struct Serve: AsyncParsableCommand {
         }
         _ = try address(listen, "--listen")
         _ = try address(http, "--http")
+        guard (1...825).contains(agentCertificateDays) else {
+            throw ValidationError("--agent-certificate-days must be 1 to 825")
+        }
+        if let agentCertificateSeconds, !(60...(825 * 86_400)).contains(agentCertificateSeconds) {
+            throw ValidationError("--agent-certificate-seconds must be 60 to \(825 * 86_400)")
+        }
+        for key in trustedLabelKey {
+            if let problem = LabelSet.keyProblem(key) { throw ValidationError("--trusted-label-key '\(key)': \(problem)") }
+        }
     }
 
     func run() async throws {
@@ -135,6 +154,8 @@ struct Serve: AsyncParsableCommand {
                 handshakeTimeout: .milliseconds(Int64(handshakeTimeout * 1000)),
                 firstFrameTimeout: .milliseconds(Int64(handshakeTimeout * 1000))))
         options.httpIdleTimeout = .milliseconds(Int64(httpIdleTimeout * 1000))
+        options.trust = TrustPolicy(trustedKeys: Set(trustedLabelKey))
+        options.agentCertificateValidity = TimeInterval(agentCertificateSeconds ?? agentCertificateDays * 86_400)
         try await CoordinatorServer(options: options, logger: logger).run { agents, http in
             // One machine-readable line on stdout, so scripts and tests can use port 0.
             FileHandle.standardOutput.write(Data("gantry-coordinator listening agents=\(agents) http=\(http)\n".utf8))

@@ -41,7 +41,7 @@ struct HardeningTests {
     {
         let connection = try await Raw.connect(cluster.agentAddress, tls: try Raw.agentTLS(cluster))
         return try await connection.executeThenClose { inbound, outbound in
-            try await outbound.write(Self.hello(id, labels: ["queue": queue]))
+            try await outbound.write(Self.hello(id, labels: ["lane": queue]))
             var iterator = inbound.makeAsyncIterator()
             #expect(try await iterator.next()?.welcome.version == ProtocolVersion.current)
             try await outbound.write(.with { $0.ready = .with { $0.slots = 1 } })
@@ -66,9 +66,9 @@ struct HardeningTests {
             let pipeline = try await cluster.submit(
                 """
                 steps:
-                  - {key: a, command: "true", agents: {queue: raw}, retry: {automatic: false}}
-                  - {key: b, command: "true", agents: {queue: raw}, retry: {automatic: false}}
-                  - {key: c, command: "true", agents: {queue: raw}, retry: {automatic: false}}
+                  - {key: a, command: "true", agents: {lane: raw}, retry: {automatic: false}}
+                  - {key: b, command: "true", agents: {lane: raw}, retry: {automatic: false}}
+                  - {key: c, command: "true", agents: {lane: raw}, retry: {automatic: false}}
                 """)
             let attacks: [(String, (Gantry_V1_Lease) -> Gantry_V1_Envelope, String)] = [
                 ("testhost/raw-a", { lease in .with { $0.logChunk = .with { $0.jobID = lease.jobID; $0.attempt = lease.attempt; $0.offset = 1 << 63; $0.rawLength = 1; $0.data = Data([1]) } } }, "log_chunk.offset"),
@@ -206,7 +206,7 @@ struct HardeningTests {
             #expect(refusedLabels?.error.code == .malformed && refusedLabels?.error.message.contains("labels") == true)
 
             // A chunk declaring 16 MiB of raw output.
-            _ = try await cluster.submit("steps:\n  - {command: \"true\", agents: {queue: raw}, retry: {automatic: false}}\n")
+            _ = try await cluster.submit("steps:\n  - {command: \"true\", agents: {lane: raw}, retry: {automatic: false}}\n")
             let replies = try await Self.leaseThenSend(cluster, id: "testhost/inflate", queue: "raw") { lease in
                 .with {
                     $0.logChunk = .with {

@@ -26,7 +26,10 @@ protocol AgentConnectionOwner: Actor {
 /// outbound queue) and feeds back what happened, with the time.
 actor AgentConnection {
     let coordinator: HostPort
-    let tls: TLSConfiguration
+    private(set) var tls: TLSConfiguration
+    /// Reads the host's key and certificate again before each dial (a renewal replaces
+    /// them); nil keeps `tls`.
+    let reloadTLS: (@Sendable () throws -> TLSConfiguration)?
     let logger: Logger
     /// Frames the owner sends (log chunks, status, heartbeats); open only while connected.
     nonisolated let outbound = OutboundQueue()
@@ -35,11 +38,12 @@ actor AgentConnection {
     private var reconnectDelay: Task<Void, Never>?
 
     init(
-        coordinator: HostPort, tls: TLSConfiguration, configuration: ConnectionStateMachine<SystemRandomNumberGenerator>.Configuration,
-        logger: Logger
+        coordinator: HostPort, tls: TLSConfiguration, reloadTLS: (@Sendable () throws -> TLSConfiguration)? = nil,
+        configuration: ConnectionStateMachine<SystemRandomNumberGenerator>.Configuration, logger: Logger
     ) {
         self.coordinator = coordinator
         self.tls = tls
+        self.reloadTLS = reloadTLS
         self.logger = logger
         self.machine = ConnectionStateMachine(configuration: configuration, random: SystemRandomNumberGenerator())
     }
@@ -90,6 +94,13 @@ actor AgentConnection {
     /// Dials, runs the connection until it closes, and returns what to do next.
     private func connectOnce(for owner: some AgentConnectionOwner) async -> ConnectionStateMachine<SystemRandomNumberGenerator>.Action {
         let started = ContinuousClock.now
+        if let reloadTLS {
+            do {
+                tls = try reloadTLS()
+            } catch {
+                logger.warning("cannot read the host's certificate again; using the one read before", metadata: ["error": "\(error)"])
+            }
+        }
         let connection: AgentChannel.Connection
         do {
             connection = try await AgentChannel.connect(to: coordinator, tls: tls)

@@ -56,12 +56,18 @@ public actor Autoscaler: AgentConnectionOwner {
     var stopping = false
     var lastReported: (target: Int, live: Int)?
 
-    public init(options: Options, tls: TLSConfiguration, provider: any SlotProvider, logger: Logger) {
+    /// `reloadTLS` is called before each connection: the scaler shares the host's
+    /// certificate, which the host's agents renew.
+    public init(
+        options: Options, tls: TLSConfiguration, reloadTLS: (@Sendable () throws -> TLSConfiguration)? = nil,
+        provider: any SlotProvider, logger: Logger
+    ) {
         self.options = options
         self.provider = provider
         self.logger = logger
         self.connection = AgentConnection(
-            coordinator: options.coordinator, tls: tls, configuration: .init(backoff: options.backoff), logger: logger)
+            coordinator: options.coordinator, tls: tls, reloadTLS: reloadTLS, configuration: .init(backoff: options.backoff),
+            logger: logger)
         self.machine = ScalerStateMachine(configuration: options.policy, now: .now)
     }
 

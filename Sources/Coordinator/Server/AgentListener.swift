@@ -1,3 +1,4 @@
+import Foundation
 import GantryProtocol
 import Logging
 import NIOCore
@@ -13,7 +14,9 @@ import Synchronization
 /// the connection's own task: admission against `ConnectionLimits` (before TLS allocates
 /// anything), the handshake and first-frame deadlines, the small frame limit until the
 /// peer is accepted, range checks of every message (`MessageValidation`) and the inflate
-/// check of log chunks. So a hostile peer costs the single writer nothing, and a
+/// check of log chunks, and the trust checks that read the store: enrollment, the `Hello`'s
+/// revocation and label check (`HelloAdmission`) and certificate renewal. So a hostile
+/// peer costs the single writer nothing, and a
 /// protocol error (oversized, malformed or out-of-range frame, wrong version, unexpected
 /// message) is answered with an `Error` frame and closes that connection only.
 public final class AgentListener: Service, Sendable {
@@ -54,6 +57,10 @@ public final class AgentListener: Service, Sendable {
     public let port: Int
     let core: CoordinatorCore
     let enrollment: Enrollment
+    let admission: HelloAdmission
+    let renewal: CertificateRenewal
+    /// Catches a `Hello` that passed its trust check just before its host was forgotten.
+    let revocation: AgentRevocation?
     let tlsContext: NIOSSLContext
     let limits: Limits
     let logger: Logger
@@ -66,13 +73,17 @@ public final class AgentListener: Service, Sendable {
     let refusals = Mutex<(count: Int, lastLogged: ContinuousClock.Instant?)>((0, nil))
 
     public init(
-        host: String, port: Int, core: CoordinatorCore, enrollment: Enrollment, tls: TLSConfiguration,
-        limits: Limits = Limits(), logger: Logger, onBound: @escaping @Sendable (SocketAddress) -> Void = { _ in }
+        host: String, port: Int, core: CoordinatorCore, enrollment: Enrollment, admission: HelloAdmission,
+        renewal: CertificateRenewal, revocation: AgentRevocation?, tls: TLSConfiguration, limits: Limits = Limits(),
+        logger: Logger, onBound: @escaping @Sendable (SocketAddress) -> Void = { _ in }
     ) throws {
         self.host = host
         self.port = port
         self.core = core
         self.enrollment = enrollment
+        self.admission = admission
+        self.renewal = renewal
+        self.revocation = revocation
         self.tlsContext = try NIOSSLContext(configuration: tls)
         self.limits = limits
         self.connectionLimits = Mutex((ConnectionLimits(configuration: limits.connections), [:]))
@@ -181,6 +192,8 @@ public final class AgentListener: Service, Sendable {
         do {
             try await connection.executeThenClose { inbound, outbound in
                 var gate: ConnectionGate?
+                var peer: PeerCertificate?
+                var lastRenewal: ContinuousClock.Instant?
                 var inflateBudget = InflateBudget()
                 // Created with the first chunk: most connections (scalers, idle agents) never need one.
                 var inflater: LogChunkInflater?
@@ -191,7 +204,8 @@ public final class AgentListener: Service, Sendable {
                         if gate == nil {
                             // The TLS handshake is complete once the first frame is readable.
                             let certificate = try? await channel.nioSSL_peerCertificate().get()
-                            gate = ConnectionGate(certificateName: certificate.flatMap(GantryTLS.commonName(of:)))
+                            peer = certificate.flatMap { PeerCertificate($0) }
+                            gate = ConnectionGate(certificateName: peer?.name)
                         }
                         try MessageValidation.validate(envelope, authenticated: session != nil)
                         switch gate!.received(envelope) {
@@ -205,6 +219,17 @@ public final class AgentListener: Service, Sendable {
                             try await outbound.write(enroll(request, logger: logger))
                             return
                         case .hello(let hello, let certificateName):
+                            // Revocation and labels, from the store, before the core hears of
+                            // it (the gate only passes a Hello from a verified certificate).
+                            let checkedAt = ContinuousClock.now
+                            guard let peer else { return }
+                            if let refusal = admission.refusal(for: hello, peer: peer) {
+                                logger.notice(
+                                    "refused agent handshake",
+                                    metadata: ["agent": "\(hello.agentID.logSafe())", "reason": "\(refusal.message.logSafe())"])
+                                try await outbound.write(.error(refusal.code, refusal.message, fatal: true))
+                                return
+                            }
                             let newSession = AgentSession(
                                 agentID: hello.agentID, maximumQueuedFrames: limits.maximumQueuedFrames,
                                 onOverflow: { [logger] in
@@ -219,6 +244,14 @@ public final class AgentListener: Service, Sendable {
                                 try await outbound.write(.error(code, message, fatal: true))
                                 return
                             case .success(let welcome):
+                                if let revocation, revocation.wasForgotten(host: certificateName, since: checkedAt) {
+                                    await core.disconnected(agentID: hello.agentID, session: newSession)
+                                    let refusal = TrustPolicy.revocation(
+                                        host: certificateName, enrollment: nil, hostRevokedAt: Date())
+                                    try await outbound.write(
+                                        .error(.certificateRevoked, refusal?.message ?? "this host was forgotten", fatal: true))
+                                    return
+                                }
                                 gate!.accepted(agentID: hello.agentID)
                                 for resumed in welcome.resume where !resumed.abort {
                                     newSession.adopt(jobID: resumed.jobID, attempt: resumed.attempt)
@@ -236,6 +269,28 @@ public final class AgentListener: Service, Sendable {
                                     channel.close(promise: nil)
                                 }
                             }
+                        case .renew(let request, let agentID):
+                            guard let session, let peer else { continue }
+                            let now = ContinuousClock.now
+                            if let lastRenewal, now - lastRenewal < CertificateRenewal.minimumInterval {
+                                session.send(
+                                    .with {
+                                        $0.renewResponse = .with {
+                                            $0.error = "renewal asked again within \(CertificateRenewal.minimumInterval) on one connection: try later"
+                                        }
+                                    })
+                                continue
+                            }
+                            lastRenewal = now
+                            let response = renewal.renew(request, peer: peer)
+                            if response.error.isEmpty {
+                                logger.info("renewed an agent certificate", metadata: ["agent": "\(agentID.logSafe())"])
+                            } else {
+                                logger.notice(
+                                    "refused a certificate renewal",
+                                    metadata: ["agent": "\(agentID.logSafe())", "reason": "\(response.error.logSafe())"])
+                            }
+                            session.send(.with { $0.renewResponse = response })
                         case .forward(let envelope, let agentID):
                             guard let session else { continue }
                             if case .logChunk(let chunk) = envelope.body {
@@ -285,10 +340,19 @@ public final class AgentListener: Service, Sendable {
         case .failure(.badToken):
             logger.warning("refused enrollment: wrong join token", metadata: ["agent": "\(request.agentID.logSafe())"])
             return .error(
-                .badToken, "the join token is wrong: get it with `gantry-coordinator join-info` on the coordinator",
+                .badToken,
+                "the join token is wrong: get one with `gantry-coordinator join-token create` (or `join-info`) on the coordinator",
                 fatal: true)
+        case .failure(.unusableToken(let why)):
+            logger.warning(
+                "refused enrollment", metadata: ["agent": "\(request.agentID.logSafe())", "reason": "\(why.logSafe())"])
+            return .error(
+                .badToken, "\(why): create a new one with `gantry-coordinator join-token create`", fatal: true)
         case .failure(.badRequest(let why)):
             return .error(.malformed, "enrollment refused: \(why)", fatal: true)
+        case .failure(.storeFailed(let why)):
+            logger.error("enrollment could not be recorded", metadata: ["error": "\(why.logSafe())"])
+            return .error(.internal, "the coordinator could not record the enrollment: try again", fatal: true)
         }
     }
 }

@@ -4,7 +4,9 @@ import GantryProtocol
 ///
 /// A pure value type: the listener feeds it each inbound envelope and performs the action it
 /// returns. A connection without a client certificate may only enroll (once); one with a
-/// certificate must start with `Hello`; after the handshake every message goes to the core.
+/// certificate must start with `Hello`; after the handshake every message goes to the core,
+/// except a `RenewRequest`, which the listener answers itself (it signs a certificate and
+/// writes the store, work the single writer must not do).
 public struct ConnectionGate: Sendable {
     public enum State: Sendable, Equatable {
         case awaitingFirstMessage(certificateName: String?)
@@ -16,6 +18,8 @@ public struct ConnectionGate: Sendable {
         case enroll(Gantry_V1_EnrollRequest)
         case hello(Gantry_V1_Hello, certificateName: String)
         case forward(Gantry_V1_Envelope, agentID: String)
+        /// Renew the peer's certificate (`CertificateRenewal`), on the connection's task.
+        case renew(Gantry_V1_RenewRequest, agentID: String)
         case reject(Gantry_V1_ErrorCode, String)
         case ignore
     }
@@ -51,6 +55,8 @@ public struct ConnectionGate: Sendable {
             case .hello, .enrollRequest, .welcome, .enrollResponse:
                 state = .closed
                 return .reject(.unexpectedMessage, "handshake messages are not valid after the handshake")
+            case .renewRequest(let request):
+                return .renew(request, agentID: agentID)
             default:
                 return .forward(envelope, agentID: agentID)
             }

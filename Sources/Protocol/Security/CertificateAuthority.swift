@@ -87,9 +87,19 @@ public struct CertificateAuthority: Sendable {
         return (certificate, key)
     }
 
+    /// How long an agent certificate is valid unless the coordinator is told otherwise
+    /// (`serve --agent-certificate-days`): short enough that a stolen key stops working on
+    /// its own within a month, long enough that an agent offline for a few weeks can still
+    /// reconnect and renew (agents renew once two thirds of it have passed).
+    public static let defaultAgentCertificateValidity: TimeInterval = 30 * 86_400
+
     /// Signs an agent's CSR after checking its self-signature. The certificate's common
-    /// name is `agentID` (chosen by the coordinator, not copied blindly from the CSR).
-    public func signAgentCSR(_ csrDER: [UInt8], agentID: String, now: Date = Date()) throws -> Certificate {
+    /// name is `agentID` (chosen by the coordinator, not copied blindly from the CSR). It is
+    /// valid from five minutes before `now` (clock skew) for `validity` seconds after `now`.
+    public func signAgentCSR(
+        _ csrDER: [UInt8], agentID: String, validity: TimeInterval = CertificateAuthority.defaultAgentCertificateValidity,
+        now: Date = Date()
+    ) throws -> Certificate {
         let csr: CertificateSigningRequest
         do {
             csr = try CertificateSigningRequest(derEncoded: csrDER)
@@ -104,7 +114,7 @@ public struct CertificateAuthority: Sendable {
             serialNumber: Certificate.SerialNumber(),
             publicKey: csr.publicKey,
             notValidBefore: now.addingTimeInterval(-300),
-            notValidAfter: now.addingTimeInterval(2 * 365 * 86_400),
+            notValidAfter: now.addingTimeInterval(validity),
             issuer: self.certificate.subject,
             subject: try DistinguishedName {
                 OrganizationName("Gantry agents")

@@ -1,0 +1,205 @@
+import Crypto
+import Foundation
+@testable import GantryCoordinator
+import GantryProtocol
+import Logging
+import Testing
+import X509
+
+/// Join tokens, enrollment records, the `Hello` trust check, renewal and forget, against a
+/// real SQLite store (no network: `TrustedAgentListenerTests` runs the same over TLS).
+@Suite("Enrollment and trusted agents", .timeLimit(.minutes(2)))
+final class EnrollmentTests {
+    let directory: String
+    let store: SQLiteStore
+    let authority: CertificateAuthority
+    let legacy = String(repeating: "ab", count: 32)
+    let now = Date()
+
+    init() throws {
+        directory = NSTemporaryDirectory() + "gantry-enrollment-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        store = try SQLiteStore(path: directory + "/gantry.sqlite")
+        authority = try CertificateAuthority.create()
+    }
+
+    deinit {
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+
+    var enrollment: Enrollment { Enrollment(authority: authority, legacyJoinToken: legacy, store: store) }
+
+    func request(_ token: String, name: String = "h") throws -> (Gantry_V1_EnrollRequest, Certificate.PrivateKey) {
+        let key = Certificate.PrivateKey(P256.Signing.PrivateKey())
+        let request = Gantry_V1_EnrollRequest.with {
+            $0.token = token
+            $0.agentID = name
+            $0.csrDer = Data((try? AgentCSR.make(agentID: name, key: key)) ?? [])
+        }
+        return (request, key)
+    }
+
+    /// Enrolls and returns the issued certificate's facts as the listener would see them.
+    func enrolled(_ token: String, name: String = "h", at time: Date? = nil) throws -> PeerCertificate {
+        let response = try enrollment.enroll(try request(token, name: name).0, now: time ?? now).get()
+        return try #require(PeerCertificate(try Certificate(derEncoded: Array(response.certificateDer))))
+    }
+
+    func hello(_ labels: [String: String], id: String = "h/1") -> Gantry_V1_Hello {
+        .with {
+            $0.agentID = id
+            $0.labels = labels
+        }
+    }
+
+    func createToken(_ patterns: String, uses: Int? = nil, expiresIn: TimeInterval? = nil) throws -> (JoinToken, String) {
+        let (token, secret) = JoinToken.create(
+            labels: try LabelPattern.parseList(patterns), description: "test", expiresAt: expiresIn.map { now.addingTimeInterval($0) },
+            uses: uses, now: now)
+        try store.insertJoinToken(token)
+        return (token, secret)
+    }
+
+    @Test func legacyTokenEnrollsUnrestrictedButNeverTrusted() throws {
+        let peer = try enrolled(legacy)
+        let record = try #require(try store.enrollment(serial: peer.serial))
+        #expect(record.host == "h" && record.labels == [.anyUntrusted] && record.joinTokenID == nil)
+        // Short-lived by default: 30 days (plus the five minutes of backdating).
+        #expect(abs(peer.notValidAfter.timeIntervalSince(now) - 30 * 86_400) < 2)
+        let admission = HelloAdmission(store: store)
+        #expect(admission.refusal(for: hello(["os": "linux"]), peer: peer) == nil)
+        let refused = admission.refusal(for: hello(["os": "linux", "queue": "deploy"]), peer: peer)
+        #expect(refused?.code == .labelNotAllowed)
+        #expect(refused?.message.contains("queue=deploy") == true)
+        // A certificate with no record (enrolled before this release) is treated as `*`.
+        let old = PeerCertificate(name: "old", serial: "00ff", notValidBefore: now, notValidAfter: now)
+        #expect(admission.refusal(for: hello(["os": "linux"], id: "old/1"), peer: old) == nil)
+        #expect(admission.refusal(for: hello(["queue": "deploy"], id: "old/1"), peer: old)?.code == .labelNotAllowed)
+    }
+
+    @Test func storedTokenGrantsItsPatternsAndIsUsedUpAtomically() throws {
+        let (token, secret) = try createToken("queue=deploy,*", uses: 1)
+        let peer = try enrolled(secret, name: "deployer")
+        let record = try #require(try store.enrollment(serial: peer.serial))
+        #expect(record.joinTokenID == token.id && record.labels == [.exact(key: "queue", value: "deploy"), .anyUntrusted])
+        #expect(try store.joinToken(id: token.id)?.usesLeft == 0)
+        let admission = HelloAdmission(store: store)
+        #expect(admission.refusal(for: hello(["queue": "deploy", "os": "linux"], id: "deployer/1"), peer: peer) == nil)
+        #expect(admission.refusal(for: hello(["queue": "release"], id: "deployer/1"), peer: peer)?.code == .labelNotAllowed)
+        // Single use: the second host is refused, and nothing is recorded for it.
+        guard case .failure(.unusableToken(let why)) = enrollment.enroll(try request(secret, name: "second").0, now: now) else {
+            Issue.record("a used-up token must refuse")
+            return
+        }
+        #expect(why.contains("used"))
+        // The redeem transaction re-checks, so a race past the first check cannot overdraw.
+        let late = EnrollmentRecord(serial: "aa", host: "x", labels: [], joinTokenID: token.id, issuedAt: now, notAfter: now)
+        #expect(try store.redeemJoinToken(id: token.id, now: now, recording: late) != nil)
+        #expect(try store.enrollment(serial: "aa") == nil)
+    }
+
+    @Test func wrongExpiredAndRevokedTokensAreRefused() throws {
+        let (_, secret) = try createToken("*", expiresIn: 60)
+        #expect(enrollment.enroll(try request("wrong").0) == .failure(.badToken))
+        // The right id with a wrong secret is as wrong as anything else.
+        let forged = String(secret.prefix(12)) + String(repeating: "0", count: 64)
+        #expect(enrollment.enroll(try request(forged).0) == .failure(.badToken))
+        guard case .failure(.unusableToken(let expired)) = enrollment.enroll(try request(secret).0, now: now.addingTimeInterval(61))
+        else {
+            Issue.record("an expired token must refuse")
+            return
+        }
+        #expect(expired.contains("expired"))
+        let (revoked, revokedSecret) = try createToken("*")
+        #expect(try store.revokeJoinToken(id: revoked.id, at: now))
+        #expect(try !store.revokeJoinToken(id: "jt_00000000", at: now))
+        guard case .failure(.unusableToken(let why)) = enrollment.enroll(try request(revokedSecret).0) else {
+            Issue.record("a revoked token must refuse")
+            return
+        }
+        #expect(why.contains("revoked"))
+        // Listing shows every token, never a secret.
+        let listed = try store.joinTokens()
+        #expect(listed.count == 2)
+        #expect(listed.first { $0.id == revoked.id }?.revokedAt != nil)
+        // The legacy file can be switched off.
+        let noLegacy = Enrollment(authority: authority, legacyJoinToken: nil, store: store)
+        #expect(noLegacy.enroll(try request(legacy).0) == .failure(.badToken))
+    }
+
+    @Test func renewalKeepsTheEnrollmentAndStopsAtForget() throws {
+        let (token, secret) = try createToken("queue=deploy,*")
+        let peer = try enrolled(secret, name: "deployer")
+        let renewal = CertificateRenewal(authority: authority, store: store, certificateValidity: 3600)
+        let key = Certificate.PrivateKey(P256.Signing.PrivateKey())
+        let csr = Gantry_V1_RenewRequest.with { $0.csrDer = Data((try? AgentCSR.make(agentID: "anything", key: key)) ?? []) }
+        let response = renewal.renew(csr, peer: peer, now: now)
+        #expect(response.error.isEmpty)
+        let renewed = try Certificate(derEncoded: Array(response.certificateDer))
+        // For the host the old certificate names (not what the CSR says), for the new key.
+        #expect(PeerCertificate(renewed)?.name == "deployer")
+        #expect(renewed.publicKey == key.publicKey)
+        #expect(EnrollmentChecks.issuedCertificateProblem(renewed, ca: authority.certificate, publicKey: key.publicKey) == nil)
+        let record = try #require(try store.enrollment(serial: PeerCertificate.serial(of: renewed)))
+        #expect(record.renewedFrom == peer.serial && record.joinTokenID == token.id && record.labels == [.exact(key: "queue", value: "deploy"), .anyUntrusted])
+        #expect(abs(record.notAfter.timeIntervalSince(now) - 3600) < 2)
+        // A bad CSR is refused with a reason.
+        #expect(renewal.renew(.with { $0.csrDer = Data([1, 2, 3]) }, peer: peer).error.contains("renewal refused"))
+        // Forgotten: neither certificate renews or connects.
+        #expect(try store.revokeHost("deployer", at: now.addingTimeInterval(1), by: "test") == 2)
+        #expect(renewal.renew(csr, peer: peer, now: now.addingTimeInterval(2)).error.contains("revoked"))
+        let admission = HelloAdmission(store: store)
+        #expect(admission.refusal(for: hello([:], id: "deployer/1"), peer: peer)?.code == .certificateRevoked)
+        #expect(admission.refusal(for: hello([:], id: "deployer/1"), peer: PeerCertificate(renewed)!)?.code == .certificateRevoked)
+        // Enrolled again after the forget: the new certificate is the host's identity.
+        let again = try enrolled(legacy, name: "deployer", at: now.addingTimeInterval(5))
+        #expect(admission.refusal(for: hello([:], id: "deployer/1"), peer: again) == nil)
+    }
+
+    @Test func forgetClosesTheHostsConnectionsAndDrainStopsLeases() async throws {
+        let core = try CoordinatorCore(
+            store: store, configuration: .init(heartbeatInterval: .seconds(1)), logger: Logger(label: "test"))
+        func connect(_ id: String, host: String) async throws -> AgentSession {
+            let session = AgentSession(agentID: id)
+            let hello = Gantry_V1_Hello.with {
+                $0.minVersion = 1
+                $0.maxVersion = ProtocolVersion.current
+                $0.agentID = id
+                $0.capacity = 1
+            }
+            _ = try await core.hello(hello, certificateName: host, session: session).get()
+            return session
+        }
+        let first = try await connect("h/1", host: "h")
+        let second = try await connect("h/2", host: "h")
+        let other = try await connect("hx/1", host: "hx")
+        let peer = try enrolled(legacy)
+        let revocation = AgentRevocation(store: store, core: core)
+        let before = ContinuousClock.now
+        do {
+            _ = try await revocation.forget(agentID: "../x", by: "alice")
+            Issue.record("a malformed agent id must be refused")
+        } catch {
+            guard case .badAgentID = error else { throw error }
+        }
+        let forgotten = try await revocation.forget(agentID: "h/1", by: "alice")
+        #expect(forgotten.host == "h" && forgotten.certificatesRevoked == 1 && forgotten.disconnected == ["h/1", "h/2"])
+        #expect(revocation.wasForgotten(host: "h", since: before))
+        #expect(!revocation.wasForgotten(host: "h", since: .now))
+        #expect(!revocation.wasForgotten(host: "hx", since: before))
+        for session in [first, second] {
+            var frames: [Gantry_V1_Envelope] = []
+            for await frame in session.outbound { frames.append(frame) }  // ends: the session was closed
+            #expect(frames.last?.error.code == .certificateRevoked)
+        }
+        #expect(try store.hostRevokedAt("h") != nil)
+        #expect(HelloAdmission(store: store).refusal(for: hello([:]), peer: peer)?.code == .certificateRevoked)
+
+        // Drain: the agent is told, and is leased nothing more.
+        #expect(await core.drain(agentID: "hx/1", reason: "maintenance"))
+        #expect(!(await core.drain(agentID: "nobody/1")))
+        var iterator = other.outbound.makeAsyncIterator()
+        #expect(await iterator.next()?.drain.reason == "maintenance")
+        #expect(await core.listAgents().first { $0.id == "hx/1" }?.state == "draining")
+    }
+}
