@@ -70,6 +70,7 @@ public struct CoordinatorServer: Sendable {
             onListening(agents, http)
         }
         let revocation = AgentRevocation(store: store, core: core)
+        let audit = AuditLog(store: store, logger: logger)
         logger.info(
             "agents may claim these label keys only if their join token names them",
             metadata: [
@@ -84,14 +85,14 @@ public struct CoordinatorServer: Sendable {
             admission: HelloAdmission(store: store, policy: options.trust),
             renewal: CertificateRenewal(
                 authority: authority, store: store, certificateValidity: options.agentCertificateValidity),
-            revocation: revocation, tls: tls, limits: options.agentLimits, logger: logger,
+            revocation: revocation, tls: tls, limits: options.agentLimits, logger: logger, audit: audit,
             onBound: { addresses.set(agents: Self.format($0)) })
         try Authenticator.ensureBootstrapIdentity(in: store)
         let bootstrapToken = FileManager.default.fileExists(atPath: state.adminToken) ? try state.readToken(state.adminToken) : nil
         let router = APIRouter.make(
             .init(
                 core: core, authenticator: Authenticator(store: store, bootstrapToken: bootstrapToken), identities: store,
-                audit: AuditLog(store: store, logger: logger)))
+                audit: audit, revocation: revocation))
         let http = Application(
             router: router,
             // The idle timeout is also the header timeout: the HTTP decoder reports no

@@ -146,8 +146,8 @@ struct Logs: AsyncParsableCommand {
     }
 }
 
-struct Agents: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "List agents and their state.")
+struct AgentList: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "list", abstract: "List agents and their state.")
     @OptionGroup var connection: Connection
 
     func run() async throws {

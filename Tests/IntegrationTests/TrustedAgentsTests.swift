@@ -1,6 +1,7 @@
 import Foundation
 import GantryProtocol
 import Subprocess
+import SystemPackage
 import Testing
 import X509
 
@@ -152,13 +153,16 @@ struct TrustedAgentsTests {
         }
     }
 
-    /// Needs the lead's `POST /v1/agents/{id}/forget` (wired to `AgentRevocation.forget`).
-    @Test(.disabled("enable once POST /v1/agents/{id}/forget is wired to AgentRevocation.forget"))
-    func aForgottenAgentIsRefused() async throws {
+    /// `gantry agents forget` (the real CLI) revokes the host's certificate.
+    @Test func aForgottenAgentIsRefused() async throws {
         try await Self.with("trust-forget") { cluster, started in
             let agent = try await cluster.startAgent(slot: "1")
-            let (status, body) = try await cluster.request(.POST, "/v1/agents/testhost%2F1/forget")
-            #expect(status == 200, "\(String(decoding: body, as: UTF8.self))")
+            let forget = try await Subprocess.run(
+                .path(FilePath(cluster.binaries + "/gantry")),
+                arguments: ["agents", "forget", "testhost/1", "--server", cluster.serverURL, "--token", cluster.adminToken],
+                output: .string(limit: 64 * 1024), error: .string(limit: 64 * 1024))
+            #expect(forget.terminationStatus.isSuccess, "\(forget.standardError)")
+            #expect(forget.standardOutput.contains("forgot host testhost"), "\(forget.standardOutput)")
             // Its connection is closed; its reconnect is refused for good.
             let exit = try await agent.waitForExit(timeout: .seconds(30))
             #expect(!exit.isSuccess)

@@ -30,12 +30,17 @@ public enum APIRouter {
         public var authenticator: Authenticator
         public var identities: any IdentityStore
         public var audit: AuditLog
+        public var revocation: AgentRevocation
 
-        public init(core: CoordinatorCore, authenticator: Authenticator, identities: any IdentityStore, audit: AuditLog) {
+        public init(
+            core: CoordinatorCore, authenticator: Authenticator, identities: any IdentityStore, audit: AuditLog,
+            revocation: AgentRevocation
+        ) {
             self.core = core
             self.authenticator = authenticator
             self.identities = identities
             self.audit = audit
+            self.revocation = revocation
         }
     }
 
@@ -46,6 +51,7 @@ public enum APIRouter {
         let audit = dependencies.audit
         router.on(.health, audit: audit) { _, _ in Response(status: .ok, body: ResponseBody(byteBuffer: ByteBuffer(string: "ok\n"))) }
         addIdentityRoutes(to: router, dependencies)
+        addAgentRoutes(to: router, dependencies)
         router.on(.submitPipeline, audit: audit) { request, context -> Response in
             var request = request
             let body: ByteBuffer

@@ -61,6 +61,8 @@ public final class AgentListener: Service, Sendable {
     let renewal: CertificateRenewal
     /// Catches a `Hello` that passed its trust check just before its host was forgotten.
     let revocation: AgentRevocation?
+    /// Records enrollments (an agent host joining is a state change someone must answer for).
+    let audit: AuditLog?
     let tlsContext: NIOSSLContext
     let limits: Limits
     let logger: Logger
@@ -75,8 +77,9 @@ public final class AgentListener: Service, Sendable {
     public init(
         host: String, port: Int, core: CoordinatorCore, enrollment: Enrollment, admission: HelloAdmission,
         renewal: CertificateRenewal, revocation: AgentRevocation?, tls: TLSConfiguration, limits: Limits = Limits(),
-        logger: Logger, onBound: @escaping @Sendable (SocketAddress) -> Void = { _ in }
+        logger: Logger, audit: AuditLog? = nil, onBound: @escaping @Sendable (SocketAddress) -> Void = { _ in }
     ) throws {
+        self.audit = audit
         self.host = host
         self.port = port
         self.core = core
@@ -216,7 +219,7 @@ public final class AgentListener: Service, Sendable {
                             try await outbound.write(.error(code, message, fatal: true))
                             return
                         case .enroll(let request):
-                            try await outbound.write(enroll(request, logger: logger))
+                            try await outbound.write(enroll(request, address: channel.remoteAddress?.ipAddress, logger: logger))
                             return
                         case .hello(let hello, let certificateName):
                             // Revocation and labels, from the store, before the core hears of
@@ -332,8 +335,26 @@ public final class AgentListener: Service, Sendable {
         if let session { await core.disconnected(agentID: session.agentID, session: session) }
     }
 
-    private func enroll(_ request: Gantry_V1_EnrollRequest, logger: Logger) -> Gantry_V1_Envelope {
-        switch enrollment.enroll(request) {
+    private func enroll(_ request: Gantry_V1_EnrollRequest, address: String?, logger: Logger) -> Gantry_V1_Envelope {
+        let result = enrollment.enroll(request)
+        // Audited: a host joining, and a known join token refused (expired, used up,
+        // revoked). A wrong token is only logged: anyone can send one, and the audit log
+        // must not be a disk an anonymous peer can fill.
+        let tokenID = JoinToken.id(inSecret: request.token) ?? "join.token"
+        let host = "agent:" + request.agentID.logSafe(maximum: 253)
+        switch result {
+        case .success:
+            audit?.record(
+                AuditEvent(actor: "join-token:\(tokenID)", tokenID: tokenID, address: address, action: "agent.enroll", object: host, outcome: "succeeded"))
+        case .failure(.unusableToken(let why)):
+            audit?.record(
+                AuditEvent(
+                    actor: "join-token:\(tokenID)", tokenID: tokenID, address: address, action: "agent.enroll", object: host,
+                    outcome: "refused", detail: ["reason": why.logSafe(maximum: 200)]))
+        default:
+            break
+        }
+        switch result {
         case .success(let response):
             logger.info("enrolled agent", metadata: ["agent": "\(request.agentID.logSafe())"])
             return .with { $0.enrollResponse = response }

@@ -100,3 +100,27 @@ extension API {
         }
     }
 }
+
+extension API {
+    /// `POST /v1/agents/{host}/{slot}/forget`: the host whose certificates were revoked.
+    public struct ForgottenAgent: Codable, Sendable {
+        public var host: String
+        public var certificatesRevoked: Int
+        public var disconnected: [String]
+
+        public init(host: String, certificatesRevoked: Int, disconnected: [String]) {
+            self.host = host
+            self.certificatesRevoked = certificatesRevoked
+            self.disconnected = disconnected
+        }
+    }
+
+    /// `POST /v1/agents/{host}/{slot}/drain`.
+    public struct DrainedAgent: Codable, Sendable {
+        public var agentId: String
+
+        public init(agentId: String) {
+            self.agentId = agentId
+        }
+    }
+}
