@@ -21,6 +21,14 @@ public enum CoordinatorValueChecks {
     public static let maximumEnvironmentNameBytes = 1024
     /// Names and other short strings of a lease (pipeline id, step key, repository, ...).
     public static let maximumFieldBytes = 64 * 1024
+    /// Secrets a lease may carry, and their sizes. The masker compiles every form of every
+    /// value (about 20 patterns and 20 times the value's bytes), so the total is bounded
+    /// too: 1 MiB of values keeps one attempt's masker within some 20 MiB of patterns and
+    /// a 16 MiB table, where 100 values of 64 KiB would need over 100 MiB.
+    public static let maximumSecrets = 100
+    public static let maximumSecretNameBytes = 255
+    public static let maximumSecretValueBytes = 64 * 1024
+    public static let maximumSecretBytesTotal = 1024 * 1024
     /// Heartbeat interval and lease TTL the Welcome may announce: 10 minutes and 1 hour.
     public static let maximumHeartbeatIntervalMs: UInt32 = 600_000
     public static let maximumLeaseTTLMs: UInt32 = 3_600_000
@@ -58,9 +66,10 @@ public enum CoordinatorValueChecks {
                 return "lease.env[\(loggable(name, maximum: 64))] is too long or contains a NUL byte"
             }
         }
+        if let problem = secretsProblem(lease.secrets) { return problem }
         let fields = [
             ("pipeline_id", lease.pipelineID), ("step_key", lease.stepKey), ("repository", lease.repository),
-            ("commit", lease.commit), ("branch", lease.branch),
+            ("commit", lease.commit), ("branch", lease.branch), ("environment", lease.environment),
         ]
         for (field, value) in fields {
             if value.utf8.count > maximumFieldBytes || value.utf8.contains(0) {
@@ -68,6 +77,38 @@ public enum CoordinatorValueChecks {
             }
         }
         return nil
+    }
+
+    /// Why the lease's secrets are refused, or nil. A reason names a secret at most, never
+    /// shows a value: it is logged and sent back in `LeaseAck.reason`.
+    public static func secretsProblem(_ secrets: [String: String]) -> String? {
+        if secrets.count > maximumSecrets {
+            return "lease.secrets has \(secrets.count) entries, more than the agent's limit of \(maximumSecrets)"
+        }
+        var total = 0
+        for (name, value) in secrets {
+            guard isEnvironmentName(name), name.utf8.count <= maximumSecretNameBytes else {
+                return "lease.secrets has an invalid name (not [A-Za-z_][A-Za-z0-9_]*, or over \(maximumSecretNameBytes) bytes)"
+            }
+            if value.utf8.count > maximumSecretValueBytes || value.utf8.contains(0) {
+                return "lease.secrets[\(name)] is over \(maximumSecretValueBytes) bytes or contains a NUL byte"
+            }
+            total += value.utf8.count
+        }
+        if total > maximumSecretBytesTotal {
+            return "lease.secrets hold \(total) bytes in all, more than the agent's limit of \(maximumSecretBytesTotal)"
+        }
+        return nil
+    }
+
+    /// A portable environment variable name (POSIX): a letter or `_`, then letters,
+    /// digits and `_`. Secret names are chosen by people, so nothing wider is needed.
+    public static func isEnvironmentName(_ name: String) -> Bool {
+        guard let first = name.utf8.first, !(UInt8(ascii: "0")...UInt8(ascii: "9")).contains(first) else { return false }
+        return name.utf8.allSatisfy { byte in
+            (byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "z")) || (byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z"))
+                || (byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9")) || byte == UInt8(ascii: "_")
+        }
     }
 
     /// Job ids name the attempt's work dir, spool file and cgroup, so they are plain

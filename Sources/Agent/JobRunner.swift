@@ -13,8 +13,9 @@ import Glibc
 import Darwin
 #endif
 
-/// Runs one leased job: a fresh work dir, a clean environment, each command via
-/// `/bin/sh -c` in its own session, stdout and stderr merged in order into the spool.
+/// Runs one leased job: a fresh work dir, a clean environment (plus the lease's secrets),
+/// each command via `/bin/sh -c` in its own session, stdout and stderr merged in order
+/// into the spool, with every secret masked before a byte is written (`SecretMasker`).
 ///
 /// swift-subprocess starts children with a normal signal mask (Foundation.Process blocks
 /// SIGTERM in children, swift-corelibs-foundation#4772, which would make cancel useless).
@@ -30,6 +31,11 @@ public struct JobRunner: Sendable {
         public var repository: String
         public var commit: String
         public var branch: String
+        /// NAME -> value: set in the step's environment and masked in its log. Never
+        /// printed: the spec's descriptions list the names only.
+        public var secrets: [String: String]
+        /// The environment the step deploys to (`GANTRY_ENVIRONMENT`), empty for none.
+        public var environmentName: String
 
         public init(lease: Gantry_V1_Lease) {
             jobID = lease.jobID
@@ -44,6 +50,8 @@ public struct JobRunner: Sendable {
             repository = lease.repository
             commit = lease.commit
             branch = lease.branch
+            secrets = lease.secrets
+            environmentName = lease.environment
         }
     }
 
@@ -94,6 +102,11 @@ public struct JobRunner: Sendable {
             environment["HOME"] = stepUser.home ?? workDirectory
         }
         environment.merge(spec.env) { $1 }
+        // Secrets win over the pipeline's env: a variable a step was granted as a secret
+        // cannot be replaced by a plain value from the YAML (or a pull request editing it).
+        // The GANTRY_* variables below win over both: the agent finds a job's processes by
+        // GANTRY_JOB_ID and GANTRY_ATTEMPT (`JobProcesses`).
+        environment.merge(spec.secrets) { $1 }
         environment["CI"] = "true"
         environment["GANTRY"] = "true"
         environment["GANTRY_JOB_ID"] = spec.jobID
@@ -105,6 +118,9 @@ public struct JobRunner: Sendable {
         environment["GANTRY_REPOSITORY"] = spec.repository
         environment["GANTRY_COMMIT"] = spec.commit
         environment["GANTRY_BRANCH"] = spec.branch
+        // Set exactly when the lease names an environment, so a step can trust it: a
+        // pipeline's own env cannot pretend to deploy somewhere.
+        environment["GANTRY_ENVIRONMENT"] = spec.environmentName.isEmpty ? nil : spec.environmentName
         return environment
     }
 
@@ -134,32 +150,63 @@ public struct JobRunner: Sendable {
         }
         defer { timeoutTask?.cancel() }
 
+        // One masker for the whole attempt: stdout and stderr reach the runner as one
+        // merged stream, and a value whose halves come from two commands is still one value
+        // in the log. Everything bound for the spool goes through it, the agent's own
+        // notes included; it is flushed once, when the last command is over.
+        var masker = SecretMasker(secrets: spec.secrets.values)
+        var result = await runCommands(
+            spec, environment: environment, directory: directory, spool: spool, control: control, masker: &masker,
+            onOutput: onOutput)
+        do {
+            try masker.finish { try spool.append($0) }
+        } catch {
+            result = Self.logWriteFailure(error)
+        }
+        await onOutput()
+        // The status message leaves the agent too (JobFinished.message).
+        result.message = masker.masking(result.message)
+        return result
+    }
+
+    private func runCommands(
+        _ spec: Spec, environment: [String: String], directory: String, spool: LogSpool, control: ProcessGroupControl,
+        masker: inout SecretMasker, onOutput: @escaping @Sendable () async -> Void
+    ) async -> Result {
+        /// A line of the agent's own in the step's log, masked like the step's output.
+        func note(_ text: String, masker: inout SecretMasker) async {
+            let bytes = Array(text.utf8)
+            try? bytes.withUnsafeBytes { raw in try masker.feed(raw) { try spool.append($0) } }
+            await onOutput()
+        }
         var last = Result(outcome: .succeeded, exitStatus: 0, signal: 0, message: "")
         for command in spec.commands {
             if let reason = control.stopReason { return Self.stopped(reason, after: last) }
             do {
                 last = try await runCommand(
                     command, environment: environment, directory: directory, spool: spool, control: control,
-                    onOutput: onOutput)
+                    masker: &masker, onOutput: onOutput)
             } catch CommandFailure.logWrite(let error) {
-                // Nothing more can be written to the log: the reason goes in the final status.
-                return Result(
-                    outcome: .failed, exitStatus: -1, signal: 0,
-                    message: "the agent could not write the step's output to its log spool, so it stopped the step: \(error)")
+                return Self.logWriteFailure(error)
             } catch CommandFailure.outputRead(let error) {
-                try? spool.append("gantry: could not read the step's output: \(error)\n")
-                await onOutput()
+                await note("gantry: could not read the step's output: \(error)\n", masker: &masker)
                 return Result(
                     outcome: .failed, exitStatus: -1, signal: 0, message: "the agent could not read the step's output: \(error)")
             } catch {
-                try? spool.append("gantry: could not start `/bin/sh -c`: \(error)\n")
-                await onOutput()
+                await note("gantry: could not start `/bin/sh -c`: \(error)\n", masker: &masker)
                 return Result(outcome: .failed, exitStatus: -1, signal: 0, message: "could not start the command: \(error)")
             }
             if let reason = control.stopReason { return Self.stopped(reason, after: last) }
             if last.outcome != .succeeded { return last }
         }
         return last
+    }
+
+    /// Nothing more can be written to the log: the reason goes in the final status.
+    static func logWriteFailure(_ error: any Error) -> Result {
+        Result(
+            outcome: .failed, exitStatus: -1, signal: 0,
+            message: "the agent could not write the step's output to its log spool, so it stopped the step: \(error)")
     }
 
     /// Why a command that did start could not be run to its end. Anything else
@@ -173,7 +220,7 @@ public struct JobRunner: Sendable {
 
     private func runCommand(
         _ command: String, environment: [String: String], directory: String, spool: LogSpool,
-        control: ProcessGroupControl, onOutput: @escaping @Sendable () async -> Void
+        control: ProcessGroupControl, masker: inout SecretMasker, onOutput: @escaping @Sendable () async -> Void
     ) async throws -> Result {
         var options = PlatformOptions()
         options.createSession = true
@@ -215,7 +262,9 @@ public struct JobRunner: Sendable {
             do {
                 for try await buffer in execution.standardOutput {
                     do {
-                        try buffer.withUnsafeBytes { try spool.append($0) }
+                        // Masked before the spool: nothing that reaches the disk, the
+                        // streamer or the coordinator holds a secret.
+                        try buffer.withUnsafeBytes { bytes in try masker.feed(bytes) { try spool.append($0) } }
                     } catch {
                         throw CommandFailure.logWrite(error)
                     }
@@ -248,5 +297,26 @@ public struct JobRunner: Sendable {
         case .failed(let why):
             return Result(outcome: .failed, exitStatus: last.exitStatus, signal: last.signal, message: why)
         }
+    }
+}
+
+/// A spec printed by mistake (a log line, a test failure, `dump`) names its secrets and
+/// never shows their values.
+extension JobRunner.Spec: CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
+    public var description: String {
+        "Spec(job: \(jobID), attempt: \(attempt), step: \(stepKey), commands: \(commands.count), env: \(env.count), "
+            + "secrets: \(secrets.keys.sorted()), environment: \(environmentName))"
+    }
+
+    public var debugDescription: String { description }
+
+    public var customMirror: Mirror {
+        Mirror(
+            self,
+            children: [
+                "jobID": jobID, "attempt": attempt, "pipelineID": pipelineID, "stepKey": stepKey, "commands": commands,
+                "env": env, "timeout": timeout as Any, "repository": repository, "commit": commit, "branch": branch,
+                "secretNames": secrets.keys.sorted(), "environmentName": environmentName,
+            ])
     }
 }

@@ -54,6 +54,27 @@ struct CoordinatorValueChecksTests {
                 != nil)
     }
 
+    @Test func secretsAreBoundedAndTheirValuesNeverAppearInTheReason() throws {
+        let value = "s3cr3t-value-do-not-print"
+        #expect(CoordinatorValueChecks.problem(with: lease { $0.secrets = ["DEPLOY_TOKEN": value, "_x1": value] }) == nil)
+        #expect(CoordinatorValueChecks.problem(with: lease { $0.environment = "production" }) == nil)
+        let tooMany = Dictionary(uniqueKeysWithValues: (0...100).map { ("S\($0)", value) })
+        #expect(CoordinatorValueChecks.problem(with: lease { $0.secrets = tooMany }) != nil)
+        for name in ["", "1ABC", "A-B", "A=B", "A B", "Ä", "A\0", String(repeating: "A", count: 256)] {
+            let reason = try #require(CoordinatorValueChecks.problem(with: lease { $0.secrets = [name: value] }), "\(name.debugDescription)")
+            #expect(!reason.contains(value))
+        }
+        #expect(CoordinatorValueChecks.problem(with: lease { $0.secrets = [String(repeating: "A", count: 255): value] }) == nil)
+        for bad in [value + "\0", String(repeating: "x", count: 64 * 1024 + 1)] {
+            let reason = try #require(CoordinatorValueChecks.problem(with: lease { $0.secrets = ["TOKEN": bad] }))
+            #expect(reason.contains("TOKEN") && !reason.contains(value) && reason.count < 200)
+        }
+        let big = String(repeating: "y", count: 64 * 1024)
+        let total = Dictionary(uniqueKeysWithValues: (0..<17).map { ("S\($0)", big) })
+        #expect(CoordinatorValueChecks.problem(with: lease { $0.secrets = total })?.contains("in all") == true)
+        #expect(CoordinatorValueChecks.problem(with: lease { $0.environment = "prod\0" }) != nil)
+    }
+
     @Test func welcomeTimingIsCheckedAndClampedNeverTrapped() throws {
         let normal = try CoordinatorValueChecks.timing(
             of: .with {

@@ -195,6 +195,47 @@ final class JobRunnerTests {
         let (result, _) = try await run(spec(["kill -9 $$"]))
         #expect(result.outcome == .failed && result.signal == 9)
     }
+
+    /// Issue 12: a secret is in the step's environment and never in its spooled log, even
+    /// printed in two writes with a pause between them (two pipe reads) or base64-encoded.
+    @Test func secretsAreSetForTheStepAndMaskedBeforeTheSpool() async throws {
+        let secret = "gantry-test-secret-3f9a1c"
+        let base64 = Data(secret.utf8).base64EncodedString()
+        var spec = spec(
+            [
+                "printf 'token=gantry-test-'; sleep 0.05; printf 'secret-3f9a1c\\n'",
+                #"printf %s "$DEPLOY_TOKEN" | base64"#,
+                // The secret itself, not the pipeline's value of the same name (and not spelled
+                // out here, so the spec's own commands do not hold it).
+                #"test "${#DEPLOY_TOKEN}" = 25 && test "${DEPLOY_TOKEN%-*}" = gantry-test-secret && echo env-ok"#,
+                #"echo "env=$GANTRY_ENVIRONMENT""#,
+                #"echo "$DEPLOY_TOKEN" >&2; echo "${DEPLOY_TOKEN}${DEPLOY_TOKEN}" "#,
+            ], env: ["DEPLOY_TOKEN": "from-the-pipeline"])
+        spec.secrets = ["DEPLOY_TOKEN": secret]
+        spec.environmentName = "production"
+        #expect(!"\(spec)".contains(secret) && !String(reflecting: spec).contains(secret))
+        var dumped = ""
+        dump(spec, to: &dumped)
+        #expect(!dumped.contains(secret))
+
+        let (result, output) = try await run(spec)
+        #expect(result.outcome == .succeeded, "\(result)")
+        #expect(output == "token=***\n***\nenv-ok\nenv=production\n***\n******\n", "\(output)")
+        #expect(!output.contains(secret) && !output.contains(base64))
+    }
+
+    @Test func gantryEnvironmentIsUnsetWithoutOneAndCannotBeSetByThePipeline() async throws {
+        let (_, output) = try await run(spec([#"echo "${GANTRY_ENVIRONMENT-unset}""#], env: ["GANTRY_ENVIRONMENT": "production"]))
+        #expect(output == "unset\n")
+    }
+
+    @Test func aSecretPrefixAtTheEndOfTheStepIsFlushedNotLost() async throws {
+        var spec = spec(["printf 'ends with gantry-test-sec'"])
+        spec.secrets = ["T": "gantry-test-secret-3f9a1c"]
+        let (result, output) = try await run(spec)
+        #expect(result.outcome == .succeeded)
+        #expect(output == "ends with gantry-test-sec")
+    }
 }
 
 @Suite("Backoff", .timeLimit(.minutes(1)))
