@@ -46,6 +46,7 @@ public enum APIRouter {
         let audit = dependencies.audit
         router.on(.health, audit: audit) { _, _ in Response(status: .ok, body: ResponseBody(byteBuffer: ByteBuffer(string: "ok\n"))) }
         addIdentityRoutes(to: router, dependencies)
+        addAuditRoutes(to: router, dependencies)
         router.on(.submitPipeline, audit: audit) { request, context -> Response in
             var request = request
             let body: ByteBuffer
