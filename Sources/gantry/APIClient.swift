@@ -68,6 +68,9 @@ struct APIClient: Sendable {
         var configuration = HTTPClient.Configuration(tlsConfiguration: tls)
         // A redirect would carry the bearer token to wherever it points.
         configuration.redirectConfiguration = .disallow
+        // Fail at once: retrying a refused connection or an unverifiable certificate for
+        // the 10 s connect timeout only delays the message that says what to fix.
+        configuration.connectionPool.retryConnectionEstablishment = false
         http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
     }
 
