@@ -64,6 +64,15 @@ struct APITLSTests {
     @Test func plainHTTPOffLoopbackIsRefusedAtStart() async throws {
         let cluster = try TestCluster(name: "api-plain")
         defer { cluster.removeFiles() }
+        let status = try await refusedStatus(cluster)
+        await cluster.shutdown()
+        #expect(status.0 != .exited(0))
+        #expect(status.1.contains("refusing plain HTTP on 0.0.0.0"), "\(status.1)")
+        #expect(status.1.contains("--http-tls"))
+    }
+
+    /// Runs `serve --http 0.0.0.0:0` and returns how it ended and what it printed.
+    private func refusedStatus(_ cluster: TestCluster) async throws -> (TerminationStatus, String) {
         let state = cluster.coordinatorState
         let initialize = try await Subprocess.run(
             .path(.init(cluster.binaries + "/gantry-coordinator")), arguments: ["init", "--state", state],
@@ -76,9 +85,7 @@ struct APITLSTests {
             logFile: cluster.root + "/serve.log")
         let status = try await serve.waitForExit(timeout: .seconds(20))
         await serve.stop()
-        #expect(status != .exited(0))
-        #expect(serve.output.contains("refusing plain HTTP on 0.0.0.0"), "\(serve.output)")
-        #expect(serve.output.contains("--http-tls"))
+        return (status, serve.output)
     }
 
     private func gantry(

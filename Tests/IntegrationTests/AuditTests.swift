@@ -7,7 +7,7 @@ import Testing
 /// admin's accepted one are recorded with who, which token, from where and how it ended;
 /// the chain verifies through the CLI; an edit to the SQLite file made while the
 /// coordinator is stopped is found by `gantry-coordinator audit verify`, at its seq.
-@Suite("Audit log", .serialized, .timeLimit(.minutes(3)))
+@Suite("Audit log, end to end", .serialized, .timeLimit(.minutes(3)))
 struct AuditTests {
     @Test func refusalsAndChangesAreRecordedAndAnEditIsDetected() async throws {
         try await TestCluster.with("audit") { cluster in
