@@ -66,6 +66,8 @@ public struct AuditVerification: Sendable, Equatable {
             return expected + 1 == seq
                 ? "record \(expected) is missing (deleted) before record \(seq)"
                 : "records \(expected) to \(seq - 1) are missing (deleted) before record \(seq)"
+        case .unlinked where seq == 1:
+            return "record 1 does not start from the genesis hash: records before it were deleted, or it was rewritten"
         case .unlinked:
             return "record \(seq) does not link to record \(seq - 1) (prev_hash differs): a record was deleted, inserted or rewritten before it"
         case .unreadable(let why): return "record \(seq) cannot be read (edited): \(why)"
