@@ -14,9 +14,14 @@ struct AuditCommand: ParsableCommand {
     static func open(_ state: String) throws -> SQLiteStore {
         let path = CoordinatorStateDirectory(path: state).database
         guard FileManager.default.fileExists(atPath: path) else {
-            throw ValidationError("no database at \(path): pass the --state directory `serve` uses")
+            throw Failure(description: "no database at \(path): pass the --state directory `serve` uses")
         }
         return try SQLiteStore(path: path)
+    }
+
+    /// A runtime failure: printed as `Error: ...` without the usage text.
+    struct Failure: Error, CustomStringConvertible {
+        var description: String
     }
 
     struct Verify: ParsableCommand {
