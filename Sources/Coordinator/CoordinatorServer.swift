@@ -2,6 +2,8 @@ import Foundation
 import GantryProtocol
 import GantryServices
 import Hummingbird
+import HummingbirdCore
+import HummingbirdTLS
 import Logging
 import NIOCore
 import ServiceLifecycle
@@ -27,6 +29,8 @@ public struct CoordinatorServer: Sendable {
         public var trust = TrustPolicy()
         /// Validity of the agent certificates issued and renewed (`--agent-certificate-days`).
         public var agentCertificateValidity: TimeInterval = CertificateAuthority.defaultAgentCertificateValidity
+        /// Plain HTTP (loopback only unless allowed) or TLS: see `APITransport`.
+        public var httpTransport: APITransport = .plain(allowedOffLoopback: false)
 
         public init(
             state: CoordinatorStateDirectory, agentHost: String, agentPort: Int, httpHost: String, httpPort: Int,
@@ -55,6 +59,11 @@ public struct CoordinatorServer: Sendable {
     /// (useful with port 0).
     public func run(onListening: @escaping @Sendable (_ agents: String, _ http: String) -> Void = { _, _ in }) async throws {
         let state = options.state
+        // Refuse a transport that cannot start before opening anything.
+        if let warning = try options.httpTransport.check(host: options.httpHost, port: options.httpPort) {
+            logger.warning("\(warning)")
+        }
+        let apiTLS = try options.httpTransport.serverConfiguration(state: state)
         let store = try SQLiteStore(path: state.database)
         let core = try CoordinatorCore(store: store, configuration: options.core, logger: logger)
         let authority = try state.loadAuthority()
@@ -99,7 +108,7 @@ public struct CoordinatorServer: Sendable {
             // activity until a request head is complete, so a client that trickles its
             // headers (or opens a connection and sends nothing) is closed after it. A
             // response being streamed (a log follow) is never cut by it.
-            server: .http1(configuration: .init(idleTimeout: options.httpIdleTimeout)),
+            server: try Self.httpServer(idleTimeout: options.httpIdleTimeout, tls: apiTLS),
             configuration: .init(address: .hostname(options.httpHost, port: options.httpPort), serverName: "gantry"),
             onServerRunning: { channel in addresses.set(http: channel.localAddress.map(Self.format) ?? "?") },
             logger: logger)
@@ -113,6 +122,15 @@ public struct CoordinatorServer: Sendable {
             ],
             logger: logger)
         try await group.run()
+    }
+
+    /// HTTP/1.1, over TLS when `tls` is given. Hummingbird's TLS handler sits under the
+    /// HTTP one, so the idle timeout covers a client that opens a connection and never
+    /// completes its handshake as well.
+    static func httpServer(idleTimeout: TimeAmount, tls: TLSConfiguration?) throws -> HTTPServerBuilder {
+        let http = HTTPServerBuilder.http1(configuration: .init(idleTimeout: idleTimeout))
+        guard let tls else { return http }
+        return try .tls(http, tlsConfiguration: tls)
     }
 
     static func format(_ address: SocketAddress) -> String {

@@ -10,7 +10,7 @@ struct CoordinatorCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gantry-coordinator",
         abstract: "The Gantry coordinator: queue, scheduler, agent listener and HTTP API.",
-        subcommands: [Initialize.self, Serve.self, JoinInfo.self, TokenCommand.self, JoinTokenCommand.self])
+        subcommands: [Initialize.self, Serve.self, JoinInfo.self, TokenCommand.self, JoinTokenCommand.self, AuditCommand.self])
 }
 
 struct Initialize: ParsableCommand {
@@ -73,8 +73,16 @@ struct Serve: AsyncParsableCommand {
 
     @Option(help: "State directory created by `init`.") var state: String
     @Option(help: "Agent listener address (HOST:PORT; port 0 picks one).") var listen: String = "127.0.0.1:7070"
-    @Option(help: "HTTP API address (HOST:PORT). Keep it on loopback unless fronted by a proxy.")
+    @Option(help: "HTTP API address (HOST:PORT). Plain HTTP is refused off loopback: add --http-tls.")
     var http: String = "127.0.0.1:7080"
+    @Flag(help: "Serve the API over TLS with STATE/server.pem (from the coordinator's CA), or the files below.")
+    var httpTls = false
+    @Option(help: "With --http-tls: a PEM certificate chain (leaf first) to serve instead of STATE/server.pem.")
+    var httpTlsCertificate: String?
+    @Option(help: "With --http-tls: the PEM private key of --http-tls-certificate.")
+    var httpTlsKey: String?
+    @Flag(help: "Allow plain HTTP on an address other than loopback (something else must encrypt it).")
+    var httpInsecure = false
     @Option(help: "Heartbeat interval agents are told to use, in seconds.") var heartbeatInterval: Double = 5
     @Option(help: "Seconds without a heartbeat before an agent's jobs are lost (default 3 × heartbeat).")
     var leaseTtl: Double?
@@ -133,6 +141,19 @@ struct Serve: AsyncParsableCommand {
         for key in trustedLabelKey {
             if let problem = LabelSet.keyProblem(key) { throw ValidationError("--trusted-label-key '\(key)': \(problem)") }
         }
+        _ = try httpTransport()
+    }
+
+    /// The API's transport from the four flags; contradictions are refused here.
+    func httpTransport() throws -> APITransport {
+        if (httpTlsCertificate == nil) != (httpTlsKey == nil) {
+            throw ValidationError("--http-tls-certificate and --http-tls-key go together")
+        }
+        if httpTlsCertificate != nil, !httpTls { throw ValidationError("--http-tls-certificate needs --http-tls") }
+        if httpTls, httpInsecure { throw ValidationError("--http-insecure is for plain HTTP; drop it with --http-tls") }
+        guard httpTls else { return .plain(allowedOffLoopback: httpInsecure) }
+        if let httpTlsCertificate, let httpTlsKey { return .operatorCertificate(chain: httpTlsCertificate, key: httpTlsKey) }
+        return .coordinatorCertificate
     }
 
     func run() async throws {
@@ -156,6 +177,7 @@ struct Serve: AsyncParsableCommand {
         options.httpIdleTimeout = .milliseconds(Int64(httpIdleTimeout * 1000))
         options.trust = TrustPolicy(trustedKeys: Set(trustedLabelKey))
         options.agentCertificateValidity = TimeInterval(agentCertificateSeconds ?? agentCertificateDays * 86_400)
+        options.httpTransport = try httpTransport()
         try await CoordinatorServer(options: options, logger: logger).run { agents, http in
             // One machine-readable line on stdout, so scripts and tests can use port 0.
             FileHandle.standardOutput.write(Data("gantry-coordinator listening agents=\(agents) http=\(http)\n".utf8))

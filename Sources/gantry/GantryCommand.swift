@@ -12,33 +12,10 @@ struct GantryCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gantry",
         abstract: "Submit pipelines to a Gantry coordinator and follow their jobs.",
-        subcommands: [RunPipeline.self, Jobs.self, Logs.self, Agents.self, Cancel.self, WhoAmI.self, TokenCommand.self, IdentityCommand.self])
-}
-
-/// Options every command shares: where the API is and how to authenticate.
-struct Connection: ParsableArguments {
-    @Option(help: "Coordinator HTTP API URL (env GANTRY_SERVER).") var server: String?
-    @Option(help: "API token (env GANTRY_TOKEN, or ~/.config/gantry/token).") var token: String?
-    @Flag(help: "Machine-readable JSON output.") var json = false
-
-    func client() throws -> APIClient {
-        let environment = ProcessInfo.processInfo.environment
-        let base = server ?? environment["GANTRY_SERVER"] ?? "http://127.0.0.1:7080"
-        guard base.hasPrefix("http://") || base.hasPrefix("https://") else {
-            throw ValidationError("--server must be an http:// or https:// URL, got '\(base)'")
-        }
-        var resolved = token ?? environment["GANTRY_TOKEN"]
-        if resolved == nil {
-            let file = (environment["HOME"] ?? "~") + "/.config/gantry/token"
-            resolved = (try? String(contentsOfFile: file, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
-        }
-        guard let resolved, !resolved.isEmpty else {
-            throw ValidationError(
-                "no API token: pass --token, set GANTRY_TOKEN, or write it to ~/.config/gantry/token "
-                    + "(the coordinator's is in STATE/admin.token)")
-        }
-        return APIClient(base: base.hasSuffix("/") ? String(base.dropLast()) : base, token: resolved)
-    }
+        subcommands: [
+            RunPipeline.self, Jobs.self, Logs.self, Agents.self, Cancel.self, WhoAmI.self, TokenCommand.self, IdentityCommand.self,
+            Audit.self, Login.self,
+        ])
 }
 
 struct RunPipeline: AsyncParsableCommand {
@@ -210,68 +187,6 @@ actor LinePrinter {
     func flush(prefix: String, stream: String) {
         if let rest = partial.removeValue(forKey: stream), !rest.isEmpty {
             FileHandle.standardOutput.write(Data(Array(prefix.utf8) + rest + [UInt8(ascii: "\n")]))
-        }
-    }
-}
-
-/// A thin typed wrapper over AsyncHTTPClient for the coordinator's API.
-struct APIClient: Sendable {
-    let base: String
-    let token: String
-    let http = HTTPClient(eventLoopGroupProvider: .singleton)
-
-    func shutdown() {
-        try? http.syncShutdown()
-    }
-
-    func send<Response: Decodable>(_ method: String, _ path: String) async throws -> Response {
-        try await send(method, path, body: Optional<API.SubmitPipeline>.none)
-    }
-
-    func send<Body: Encodable, Response: Decodable>(_ method: String, _ path: String, body: Body?) async throws -> Response {
-        var request = HTTPClientRequest(url: base + path)
-        request.method = HTTPMethod(rawValue: method)
-        request.headers.add(name: "Authorization", value: "Bearer \(token)")
-        if let body {
-            request.headers.add(name: "Content-Type", value: "application/json")
-            request.body = .bytes(ByteBuffer(bytes: try API.encoder.encode(body)))
-        }
-        let response = try await execute(request, timeout: .seconds(60))
-        let bytes = try await response.body.collect(upTo: 64 * 1024 * 1024)
-        try check(response.status, bytes)
-        do {
-            return try API.decoder.decode(Response.self, from: Data(buffer: bytes))
-        } catch {
-            throw CLIError("unexpected response from \(base)\(path): \(error)")
-        }
-    }
-
-    func stream(_ path: String, _ onBytes: @Sendable ([UInt8]) async -> Void) async throws {
-        var request = HTTPClientRequest(url: base + path)
-        request.headers.add(name: "Authorization", value: "Bearer \(token)")
-        let response = try await execute(request, timeout: .hours(24))
-        if response.status != .ok {
-            try check(response.status, try await response.body.collect(upTo: 1024 * 1024))
-        }
-        for try await buffer in response.body {
-            await onBytes(Array(buffer.readableBytesView))
-        }
-    }
-
-    private func execute(_ request: HTTPClientRequest, timeout: TimeAmount) async throws -> HTTPClientResponse {
-        do {
-            return try await http.execute(request, timeout: timeout)
-        } catch {
-            throw CLIError("cannot reach the coordinator at \(base): \(error). Is `gantry-coordinator serve` running? (--server / GANTRY_SERVER)")
-        }
-    }
-
-    private func check(_ status: HTTPResponseStatus, _ body: ByteBuffer) throws {
-        guard (200..<300).contains(Int(status.code)) else {
-            if let error = try? API.decoder.decode(API.ErrorBody.self, from: Data(buffer: body)) {
-                throw CLIError("\(error)")
-            }
-            throw CLIError("the coordinator answered \(status.code): \(String(buffer: body))")
         }
     }
 }

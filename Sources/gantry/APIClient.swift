@@ -1,0 +1,177 @@
+import ArgumentParser
+import AsyncHTTPClient
+import Foundation
+import GantryProtocol
+import NIOCore
+import NIOFoundationCompat
+import NIOHTTP1
+import NIOSSL
+
+/// Options every command shares: where the API is, how to authenticate, and which CA
+/// an https server must chain to.
+struct Connection: ParsableArguments {
+    @Option(help: "Coordinator HTTP API URL (env GANTRY_SERVER, or the one `gantry login` saved).") var server: String?
+    @Option(help: "API token (env GANTRY_TOKEN, or ~/.config/gantry/token).") var token: String?
+    @Option(help: "PEM CA certificate an https server must chain to (env GANTRY_CA_FILE; default the CA pinned by `gantry login`).")
+    var caFile: String?
+    @Flag(help: "Machine-readable JSON output.") var json = false
+
+    func client() throws -> APIClient {
+        let environment = ProcessInfo.processInfo.environment
+        let base = try Self.baseURL(server ?? environment["GANTRY_SERVER"] ?? CLIConfig.read(CLIConfig.server) ?? "http://127.0.0.1:7080")
+        guard let resolved = token ?? environment["GANTRY_TOKEN"] ?? CLIConfig.read(CLIConfig.token), !resolved.isEmpty else {
+            throw ValidationError(
+                "no API token: pass --token, set GANTRY_TOKEN, or run `gantry login` "
+                    + "(the coordinator's is in STATE/admin.token)")
+        }
+        var trust: [UInt8]?
+        if let file = caFile ?? environment["GANTRY_CA_FILE"] {
+            trust = try CLIConfig.readCA(file, flag: "--ca-file")
+        } else if FileManager.default.fileExists(atPath: CLIConfig.ca) {
+            trust = try CLIConfig.readCA(CLIConfig.ca, flag: "the CA pinned by `gantry login`")
+        }
+        return try APIClient(base: base, token: resolved, trustedCA: trust)
+    }
+
+    /// An http(s) URL without its trailing slash.
+    static func baseURL(_ text: String) throws -> String {
+        guard text.hasPrefix("http://") || text.hasPrefix("https://"), text.utf8.count <= 2048 else {
+            throw ValidationError("--server must be an http:// or https:// URL, got '\(text.prefix(100))'")
+        }
+        return text.hasSuffix("/") ? String(text.dropLast()) : text
+    }
+}
+
+/// A thin typed wrapper over AsyncHTTPClient for the coordinator's API.
+///
+/// An https server is verified, hostname included, against `trustedCA` when given (the
+/// coordinator's own CA) or else the system's roots; a server that fails verification is
+/// an error that says how to trust the right CA, never a silent fallback.
+struct APIClient: Sendable {
+    let base: String
+    let token: String
+    let http: HTTPClient
+
+    init(base: String, token: String, trustedCA: [UInt8]? = nil) throws {
+        self.base = base
+        self.token = token
+        var tls = TLSConfiguration.makeClientConfiguration()
+        tls.minimumTLSVersion = .tlsv12
+        tls.certificateVerification = .fullVerification
+        if let trustedCA {
+            do {
+                tls.trustRoots = .certificates(try NIOSSLCertificate.fromPEMBytes(trustedCA))
+            } catch {
+                throw CLIError("the CA certificate is not PEM: \(error)")
+            }
+        }
+        var configuration = HTTPClient.Configuration(tlsConfiguration: tls)
+        // A redirect would carry the bearer token to wherever it points.
+        configuration.redirectConfiguration = .disallow
+        // Fail at once: retrying a refused connection or an unverifiable certificate for
+        // the 10 s connect timeout only delays the message that says what to fix.
+        configuration.connectionPool.retryConnectionEstablishment = false
+        http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+    }
+
+    func shutdown() {
+        try? http.syncShutdown()
+    }
+
+    func send<Response: Decodable>(_ method: String, _ path: String) async throws -> Response {
+        try await send(method, path, body: Optional<API.SubmitPipeline>.none)
+    }
+
+    func send<Body: Encodable, Response: Decodable>(_ method: String, _ path: String, body: Body?) async throws -> Response {
+        var request = HTTPClientRequest(url: base + path)
+        request.method = HTTPMethod(rawValue: method)
+        request.headers.add(name: "Authorization", value: "Bearer \(token)")
+        if let body {
+            request.headers.add(name: "Content-Type", value: "application/json")
+            request.body = .bytes(ByteBuffer(bytes: try API.encoder.encode(body)))
+        }
+        let response = try await execute(request, timeout: .seconds(60))
+        let bytes = try await response.body.collect(upTo: 64 * 1024 * 1024)
+        try check(response.status, bytes)
+        do {
+            return try API.decoder.decode(Response.self, from: Data(buffer: bytes))
+        } catch {
+            throw CLIError("unexpected response from \(base)\(path): \(error)")
+        }
+    }
+
+    func stream(_ path: String, _ onBytes: @Sendable ([UInt8]) async -> Void) async throws {
+        var request = HTTPClientRequest(url: base + path)
+        request.headers.add(name: "Authorization", value: "Bearer \(token)")
+        let response = try await execute(request, timeout: .hours(24))
+        if response.status != .ok {
+            try check(response.status, try await response.body.collect(upTo: 1024 * 1024))
+        }
+        for try await buffer in response.body {
+            await onBytes(Array(buffer.readableBytesView))
+        }
+    }
+
+    private func execute(_ request: HTTPClientRequest, timeout: TimeAmount) async throws -> HTTPClientResponse {
+        do {
+            return try await http.execute(request, timeout: timeout)
+        } catch {
+            if Self.isCertificateFailure(error) {
+                throw CLIError(
+                    "cannot verify the TLS certificate of \(base): \(error). Pass the coordinator's CA with --ca-file "
+                        + "(GANTRY_CA_FILE; it is STATE/ca.pem), or pin it with `gantry login --server \(base) "
+                        + "--ca-fingerprint SHA256` (`gantry-coordinator join-info` prints it)")
+            }
+            throw CLIError("cannot reach the coordinator at \(base): \(error). Is `gantry-coordinator serve` running? (--server / GANTRY_SERVER)")
+        }
+    }
+
+    /// A TLS failure (an untrusted chain, a name mismatch), as opposed to no answer at all.
+    static func isCertificateFailure(_ error: any Error) -> Bool {
+        if error is NIOSSLError || error is NIOSSLExtraError { return true }
+        let text = String(describing: error)
+        return text.contains("CERTIFICATE_VERIFY_FAILED") || text.contains("certificate")
+    }
+
+    private func check(_ status: HTTPResponseStatus, _ body: ByteBuffer) throws {
+        guard (200..<300).contains(Int(status.code)) else {
+            if let error = try? API.decoder.decode(API.ErrorBody.self, from: Data(buffer: body)) {
+                throw CLIError("\(error)")
+            }
+            throw CLIError("the coordinator answered \(status.code): \(String(buffer: body))")
+        }
+    }
+}
+
+/// `~/.config/gantry/`: what `gantry login` saves (server URL, token, pinned CA), each 0600.
+enum CLIConfig {
+    static var directory: String {
+        (ProcessInfo.processInfo.environment["HOME"] ?? "~") + "/.config/gantry"
+    }
+    static var server: String { directory + "/server" }
+    static var token: String { directory + "/token" }
+    static var ca: String { directory + "/ca.pem" }
+
+    /// A small text file's trimmed contents, nil when absent or empty.
+    static func read(_ path: String) -> String? {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return nil }
+        let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        return trimmed.isEmpty ? nil : trimmed
+    }
+
+    /// A PEM CA file's bytes, at most 1 MiB.
+    static func readCA(_ path: String, flag: String) throws -> [UInt8] {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw CLIError("\(flag): cannot read \(path)")
+        }
+        guard data.count <= 1 << 20 else { throw CLIError("\(flag): \(path) is larger than 1 MiB; it should be one PEM CA") }
+        return Array(data)
+    }
+
+    /// Writes `text` to `path` (0600) inside the config directory (created 0700).
+    static func save(_ text: String, to path: String) throws {
+        try FileManager.default.createDirectory(
+            atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        try SecureFile.write(text, to: path, mode: 0o600)
+    }
+}

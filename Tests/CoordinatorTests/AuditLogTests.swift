@@ -1,0 +1,245 @@
+import Foundation
+import GRDB
+import Testing
+
+@testable import GantryCoordinator
+
+/// The audit chain detects an edited, deleted, reordered or inserted record at the seq
+/// where it happened; reads filter and page within their bounds; concurrent appends still
+/// form one chain.
+@Suite("Audit log", .timeLimit(.minutes(1)))
+struct AuditLogTests {
+    let directory: String
+    let store: SQLiteStore
+
+    init() throws {
+        directory = NSTemporaryDirectory() + "gantry-audit-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        store = try SQLiteStore(path: directory + "/gantry.sqlite")
+    }
+
+    static let start = Date(timeIntervalSince1970: 1_780_000_000)
+
+    static func event(_ index: Int, actor: String = "admin", object: String? = nil) -> AuditEvent {
+        AuditEvent(
+            actor: actor, tokenID: "tok\(index)", address: "127.0.0.1", action: "pipeline.submit",
+            object: object ?? "pipeline:p\(index)", outcome: index % 3 == 0 ? "denied" : "succeeded", detail: ["jobs": "\(index)"])
+    }
+
+    @discardableResult
+    func append(_ count: Int) throws -> [AuditRecord] {
+        try (1...count).map { try store.appendAudit(Self.event($0), at: Self.start.addingTimeInterval(Double($0))) }
+    }
+
+    func sql(_ text: String, _ arguments: StatementArguments = []) throws {
+        try store.database.write { try $0.execute(sql: text, arguments: arguments) }
+    }
+
+    func cleanUp() {
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+
+    @Test func anIntactChainVerifiesWithItsHead() throws {
+        defer { cleanUp() }
+        #expect(try store.verifyAudit() == AuditVerification(count: 0, head: nil, broken: nil))
+        let records = try append(25)
+        let result = try store.verifyAudit()
+        #expect(result.ok, "\(result.summary)")
+        #expect(result.count == 25)
+        #expect(result.head?.seq == 25)
+        #expect(result.head?.hash == records.last?.hash)
+        #expect(records.first?.prevHash == AuditRecord.genesisHash)
+    }
+
+    @Test func verificationWalksMoreThanOneBatch() throws {
+        defer { cleanUp() }
+        try append(AuditChainVerifier.batchSize + 5)
+        try sql("UPDATE audit_log SET actor = 'mallory' WHERE seq = ?", [AuditChainVerifier.batchSize + 3])
+        let result = try store.verifyAudit()
+        #expect(result.broken?.seq == Int64(AuditChainVerifier.batchSize + 3))
+        #expect(result.broken?.problem == .edited)
+    }
+
+    @Test func anEditedFieldIsDetectedAtItsSeq() throws {
+        defer { cleanUp() }
+        try append(10)
+        try sql("UPDATE audit_log SET outcome = 'succeeded' WHERE seq = 6")
+        let result = try store.verifyAudit()
+        #expect(!result.ok)
+        #expect(result.broken?.seq == 6)
+        #expect(result.broken?.problem == .edited)
+        #expect(result.summary.contains("record 6 was edited"))
+    }
+
+    @Test func anEditWithARecomputedHashBreaksTheNextLink() throws {
+        defer { cleanUp() }
+        let records = try append(10)
+        var forged = records[3]
+        forged.actor = "someone-else"
+        forged.hash = forged.computedHash()
+        try sql("UPDATE audit_log SET actor = ?, hash = ? WHERE seq = 4", [forged.actor, forged.hash])
+        let result = try store.verifyAudit()
+        #expect(result.broken?.seq == 5)
+        #expect(result.broken?.problem == .unlinked)
+    }
+
+    @Test func anUnreadableFieldIsReportedNotFatal() throws {
+        defer { cleanUp() }
+        try append(5)
+        try sql("UPDATE audit_log SET at = 'not a time' WHERE seq = 5")
+        let result = try store.verifyAudit()
+        #expect(result.broken?.seq == 5)
+        // Appending after a tampered head still works (verify already names the record).
+        try store.appendAudit(Self.event(6), at: Self.start)
+    }
+
+    @Test func aDeletedMiddleRecordIsDetected() throws {
+        defer { cleanUp() }
+        try append(10)
+        try sql("DELETE FROM audit_log WHERE seq = 5")
+        let result = try store.verifyAudit()
+        #expect(result.broken?.seq == 6)
+        #expect(result.broken?.problem == .missing(expectedSeq: 5))
+        #expect(result.count == 4)
+        #expect(result.summary.contains("record 5 is missing"))
+    }
+
+    @Test func aDeletedFirstRecordIsDetected() throws {
+        defer { cleanUp() }
+        try append(3)
+        try sql("DELETE FROM audit_log WHERE seq = 1")
+        #expect(try store.verifyAudit().broken?.seq == 2)
+    }
+
+    @Test func aRenumberedDeletionIsDetected() throws {
+        defer { cleanUp() }
+        try append(6)
+        try sql("DELETE FROM audit_log WHERE seq = 3")
+        try sql("UPDATE audit_log SET seq = seq - 1 WHERE seq > 3")
+        let result = try store.verifyAudit()
+        #expect(result.broken?.seq == 3)
+        #expect(!result.ok)
+    }
+
+    @Test func swappedRecordsAreDetected() throws {
+        defer { cleanUp() }
+        try append(8)
+        try sql("UPDATE audit_log SET seq = -1 WHERE seq = 3")
+        try sql("UPDATE audit_log SET seq = 3 WHERE seq = 4")
+        try sql("UPDATE audit_log SET seq = 4 WHERE seq = -1")
+        let result = try store.verifyAudit()
+        #expect(result.broken?.seq == 3)
+    }
+
+    @Test func anInsertedRecordIsDetected() throws {
+        defer { cleanUp() }
+        let records = try append(8)
+        // Make room after 5 and insert a record that links correctly to 5: the record
+        // after it (the old 6) no longer hashes or links.
+        try sql("UPDATE audit_log SET seq = seq + 100 WHERE seq > 5")
+        try sql("UPDATE audit_log SET seq = seq - 99 WHERE seq > 100")
+        let inserted = AuditRecord(event: Self.event(99, actor: "ghost"), at: Self.start, seq: 6, previousHash: records[4].hash)
+        try store.database.write { try inserted.insert($0) }
+        let result = try store.verifyAudit()
+        #expect(result.broken?.seq == 7)
+    }
+
+    @Test func deletedNewestRecordsNeedAnAnchor() throws {
+        defer { cleanUp() }
+        try append(10)
+        let head = try #require(try store.verifyAudit().head)
+        let anchor = AuditAnchor(seq: head.seq, hash: head.hash)
+        #expect(try store.verifyAudit(anchor: anchor).ok)
+        #expect(AuditAnchor(parsing: "\(head.seq):\(head.hash.hexString)") == anchor)
+        try sql("DELETE FROM audit_log WHERE seq > 8")
+        // The shorter chain is intact on its own...
+        #expect(try store.verifyAudit().ok)
+        // ...but not against the head recorded earlier.
+        let result = try store.verifyAudit(anchor: anchor)
+        #expect(result.broken?.seq == 8)
+        #expect(result.broken?.problem == .truncated(anchorSeq: 10))
+        #expect(try store.verifyAudit(anchor: AuditAnchor(seq: 3, hash: head.hash)).broken?.problem == .anchorMismatch)
+    }
+
+    @Test func anchorsParseOnlyTheirFormat() {
+        for text in ["", "1", "x:00", "0:" + String(repeating: "0", count: 64), "1:" + String(repeating: "0", count: 63),
+            "1:" + String(repeating: "g", count: 64), "-1:" + String(repeating: "0", count: 64),
+            "99999999999999999999:" + String(repeating: "0", count: 64)]
+        {
+            #expect(AuditAnchor(parsing: text) == nil, "\(text)")
+        }
+        #expect(AuditAnchor(parsing: "7:" + String(repeating: "aB", count: 32)) != nil)
+    }
+
+    @Test func concurrentAppendsFormOneChain() async throws {
+        defer { cleanUp() }
+        let store = self.store
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for task in 0..<8 {
+                group.addTask {
+                    for index in 0..<25 {
+                        try store.appendAudit(Self.event(task * 100 + index, actor: "task\(task)"), at: Date())
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        let result = try store.verifyAudit()
+        #expect(result.ok, "\(result.summary)")
+        #expect(result.count == 200)
+    }
+
+    @Test func timesNeverGoBackwardsAlongTheChain() throws {
+        defer { cleanUp() }
+        let first = try store.appendAudit(Self.event(1), at: Self.start.addingTimeInterval(10))
+        let second = try store.appendAudit(Self.event(2), at: Self.start)
+        #expect(second.at == first.at)
+        #expect(try store.verifyAudit().ok)
+    }
+
+    @Test func readsFilterAndPageInSeqOrder() throws {
+        defer { cleanUp() }
+        for index in 1...30 {
+            try store.appendAudit(
+                Self.event(index, actor: index % 2 == 0 ? "even" : "odd", object: index % 5 == 0 ? "identity:v" : nil),
+                at: Self.start.addingTimeInterval(Double(index * 60)))
+        }
+        #expect(try store.auditRecords(since: nil, actor: nil, object: nil, afterSeq: nil, limit: 10).map(\.seq) == Array(1...10))
+        #expect(try store.auditRecords(since: nil, actor: nil, object: nil, afterSeq: 25, limit: 10).map(\.seq) == Array(26...30))
+        #expect(try store.auditRecords(since: nil, actor: "even", object: nil, afterSeq: 10, limit: 3).map(\.seq) == [12, 14, 16])
+        #expect(try store.auditRecords(since: nil, actor: nil, object: "identity:v", afterSeq: nil, limit: 100).map(\.seq) == [5, 10, 15, 20, 25, 30])
+        for seq in [1, 2, 17, 29, 30] {
+            let since = Self.start.addingTimeInterval(Double(seq * 60))
+            #expect(try store.auditRecords(since: since, actor: nil, object: nil, afterSeq: nil, limit: 1).first?.seq == Int64(seq))
+            // Between two records: the later one.
+            #expect(
+                try store.auditRecords(since: since.addingTimeInterval(-30), actor: nil, object: nil, afterSeq: nil, limit: 1).first?.seq
+                    == Int64(seq))
+        }
+        #expect(try store.auditRecords(since: Self.start.addingTimeInterval(31 * 60), actor: nil, object: nil, afterSeq: nil, limit: 5).isEmpty)
+        #expect(try store.auditRecords(since: nil, actor: "nobody", object: nil, afterSeq: nil, limit: 5).isEmpty)
+        #expect(try store.auditRecords(since: nil, actor: nil, object: nil, afterSeq: nil, limit: 0).count == 1)
+        #expect(try store.auditRecords(since: nil, actor: nil, object: nil, afterSeq: -5, limit: 2).map(\.seq) == [1, 2])
+    }
+
+    @Test func theLimitIsBounded() throws {
+        defer { cleanUp() }
+        try append(AuditQuery.maximumLimit + 20)
+        #expect(try store.auditRecords(since: nil, actor: nil, object: nil, afterSeq: nil, limit: .max).count == AuditQuery.maximumLimit)
+    }
+
+    @Test func filtersRefuseHostileText() throws {
+        #expect(throws: AuditFilter.Invalid.self) { try AuditFilter(since: "yesterday", actor: nil, object: nil, after: nil, limit: nil) }
+        #expect(throws: AuditFilter.Invalid.self) {
+            try AuditFilter(since: nil, actor: String(repeating: "a", count: 300), object: nil, after: nil, limit: nil)
+        }
+        #expect(throws: AuditFilter.Invalid.self) { try AuditFilter(since: nil, actor: nil, object: nil, after: "1 OR 1=1", limit: nil) }
+        #expect(throws: AuditFilter.Invalid.self) { try AuditFilter(since: nil, actor: nil, object: nil, after: "-3", limit: nil) }
+        #expect(throws: AuditFilter.Invalid.self) { try AuditFilter(since: nil, actor: nil, object: nil, after: nil, limit: "99999999999") }
+        let parsed = try AuditFilter(since: "2026-12-01T05:00:00.250Z", actor: "", object: "x' OR '1'='1", after: "7", limit: "5000")
+        #expect(parsed.since == Date(timeIntervalSince1970: 1_796_101_200.25))
+        #expect(parsed.actor == nil)
+        #expect(parsed.limit == AuditQuery.maximumLimit)
+        #expect(try AuditFilter(since: "2026-12-01T05:00:00Z", actor: nil, object: nil, after: nil, limit: nil).since != nil)
+    }
+}
