@@ -87,6 +87,12 @@ struct JoinTokenCommand: ParsableCommand {
             guard let (token, secret) = created.map({ ($0.token, $0.secret) }) else {
                 throw ValidationError("could not store the join token: \(lastError.map { "\($0)" } ?? "unknown error")")
             }
+            recordHostAction(
+                store, action: "join_token.create", object: "join-token:\(token.id)",
+                detail: [
+                    "labels": token.labels.map(\.description).joined(separator: ","),
+                    "uses": token.usesLeft.map(String.init) ?? "unlimited",
+                ])
             let info = try directory.joinInfo()
             let enroll =
                 "gantry-agent enroll --coordinator \(info.coordinator) --token \(secret) --ca-fingerprint \(info.caFingerprint) --state /var/lib/gantry-agent"
@@ -163,6 +169,7 @@ struct JoinTokenCommand: ParsableCommand {
             guard try store.revokeJoinToken(id: id, at: Date()) else {
                 throw ValidationError("there is no join token '\(id.logSafe(maximum: 80))': see `gantry-coordinator join-token list --state \(state)`")
             }
+            recordHostAction(store, action: "join_token.revoke", object: "join-token:\(id)")
             print("Revoked join token \(id).")
         }
     }

@@ -34,8 +34,6 @@ struct TokenCommand: ParsableCommand {
             } catch {
                 throw ValidationError("\(error)")
             }
-            let actor = "host:" + (ProcessInfo.processInfo.environment["USER"] ?? "uid\(getuid())")
-            let audit = AuditLog(store: store, logger: Logger(label: "gantry-coordinator"))
             if let existing = try store.identity(named: identity) {
                 guard bindings.isEmpty || bindings == existing.bindings else {
                     throw ValidationError(
@@ -46,11 +44,10 @@ struct TokenCommand: ParsableCommand {
                 if let problem = StoredIdentity.nameProblem(identity) { throw ValidationError("--identity \(problem)") }
                 guard let kind = StoredIdentity.Kind(rawValue: kind) else { throw ValidationError("--kind is person or service") }
                 guard !bindings.isEmpty else { throw ValidationError("a new identity needs at least one --role") }
-                try store.save(StoredIdentity(name: identity, kind: kind, bindings: bindings, createdAt: Date(), createdBy: actor))
-                audit.record(
-                    AuditEvent(
-                        actor: actor, tokenID: nil, address: "host", action: "identity.create", object: "identity:\(identity)",
-                        outcome: "succeeded", detail: ["roles": bindings.map(\.description).joined(separator: ",")]))
+                try store.save(StoredIdentity(name: identity, kind: kind, bindings: bindings, createdAt: Date(), createdBy: "host"))
+                recordHostAction(
+                    store, action: "identity.create", object: "identity:\(identity)",
+                    detail: ["roles": bindings.map(\.description).joined(separator: ",")])
             }
             let lifetime: Int
             do {
@@ -60,10 +57,7 @@ struct TokenCommand: ParsableCommand {
             }
             let (token, secret) = try TokenIssuer.issue(
                 for: identity, description: description, lifetime: TimeInterval(lifetime), in: store)
-            audit.record(
-                AuditEvent(
-                    actor: actor, tokenID: nil, address: "host", action: "token.create", object: "token:\(token.id)",
-                    outcome: "succeeded", detail: ["identity": identity]))
+            recordHostAction(store, action: "token.create", object: "token:\(token.id)", detail: ["identity": identity])
             FileHandle.standardError.write(
                 Data("token \(token.id) for \(identity), expires \(token.expiresAt.map { "\($0)" } ?? "never"); shown once:\n".utf8))
             print(secret)
