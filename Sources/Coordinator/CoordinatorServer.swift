@@ -56,7 +56,7 @@ public struct CoordinatorServer: Sendable {
     public func run(onListening: @escaping @Sendable (_ agents: String, _ http: String) -> Void = { _, _ in }) async throws {
         let state = options.state
         let store = try SQLiteStore(path: state.database)
-        let core = try CoordinatorCore(store: store, configuration: options.core, logger: logger)
+        let core = try CoordinatorCore(store: store, configuration: options.core, logger: logger, secrets: try SecretVault.open(state: state, store: store, logger: logger))
         let authority = try state.loadAuthority()
         let tls = try GantryTLS.server(
             certificateChain: [

@@ -35,6 +35,12 @@ public struct StoredJob: Codable, FetchableRecord, PersistableRecord, Sendable, 
     public var finishedAt: Date?
     /// Raw bytes of the current attempt's log stored so far.
     public var logLength: Int
+    /// Names of the secrets the step listed (`secrets:`); their values are never stored
+    /// here: the vault adds them to the lease as it is sent.
+    public var secrets: [String] = []
+    /// The deployment environment of the step (`environment:`), sent in its lease and
+    /// used to pick `environment:NAME` secrets.
+    public var environment: String?
 
     public var isTerminal: Bool { state.isTerminal }
 
@@ -182,6 +188,8 @@ extension StoredJob {
         startedAt = try row.decode(forColumn: "started_at")
         finishedAt = try row.decode(forColumn: "finished_at")
         logLength = try row.decode(forColumn: "log_length")
+        secrets = try json.decode("secrets", empty: [])
+        environment = try row.decode(forColumn: "environment")
     }
 }
 
