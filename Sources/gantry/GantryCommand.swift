@@ -12,7 +12,7 @@ struct GantryCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gantry",
         abstract: "Submit pipelines to a Gantry coordinator and follow their jobs.",
-        subcommands: [RunPipeline.self, Jobs.self, Logs.self, Agents.self, Cancel.self, WhoAmI.self, TokenCommand.self, IdentityCommand.self])
+        subcommands: [RunPipeline.self, Jobs.self, Logs.self, Agents.self, Cancel.self, WhoAmI.self, TokenCommand.self, IdentityCommand.self, SecretCommand.self])
 }
 
 /// Options every command shares: where the API is and how to authenticate.

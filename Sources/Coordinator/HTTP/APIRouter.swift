@@ -52,6 +52,7 @@ public enum APIRouter {
         router.on(.health, audit: audit) { _, _ in Response(status: .ok, body: ResponseBody(byteBuffer: ByteBuffer(string: "ok\n"))) }
         addIdentityRoutes(to: router, dependencies)
         addAgentRoutes(to: router, dependencies)
+        addSecretRoutes(to: router, dependencies)
         router.on(.submitPipeline, audit: audit) { request, context -> Response in
             var request = request
             let body: ByteBuffer
