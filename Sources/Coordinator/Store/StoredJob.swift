@@ -152,6 +152,48 @@ extension StoredJob {
     }
 }
 
+// MARK: - Writing rows
+
+extension StoredJob {
+    /// The row's columns, written out rather than through GRDB's `Encodable` path.
+    ///
+    /// The step's `secrets` and `environment` columns (schema v5) are written only when
+    /// the step has them, so a job without them is the same row a v4 database holds, and the
+    /// columns' defaults (`'[]'`, NULL) stand for "none". JSON columns use GRDB's own
+    /// encoder, as the `Encodable` path did, so stored text is unchanged.
+    public func encode(to container: inout PersistenceContainer) throws {
+        func json<Value: Encodable>(_ value: Value, _ column: String) throws -> String {
+            String(decoding: try Self.databaseJSONEncoder(for: column).encode(value), as: UTF8.self)
+        }
+        container["id"] = id
+        container["pipeline_id"] = pipelineId
+        container["position"] = position
+        container["key"] = key
+        container["name"] = name
+        container["state"] = state
+        container["commands"] = try json(commands, "commands")
+        container["env"] = try json(env, "env")
+        container["agents"] = try json(agents, "agents")
+        container["depends_on"] = try json(dependsOn, "depends_on")
+        container["timeout_seconds"] = timeoutSeconds
+        container["cancel_grace_seconds"] = cancelGraceSeconds
+        container["retry"] = try json(retry, "retry")
+        container["retry_counts"] = try json(retryCounts, "retry_counts")
+        container["cancel_reason"] = cancelReason
+        container["attempt"] = attempt
+        container["agent_id"] = agentId
+        container["exit_status"] = exitStatus
+        container["reason"] = reason
+        container["created_at"] = createdAt
+        container["queued_at"] = queuedAt
+        container["started_at"] = startedAt
+        container["finished_at"] = finishedAt
+        container["log_length"] = logLength
+        if !secrets.isEmpty { container["secrets"] = try json(secrets, "secrets") }
+        if let environment { container["environment"] = environment }
+    }
+}
+
 // MARK: - Reading rows
 
 extension StoredJob {
