@@ -179,6 +179,21 @@ final class SecretVaultTests {
         }
     }
 
+    @Test func aStepMayNotReceiveMoreSecretBytesThanAnAgentAccepts() async throws {
+        let vault = try SecretVault.open(state: state, store: store, logger: logger)
+        let names = (1...17).map { "BIG_\($0)" }
+        for name in names {
+            try vault.set(name: name, scope: .pipeline, value: String(repeating: "v", count: SecretValueRule.maximumBytes), by: "a")
+        }
+        let core = try makeCore(vault)
+        let list = names.joined(separator: ", ")
+        await #expect(throws: PipelineError.self) {
+            _ = try await core.submit(.init(yaml: "steps:\n  - command: x\n    secrets: [\(list)]\n"))
+        }
+        let fits = names.prefix(15).joined(separator: ", ")
+        _ = try await core.submit(.init(yaml: "steps:\n  - command: x\n    secrets: [\(fits)]\n"))
+    }
+
     @Test func leasesCarryOnlyTheSecretsTheirScopeAllows() async throws {
         let vault = try SecretVault.open(state: state, store: store, logger: logger)
         try vault.set(name: "SHARED_TOKEN", scope: .pipeline, value: "pipeline-value", by: "a")

@@ -25,7 +25,13 @@ enum SecretRequirements {
                     "`\(clash)` is set by the submission's env (`--env`) and named in step `\(step.key)`'s `secrets`: "
                         + "a secret must come from the vault only, drop it from `--env`")
             }
-            let missing = vault.resolve(step.secrets, repository: repository, environment: step.environment).missing
+            let (values, missing) = vault.resolve(step.secrets, repository: repository, environment: step.environment)
+            let total = values.values.reduce(0) { $0 + $1.utf8.count }
+            guard total <= SecretValueRule.maximumBytesPerStep else {
+                throw refuse(
+                    "step `\(step.key)`'s secrets hold \(total) bytes; agents accept at most 1 MiB of secrets per step: "
+                        + "split the step or keep large material in a file the step fetches")
+            }
             if let name = missing.first {
                 let scopes = SecretScope.precedence(repository: repository, environment: step.environment)
                 throw refuse(

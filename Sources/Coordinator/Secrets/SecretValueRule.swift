@@ -10,6 +10,10 @@ public enum SecretValueRule {
     /// Longest value: 64 KiB, room for a PEM key or a kubeconfig, and far below Linux's
     /// 128 KiB limit on one `NAME=value` in a process environment.
     public static let maximumBytes = 64 * 1024
+    /// Most bytes of values one step may receive: the agent refuses a lease whose secrets
+    /// hold more (its masker keeps about 20 forms of each value), so a submission that
+    /// would exceed it is refused instead of being leased and refused by every agent.
+    public static let maximumBytesPerStep = 1024 * 1024
 
     public static func check(name: String, value: String) throws(SecretRuleError) {
         if let problem = SecretName.problem(name) { throw .invalidName(problem) }
