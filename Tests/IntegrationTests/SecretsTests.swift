@@ -91,10 +91,10 @@ struct SecretsTests {
             let production = try #require(done.jobs.first { $0.key == "production" })
             // The environment secret never reached the step outside production.
             #expect(outside.state == "succeeded", "exit \(String(describing: outside.exitStatus))")
-            // Delivery into the step's environment is the agent's part of issue 12.
-            withKnownIssue("the agent puts lease secrets into the step's environment (agent side of issue 12)", isIntermittent: true) {
-                #expect(production.state == "succeeded", "exit \(String(describing: production.exitStatus))")
-            }
+            // The production step got both, in its environment.
+            #expect(production.state == "succeeded", "exit \(String(describing: production.exitStatus))")
+            let ran = (try? String(contentsOfFile: marker, encoding: .utf8)) ?? ""
+            #expect(ran.contains("outside-ran") && ran.contains("production-ran"), "\(ran)")
 
             // Neither value is anywhere in the coordinator's database or its WAL, nor in
             // the coordinator's own output.
