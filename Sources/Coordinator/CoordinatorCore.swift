@@ -39,6 +39,9 @@ public actor CoordinatorCore {
 
     public let configuration: Configuration
     public nonisolated let metrics: CoordinatorMetrics
+    /// Decrypted secrets: read when a lease is sent and when a pipeline is submitted,
+    /// changed by the API's secret routes.
+    public nonisolated let secrets: SecretVault
     let store: any CoordinatorStore
     let logger: Logger
     var lifecycle: JobLifecycle
@@ -60,9 +63,11 @@ public actor CoordinatorCore {
     var jobs: [String: StoredJob] { lifecycle.jobs }
 
     public init(
-        store: any CoordinatorStore, configuration: Configuration, logger: Logger, metrics: CoordinatorMetrics = CoordinatorMetrics()
+        store: any CoordinatorStore, configuration: Configuration, logger: Logger, metrics: CoordinatorMetrics = CoordinatorMetrics(),
+        secrets: SecretVault = .empty()
     ) throws {
         self.store = store
+        self.secrets = secrets
         self.metrics = metrics
         self.configuration = configuration
         self.logger = logger
@@ -129,7 +134,8 @@ public actor CoordinatorCore {
         for action in actions {
             switch action {
             case .send(let envelope, let agentID):
-                sessions[agentID]?.send(envelope)
+                guard let session = sessions[agentID] else { continue }
+                session.send(withSecrets(envelope))
             case .closeConnection(let agentID):
                 sessions.removeValue(forKey: agentID)?.close()
             case .notify(let jobID):
@@ -160,6 +166,7 @@ public actor CoordinatorCore {
     public nonisolated func submit(_ request: API.SubmitPipeline) async throws -> API.Pipeline {
         try SubmissionCheck.check(request)
         let definition = try PipelineParser(file: request.file ?? "pipeline.yml").parse(request.yaml)
+        try SecretRequirements.check(definition, request: request, vault: secrets)
         let (pipeline, created) = Self.rows(for: request, definition: definition, now: Date())
         return try await submit(pipeline, jobs: created)
     }
@@ -183,7 +190,8 @@ public actor CoordinatorCore {
                 agents: step.agents, dependsOn: step.dependsOn, timeoutSeconds: step.timeoutSeconds,
                 cancelGraceSeconds: step.cancelGraceSeconds, retry: step.retry, retryCounts: [:], cancelReason: nil,
                 attempt: 0, agentId: nil, exitStatus: nil, reason: nil, createdAt: now,
-                queuedAt: step.dependsOn.isEmpty ? now : nil, startedAt: nil, finishedAt: nil, logLength: 0)
+                queuedAt: step.dependsOn.isEmpty ? now : nil, startedAt: nil, finishedAt: nil, logLength: 0,
+                secrets: step.secrets, environment: step.environment)
         }
         return (pipeline, jobs)
     }

@@ -65,7 +65,7 @@ public struct CoordinatorServer: Sendable {
         }
         let apiTLS = try options.httpTransport.serverConfiguration(state: state)
         let store = try SQLiteStore(path: state.database)
-        let core = try CoordinatorCore(store: store, configuration: options.core, logger: logger)
+        let core = try CoordinatorCore(store: store, configuration: options.core, logger: logger, secrets: try SecretVault.open(state: state, store: store, logger: logger))
         let authority = try state.loadAuthority()
         let tls = try GantryTLS.server(
             certificateChain: [

@@ -11,7 +11,8 @@ import X509
 /// join.token               lets an agent enroll (0600)
 /// admin.token              the HTTP API's bearer token (0600)
 /// coordinator.json         the address agents are told to dial, for join-info
-/// gantry.sqlite            jobs, attempts, logs (WAL)
+/// gantry.sqlite            jobs, attempts, logs (WAL); secrets only sealed
+/// secrets.key              the AES-256 key that seals secrets (0600; see SecretKeyFiles)
 /// ```
 public struct CoordinatorStateDirectory: Sendable {
     public let path: String
@@ -28,6 +29,7 @@ public struct CoordinatorStateDirectory: Sendable {
     public var adminToken: String { path + "/admin.token" }
     public var metadata: String { path + "/coordinator.json" }
     public var database: String { path + "/gantry.sqlite" }
+    public var secretsKey: String { path + "/secrets.key" }
 
     public struct Metadata: Codable, Sendable {
         public var coordinator: String
@@ -58,6 +60,7 @@ public struct CoordinatorStateDirectory: Sendable {
         try SecureFile.write(try CertificateEncoding.pem(serverKey), to: self.serverKey)
         try SecureFile.write(Self.randomToken() + "\n", to: joinToken)
         try SecureFile.write(Self.randomToken() + "\n", to: adminToken)
+        try SecretKey.generate().write(to: secretsKey)
         let data = try JSONEncoder().encode(Metadata(coordinator: advertise))
         try SecureFile.write(String(decoding: data, as: UTF8.self), to: metadata, mode: 0o644)
         return try joinInfo()

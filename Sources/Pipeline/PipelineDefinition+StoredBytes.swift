@@ -12,6 +12,8 @@ extension PipelineDefinition.Step {
         }
         for (label, value) in agents { total += label.utf8.count + value.utf8.count }
         for dependency in dependsOn { total += dependency.utf8.count }
+        for secret in secrets { total += secret.utf8.count }
+        total += environment?.utf8.count ?? 0
         return total
     }
 }

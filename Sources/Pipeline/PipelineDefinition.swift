@@ -21,5 +21,31 @@ public struct PipelineDefinition: Sendable, Equatable {
         public var dependsOn: [String]
         /// When a failed or lost attempt is retried automatically.
         public var retry: [RetryRule]
+        /// Names of the secrets the step needs (`secrets:`), each a valid `SecretName`, in
+        /// file order. Only names: values live in the coordinator's vault and reach the
+        /// step in its lease, where the secret's scope allows.
+        public var secrets: [String] = []
+        /// Where `secrets:` is written, so a refusal at submission (a name no scope
+        /// provides for this step) points at it like a parse error.
+        public var secretsLocation: Location?
+        /// The deployment environment the step belongs to (`environment:`), if any: it
+        /// selects `environment:NAME` secrets, and who may submit it is checked per
+        /// environment.
+        public var environment: String?
     }
+
+    /// A 1-based place in the file.
+    public struct Location: Sendable, Equatable {
+        public var line: Int
+        public var column: Int
+
+        public init(line: Int, column: Int) {
+            self.line = line
+            self.column = column
+        }
+    }
+
+    /// Every `environment:` named by a step: what the submit handler checks the submitter
+    /// may deploy to before anything is stored.
+    public var environments: Set<String> { Set(steps.compactMap(\.environment)) }
 }

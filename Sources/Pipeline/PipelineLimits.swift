@@ -90,6 +90,20 @@ public enum PipelineLimits {
     public static let maximumAgentLabelKeyBytes = 63
     public static let maximumAgentLabelValueBytes = 255
 
+    // MARK: - Secrets and environments
+
+    /// Most names in one step's `secrets:`. Each becomes an environment variable and a
+    /// string the agent masks in the log; a step needing more is doing several jobs.
+    public static let maximumSecretsPerStep = 100
+
+    /// Longest secret name: environment variable names get no longer in practice, and
+    /// the same bound applies at `gantry secret set`.
+    public static let maximumSecretNameBytes = 255
+
+    /// Longest `environment:` name: a DNS label's length, so it can name a namespace,
+    /// a host or a cluster on the deploying side without being cut.
+    public static let maximumDeployEnvironmentBytes = 63
+
     // MARK: - Durations
 
     /// Longest `timeout`: 7 days (604,800 s). A CI step running longer is stuck; the

@@ -15,6 +15,7 @@ import Yams
 public struct PipelineParser: Sendable {
     public static let stepKeys: Set<String> = [
         "key", "name", "label", "command", "commands", "env", "agents", "timeout", "cancel_grace", "depends_on", "retry",
+        "secrets", "environment",
     ]
     /// Longest accepted `retry` limit: retries are for flakes, not loops.
     public static let maximumRetryLimit = 10
@@ -98,6 +99,14 @@ public struct PipelineParser: Sendable {
         if let cycle = Self.findCycle(steps) {
             throw error(dependencyNodes[cycle[0]], "dependency cycle: \(cycle.joined(separator: " → "))")
         }
+        for (index, step) in steps.enumerated() {
+            if let clash = step.secrets.first(where: { env[$0] != nil }) {
+                throw error(
+                    sequence[index]["secrets"] ?? sequence[index],
+                    "`\(clash)` is both in the pipeline's `env` and in step `\(step.key)`'s `secrets`: "
+                        + "a secret must come from the vault only, remove it from `env`")
+            }
+        }
         var totalBytes = 0
         for (index, step) in steps.enumerated() {
             let stepBytes = step.storedBytes(inheriting: env)
@@ -132,6 +141,9 @@ public struct PipelineParser: Sendable {
         var cancelGrace = 10
         var dependsOn: [String] = []
         var retry = RetryRule.defaults
+        var secrets: [String] = []
+        var secretsLocation: PipelineDefinition.Location?
+        var environmentName: String?
         for (keyNode, value) in mapping {
             let field = try scalarKey(keyNode)
             switch field {
@@ -163,15 +175,75 @@ public struct PipelineParser: Sendable {
                 cancelGrace = try duration(value, what: "cancel_grace", maximum: PipelineLimits.maximumCancelGraceSeconds)
             case "retry": retry = try retryRules(value)
             case "depends_on": dependsOn = try dependencies(value)
+            case "secrets":
+                secrets = try secretNames(value)
+                secretsLocation = value.mark.map { .init(line: $0.line, column: $0.column) }
+            case "environment": environmentName = try deployEnvironment(value)
             default:
                 throw error(keyNode, "unknown step key `\(Self.excerpt(field))`: expected one of \(Self.stepKeys.sorted().joined(separator: ", "))")
             }
         }
         guard let commands else { throw error(node, "step \(index + 1) has no `command`") }
+        if let clash = secrets.first(where: { env[$0] != nil }) {
+            throw error(
+                node["secrets"] ?? node,
+                "`\(clash)` is both in the step's `env` and in its `secrets`: a secret must come from the vault only, "
+                    + "remove it from `env`")
+        }
         let resolvedKey = key ?? "step-\(index + 1)"
         return PipelineDefinition.Step(
             key: resolvedKey, name: name ?? resolvedKey, commands: commands, env: env, agents: agents,
-            timeoutSeconds: timeout, cancelGraceSeconds: cancelGrace, dependsOn: dependsOn, retry: retry)
+            timeoutSeconds: timeout, cancelGraceSeconds: cancelGrace, dependsOn: dependsOn, retry: retry,
+            secrets: secrets, secretsLocation: secretsLocation, environment: environmentName)
+    }
+
+    /// `secrets: [NAME, ...]`: distinct valid secret names (`SecretName`), at most
+    /// `PipelineLimits.maximumSecretsPerStep`. Only names; values never appear in a file.
+    private func secretNames(_ node: Node) throws(PipelineError) -> [String] {
+        guard let sequence = node.sequence else {
+            throw error(node, "`secrets` must be a list of secret names such as `[DEPLOY_TOKEN]`, found \(describe(node))")
+        }
+        guard sequence.count <= PipelineLimits.maximumSecretsPerStep else {
+            throw error(
+                node, "the step names \(sequence.count) secrets; the limit is \(PipelineLimits.maximumSecretsPerStep)")
+        }
+        var names: [String] = []
+        var seen: Set<String> = []
+        for item in sequence {
+            guard let scalar = item.scalar else {
+                throw error(item, "each `secrets` entry must be a secret name, found \(describe(item))")
+            }
+            if let problem = SecretName.problem(scalar.string) { throw error(item, problem) }
+            guard seen.insert(scalar.string).inserted else {
+                throw error(item, "`secrets` names `\(scalar.string)` twice")
+            }
+            names.append(scalar.string)
+        }
+        return names
+    }
+
+    /// `environment: NAME`: 1-63 ASCII letters, digits, `.`, `_` and `-`. It appears in
+    /// scopes (`environment:NAME`), role bindings and log lines, so it stays a plain token.
+    private func deployEnvironment(_ node: Node) throws(PipelineError) -> String {
+        let text = try string(node, what: "environment")
+        guard Self.isValidEnvironmentName(text) else {
+            throw error(
+                node,
+                "`environment` must be 1-\(PipelineLimits.maximumDeployEnvironmentBytes) ASCII letters, digits, `.`, `_` or `-`, "
+                    + "found `\(Self.excerpt(text))`")
+        }
+        return text
+    }
+
+    /// 1-63 ASCII letters, digits, `.`, `_` and `-`: a deployment environment's name.
+    public static func isValidEnvironmentName(_ name: String) -> Bool {
+        let bytes = name.utf8
+        guard !bytes.isEmpty, bytes.count <= PipelineLimits.maximumDeployEnvironmentBytes else { return false }
+        return bytes.allSatisfy { byte in
+            (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte) || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte)
+                || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) || byte == UInt8(ascii: ".")
+                || byte == UInt8(ascii: "_") || byte == UInt8(ascii: "-")
+        }
     }
 
     // MARK: - Scalars

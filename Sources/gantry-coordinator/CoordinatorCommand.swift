@@ -10,7 +10,9 @@ struct CoordinatorCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gantry-coordinator",
         abstract: "The Gantry coordinator: queue, scheduler, agent listener and HTTP API.",
-        subcommands: [Initialize.self, Serve.self, JoinInfo.self, TokenCommand.self, JoinTokenCommand.self, AuditCommand.self])
+        subcommands: [
+            Initialize.self, Serve.self, JoinInfo.self, TokenCommand.self, JoinTokenCommand.self, AuditCommand.self, RotateKey.self,
+        ])
 }
 
 struct Initialize: ParsableCommand {

@@ -53,6 +53,7 @@ public enum APIRouter {
         addIdentityRoutes(to: router, dependencies)
         addAgentRoutes(to: router, dependencies)
         addAuditRoutes(to: router, dependencies)
+        addSecretRoutes(to: router, dependencies)
         router.on(.submitPipeline, audit: audit) { request, context -> Response in
             var request = request
             let body: ByteBuffer

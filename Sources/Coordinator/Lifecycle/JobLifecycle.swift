@@ -163,6 +163,9 @@ public struct JobLifecycle: Sendable {
                     $0.repository = pipeline.repository
                     $0.commit = pipeline.commit
                     $0.branch = pipeline.branch
+                    // Secret values are added by `CoordinatorCore.perform` as the frame
+                    // leaves, so they never enter the lifecycle's output.
+                    $0.environment = job.environment ?? ""
                 }
             },
             to: agentID)

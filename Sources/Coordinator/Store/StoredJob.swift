@@ -35,6 +35,12 @@ public struct StoredJob: Codable, FetchableRecord, PersistableRecord, Sendable, 
     public var finishedAt: Date?
     /// Raw bytes of the current attempt's log stored so far.
     public var logLength: Int
+    /// Names of the secrets the step listed (`secrets:`); their values are never stored
+    /// here: the vault adds them to the lease as it is sent.
+    public var secrets: [String] = []
+    /// The deployment environment of the step (`environment:`), sent in its lease and
+    /// used to pick `environment:NAME` secrets.
+    public var environment: String?
 
     public var isTerminal: Bool { state.isTerminal }
 
@@ -146,6 +152,48 @@ extension StoredJob {
     }
 }
 
+// MARK: - Writing rows
+
+extension StoredJob {
+    /// The row's columns, written out rather than through GRDB's `Encodable` path.
+    ///
+    /// The step's `secrets` and `environment` columns (schema v5) are written only when
+    /// the step has them, so a job without them is the same row a v4 database holds, and the
+    /// columns' defaults (`'[]'`, NULL) stand for "none". JSON columns use GRDB's own
+    /// encoder, as the `Encodable` path did, so stored text is unchanged.
+    public func encode(to container: inout PersistenceContainer) throws {
+        func json<Value: Encodable>(_ value: Value, _ column: String) throws -> String {
+            String(decoding: try Self.databaseJSONEncoder(for: column).encode(value), as: UTF8.self)
+        }
+        container["id"] = id
+        container["pipeline_id"] = pipelineId
+        container["position"] = position
+        container["key"] = key
+        container["name"] = name
+        container["state"] = state
+        container["commands"] = try json(commands, "commands")
+        container["env"] = try json(env, "env")
+        container["agents"] = try json(agents, "agents")
+        container["depends_on"] = try json(dependsOn, "depends_on")
+        container["timeout_seconds"] = timeoutSeconds
+        container["cancel_grace_seconds"] = cancelGraceSeconds
+        container["retry"] = try json(retry, "retry")
+        container["retry_counts"] = try json(retryCounts, "retry_counts")
+        container["cancel_reason"] = cancelReason
+        container["attempt"] = attempt
+        container["agent_id"] = agentId
+        container["exit_status"] = exitStatus
+        container["reason"] = reason
+        container["created_at"] = createdAt
+        container["queued_at"] = queuedAt
+        container["started_at"] = startedAt
+        container["finished_at"] = finishedAt
+        container["log_length"] = logLength
+        if !secrets.isEmpty { container["secrets"] = try json(secrets, "secrets") }
+        if let environment { container["environment"] = environment }
+    }
+}
+
 // MARK: - Reading rows
 
 extension StoredJob {
@@ -182,6 +230,8 @@ extension StoredJob {
         startedAt = try row.decode(forColumn: "started_at")
         finishedAt = try row.decode(forColumn: "finished_at")
         logLength = try row.decode(forColumn: "log_length")
+        secrets = try json.decode("secrets", empty: [])
+        environment = try row.decode(forColumn: "environment")
     }
 }
 
