@@ -163,9 +163,14 @@ public actor CoordinatorCore {
     ///
     /// Parsing and building the rows run on the caller's task, outside the actor: YAML is
     /// the most expensive input the coordinator takes, and the single writer must not wait.
-    public nonisolated func submit(_ request: API.SubmitPipeline) async throws -> API.Pipeline {
+    /// Parses and checks `request` on the caller's task, lets `permit` refuse it by what
+    /// it contains (the API checks who may deploy to its environments), then stores it.
+    public nonisolated func submit(
+        _ request: API.SubmitPipeline, permit: (PipelineDefinition) throws -> Void = { _ in }
+    ) async throws -> API.Pipeline {
         try SubmissionCheck.check(request)
         let definition = try PipelineParser(file: request.file ?? "pipeline.yml").parse(request.yaml)
+        try permit(definition)
         try SecretRequirements.check(definition, request: request, vault: secrets)
         let (pipeline, created) = Self.rows(for: request, definition: definition, now: Date())
         return try await submit(pipeline, jobs: created)

@@ -127,4 +127,38 @@ struct AuthorizationTests {
             #expect(!selfDisabled && selfError.contains("cannot disable itself"), "\(selfError)")
         }
     }
+
+    /// A step with `environment:` receives that environment's secrets, so submitting one
+    /// needs the deploy permission for it; refused before anything is stored.
+    @Test func onlyDeployersOfAnEnvironmentMaySubmitStepsThatDeployToIt() async throws {
+        try await TestCluster.with("deploy-permission") { cluster in
+            let yaml = """
+                steps:
+                  - key: build
+                    command: "true"
+                  - key: ship
+                    depends_on: build
+                    environment: production
+                    command: "true"
+                """
+            let body = try API.encoder.encode(API.SubmitPipeline(yaml: yaml, file: "deploy.yml"))
+            let cases: [(String, String, Bool)] = [
+                ("dev", "developer", false), ("stager", "deployer:staging", false), ("shipper", "deployer:production", true),
+                ("anydeployer", "deployer", true), ("boss", "admin", true),
+            ]
+            for (identity, role, allowed) in cases {
+                let token = try await Self.hostToken(cluster, identity: identity, role: role)
+                let (status, data) = try await cluster.request(.POST, "/v1/pipelines", body: body, token: token)
+                let text = String(decoding: data, as: UTF8.self)
+                #expect((status == 201) == allowed, "\(role): \(status) \(text)")
+                if !allowed { #expect(status == 403 && text.contains("production"), "\(text)") }
+            }
+            // Nothing was stored for the refused ones: three pipelines of two jobs.
+            let (_, jobs) = try await cluster.request(.GET, "/v1/jobs?limit=100")
+            #expect(try API.decoder.decode([API.Job].self, from: jobs).count == 6)
+            // The refusals are in the audit log as denied.
+            let (_, audit) = try await cluster.request(.GET, "/v1/audit?actor=stager")
+            #expect(String(decoding: audit, as: UTF8.self).contains("denied"))
+        }
+    }
 }

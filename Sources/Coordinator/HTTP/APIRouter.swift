@@ -72,10 +72,14 @@ public enum APIRouter {
                     message: "the body must be JSON like {\"yaml\": \"steps: ...\", \"file\": \"pipeline.yml\"}: \(error)")
             }
             do {
-                let pipeline = try await core.submit(submission)
+                let principal = context.principal!
+                let pipeline = try await core.submit(submission) { try principal.checkMayDeploy($0) }
                 context.audit.set(object: "pipeline:\(pipeline.id)")
                 context.audit.add("jobs", String(pipeline.jobs.count))
                 return APIResponses.json(pipeline, status: .created)
+            } catch let refusal as DeployRefusal {
+                context.audit.add("reason", "deploy not permitted")
+                return APIResponses.error(.forbidden, code: "forbidden", message: refusal.description)
             } catch let error as PipelineError {
                 return APIResponses.error(
                     .unprocessableContent, code: "invalid_pipeline", message: error.message, file: error.file,

@@ -41,7 +41,7 @@ extension Router where Context == GantryRequestContext {
                 throw error
             }
             let code = Int(response.status.code)
-            let outcome = (200..<300).contains(code) ? "succeeded" : code < 500 ? "refused" : "failed"
+            let outcome = (200..<300).contains(code) ? "succeeded" : code == 403 ? "denied" : code < 500 ? "refused" : "failed"
             Self.record(audit, action, route, principal, context, outcome: outcome, status: code)
             return response
         }
