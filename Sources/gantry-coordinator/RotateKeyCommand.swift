@@ -18,6 +18,9 @@ struct RotateKey: ParsableCommand {
         let directory = CoordinatorStateDirectory(path: state)
         let store = try SQLiteStore(path: directory.database)
         let result = try SecretKeyRotation.rotate(state: directory, store: store)
+        recordHostAction(
+            store, action: "secrets.rotate_key", object: "secrets-key:\(result.newKeyID)",
+            detail: ["previous_key": result.previousKeyID, "resealed": String(result.resealed)])
         print(
             "Re-encrypted \(result.resealed) secret(s): key \(result.previousKeyID) replaced by \(result.newKeyID) "
                 + "in \(directory.secretsKey). Back up the new key file; the old one no longer opens anything.")
