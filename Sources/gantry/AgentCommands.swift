@@ -21,15 +21,12 @@ struct Agents: AsyncParsableCommand {
         @OptionGroup var connection: Connection
 
         func run() async throws {
-            let client = try connection.client()
-            defer { client.shutdown() }
-            let forgotten: API.ForgottenAgent = try await client.send(
-                "POST", APIRoute.forgetAgent.path(Agents.parameters(id)), body: Optional<API.SubmitPipeline>.none)
-            if connection.json { return print(try encodedJSON(forgotten)) }
-            print(
-                "forgot host \(forgotten.host): \(forgotten.certificatesRevoked) certificate(s) revoked, "
-                    + "disconnected \(forgotten.disconnected.isEmpty ? "none" : forgotten.disconnected.joined(separator: ", ")); "
-                    + "enroll it again with a join token to bring it back")
+            let forgotten: API.ForgottenAgent = try await connection.call("POST", APIRoute.forgetAgent.path(Agents.parameters(id)))
+            try connection.show(forgotten) {
+                "forgot host \($0.host): \($0.certificatesRevoked) certificate(s) revoked, "
+                    + "disconnected \($0.disconnected.isEmpty ? "none" : $0.disconnected.joined(separator: ", ")); "
+                    + "enroll it again with a join token to bring it back"
+            }
         }
     }
 
@@ -40,11 +37,8 @@ struct Agents: AsyncParsableCommand {
         @OptionGroup var connection: Connection
 
         func run() async throws {
-            let client = try connection.client()
-            defer { client.shutdown() }
-            let drained: API.DrainedAgent = try await client.send(
-                "POST", APIRoute.drainAgent.path(Agents.parameters(id)), body: Optional<API.SubmitPipeline>.none)
-            print(connection.json ? try encodedJSON(drained) : "draining \(drained.agentId)")
+            let drained: API.DrainedAgent = try await connection.call("POST", APIRoute.drainAgent.path(Agents.parameters(id)))
+            try connection.show(drained) { "draining \($0.agentId)" }
         }
     }
 }

@@ -9,12 +9,11 @@ struct WhoAmI: AsyncParsableCommand {
     @OptionGroup var connection: Connection
 
     func run() async throws {
-        let client = try connection.client()
-        defer { client.shutdown() }
-        let me: API.WhoAmI = try await client.send("GET", APIRoute.whoami.path)
-        if connection.json { return print(try encodedJSON(me)) }
-        print("\(me.identity) (token \(me.tokenId)): \(me.roles.map(\.description).joined(separator: ", "))")
-        print("may: \(me.permissions.joined(separator: ", "))")
+        let me: API.WhoAmI = try await connection.call("GET", APIRoute.whoami.path)
+        try connection.show(me) {
+            "\($0.identity) (token \($0.tokenId)): \($0.roles.map(\.description).joined(separator: ", "))\n"
+                + "may: \($0.permissions.joined(separator: ", "))"
+        }
     }
 }
 
@@ -32,10 +31,8 @@ struct TokenCommand: AsyncParsableCommand {
         @Option(help: "What it is for.") var description: String?
 
         func run() async throws {
-            let client = try connection.client()
-            defer { client.shutdown() }
             let path = identity.map { APIRoute.createIdentityToken.path(["name": $0]) } ?? APIRoute.createOwnToken.path
-            let created: API.CreatedToken = try await client.send(
+            let created: API.CreatedToken = try await connection.call(
                 "POST", path, body: API.CreateToken(description: description, expiresIn: expires))
             if connection.json { return print(try encodedJSON(created)) }
             FileHandle.standardError.write(
@@ -50,10 +47,8 @@ struct TokenCommand: AsyncParsableCommand {
         @Option(help: "Another identity's tokens (admin only).") var identity: String?
 
         func run() async throws {
-            let client = try connection.client()
-            defer { client.shutdown() }
             let path = identity.map { APIRoute.listIdentityTokens.path(["name": $0]) } ?? APIRoute.listOwnTokens.path
-            let tokens: [API.Token] = try await client.send("GET", path)
+            let tokens: [API.Token] = try await connection.call("GET", path)
             if connection.json { return print(try encodedJSON(tokens)) }
             print("TOKEN             IDENTITY        STATE     EXPIRES                LAST USED              DESCRIPTION")
             let now = Date()
@@ -76,12 +71,10 @@ struct TokenCommand: AsyncParsableCommand {
         @Option(help: "The identity holding it, when it is not yours (admin only).") var identity: String?
 
         func run() async throws {
-            let client = try connection.client()
-            defer { client.shutdown() }
             let path = identity.map { APIRoute.revokeIdentityToken.path(["name": $0, "id": id]) }
                 ?? APIRoute.revokeOwnToken.path(["id": id])
-            let token: API.Token = try await client.send("DELETE", path)
-            print(connection.json ? try encodedJSON(token) : "revoked \(token.id) of \(token.identity)")
+            let token: API.Token = try await connection.call("DELETE", path)
+            try connection.show(token) { "revoked \($0.id) of \($0.identity)" }
         }
     }
 }
@@ -100,11 +93,9 @@ struct IdentityCommand: AsyncParsableCommand {
         @OptionGroup var connection: Connection
 
         func run() async throws {
-            let client = try connection.client()
-            defer { client.shutdown() }
-            let identity: API.Identity = try await client.send(
+            let identity: API.Identity = try await connection.call(
                 "POST", APIRoute.createIdentity.path, body: API.SaveIdentity(name: name, kind: kind, roles: role))
-            print(connection.json ? try encodedJSON(identity) : describe(identity))
+            try connection.show(identity, IdentityCommand.describe)
         }
     }
 
@@ -113,11 +104,8 @@ struct IdentityCommand: AsyncParsableCommand {
         @OptionGroup var connection: Connection
 
         func run() async throws {
-            let client = try connection.client()
-            defer { client.shutdown() }
-            let identities: [API.Identity] = try await client.send("GET", APIRoute.listIdentities.path)
-            if connection.json { return print(try encodedJSON(identities)) }
-            for identity in identities { print(describe(identity)) }
+            let identities: [API.Identity] = try await connection.call("GET", APIRoute.listIdentities.path)
+            try connection.show(identities) { $0.map(IdentityCommand.describe).joined(separator: "\n") }
         }
     }
 
@@ -129,11 +117,9 @@ struct IdentityCommand: AsyncParsableCommand {
         @OptionGroup var connection: Connection
 
         func run() async throws {
-            let client = try connection.client()
-            defer { client.shutdown() }
-            let identity: API.Identity = try await client.send(
+            let identity: API.Identity = try await connection.call(
                 "PUT", APIRoute.updateIdentity.path(["name": name]), body: API.SaveIdentity(name: nil, kind: kind, roles: role))
-            print(connection.json ? try encodedJSON(identity) : describe(identity))
+            try connection.show(identity, IdentityCommand.describe)
         }
     }
 
@@ -143,10 +129,8 @@ struct IdentityCommand: AsyncParsableCommand {
         @OptionGroup var connection: Connection
 
         func run() async throws {
-            let client = try connection.client()
-            defer { client.shutdown() }
-            let identity: API.Identity = try await client.send("DELETE", APIRoute.disableIdentity.path(["name": name]))
-            print(connection.json ? try encodedJSON(identity) : describe(identity))
+            let identity: API.Identity = try await connection.call("DELETE", APIRoute.disableIdentity.path(["name": name]))
+            try connection.show(identity, IdentityCommand.describe)
         }
     }
 
