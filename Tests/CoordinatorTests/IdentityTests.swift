@@ -130,4 +130,18 @@ struct IdentityTests {
         #expect(APIRoute.forgetAgent.path(["host": "h", "slot": "1"]) == "/v1/agents/h/1/forget")
         #expect(APIRoute.setSecret.path(["name": "X/../Y"]) == "/v1/secrets/X%2F..%2FY")
     }
+
+    @Test func anIdentityHoldsABoundedNumberOfLiveTokens() throws {
+        try identity("many", .viewer)
+        for _ in 0..<TokenIssuer.maximumLiveTokens {
+            _ = try TokenIssuer.issue(for: "many", description: nil, lifetime: nil, in: store)
+        }
+        #expect(throws: TokenIssuer.Failure.tooManyTokens("many")) {
+            try TokenIssuer.issue(for: "many", description: nil, lifetime: nil, in: store)
+        }
+        // Revoking one makes room again.
+        let first = try #require(try store.tokens(identity: "many").first)
+        _ = try store.revokeToken(id: first.id, identity: "many", at: Date())
+        _ = try TokenIssuer.issue(for: "many", description: nil, lifetime: nil, in: store)
+    }
 }

@@ -122,6 +122,16 @@ struct AuthorizationTests {
             #expect(disabled)
             let (stillWorks, _, _) = try await gantry(["whoami"], token: second.trimmingCharacters(in: .whitespacesAndNewlines))
             #expect(!stillWorks)
+            // A name with '@' (the CLI percent-encodes it in the path) is found and disabled.
+            let (mailCreated, _, mailError) = try await gantry(["identity", "create", "carol@corp.example", "--role", "viewer"], token: cluster.adminToken)
+            #expect(mailCreated, "\(mailError)")
+            let (_, carolToken, _) = try await gantry(["token", "create", "--identity", "carol@corp.example"], token: cluster.adminToken)
+            let (carolListed, carolTokens, _) = try await gantry(["token", "list", "--identity", "carol@corp.example"], token: cluster.adminToken)
+            #expect(carolListed && carolTokens.contains("carol@corp.example"), "\(carolTokens)")
+            let (carolDisabled, _, carolError) = try await gantry(["identity", "disable", "carol@corp.example"], token: cluster.adminToken)
+            #expect(carolDisabled, "\(carolError)")
+            let (carolWorks, _, _) = try await gantry(["whoami"], token: carolToken.trimmingCharacters(in: .whitespacesAndNewlines))
+            #expect(!carolWorks)
             // The admin may not disable itself.
             let (selfDisabled, _, selfError) = try await gantry(["identity", "disable", "admin"], token: cluster.adminToken)
             #expect(!selfDisabled && selfError.contains("cannot disable itself"), "\(selfError)")

@@ -88,7 +88,7 @@ public enum APIRouter {
         }
 
         router.on(.getPipeline, audit: audit) { _, context -> Response in
-            let id = try context.parameters.require("id")
+            let id = try context.parameter("id")
             guard let pipeline = try await core.pipeline(id: id) else {
                 return APIResponses.error(.notFound, code: "not_found", message: "no pipeline \(id)")
             }
@@ -108,7 +108,7 @@ public enum APIRouter {
         }
 
         router.on(.getJob, audit: audit) { _, context -> Response in
-            let id = try context.parameters.require("id")
+            let id = try context.parameter("id")
             guard let job = try await core.job(id: id) else {
                 return APIResponses.error(.notFound, code: "not_found", message: "no job \(id)")
             }
@@ -116,7 +116,7 @@ public enum APIRouter {
         }
 
         router.on(.jobAttempts, audit: audit) { _, context -> Response in
-            let id = try context.parameters.require("id")
+            let id = try context.parameter("id")
             guard try await core.job(id: id) != nil else {
                 return APIResponses.error(.notFound, code: "not_found", message: "no job \(id)")
             }
@@ -129,7 +129,7 @@ public enum APIRouter {
         }
 
         router.on(.cancelJob, audit: audit) { _, context -> Response in
-            let id = try context.parameters.require("id")
+            let id = try context.parameter("id")
             guard let job = try await core.cancel(jobID: id) else {
                 return APIResponses.error(.notFound, code: "not_found", message: "no job \(id)")
             }
@@ -137,7 +137,7 @@ public enum APIRouter {
         }
 
         router.on(.cancelPipeline, audit: audit) { _, context -> Response in
-            let id = try context.parameters.require("id")
+            let id = try context.parameter("id")
             guard let pipeline = try await core.cancel(pipelineID: id) else {
                 return APIResponses.error(.notFound, code: "not_found", message: "no pipeline \(id)")
             }
@@ -165,7 +165,7 @@ public enum APIRouter {
         }
 
         router.on(.jobLog, audit: audit) { request, context -> Response in
-            let id = try context.parameters.require("id")
+            let id = try context.parameter("id")
             guard try await core.job(id: id) != nil else {
                 return APIResponses.error(.notFound, code: "not_found", message: "no job \(id)")
             }

@@ -11,7 +11,7 @@ extension APIRouter {
         let core = dependencies.core
 
         router.on(.forgetAgent, audit: audit) { _, context -> Response in
-            let agentID = try context.parameters.require("host") + "/" + context.parameters.require("slot")
+            let agentID = try context.parameter("host") + "/" + context.parameter("slot")
             do {
                 let forgotten = try await revocation.forget(agentID: agentID, by: context.principal!.identity)
                 context.audit.set(object: "host:\(forgotten.host)")
@@ -29,7 +29,7 @@ extension APIRouter {
         }
 
         router.on(.drainAgent, audit: audit) { _, context -> Response in
-            let agentID = try context.parameters.require("host") + "/" + context.parameters.require("slot")
+            let agentID = try context.parameter("host") + "/" + context.parameter("slot")
             guard await core.drain(agentID: agentID, reason: "drained by \(context.principal!.identity)") else {
                 return APIResponses.error(.notFound, code: "not_found", message: "no agent \(agentID) is connected")
             }

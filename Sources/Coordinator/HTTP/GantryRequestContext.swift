@@ -22,3 +22,16 @@ public struct GantryRequestContext: RequestContext, RemoteAddressRequestContext 
         remoteAddress?.ipAddress
     }
 }
+
+extension GantryRequestContext {
+    /// A path parameter, percent-decoded: Hummingbird hands over the raw segment, and a
+    /// client that encodes `alice@corp.com` as `alice%40corp.com` (as the CLI does) must
+    /// reach the same identity. A segment that does not decode is refused.
+    public func parameter(_ name: String) throws -> String {
+        let raw = try parameters.require(name)
+        guard let decoded = raw.removingPercentEncoding else {
+            throw HTTPError(.badRequest, message: "path parameter \(name) is not valid percent-encoding")
+        }
+        return decoded
+    }
+}

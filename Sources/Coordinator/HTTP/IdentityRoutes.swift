@@ -26,7 +26,7 @@ extension APIRouter {
             APIResponses.json(try store.tokens(identity: context.principal!.identity).map(view))
         }
         router.on(.revokeOwnToken, audit: audit) { _, context -> Response in
-            let id = try context.parameters.require("id")
+            let id = try context.parameter("id")
             let identity = context.principal!.identity
             guard try store.revokeToken(id: id, identity: identity, at: Date()),
                 let token = try store.tokens(identity: identity).first(where: { $0.id == id })
@@ -43,10 +43,10 @@ extension APIRouter {
             try await saveIdentity(name: nil, request, context, store, creating: true)
         }
         router.on(.updateIdentity, audit: audit) { request, context -> Response in
-            try await saveIdentity(name: try context.parameters.require("name"), request, context, store, creating: false)
+            try await saveIdentity(name: try context.parameter("name"), request, context, store, creating: false)
         }
         router.on(.disableIdentity, audit: audit) { _, context -> Response in
-            let name = try context.parameters.require("name")
+            let name = try context.parameter("name")
             if name == context.principal!.identity {
                 return APIResponses.error(
                     .conflict, code: "self_disable", message: "an admin cannot disable itself (another admin can)")
@@ -57,18 +57,18 @@ extension APIRouter {
             return APIResponses.json(view(identity))
         }
         router.on(.createIdentityToken, audit: audit) { request, context -> Response in
-            try await createToken(for: try context.parameters.require("name"), request, context, store)
+            try await createToken(for: try context.parameter("name"), request, context, store)
         }
         router.on(.listIdentityTokens, audit: audit) { _, context -> Response in
-            let name = try context.parameters.require("name")
+            let name = try context.parameter("name")
             guard try store.identity(named: name) != nil else {
                 return APIResponses.error(.notFound, code: "not_found", message: "no identity named \(name)")
             }
             return APIResponses.json(try store.tokens(identity: name).map(view))
         }
         router.on(.revokeIdentityToken, audit: audit) { _, context -> Response in
-            let name = try context.parameters.require("name")
-            let id = try context.parameters.require("id")
+            let name = try context.parameter("name")
+            let id = try context.parameter("id")
             context.audit.set(object: "token:\(id)")
             guard try store.revokeToken(id: id, identity: name, at: Date()),
                 let token = try store.tokens(identity: name).first(where: { $0.id == id })

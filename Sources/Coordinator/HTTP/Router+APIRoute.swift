@@ -63,12 +63,11 @@ extension Router where Context == GantryRequestContext {
     /// `identity:NAME`, `agent:HOST/SLOT`), else the route's path.
     private static func object(_ route: APIRoute, _ context: GantryRequestContext) -> String {
         if let object = context.audit.snapshot.object { return object }
-        let parameters = context.parameters
         let segments = route.path.split(separator: "/")
         let kind = segments.count > 1 ? String(segments[1].dropLast(segments[1].hasSuffix("s") ? 1 : 0)) : route.path
-        if let host = parameters.get("host"), let slot = parameters.get("slot") { return "agent:\(host)/\(slot)" }
-        if let name = parameters.get("name") { return "\(kind):\(name)" }
-        if let id = parameters.get("id") { return "\(kind):\(id)" }
+        if let host = try? context.parameter("host"), let slot = try? context.parameter("slot") { return "agent:\(host)/\(slot)" }
+        if let name = try? context.parameter("name") { return "\(kind):\(name)" }
+        if let id = try? context.parameter("id") { return "\(kind):\(id)" }
         return route.path
     }
 }

@@ -27,7 +27,7 @@ extension APIRouter {
         }
 
         router.on(.setSecret, audit: audit) { request, context -> Response in
-            let name = try context.parameters.require("name")
+            let name = try context.parameter("name")
             let scope: SecretScope
             switch secretScope(request, context, name: name) {
             case .failure(let failure): return failure.response
@@ -62,7 +62,7 @@ extension APIRouter {
         }
 
         router.on(.deleteSecret, audit: audit) { request, context -> Response in
-            let name = try context.parameters.require("name")
+            let name = try context.parameter("name")
             let scope: SecretScope
             switch secretScope(request, context, name: name) {
             case .failure(let failure): return failure.response
