@@ -27,6 +27,9 @@ public struct CoordinatorServer: Sendable {
         /// Label keys an agent may claim only if its join token named them
         /// (`serve --trusted-label-key`).
         public var trust = TrustPolicy()
+        /// Lets a step with `environment:` run on any agent (`serve
+        /// --allow-untrusted-environment-steps`); by default it must select a trusted label.
+        public var allowUntrustedEnvironmentSteps = false
         /// Validity of the agent certificates issued and renewed (`--agent-certificate-days`).
         public var agentCertificateValidity: TimeInterval = CertificateAuthority.defaultAgentCertificateValidity
         /// Plain HTTP (loopback only unless allowed) or TLS: see `APITransport`.
@@ -101,7 +104,9 @@ public struct CoordinatorServer: Sendable {
         let router = APIRouter.make(
             .init(
                 core: core, authenticator: Authenticator(store: store, bootstrapToken: bootstrapToken), identities: store,
-                audit: audit, revocation: revocation))
+                audit: audit, revocation: revocation,
+                deployPolicy: DeployPolicy(
+                    trust: options.trust, environmentStepsNeedTrustedAgents: !options.allowUntrustedEnvironmentSteps)))
         let http = Application(
             router: router,
             // The idle timeout is also the header timeout: the HTTP decoder reports no

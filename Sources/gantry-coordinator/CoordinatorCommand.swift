@@ -106,6 +106,9 @@ struct Serve: AsyncParsableCommand {
             "A label key agents may claim only if their join token names it (repeatable; default: queue).",
             discussion: "Giving any replaces the default: repeat --trusted-label-key queue to keep it."))
     var trustedLabelKey: [String] = Array(TrustPolicy.defaultTrustedKeys)
+    @Flag(
+        help: "Let a step with `environment:` run on any agent. By default it must select a trusted label, so its secrets reach only hosts enrolled for deploys.")
+    var allowUntrustedEnvironmentSteps = false
     @Option(help: "Days the agent certificates issued and renewed are valid (1 to 825); agents renew after two thirds.")
     var agentCertificateDays: Int = 30
     /// Tests only: certificates whose renewal is due at once.
@@ -178,6 +181,7 @@ struct Serve: AsyncParsableCommand {
                 firstFrameTimeout: .milliseconds(Int64(handshakeTimeout * 1000))))
         options.httpIdleTimeout = .milliseconds(Int64(httpIdleTimeout * 1000))
         options.trust = TrustPolicy(trustedKeys: Set(trustedLabelKey))
+        options.allowUntrustedEnvironmentSteps = allowUntrustedEnvironmentSteps
         options.agentCertificateValidity = TimeInterval(agentCertificateSeconds ?? agentCertificateDays * 86_400)
         options.httpTransport = try httpTransport()
         try await CoordinatorServer(options: options, logger: logger).run { agents, http in

@@ -15,10 +15,14 @@ struct Connection: ParsableArguments {
     @Option(help: "PEM CA certificate an https server must chain to (env GANTRY_CA_FILE; default the CA pinned by `gantry login`).")
     var caFile: String?
     @Flag(help: "Machine-readable JSON output.") var json = false
+    @Flag(help: "Allow plain http:// to a host other than loopback (env GANTRY_INSECURE_HTTP=1): the token crosses the network in clear.")
+    var insecureHttp = false
 
     func client() throws -> APIClient {
         let environment = ProcessInfo.processInfo.environment
-        let base = try Self.baseURL(server ?? environment["GANTRY_SERVER"] ?? CLIConfig.read(CLIConfig.server) ?? "http://127.0.0.1:7080")
+        let base = try Self.baseURL(
+            server ?? environment["GANTRY_SERVER"] ?? CLIConfig.read(CLIConfig.server) ?? "http://127.0.0.1:7080",
+            allowInsecure: insecureHttp)
         guard let resolved = token ?? environment["GANTRY_TOKEN"] ?? CLIConfig.read(CLIConfig.token), !resolved.isEmpty else {
             throw ValidationError(
                 "no API token: pass --token, set GANTRY_TOKEN, or run `gantry login` "
@@ -33,12 +37,27 @@ struct Connection: ParsableArguments {
         return try APIClient(base: base, token: resolved, trustedCA: trust)
     }
 
-    /// An http(s) URL without its trailing slash.
-    static func baseURL(_ text: String) throws -> String {
+    /// An http(s) URL without its trailing slash. Plain http is refused to any host but
+    /// loopback: every request carries the bearer token, and the server's own loopback
+    /// rule cannot protect a token the client already sent.
+    static func baseURL(_ text: String, allowInsecure: Bool = false) throws -> String {
         guard text.hasPrefix("http://") || text.hasPrefix("https://"), text.utf8.count <= 2048 else {
             throw ValidationError("--server must be an http:// or https:// URL, got '\(text.prefix(100))'")
         }
+        if text.hasPrefix("http://"), !allowInsecure, ProcessInfo.processInfo.environment["GANTRY_INSECURE_HTTP"] != "1",
+            !isLoopback(URL(string: text)?.host ?? "")
+        {
+            throw ValidationError(
+                "refusing to send the API token in clear to \(text.prefix(100)): use https:// (the coordinator's "
+                    + "`serve --http-tls`), or pass --insecure-http if something else encrypts the path")
+        }
         return text.hasSuffix("/") ? String(text.dropLast()) : text
+    }
+
+    static func isLoopback(_ host: String) -> Bool {
+        let host = host.trimmingCharacters(in: CharacterSet(charactersIn: "[]")).lowercased()
+        return host == "localhost" || host == "::1" || host.hasPrefix("127.")
+            && host.split(separator: ".").count == 4 && host.split(separator: ".").allSatisfy { UInt8($0) != nil }
     }
 }
 

@@ -149,6 +149,7 @@ struct AuthorizationTests {
                   - key: ship
                     depends_on: build
                     environment: production
+                    agents: {queue: deploy}
                     command: "true"
                 """
             let body = try API.encoder.encode(API.SubmitPipeline(yaml: yaml, file: "deploy.yml"))
@@ -163,6 +164,17 @@ struct AuthorizationTests {
                 #expect((status == 201) == allowed, "\(role): \(status) \(text)")
                 if !allowed { #expect(status == 403 && text.contains("production"), "\(text)") }
             }
+            // A developer may not target deploy hosts (a trusted label) even without an environment.
+            let developer = try await Self.hostToken(cluster, identity: "dev2", role: "developer")
+            let onDeployHost = try API.encoder.encode(
+                API.SubmitPipeline(yaml: "steps:\n  - key: x\n    command: 'true'\n    agents: {queue: deploy}\n"))
+            let (hostStatus, hostText) = try await cluster.request(.POST, "/v1/pipelines", body: onDeployHost, token: developer)
+            #expect(hostStatus == 403 && String(decoding: hostText, as: UTF8.self).contains("trusted label"))
+            // A deploying step must run on trusted agents: without a trusted label, 422.
+            let untrusted = try API.encoder.encode(
+                API.SubmitPipeline(yaml: "steps:\n  - key: ship\n    command: 'true'\n    environment: production\n"))
+            let (placeStatus, placeText) = try await cluster.request(.POST, "/v1/pipelines", body: untrusted, token: cluster.adminToken)
+            #expect(placeStatus == 422 && String(decoding: placeText, as: UTF8.self).contains("selects no trusted label"))
             // Nothing was stored for the refused ones: three pipelines of two jobs.
             let (_, jobs) = try await cluster.request(.GET, "/v1/jobs?limit=100")
             #expect(try API.decoder.decode([API.Job].self, from: jobs).count == 6)

@@ -32,7 +32,9 @@ struct SecretsTests {
     }
 
     @Test func anEnvironmentSecretIsAbsentFromAStepOutsideThatEnvironment() async throws {
-        try await TestCluster.with("secrets") { cluster in
+        // Scoping is under test here, not placement: the production step may run on the one
+        // untrusted test agent (AuthorizationTests covers the trusted-agent rule).
+        try await TestCluster.with("secrets", coordinatorArguments: ["--allow-untrusted-environment-steps"]) { cluster in
             let key = cluster.coordinatorState + "/secrets.key"
             let attributes = try FileManager.default.attributesOfItem(atPath: key)
             #expect((attributes[.posixPermissions] as? NSNumber)?.intValue == 0o600)

@@ -31,11 +31,13 @@ public enum APIRouter {
         public var identities: any IdentityStore
         public var audit: AuditLog
         public var revocation: AgentRevocation
+        public var deployPolicy: DeployPolicy
 
         public init(
             core: CoordinatorCore, authenticator: Authenticator, identities: any IdentityStore, audit: AuditLog,
-            revocation: AgentRevocation
+            revocation: AgentRevocation, deployPolicy: DeployPolicy = DeployPolicy()
         ) {
+            self.deployPolicy = deployPolicy
             self.core = core
             self.authenticator = authenticator
             self.identities = identities
@@ -73,13 +75,16 @@ public enum APIRouter {
             }
             do {
                 let principal = context.principal!
-                let pipeline = try await core.submit(submission) { try principal.checkMayDeploy($0) }
+                let policy = dependencies.deployPolicy
+                let pipeline = try await core.submit(submission) { try principal.checkMayDeploy($0, policy: policy) }
                 context.audit.set(object: "pipeline:\(pipeline.id)")
                 context.audit.add("jobs", String(pipeline.jobs.count))
                 return APIResponses.json(pipeline, status: .created)
             } catch let refusal as DeployRefusal {
-                context.audit.add("reason", "deploy not permitted")
-                return APIResponses.error(.forbidden, code: "forbidden", message: refusal.description)
+                context.audit.add("reason", refusal.kind == .forbidden ? "deploy not permitted" : "deploy step on untrusted agents")
+                return refusal.kind == .forbidden
+                    ? APIResponses.error(.forbidden, code: "forbidden", message: refusal.description)
+                    : APIResponses.error(.unprocessableContent, code: "invalid_pipeline", message: refusal.description)
             } catch let error as PipelineError {
                 return APIResponses.error(
                     .unprocessableContent, code: "invalid_pipeline", message: error.message, file: error.file,

@@ -1,4 +1,5 @@
 import Foundation
+import GantryProtocol
 
 #if canImport(Glibc)
 import Glibc
@@ -58,6 +59,7 @@ public enum SecretKeyRotation {
         guard rename(files.next, files.current) == 0 else {
             throw SecretKeyError.unreadable(files.next, "cannot rename it to \(files.current): \(String(cString: strerror(errno)))")
         }
+        SecureFile.syncDirectory(of: files.current)
         unlink(files.previous)
         return Result(previousKeyID: previous.id, newKeyID: next.id, resealed: count)
     }

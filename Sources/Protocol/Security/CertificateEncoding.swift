@@ -66,8 +66,19 @@ public enum CertificateEncoding {
     }
 }
 
-/// Writes a file atomically with the given permissions (private keys and tokens: 0600).
+/// Writes a file atomically with the given permissions (private keys and tokens: 0600),
+/// durably: the data is synced before the rename and the directory after it, so a power
+/// cut leaves either the old file or the new one under its name, never only a temporary.
 public enum SecureFile {
+    /// Syncs the directory holding `path`, making a rename or creation in it durable.
+    public static func syncDirectory(of path: String) {
+        let directory = path.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
+        let fd = open(directory.isEmpty ? "." : directory, O_RDONLY | O_DIRECTORY)
+        guard fd >= 0 else { return }
+        fsync(fd)
+        close(fd)
+    }
+
     public static func write(_ text: String, to path: String, mode: mode_t = 0o600) throws {
         let temporary = path + ".tmp-\(getpid())"
         let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC, mode)
@@ -85,6 +96,7 @@ public enum SecureFile {
         guard rename(temporary, path) == 0 else {
             throw PKIError.unreadable(path: path, reason: String(cString: strerror(errno)))
         }
+        syncDirectory(of: path)
     }
 }
 
