@@ -84,7 +84,8 @@ struct AuthorizationTests {
             let cli = cluster.binaries + "/gantry"
             func gantry(_ arguments: [String], token: String) async throws -> (Bool, String, String) {
                 let result = try await Subprocess.run(
-                    .path(FilePath(cli)), arguments: Arguments(arguments + ["--server", cluster.serverURL, "--token", token]),
+                    .path(FilePath(cli)),
+                    arguments: Arguments(arguments + (arguments.contains("--server") ? [] : ["--server", cluster.serverURL]) + ["--token", token]),
                     output: .string(limit: 1024 * 1024), error: .string(limit: 64 * 1024))
                 return (result.terminationStatus.isSuccess, result.standardOutput, result.standardError)
             }
@@ -132,6 +133,10 @@ struct AuthorizationTests {
             #expect(carolDisabled, "\(carolError)")
             let (carolWorks, _, _) = try await gantry(["whoami"], token: carolToken.trimmingCharacters(in: .whitespacesAndNewlines))
             #expect(!carolWorks)
+            // The CLI does not send a token over plain http to another host (192.0.2.1 is
+            // TEST-NET-1: refused before any connection is tried).
+            let (plain, _, plainError) = try await gantry(["whoami", "--server", "http://192.0.2.1:7080"], token: cluster.adminToken)
+            #expect(!plain && plainError.contains("in clear"), "\(plainError)")
             // The admin may not disable itself.
             let (selfDisabled, _, selfError) = try await gantry(["identity", "disable", "admin"], token: cluster.adminToken)
             #expect(!selfDisabled && selfError.contains("cannot disable itself"), "\(selfError)")
