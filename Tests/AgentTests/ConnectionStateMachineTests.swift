@@ -257,6 +257,27 @@ struct ConnectionStateMachineTests {
         #expect(machine.connectionClosed(error: nil, now: at(21)) == .scheduleReconnect(after: .milliseconds(100), reason: "connection to the coordinator ended"))
     }
 
+    /// After a Welcome, no reconnect waits longer than a quarter of the lease TTL, so a
+    /// network cut shorter than the TTL never costs the agent its jobs (the coordinator
+    /// counts it lost after one TTL without a heartbeat).
+    @Test func theBackoffStaysWellWithinTheLeaseTTL() {
+        var machine = machine(seed: 7)
+        _ = machine.start(now: at(0))
+        _ = machine.connected(now: at(0))
+        _ = machine.received(Self.envelope(Self.welcome(heartbeatMs: 1000, leaseTTLMs: 3000)), now: at(0))
+        for k in 0..<20 {
+            guard case .scheduleReconnect(let delay, _) = machine.connectionClosed(error: "refused", now: at(Double(k))) else {
+                Issue.record("expected a reconnect")
+                return
+            }
+            #expect(delay <= .milliseconds(750), "failure \(k + 1): \(delay) exceeds TTL/4")
+            #expect(machine.backoffElapsed(now: at(Double(k))) == .dial)
+        }
+        // And one attempt (dial, TLS, handshake) may take at most a third of the TTL.
+        #expect(machine.attemptTimeout == .seconds(1))
+        #expect(machine.connected(now: at(30)) == .sendHello(deadline: at(31)))
+    }
+
     @Test func theJitterComesFromTheInjectedGenerator() {
         func delays(seed: UInt64) -> [Duration] {
             var machine = machine(seed: seed)

@@ -103,7 +103,10 @@ actor AgentConnection {
         }
         let connection: AgentChannel.Connection
         do {
-            connection = try await AgentChannel.connect(to: coordinator, tls: tls)
+            let timeout = machine.attemptTimeout.components
+            connection = try await AgentChannel.connect(
+                to: coordinator, tls: tls,
+                connectTimeout: .nanoseconds(timeout.seconds * 1_000_000_000 + timeout.attoseconds / 1_000_000_000))
         } catch {
             return machine.connectionClosed(error: "\(error)", now: .now)
         }

@@ -113,11 +113,17 @@ public struct ConnectionStateMachine<Generator: RandomNumberGenerator & Sendable
     private(set) var state: State = .idle
     private var backoff: Backoff
     private var random: Generator
+    /// How long one attempt may take to dial, and then to finish TLS and the handshake:
+    /// the configured handshake timeout until a `Welcome` tells the lease TTL, then at most
+    /// a third of it (and at least a second), so an attempt the network swallowed (a SYN or
+    /// a TLS exchange into a black hole) cannot outlast the TTL and cost the agent its jobs.
+    public private(set) var attemptTimeout: Duration
 
     public init(configuration: Configuration, random: Generator) {
         self.configuration = configuration
         self.backoff = configuration.backoff
         self.random = random
+        self.attemptTimeout = configuration.handshakeTimeout
     }
 
     /// Whether a `Welcome` was accepted and the connection is still up.
@@ -151,7 +157,7 @@ public struct ConnectionStateMachine<Generator: RandomNumberGenerator & Sendable
             state = .closing(.finish)
             return .close(.shutdown)
         }
-        let deadline = now + configuration.handshakeTimeout
+        let deadline = now + attemptTimeout
         state = .handshaking(deadline: deadline)
         return .sendHello(deadline: deadline)
     }
@@ -170,6 +176,13 @@ public struct ConnectionStateMachine<Generator: RandomNumberGenerator & Sendable
                     return close(.badWelcome("\(error)"), then: .reconnect(.badWelcome("\(error)")))
                 }
                 backoff.reset()
+                // Reconnect well within the lease TTL: the coordinator counts an agent lost
+                // after one TTL without a heartbeat, so a backoff that can grow past it turns
+                // a one-second network cut into lost jobs run twice. A quarter of the TTL
+                // leaves time for several attempts after the network returns.
+                let ttl = Duration.milliseconds(Int64(welcome.leaseTtlMs))
+                backoff.maximum = max(configuration.backoff.minimum, min(configuration.backoff.maximum, ttl / 4))
+                attemptTimeout = max(.seconds(1), min(configuration.handshakeTimeout, ttl / 3))
                 state = .connected(lastHeard: now, silenceLimit: timing.silenceLimit)
                 return .startSession(welcome, heartbeatInterval: timing.heartbeat)
             case .error(let error):
@@ -194,7 +207,7 @@ public struct ConnectionStateMachine<Generator: RandomNumberGenerator & Sendable
     /// that fires late finds a later deadline, or no handshake, and is ignored).
     public mutating func handshakeDeadlinePassed(now: ContinuousClock.Instant) -> Action {
         guard case .handshaking(let deadline) = state, now >= deadline else { return .none }
-        let reason = CloseReason.handshakeTimedOut(configuration.handshakeTimeout)
+        let reason = CloseReason.handshakeTimedOut(attemptTimeout)
         return close(reason, then: .reconnect(reason))
     }
 
