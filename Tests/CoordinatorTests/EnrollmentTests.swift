@@ -52,10 +52,10 @@ final class EnrollmentTests {
         }
     }
 
-    func createToken(_ patterns: String, uses: Int? = nil, expiresIn: TimeInterval? = nil) throws -> (JoinToken, String) {
+    func createToken(_ patterns: String, uses: Int? = nil, expiresIn: TimeInterval? = nil, host: String? = nil) throws -> (JoinToken, String) {
         let (token, secret) = JoinToken.create(
             labels: try LabelPattern.parseList(patterns), description: "test", expiresAt: expiresIn.map { now.addingTimeInterval($0) },
-            uses: uses, now: now)
+            uses: uses, now: now, host: host)
         try store.insertJoinToken(token)
         return (token, secret)
     }
@@ -151,9 +151,96 @@ final class EnrollmentTests {
         let admission = HelloAdmission(store: store)
         #expect(admission.refusal(for: hello([:], id: "deployer/1"), peer: peer)?.code == .certificateRevoked)
         #expect(admission.refusal(for: hello([:], id: "deployer/1"), peer: PeerCertificate(renewed)!)?.code == .certificateRevoked)
-        // Enrolled again after the forget: the new certificate is the host's identity.
-        let again = try enrolled(legacy, name: "deployer", at: now.addingTimeInterval(5))
+        // Enrolled again after the forget, with a token bound to it: the new certificate is
+        // the host's identity (the forget still refuses the old ones).
+        let (_, bound) = try createToken("*", host: "deployer")
+        let again = try enrolled(bound, name: "deployer", at: now.addingTimeInterval(5))
         #expect(admission.refusal(for: hello([:], id: "deployer/1"), peer: again) == nil)
+        #expect(admission.refusal(for: hello([:], id: "deployer/1"), peer: peer)?.code == .certificateRevoked)
+    }
+
+    // MARK: - Names: a token for one host cannot take another's
+
+    @Test func aLiveNameIsRefusedToAnUnboundToken() throws {
+        _ = try enrolled(legacy, name: "deploy-1")
+        guard case .failure(.nameRefused(.hostEnrolled(let host, let until))) = enrollment.enroll(try request(legacy, name: "deploy-1").0, now: now)
+        else {
+            Issue.record("the legacy token must not enroll a name that is enrolled")
+            return
+        }
+        #expect(host == "deploy-1" && until > now)
+        let (token, secret) = try createToken("*", uses: 3)
+        guard case .failure(.nameRefused(let refusal)) = enrollment.enroll(try request(secret, name: "deploy-1").0, now: now) else {
+            Issue.record("an unbound token must not enroll a name that is enrolled")
+            return
+        }
+        #expect(refusal.description.contains("join-token create --name deploy-1"))
+        #expect(refusal.description.contains("gantry agents forget deploy-1"))
+        // Refused in the transaction: the token's use is not taken, nothing is recorded.
+        #expect(try store.joinToken(id: token.id)?.usesLeft == 3)
+        let record = EnrollmentRecord(serial: "bb", host: "deploy-1", labels: [], joinTokenID: token.id, issuedAt: now, notAfter: now)
+        #expect(try store.redeemJoinToken(id: token.id, now: now, recording: record) == .hostEnrolled(host: "deploy-1", until: until))
+        #expect(try store.enrollment(serial: "bb") == nil)
+        // A free name still enrolls with either.
+        _ = try enrolled(secret, name: "deploy-2")
+        _ = try enrolled(legacy, name: "deploy-3")
+    }
+
+    @Test func aForgottenNameIsRefusedToAnUnboundToken() throws {
+        _ = try enrolled(legacy, name: "gone")
+        #expect(try store.revokeHost("gone", at: now.addingTimeInterval(1), by: "test") == 1)
+        // Also a name forgotten without ever having a record.
+        #expect(try store.revokeHost("never", at: now.addingTimeInterval(1), by: "test") == 0)
+        let (_, secret) = try createToken("*")
+        for name in ["gone", "never"] {
+            for token in [legacy, secret] {
+                guard case .failure(.nameRefused(.hostForgotten(let host, _))) = enrollment.enroll(try request(token, name: name).0, now: now.addingTimeInterval(2))
+                else {
+                    Issue.record("an unbound token must not undo the forget of \(name)")
+                    continue
+                }
+                #expect(host == name)
+            }
+        }
+    }
+
+    @Test func aBoundTokenEnrollsItsNameOnly() throws {
+        let old = try enrolled(legacy, name: "deploy-1")
+        let (token, secret) = try createToken("queue=deploy,*", uses: 5, host: "deploy-1")
+        // Another name, free or not, is refused before anything is signed or used.
+        for name in ["elsewhere", "deploy-1x"] {
+            guard case .failure(.nameRefused(let refusal)) = enrollment.enroll(try request(secret, name: name).0, now: now) else {
+                Issue.record("a token bound to deploy-1 must not enroll \(name)")
+                continue
+            }
+            #expect(refusal == .boundToAnotherHost(tokenID: token.id, boundTo: "deploy-1", requested: name))
+            #expect(refusal.description.contains("--name deploy-1"))
+        }
+        #expect(try store.joinToken(id: token.id)?.usesLeft == 5)
+        // Its name, although live: the rebuilt host gets a certificate with the token's labels.
+        let rebuilt = try enrolled(secret, name: "deploy-1", at: now.addingTimeInterval(1))
+        #expect(try store.enrollment(serial: rebuilt.serial)?.joinTokenID == token.id)
+        // Its name after a forget: enrolled, the new certificate accepted, the old ones not.
+        #expect(try store.revokeHost("deploy-1", at: now.addingTimeInterval(2), by: "test") == 2)
+        let back = try enrolled(secret, name: "deploy-1", at: now.addingTimeInterval(3))
+        let admission = HelloAdmission(store: store)
+        #expect(admission.refusal(for: hello(["queue": "deploy"], id: "deploy-1/0"), peer: back) == nil)
+        for revoked in [old, rebuilt] {
+            #expect(admission.refusal(for: hello([:], id: "deploy-1/0"), peer: revoked)?.code == .certificateRevoked)
+        }
+        // The forget stays: an unbound token still cannot enroll the name.
+        guard case .failure(.nameRefused(.hostForgotten)) = enrollment.enroll(try request(legacy, name: "deploy-1").0, now: now.addingTimeInterval(4))
+        else {
+            Issue.record("the legacy token must still be refused for a forgotten name")
+            return
+        }
+    }
+
+    @Test func anExpiredEnrollmentDoesNotHoldTheName() throws {
+        // Enrolled 31 days ago with a 30-day certificate, never renewed: the name is free.
+        _ = try enrolled(legacy, name: "stale", at: now.addingTimeInterval(-31 * 86_400))
+        let fresh = try enrolled(legacy, name: "stale")
+        #expect(try store.enrollment(serial: fresh.serial)?.host == "stale")
     }
 
     @Test func forgetClosesTheHostsConnectionsAndDrainStopsLeases() async throws {

@@ -351,6 +351,13 @@ public final class AgentListener: Service, Sendable {
                 AuditEvent(
                     actor: "join-token:\(tokenID)", tokenID: tokenID, address: address, action: "agent.enroll", object: host,
                     outcome: "refused", detail: ["reason": why.logSafe(maximum: 200)]))
+        case .failure(.nameRefused(let refusal)):
+            // The right token for the wrong name: someone trying to take a host's place,
+            // or an operator who needs a token bound to it.
+            audit?.record(
+                AuditEvent(
+                    actor: "join-token:\(tokenID)", tokenID: tokenID, address: address, action: "agent.enroll", object: host,
+                    outcome: "refused", detail: ["reason": refusal.description.logSafe(maximum: 200)]))
         default:
             break
         }
@@ -369,6 +376,10 @@ public final class AgentListener: Service, Sendable {
                 "refused enrollment", metadata: ["agent": "\(request.agentID.logSafe())", "reason": "\(why.logSafe())"])
             return .error(
                 .badToken, "\(why): create a new one with `gantry-coordinator join-token create`", fatal: true)
+        case .failure(.nameRefused(let refusal)):
+            logger.warning(
+                "refused enrollment", metadata: ["agent": "\(request.agentID.logSafe())", "reason": "\(refusal.description.logSafe())"])
+            return .error(.badToken, refusal.description, fatal: true)
         case .failure(.badRequest(let why)):
             return .error(.malformed, "enrollment refused: \(why)", fatal: true)
         case .failure(.storeFailed(let why)):
