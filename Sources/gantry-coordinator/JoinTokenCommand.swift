@@ -21,12 +21,17 @@ struct JoinTokenCommand: ParsableCommand {
                 --labels takes patterns: key=value, key=* (any value of key) or * (any label whose key is not \
                 trusted). Trusted keys (`serve --trusted-label-key`, default: queue) are allowed only by a pattern \
                 naming them, so `--labels 'queue=deploy,*'` lets agents claim queue=deploy and any untrusted label.
+
+                --name binds the token to one host name: it enrolls that name only, and it is the only way to enroll \
+                a name that is already enrolled (a rebuilt host) or was forgotten (`gantry agents forget`). A bound \
+                token is single-use unless --uses says otherwise.
                 """)
 
         @Option(help: "State directory created by `init`.") var state: String
         @Option(help: "Label patterns the enrolled agents may claim, comma-separated.") var labels: String = "*"
         @Option(help: "How long the token can be used: 90s, 15m, 1h, 720h, or 'never'.") var expires: String = "24h"
-        @Option(help: "How many hosts may enroll with it (default: unlimited).") var uses: Int?
+        @Option(help: "How many hosts may enroll with it (default: unlimited; 1 with --name).") var uses: Int?
+        @Option(help: "The one host name it enrolls (also one already enrolled or forgotten).") var name: String?
         @Option(help: "A note for `join-token list` (who or what it is for).") var description: String = ""
         @Flag(help: "Print JSON for scripts.") var json = false
 
@@ -34,6 +39,9 @@ struct JoinTokenCommand: ParsableCommand {
             _ = try patterns()
             _ = try lifetime()
             if let uses, !(1...1_000_000).contains(uses) { throw ValidationError("--uses must be 1 to 1000000") }
+            if let name, let problem = AgentID.nameProblem(name) {
+                throw ValidationError("--name '\(name.logSafe(maximum: 80))' \(problem) (the host name, without a /slot)")
+            }
             guard description.utf8.count <= JoinToken.maximumDescriptionLength,
                 !description.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F })
             else {
@@ -66,6 +74,10 @@ struct JoinTokenCommand: ParsableCommand {
             }
         }
 
+        /// A token that can take over an enrolled name is used once unless asked otherwise:
+        /// a copy left in a shell history then cannot enroll that name again.
+        var effectiveUses: Int? { uses ?? (name == nil ? nil : 1) }
+
         func run() throws {
             let directory = try initializedState(state)
             let store = try SQLiteStore(path: directory.database)
@@ -76,7 +88,8 @@ struct JoinTokenCommand: ParsableCommand {
             var lastError: (any Error)?
             for _ in 0..<5 where created == nil {
                 let candidate = JoinToken.create(
-                    labels: try patterns(), description: description, expiresAt: expiresAt, uses: uses, now: now)
+                    labels: try patterns(), description: description, expiresAt: expiresAt, uses: effectiveUses, now: now,
+                    host: name)
                 do {
                     try store.insertJoinToken(candidate.token)
                     created = candidate
@@ -91,16 +104,18 @@ struct JoinTokenCommand: ParsableCommand {
                 store, action: "join_token.create", object: "join-token:\(token.id)",
                 detail: [
                     "labels": token.labels.map(\.description).joined(separator: ","),
-                    "uses": token.usesLeft.map(String.init) ?? "unlimited",
+                    "uses": token.usesLeft.map(String.init) ?? "unlimited", "host": token.host ?? "any",
                 ])
             let info = try directory.joinInfo()
             let enroll =
                 "gantry-agent enroll --coordinator \(info.coordinator) --token \(secret) --ca-fingerprint \(info.caFingerprint) --state /var/lib/gantry-agent"
+                + (token.host.map { " --name \($0)" } ?? "")
             if json {
                 printJSON([
                     "id": token.id, "token": secret, "labels": token.labels.map(\.description).joined(separator: ","),
                     "expires_at": token.expiresAt.map { $0.formatted(.iso8601) } ?? "never",
-                    "uses": token.usesLeft.map(String.init) ?? "unlimited", "enroll_command": enroll,
+                    "uses": token.usesLeft.map(String.init) ?? "unlimited", "host": token.host ?? "any",
+                    "enroll_command": enroll,
                 ])
                 return
             }
@@ -108,7 +123,7 @@ struct JoinTokenCommand: ParsableCommand {
                 """
                 Created join token \(token.id): labels \(token.labels.map(\.description).joined(separator: ",")), \
                 expires \(token.expiresAt.map { $0.formatted(.iso8601) } ?? "never"), \
-                uses \(token.usesLeft.map(String.init) ?? "unlimited").
+                uses \(token.usesLeft.map(String.init) ?? "unlimited"), host \(token.host ?? "any").
                 The token is shown only now (the coordinator keeps its SHA-256 only):
                   \(secret)
                 Join an agent with:
@@ -119,7 +134,7 @@ struct JoinTokenCommand: ParsableCommand {
 
     struct List: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "List join tokens: id, labels, expiry, uses left, state (never the secret).")
+            abstract: "List join tokens: id, host, labels, expiry, uses left, state (never the secret).")
 
         @Option(help: "State directory created by `init`.") var state: String
         @Flag(help: "Print JSON for scripts.") var json = false
@@ -129,7 +144,7 @@ struct JoinTokenCommand: ParsableCommand {
             let now = Date()
             let rows = try store.joinTokens().map { token in
                 [
-                    "id": token.id, "labels": token.labels.map(\.description).joined(separator: ","),
+                    "id": token.id, "host": token.host ?? "any", "labels": token.labels.map(\.description).joined(separator: ","),
                     "expires_at": token.expiresAt.map { $0.formatted(.iso8601) } ?? "never",
                     "uses_left": token.usesLeft.map(String.init) ?? "unlimited", "state": Self.state(of: token, now: now),
                     "description": token.description.logSafe(maximum: 80),
@@ -139,7 +154,7 @@ struct JoinTokenCommand: ParsableCommand {
                 printJSON(rows)
                 return
             }
-            let columns = ["id", "labels", "expires_at", "uses_left", "state", "description"]
+            let columns = ["id", "host", "labels", "expires_at", "uses_left", "state", "description"]
             let widths = columns.map { column in rows.map { $0[column, default: ""].count }.max().map { max($0, column.count) } ?? column.count }
             let line: ([String]) -> String = { cells in
                 zip(cells, widths).map { $0.padding(toLength: $1, withPad: " ", startingAt: 0) }.joined(separator: "  ")

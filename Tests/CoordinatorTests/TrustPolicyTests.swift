@@ -94,4 +94,31 @@ struct TrustPolicyTests {
         revoked.revokedAt = now
         #expect(revoked.problem(now: now)?.contains("revoked") == true)
     }
+
+    @Test func aNameInUseOrForgottenTakesATokenBoundToIt() {
+        let now = Date(timeIntervalSince1970: 2_000_000)
+        let unbound = JoinToken.create(labels: [.anyUntrusted], description: "", expiresAt: nil, uses: nil, now: now).token
+        let bound = JoinToken.create(labels: [.anyUntrusted], description: "", expiresAt: nil, uses: 1, now: now, host: "deploy-1").token
+        let live = now.addingTimeInterval(86_400)
+        // A free name: any token but one bound elsewhere.
+        #expect(TrustPolicy.enrollmentRefusal(host: "new", token: nil, liveUntil: nil, forgottenAt: nil) == nil)
+        #expect(TrustPolicy.enrollmentRefusal(host: "new", token: unbound, liveUntil: nil, forgottenAt: nil) == nil)
+        #expect(
+            TrustPolicy.enrollmentRefusal(host: "new", token: bound, liveUntil: nil, forgottenAt: nil)
+                == .boundToAnotherHost(tokenID: bound.id, boundTo: "deploy-1", requested: "new"))
+        // Live or forgotten: only the bound token.
+        for token in [nil, unbound] {
+            #expect(
+                TrustPolicy.enrollmentRefusal(host: "deploy-1", token: token, liveUntil: live, forgottenAt: nil)
+                    == .hostEnrolled(host: "deploy-1", until: live))
+            #expect(
+                TrustPolicy.enrollmentRefusal(host: "deploy-1", token: token, liveUntil: live, forgottenAt: now)
+                    == .hostForgotten(host: "deploy-1", at: now))
+        }
+        #expect(TrustPolicy.enrollmentRefusal(host: "deploy-1", token: bound, liveUntil: live, forgottenAt: now) == nil)
+        // The messages say what to run.
+        let message = EnrollmentRefusal.hostEnrolled(host: "deploy-1", until: live).description
+        #expect(message.contains("join-token create --name deploy-1") && message.contains("gantry agents forget deploy-1"))
+        #expect(EnrollmentRefusal.hostForgotten(host: "deploy-1", at: now).description.contains("join-token create --name deploy-1"))
+    }
 }

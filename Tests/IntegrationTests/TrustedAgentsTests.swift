@@ -153,7 +153,8 @@ struct TrustedAgentsTests {
         }
     }
 
-    /// `gantry agents forget` (the real CLI) revokes the host's certificate.
+    /// `gantry agents forget` (the real CLI) revokes the host's certificate; only a join
+    /// token bound to the name (`join-token create --name`) enrolls it again.
     @Test func aForgottenAgentIsRefused() async throws {
         try await Self.with("trust-forget") { cluster, started in
             let agent = try await cluster.startAgent(slot: "1")
@@ -169,8 +170,28 @@ struct TrustedAgentsTests {
             #expect(agent.output.contains("revoked"))
             let again = try await Self.startAgent(cluster, started, state: cluster.agentState, slot: "2", labels: "os=linux")
             #expect(!(try await again.waitForExit(timeout: .seconds(30))).isSuccess)
-            // Enrolled again (a new certificate), the host is back.
-            let (enrolled, output) = try await cluster.enroll()
+            // The legacy join.token (anyone's) cannot undo the forget.
+            let (legacy, legacyOutput) = try await cluster.enroll(state: cluster.root + "/impostor")
+            #expect(!legacy)
+            #expect(legacyOutput.contains("was forgotten") && legacyOutput.contains("join-token create --name testhost"), "\(legacyOutput)")
+            // A token bound to it enrolls it again (a new certificate): the host is back.
+            let (created, createOutput) = try await Self.coordinatorCommand(
+                cluster, ["join-token", "create", "--state", cluster.coordinatorState, "--name", "testhost", "--json"])
+            #expect(created, "\(createOutput)")
+            let token = try #require(try Self.json(createOutput) as? [String: String])
+            let secret = try #require(token["token"])
+            #expect(token["host"] == "testhost" && token["uses"] == "1")
+            #expect(token["enroll_command"]?.contains("--name testhost") == true)
+            let listed = try #require(
+                try Self.json(try await Self.coordinatorCommand(cluster, ["join-token", "list", "--state", cluster.coordinatorState, "--json"]).1)
+                    as? [[String: String]])
+            #expect(listed.first { $0["id"] == token["id"] }?["host"] == "testhost")
+            // Bound to testhost: it enrolls nothing else.
+            let (elsewhere, elsewhereOutput) = try await cluster.enroll(
+                name: "elsewhere", state: cluster.root + "/elsewhere", token: secret)
+            #expect(!elsewhere)
+            #expect(elsewhereOutput.contains("enrolls host testhost only"), "\(elsewhereOutput)")
+            let (enrolled, output) = try await cluster.enroll(token: secret)
             #expect(enrolled, "\(output)")
             let back = try await Self.startAgent(cluster, started, state: cluster.agentState, slot: "3", labels: "os=linux")
             _ = try await back.waitForLine(containing: "connected to the coordinator")

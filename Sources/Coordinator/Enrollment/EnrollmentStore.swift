@@ -17,11 +17,16 @@ public protocol EnrollmentStore: Sendable {
     func revokeJoinToken(id: String, at: Date) throws -> Bool
 
     /// In one transaction: checks that the token can still enroll at `now`
-    /// (`JoinToken.problem`), takes one use from it and records `enrollment`. Returns the
-    /// token's problem (and records nothing) if it cannot.
-    func redeemJoinToken(id: String, now: Date, recording enrollment: EnrollmentRecord) throws -> String?
-    /// Records a certificate issued without a stored token (the legacy `join.token`).
-    func recordEnrollment(_ enrollment: EnrollmentRecord) throws
+    /// (`JoinToken.problem`) and may enroll `enrollment.host` (`TrustPolicy.enrollmentRefusal`:
+    /// the name's live records and its forget), takes one use from it and records
+    /// `enrollment`. Returns the refusal (and records nothing) if it cannot. One
+    /// transaction, so two enrollments racing for a name or a single-use token cannot both
+    /// succeed.
+    func redeemJoinToken(id: String, now: Date, recording enrollment: EnrollmentRecord) throws -> EnrollmentRefusal?
+    /// In one transaction: checks that the legacy `join.token` (never bound) may enroll
+    /// `enrollment.host` at `now`, and records the certificate. Returns the refusal (and
+    /// records nothing) if it may not.
+    func recordEnrollment(_ enrollment: EnrollmentRecord, now: Date) throws -> EnrollmentRefusal?
     /// In one transaction: checks that the certificate `renewal.renewedFrom` is not revoked
     /// (`TrustPolicy.revocation`) and records `renewal`. Returns the refusal (and records
     /// nothing) if it is: a forget racing a renewal either comes first and the renewal is

@@ -10,6 +10,11 @@ import GantryProtocol
 /// coordinator find the one row to compare against (by primary key) instead of searching
 /// by the secret, and lets an operator tell which token a host used. Presented and stored
 /// hashes are compared in constant time.
+///
+/// A token may be bound to one host name (`join-token create --name`): it then enrolls
+/// that name only, and it is the only kind that can enroll a name which already has a live
+/// certificate or was forgotten (`TrustPolicy.enrollmentRefusal`). Otherwise anyone holding
+/// any token could enroll `deploy-1` again and connect as it.
 public struct JoinToken: Sendable, Equatable {
     /// `jt_` and 8 lowercase hex digits.
     public var id: String
@@ -22,10 +27,12 @@ public struct JoinToken: Sendable, Equatable {
     /// Nil: unlimited.
     public var usesLeft: Int?
     public var revokedAt: Date?
+    /// The one host name this token enrolls; nil: any name not already taken.
+    public var host: String?
 
     public init(
         id: String, secretHash: Data, labels: [LabelPattern], description: String, createdAt: Date, expiresAt: Date?,
-        usesLeft: Int?, revokedAt: Date?
+        usesLeft: Int?, revokedAt: Date?, host: String? = nil
     ) {
         self.id = id
         self.secretHash = secretHash
@@ -35,6 +42,7 @@ public struct JoinToken: Sendable, Equatable {
         self.expiresAt = expiresAt
         self.usesLeft = usesLeft
         self.revokedAt = revokedAt
+        self.host = host
     }
 
     /// Longest description kept: a note for operators, not a document.
@@ -43,14 +51,14 @@ public struct JoinToken: Sendable, Equatable {
 
     /// A new token and its secret (print it once; it cannot be recovered).
     public static func create(
-        labels: [LabelPattern], description: String, expiresAt: Date?, uses: Int?, now: Date
+        labels: [LabelPattern], description: String, expiresAt: Date?, uses: Int?, now: Date, host: String? = nil
     ) -> (token: JoinToken, secret: String) {
         var generator = SystemRandomNumberGenerator()
         let id = idPrefix + hex((0..<4).map { _ in UInt8.random(in: 0...255, using: &generator) })
         let secret = id + "." + hex((0..<32).map { _ in UInt8.random(in: 0...255, using: &generator) })
         let token = JoinToken(
             id: id, secretHash: hash(secret), labels: labels, description: description, createdAt: now, expiresAt: expiresAt,
-            usesLeft: uses, revokedAt: nil)
+            usesLeft: uses, revokedAt: nil, host: host)
         return (token, secret)
     }
 

@@ -1,7 +1,7 @@
 import Foundation
 import GRDB
 
-/// `EnrollmentStore` on the tables of migration v5 (`join_tokens`, `enrollments`,
+/// `EnrollmentStore` on the tables of migrations v5 and v6 (`join_tokens`, `enrollments`,
 /// `revoked_hosts`). Every read is by primary key (or `enrollments_by_host` for a
 /// forget), so a handshake costs tens of microseconds. The coordinator and
 /// `gantry-coordinator join-token` open the same file; SQLite's locking (WAL, busy
@@ -11,12 +11,12 @@ extension SQLiteStore: EnrollmentStore {
         try database.write { db in
             try db.execute(
                 sql: """
-                    INSERT INTO join_tokens (id, hash, labels, description, created_at, expires_at, uses_left, revoked_at)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                    INSERT INTO join_tokens (id, hash, labels, description, created_at, expires_at, uses_left, revoked_at, host)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """,
                 arguments: [
                     token.id, token.secretHash, try Self.encode(token.labels), token.description, token.createdAt,
-                    token.expiresAt, token.usesLeft, token.revokedAt,
+                    token.expiresAt, token.usesLeft, token.revokedAt, token.host,
                 ])
         }
     }
@@ -41,12 +41,14 @@ extension SQLiteStore: EnrollmentStore {
         }
     }
 
-    public func redeemJoinToken(id: String, now: Date, recording enrollment: EnrollmentRecord) throws -> String? {
+    public func redeemJoinToken(id: String, now: Date, recording enrollment: EnrollmentRecord) throws -> EnrollmentRefusal? {
         try database.write { db in
             guard let row = try Row.fetchOne(db, sql: "SELECT * FROM join_tokens WHERE id = ?", arguments: [id]) else {
-                return "join token \(id) does not exist (any more)"
+                return .unusableToken("join token \(id) does not exist (any more)")
             }
-            if let problem = try Self.joinToken(row).problem(now: now) { return problem }
+            let token = try Self.joinToken(row)
+            if let problem = token.problem(now: now) { return .unusableToken(problem) }
+            if let refusal = try Self.nameRefusal(host: enrollment.host, token: token, now: now, db) { return refusal }
             try db.execute(
                 sql: "UPDATE join_tokens SET uses_left = uses_left - 1 WHERE id = ? AND uses_left IS NOT NULL", arguments: [id])
             try Self.insert(enrollment, db)
@@ -54,8 +56,12 @@ extension SQLiteStore: EnrollmentStore {
         }
     }
 
-    public func recordEnrollment(_ enrollment: EnrollmentRecord) throws {
-        try database.write { db in try Self.insert(enrollment, db) }
+    public func recordEnrollment(_ enrollment: EnrollmentRecord, now: Date) throws -> EnrollmentRefusal? {
+        try database.write { db in
+            if let refusal = try Self.nameRefusal(host: enrollment.host, token: nil, now: now, db) { return refusal }
+            try Self.insert(enrollment, db)
+            return nil
+        }
     }
 
     public func recordRenewal(_ renewal: EnrollmentRecord) throws -> TrustPolicy.Refusal? {
@@ -95,6 +101,16 @@ extension SQLiteStore: EnrollmentStore {
 
     // MARK: - Rows
 
+    /// `TrustPolicy.enrollmentRefusal` on the name's rows: two reads by `host`
+    /// (`enrollments_by_host`, `revoked_hosts`' key), inside the caller's transaction.
+    static func nameRefusal(host: String, token: JoinToken?, now: Date, _ db: Database) throws -> EnrollmentRefusal? {
+        let liveUntil = try Date.fetchOne(
+            db, sql: "SELECT max(not_after) FROM enrollments WHERE host = ? AND revoked_at IS NULL AND not_after > ?",
+            arguments: [host, now])
+        return TrustPolicy.enrollmentRefusal(
+            host: host, token: token, liveUntil: liveUntil, forgottenAt: try hostRevokedAt(host, db))
+    }
+
     static func insert(_ enrollment: EnrollmentRecord, _ db: Database) throws {
         try db.execute(
             sql: """
@@ -124,7 +140,8 @@ extension SQLiteStore: EnrollmentStore {
     static func joinToken(_ row: Row) throws -> JoinToken {
         JoinToken(
             id: row["id"], secretHash: row["hash"], labels: try decode(row["labels"]), description: row["description"],
-            createdAt: row["created_at"], expiresAt: row["expires_at"], usesLeft: row["uses_left"], revokedAt: row["revoked_at"])
+            createdAt: row["created_at"], expiresAt: row["expires_at"], usesLeft: row["uses_left"], revokedAt: row["revoked_at"],
+            host: row["host"])
     }
 
     /// Patterns as a JSON list of their text (`["queue=deploy","os=*"]`).

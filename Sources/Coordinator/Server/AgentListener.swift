@@ -61,7 +61,8 @@ public final class AgentListener: Service, Sendable {
     let renewal: CertificateRenewal
     /// Catches a `Hello` that passed its trust check just before its host was forgotten.
     let revocation: AgentRevocation?
-    /// Records enrollments (an agent host joining is a state change someone must answer for).
+    /// Records enrollments and renewals (an agent host joining, or getting a certificate,
+    /// is a state change someone must answer for).
     let audit: AuditLog?
     let tlsContext: NIOSSLContext
     let limits: Limits
@@ -197,6 +198,7 @@ public final class AgentListener: Service, Sendable {
                 var gate: ConnectionGate?
                 var peer: PeerCertificate?
                 var lastRenewal: ContinuousClock.Instant?
+                var repeatedRenewals = 0
                 var inflateBudget = InflateBudget()
                 // Created with the first chunk: most connections (scalers, idle agents) never need one.
                 var inflater: LogChunkInflater?
@@ -275,25 +277,24 @@ public final class AgentListener: Service, Sendable {
                         case .renew(let request, let agentID):
                             guard let session, let peer else { continue }
                             let now = ContinuousClock.now
+                            let result: Result<CertificateRenewal.Renewed, CertificateRenewal.Refusal>
                             if let lastRenewal, now - lastRenewal < CertificateRenewal.minimumInterval {
-                                session.send(
-                                    .with {
-                                        $0.renewResponse = .with {
-                                            $0.error = "renewal asked again within \(CertificateRenewal.minimumInterval) on one connection: try later"
-                                        }
-                                    })
-                                continue
-                            }
-                            lastRenewal = now
-                            let response = renewal.renew(request, peer: peer)
-                            if response.error.isEmpty {
-                                logger.info("renewed an agent certificate", metadata: ["agent": "\(agentID.logSafe())"])
+                                // An agent never asks twice in a minute: a peer that keeps
+                                // asking is closed, so it cannot fill the audit log.
+                                repeatedRenewals += 1
+                                if repeatedRenewals > Self.maximumRepeatedRenewals {
+                                    throw ProtocolError.unexpectedMessage(
+                                        "renewal asked more than \(Self.maximumRepeatedRenewals + 1) times within "
+                                            + "\(CertificateRenewal.minimumInterval) on one connection")
+                                }
+                                result = .failure(.askedAgainOnConnection)
                             } else {
-                                logger.notice(
-                                    "refused a certificate renewal",
-                                    metadata: ["agent": "\(agentID.logSafe())", "reason": "\(response.error.logSafe())"])
+                                lastRenewal = now
+                                repeatedRenewals = 0
+                                result = renewal.renew(request, peer: peer, instant: now)
                             }
-                            session.send(.with { $0.renewResponse = response })
+                            recordRenewal(result, peer: peer, agentID: agentID, address: channel.remoteAddress?.ipAddress, logger: logger)
+                            session.send(.with { $0.renewResponse = CertificateRenewal.response(result) })
                         case .forward(let envelope, let agentID):
                             guard let session else { continue }
                             if case .logChunk(let chunk) = envelope.body {
@@ -335,6 +336,38 @@ public final class AgentListener: Service, Sendable {
         if let session { await core.disconnected(agentID: session.agentID, session: session) }
     }
 
+    /// Refused renewal requests one connection may repeat within
+    /// `CertificateRenewal.minimumInterval` before it is closed.
+    static let maximumRepeatedRenewals = 2
+
+    /// Logs and audits one renewal answer: `agent.renew` by and on the host, with the old
+    /// serial, the new one or the reason it was refused. Every answer is recorded: a host
+    /// renewing when it is not due, or more often than its agents would, is what someone
+    /// holding its key looks like.
+    private func recordRenewal(
+        _ result: Result<CertificateRenewal.Renewed, CertificateRenewal.Refusal>, peer: PeerCertificate, agentID: String,
+        address: String?, logger: Logger
+    ) {
+        let host = peer.name.logSafe(maximum: 253)
+        switch result {
+        case .success(let renewed):
+            logger.info("renewed an agent certificate", metadata: ["agent": "\(agentID.logSafe())", "serial": "\(renewed.serial)"])
+            audit?.record(
+                AuditEvent(
+                    actor: "agent:\(host)", tokenID: nil, address: address, action: "agent.renew", object: "host:\(host)",
+                    outcome: "succeeded", detail: ["old_serial": peer.serial, "new_serial": renewed.serial]))
+        case .failure(let refusal):
+            logger.notice(
+                "refused a certificate renewal",
+                metadata: ["agent": "\(agentID.logSafe())", "reason": "\(refusal.description.logSafe())"])
+            audit?.record(
+                AuditEvent(
+                    actor: "agent:\(host)", tokenID: nil, address: address, action: "agent.renew", object: "host:\(host)",
+                    outcome: "refused",
+                    detail: ["old_serial": peer.serial, "reason": refusal.reason, "message": refusal.description.logSafe(maximum: 200)]))
+        }
+    }
+
     private func enroll(_ request: Gantry_V1_EnrollRequest, address: String?, logger: Logger) -> Gantry_V1_Envelope {
         let result = enrollment.enroll(request)
         // Audited: a host joining, and a known join token refused (expired, used up,
@@ -351,6 +384,13 @@ public final class AgentListener: Service, Sendable {
                 AuditEvent(
                     actor: "join-token:\(tokenID)", tokenID: tokenID, address: address, action: "agent.enroll", object: host,
                     outcome: "refused", detail: ["reason": why.logSafe(maximum: 200)]))
+        case .failure(.nameRefused(let refusal)):
+            // The right token for the wrong name: someone trying to take a host's place,
+            // or an operator who needs a token bound to it.
+            audit?.record(
+                AuditEvent(
+                    actor: "join-token:\(tokenID)", tokenID: tokenID, address: address, action: "agent.enroll", object: host,
+                    outcome: "refused", detail: ["reason": refusal.description.logSafe(maximum: 200)]))
         default:
             break
         }
@@ -369,6 +409,10 @@ public final class AgentListener: Service, Sendable {
                 "refused enrollment", metadata: ["agent": "\(request.agentID.logSafe())", "reason": "\(why.logSafe())"])
             return .error(
                 .badToken, "\(why): create a new one with `gantry-coordinator join-token create`", fatal: true)
+        case .failure(.nameRefused(let refusal)):
+            logger.warning(
+                "refused enrollment", metadata: ["agent": "\(request.agentID.logSafe())", "reason": "\(refusal.description.logSafe())"])
+            return .error(.badToken, refusal.description, fatal: true)
         case .failure(.badRequest(let why)):
             return .error(.malformed, "enrollment refused: \(why)", fatal: true)
         case .failure(.storeFailed(let why)):

@@ -11,6 +11,12 @@ import X509
 /// join-token create` in the store (their label patterns, expiry and uses). The store is
 /// read at every enrollment, so a token created or revoked while the coordinator runs
 /// counts at once. Runs on the enrolling connection's task, never on the core's actor.
+///
+/// A name is not first come, first served forever: a name with a live certificate or one
+/// that was forgotten is enrolled again only with a token bound to it (`join-token create
+/// --name`), checked in the transaction that records the certificate
+/// (`TrustPolicy.enrollmentRefusal`). Certificates issued before enrollment records were
+/// kept leave no row, so a name held only by one of those is not detected as taken.
 public struct Enrollment: Sendable {
     public let authority: CertificateAuthority
     /// The `join.token` file's value; nil disables it.
@@ -35,6 +41,9 @@ public struct Enrollment: Sendable {
         /// The token is right but cannot enroll any more (expired, revoked, used up): the
         /// message says which.
         case unusableToken(String)
+        /// The token may not enroll this name (taken, forgotten, or the token is bound to
+        /// another): the refusal says what to do.
+        case nameRefused(EnrollmentRefusal)
         case badRequest(String)
         /// The store failed; the agent may try again.
         case storeFailed(String)
@@ -64,6 +73,11 @@ public struct Enrollment: Sendable {
         if let problem = AgentID.nameProblem(request.agentID) {
             return .failure(.badRequest("agent name '\(request.agentID.logSafe(maximum: 80))' \(problem)"))
         }
+        // A token bound to another name is refused before anything is signed; whether the
+        // name is taken is decided in the transaction below, where it cannot change.
+        if let token, let bound = token.host, bound != request.agentID {
+            return .failure(.nameRefused(.boundToAnotherHost(tokenID: token.id, boundTo: bound, requested: request.agentID)))
+        }
         let certificate: Certificate
         let response: Gantry_V1_EnrollResponse
         do {
@@ -83,14 +97,19 @@ public struct Enrollment: Sendable {
             labels: token?.labels ?? TrustPolicy.unrestricted, joinTokenID: token?.id, issuedAt: now,
             notAfter: certificate.notValidAfter)
         do {
-            if let token {
-                // The use is taken in the transaction that records the certificate: two
-                // hosts racing for a single-use token cannot both get one.
-                if let problem = try store.redeemJoinToken(id: token.id, now: now, recording: record) {
-                    return .failure(.unusableToken(problem))
+            // The use is taken, and the name checked, in the transaction that records the
+            // certificate: two hosts racing for a single-use token or for one name cannot
+            // both get one.
+            let refusal =
+                if let token {
+                    try store.redeemJoinToken(id: token.id, now: now, recording: record)
+                } else {
+                    try store.recordEnrollment(record, now: now)
                 }
-            } else {
-                try store.recordEnrollment(record)
+            switch refusal {
+            case nil: break
+            case .unusableToken(let problem)?: return .failure(.unusableToken(problem))
+            case let other?: return .failure(.nameRefused(other))
             }
         } catch {
             return .failure(.storeFailed("\(error)"))

@@ -224,6 +224,13 @@ public final class SQLiteStore: CoordinatorStore {
                     ALTER TABLE jobs ADD COLUMN environment TEXT;
                     """)
         }
+        migrator.registerMigration("v6: join tokens bound to a host") { db in
+            // `host`: the one agent name the token may enroll (NULL: any name that is
+            // neither enrolled nor forgotten). Only a bound token can enroll a name that
+            // has a live certificate or was forgotten, so a token for one host cannot be
+            // used to take over another's name.
+            try db.execute(sql: "ALTER TABLE join_tokens ADD COLUMN host TEXT")
+        }
         return migrator
     }
 
