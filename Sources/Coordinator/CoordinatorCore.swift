@@ -135,7 +135,7 @@ public actor CoordinatorCore {
             switch action {
             case .send(let envelope, let agentID):
                 guard let session = sessions[agentID] else { continue }
-                session.send(withSecrets(envelope))
+                session.send(withSecrets(envelope, for: session))
             case .closeConnection(let agentID):
                 sessions.removeValue(forKey: agentID)?.close()
             case .notify(let jobID):
@@ -299,6 +299,7 @@ public actor CoordinatorCore {
             return .failure(.refused(refusal.code, refusal.message))
         case .success(let connection):
             if connection.replacesLiveConnection { sessions[hello.agentID]?.close() }
+            session.protocolVersion = version
             sessions[hello.agentID] = session
             run(connection.output)
             flush()

@@ -212,15 +212,19 @@ final class SecretVaultTests {
                         secrets: [SHARED_TOKEN, PROD_TOKEN]
                       - key: plain
                         command: echo
+                      - key: again
+                        command: make test
+                        secrets: [SHARED_TOKEN]
                     """))
         var leases: [String: Gantry_V1_Lease] = [:]
-        for slot in 1...3 {
+        for slot in 1...4 {
             let session = AgentSession(agentID: "h/\(slot)")
             var frames = session.outbound.makeAsyncIterator()
             _ = try await core.hello(
                 .with {
                     $0.minVersion = 1
-                    $0.maxVersion = 3
+                    // The fourth agent speaks version 2: it would not mask secrets.
+                    $0.maxVersion = slot == 4 ? 2 : 3
                     $0.agentID = "h/\(slot)"
                     $0.capacity = 1
                 }, certificateName: "h", session: session
@@ -234,14 +238,18 @@ final class SecretVaultTests {
                     break
                 }
             }
-            let received = try #require(lease)
-            leases[received.stepKey] = received
+            guard let received = lease else { continue }
+            leases[slot == 4 ? "v2" : received.stepKey] = received
         }
         #expect(leases["test"]?.secrets == ["SHARED_TOKEN": "pipeline-value"])
         #expect(leases["test"]?.environment == "")
         #expect(leases["deploy"]?.secrets == ["SHARED_TOKEN": "pipeline-value", "PROD_TOKEN": "production-value"])
         #expect(leases["deploy"]?.environment == "production")
         #expect(leases["plain"]?.secrets.isEmpty == true)
+        // An agent of protocol version 2 ignores Lease.secrets and would not mask them:
+        // its lease carries none.
+        #expect(leases["v2"]?.stepKey == "again")
+        #expect(leases["v2"]?.secrets.isEmpty == true)
         await core.flush()
         let bytes = try databaseBytes()
         #expect(bytes.range(of: Data("production-value".utf8)) == nil)

@@ -10,8 +10,17 @@ extension CoordinatorCore {
     /// A name no applicable scope holds any more (deleted since submission, which checked
     /// it) is left out: the step runs without the variable, and the coordinator logs which
     /// name was missing (the name only).
-    func withSecrets(_ envelope: Gantry_V1_Envelope) -> Gantry_V1_Envelope {
+    ///
+    /// An agent older than protocol version 3 gets none: it would ignore `Lease.secrets`
+    /// and, worse, not mask them; its step runs without them and the coordinator says why.
+    func withSecrets(_ envelope: Gantry_V1_Envelope, for session: AgentSession) -> Gantry_V1_Envelope {
         guard case .lease(let lease) = envelope.body, let names = jobs[lease.jobID]?.secrets, !names.isEmpty else {
+            return envelope
+        }
+        guard session.protocolVersion >= 3 else {
+            logger.warning(
+                "not sending secrets to an agent older than protocol version 3 (it cannot mask them): upgrade it",
+                metadata: ["agent": "\(session.agentID.logSafe())", "job": "\(lease.jobID)"])
             return envelope
         }
         let environment = lease.environment.isEmpty ? nil : lease.environment

@@ -27,6 +27,14 @@ public final class AgentSession: Sendable {
     /// finished: the listener inflates only chunks for these, so a hostile agent cannot
     /// make the coordinator inflate chunks for jobs it does not hold.
     private let attempts = Mutex<Set<Attempt>>([])
+    private let negotiated = Atomic<UInt32>(0)
+
+    /// The protocol version the handshake agreed on (0 until then). Secrets go only to
+    /// agents of version 3 or later: older agents ignore `Lease.secrets` and do not mask.
+    public var protocolVersion: UInt32 {
+        get { negotiated.load(ordering: .relaxed) }
+        set { negotiated.store(newValue, ordering: .relaxed) }
+    }
 
     struct Attempt: Hashable, Sendable {
         var jobID: String
