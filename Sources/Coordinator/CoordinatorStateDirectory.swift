@@ -87,7 +87,7 @@ public struct CoordinatorStateDirectory: Sendable {
 
     /// 32 random bytes, hex: long enough that guessing is not an attack.
     static func randomToken() -> String {
-        SymmetricKey(size: .bits256).withUnsafeBytes { $0.map { String(format: "%02x", $0) }.joined() }
+        SecretDigest.random256Hex()
     }
 
     public enum StateError: Error, CustomStringConvertible {

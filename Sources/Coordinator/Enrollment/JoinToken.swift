@@ -1,4 +1,3 @@
-import Crypto
 import Foundation
 import GantryProtocol
 
@@ -54,8 +53,8 @@ public struct JoinToken: Sendable, Equatable {
         labels: [LabelPattern], description: String, expiresAt: Date?, uses: Int?, now: Date, host: String? = nil
     ) -> (token: JoinToken, secret: String) {
         var generator = SystemRandomNumberGenerator()
-        let id = idPrefix + hex((0..<4).map { _ in UInt8.random(in: 0...255, using: &generator) })
-        let secret = id + "." + hex((0..<32).map { _ in UInt8.random(in: 0...255, using: &generator) })
+        let id = idPrefix + CertificateEncoding.hex((0..<4).map { _ in UInt8.random(in: 0...255, using: &generator) })
+        let secret = id + "." + CertificateEncoding.hex((0..<32).map { _ in UInt8.random(in: 0...255, using: &generator) })
         let token = JoinToken(
             id: id, secretHash: hash(secret), labels: labels, description: description, createdAt: now, expiresAt: expiresAt,
             usesLeft: uses, revokedAt: nil, host: host)
@@ -79,7 +78,7 @@ public struct JoinToken: Sendable, Equatable {
 
     /// Whether `secret` is this token's, in time independent of where they differ.
     public func matches(secret: String) -> Bool {
-        Self.constantTimeEquals(Self.hash(secret), secretHash)
+        SecretDigest.equal(Self.hash(secret), secretHash)
     }
 
     /// Why the token cannot enroll anyone at `now`, or nil if it can.
@@ -91,15 +90,6 @@ public struct JoinToken: Sendable, Equatable {
     }
 
     static func hash(_ secret: String) -> Data {
-        Data(SHA256.hash(data: Data(secret.utf8)))
-    }
-
-    static func constantTimeEquals(_ a: Data, _ b: Data) -> Bool {
-        guard a.count == b.count else { return false }
-        return zip(a, b).reduce(UInt8(0)) { $0 | ($1.0 ^ $1.1) } == 0
-    }
-
-    static func hex(_ bytes: [UInt8]) -> String {
-        bytes.map { String(format: "%02x", $0) }.joined()
+        SecretDigest.sha256(secret)
     }
 }

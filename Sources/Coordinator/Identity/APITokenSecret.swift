@@ -1,5 +1,5 @@
-import Crypto
 import Foundation
+import GantryProtocol
 
 /// Making and recognising API token secrets.
 ///
@@ -10,25 +10,16 @@ public enum APITokenSecret {
     public static let prefix = "gty_"
 
     public static func generate() -> (token: String, digest: Data) {
-        let token = prefix + hex(SymmetricKey(size: .bits256))
+        let token = prefix + SecretDigest.random256Hex()
         return (token, digest(token))
     }
 
     /// An id safe to show and log: `tok_` and 12 hex digits.
     public static func newID() -> String {
-        "tok_" + String(hex(SymmetricKey(size: .bits128)).prefix(12))
+        "tok_" + String(SecretDigest.random256Hex().prefix(12))
     }
 
     public static func digest(_ token: String) -> Data {
-        Data(SHA256.hash(data: Data(token.utf8)))
-    }
-
-    public static func constantTimeEquals(_ a: Data, _ b: Data) -> Bool {
-        guard a.count == b.count else { return false }
-        return zip(a, b).reduce(UInt8(0)) { $0 | ($1.0 ^ $1.1) } == 0
-    }
-
-    static func hex(_ key: SymmetricKey) -> String {
-        key.withUnsafeBytes { $0.map { String(format: "%02x", $0) }.joined() }
+        SecretDigest.sha256(token)
     }
 }

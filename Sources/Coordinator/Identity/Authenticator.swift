@@ -54,11 +54,11 @@ public final class Authenticator: Sendable {
         guard !token.isEmpty, token.utf8.count <= 512 else { return .failure(.unknown) }
         let digest = APITokenSecret.digest(token)
         do {
-            if let bootstrapDigest, APITokenSecret.constantTimeEquals(digest, bootstrapDigest) {
+            if let bootstrapDigest, SecretDigest.equal(digest, bootstrapDigest) {
                 return try principal(identity: Self.bootstrapIdentity, tokenID: Self.bootstrapTokenID)
             }
             guard let stored = try store.token(digest: digest),
-                APITokenSecret.constantTimeEquals(stored.hash, digest)
+                SecretDigest.equal(stored.hash, digest)
             else { return .failure(.unknown) }
             if stored.revokedAt != nil { return .failure(.revoked(stored.id)) }
             if let expiry = stored.expiresAt, expiry <= now { return .failure(.expired(stored.id)) }

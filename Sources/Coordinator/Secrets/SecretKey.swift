@@ -22,7 +22,7 @@ public struct SecretKey: Sendable {
     public init(_ key: SymmetricKey) {
         self.key = key
         self.id = key.withUnsafeBytes { bytes in
-            SHA256.hash(data: Data(bytes)).prefix(4).map { String(format: "%02x", $0) }.joined()
+            CertificateEncoding.hex(SHA256.hash(data: Data(bytes)).prefix(4))
         }
     }
 
@@ -31,7 +31,7 @@ public struct SecretKey: Sendable {
     /// Writes the key as hex, 0600, through a temporary file and a rename, so a crash
     /// never leaves a truncated key behind.
     public func write(to path: String) throws {
-        let hex = key.withUnsafeBytes { $0.map { String(format: "%02x", $0) }.joined() }
+        let hex = key.withUnsafeBytes { CertificateEncoding.hex($0) }
         try SecureFile.write(hex + "\n", to: path, mode: 0o600)
     }
 

@@ -65,7 +65,7 @@ public struct Enrollment: Sendable {
                 return .failure(.storeFailed("\(error)"))
             }
         } else {
-            guard let legacyJoinToken, Self.constantTimeEquals(request.token, legacyJoinToken) else {
+            guard let legacyJoinToken, SecretDigest.equal(secret: request.token, legacyJoinToken) else {
                 return .failure(.badToken)
             }
             token = nil
@@ -117,10 +117,4 @@ public struct Enrollment: Sendable {
         return .success(response)
     }
 
-    /// Compares secrets without leaking their common prefix through timing.
-    static func constantTimeEquals(_ a: String, _ b: String) -> Bool {
-        let x = SHA256.hash(data: Data(a.utf8))
-        let y = SHA256.hash(data: Data(b.utf8))
-        return zip(x, y).reduce(UInt8(0)) { $0 | ($1.0 ^ $1.1) } == 0
-    }
 }

@@ -33,8 +33,9 @@ public enum CertificateEncoding {
         "sha256:" + hex(SHA256.hash(data: der))
     }
 
-    /// Lowercase hex, two digits per byte.
-    static func hex<Bytes: Sequence<UInt8>>(_ bytes: Bytes) -> String {
+    /// Lowercase hex, two digits per byte: the one hex encoder (fingerprints, serials,
+    /// tokens, key ids).
+    public static func hex<Bytes: Sequence<UInt8>>(_ bytes: Bytes) -> String {
         let digits = Array("0123456789abcdef".utf8)
         var text: [UInt8] = []
         for byte in bytes {
