@@ -37,7 +37,11 @@ extension Router where Context == GantryRequestContext {
             do {
                 response = try await handler(request, context)
             } catch {
-                Self.record(audit, action, route, principal, context, outcome: "failed", status: nil)
+                // A thrown HTTPError below 500 is the caller's mistake (a path parameter
+                // that does not decode), not the coordinator's failure.
+                let status = (error as? HTTPError).map { Int($0.status.code) }
+                let outcome = status.map { $0 < 500 ? "refused" : "failed" } ?? "failed"
+                Self.record(audit, action, route, principal, context, outcome: outcome, status: status)
                 throw error
             }
             let code = Int(response.status.code)
