@@ -1,5 +1,6 @@
 /// A parsed, validated pipeline file: what `PipelineParser` produces and the store expands
-/// into jobs. Only the first subset of the format (docs/pipeline.md) exists so far.
+/// into jobs (docs/pipeline.md). Implicit dependencies (`wait`, `stage:`) are already folded
+/// into `dependsOn`; `matrix:` and `parallelism:` are expanded into each step's `jobs`.
 public struct PipelineDefinition: Sendable, Equatable {
     public var env: [String: String]
     public var steps: [Step]
@@ -32,6 +33,27 @@ public struct PipelineDefinition: Sendable, Equatable {
         /// selects `environment:NAME` secrets, and who may submit it is checked per
         /// environment.
         public var environment: String?
+
+        // MARK: The pipeline language (docs/pipeline.md)
+
+        /// `if:`: evaluated at submission; false makes every job of the step `skipped`.
+        public var condition: StepCondition? = nil
+        /// `when:`: whether the step runs after its dependencies succeeded, failed, or either.
+        public var when: RunWhen = .onSuccess
+        /// `soft_fail:`: failures that do not fail the pipeline.
+        public var softFail: SoftFail = .never
+        /// `priority:`: higher is leased first; ties go to the job queued first.
+        public var priority: Int = 0
+        /// `concurrency:` as written (the group before interpolation); each job carries
+        /// its own resolved copy.
+        public var concurrency: ConcurrencyRule? = nil
+        /// `matrix:` dimensions in file order, after `exclude`/`include`; nil without one.
+        public var matrix: [[String: String]]? = nil
+        /// `parallelism:`; nil without one.
+        public var parallelism: Int? = nil
+        /// The jobs the step expands into (at least one), in a stable order: matrix
+        /// combinations in file order, each with its parallel copies.
+        public var jobs: [Job] = []
     }
 
     /// A 1-based place in the file.

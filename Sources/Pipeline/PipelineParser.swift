@@ -191,10 +191,12 @@ public struct PipelineParser: Sendable {
                     + "remove it from `env`")
         }
         let resolvedKey = key ?? "step-\(index + 1)"
-        return PipelineDefinition.Step(
+        var step = PipelineDefinition.Step(
             key: resolvedKey, name: name ?? resolvedKey, commands: commands, env: env, agents: agents,
             timeoutSeconds: timeout, cancelGraceSeconds: cancelGrace, dependsOn: dependsOn, retry: retry,
             secrets: secrets, secretsLocation: secretsLocation, environment: environmentName)
+        step.jobs = [.init(name: step.name, commands: commands, env: env, agents: agents)]
+        return step
     }
 
     /// `secrets: [NAME, ...]`: distinct valid secret names (`SecretName`), at most
