@@ -151,7 +151,7 @@ public actor CoordinatorCore {
     }
 
     /// Runs an API event's output and commits it (with anything pending) before answering.
-    private func runNow(_ output: LifecycleOutput) throws {
+    func runNow(_ output: LifecycleOutput) throws {
         run(output)
         flush()
         if stopped { throw CoordinatorStopped() }
@@ -161,18 +161,22 @@ public actor CoordinatorCore {
 
     /// Parses, stores and enqueues a pipeline. Nothing is stored if the file is invalid.
     ///
-    /// Parsing and building the rows run on the caller's task, outside the actor: YAML is
-    /// the most expensive input the coordinator takes, and the single writer must not wait.
-    /// Parses and checks `request` on the caller's task, lets `permit` refuse it by what
-    /// it contains (the API checks who may deploy to its environments), then stores it.
+    /// Parsing, evaluating `if:` conditions and building the rows run on the caller's
+    /// task, outside the actor: YAML is the most expensive input the coordinator takes,
+    /// and the single writer must not wait. `permit` may refuse the pipeline by what it
+    /// contains (the API checks who may deploy to its environments) before anything is
+    /// stored. `source` and `rebuildOf` are set by the coordinator, never by the caller's
+    /// body.
     public nonisolated func submit(
-        _ request: API.SubmitPipeline, permit: (PipelineDefinition) throws -> Void = { _ in }
+        _ request: API.SubmitPipeline, source: String = "api", rebuildOf: String? = nil,
+        permit: (PipelineDefinition) throws -> Void = { _ in }
     ) async throws -> API.Pipeline {
         try SubmissionCheck.check(request)
         let definition = try PipelineParser(file: request.file ?? "pipeline.yml").parse(request.yaml)
         try permit(definition)
         try SecretRequirements.check(definition, request: request, vault: secrets)
-        let (pipeline, created) = Self.rows(for: request, definition: definition, now: Date())
+        let (pipeline, created) = try Self.rows(
+            for: request, definition: definition, source: source, rebuildOf: rebuildOf, now: Date())
         return try await submit(pipeline, jobs: created)
     }
 
@@ -182,21 +186,44 @@ public actor CoordinatorCore {
         return Self.view(pipeline, jobs: created.map { lifecycle.jobs[$0.id] ?? $0 })
     }
 
-    /// The rows of a new pipeline: every step a job, `waiting` if it has dependencies.
-    static func rows(for request: API.SubmitPipeline, definition: PipelineDefinition, now: Date) -> (StoredPipeline, [StoredJob]) {
-        let pipeline = StoredPipeline(
+    /// The rows of a new pipeline: one job per expanded job of each step (matrix,
+    /// parallelism), `skipped` if its step's `if:` is false, `queued` without
+    /// dependencies, else `waiting`. Throws a `PipelineError` at the condition's place if
+    /// a condition does not evaluate.
+    static func rows(
+        for request: API.SubmitPipeline, definition: PipelineDefinition, source: String = "api", rebuildOf: String? = nil,
+        now: Date
+    ) throws -> (StoredPipeline, [StoredJob]) {
+        var pipeline = StoredPipeline(
             id: newID(), file: request.file ?? "pipeline.yml", yaml: request.yaml, repository: request.repository ?? "",
             commit: request.commit ?? "", branch: request.branch ?? "", env: request.env ?? [:], createdAt: now)
-        let jobs = definition.steps.enumerated().map { position, step in
-            StoredJob(
-                id: newID(), pipelineId: pipeline.id, position: position, key: step.key, name: step.name,
-                state: step.dependsOn.isEmpty ? .queued : .waiting, commands: step.commands,
-                env: definition.env.merging(pipeline.env) { $1 }.merging(step.env) { $1 },
-                agents: step.agents, dependsOn: step.dependsOn, timeoutSeconds: step.timeoutSeconds,
-                cancelGraceSeconds: step.cancelGraceSeconds, retry: step.retry, retryCounts: [:], cancelReason: nil,
-                attempt: 0, agentId: nil, exitStatus: nil, reason: nil, createdAt: now,
-                queuedAt: step.dependsOn.isEmpty ? now : nil, startedAt: nil, finishedAt: nil, logLength: 0,
-                secrets: step.secrets, environment: step.environment)
+        pipeline.tag = request.tag ?? ""
+        pipeline.message = request.message ?? ""
+        pipeline.source = source
+        pipeline.rebuildOf = rebuildOf
+        let pipelineEnv = definition.env.merging(pipeline.env) { $1 }
+        let context = StepConditions.context(for: pipeline, env: pipelineEnv)
+        var jobs: [StoredJob] = []
+        for step in definition.steps {
+            let runs = try StepConditions.holds(step.condition, in: context, file: pipeline.file)
+            for expanded in step.jobs {
+                let state: JobState = !runs ? .skipped : step.dependsOn.isEmpty ? .queued : .waiting
+                var job = StoredJob(
+                    id: newID(), pipelineId: pipeline.id, position: jobs.count, key: step.key, name: expanded.name,
+                    state: state, commands: expanded.commands, env: pipelineEnv.merging(expanded.env) { $1 },
+                    agents: expanded.agents, dependsOn: step.dependsOn, timeoutSeconds: step.timeoutSeconds,
+                    cancelGraceSeconds: step.cancelGraceSeconds, retry: step.retry, retryCounts: [:], cancelReason: nil,
+                    attempt: 0, agentId: nil, exitStatus: nil, reason: runs ? nil : "condition is false: \(step.condition?.text ?? "")",
+                    createdAt: now, queuedAt: state == .queued ? now : nil, startedAt: nil,
+                    finishedAt: runs ? nil : now, logLength: 0, secrets: step.secrets, environment: step.environment)
+                job.when = step.when
+                job.softFail = step.softFail
+                job.priority = step.priority
+                job.concurrency = expanded.concurrency
+                job.matrix = expanded.matrix
+                job.outcome = runs ? nil : .passed
+                jobs.append(job)
+            }
         }
         return (pipeline, jobs)
     }
@@ -426,25 +453,37 @@ public actor CoordinatorCore {
     }
 
     static func view(_ job: StoredJob) -> API.Job {
-        API.Job(
+        var view = API.Job(
             id: job.id, pipelineId: job.pipelineId, key: job.key, name: job.name, state: job.state.rawValue,
             attempt: job.attempt, agentId: job.agentId, exitStatus: job.exitStatus, reason: job.reason,
             dependsOn: job.dependsOn, createdAt: job.createdAt, startedAt: job.startedAt,
             finishedAt: job.finishedAt, logBytes: job.logLength)
+        view.outcome = job.isTerminal ? (job.outcome ?? JobOutcome(state: job.state)).rawValue : nil
+        view.softFailed = job.softFailed ? true : nil
+        view.priority = job.priority == 0 ? nil : job.priority
+        view.concurrencyGroup = job.concurrency?.group
+        view.matrix = job.matrix.isEmpty ? nil : job.matrix
+        return view
     }
 
+    /// A pipeline is `running` while any job is unfinished; then `failed` if any job's
+    /// outcome is failed, `cancelled` if any was cancelled, else `succeeded` (soft
+    /// failures and skipped steps included).
     static func view(_ pipeline: StoredPipeline, jobs: [StoredJob]) -> API.Pipeline {
         let state: String
-        if jobs.allSatisfy({ $0.state == .succeeded }) {
-            state = "succeeded"
-        } else if jobs.allSatisfy(\.isTerminal) {
-            state = "failed"
-        } else {
+        if !jobs.allSatisfy(\.isTerminal) {
             state = "running"
+        } else {
+            switch jobs.reduce(JobOutcome.passed, { $0.combined(with: $1.outcome ?? JobOutcome(state: $1.state)) }) {
+            case .passed: state = "succeeded"
+            case .failed: state = "failed"
+            case .cancelled: state = "cancelled"
+            }
         }
         return API.Pipeline(
             id: pipeline.id, state: state, createdAt: pipeline.createdAt, repository: pipeline.repository,
-            commit: pipeline.commit, branch: pipeline.branch, jobs: jobs.map(view))
+            commit: pipeline.commit, branch: pipeline.branch, jobs: jobs.map(view), tag: pipeline.tag.isEmpty ? nil : pipeline.tag,
+            message: pipeline.message.isEmpty ? nil : pipeline.message, source: pipeline.source, rebuildOf: pipeline.rebuildOf)
     }
 }
 

@@ -14,20 +14,22 @@ struct GantryCommand: AsyncParsableCommand {
         abstract: "Submit pipelines to a Gantry coordinator and follow their jobs.",
         subcommands: [
             RunPipeline.self, Jobs.self, Logs.self, Agents.self, Cancel.self, WhoAmI.self, TokenCommand.self, IdentityCommand.self,
-            Audit.self, Login.self, SecretCommand.self,
+            Audit.self, Login.self, SecretCommand.self, Retry.self, Rebuild.self,
         ])
 }
 
 struct RunPipeline: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "run",
-        abstract: "Submit a pipeline, stream every step's log, exit 0 only if every step succeeded.")
+        abstract: "Submit a pipeline, stream every job's log, exit 0 only if the pipeline succeeded.")
 
     @Argument(help: "Pipeline YAML file.") var file: String
     @OptionGroup var connection: Connection
     @Option(help: "Repository, exposed to steps as GANTRY_REPOSITORY.") var repository: String?
     @Option(help: "Commit, exposed as GANTRY_COMMIT.") var commit: String?
     @Option(help: "Branch, exposed as GANTRY_BRANCH.") var branch: String?
+    @Option(help: "Tag being built, for `if:` conditions (`tag =~ /^v/`).") var tag: String?
+    @Option(help: "Commit message, for `if:` conditions (`message =~ /skip deploy/`).") var message: String?
     @Option(name: .customLong("env"), help: "Extra environment for every step, K=V (repeatable).") var env: [String] = []
 
     func run() async throws {
@@ -43,17 +45,29 @@ struct RunPipeline: AsyncParsableCommand {
         let client = try connection.client()
         defer { client.shutdown() }
         let submission = API.SubmitPipeline(
-            yaml: yaml, file: file, repository: repository, commit: commit, branch: branch, env: variables)
+            yaml: yaml, file: file, repository: repository, commit: commit, branch: branch, env: variables, tag: tag,
+            message: message)
         let pipeline: API.Pipeline = try await client.send("POST", "/v1/pipelines", body: submission)
         if !connection.json {
-            FileHandle.standardError.write(Data("gantry: pipeline \(pipeline.id) submitted with \(pipeline.jobs.count) step(s)\n".utf8))
+            FileHandle.standardError.write(Data("gantry: pipeline \(pipeline.id) submitted with \(pipeline.jobs.count) job(s)\n".utf8))
         }
-        let width = pipeline.jobs.map(\.key.count).max() ?? 0
+        try await PipelineFollower(client: client, json: connection.json).follow(pipeline)
+    }
+}
+
+/// Streams every job's log of a pipeline, prefixed by the job's name, then prints how
+/// each ended and exits non-zero unless the pipeline succeeded.
+struct PipelineFollower {
+    let client: APIClient
+    let json: Bool
+
+    func follow(_ pipeline: API.Pipeline) async throws {
+        let width = min(pipeline.jobs.map(\.name.count).max() ?? 0, 40)
         let printer = LinePrinter()
         try await withThrowingTaskGroup(of: Void.self) { group in
             for job in pipeline.jobs {
                 group.addTask {
-                    let prefix = connection.json ? nil : "[\(job.key.padding(toLength: width, withPad: " ", startingAt: 0))] "
+                    let prefix = json ? nil : "[\(job.name.padding(toLength: width, withPad: " ", startingAt: 0))] "
                     try await client.stream("/v1/jobs/\(job.id)/log?follow=1") { bytes in
                         if let prefix { await printer.write(bytes, prefix: prefix, stream: job.id) }
                     }
@@ -63,21 +77,23 @@ struct RunPipeline: AsyncParsableCommand {
             try await group.waitForAll()
         }
         let final: API.Pipeline = try await client.send("GET", "/v1/pipelines/\(pipeline.id)")
-        if connection.json {
+        if json {
             print(String(decoding: try API.encoder.encode(final), as: UTF8.self))
         } else {
             print("")
             for job in final.jobs {
                 let status = job.exitStatus.map { " (exit status \($0))" } ?? ""
                 let reason = job.reason.map { ": \($0)" } ?? ""
-                print("\(job.state == "succeeded" ? "✓" : "✗") \(job.key) \(job.state)\(status)\(job.state == "succeeded" ? "" : reason)")
+                let mark = job.state == "succeeded" ? "✓" : job.softFailed == true ? "!" : job.state == "skipped" ? "-" : "✗"
+                let soft = job.softFailed == true ? " (soft fail)" : ""
+                print("\(mark) \(job.name) \(job.state)\(soft)\(status)\(job.state == "succeeded" ? "" : reason)")
             }
         }
-        let failed = final.jobs.filter { $0.state != "succeeded" }
-        if !failed.isEmpty {
-            if !connection.json {
+        guard final.state == "succeeded" else {
+            if !json {
+                let failed = final.jobs.filter { $0.outcome == "failed" || $0.outcome == "cancelled" }
                 FileHandle.standardError.write(
-                    Data("gantry: pipeline failed: \(failed.map { "\($0.key) \($0.state)\($0.exitStatus.map { " with exit status \($0)" } ?? "")" }.joined(separator: ", "))\n".utf8))
+                    Data("gantry: pipeline \(final.state): \(failed.map { "\($0.name) \($0.state)\($0.exitStatus.map { " with exit status \($0)" } ?? "")" }.joined(separator: ", "))\n".utf8))
             }
             throw ExitCode(1)
         }

@@ -149,6 +149,8 @@ public enum APIRouter {
             return APIResponses.json(pipeline, status: .accepted)
         }
 
+        addRerunRoutes(to: router, dependencies)
+
         router.on(.listAgents, audit: audit) { _, _ -> Response in
             APIResponses.json(await core.listAgents())
         }

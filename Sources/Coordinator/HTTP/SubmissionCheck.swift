@@ -13,6 +13,10 @@ enum SubmissionCheck {
     static let maximumCommitBytes = 256
     static let maximumBranchBytes = 1024
     static let maximumFileNameBytes = 256
+    static let maximumTagBytes = 1024
+    /// Commit messages are free text conditions match on (`message =~ /skip deploy/`);
+    /// 64 KiB holds any real one and bounds what each condition scans.
+    static let maximumMessageBytes = 64 * 1024
 
     static func check(_ request: API.SubmitPipeline) throws(PipelineError) {
         let file = request.file ?? "pipeline.yml"
@@ -26,11 +30,16 @@ enum SubmissionCheck {
         }
         for (field, value, limit) in [
             ("repository", request.repository, maximumRepositoryBytes), ("commit", request.commit, maximumCommitBytes),
-            ("branch", request.branch, maximumBranchBytes),
+            ("branch", request.branch, maximumBranchBytes), ("tag", request.tag, maximumTagBytes),
         ] {
             guard let value else { continue }
             guard value.utf8.count <= limit, !value.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F })
             else { throw fail("`\(field)` must be at most \(limit) bytes without control characters") }
+        }
+        if let message = request.message {
+            guard message.utf8.count <= maximumMessageBytes, !message.utf8.contains(0) else {
+                throw fail("`message` must be at most \(maximumMessageBytes / 1024) KiB without NUL characters")
+            }
         }
         let env = request.env ?? [:]
         guard env.count <= PipelineLimits.maximumEnvironmentEntries else {

@@ -69,3 +69,23 @@ extension Principal {
         }
     }
 }
+
+extension Principal {
+    /// `gantry retry JOB` runs that job's code again with its secrets: the same rules as
+    /// submitting it. A job deploying to an environment needs deploy for it; one on a
+    /// trusted label needs deploy.
+    public func checkMayRetry(_ job: StoredJob, policy: DeployPolicy = DeployPolicy()) throws(DeployRefusal) {
+        if let environment = job.environment, !mayDeploy(to: environment) {
+            throw DeployRefusal(
+                kind: .forbidden,
+                description: "\(identity) (\(rolesDescription)) may not retry job `\(job.key)`: it deploys to \(environment), "
+                    + "which needs the deploy permission for it (role deployer naming it, or admin)")
+        }
+        if !allows(.deploy), let key = job.agents.keys.sorted().first(where: policy.trust.trustedKeys.contains) {
+            throw DeployRefusal(
+                kind: .forbidden,
+                description: "\(identity) (\(rolesDescription)) may not retry job `\(job.key)`: it runs on agents with "
+                    + "\(key)=\(job.agents[key] ?? ""), a trusted label, which needs the deploy permission")
+        }
+    }
+}

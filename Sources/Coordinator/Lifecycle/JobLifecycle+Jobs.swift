@@ -5,14 +5,25 @@ import Logging
 extension JobLifecycle {
     // MARK: - From the API
 
-    /// A pipeline was accepted: its rows are inserted and its runnable jobs leased or queued.
+    /// A pipeline was accepted: its rows are inserted and its runnable jobs leased or
+    /// queued. `created` comes from `CoordinatorCore.rows`: jobs whose `if:` was false are
+    /// already `skipped`, jobs without dependencies `queued`, the others `waiting`; a
+    /// waiting job whose dependencies were all skipped is decided in this same turn.
     public mutating func submit(_ pipeline: StoredPipeline, jobs created: [StoredJob], now: Date) -> LifecycleOutput {
         var turn = LifecycleOutput()
-        turn.write(.insertPipeline(pipeline, jobs: created))
-        pipelines[pipeline.id] = PipelineProgress(pipeline: pipeline, jobs: created)
-        for job in created { jobs[job.id] = job }
-        turn.log(.info, "pipeline submitted", ["pipeline": "\(pipeline.id)", "jobs": "\(created.count)"])
-        for job in created where job.state == .queued { enqueue(job, now: now, into: &turn) }
+        var rows = created
+        for index in rows.indices where rows[index].state == .queued {
+            rows[index].sequence = nextSequence
+            nextSequence += 1
+        }
+        turn.write(.insertPipeline(pipeline, jobs: rows))
+        pipelines[pipeline.id] = PipelineProgress(pipeline: pipeline, jobs: rows)
+        if pipelines[pipeline.id]?.unfinished == 0 { pipelines[pipeline.id] = nil }
+        for job in rows where !job.isTerminal { jobs[job.id] = job }
+        turn.log(.info, "pipeline submitted", ["pipeline": "\(pipeline.id)", "jobs": "\(rows.count)"])
+        for job in rows where job.state == .queued { admit(job, now: now, into: &turn) }
+        let ended = Set(rows.filter(\.isTerminal).map(\.key))
+        decideDependents(of: ended.sorted(), pipeline: pipeline.id, now: now, into: &turn)
         turn.actions.append(.demandChanged)
         return turn
     }
@@ -21,34 +32,45 @@ extension JobLifecycle {
     /// held one is cancelled on its agent (TERM, grace, KILL) and ends `cancelled`, log tail
     /// included, when the agent reports. Returns nil if the job is not unfinished here.
     public mutating func cancel(job jobID: String, reason: String, now: Date) -> (job: StoredJob, output: LifecycleOutput)? {
-        guard var job = jobs[jobID] else { return nil }
         var turn = LifecycleOutput()
+        guard let job = cancel(jobID, reason: reason, now: now, into: &turn) else { return nil }
+        return (job, turn)
+    }
+
+    /// `cancel(job:)` inside a turn; also what `cancel_in_progress` does to older jobs of
+    /// a group. Returns the job as it now stands (terminal unless an agent holds it).
+    @discardableResult
+    mutating func cancel(_ jobID: String, reason: String, now: Date, into turn: inout LifecycleOutput) -> StoredJob? {
+        guard var job = jobs[jobID] else { return nil }
         if job.state.isHeld {
-            guard job.cancelReason == nil else { return (job, turn) }
+            guard job.cancelReason == nil else { return job }
             job.cancelReason = reason
             jobs[jobID] = job
             turn.write(.updateJob(job))
             if let holder = scheduler.holder(of: jobID) { turn.send(Self.cancelFrame(job, reason: reason), to: holder) }
             turn.log(.info, "cancelling job on its agent", ["job": "\(jobID)", "agent": "\(job.agentId?.logSafe() ?? "?")"])
             turn.notify(jobID)
-            return (job, turn)
+            return job
         }
         _ = scheduler.dequeue(job: jobID)
         finish(job, agent: nil, state: .cancelled, reason: reason, now: now, into: &turn)
         job.state = .cancelled
         job.reason = reason
         job.finishedAt = now
-        return (job, turn)
+        job.outcome = .cancelled
+        return job
     }
 
     /// Cancels every unfinished job of a pipeline in one turn: jobs no agent holds end
-    /// `cancelled` at once (none can unblock another, since all of them end), held ones are
-    /// cancelled on their agents. One pass over the pipeline's jobs and one transaction,
-    /// however many steps it has.
+    /// `cancelled` at once (none can unblock another, since all of them end; `when:
+    /// always` steps included), held ones are cancelled on their agents. One pass over the
+    /// pipeline's jobs and one transaction, however many steps it has. Slots its jobs held
+    /// in concurrency groups go to the next jobs of other pipelines.
     public mutating func cancel(pipeline pipelineID: String, reason: String, now: Date) -> LifecycleOutput {
         var turn = LifecycleOutput()
         guard let progress = pipelines[pipelineID] else { return turn }
         var dequeued: Set<String> = []
+        var admitted: [String] = []
         var ended = 0
         var signalled = 0
         for id in progress.jobIDs {
@@ -65,16 +87,76 @@ extension JobLifecycle {
                 job.state = .cancelled
                 job.reason = reason
                 job.finishedAt = now
+                job.outcome = .cancelled
                 turn.write(.updateJob(job))
                 retire(job)
+                admitted += groups.leave(id)
                 ended += 1
             }
             turn.notify(id)
         }
         scheduler.dequeue(jobs: dequeued)
+        startAdmitted(admitted.filter { jobs[$0] != nil }, now: now, into: &turn)
         turn.actions.append(.demandChanged)
         turn.log(.info, "cancelled pipeline", ["pipeline": "\(pipelineID)", "jobs": "\(ended + signalled)", "on_agents": "\(signalled)"])
         return turn
+    }
+
+    /// `gantry retry JOB`: runs a finished job again as a new attempt of the same job.
+    /// Jobs after it that ended without running because of how it ended
+    /// (`isDecidedByDependencies`) wait again and are decided when it ends, so a build
+    /// whose failed step passes on retry carries on. `pipelineJobs` are every job of the
+    /// pipeline as stored (the caller committed everything pending before reading them);
+    /// the pipeline's progress is rebuilt from them. Returns nil, with nothing changed, if
+    /// the job cannot be retried (`RetryRefusal`).
+    public mutating func retry(
+        job jobID: String, pipeline: StoredPipeline, pipelineJobs: [StoredJob], reason: String, now: Date
+    ) -> Result<(StoredJob, LifecycleOutput), RetryRefusal> {
+        guard let stored = pipelineJobs.first(where: { $0.id == jobID }) else { return .failure(.unknownJob) }
+        guard jobs[jobID] == nil, stored.isTerminal else { return .failure(.notFinished(stored.state)) }
+        guard stored.state != .skipped || Self.isDecidedByDependencies(stored) else { return .failure(.skippedByCondition) }
+        var turn = LifecycleOutput()
+        var rows = pipelineJobs.map { jobs[$0.id] ?? $0 }
+        // Steps downstream of the retried one, transitively, by key.
+        var downstream: Set<String> = [stored.key]
+        var changed = true
+        while changed {
+            changed = false
+            for row in rows where !downstream.contains(row.key) && row.dependsOn.contains(where: downstream.contains) {
+                downstream.insert(row.key)
+                changed = true
+            }
+        }
+        var retried = stored
+        for index in rows.indices {
+            if rows[index].id == jobID {
+                rows[index].state = .queued
+                rows[index].exitStatus = nil
+                rows[index].reason = reason
+                rows[index].outcome = nil
+                rows[index].cancelReason = nil
+                rows[index].finishedAt = nil
+                retried = rows[index]
+            } else if rows[index].key != stored.key, downstream.contains(rows[index].key),
+                Self.isDecidedByDependencies(rows[index])
+            {
+                rows[index].state = .waiting
+                rows[index].reason = nil
+                rows[index].outcome = nil
+                rows[index].finishedAt = nil
+                jobs[rows[index].id] = rows[index]
+                turn.write(.updateJob(rows[index]))
+                turn.notify(rows[index].id)
+            }
+        }
+        var progress = PipelineProgress(pipeline: pipeline, jobs: rows.map { $0.id == jobID ? $0 : $0 })
+        // The retried job is not waiting: it is made runnable below.
+        progress.waiting.remove(jobID)
+        pipelines[pipeline.id] = progress
+        turn.log(.info, "job retried by hand", ["job": "\(jobID)", "pipeline": "\(pipeline.id)"])
+        makeRunnable(retried, now: now, into: &turn)
+        turn.actions.append(.demandChanged)
+        return .success((jobs[jobID] ?? retried, turn))
     }
 
     // MARK: - From agents
@@ -105,7 +187,6 @@ extension JobLifecycle {
         job.state = .running
         job.startedAt = now
         jobs[job.id] = job
-        pipelines[job.pipelineId]?.stepStates[job.key] = .running
         turn.write(.updateJob(job))
         turn.write(.saveAttempt(attemptRecord(job, agent: agentID, state: .running, reason: nil, now: now)))
         turn.notify(job.id)

@@ -61,6 +61,10 @@ public struct JobLifecycle: Sendable {
     /// Agents declared lost, kept an hour for `gantry agents`, at most `lostAgentLimit`.
     public internal(set) var lostAgents: [String: AgentInfo] = [:]
     static let lostAgentLimit = 10_000
+    /// Slots of concurrency groups (`concurrency:`), across all pipelines.
+    public internal(set) var groups = ConcurrencyGroups()
+    /// The next `StoredJob.sequence`: one more than any unfinished job's.
+    public internal(set) var nextSequence = 1
 
     /// Starts from what the store holds: `unfinished` jobs and, for each of their
     /// pipelines, the pipeline and all its jobs (for sources and dependency states).
@@ -73,18 +77,39 @@ public struct JobLifecycle: Sendable {
         self.configuration = configuration
         self.scheduler = Scheduler(configuration: .init(leaseTTL: configuration.leaseTTL))
         self.pipelines = pipelines
+        nextSequence = (unfinished.map(\.sequence).max() ?? 0) + 1
+        // Held jobs keep their group slots first, so re-admitting the queued ones in their
+        // stored order admits exactly the jobs that were admitted before the restart.
+        var queued: [StoredJob] = []
         for var job in unfinished {
             switch job.state {
             case .queued, .lost:
                 job.state = .queued
-                _ = scheduler.enqueue(.init(id: job.id, selector: job.agents))
+                queued.append(job)
             case .leased, .running:
                 scheduler.adoptLease(job: job.id, agent: job.agentId ?? "unknown", now: now)
-            case .waiting, .succeeded, .failed, .cancelled, .timedOut:
+                if let rule = job.concurrency {
+                    groups.adopt(.init(job: job.id, sequence: job.sequence, limit: rule.limit), group: rule.group)
+                }
+            case .waiting, .succeeded, .failed, .cancelled, .timedOut, .skipped:
                 break
             }
             jobs[job.id] = job
         }
+        for job in queued.sorted(by: { ($0.sequence, $0.position) < ($1.sequence, $1.position) }) {
+            guard let rule = job.concurrency else {
+                _ = scheduler.enqueue(Self.queued(job))
+                continue
+            }
+            let member = ConcurrencyGroups.Member(job: job.id, sequence: job.sequence, limit: rule.limit)
+            for id in groups.arrive(member, group: rule.group) {
+                if let admitted = jobs[id] { _ = scheduler.enqueue(Self.queued(admitted)) }
+            }
+        }
+    }
+
+    static func queued(_ job: StoredJob) -> Scheduler.QueuedJob {
+        .init(id: job.id, selector: job.agents, priority: job.priority, sequence: job.sequence)
     }
 
     // MARK: - Shared steps of events
@@ -120,10 +145,65 @@ public struct JobLifecycle: Sendable {
         if !actions.isEmpty { turn.actions.append(.demandChanged) }
     }
 
-    /// A job became runnable: lease it now if a ready agent matches, or queue it.
+    /// An admitted job goes to the scheduler: leased now if a ready agent matches, or
+    /// queued by priority and age. Automatic retries and refused leases come back here
+    /// and keep their group slot and their place.
     mutating func enqueue(_ job: StoredJob, now: Date, into turn: inout LifecycleOutput) {
-        apply(scheduler.enqueue(.init(id: job.id, selector: job.agents)), now: now, into: &turn)
+        apply(scheduler.enqueue(Self.queued(job)), now: now, into: &turn)
         turn.actions.append(.demandChanged)
+    }
+
+    /// A job became runnable for the first time (or again, by `gantry retry`): it takes
+    /// the next sequence number, then enters its concurrency group, or the queue.
+    /// `job.state` must already be `queued`; the caller wrote nothing for it yet.
+    mutating func makeRunnable(_ job: StoredJob, now: Date, into turn: inout LifecycleOutput) {
+        var job = job
+        job.state = .queued
+        job.queuedAt = now
+        job.sequence = nextSequence
+        nextSequence += 1
+        jobs[job.id] = job
+        turn.write(.updateJob(job))
+        turn.notify(job.id)
+        admit(job, now: now, into: &turn)
+    }
+
+    /// Sends a queued job to the scheduler, through its concurrency group if it has one.
+    /// With `cancel_in_progress`, the group's older jobs are cancelled first; they keep
+    /// their slots until they have ended, so the limit still holds.
+    mutating func admit(_ job: StoredJob, now: Date, into turn: inout LifecycleOutput) {
+        guard let rule = job.concurrency else {
+            enqueue(job, now: now, into: &turn)
+            return
+        }
+        if rule.cancelInProgress {
+            for older in groups.members(of: rule.group, olderThan: job.sequence) {
+                cancel(
+                    older, reason: "superseded by a newer job in concurrency group `\(rule.group)` (cancel_in_progress)",
+                    now: now, into: &turn)
+            }
+        }
+        let admitted = groups.arrive(.init(job: job.id, sequence: job.sequence, limit: rule.limit), group: rule.group)
+        if !admitted.contains(job.id), var held = jobs[job.id] {
+            held.reason = "waiting for a slot in concurrency group `\(rule.group)` (limit \(rule.limit))"
+            jobs[job.id] = held
+            turn.write(.updateJob(held))
+        }
+        startAdmitted(admitted, now: now, into: &turn)
+    }
+
+    /// Queues jobs a concurrency group just admitted.
+    mutating func startAdmitted(_ ids: [String], now: Date, into turn: inout LifecycleOutput) {
+        for id in ids {
+            guard var job = jobs[id] else { continue }
+            if job.reason != nil {
+                job.reason = nil
+                jobs[id] = job
+                turn.write(.updateJob(job))
+                turn.notify(id)
+            }
+            enqueue(job, now: now, into: &turn)
+        }
     }
 
     /// The scheduler granted `jobID` to `agentID` (connected, ready, matching): start a new
@@ -218,7 +298,6 @@ public struct JobLifecycle: Sendable {
             "retrying after \(rule.condition == .agentLost ? "agent_lost" : "exit status \(job.exitStatus ?? -1)") "
             + "(\(used) of \(rule.limit))"
         jobs[job.id] = job
-        pipelines[job.pipelineId]?.stepStates[job.key] = .queued
         turn.write(.updateJob(job))
         turn.write(.saveAttempt(attempt))
         turn.log(.warning, "retrying job", ["job": "\(job.id)", "rule": "\(rule.key)", "attempt": "\(job.attempt)"])
@@ -230,13 +309,14 @@ public struct JobLifecycle: Sendable {
     /// its slot, settles its dependents, and leases what that unblocked, all in this turn.
     mutating func finish(
         _ job: StoredJob, agent agentID: String?, state: JobState, exitStatus: Int? = nil, reason: String?,
-        attemptState: AttemptState? = nil, now: Date, into turn: inout LifecycleOutput
+        attemptState: AttemptState? = nil, outcome: JobOutcome? = nil, now: Date, into turn: inout LifecycleOutput
     ) {
         var job = job
         job.state = state
         job.exitStatus = exitStatus
         job.reason = reason
         job.finishedAt = now
+        job.outcome = outcome ?? Self.outcome(of: job)
         scheduler.release(job: job.id)
         turn.write(.updateJob(job))
         if let agentID, job.attempt > 0 {
@@ -251,8 +331,19 @@ public struct JobLifecycle: Sendable {
         turn.log(
             .info, "job finished",
             ["job": "\(job.id)", "step": "\(job.key)", "state": "\(state.rawValue)", "exit": "\(exitStatus.map(String.init) ?? "-")"])
-        settleDependents(of: job, now: now, into: &turn)
+        startAdmitted(groups.leave(job.id), now: now, into: &turn)
+        decideDependents(of: [job.key], pipeline: job.pipelineId, now: now, into: &turn)
         turn.actions.append(.demandChanged)
+    }
+
+    /// What a job that just reached `state` means for its pipeline: soft failures pass.
+    static func outcome(of job: StoredJob) -> JobOutcome {
+        switch job.state {
+        case .failed, .timedOut:
+            return job.softFail.covers(exitStatus: job.exitStatus, timedOut: job.state == .timedOut) ? .passed : .failed
+        default:
+            return JobOutcome(state: job.state)
+        }
     }
 
     /// Removes a job that reached a terminal state from the unfinished set, and its
@@ -260,44 +351,69 @@ public struct JobLifecycle: Sendable {
     mutating func retire(_ job: StoredJob) {
         guard jobs.removeValue(forKey: job.id) != nil else { return }
         guard var progress = pipelines[job.pipelineId] else { return }
-        progress.stepStates[job.key] = job.state
+        progress.ended(job)
         progress.waiting.remove(job.id)
         progress.unfinished -= 1
         pipelines[job.pipelineId] = progress.unfinished > 0 ? progress : nil
     }
 
-    /// After `job` reached a terminal state: waiting steps whose dependencies all succeeded
-    /// are queued; those with a dependency that did not succeed are cancelled, transitively.
-    /// Reads only the pipeline's progress: no store read inside the turn.
-    private mutating func settleDependents(of job: StoredJob, now: Date, into turn: inout LifecycleOutput) {
-        var unblocked: [StoredJob] = []
-        var progress = true
-        while progress, let pipeline = pipelines[job.pipelineId], !pipeline.waiting.isEmpty {
-            progress = false
-            for id in pipeline.waiting.sorted() {
-                guard var candidate = jobs[id] else { continue }
-                let states = candidate.dependsOn.map { pipeline.stepStates[$0] ?? .waiting }
-                if let failed = zip(candidate.dependsOn, states).first(where: { $0.1.isTerminal && $0.1 != .succeeded }) {
-                    candidate.state = .cancelled
-                    candidate.reason = "dependency `\(failed.0)` \(failed.1.rawValue)"
-                    candidate.finishedAt = now
-                    turn.write(.updateJob(candidate))
-                    retire(candidate)
-                    turn.notify(candidate.id)
-                    progress = true
-                } else if states.allSatisfy({ $0 == .succeeded }) {
-                    candidate.state = .queued
-                    candidate.queuedAt = now
-                    jobs[id] = candidate
-                    pipelines[job.pipelineId]?.waiting.remove(id)
-                    pipelines[job.pipelineId]?.stepStates[candidate.key] = .queued
-                    turn.write(.updateJob(candidate))
-                    turn.notify(candidate.id)
-                    unblocked.append(candidate)
+    /// After the steps `keys` may have ended: decides every waiting job whose dependencies
+    /// have now all ended, by its `when:` and their combined outcome (docs/pipeline.md,
+    /// "Failure handling"). A job that does not run ends here, which may end its own step
+    /// and decide the jobs after it, so this is a worklist over steps. Reads only the
+    /// pipeline's progress: no store read inside the turn.
+    mutating func decideDependents(of keys: [String], pipeline pipelineID: String, now: Date, into turn: inout LifecycleOutput) {
+        var pending = keys
+        var runnable: [StoredJob] = []
+        while let key = pending.popLast() {
+            guard let progress = pipelines[pipelineID], progress.steps[key]?.isComplete == true else { continue }
+            for id in progress.dependents[key] ?? [] {
+                guard let progress = pipelines[pipelineID], progress.waiting.contains(id), var job = jobs[id],
+                    progress.dependenciesEnded(job)
+                else { continue }
+                let (outcome, culprit) = progress.dependencyOutcome(job)
+                pipelines[pipelineID]?.waiting.remove(id)
+                if let verdict = Self.verdict(when: job.when, dependencies: outcome, culprit: culprit) {
+                    job.state = verdict.state
+                    job.outcome = verdict.outcome
+                    job.reason = verdict.reason
+                    job.finishedAt = now
+                    turn.write(.updateJob(job))
+                    retire(job)
+                    turn.notify(job.id)
+                    pending.append(job.key)
+                } else {
+                    job.state = .queued
+                    jobs[id] = job
+                    runnable.append(job)
                 }
             }
         }
-        for next in unblocked.sorted(by: { $0.position < $1.position }) { enqueue(next, now: now, into: &turn) }
+        for job in runnable.sorted(by: { $0.position < $1.position }) { makeRunnable(job, now: now, into: &turn) }
+    }
+
+    /// How a job whose dependencies all ended with `outcome` ends without running, or nil
+    /// if it runs. The reasons start with "dependenc" (`isDecidedByDependencies`).
+    static func verdict(when: RunWhen, dependencies outcome: JobOutcome, culprit: String?)
+        -> (state: JobState, outcome: JobOutcome, reason: String)?
+    {
+        let named = culprit.map { "`\($0)`" } ?? "a dependency"
+        switch (when, outcome) {
+        case (.always, _), (.onSuccess, .passed), (.onFailure, .failed):
+            return nil
+        case (.onSuccess, .failed):
+            return (.skipped, .failed, "dependency \(named) failed")
+        case (_, .cancelled):
+            return (.cancelled, .cancelled, "dependency \(named) cancelled")
+        case (.onFailure, .passed):
+            return (.skipped, .passed, "dependencies passed (when: on_failure)")
+        }
+    }
+
+    /// A job that ended without running because of how its dependencies ended: what
+    /// `gantry retry` of a job before it decides again.
+    static func isDecidedByDependencies(_ job: StoredJob) -> Bool {
+        job.attempt == 0 && (job.state == .skipped || job.state == .cancelled) && job.reason?.hasPrefix("dependenc") == true
     }
 
     func attemptRecord(_ job: StoredJob, agent: String, state: AttemptState, reason: String?, now: Date) -> StoredAttempt {

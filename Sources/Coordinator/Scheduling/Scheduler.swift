@@ -47,9 +47,22 @@ public struct Scheduler: Sendable {
     public struct QueuedJob: Sendable, Equatable {
         public var id: String
         public var selector: [String: String]
-        public init(id: String, selector: [String: String]) {
+        /// `priority:`; higher is leased first.
+        public var priority: Int
+        /// When the job became runnable (`StoredJob.sequence`); lower is leased first
+        /// among equal priorities.
+        public var sequence: Int
+
+        public init(id: String, selector: [String: String], priority: Int = 0, sequence: Int = 0) {
             self.id = id
             self.selector = selector
+            self.priority = priority
+            self.sequence = sequence
+        }
+
+        /// Whether this job is leased before `other`: higher priority, then older.
+        func precedes(_ other: QueuedJob) -> Bool {
+            priority != other.priority ? priority > other.priority : sequence < other.sequence
         }
     }
 
@@ -66,6 +79,8 @@ public struct Scheduler: Sendable {
     /// Every agent known, connected or waiting out its TTL.
     public var agents: [String: Agent] { table.byID }
     private(set) var table = AgentTable()
+    /// Jobs waiting for an agent, in the order they are leased: priority, then age. An
+    /// agent that says `Ready` takes the first one its labels match.
     public private(set) var queue: [QueuedJob] = []
     /// Job id → agent id for every leased or running job, including jobs reloaded after a
     /// coordinator restart whose agent has not reconnected yet. This is the one place that
@@ -151,12 +166,20 @@ public struct Scheduler: Sendable {
 
     // MARK: - Jobs
 
-    /// A job became runnable.
+    /// A job became runnable. A ready agent that matches takes it at once: none of the
+    /// queued jobs can match that agent, or it would not be idle. Otherwise it is queued
+    /// behind every job that precedes it (binary search; equal jobs keep arrival order).
     public mutating func enqueue(_ job: QueuedJob) -> [Action] {
         if let agent = firstAgent(matching: job.selector) {
             return [grant(job: job.id, to: agent)]
         }
-        queue.append(job)
+        var low = queue.startIndex
+        var high = queue.endIndex
+        while low < high {
+            let middle = (low + high) / 2
+            if job.precedes(queue[middle]) { high = middle } else { low = middle + 1 }
+        }
+        queue.insert(job, at: low)
         return []
     }
 

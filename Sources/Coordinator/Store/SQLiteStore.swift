@@ -231,6 +231,28 @@ public final class SQLiteStore: CoordinatorStore {
             // used to take over another's name.
             try db.execute(sql: "ALTER TABLE join_tokens ADD COLUMN host TEXT")
         }
+        migrator.registerMigration("v7: the pipeline language") { db in
+            // Defaults stand for "not used", so rows of older pipelines read as they ran:
+            // run on success, no soft failures, priority 0, no concurrency group. A
+            // `queue_sequence` of 0 sorts before every new job, which is where a job queued
+            // before the upgrade belongs. `outcome` NULL is derived from the state.
+            try db.execute(
+                sql: """
+                    ALTER TABLE jobs ADD COLUMN run_when TEXT NOT NULL DEFAULT 'on_success';
+                    ALTER TABLE jobs ADD COLUMN soft_fail TEXT;
+                    ALTER TABLE jobs ADD COLUMN priority INTEGER NOT NULL DEFAULT 0;
+                    ALTER TABLE jobs ADD COLUMN queue_sequence INTEGER NOT NULL DEFAULT 0;
+                    ALTER TABLE jobs ADD COLUMN concurrency_group TEXT;
+                    ALTER TABLE jobs ADD COLUMN concurrency_limit INTEGER NOT NULL DEFAULT 1;
+                    ALTER TABLE jobs ADD COLUMN cancel_in_progress BOOLEAN NOT NULL DEFAULT 0;
+                    ALTER TABLE jobs ADD COLUMN outcome TEXT;
+                    ALTER TABLE jobs ADD COLUMN matrix TEXT NOT NULL DEFAULT '{}';
+                    ALTER TABLE pipelines ADD COLUMN tag TEXT NOT NULL DEFAULT '';
+                    ALTER TABLE pipelines ADD COLUMN message TEXT NOT NULL DEFAULT '';
+                    ALTER TABLE pipelines ADD COLUMN source TEXT NOT NULL DEFAULT 'api';
+                    ALTER TABLE pipelines ADD COLUMN rebuild_of TEXT REFERENCES pipelines(id);
+                    """)
+        }
         return migrator
     }
 

@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import GantryPipeline
 
 /// One job row: a pipeline step as leased to agents, with its latest attempt's outcome.
 public struct StoredJob: Codable, FetchableRecord, PersistableRecord, Sendable, Equatable {
@@ -42,7 +43,29 @@ public struct StoredJob: Codable, FetchableRecord, PersistableRecord, Sendable, 
     /// used to pick `environment:NAME` secrets.
     public var environment: String?
 
+    // MARK: The pipeline language (schema v7)
+
+    /// `when:`: which outcomes of its dependencies the job runs after.
+    public var when: RunWhen = .onSuccess
+    /// `soft_fail:`: failures that leave the job's outcome `passed`.
+    public var softFail: SoftFail = .never
+    /// `priority:`: higher is leased first.
+    public var priority: Int = 0
+    /// When the job first became runnable, as a coordinator-wide counter (0: not yet).
+    /// It orders the queue among equal priorities and a concurrency group's admissions,
+    /// and is stored so both orders survive a restart (the wall clock can step back).
+    public var sequence: Int = 0
+    /// `concurrency:` with its group resolved for this job.
+    public var concurrency: ConcurrencyRule?
+    /// What the job's end means for its pipeline and its dependents; nil until terminal.
+    public var outcome: JobOutcome?
+    /// The job's matrix values by dimension; empty for a step without `matrix:`.
+    public var matrix: [String: String] = [:]
+
     public var isTerminal: Bool { state.isTerminal }
+
+    /// A failed or timed-out job whose failure `soft_fail` covers.
+    public var softFailed: Bool { (state == .failed || state == .timedOut) && outcome == .passed }
 
     public static let databaseColumnEncodingStrategy = DatabaseColumnEncodingStrategy.convertToSnakeCase
     public static let databaseColumnDecodingStrategy = DatabaseColumnDecodingStrategy.convertFromSnakeCase
@@ -60,6 +83,14 @@ public struct StoredPipeline: Codable, FetchableRecord, PersistableRecord, Senda
     public var branch: String
     public var env: [String: String]
     public var createdAt: Date
+    /// The tag built, if any (`if: tag =~ /^v/`); empty for a branch build.
+    public var tag: String = ""
+    /// The commit message, for `if:` conditions and listings.
+    public var message: String = ""
+    /// How the build started: `api`, `rebuild` (later `webhook`, `schedule`).
+    public var source: String = "api"
+    /// The pipeline this one rebuilds (`gantry rebuild`), if any.
+    public var rebuildOf: String?
 
     public static let databaseColumnEncodingStrategy = DatabaseColumnEncodingStrategy.convertToSnakeCase
     public static let databaseColumnDecodingStrategy = DatabaseColumnDecodingStrategy.convertFromSnakeCase
@@ -89,10 +120,13 @@ public enum JobState: String, Sendable, CaseIterable, Codable, DatabaseValueConv
     case waiting, queued, leased, running, succeeded, failed, cancelled
     case timedOut = "timed_out"
     case lost
+    /// Never ran: its `if:` was false, its `when:` did not match how its dependencies
+    /// ended, or a dependency failed. `outcome` says which way it counts.
+    case skipped
 
     public var isTerminal: Bool {
         switch self {
-        case .succeeded, .failed, .cancelled, .timedOut: return true
+        case .succeeded, .failed, .cancelled, .timedOut, .skipped: return true
         case .waiting, .queued, .leased, .running, .lost: return false
         }
     }
@@ -119,7 +153,34 @@ public enum AttemptState: String, Sendable, CaseIterable, Codable, DatabaseValue
         case .lost: self = .lost
         case .leased: self = .leased
         case .running: self = .running
-        case .failed, .waiting, .queued: self = .failed
+        case .failed, .waiting, .queued, .skipped: self = .failed
+        }
+    }
+}
+
+/// What a terminal job means for its pipeline and for the jobs that depend on it
+/// (docs/pipeline.md, "Failure handling"). Kept apart from `JobState` because the two
+/// differ: a soft-failed job is `failed` but `passed`; a job skipped because a dependency
+/// failed is `skipped` but `failed`.
+public enum JobOutcome: String, Sendable, CaseIterable, Codable, DatabaseValueConvertible {
+    case passed, failed, cancelled
+
+    /// The worse of two: failed over cancelled over passed. A step's outcome is the worst
+    /// of its jobs', a job's dependencies' the worst of theirs.
+    public func combined(with other: JobOutcome) -> JobOutcome {
+        if self == .failed || other == .failed { return .failed }
+        if self == .cancelled || other == .cancelled { return .cancelled }
+        return .passed
+    }
+
+    /// The outcome of a row written before schema v7 (or of any terminal job whose
+    /// outcome was not recorded): a job cancelled because a dependency failed was stored
+    /// as `cancelled` then, and reads as such.
+    public init(state: JobState) {
+        switch state {
+        case .succeeded, .skipped: self = .passed
+        case .cancelled: self = .cancelled
+        case .failed, .timedOut, .lost, .waiting, .queued, .leased, .running: self = .failed
         }
     }
 }
@@ -129,7 +190,8 @@ extension StoredJob {
     /// (commands, env, selector, dependencies, retry rules) never changes.
     static let lifecycleUpdate = """
         UPDATE jobs SET state = ?, retry_counts = ?, cancel_reason = ?, attempt = ?, agent_id = ?,
-            exit_status = ?, reason = ?, queued_at = ?, started_at = ?, finished_at = ?, log_length = ?
+            exit_status = ?, reason = ?, queued_at = ?, started_at = ?, finished_at = ?, log_length = ?,
+            queue_sequence = ?, outcome = ?
         WHERE id = ?
         """
 
@@ -144,7 +206,7 @@ extension StoredJob {
         let statement = try db.cachedStatement(sql: Self.lifecycleUpdate)
         try statement.execute(arguments: [
             state, retryCounts, cancelReason, attempt, agentId, exitStatus, reason, queuedAt, startedAt,
-            finishedAt, logLength, id,
+            finishedAt, logLength, sequence, outcome, id,
         ])
         if db.changesCount == 0 {
             throw RecordError.recordNotFound(databaseTableName: Self.databaseTableName, key: ["id": id.databaseValue])
@@ -191,6 +253,18 @@ extension StoredJob {
         container["log_length"] = logLength
         if !secrets.isEmpty { container["secrets"] = try json(secrets, "secrets") }
         if let environment { container["environment"] = environment }
+        // Schema v7: written only when they differ from the columns' defaults, as above.
+        if when != .onSuccess { container["run_when"] = when.rawValue }
+        if let softFail = softFail.storedText { container["soft_fail"] = softFail }
+        if priority != 0 { container["priority"] = priority }
+        if sequence != 0 { container["queue_sequence"] = sequence }
+        if let concurrency {
+            container["concurrency_group"] = concurrency.group
+            container["concurrency_limit"] = concurrency.limit
+            container["cancel_in_progress"] = concurrency.cancelInProgress
+        }
+        if let outcome { container["outcome"] = outcome }
+        if !matrix.isEmpty { container["matrix"] = try json(matrix, "matrix") }
     }
 }
 
@@ -232,6 +306,18 @@ extension StoredJob {
         logLength = try row.decode(forColumn: "log_length")
         secrets = try json.decode("secrets", empty: [])
         environment = try row.decode(forColumn: "environment")
+        let runWhen: String = try row.decode(forColumn: "run_when")
+        when = RunWhen(rawValue: runWhen) ?? .onSuccess
+        softFail = SoftFail(storedText: try row.decode(forColumn: "soft_fail"))
+        priority = try row.decode(forColumn: "priority")
+        sequence = try row.decode(forColumn: "queue_sequence")
+        if let group: String = try row.decode(forColumn: "concurrency_group") {
+            concurrency = ConcurrencyRule(
+                group: group, limit: try row.decode(forColumn: "concurrency_limit"),
+                cancelInProgress: try row.decode(forColumn: "cancel_in_progress"))
+        }
+        outcome = try row.decode(forColumn: "outcome")
+        matrix = try json.decode("matrix", empty: [:])
     }
 }
 

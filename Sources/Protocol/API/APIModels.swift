@@ -32,10 +32,14 @@ public enum API {
         public var commit: String?
         public var branch: String?
         public var env: [String: String]?
+        /// The tag being built, if any (`if: tag =~ /^v/`).
+        public var tag: String?
+        /// The commit message (`if: message =~ /skip deploy/`).
+        public var message: String?
 
         public init(
             yaml: String, file: String? = nil, repository: String? = nil, commit: String? = nil,
-            branch: String? = nil, env: [String: String]? = nil
+            branch: String? = nil, env: [String: String]? = nil, tag: String? = nil, message: String? = nil
         ) {
             self.yaml = yaml
             self.file = file
@@ -43,6 +47,8 @@ public enum API {
             self.commit = commit
             self.branch = branch
             self.env = env
+            self.tag = tag
+            self.message = message
         }
     }
 
@@ -54,8 +60,17 @@ public enum API {
         public var commit: String
         public var branch: String
         public var jobs: [Job]
+        public var tag: String?
+        public var message: String?
+        /// How it started: `api`, `rebuild`.
+        public var source: String?
+        /// The pipeline this one rebuilds (`gantry rebuild`).
+        public var rebuildOf: String?
 
-        public init(id: String, state: String, createdAt: Date, repository: String, commit: String, branch: String, jobs: [Job]) {
+        public init(
+            id: String, state: String, createdAt: Date, repository: String, commit: String, branch: String, jobs: [Job],
+            tag: String? = nil, message: String? = nil, source: String? = nil, rebuildOf: String? = nil
+        ) {
             self.id = id
             self.state = state
             self.createdAt = createdAt
@@ -63,6 +78,10 @@ public enum API {
             self.commit = commit
             self.branch = branch
             self.jobs = jobs
+            self.tag = tag
+            self.message = message
+            self.source = source
+            self.rebuildOf = rebuildOf
         }
     }
 
@@ -81,8 +100,19 @@ public enum API {
         public var startedAt: Date?
         public var finishedAt: Date?
         public var logBytes: Int
+        /// What the job's end means for the pipeline: `passed`, `failed` or `cancelled`;
+        /// nil while it is unfinished.
+        public var outcome: String?
+        /// Failed or timed out, but `soft_fail` covers it: the pipeline does not fail.
+        public var softFailed: Bool?
+        public var priority: Int?
+        /// The concurrency group the job holds or waits for a slot in.
+        public var concurrencyGroup: String?
+        /// The job's matrix values, by dimension.
+        public var matrix: [String: String]?
 
-        /// Succeeded, failed, cancelled or timed out: nothing will change it again.
+        /// Succeeded, failed, cancelled, timed out or skipped: nothing will change it
+        /// again (short of `gantry retry`).
         public var isTerminal: Bool { JobStateName.terminal.contains(self.state) }
 
         public init(id: String, pipelineId: String, key: String, name: String, state: String, attempt: Int, agentId: String?, exitStatus: Int?, reason: String?, dependsOn: [String], createdAt: Date, startedAt: Date?, finishedAt: Date?, logBytes: Int) {
@@ -208,6 +238,7 @@ public enum JobStateName {
     public static let cancelled = "cancelled"
     public static let timedOut = "timed_out"
     public static let lost = "lost"
+    public static let skipped = "skipped"
 
-    public static let terminal: Set<String> = [succeeded, failed, cancelled, timedOut]
+    public static let terminal: Set<String> = [succeeded, failed, cancelled, timedOut, skipped]
 }

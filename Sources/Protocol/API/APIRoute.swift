@@ -16,11 +16,13 @@ public enum APIRoute: String, CaseIterable, Sendable {
     case submitPipeline
     case getPipeline
     case cancelPipeline
+    case rebuildPipeline
     case listJobs
     case getJob
     case jobAttempts
     case jobLog
     case cancelJob
+    case retryJob
 
     case listAgents
     case demand
@@ -51,7 +53,7 @@ public enum APIRoute: String, CaseIterable, Sendable {
         case .health, .metrics, .whoami, .getPipeline, .listJobs, .getJob, .jobAttempts, .jobLog, .listAgents, .demand,
             .listOwnTokens, .listIdentities, .listIdentityTokens, .listSecrets, .listAudit, .verifyAudit:
             return "GET"
-        case .submitPipeline, .cancelPipeline, .cancelJob, .forgetAgent, .drainAgent, .createOwnToken, .createIdentity,
+        case .submitPipeline, .cancelPipeline, .rebuildPipeline, .cancelJob, .retryJob, .forgetAgent, .drainAgent, .createOwnToken, .createIdentity,
             .createIdentityToken:
             return "POST"
         case .updateIdentity, .setSecret:
@@ -70,11 +72,13 @@ public enum APIRoute: String, CaseIterable, Sendable {
         case .submitPipeline: return "/v1/pipelines"
         case .getPipeline: return "/v1/pipelines/{id}"
         case .cancelPipeline: return "/v1/pipelines/{id}/cancel"
+        case .rebuildPipeline: return "/v1/pipelines/{id}/rebuild"
         case .listJobs: return "/v1/jobs"
         case .getJob: return "/v1/jobs/{id}"
         case .jobAttempts: return "/v1/jobs/{id}/attempts"
         case .jobLog: return "/v1/jobs/{id}/log"
         case .cancelJob: return "/v1/jobs/{id}/cancel"
+        case .retryJob: return "/v1/jobs/{id}/retry"
         case .listAgents: return "/v1/agents"
         case .demand: return "/v1/demand"
         // Agent ids contain a '/': `{host}/{slot}`, one path segment each.
@@ -100,7 +104,9 @@ public enum APIRoute: String, CaseIterable, Sendable {
         case .metrics, .whoami, .getPipeline, .listJobs, .getJob, .jobAttempts, .jobLog, .listAgents, .demand:
             return .read
         case .createOwnToken, .listOwnTokens, .revokeOwnToken: return .manageOwnTokens
-        case .submitPipeline: return .submit
+        // Both run a pipeline's code again, like a submission; deploying jobs also need
+        // the deploy permission for their environment, checked by the handler.
+        case .submitPipeline, .rebuildPipeline, .retryJob: return .submit
         case .cancelPipeline, .cancelJob: return .cancel
         case .forgetAgent, .drainAgent: return .manageAgents
         case .createIdentity, .listIdentities, .updateIdentity, .disableIdentity, .createIdentityToken,
@@ -122,6 +128,8 @@ public enum APIRoute: String, CaseIterable, Sendable {
         case .submitPipeline: return "pipeline.submit"
         case .cancelPipeline: return "pipeline.cancel"
         case .cancelJob: return "job.cancel"
+        case .retryJob: return "job.retry"
+        case .rebuildPipeline: return "pipeline.rebuild"
         case .forgetAgent: return "agent.forget"
         case .drainAgent: return "agent.drain"
         case .createOwnToken, .createIdentityToken: return "token.create"

@@ -1,0 +1,28 @@
+import GantryPipeline
+
+/// Evaluates steps' `if:` conditions when a pipeline is submitted, on the submitting
+/// request's task (never on the single writer): the expression language is linear in
+/// its input (`ConditionExpression`), and the inputs are bounded (`SubmissionCheck`).
+enum StepConditions {
+    /// What a condition can see about the build.
+    static func context(for pipeline: StoredPipeline, env: [String: String]) -> ConditionContext {
+        ConditionContext(
+            branch: pipeline.branch, tag: pipeline.tag, commit: pipeline.commit, message: pipeline.message,
+            source: pipeline.source, env: env)
+    }
+
+    /// Whether a step with `condition` runs in this build (true without one).
+    static func holds(_ condition: StepCondition?, in context: ConditionContext, file: String) throws(PipelineError) -> Bool {
+        guard let condition else { return true }
+        let expression: ConditionExpression
+        do {
+            expression = try ConditionExpression(parsing: condition.text)
+        } catch {
+            // The parser checked it; a file stored by an older release may not parse now.
+            throw PipelineError(
+                file: file, line: condition.location?.line, column: condition.location?.column,
+                message: "`if:` does not parse: \(error.message)")
+        }
+        return expression.evaluate(context)
+    }
+}
