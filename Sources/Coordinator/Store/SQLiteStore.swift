@@ -231,6 +231,21 @@ public final class SQLiteStore: CoordinatorStore {
             // used to take over another's name.
             try db.execute(sql: "ALTER TABLE join_tokens ADD COLUMN host TEXT")
         }
+        migrator.registerMigration("v8: pipeline meta-data", foreignKeyChecks: .immediate) { db in
+            // Outputs between steps (`gantry meta-data set|get`), see Outputs/. Bounded by
+            // `MetaDataRule`; `job_id` is the job whose token set it, NULL for a user.
+            try db.execute(
+                sql: """
+                    CREATE TABLE meta_data (
+                        pipeline_id TEXT NOT NULL REFERENCES pipelines(id),
+                        key TEXT NOT NULL,
+                        value TEXT NOT NULL,
+                        job_id TEXT,
+                        updated_at DATETIME NOT NULL,
+                        PRIMARY KEY (pipeline_id, key)
+                    ) WITHOUT ROWID;
+                    """)
+        }
         return migrator
     }
 
