@@ -160,7 +160,7 @@ public struct JobRunner: Sendable {
         _ spec: Spec, spool: LogSpool, control: ProcessGroupControl, onOutput: @escaping @Sendable () async -> Void
     ) async -> Result {
         let directory = workDirectory(for: spec)
-        let caFile = copyCA(for: spec)
+        var caFile: String?
         defer {
             control.reapStragglers()
             if !keepWorkDirs { try? FileManager.default.removeItem(atPath: directory) }
@@ -172,6 +172,7 @@ public struct JobRunner: Sendable {
         } catch {
             return Result(outcome: .failed, exitStatus: -1, signal: 0, message: "cannot create work dir \(directory): \(error)")
         }
+        caFile = copyCA(for: spec)
         let environment = self.environment(for: spec, workDirectory: directory, caFile: caFile)
         let timeoutTask = spec.timeout.map { timeout in
             Task {
