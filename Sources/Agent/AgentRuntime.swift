@@ -116,7 +116,7 @@ public actor AgentRuntime: AgentConnectionOwner {
         }
         self.runner = JobRunner(
             agentID: options.agentID, workRoot: options.workRoot, keepWorkDirs: options.keepWorkDirs,
-            stepUser: options.stepUser)
+            stepUser: options.stepUser, caCertificate: options.stateDirectory.map { AgentStateDirectory(path: $0).caCertificate })
     }
 
     /// Runs until the agent is done: one job in one-shot mode, or drained.

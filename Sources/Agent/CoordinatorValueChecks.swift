@@ -29,6 +29,9 @@ public enum CoordinatorValueChecks {
     public static let maximumSecretNameBytes = 255
     public static let maximumSecretValueBytes = 64 * 1024
     public static let maximumSecretBytesTotal = 1024 * 1024
+    /// The job token (`gjt_<job>.<attempt>.<64 hex>`, some 150 bytes) and the API URL.
+    public static let maximumJobTokenBytes = 512
+    public static let maximumAPIURLBytes = 2048
     /// Heartbeat interval and lease TTL the Welcome may announce: 10 minutes and 1 hour.
     public static let maximumHeartbeatIntervalMs: UInt32 = 600_000
     public static let maximumLeaseTTLMs: UInt32 = 3_600_000
@@ -74,6 +77,18 @@ public enum CoordinatorValueChecks {
         for (field, value) in fields {
             if value.utf8.count > maximumFieldBytes || value.utf8.contains(0) {
                 return "lease.\(field) is longer than \(maximumFieldBytes) bytes or contains a NUL byte"
+            }
+        }
+        if lease.jobToken.utf8.count > maximumJobTokenBytes
+            || !lease.jobToken.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F })
+        {
+            return "lease.job_token is longer than \(maximumJobTokenBytes) bytes or not printable ASCII"
+        }
+        if !lease.apiURL.isEmpty {
+            let printable = lease.apiURL.utf8.allSatisfy { $0 > 0x20 && $0 < 0x7F }
+            let scheme = lease.apiURL.hasPrefix("http://") || lease.apiURL.hasPrefix("https://")
+            if lease.apiURL.utf8.count > maximumAPIURLBytes || !printable || !scheme {
+                return "lease.api_url must be an http(s) URL of printable ASCII, at most \(maximumAPIURLBytes) bytes"
             }
         }
         return nil

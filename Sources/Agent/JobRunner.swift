@@ -36,6 +36,14 @@ public struct JobRunner: Sendable {
         public var secrets: [String: String]
         /// The environment the step deploys to (`GANTRY_ENVIRONMENT`), empty for none.
         public var environmentName: String
+        /// The attempt's job token (`GANTRY_JOB_TOKEN`), empty for none: masked in the log
+        /// like a secret, never printed.
+        public var jobToken: String
+        /// The API as steps reach it (`GANTRY_API_URL`), empty for none.
+        public var apiURL: String
+        /// The API serves the coordinator's own certificate: steps get the agent's pinned
+        /// CA as `GANTRY_CA_FILE`.
+        public var apiUsesCoordinatorCA: Bool
 
         public init(lease: Gantry_V1_Lease) {
             jobID = lease.jobID
@@ -52,6 +60,9 @@ public struct JobRunner: Sendable {
             branch = lease.branch
             secrets = lease.secrets
             environmentName = lease.environment
+            jobToken = lease.jobToken
+            apiURL = lease.apiURL
+            apiUsesCoordinatorCA = lease.apiUsesCoordinatorCa
         }
     }
 
@@ -73,8 +84,14 @@ public struct JobRunner: Sendable {
     public let keepWorkDirs: Bool
     /// The unprivileged user steps run as (nil: the agent's own user, see `StepUser`).
     public let stepUser: StepUser?
+    /// The CA certificate the agent pinned at enrollment (`STATE/ca.pem`), copied for
+    /// steps as `GANTRY_CA_FILE` when the API serves the coordinator's certificate.
+    public let caCertificate: String?
 
-    public init(agentID: String, workRoot: String, keepWorkDirs: Bool, stepUser: StepUser? = nil) {
+    public init(
+        agentID: String, workRoot: String, keepWorkDirs: Bool, stepUser: StepUser? = nil, caCertificate: String? = nil
+    ) {
+        self.caCertificate = caCertificate
         self.agentID = agentID
         self.workRoot = workRoot
         self.keepWorkDirs = keepWorkDirs
@@ -91,7 +108,15 @@ public struct JobRunner: Sendable {
         "\(workRoot)/\(spec.jobID)-\(spec.attempt)"
     }
 
-    public func environment(for spec: Spec, workDirectory: String) -> [String: String] {
+    /// Where a step finds the copy of the CA (`GANTRY_CA_FILE`): next to its work dir in
+    /// the work root, not inside it, so a checkout or `git clean` never sees or removes
+    /// it, and a step user reaches it by path through the 0711 root. Removed with the
+    /// work dir.
+    public func caCopyPath(for spec: Spec) -> String {
+        "\(workDirectory(for: spec)).ca.pem"
+    }
+
+    public func environment(for spec: Spec, workDirectory: String, caFile: String? = nil) -> [String: String] {
         var environment: [String: String] = [:]
         let inherited = ProcessInfo.processInfo.environment
         for name in Self.environmentAllowList { environment[name] = inherited[name] }
@@ -121,6 +146,10 @@ public struct JobRunner: Sendable {
         // Set exactly when the lease names an environment, so a step can trust it: a
         // pipeline's own env cannot pretend to deploy somewhere.
         environment["GANTRY_ENVIRONMENT"] = spec.environmentName.isEmpty ? nil : spec.environmentName
+        // For `gantry meta-data` inside the step; set only when the lease carries them.
+        environment["GANTRY_JOB_TOKEN"] = spec.jobToken.isEmpty ? nil : spec.jobToken
+        environment["GANTRY_API_URL"] = spec.apiURL.isEmpty ? nil : spec.apiURL
+        environment["GANTRY_CA_FILE"] = caFile
         return environment
     }
 
@@ -131,9 +160,11 @@ public struct JobRunner: Sendable {
         _ spec: Spec, spool: LogSpool, control: ProcessGroupControl, onOutput: @escaping @Sendable () async -> Void
     ) async -> Result {
         let directory = workDirectory(for: spec)
+        var caFile: String?
         defer {
             control.reapStragglers()
             if !keepWorkDirs { try? FileManager.default.removeItem(atPath: directory) }
+            if let caFile { unlink(caFile) }
         }
         do {
             if !FileManager.default.fileExists(atPath: workRoot) { try AgentDirectories.ensure(workRoot, mode: workRootMode) }
@@ -141,7 +172,8 @@ public struct JobRunner: Sendable {
         } catch {
             return Result(outcome: .failed, exitStatus: -1, signal: 0, message: "cannot create work dir \(directory): \(error)")
         }
-        let environment = self.environment(for: spec, workDirectory: directory)
+        caFile = copyCA(for: spec)
+        let environment = self.environment(for: spec, workDirectory: directory, caFile: caFile)
         let timeoutTask = spec.timeout.map { timeout in
             Task {
                 try? await Task.sleep(for: timeout)
@@ -154,7 +186,7 @@ public struct JobRunner: Sendable {
         // merged stream, and a value whose halves come from two commands is still one value
         // in the log. Everything bound for the spool goes through it, the agent's own
         // notes included; it is flushed once, when the last command is over.
-        var masker = SecretMasker(secrets: spec.secrets.values)
+        var masker = SecretMasker(secrets: Array(spec.secrets.values) + (spec.jobToken.isEmpty ? [] : [spec.jobToken]))
         var result = await runCommands(
             spec, environment: environment, directory: directory, spool: spool, control: control, masker: &masker,
             onOutput: onOutput)
@@ -305,7 +337,7 @@ public struct JobRunner: Sendable {
 extension JobRunner.Spec: CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
     public var description: String {
         "Spec(job: \(jobID), attempt: \(attempt), step: \(stepKey), commands: \(commands.count), env: \(env.count), "
-            + "secrets: \(secrets.keys.sorted()), environment: \(environmentName))"
+            + "secrets: \(secrets.keys.sorted()), environment: \(environmentName), job token: \(jobToken.isEmpty ? "no" : "yes"))"
     }
 
     public var debugDescription: String { description }
@@ -317,6 +349,7 @@ extension JobRunner.Spec: CustomStringConvertible, CustomDebugStringConvertible,
                 "jobID": jobID, "attempt": attempt, "pipelineID": pipelineID, "stepKey": stepKey, "commands": commands,
                 "env": env, "timeout": timeout as Any, "repository": repository, "commit": commit, "branch": branch,
                 "secretNames": secrets.keys.sorted(), "environmentName": environmentName,
+                "hasJobToken": !jobToken.isEmpty, "apiURL": apiURL,
             ])
     }
 }

@@ -34,6 +34,9 @@ public struct CoordinatorServer: Sendable {
         public var agentCertificateValidity: TimeInterval = CertificateAuthority.defaultAgentCertificateValidity
         /// Plain HTTP (loopback only unless allowed) or TLS: see `APITransport`.
         public var httpTransport: APITransport = .plain(allowedOffLoopback: false)
+        /// The API's URL as steps reach it (`serve --api-url`), sent in every lease as
+        /// `api_url`; nil derives it once the API is bound (`JobTokens.Endpoint.derived`).
+        public var apiURL: String?
 
         public init(
             state: CoordinatorStateDirectory, agentHost: String, agentPort: Int, httpHost: String, httpPort: Int,
@@ -115,7 +118,10 @@ public struct CoordinatorServer: Sendable {
             // response being streamed (a log follow) is never cut by it.
             server: try Self.httpServer(idleTimeout: options.httpIdleTimeout, tls: apiTLS),
             configuration: .init(address: .hostname(options.httpHost, port: options.httpPort), serverName: "gantry"),
-            onServerRunning: { channel in addresses.set(http: channel.localAddress.map(Self.format) ?? "?") },
+            onServerRunning: { [options] channel in
+                core.secrets.jobTokens.setEndpoint(Self.stepEndpoint(options, boundPort: channel.localAddress?.port))
+                addresses.set(http: channel.localAddress.map(Self.format) ?? "?")
+            },
             logger: logger)
         let group = TwoSignalServiceGroup(
             // Shut down in reverse order: the agent listener first (it closes agent
@@ -136,6 +142,21 @@ public struct CoordinatorServer: Sendable {
         let http = HTTPServerBuilder.http1(configuration: .init(idleTimeout: idleTimeout))
         guard let tls else { return http }
         return try .tls(http, tlsConfiguration: tls)
+    }
+
+    /// Where steps reach the API: `--api-url`, or derived from the bound address. Steps get
+    /// the agent's copy of the coordinator's CA only when the API serves the coordinator's
+    /// own certificate over https.
+    static func stepEndpoint(_ options: Options, boundPort: Int?) -> JobTokens.Endpoint {
+        let coordinatorCA = options.httpTransport == .coordinatorCertificate
+        if let url = options.apiURL {
+            return .init(url: url, usesCoordinatorCA: coordinatorCA && url.hasPrefix("https://"))
+        }
+        let advertised = (try? options.state.joinInfo().coordinator).flatMap { try? HostPort(parsing: $0, allowingPortZero: true) }
+        let url = JobTokens.Endpoint.derived(
+            boundHost: options.httpHost, port: boundPort ?? options.httpPort, tls: options.httpTransport.isTLS,
+            advertisedHost: advertised?.host)
+        return .init(url: url, usesCoordinatorCA: coordinatorCA)
     }
 
     static func format(_ address: SocketAddress) -> String {

@@ -85,6 +85,12 @@ struct Serve: AsyncParsableCommand {
     var httpTlsKey: String?
     @Flag(help: "Allow plain HTTP on an address other than loopback (something else must encrypt it).")
     var httpInsecure = false
+    @Option(
+        help: ArgumentHelp(
+            "The API's URL as steps reach it (GANTRY_API_URL, for `gantry meta-data`).",
+            discussion: "Default: http(s):// (by --http-tls) and --http's address with the bound port; a wildcard "
+                + "address (0.0.0.0, ::) is replaced by the host of `init --advertise`."))
+    var apiUrl: String?
     @Option(help: "Heartbeat interval agents are told to use, in seconds.") var heartbeatInterval: Double = 5
     @Option(help: "Seconds without a heartbeat before an agent's jobs are lost (default 3 × heartbeat).")
     var leaseTtl: Double?
@@ -147,6 +153,11 @@ struct Serve: AsyncParsableCommand {
             if let problem = LabelSet.keyProblem(key) { throw ValidationError("--trusted-label-key '\(key)': \(problem)") }
         }
         _ = try httpTransport()
+        if let apiUrl, !(apiUrl.hasPrefix("http://") || apiUrl.hasPrefix("https://")) || apiUrl.utf8.count > 2048
+            || apiUrl.contains(where: { $0.isWhitespace })
+        {
+            throw ValidationError("--api-url must be an http:// or https:// URL of at most 2048 bytes, without spaces")
+        }
     }
 
     /// The API's transport from the four flags; contradictions are refused here.
@@ -184,6 +195,7 @@ struct Serve: AsyncParsableCommand {
         options.allowUntrustedEnvironmentSteps = allowUntrustedEnvironmentSteps
         options.agentCertificateValidity = TimeInterval(agentCertificateSeconds ?? agentCertificateDays * 86_400)
         options.httpTransport = try httpTransport()
+        options.apiURL = apiUrl
         try await CoordinatorServer(options: options, logger: logger).run { agents, http in
             // One machine-readable line on stdout, so scripts and tests can use port 0.
             FileHandle.standardOutput.write(Data("gantry-coordinator listening agents=\(agents) http=\(http)\n".utf8))

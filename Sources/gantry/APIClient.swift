@@ -18,12 +18,19 @@ struct Connection: ParsableArguments {
     @Flag(help: "Allow plain http:// to a host other than loopback (env GANTRY_INSECURE_HTTP=1): the token crosses the network in clear.")
     var insecureHttp = false
 
-    func client() throws -> APIClient {
+    /// `insideStep`: a command a step runs (`gantry meta-data`) also takes the server from
+    /// GANTRY_API_URL and the token from GANTRY_JOB_TOKEN (after --server/GANTRY_SERVER and
+    /// --token/GANTRY_TOKEN, before what `gantry login` saved), which the agent sets.
+    func client(insideStep: Bool = false) throws -> APIClient {
         let environment = ProcessInfo.processInfo.environment
+        let stepServer = insideStep ? environment["GANTRY_API_URL"].flatMap { $0.isEmpty ? nil : $0 } : nil
+        let stepToken = insideStep ? environment["GANTRY_JOB_TOKEN"].flatMap { $0.isEmpty ? nil : $0 } : nil
         let base = try Self.baseURL(
-            server ?? environment["GANTRY_SERVER"] ?? CLIConfig.read(CLIConfig.server) ?? "http://127.0.0.1:7080",
+            server ?? environment["GANTRY_SERVER"] ?? stepServer ?? CLIConfig.read(CLIConfig.server) ?? "http://127.0.0.1:7080",
             allowInsecure: insecureHttp)
-        guard let resolved = token ?? environment["GANTRY_TOKEN"] ?? CLIConfig.read(CLIConfig.token), !resolved.isEmpty else {
+        guard let resolved = token ?? environment["GANTRY_TOKEN"] ?? stepToken ?? CLIConfig.read(CLIConfig.token),
+            !resolved.isEmpty
+        else {
             throw ValidationError(
                 "no API token: pass --token, set GANTRY_TOKEN, or run `gantry login` "
                     + "(the coordinator's is in STATE/admin.token)")
@@ -155,7 +162,7 @@ struct APIClient: Sendable {
     private func check(_ status: HTTPResponseStatus, _ body: ByteBuffer) throws {
         guard (200..<300).contains(Int(status.code)) else {
             if let error = try? API.decoder.decode(API.ErrorBody.self, from: Data(buffer: body)) {
-                throw CLIError("\(error)")
+                throw CLIError("\(error)", code: error.error.code)
             }
             throw CLIError("the coordinator answered \(status.code): \(String(buffer: body))")
         }

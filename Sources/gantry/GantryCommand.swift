@@ -14,7 +14,7 @@ struct GantryCommand: AsyncParsableCommand {
         abstract: "Submit pipelines to a Gantry coordinator and follow their jobs.",
         subcommands: [
             RunPipeline.self, Jobs.self, Logs.self, Agents.self, Cancel.self, WhoAmI.self, TokenCommand.self, IdentityCommand.self,
-            Audit.self, Login.self, SecretCommand.self, Retry.self, Rebuild.self,
+            Audit.self, Login.self, SecretCommand.self, Retry.self, Rebuild.self, MetaDataCommand.self,
         ])
 }
 
@@ -210,5 +210,10 @@ actor LinePrinter {
 /// A runtime failure: printed as `Error: ...` without the usage text.
 struct CLIError: Error, CustomStringConvertible {
     var description: String
-    init(_ description: String) { self.description = description }
+    /// The API's error code (`not_found`, `not_set`, …) when the coordinator refused.
+    var code: String?
+    init(_ description: String, code: String? = nil) {
+        self.description = description
+        self.code = code
+    }
 }

@@ -24,10 +24,16 @@ struct AuthorizationTests {
         .createIdentityToken: .admin, .listIdentityTokens: .admin, .revokeIdentityToken: .admin,
         .listSecrets: .admin, .setSecret: .admin, .deleteSecret: .admin,
         .listAudit: .admin, .verifyAudit: .admin,
+        .setMetaData: .developer, .getMetaData: .viewer, .listMetaData: .viewer,
     ]
 
+    /// The routes a step's job token may call (for its own pipeline only).
+    static let jobTokenRoutes: Set<APIRoute> = [.setMetaData, .getMetaData, .listMetaData]
+
     /// Parameters naming nothing that exists, so an allowed call changes nothing.
-    static let parameters = ["id": "00000000-0000-0000-0000-000000000000", "name": "nobody", "host": "nohost", "slot": "0"]
+    static let parameters = [
+        "id": "00000000-0000-0000-0000-000000000000", "name": "nobody", "host": "nohost", "slot": "0", "key": "nothing",
+    ]
 
     /// Issues a token on the coordinator's host, as an operator bootstrapping would.
     static func hostToken(_ cluster: TestCluster, identity: String, role: String) async throws -> String {
@@ -76,6 +82,58 @@ struct AuthorizationTests {
                 }
             }
             #expect(mismatches.isEmpty, "\(mismatches.joined(separator: "\n"))")
+        }
+    }
+
+    /// A step's job token: every route refuses it (403, saying why) but the meta-data
+    /// routes of its own pipeline; another pipeline's meta-data is refused too; a forged
+    /// token is 401, and so is the real one once its job is over.
+    @Test func aJobTokenMayCallOnlyItsOwnPipelinesMetaData() async throws {
+        #expect(Set(APIRoute.allCases.filter(\.jobTokenAllowed)) == Self.jobTokenRoutes)
+        try await TestCluster.with("job-token") { cluster in
+            try await cluster.startAgent(slot: "1")
+            let other = try await cluster.submit("steps:\n  - key: other\n    command: 'true'\n")
+            let tokenFile = cluster.root + "/job.token", go = cluster.root + "/go"
+            // The step hands its token out and waits (bounded) until the test is done with it.
+            let pipeline = try await cluster.submit(
+                """
+                steps:
+                  - key: holder
+                    commands:
+                      - "printf %s \\"$GANTRY_JOB_TOKEN\\" > \(tokenFile).tmp && mv \(tokenFile).tmp \(tokenFile)"
+                      - "i=0; while [ ! -f \(go) ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done"
+                """)
+            try await waitUntil("the step's token", timeout: .seconds(60)) { FileManager.default.fileExists(atPath: tokenFile) }
+            let token = try String(contentsOfFile: tokenFile, encoding: .utf8)
+            var mismatches: [String] = []
+            for route in APIRoute.allCases where route != .health {
+                let method = HTTPMethod(rawValue: route.method)
+                let body: Data? = ["POST", "PUT"].contains(route.method) ? Data("{\"value\": \"v\"}".utf8) : nil
+                var parameters = Self.parameters
+                parameters["id"] = pipeline.id
+                let (status, data) = try await cluster.request(method, route.path(parameters), body: body, token: token)
+                let text = String(decoding: data, as: UTF8.self)
+                if Self.jobTokenRoutes.contains(route) {
+                    if status == 401 || status == 403 { mismatches.append("\(route) refused its own pipeline: \(status) \(text)") }
+                    parameters["id"] = other.id
+                    let (foreign, refusal) = try await cluster.request(method, route.path(parameters), body: body, token: token)
+                    if foreign != 403 || !String(decoding: refusal, as: UTF8.self).contains("belongs to pipeline") {
+                        mismatches.append("\(route) on another pipeline answered \(foreign)")
+                    }
+                } else if status != 403 || !text.contains("only the meta-data routes") {
+                    mismatches.append("\(route) with a job token answered \(status): \(text.prefix(200))")
+                }
+            }
+            #expect(mismatches.isEmpty, "\(mismatches.joined(separator: "\n"))")
+            let listPath = APIRoute.listMetaData.path(["id": pipeline.id])
+            let forged = String(token.dropLast()) + (token.last == "0" ? "1" : "0")
+            #expect(try await cluster.request(.GET, listPath, token: forged).0 == 401)
+            #expect(try await cluster.request(.GET, listPath, token: "gjt_garbage").0 == 401)
+
+            _ = FileManager.default.createFile(atPath: go, contents: Data())
+            let done = try await cluster.waitForPipeline(pipeline.id)
+            #expect(done.state == "succeeded")
+            #expect(try await cluster.request(.GET, listPath, token: token).0 == 401)
         }
     }
 

@@ -32,11 +32,14 @@ public enum APIRouter {
         public var audit: AuditLog
         public var revocation: AgentRevocation
         public var deployPolicy: DeployPolicy
+        /// Pipeline meta-data; nil uses the core's store when it is one (`SQLiteStore`).
+        public var metaData: (any MetaDataStore)?
 
         public init(
             core: CoordinatorCore, authenticator: Authenticator, identities: any IdentityStore, audit: AuditLog,
-            revocation: AgentRevocation, deployPolicy: DeployPolicy = DeployPolicy()
+            revocation: AgentRevocation, deployPolicy: DeployPolicy = DeployPolicy(), metaData: (any MetaDataStore)? = nil
         ) {
+            self.metaData = metaData
             self.deployPolicy = deployPolicy
             self.core = core
             self.authenticator = authenticator
@@ -48,7 +51,9 @@ public enum APIRouter {
 
     public static func make(_ dependencies: Dependencies) -> Router<GantryRequestContext> {
         let router = Router(context: GantryRequestContext.self)
-        router.add(middleware: AuthenticationMiddleware(authenticator: dependencies.authenticator))
+        router.add(
+            middleware: AuthenticationMiddleware(
+                authenticator: dependencies.authenticator, jobTokens: JobTokenAuthenticator(core: dependencies.core)))
         let core = dependencies.core
         let audit = dependencies.audit
         router.on(.health, audit: audit) { _, _ in Response(status: .ok, body: ResponseBody(byteBuffer: ByteBuffer(string: "ok\n"))) }
@@ -56,6 +61,7 @@ public enum APIRouter {
         addAgentRoutes(to: router, dependencies)
         addAuditRoutes(to: router, dependencies)
         addSecretRoutes(to: router, dependencies)
+        addMetaDataRoutes(to: router, dependencies)
         router.on(.submitPipeline, audit: audit) { request, context -> Response in
             var request = request
             let body: ByteBuffer

@@ -4,19 +4,36 @@ import Hummingbird
 /// Every API request but `/healthz` must carry `Authorization: Bearer <token>`: the API
 /// runs commands on build machines, so it is never open. The token becomes the request's
 /// `Principal`; each route then checks its own permission (`Router.on(_:audit:_:)`).
+/// A job token (`gjt_…`, held by a running step) is checked by `JobTokenAuthenticator`.
 public struct AuthenticationMiddleware: RouterMiddleware {
     public typealias Context = GantryRequestContext
     let authenticator: Authenticator
+    let jobTokens: JobTokenAuthenticator?
 
-    public init(authenticator: Authenticator) {
+    public init(authenticator: Authenticator, jobTokens: JobTokenAuthenticator? = nil) {
         self.authenticator = authenticator
+        self.jobTokens = jobTokens
     }
 
     public func handle(
         _ request: Request, context: Context, next: (Request, Context) async throws -> Response
     ) async throws -> Response {
         if request.uri.path == "/healthz" { return try await next(request, context) }
-        switch authenticator.authenticate(header: request.headers[.authorization]) {
+        let header = request.headers[.authorization]
+        if let jobTokens, let header, header.hasPrefix("Bearer ") {
+            let text = Substring(header.dropFirst("Bearer ".count).trimmingCharacters(in: .whitespaces))
+            if JobToken.isJobToken(text) {
+                switch await jobTokens.authenticate(text) {
+                case .failure(let refusal):
+                    return APIResponses.error(.unauthorized, code: "unauthorized", message: refusal.message)
+                case .success(let principal):
+                    var context = context
+                    context.principal = principal
+                    return try await next(request, context)
+                }
+            }
+        }
+        switch authenticator.authenticate(header: header) {
         case .failure(let failure):
             return APIResponses.error(.unauthorized, code: "unauthorized", message: failure.message)
         case .success(let principal):

@@ -19,7 +19,18 @@ extension Router where Context == GantryRequestContext {
                 // AuthenticationMiddleware answers 401 before this; never serve without one.
                 return APIResponses.error(.unauthorized, code: "unauthorized", message: "authentication required")
             }
-            guard principal.allows(permission) else {
+            if let job = principal.job {
+                if let refusal = Self.jobTokenRefusal(route, job, context) {
+                    if let action = route.auditAction {
+                        audit.record(
+                            AuditEvent(
+                                actor: principal.identity, tokenID: principal.tokenID, address: context.remoteAddressText,
+                                action: action, object: Self.object(route, context), outcome: "denied",
+                                detail: ["reason": refusal]))
+                    }
+                    return APIResponses.error(.forbidden, code: "forbidden", message: refusal)
+                }
+            } else if !principal.allows(permission) {
                 if let action = route.auditAction {
                     audit.record(
                         AuditEvent(
@@ -49,6 +60,20 @@ extension Router where Context == GantryRequestContext {
             Self.record(audit, action, route, principal, context, outcome: outcome, status: code)
             return response
         }
+    }
+
+    /// Why a job token may not make this call, or nil: only a route declaring
+    /// `jobTokenAllowed`, and only for the job's own pipeline (the `{id}` parameter).
+    private static func jobTokenRefusal(_ route: APIRoute, _ job: Principal.JobGrant, _ context: GantryRequestContext) -> String? {
+        guard route.jobTokenAllowed else {
+            return "a job token may call only the meta-data routes of its own pipeline, not \(route.method) \(route.path): "
+                + "use an API token (--token / GANTRY_TOKEN) for anything else"
+        }
+        guard let pipeline = try? context.parameter("id"), pipeline == job.pipelineID else {
+            return "the job token of job \(job.jobID) belongs to pipeline \(job.pipelineID); it may not reach another "
+                + "pipeline's meta-data"
+        }
+        return nil
     }
 
     private static func record(

@@ -13,7 +13,14 @@ extension CoordinatorCore {
     ///
     /// An agent older than protocol version 3 gets none: it would ignore `Lease.secrets`
     /// and, worse, not mask them; its step runs without them and the coordinator says why.
+    ///
+    /// This is the send edge's one hook (`perform` calls it for every frame), so it also
+    /// adds the attempt's job token and the API endpoint (`withJobToken`).
     func withSecrets(_ envelope: Gantry_V1_Envelope, for session: AgentSession) -> Gantry_V1_Envelope {
+        withJobToken(withSecretValues(envelope, for: session))
+    }
+
+    private func withSecretValues(_ envelope: Gantry_V1_Envelope, for session: AgentSession) -> Gantry_V1_Envelope {
         guard case .lease(let lease) = envelope.body, let names = jobs[lease.jobID]?.secrets, !names.isEmpty else {
             return envelope
         }

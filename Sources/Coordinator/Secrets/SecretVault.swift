@@ -33,14 +33,22 @@ public final class SecretVault: Sendable {
     private let writes = Mutex<Void>(())
     /// The shared `flock` on `secrets.key` that keeps `rotate-key` away while serving.
     private let lockDescriptor: Int32?
+    /// Job tokens and the API endpoint every lease carries: their key is derived from
+    /// this vault's key (`JobTokenKey`), and the send edge that fills `Lease.secrets` from
+    /// this vault fills `Lease.job_token` from here too.
+    public let jobTokens: JobTokens
 
     /// A vault with no secrets that refuses to store any: for a core built without one
     /// (tests, tools).
     public static func empty() -> SecretVault {
-        SecretVault(store: nil, key: nil, entries: [:], lockDescriptor: nil)
+        SecretVault(store: nil, key: nil, entries: [:], lockDescriptor: nil, jobTokens: JobTokens(key: .ephemeral()))
     }
 
-    private init(store: (any SecretStore)?, key: SecretKey?, entries: [String: [SecretScope: Entry]], lockDescriptor: Int32?) {
+    private init(
+        store: (any SecretStore)?, key: SecretKey?, entries: [String: [SecretScope: Entry]], lockDescriptor: Int32?,
+        jobTokens: JobTokens
+    ) {
+        self.jobTokens = jobTokens
         self.store = store
         self.key = key
         self.entries = Mutex(entries)
@@ -92,7 +100,9 @@ public final class SecretVault: Sendable {
                     metadata: ["secret": "\(row.name)", "scope": "\(row.scope.logSafe(maximum: 100))", "error": "\(error)"])
             }
         }
-        return SecretVault(store: store, key: key, entries: loaded, lockDescriptor: lockDescriptor)
+        return SecretVault(
+            store: store, key: key, entries: loaded, lockDescriptor: lockDescriptor,
+            jobTokens: JobTokens(key: JobTokenKey(derivedFrom: key)))
     }
 
     // MARK: - Changes (the API)

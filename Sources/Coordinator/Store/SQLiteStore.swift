@@ -253,6 +253,21 @@ public final class SQLiteStore: CoordinatorStore {
                     ALTER TABLE pipelines ADD COLUMN rebuild_of TEXT REFERENCES pipelines(id);
                     """)
         }
+        migrator.registerMigration("v8: pipeline meta-data", foreignKeyChecks: .immediate) { db in
+            // Outputs between steps (`gantry meta-data set|get`), see Outputs/. Bounded by
+            // `MetaDataRule`; `job_id` is the job whose token set it, NULL for a user.
+            try db.execute(
+                sql: """
+                    CREATE TABLE meta_data (
+                        pipeline_id TEXT NOT NULL REFERENCES pipelines(id),
+                        key TEXT NOT NULL,
+                        value TEXT NOT NULL,
+                        job_id TEXT,
+                        updated_at DATETIME NOT NULL,
+                        PRIMARY KEY (pipeline_id, key)
+                    ) WITHOUT ROWID;
+                    """)
+        }
         return migrator
     }
 

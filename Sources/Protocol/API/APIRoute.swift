@@ -48,15 +48,20 @@ public enum APIRoute: String, CaseIterable, Sendable {
     case listAudit
     case verifyAudit
 
+    case setMetaData
+    case getMetaData
+    case listMetaData
+
     public var method: String {
         switch self {
         case .health, .metrics, .whoami, .getPipeline, .listJobs, .getJob, .jobAttempts, .jobLog, .listAgents, .demand,
-            .listOwnTokens, .listIdentities, .listIdentityTokens, .listSecrets, .listAudit, .verifyAudit:
+            .listOwnTokens, .listIdentities, .listIdentityTokens, .listSecrets, .listAudit, .verifyAudit, .getMetaData,
+            .listMetaData:
             return "GET"
-        case .submitPipeline, .cancelPipeline, .rebuildPipeline, .cancelJob, .retryJob, .forgetAgent, .drainAgent, .createOwnToken, .createIdentity,
-            .createIdentityToken:
+        case .submitPipeline, .cancelPipeline, .rebuildPipeline, .cancelJob, .retryJob, .forgetAgent, .drainAgent,
+            .createOwnToken, .createIdentity, .createIdentityToken:
             return "POST"
-        case .updateIdentity, .setSecret:
+        case .updateIdentity, .setSecret, .setMetaData:
             return "PUT"
         case .revokeOwnToken, .disableIdentity, .revokeIdentityToken, .deleteSecret:
             return "DELETE"
@@ -94,6 +99,8 @@ public enum APIRoute: String, CaseIterable, Sendable {
         case .setSecret, .deleteSecret: return "/v1/secrets/{name}"
         case .listAudit: return "/v1/audit"
         case .verifyAudit: return "/v1/audit/verify"
+        case .setMetaData, .getMetaData: return "/v1/pipelines/{id}/meta-data/{key}"
+        case .listMetaData: return "/v1/pipelines/{id}/meta-data"
         }
     }
 
@@ -101,12 +108,14 @@ public enum APIRoute: String, CaseIterable, Sendable {
     public var permission: API.Permission? {
         switch self {
         case .health: return nil
-        case .metrics, .whoami, .getPipeline, .listJobs, .getJob, .jobAttempts, .jobLog, .listAgents, .demand:
+        case .metrics, .whoami, .getPipeline, .listJobs, .getJob, .jobAttempts, .jobLog, .listAgents, .demand,
+            .getMetaData, .listMetaData:
             return .read
         case .createOwnToken, .listOwnTokens, .revokeOwnToken: return .manageOwnTokens
-        // Both run a pipeline's code again, like a submission; deploying jobs also need
-        // the deploy permission for their environment, checked by the handler.
-        case .submitPipeline, .rebuildPipeline, .retryJob: return .submit
+        // Each runs a pipeline's code again, or steers what its later steps do, as
+        // submitting does; deploying jobs also need the deploy permission for their
+        // environment, checked by the handler.
+        case .submitPipeline, .rebuildPipeline, .retryJob, .setMetaData: return .submit
         case .cancelPipeline, .cancelJob: return .cancel
         case .forgetAgent, .drainAgent: return .manageAgents
         case .createIdentity, .listIdentities, .updateIdentity, .disableIdentity, .createIdentityToken,
@@ -122,7 +131,7 @@ public enum APIRoute: String, CaseIterable, Sendable {
     public var auditAction: String? {
         switch self {
         case .health, .metrics, .whoami, .getPipeline, .listJobs, .getJob, .jobAttempts, .jobLog, .listAgents, .demand,
-            .listOwnTokens, .listIdentities, .listIdentityTokens, .listSecrets, .listAudit:
+            .listOwnTokens, .listIdentities, .listIdentityTokens, .listSecrets, .listAudit, .getMetaData, .listMetaData:
             return nil
         case .verifyAudit: return nil
         case .submitPipeline: return "pipeline.submit"
@@ -139,6 +148,18 @@ public enum APIRoute: String, CaseIterable, Sendable {
         case .disableIdentity: return "identity.disable"
         case .setSecret: return "secret.set"
         case .deleteSecret: return "secret.delete"
+        case .setMetaData: return "metadata.set"
+        }
+    }
+
+    /// Whether a step's job token (`GANTRY_JOB_TOKEN`) may call this route at all; every
+    /// other route refuses a job token with 403. Such a route names its pipeline as the
+    /// `{id}` path parameter, and the router allows a job token only for its own pipeline,
+    /// so a step can reach nothing but its own pipeline's meta-data.
+    public var jobTokenAllowed: Bool {
+        switch self {
+        case .setMetaData, .getMetaData, .listMetaData: return true
+        default: return false
         }
     }
 

@@ -637,6 +637,21 @@ public nonisolated struct Gantry_V1_Lease: Sendable {
   /// pipeline), empty for none. Exposed as GANTRY_ENVIRONMENT.
   public var environment: String = String()
 
+  /// The job token of this attempt (`gjt_<job>.<attempt>.<mac>`): a bearer token for
+  /// the coordinator's meta-data routes of this pipeline, valid while this attempt is
+  /// held. Exposed as GANTRY_JOB_TOKEN and masked in the log like a secret. Filled as
+  /// the lease is sent; never stored or logged by either side. Empty: none.
+  public var jobToken: String = String()
+
+  /// The coordinator's HTTP API as steps reach it (`serve --api-url`), exposed as
+  /// GANTRY_API_URL. Empty: not announced.
+  public var apiURL: String = String()
+
+  /// True when the API's TLS certificate is the coordinator's own, which chains to the
+  /// CA the agent pinned at enrollment: the agent then exports a copy of that CA as
+  /// GANTRY_CA_FILE.
+  public var apiUsesCoordinatorCa: Bool = false
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1672,7 +1687,7 @@ nonisolated extension Gantry_V1_Ready: SwiftProtobuf.Message, SwiftProtobuf._Mes
 
 nonisolated extension Gantry_V1_Lease: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Lease"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}job_id\0\u{1}attempt\0\u{3}pipeline_id\0\u{3}step_key\0\u{1}commands\0\u{1}env\0\u{3}timeout_seconds\0\u{3}cancel_grace_seconds\0\u{1}repository\0\u{1}commit\0\u{1}branch\0\u{1}secrets\0\u{1}environment\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}job_id\0\u{1}attempt\0\u{3}pipeline_id\0\u{3}step_key\0\u{1}commands\0\u{1}env\0\u{3}timeout_seconds\0\u{3}cancel_grace_seconds\0\u{1}repository\0\u{1}commit\0\u{1}branch\0\u{1}secrets\0\u{1}environment\0\u{3}job_token\0\u{3}api_url\0\u{3}api_uses_coordinator_ca\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1693,6 +1708,9 @@ nonisolated extension Gantry_V1_Lease: SwiftProtobuf.Message, SwiftProtobuf._Mes
       case 11: try { try decoder.decodeSingularStringField(value: &self.branch) }()
       case 12: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: &self.secrets) }()
       case 13: try { try decoder.decodeSingularStringField(value: &self.environment) }()
+      case 14: try { try decoder.decodeSingularStringField(value: &self.jobToken) }()
+      case 15: try { try decoder.decodeSingularStringField(value: &self.apiURL) }()
+      case 16: try { try decoder.decodeSingularBoolField(value: &self.apiUsesCoordinatorCa) }()
       default: break
       }
     }
@@ -1738,6 +1756,15 @@ nonisolated extension Gantry_V1_Lease: SwiftProtobuf.Message, SwiftProtobuf._Mes
     if !self.environment.isEmpty {
       try visitor.visitSingularStringField(value: self.environment, fieldNumber: 13)
     }
+    if !self.jobToken.isEmpty {
+      try visitor.visitSingularStringField(value: self.jobToken, fieldNumber: 14)
+    }
+    if !self.apiURL.isEmpty {
+      try visitor.visitSingularStringField(value: self.apiURL, fieldNumber: 15)
+    }
+    if self.apiUsesCoordinatorCa != false {
+      try visitor.visitSingularBoolField(value: self.apiUsesCoordinatorCa, fieldNumber: 16)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1755,6 +1782,9 @@ nonisolated extension Gantry_V1_Lease: SwiftProtobuf.Message, SwiftProtobuf._Mes
     if lhs.branch != rhs.branch {return false}
     if lhs.secrets != rhs.secrets {return false}
     if lhs.environment != rhs.environment {return false}
+    if lhs.jobToken != rhs.jobToken {return false}
+    if lhs.apiURL != rhs.apiURL {return false}
+    if lhs.apiUsesCoordinatorCa != rhs.apiUsesCoordinatorCa {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
