@@ -149,7 +149,7 @@ final class CoordinatorCoreTests {
         #expect(done.jobs[1].exitStatus == 3)
     }
 
-    @Test func failedDependencyCancelsDependentsTransitively() async throws {
+    @Test func failedDependencySkipsDependentsTransitively() async throws {
         let core = try makeCore()
         let (agent, _) = try await connect(core, "h/1")
         let pipeline = try await core.submit(
@@ -159,8 +159,10 @@ final class CoordinatorCoreTests {
         await core.receive(finished(lease, .timedOut, exit: -1, length: 0), from: "h/1", session: agent.session)
         _ = await agent.next()
         let done = try #require(try await core.pipeline(id: pipeline.id))
-        #expect(done.jobs.map(\.state) == ["timed_out", "cancelled", "cancelled"])
-        #expect(done.jobs[2].reason == "dependency `b` cancelled")
+        #expect(done.jobs.map(\.state) == ["timed_out", "skipped", "skipped"])
+        #expect(done.jobs.map(\.outcome) == ["failed", "failed", "failed"])
+        #expect(done.jobs[2].reason == "dependency `b` failed")
+        #expect(done.state == "failed")
     }
 
     @Test func staleAttemptIsFencedOff() async throws {

@@ -42,11 +42,21 @@ struct JobLifecycleTests {
 
     /// Submits a pipeline file and returns the output and the jobs by step key.
     mutating func submit(_ yaml: String, at seconds: Double = 0) throws -> (LifecycleOutput, [String: StoredJob]) {
-        let request = API.SubmitPipeline(yaml: yaml)
+        let (output, jobs) = try submitJobs(yaml, at: seconds)
+        return (output, Dictionary(jobs.map { ($0.key, $0) }, uniquingKeysWith: { first, _ in first }))
+    }
+
+    /// Submits a pipeline file and returns the output and every job row in position order
+    /// (a matrix step has several per key).
+    mutating func submitJobs(
+        _ yaml: String, at seconds: Double = 0, request: API.SubmitPipeline? = nil
+    ) throws -> (LifecycleOutput, [StoredJob]) {
+        var request = request ?? API.SubmitPipeline(yaml: yaml)
+        request.yaml = yaml
         let definition = try PipelineParser(file: "pipeline.yml").parse(yaml)
-        let (pipeline, jobs) = CoordinatorCore.rows(for: request, definition: definition, now: Self.wall(seconds))
+        let (pipeline, jobs) = try CoordinatorCore.rows(for: request, definition: definition, now: Self.wall(seconds))
         let output = lifecycle.submit(pipeline, jobs: jobs, now: Self.wall(seconds))
-        return (output, Dictionary(uniqueKeysWithValues: jobs.map { ($0.key, $0) }))
+        return (output, jobs)
     }
 
     static func leases(_ output: LifecycleOutput, to agent: String) -> [Gantry_V1_Lease] {
@@ -372,7 +382,7 @@ struct JobLifecycleTests {
 
     // MARK: - Dependencies
 
-    @Test mutating func successUnblocksDependentsAndFailureCancelsThemTransitively() throws {
+    @Test mutating func successUnblocksDependentsAndFailureSkipsThemTransitively() throws {
         try connect("a/1", capacity: 2)
         let yaml = "steps:\n  - {key: a, command: x}\n  - {key: b, command: y, depends_on: a}\n  - {key: c, command: z, depends_on: b}\n"
         let (first, jobs) = try submit(yaml)
@@ -383,7 +393,7 @@ struct JobLifecycleTests {
         #expect(b.stepKey == "b")
         let failed = lifecycle.jobFinished(Self.finished(b, .failed, exit: 1), from: "a/1", alreadyFinished: nil, now: Self.wall(2))
         let c = try #require(Self.jobWrites(failed).first { $0.id == jobs["c"]?.id })
-        #expect(c.state == .cancelled && c.reason == "dependency `b` failed")
+        #expect(c.state == .skipped && c.reason == "dependency `b` failed" && c.outcome == .failed)
         #expect(lifecycle.jobs.isEmpty && lifecycle.pipelines.isEmpty)
     }
 

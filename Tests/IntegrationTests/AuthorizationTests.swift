@@ -19,6 +19,7 @@ struct AuthorizationTests {
         .listAgents: .viewer, .demand: .viewer,
         .createOwnToken: .viewer, .listOwnTokens: .viewer, .revokeOwnToken: .viewer,
         .submitPipeline: .developer, .cancelPipeline: .developer, .cancelJob: .developer,
+        .retryJob: .developer, .rebuildPipeline: .developer,
         .forgetAgent: .admin, .drainAgent: .admin,
         .createIdentity: .admin, .listIdentities: .admin, .updateIdentity: .admin, .disableIdentity: .admin,
         .createIdentityToken: .admin, .listIdentityTokens: .admin, .revokeIdentityToken: .admin,
