@@ -232,7 +232,7 @@ struct PipelineLanguageTests {
                 priority: 5
               - key: test
                 stage: test
-                if: build.branch == "main"
+                if: branch == "main"
                 when: always
                 command: test
             """

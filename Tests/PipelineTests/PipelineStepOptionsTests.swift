@@ -20,12 +20,14 @@ struct PipelineStepOptionsTests {
 
     @Test func conditionKeepsTextAndPlace() {
         #expect(
-            step("if: build.branch == \"main\" && !build.tag")?.condition
-                == StepCondition(text: "build.branch == \"main\" && !build.tag", location: .init(line: 3, column: 9)))
-        let long = String(repeating: "a", count: 1024)
-        #expect(step("if: \(long)")?.condition?.text == long)
+            step("if: branch == \"main\" && tag == \"\"")?.condition
+                == StepCondition(text: "branch == \"main\" && tag == \"\"", location: .init(line: 3, column: 9)))
+        // 1,024 bytes: `branch == "…"` (a valid expression, for when the parser checks them).
+        let long = "branch == \"" + String(repeating: "a", count: 1012) + "\""
+        #expect(long.utf8.count == 1024)
+        #expect(step("if: '\(long)'")?.condition?.text == long)
         expectPipelineError(
-            "steps:\n  - command: x\n    if: \(long)a\n", line: 3, column: 9, containing: "`if` is 1025 bytes long; the limit is 1 KiB")
+            "steps:\n  - command: x\n    if: '\(long) '\n", line: 3, column: 9, containing: "`if` is 1025 bytes long; the limit is 1 KiB")
         expectPipelineError("steps:\n  - command: x\n    if: [a]\n", line: 3, column: 9, containing: "`if` must be an expression")
     }
 
