@@ -25,17 +25,19 @@ public enum PipelineLimits {
     public static let maximumExpandedNodes = 100_000
 
     /// Most bytes of text the pipeline stands for once expanded: the YAML's strings with
-    /// every alias replaced by what it names, and, once parsed, every step's strings plus
-    /// the pipeline-level `env` each step inherits. This is about what one submission
-    /// writes to the database; 8 MiB is 8 times the largest file, ample for 500 steps of
-    /// real size, and stops an 80 KB file from becoming 40 MB of jobs.
+    /// every alias replaced by what it names, and, once parsed, every job's strings (after
+    /// `matrix:` and `parallelism:` expansion and `{{matrix.NAME}}` interpolation) plus the
+    /// pipeline-level `env` each job inherits. This is about what one submission writes to
+    /// the database; 8 MiB is 8 times the largest file, ample for 1,000 jobs of real size,
+    /// and stops an 80 KB file from becoming 40 MB of jobs.
     public static let maximumExpandedBytes = 8 * 1024 * 1024
 
     // MARK: - Steps
 
-    /// Most steps (jobs) in one pipeline: 500, Buildkite's limit per pipeline upload. A
-    /// submission is stored in one transaction and every step is scheduled and cancelled
-    /// individually; bigger builds should be split into several pipelines.
+    /// Most steps in one pipeline (`wait` entries do not count): 500, Buildkite's limit per
+    /// pipeline upload. A submission is stored in one transaction and every step is
+    /// scheduled and cancelled individually; bigger builds should be split into several
+    /// pipelines. What the steps expand into is bounded by `maximumJobs`.
     public static let maximumSteps = 500
 
     /// Longest step `key`: keys are identifiers typed in `depends_on` and shown in
@@ -63,7 +65,8 @@ public enum PipelineLimits {
     /// matters; they are stored with every job.
     public static let maximumRetryRules = 16
 
-    /// Most bytes one step may carry: its commands, its environment (the pipeline-level
+    /// Most bytes one job may carry (a step without `matrix:` or `parallelism:` is one job;
+    /// with them, each job is counted after interpolation): its commands, its environment (the pipeline-level
     /// `env` merged with its own, counted as `NAME=value`), its agent selector, key, name
     /// and dependencies. All of it travels in one lease frame and, for the commands and
     /// environment, in one `execve`, whose arguments and environment together Linux caps
@@ -113,4 +116,61 @@ public enum PipelineLimits {
     /// Longest `cancel_grace`: 1 hour. The grace delays SIGKILL after a cancel or a
     /// timeout; a step that needs longer to clean up should do so before its timeout.
     public static let maximumCancelGraceSeconds = 3600
+
+    // MARK: - Fan-out: `matrix:` and `parallelism:`
+
+    /// Most jobs one step expands into (matrix combinations × `parallelism`): 256, GitHub
+    /// Actions' limit per matrix. Jobs of a step share its key, and `depends_on` on it waits
+    /// for all of them; past a few hundred a step is a test-splitting tool's job.
+    public static let maximumJobsPerStep = 256
+
+    /// Most jobs in one pipeline after expansion: each is a row, a lease and a schedule
+    /// decision of its own, and every job is decided again when a dependency ends. 1,000 is
+    /// twice `maximumSteps`, so a pipeline of plain steps never meets it.
+    public static let maximumJobs = 1000
+
+    /// Most `parallelism:` copies of one step; also bounded by `maximumJobsPerStep`.
+    public static let maximumParallelism = 256
+
+    /// Most dimensions in one `matrix:`: real matrices have two to four (os, toolchain,
+    /// architecture, a feature flag); each is part of every job name.
+    public static let maximumMatrixDimensions = 10
+
+    /// Most values in one matrix dimension.
+    public static let maximumMatrixValues = 100
+
+    /// Longest matrix dimension name, in bytes (ASCII letters, digits, `_` and `-`).
+    public static let maximumMatrixNameBytes = 64
+
+    /// Longest matrix value, in bytes: it is interpolated into commands, names and labels.
+    public static let maximumMatrixValueBytes = 256
+
+    /// Most combinations of the dimensions before `exclude` removes any. The parser lists
+    /// them to apply `exclude`, so this bounds that work (at most this many combinations,
+    /// each compared with every `exclude` entry); what remains must still fit in
+    /// `maximumJobsPerStep`.
+    public static let maximumMatrixCombinationsBeforeExclude = 1024
+
+    /// Most entries in `matrix.exclude`, and in `matrix.include`: an include adds a job,
+    /// so more than `maximumJobsPerStep` of them could never be valid.
+    public static let maximumMatrixAdjustments = 256
+
+    // MARK: - Conditions, priorities and concurrency groups
+
+    /// Longest `if:` expression in bytes: a condition is one line of comparisons, not a
+    /// program, and it is parsed at every submission.
+    public static let maximumConditionBytes = 1024
+
+    /// `priority:` bounds (the default is 0). Wide enough for any ranking a team invents,
+    /// small enough to store and compare anywhere.
+    public static let minimumPriority = -1000
+    public static let maximumPriority = 1000
+
+    /// Largest `concurrency.limit`: a group is for scarce things (a deploy target, a
+    /// device); more than 100 at once is not scarce.
+    public static let maximumConcurrencyLimit = 100
+
+    /// Longest `concurrency.group` after interpolation, in bytes: it is stored with every
+    /// job and shown in listings.
+    public static let maximumConcurrencyGroupBytes = 100
 }
