@@ -96,6 +96,26 @@ public struct StoredPipeline: Codable, FetchableRecord, PersistableRecord, Senda
     public static let databaseColumnDecodingStrategy = DatabaseColumnDecodingStrategy.convertFromSnakeCase
 }
 
+extension StoredPipeline {
+    /// The row's columns. Those of schema v7 (`tag`, `message`, `source`, `rebuild_of`)
+    /// are written only when they differ from the columns' defaults, so a pipeline that
+    /// uses none of them is the row an older database holds.
+    public func encode(to container: inout PersistenceContainer) throws {
+        container["id"] = id
+        container["file"] = file
+        container["yaml"] = yaml
+        container["repository"] = repository
+        container["commit"] = commit
+        container["branch"] = branch
+        container["env"] = String(decoding: try Self.databaseJSONEncoder(for: "env").encode(env), as: UTF8.self)
+        container["created_at"] = createdAt
+        if !tag.isEmpty { container["tag"] = tag }
+        if !message.isEmpty { container["message"] = message }
+        if source != "api" { container["source"] = source }
+        if let rebuildOf { container["rebuild_of"] = rebuildOf }
+    }
+}
+
 /// One lease of a job: the history behind `jobs.attempt`.
 public struct StoredAttempt: Codable, FetchableRecord, PersistableRecord, Sendable, Equatable {
     public static let databaseTableName = "attempts"
