@@ -155,7 +155,8 @@ extension JobLifecycleTests {
               - {key: test, command: ./test, depends_on: build}
               - {key: cleanup, command: ./cleanup, depends_on: build, when: always}
             """)
-        let cancelled = try #require(lifecycle.cancel(job: jobs[0].id, reason: "cancelled by user", now: Self.wall(1)))
+        let cancel = lifecycle.cancel(job: jobs[0].id, reason: "cancelled by user", now: Self.wall(1))
+        let cancelled = try #require(cancel)
         let (outputs, ran) = drain("a/1")
         #expect(ran == ["cleanup"])
         let rows = Self.rows([submitted, cancelled.output] + outputs)
@@ -182,8 +183,8 @@ extension JobLifecycleTests {
         #expect(Set([first.jobID, second.jobID]) == Set(jobs.prefix(2).map(\.id)))
         _ = end(first, on: "a/1")
         #expect(ready("a/1") == nil, "release waits for the other matrix job")
-        _ = end(second, on: "b/1")
-        #expect(ready("a/1")?.stepKey == "release")
+        let done = end(second, on: "b/1")
+        #expect(Self.leases(done, to: "a/1").map(\.stepKey) == ["release"], "leased to the idle agent in the same turn")
     }
 
     @Test mutating func afterAWaitNothingStartsWhileAnythingBeforeRuns() throws {
@@ -203,7 +204,7 @@ extension JobLifecycleTests {
         let failed = end(quick.stepKey == "quick" ? quick : slow, on: quick.stepKey == "quick" ? "a/1" : "b/1", .failed, exit: 1)
         #expect(ready(quick.stepKey == "quick" ? "a/1" : "b/1") == nil, "cleanup waits for the slow step")
         let done = end(quick.stepKey == "quick" ? slow : quick, on: quick.stepKey == "quick" ? "b/1" : "a/1")
-        #expect(Self.rows([submitted, failed, done])[jobs[2].id]?.state == .queued)
+        #expect(Self.rows([submitted, failed, done])[jobs[2].id]?.state == .leased, "then runs, although quick failed")
     }
 
     // MARK: - Priorities
@@ -254,11 +255,13 @@ extension JobLifecycleTests {
         let yaml = "steps:\n  - {key: deploy, command: x, concurrency: {group: g, cancel_in_progress: true}}\n"
         let first = try submitJobs(yaml).1[0]
         let running = try #require(ready("a/1"))
-        let second = try submitJobs(yaml).1[0]
+        let (secondOutput, secondJobs) = try submitJobs(yaml)
+        let second = secondJobs[0]
+        #expect(secondOutput.frames(to: "a/1").contains { $0.cancel.jobID == first.id }, "a running one is cancelled on its agent")
+        #expect(lifecycle.groups.isHeld(second.id), "the newer waits until the cancelled one has stopped")
         let (output, third) = try submitJobs(yaml)
         #expect(Self.rows([output])[second.id]?.state == .cancelled, "a waiting older job is cancelled at once")
-        #expect(output.frames(to: "a/1").contains { $0.cancel.jobID == first.id }, "a running one is cancelled on its agent")
-        #expect(lifecycle.groups.isHeld(third[0].id), "the newest waits until the cancelled one has stopped")
+        #expect(lifecycle.groups.isHeld(third[0].id))
         let stopped = end(running, .cancelled, exit: -15)
         #expect(Self.rows([stopped])[first.id]?.state == .cancelled)
         #expect(lifecycle.scheduler.queue.map(\.id) == [third[0].id])
@@ -312,15 +315,20 @@ extension JobLifecycleTests {
             job: jobs[0].id, pipeline: pipeline, pipelineJobs: jobs.map { stored[$0.id]! }, reason: "retried by alice",
             now: Self.wall(10))
         let (retried, output) = try result.get()
-        #expect(retried.state == .queued && retried.attempt == 1)
+        #expect(retried.state == .leased && retried.attempt == 2, "leased at once to the idle agent, as attempt 2")
         #expect(Self.rows([output])[jobs[1].id]?.state == .waiting)
+        let lease = try #require(Self.leases(output, to: "a/1").first)
         let (after, ranAgain) = drain("a/1")
-        #expect(ranAgain == ["build", "test"])
-        #expect(Self.rows(after)[jobs[0].id]?.attempt == 2)
+        #expect(ranAgain.isEmpty, "the agent still holds build")
+        let passed = end(lease, at: 11)
+        #expect(Self.rows([passed])[jobs[0].id]?.state == .succeeded)
+        let (rest, ranLast) = drain("a/1")
+        #expect(ranLast == ["test"])
+        let final = Self.rows([submitted] + outputs + [output] + after + [passed] + rest)
         #expect(
             lifecycle.retry(
-                job: jobs[0].id, pipeline: pipeline, pipelineJobs: jobs.map { Self.rows([submitted] + outputs + after)[$0.id]! },
-                reason: "", now: Self.wall(20)).map { $0.0.state } == .success(.queued),
+                job: jobs[0].id, pipeline: pipeline, pipelineJobs: jobs.map { final[$0.id]! },
+                reason: "", now: Self.wall(20)).map { $0.0.state } == .success(.leased),
             "a succeeded job can be run again too")
     }
 
