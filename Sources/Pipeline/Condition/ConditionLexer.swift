@@ -72,7 +72,7 @@ struct ConditionLexer {
             guard Self.isIdentifierScalar(scalar), !("0"..."9").contains(scalar) else {
                 throw Failure(
                     offset: start,
-                    message: "unexpected `\(scalar.escaped(asASCII: false))`: expected a variable, a string in quotes, "
+                    message: "unexpected `\(Self.shown(scalar))`: expected a variable, a string in quotes, "
                         + "a regex in slashes, `true`, `false`, an operator or a parenthesis")
             }
             // `env.NAME` is one identifier; the parser checks what follows `env.`.
@@ -100,7 +100,7 @@ struct ConditionLexer {
             case let other?:
                 throw Failure(
                     offset: position - 1,
-                    message: "unknown escape `\\\(other.escaped(asASCII: false))` in a string: "
+                    message: "unknown escape `\\\(Self.shown(other))` in a string: "
                         + "only `\\\"`, `\\'`, `\\\\`, `\\n` and `\\t` are escapes; write `\\\\` for a backslash")
             case nil:
                 break
@@ -141,6 +141,12 @@ struct ConditionLexer {
             position += 1
         }
         return ConditionToken(kind: .regex(pattern: pattern, patternOffset: patternStart, caseInsensitive: caseInsensitive), offset: start)
+    }
+
+    /// A scalar for a message: letters as they are, anything else that is not printable
+    /// ASCII (combining marks, controls, invisible spaces) as `\u{...}`, so it is visible.
+    static func shown(_ scalar: Unicode.Scalar) -> String {
+        scalar.escaped(asASCII: !scalar.properties.isAlphabetic)
     }
 
     private var peek: Unicode.Scalar? { position < scalars.count ? scalars[position] : nil }

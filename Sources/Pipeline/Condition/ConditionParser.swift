@@ -187,7 +187,8 @@ struct ConditionParser {
         do {
             regex = try LinearRegex(pattern, caseInsensitive: caseInsensitive)
         } catch {
-            throw self.error(at: patternOffset + error.offset, "invalid regex: \(error.message)")
+            let opener = error.opener.map { " at column \(source.column(patternOffset + $0))" } ?? ""
+            throw self.error(at: patternOffset + error.offset, "invalid regex: \(error.message)\(opener)")
         }
         regexInstructions += regex.program.count
         guard regexInstructions <= ConditionLimits.maximumTotalRegexInstructions else {

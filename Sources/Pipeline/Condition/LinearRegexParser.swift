@@ -217,7 +217,7 @@ struct LinearRegexParser {
         let inner = try alternation()
         depth -= 1
         guard peek == ")" else {
-            throw error("expected `)` to close the `(` at offset \(start)")
+            throw LinearRegexError(offset: position, message: "expected `)` to close the `(`", opener: start)
         }
         position += 1
         return inner
@@ -237,7 +237,7 @@ struct LinearRegexParser {
         while true {
             let itemStart = position
             guard let scalar = peek else {
-                throw error("expected `]` to close the class `[` at offset \(start)", at: scalars.count)
+                throw LinearRegexError(offset: scalars.count, message: "expected `]` to close the class `[`", opener: start)
             }
             if scalar == "]" {
                 guard !isFirst else {
