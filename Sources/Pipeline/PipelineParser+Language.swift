@@ -7,7 +7,7 @@ extension PipelineParser {
     /// `if: EXPRESSION` as written, with where it is written.
     func condition(_ node: Node) throws(PipelineError) -> StepCondition {
         guard let scalar = node.scalar else {
-            throw error(node, "`if` must be an expression such as `build.branch == \"main\"`, found \(describe(node))")
+            throw error(node, "`if` must be an expression such as `branch == \"main\"`, found \(describe(node))")
         }
         try checkCondition(scalar.string, node)
         return StepCondition(text: scalar.string, location: node.mark.map { .init(line: $0.line, column: $0.column) })
@@ -22,6 +22,24 @@ extension PipelineParser {
                 node,
                 "`if` is \(text.utf8.count) bytes long; the limit is \(Self.bytes(PipelineLimits.maximumConditionBytes)): "
                     + "a condition is a short expression, put longer logic in a command")
+        }
+        do {
+            _ = try ConditionExpression(parsing: text)
+        } catch {
+            // Point at the offending character when the expression sits on one line after
+            // the key (plain, or quoted: one more column for the quote); else at the value.
+            guard let mark = node.mark, let scalar = node.scalar, !text.contains("\n") else {
+                throw self.error(node, "`if`: \(error.message)")
+            }
+            let shift: Int
+            switch scalar.style {
+            case .plain: shift = 0
+            case .singleQuoted, .doubleQuoted: shift = 1
+            default:
+                throw self.error(node, "`if`: \(error.message)")
+            }
+            throw PipelineError(
+                file: file, line: mark.line, column: mark.column + shift + error.offset, message: "`if`: \(error.message)")
         }
     }
 

@@ -59,7 +59,19 @@ enum PipelineParserFuzz {
                 (0...PipelineLimits.maximumCancelGraceSeconds).contains(step.cancelGraceSeconds),
                 "cancel_grace \(step.cancelGraceSeconds)")
             require(UInt32(exactly: step.cancelGraceSeconds) != nil, "cancel_grace does not fit the lease")
-            require(step.dependsOn.count <= PipelineLimits.maximumDependencies, "\(step.dependsOn.count) dependencies")
+            // `wait` and stages add implicit dependencies: bounded by the steps, not by the
+            // 100 a file may list.
+            require(step.dependsOn.count < PipelineLimits.maximumSteps, "\(step.dependsOn.count) dependencies")
+            require(Set(step.dependsOn).count == step.dependsOn.count, "step \(step.key) lists a dependency twice")
+            require(
+                (1...PipelineLimits.maximumJobsPerStep).contains(step.jobs.count), "step \(step.key) has \(step.jobs.count) jobs")
+            for job in step.jobs {
+                require(job.commands.allSatisfy { $0.utf8.count <= PipelineLimits.maximumCommandBytes }, "an expanded command too long")
+                require(job.name.utf8.count <= PipelineLimits.maximumNameBytes, "an expanded name of \(job.name.utf8.count) bytes")
+                if let rule = job.concurrency {
+                    require((1...PipelineLimits.maximumConcurrencyLimit).contains(rule.limit), "concurrency limit \(rule.limit)")
+                }
+            }
             require(!step.dependsOn.contains(step.key), "step \(step.key) depends on itself")
             for dependency in step.dependsOn {
                 require(keys.contains(dependency), "step \(step.key) depends on unknown \(dependency.debugDescription)")
@@ -73,6 +85,7 @@ enum PipelineParserFuzz {
             require(step.agents.count <= PipelineLimits.maximumAgentLabels, "\(step.agents.count) agent labels")
             require(step.retry.count <= PipelineLimits.maximumRetryRules, "\(step.retry.count) retry rules")
         }
+        require(pipeline.steps.map(\.jobs.count).reduce(0, +) <= PipelineLimits.maximumJobs, "too many jobs")
         // The per-step and total stored-bytes limits are checked by the parser with
         // `Step.storedBytes(inheriting:)`, which is internal to GantryPipeline.
     }
