@@ -85,7 +85,7 @@ struct PipelineEndToEndTests {
             #expect(output.contains("[compile] compiling"))
             #expect(output.contains("[unit   ] about to fail"))
             #expect(output.contains("unit failed (exit status 3)"))
-            #expect(output.contains("deploy cancelled"))
+            #expect(output.contains("deploy skipped: dependency `unit` failed"))
             #expect(!output.contains("never"))
         }
     }
