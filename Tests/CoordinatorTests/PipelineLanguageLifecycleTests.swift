@@ -344,4 +344,18 @@ extension JobLifecycleTests {
             lifecycle.retry(job: jobs[1].id, pipeline: pipeline, pipelineJobs: jobs, reason: "", now: Self.wall(1)).map { $0.0.id }
                 == .failure(.notFinished(.queued)))
     }
+
+    @Test func aConditionTooCostlyForTheCommitMessageIsRefusedWithItsPlace() throws {
+        let yaml = "steps:\n  - {key: a, command: x, if: 'message =~ /(.*a){60}q/ || message =~ /(.*b){60}q/'}\n"
+        let definition = try PipelineParser(file: "p.yml").parse(yaml)
+        let short = API.SubmitPipeline(yaml: yaml, message: "fix: a short message")
+        #expect(try CoordinatorCore.rows(for: short, definition: definition, now: Self.wall0).1.map(\.state) == [.skipped])
+        let long = API.SubmitPipeline(yaml: yaml, message: String(repeating: "fix the thing; ", count: 4000))
+        #expect {
+            _ = try CoordinatorCore.rows(for: long, definition: definition, now: Self.wall0)
+        } throws: { error in
+            guard let error = error as? PipelineError else { return false }
+            return error.line == 2 && error.message.contains("regex steps")
+        }
+    }
 }

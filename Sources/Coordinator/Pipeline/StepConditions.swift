@@ -23,6 +23,14 @@ enum StepConditions {
                 file: file, line: condition.location?.line, column: condition.location?.column,
                 message: "`if:` does not parse: \(error.message)")
         }
+        let cost = expression.cost(context)
+        guard cost <= ConditionLimits.maximumEvaluationCost else {
+            throw PipelineError(
+                file: file, line: condition.location?.line, column: condition.location?.column,
+                message: "`if:` would take \(cost) regex steps on this build's text (the limit is "
+                    + "\(ConditionLimits.maximumEvaluationCost)): use a shorter regex, or match a shorter variable than a long "
+                    + "commit message")
+        }
         return expression.evaluate(context)
     }
 }

@@ -25,6 +25,14 @@ public struct ConditionExpression: Sendable {
         root = try parser.parse()
     }
 
+    /// An upper bound on the regex work `evaluate(context)` may do, in steps (one
+    /// instruction for one scalar). A caller holding a budget checks it first:
+    /// `ConditionLimits.maximumEvaluationCost` bounds the work one condition may cost
+    /// the coordinator, whatever the commit message.
+    public func cost(_ context: ConditionContext) -> Int {
+        root.cost(context)
+    }
+
     /// Whether the step runs for this submission.
     public func evaluate(_ context: ConditionContext) -> Bool {
         root.evaluate(context)

@@ -34,4 +34,14 @@ public enum ConditionLimits {
 
     /// Deepest nesting of groups inside one regex.
     public static let maximumRegexNestingDepth = 32
+
+    /// Most regex steps (instructions × scanned scalars, `ConditionExpression.cost`) one
+    /// condition may take at submission: 16 million, at most about 0.14 s of the
+    /// submitting request's task (measured in a release build: 1.1-1.5 ns per step for
+    /// `/skip deploy/`-like patterns, 8.5 ns for `(.*a){20}q`, the worst seen). A real
+    /// pattern against a whole 64 KiB commit message costs about a million steps (1.5 ms);
+    /// only regexes near the size limits against messages near the 64 KiB limit reach
+    /// this, and that submission is refused with an explanation rather than left to
+    /// occupy a core.
+    public static let maximumEvaluationCost = 16_000_000
 }

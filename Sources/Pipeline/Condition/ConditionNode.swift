@@ -41,6 +41,26 @@ indirect enum ConditionNode: Sendable {
     }
 }
 
+extension ConditionNode {
+    /// An upper bound on the regex steps `evaluate` may take for `context`: each regex's
+    /// instruction count times the scalars it scans (plus one), summed over every regex
+    /// as if none were short-circuited. Comparisons are linear in their text and far
+    /// cheaper; they are not counted.
+    func cost(_ context: ConditionContext) -> Int {
+        switch self {
+        case .constant, .nonEmpty, .equal:
+            return 0
+        case .matches(let value, let regex, _):
+            return regex.program.count.multipliedReportingOverflow(
+                by: value.resolve(context).unicodeScalars.count + 1).partialValue
+        case .not(let operand):
+            return operand.cost(context)
+        case .all(let operands), .any(let operands):
+            return operands.reduce(0) { $0 &+ $1.cost(context) }
+        }
+    }
+}
+
 /// A string-valued operand: a variable or a string literal.
 enum ConditionValue: Sendable {
     case variable(ConditionVariable)
