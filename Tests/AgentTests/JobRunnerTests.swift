@@ -60,8 +60,10 @@ final class JobRunnerTests {
     }
 
     @Test func keepsTheWorkDirOnRequest() async throws {
-        _ = try await run(spec(["touch artifact"], jobID: "job-1"), keep: true)
-        #expect(FileManager.default.fileExists(atPath: root + "/job-1-2/artifact"))
+        // Not `job-1`: that id is another test's, and the two run in parallel; each
+        // runner kills the stragglers of its job id and attempt when its step ends.
+        _ = try await run(spec(["touch artifact"], jobID: "job-keep"), keep: true)
+        #expect(FileManager.default.fileExists(atPath: root + "/job-keep-2/artifact"))
     }
 
     @Test func timeoutStopsTheWholeProcessGroupIncludingATermIgnoringChild() async throws {
