@@ -267,6 +267,26 @@ extension JobLifecycleTests {
         #expect(lifecycle.scheduler.queue.map(\.id) == [third[0].id])
     }
 
+    @Test mutating func cancelInProgressNeverCancelsJobsOfTheSamePipeline() throws {
+        try connect("a/1", ready: false)
+        let (_, jobs) = try submitJobs(
+            """
+            steps:
+              - key: deploy
+                command: x
+                matrix: {region: [eu, us, ap]}
+                concurrency: {group: "deploy-{{matrix.region}}-x", cancel_in_progress: true}
+              - key: migrate
+                command: y
+                parallelism: 3
+                concurrency: {group: migrations, cancel_in_progress: true}
+            """)
+        #expect(jobs.map(\.concurrency?.group) == ["deploy-eu-x", "deploy-us-x", "deploy-ap-x", "migrations", "migrations", "migrations"])
+        let (outputs, ran) = drain("a/1")
+        #expect(ran.count == 6)
+        #expect(Self.rows(outputs).values.allSatisfy { $0.state == .succeeded }, "one after the other, none cancelled")
+    }
+
     @Test mutating func aRestartAdmitsExactlyTheJobsThatHeldSlots() throws {
         try connect("a/1", ready: false)
         let yaml = "steps:\n  - {key: deploy, command: x, concurrency: {group: g, limit: 2}}\n"

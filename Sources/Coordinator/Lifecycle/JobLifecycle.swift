@@ -169,15 +169,20 @@ public struct JobLifecycle: Sendable {
     }
 
     /// Sends a queued job to the scheduler, through its concurrency group if it has one.
-    /// With `cancel_in_progress`, the group's older jobs are cancelled first; they keep
-    /// their slots until they have ended, so the limit still holds.
+    /// With `cancel_in_progress`, the group's older jobs of *other* pipelines are
+    /// cancelled first (a newer build supersedes an older one; jobs of one pipeline, such
+    /// as a matrix sharing a group, queue behind each other instead of cancelling each
+    /// other). Cancelled jobs keep their slots until they have ended, so the limit holds.
     mutating func admit(_ job: StoredJob, now: Date, into turn: inout LifecycleOutput) {
         guard let rule = job.concurrency else {
             enqueue(job, now: now, into: &turn)
             return
         }
         if rule.cancelInProgress {
-            for older in groups.members(of: rule.group, olderThan: job.sequence) {
+            let superseded = groups.members(of: rule.group, olderThan: job.sequence).filter {
+                jobs[$0].map { $0.pipelineId != job.pipelineId } ?? false
+            }
+            for older in superseded {
                 cancel(
                     older, reason: "superseded by a newer job in concurrency group `\(rule.group)` (cancel_in_progress)",
                     now: now, into: &turn)
