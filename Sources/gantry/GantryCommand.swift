@@ -116,10 +116,12 @@ struct Jobs: AsyncParsableCommand {
             print(String(decoding: try API.encoder.encode(jobs), as: UTF8.self))
             return
         }
-        print("JOB                                   STEP                 STATE       ATTEMPT  EXIT  AGENT")
+        print("JOB                                   NAME                         STATE         ATTEMPT  EXIT  AGENT")
         for job in jobs {
+            // A matrix step's jobs share its key; the name tells them apart.
+            let state = job.softFailed == true ? "\(job.state)(soft)" : job.state
             print(
-                "\(job.id)  \(job.key.padding(toLength: 20, withPad: " ", startingAt: 0)) \(job.state.padding(toLength: 11, withPad: " ", startingAt: 0)) \(String(job.attempt).padding(toLength: 8, withPad: " ", startingAt: 0)) \((job.exitStatus.map(String.init) ?? "-").padding(toLength: 5, withPad: " ", startingAt: 0)) \(job.agentId ?? "-")")
+                "\(job.id)  \(job.name.padding(toLength: 28, withPad: " ", startingAt: 0)) \(state.padding(toLength: 13, withPad: " ", startingAt: 0)) \(String(job.attempt).padding(toLength: 8, withPad: " ", startingAt: 0)) \((job.exitStatus.map(String.init) ?? "-").padding(toLength: 5, withPad: " ", startingAt: 0)) \(job.agentId ?? "-")")
         }
     }
 }
