@@ -335,10 +335,7 @@ struct PipelineLanguageTests {
             try Self.write("", to: marker)
             let retry = try await Self.gantry(cluster, ["retry", build.id])
             #expect(retry.status == .exited(0), "\(retry.all)")
-            // The new run is attempt 2, whether or not an idle agent leased it already.
-            // BUG? (see report): with an idle agent the lease is granted in the same turn, so
-            // the job returned already has attempt 2 and the CLI announces "attempt 3".
-            #expect(retry.output.contains("attempt 2"), "\(retry.output)")
+            #expect(retry.output.contains("job \(build.id) (build): "), "\(retry.output)")
             try await cluster.waitForJob(build.id, "attempt 2 ended") { $0.attempt == 2 && $0.isTerminal }
             let second = try await cluster.waitForPipeline(submitted.id)
             #expect(second.state == "succeeded")
@@ -369,6 +366,31 @@ struct PipelineLanguageTests {
             let old = try await cluster.pipeline(submitted.id)
             let oldBuild = try Self.job(old, "build")
             #expect(old.state == "succeeded" && old.rebuildOf == nil && oldBuild.attempt == 2)
+        }
+    }
+
+    /// BUG (found by this suite, for the lead; not fixed here): `gantry retry` prints
+    /// "attempt \(retried.attempt + 1) to come" (Sources/gantry/RerunCommands.swift), but
+    /// `POST /v1/jobs/{id}/retry` returns the job after the retry's turn, in which an idle
+    /// agent is leased the job at once (`makeRunnable` → `admit` → `grant` bumps `attempt`).
+    /// So with an idle agent, retrying a job whose attempt 1 failed prints
+    /// "job ID (build): leased, attempt 3 to come" although the new run is attempt 2
+    /// (`GANTRY_ATTEMPT=2`, `GET /v1/jobs/ID/attempts` lists 2). Expected: "attempt 2".
+    /// This test fails until the CLI (or the route's answer) is fixed.
+    @Test func retryAnnouncesTheAttemptThatRuns() async throws {
+        try await TestCluster.with("lang-retry-attempt") { cluster in
+            try await cluster.startAgent(slot: "1")
+            let pipeline = try await cluster.submit("steps:\n  - key: build\n    command: echo \"attempt $GANTRY_ATTEMPT\"; exit 1\n")
+            let failed = try await cluster.waitForPipeline(pipeline.id)
+            let build = try Self.job(failed, "build")
+            #expect(build.state == "failed" && build.attempt == 1)
+            let retry = try await Self.gantry(cluster, ["retry", build.id])
+            #expect(retry.status == .exited(0), "\(retry.all)")
+            try await cluster.waitForJob(build.id, "attempt 2 ended") { $0.attempt == 2 && $0.isTerminal }
+            #expect(try await Self.logText(cluster, build) == "attempt 2\n")
+            #expect(try await cluster.attempts(build.id).map(\.attempt) == [1, 2])
+            #expect(retry.output.contains("attempt 2"), "the CLI announced: \(retry.output)")
+            #expect(!retry.output.contains("attempt 3"), "the CLI announced: \(retry.output)")
         }
     }
 }
