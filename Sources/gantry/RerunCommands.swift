@@ -17,7 +17,13 @@ struct Retry: AsyncParsableCommand {
         print(
             connection.json
                 ? String(decoding: try API.encoder.encode(retried), as: UTF8.self)
-                : "job \(retried.id) (\(retried.name)): \(retried.state), attempt \(retried.attempt + 1) to come")
+                : "job \(retried.id) (\(retried.name)): \(retried.state), attempt \(Self.attemptThatRuns(retried))")
+    }
+
+    /// The attempt the retry runs as: an idle agent may have been leased the job before
+    /// the answer was written (its attempt is already counted), or the job still waits.
+    static func attemptThatRuns(_ job: API.Job) -> Int {
+        ["leased", "running"].contains(job.state) ? job.attempt : job.attempt + 1
     }
 }
 

@@ -26,7 +26,7 @@ extension APIRouter {
                     context.audit.add("reason", refusal.description)
                     return APIResponses.error(.conflict, code: "not_retryable", message: refusal.description)
                 case .success(let job)?:
-                    context.audit.add("attempt", String(job.attempt + 1))
+                    context.audit.add("attempt", String(["leased", "running"].contains(job.state) ? job.attempt : job.attempt + 1))
                     return APIResponses.json(job, status: .accepted)
                 }
             } catch let refusal as DeployRefusal {

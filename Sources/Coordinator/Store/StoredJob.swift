@@ -87,7 +87,8 @@ public struct StoredPipeline: Codable, FetchableRecord, PersistableRecord, Senda
     public var tag: String = ""
     /// The commit message, for `if:` conditions and listings.
     public var message: String = ""
-    /// How the build started: `api`, `rebuild` (later `webhook`, `schedule`).
+    /// How the build started: `api` (later `webhook`, `schedule`); a rebuild keeps its
+    /// original's, and is marked by `rebuildOf`.
     public var source: String = "api"
     /// The pipeline this one rebuilds (`gantry rebuild`), if any.
     public var rebuildOf: String?

@@ -62,7 +62,9 @@ public enum API {
         public var jobs: [Job]
         public var tag: String?
         public var message: String?
-        /// How it started: `api`, `rebuild`.
+        /// How it started: `api` (later `webhook`, `schedule`). A rebuild keeps the source
+        /// of the build it repeats, so `if: source == ...` decides the same way; it is
+        /// marked by `rebuildOf`.
         public var source: String?
         /// The pipeline this one rebuilds (`gantry rebuild`).
         public var rebuildOf: String?
