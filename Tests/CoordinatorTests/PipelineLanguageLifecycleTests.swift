@@ -322,6 +322,19 @@ extension JobLifecycleTests {
 
     // MARK: - gantry retry
 
+    static func pipeline(of jobs: [StoredJob]) -> StoredPipeline {
+        StoredPipeline(
+            id: jobs[0].pipelineId, file: "p", yaml: "", repository: "", commit: "", branch: "", env: [:], createdAt: wall0)
+    }
+
+    /// Plans and applies a retry of `job` against `rows` (the store's view).
+    mutating func retry(_ job: StoredJob, rows: [StoredJob], at seconds: Double) -> Result<(StoredJob, LifecycleOutput), RetryRefusal> {
+        RetryPlan.make(job: job.id, pipelineJobs: rows).flatMap { plan in
+            lifecycle.retry(plan, pipeline: Self.pipeline(of: rows), pipelineJobs: rows, reason: "retried", now: Self.wall(seconds))
+                .map { .success($0) } ?? .failure(.changedMeanwhile)
+        }
+    }
+
     @Test mutating func retryingAFailedJobDecidesTheSkippedJobsAfterItAgain() throws {
         try connect("a/1", ready: false)
         let (submitted, jobs) = try submitJobs(
@@ -329,12 +342,9 @@ extension JobLifecycleTests {
         let (outputs, ran) = drain("a/1", outcomes: ["build": (.failed, 1)])
         #expect(ran == ["build"] && lifecycle.pipelines.isEmpty)
         let stored = Self.rows([submitted] + outputs)
-        let pipeline = StoredPipeline(
-            id: jobs[0].pipelineId, file: "p", yaml: "", repository: "", commit: "", branch: "", env: [:], createdAt: Self.wall0)
-        let result = lifecycle.retry(
-            job: jobs[0].id, pipeline: pipeline, pipelineJobs: jobs.map { stored[$0.id]! }, reason: "retried by alice",
-            now: Self.wall(10))
-        let (retried, output) = try result.get()
+        let plan = try RetryPlan.make(job: jobs[0].id, pipelineJobs: jobs.map { stored[$0.id]! }).get()
+        #expect(plan.reopened.map(\.id) == [jobs[1].id])
+        let (retried, output) = try retry(jobs[0], rows: jobs.map { stored[$0.id]! }, at: 10).get()
         #expect(retried.state == .leased && retried.attempt == 2, "leased at once to the idle agent, as attempt 2")
         #expect(Self.rows([output])[jobs[1].id]?.state == .waiting)
         let lease = try #require(Self.leases(output, to: "a/1").first)
@@ -344,25 +354,59 @@ extension JobLifecycleTests {
         #expect(Self.rows([passed])[jobs[0].id]?.state == .succeeded)
         let (rest, ranLast) = drain("a/1")
         #expect(ranLast == ["test"])
+        #expect(lifecycle.pipelines.isEmpty, "the pipeline ended")
         let final = Self.rows([submitted] + outputs + [output] + after + [passed] + rest)
         #expect(
-            lifecycle.retry(
-                job: jobs[0].id, pipeline: pipeline, pipelineJobs: jobs.map { final[$0.id]! },
-                reason: "", now: Self.wall(20)).map { $0.0.state } == .success(.leased),
+            try retry(jobs[0], rows: jobs.map { final[$0.id]! }, at: 20).get().0.state == .leased,
             "a succeeded job can be run again too")
     }
 
-    @Test mutating func aJobSkippedByItsConditionOrStillRunningCannotBeRetried() throws {
+    /// A step after the retried one that ran (here `always`) is history: what it decided
+    /// stays, and the pipeline ends when the retried job does.
+    @Test mutating func aRetryStopsAtStepsThatRanSoNothingIsLeftWaiting() throws {
         try connect("a/1", ready: false)
-        let (_, jobs) = try submitJobs("steps:\n  - {key: a, command: x, if: 'branch == \"main\"'}\n  - {key: b, command: y}\n")
-        let pipeline = StoredPipeline(
-            id: jobs[0].pipelineId, file: "p", yaml: "", repository: "", commit: "", branch: "", env: [:], createdAt: Self.wall0)
+        let (submitted, jobs) = try submitJobs(
+            """
+            steps:
+              - {key: x, command: x}
+              - {key: z, command: z, depends_on: x, when: always}
+              - {key: y, command: y, depends_on: z}
+            """)
+        let (outputs, ran) = drain("a/1", outcomes: ["x": (.failed, 1), "z": (.failed, 1)])
+        #expect(ran == ["x", "z"])
+        let stored = Self.rows([submitted] + outputs)
+        #expect(stored[jobs[2].id]?.state == .skipped)
+        let (_, output) = try retry(jobs[0], rows: jobs.map { stored[$0.id]! }, at: 10).get()
+        #expect(Self.rows([output])[jobs[2].id] == nil, "y is not reopened: z ran")
+        let lease = try #require(Self.leases(output, to: "a/1").first)
+        _ = end(lease, at: 11)
+        #expect(lifecycle.pipelines.isEmpty && lifecycle.jobs.isEmpty, "nothing is left waiting")
+    }
+
+    @Test mutating func onlyAJobWhoseDependenciesLetItRunCanBeRetried() throws {
+        try connect("a/1", ready: false)
+        let (submitted, jobs) = try submitJobs(
+            """
+            steps:
+              - {key: a, command: x, if: 'branch == "main"'}
+              - {key: test, command: y}
+              - {key: deploy, command: z, depends_on: test}
+            """)
+        #expect(RetryPlan.make(job: jobs[0].id, pipelineJobs: jobs).map(\.job.id) == .failure(.skippedByCondition))
+        #expect(RetryPlan.make(job: jobs[1].id, pipelineJobs: jobs).map(\.job.id) == .failure(.notFinished(.queued)))
+        // deploy cancelled while test still runs: its dependencies have not ended.
+        let lease = try #require(ready("a/1"))
+        let cancel = lifecycle.cancel(job: jobs[2].id, reason: "cancelled by user", now: Self.wall(1))
+        let cancelled = try #require(cancel)
+        var rows = Self.rows([submitted, cancelled.output])
+        rows[jobs[1].id]?.state = .running
         #expect(
-            lifecycle.retry(job: jobs[0].id, pipeline: pipeline, pipelineJobs: jobs, reason: "", now: Self.wall(1)).map { $0.0.id }
-                == .failure(.skippedByCondition))
+            RetryPlan.make(job: jobs[2].id, pipelineJobs: jobs.map { rows[$0.id]! }).map(\.job.id) == .failure(.dependenciesRunning))
+        // test fails: deploy would not run either (retry test instead).
+        let failed = end(lease, .failed, exit: 1)
+        rows = Self.rows([submitted, cancelled.output, failed])
         #expect(
-            lifecycle.retry(job: jobs[1].id, pipeline: pipeline, pipelineJobs: jobs, reason: "", now: Self.wall(1)).map { $0.0.id }
-                == .failure(.notFinished(.queued)))
+            RetryPlan.make(job: jobs[2].id, pipelineJobs: jobs.map { rows[$0.id]! }).map(\.job.id) == .failure(.decidedByDependencies))
     }
 
     @Test func aConditionTooCostlyForTheCommitMessageIsRefusedWithItsPlace() throws {

@@ -4,26 +4,34 @@ import GantryProtocol
 /// Running things again by hand: `gantry retry JOB` (a new attempt of a finished job)
 /// and `gantry rebuild PIPELINE` (a new pipeline from the same file and source).
 extension CoordinatorCore {
-    /// Retries a finished job (see `JobLifecycle.retry(job:...)`). `permit` may refuse it
-    /// by the job (the API checks who may deploy to its environment) before anything
-    /// changes. Returns nil for an unknown job.
-    public func retry(
+    /// Retries a finished job (see `RetryPlan`). The store reads and the plan run on the
+    /// caller's task; `permit` may refuse any job the retry would run (the API checks
+    /// who may deploy to each one's environment) before anything changes; only applying
+    /// the plan runs on the single writer, which refuses a plan that went stale. Returns
+    /// nil for an unknown job.
+    public nonisolated func retry(
         jobID: String, by actor: String, permit: (StoredJob) throws -> Void = { _ in }
-    ) throws -> Result<API.Job, RetryRefusal>? {
-        flush()
-        guard let job = try store.job(id: jobID) else { return nil }
-        try permit(job)
-        guard let pipeline = try store.pipeline(id: job.pipelineId) else { return nil }
+    ) async throws -> Result<API.Job, RetryRefusal>? {
+        await flush()
+        guard let job = try store.job(id: jobID), let pipeline = try store.pipeline(id: job.pipelineId) else { return nil }
         let pipelineJobs = try store.jobs(pipelineID: pipeline.id)
-        switch lifecycle.retry(
-            job: jobID, pipeline: pipeline, pipelineJobs: pipelineJobs, reason: "retried by \(actor)", now: Date())
-        {
-        case .failure(let refusal):
-            return .failure(refusal)
-        case .success(let (retried, output)):
-            try runNow(output)
-            return .success(Self.view(retried))
+        let plan: RetryPlan
+        switch RetryPlan.make(job: jobID, pipelineJobs: pipelineJobs) {
+        case .failure(let refusal): return .failure(refusal)
+        case .success(let made): plan = made
         }
+        try permit(plan.job)
+        for reopened in plan.reopened { try permit(reopened) }
+        return try await apply(plan, pipeline: pipeline, pipelineJobs: pipelineJobs, reason: "retried by \(actor)")
+    }
+
+    private func apply(
+        _ plan: RetryPlan, pipeline: StoredPipeline, pipelineJobs: [StoredJob], reason: String
+    ) throws -> Result<API.Job, RetryRefusal> {
+        guard let (retried, output) = lifecycle.retry(plan, pipeline: pipeline, pipelineJobs: pipelineJobs, reason: reason, now: Date())
+        else { return .failure(.changedMeanwhile) }
+        try runNow(output)
+        return .success(Self.view(retried))
     }
 
     /// Starts a new pipeline from a stored one: the same file, repository, commit,

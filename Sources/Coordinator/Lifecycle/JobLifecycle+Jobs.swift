@@ -102,63 +102,6 @@ extension JobLifecycle {
         return turn
     }
 
-    /// `gantry retry JOB`: runs a finished job again as a new attempt of the same job.
-    /// Jobs after it that ended without running because of how it ended
-    /// (`isDecidedByDependencies`) wait again and are decided when it ends, so a build
-    /// whose failed step passes on retry carries on. `pipelineJobs` are every job of the
-    /// pipeline as stored (the caller committed everything pending before reading them);
-    /// the pipeline's progress is rebuilt from them. Returns nil, with nothing changed, if
-    /// the job cannot be retried (`RetryRefusal`).
-    public mutating func retry(
-        job jobID: String, pipeline: StoredPipeline, pipelineJobs: [StoredJob], reason: String, now: Date
-    ) -> Result<(StoredJob, LifecycleOutput), RetryRefusal> {
-        guard let stored = pipelineJobs.first(where: { $0.id == jobID }) else { return .failure(.unknownJob) }
-        guard jobs[jobID] == nil, stored.isTerminal else { return .failure(.notFinished(stored.state)) }
-        guard stored.state != .skipped || Self.isDecidedByDependencies(stored) else { return .failure(.skippedByCondition) }
-        var turn = LifecycleOutput()
-        var rows = pipelineJobs.map { jobs[$0.id] ?? $0 }
-        // Steps downstream of the retried one, transitively, by key.
-        var downstream: Set<String> = [stored.key]
-        var changed = true
-        while changed {
-            changed = false
-            for row in rows where !downstream.contains(row.key) && row.dependsOn.contains(where: downstream.contains) {
-                downstream.insert(row.key)
-                changed = true
-            }
-        }
-        var retried = stored
-        for index in rows.indices {
-            if rows[index].id == jobID {
-                rows[index].state = .queued
-                rows[index].exitStatus = nil
-                rows[index].reason = reason
-                rows[index].outcome = nil
-                rows[index].cancelReason = nil
-                rows[index].finishedAt = nil
-                retried = rows[index]
-            } else if rows[index].key != stored.key, downstream.contains(rows[index].key),
-                Self.isDecidedByDependencies(rows[index])
-            {
-                rows[index].state = .waiting
-                rows[index].reason = nil
-                rows[index].outcome = nil
-                rows[index].finishedAt = nil
-                jobs[rows[index].id] = rows[index]
-                turn.write(.updateJob(rows[index]))
-                turn.notify(rows[index].id)
-            }
-        }
-        var progress = PipelineProgress(pipeline: pipeline, jobs: rows.map { $0.id == jobID ? $0 : $0 })
-        // The retried job is not waiting: it is made runnable below.
-        progress.waiting.remove(jobID)
-        pipelines[pipeline.id] = progress
-        turn.log(.info, "job retried by hand", ["job": "\(jobID)", "pipeline": "\(pipeline.id)"])
-        makeRunnable(retried, now: now, into: &turn)
-        turn.actions.append(.demandChanged)
-        return .success((jobs[jobID] ?? retried, turn))
-    }
-
     // MARK: - From agents
 
     /// `LeaseAck`: an accepted lease needs nothing; a refused one is re-queued (the agent
