@@ -204,8 +204,9 @@ public actor CoordinatorCore {
         let pipelineEnv = definition.env.merging(pipeline.env) { $1 }
         let context = StepConditions.context(for: pipeline, env: pipelineEnv)
         var jobs: [StoredJob] = []
+        var conditionCost = 0
         for step in definition.steps {
-            let runs = try StepConditions.holds(step.condition, in: context, file: pipeline.file)
+            let runs = try StepConditions.holds(step.condition, in: context, file: pipeline.file, spent: &conditionCost)
             for expanded in step.jobs {
                 let state: JobState = !runs ? .skipped : step.dependsOn.isEmpty ? .queued : .waiting
                 var job = StoredJob(

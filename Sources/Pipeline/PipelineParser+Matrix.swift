@@ -110,6 +110,10 @@ extension PipelineParser {
                 combinations.append(combination)
             }
         }
+        // A step without jobs would never end, and nothing after it would ever be decided.
+        guard !combinations.isEmpty else {
+            throw error(includeNode ?? node, "the matrix has no combinations (an empty `include`): the step would have no jobs")
+        }
         return combinations
     }
 

@@ -287,6 +287,27 @@ extension JobLifecycleTests {
         #expect(Self.rows(outputs).values.allSatisfy { $0.state == .succeeded }, "one after the other, none cancelled")
     }
 
+    /// Superseding a group whose older pipeline has a job with a slot but no agent yet,
+    /// and one waiting for a slot: the waiting one must not be admitted into the freed
+    /// slot (and leased) only to be cancelled a moment later.
+    @Test mutating func cancelInProgressNeverLeasesAJobItIsAboutToCancel() throws {
+        try connect("b/1", ready: false)
+        let old = """
+            steps:
+              - {key: d, command: x, agents: {os: none}, concurrency: {group: g}}
+              - {key: e, command: y, concurrency: {group: g}}
+            """
+        let (_, older) = try submitJobs(old)
+        #expect(lifecycle.groups.active["g"]?.keys.sorted() == [older[0].id] && lifecycle.groups.isHeld(older[1].id))
+        #expect(ready("b/1") == nil, "b/1 is idle: d needs os=none, e waits for the slot")
+        let (output, newer) = try submitJobs("steps:\n  - {key: n, command: z, concurrency: {group: g, cancel_in_progress: true}}\n")
+        let frames = output.frames(to: "b/1")
+        #expect(frames.filter(\.isLease).map(\.lease.jobID) == [newer[0].id], "only the newest job is leased")
+        #expect(!frames.contains { $0.cancel.jobID == older[1].id })
+        let rows = Self.rows([output])
+        #expect(rows[older[0].id]?.state == .cancelled && rows[older[1].id]?.state == .cancelled)
+    }
+
     @Test mutating func aRestartAdmitsExactlyTheJobsThatHeldSlots() throws {
         try connect("a/1", ready: false)
         let yaml = "steps:\n  - {key: deploy, command: x, concurrency: {group: g, limit: 2}}\n"

@@ -104,6 +104,13 @@ struct PipelineLanguageTests {
         #expect(step.jobs.map(\.name) == ["t (6.10)", "t (010)", "t (true)", "t (~)", "t ()"])
     }
 
+    /// A step without jobs would never end, and whatever waits on it would wait forever.
+    @Test func aMatrixWithNoCombinationsIsRefused() {
+        expectPipelineError(
+            "steps:\n  - {key: a, command: x, matrix: {include: []}}\n  - wait\n  - {key: b, command: y}\n", line: 2,
+            containing: "the matrix has no combinations")
+    }
+
     @Test func referenceErrorsPointAtTheValue() {
         expectPipelineError(
             "steps:\n  - key: t\n    command: echo {{matrix.arch}}\n    matrix:\n      os: [linux]\n", line: 3, column: 14,

@@ -22,8 +22,13 @@ extension JobLifecycle {
         for job in rows where !job.isTerminal { jobs[job.id] = job }
         turn.log(.info, "pipeline submitted", ["pipeline": "\(pipeline.id)", "jobs": "\(rows.count)"])
         for job in rows where job.state == .queued { admit(job, now: now, into: &turn) }
-        let ended = Set(rows.filter(\.isTerminal).map(\.key))
-        decideDependents(of: ended.sorted(), pipeline: pipeline.id, now: now, into: &turn)
+        // Decide every waiting job whose dependencies have all ended already (skipped by
+        // their `if:`), from every step something waits on that is complete, or has no
+        // jobs at all (the parser refuses that; this keeps such a row from waiting forever).
+        if let progress = pipelines[pipeline.id] {
+            let ready = progress.dependents.keys.filter { progress.steps[$0]?.isComplete ?? true }
+            decideDependents(of: ready.sorted(), pipeline: pipeline.id, now: now, into: &turn)
+        }
         turn.actions.append(.demandChanged)
         return turn
     }

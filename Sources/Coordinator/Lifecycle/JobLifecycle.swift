@@ -371,7 +371,7 @@ public struct JobLifecycle: Sendable {
         var pending = keys
         var runnable: [StoredJob] = []
         while let key = pending.popLast() {
-            guard let progress = pipelines[pipelineID], progress.steps[key]?.isComplete == true else { continue }
+            guard let progress = pipelines[pipelineID], progress.steps[key]?.isComplete ?? true else { continue }
             for id in progress.dependents[key] ?? [] {
                 guard let progress = pipelines[pipelineID], progress.waiting.contains(id), var job = jobs[id],
                     progress.dependenciesEnded(job)

@@ -11,8 +11,13 @@ enum StepConditions {
             source: pipeline.source, env: env)
     }
 
-    /// Whether a step with `condition` runs in this build (true without one).
-    static func holds(_ condition: StepCondition?, in context: ConditionContext, file: String) throws(PipelineError) -> Bool {
+    /// Whether a step with `condition` runs in this build (true without one). `spent`
+    /// carries the regex work of the submission's conditions so far: the budget
+    /// (`ConditionLimits.maximumEvaluationCost`) is for the whole submission, so 500
+    /// conditions just under it cannot add up to minutes of CPU.
+    static func holds(
+        _ condition: StepCondition?, in context: ConditionContext, file: String, spent: inout Int
+    ) throws(PipelineError) -> Bool {
         guard let condition else { return true }
         let expression: ConditionExpression
         do {
@@ -24,12 +29,13 @@ enum StepConditions {
                 message: "`if:` does not parse: \(error.message)")
         }
         let cost = expression.cost(context)
-        guard cost <= ConditionLimits.maximumEvaluationCost else {
+        spent = spent.addingReportingOverflow(cost).overflow ? Int.max : spent + cost
+        guard spent <= ConditionLimits.maximumEvaluationCost else {
             throw PipelineError(
                 file: file, line: condition.location?.line, column: condition.location?.column,
-                message: "`if:` would take \(cost) regex steps on this build's text (the limit is "
-                    + "\(ConditionLimits.maximumEvaluationCost)): use a shorter regex, or match a shorter variable than a long "
-                    + "commit message")
+                message: "`if:` would take \(cost) regex steps on this build's text, \(spent) with the conditions before it "
+                    + "(the limit for one submission is \(ConditionLimits.maximumEvaluationCost)): use shorter regexes, fewer "
+                    + "of them, or match a shorter variable than a long commit message")
         }
         return expression.evaluate(context)
     }

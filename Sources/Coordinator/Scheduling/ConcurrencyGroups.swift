@@ -74,12 +74,14 @@ public struct ConcurrencyGroups: Sendable, Equatable {
         return admitted
     }
 
-    /// Jobs of `group`, active or held, that became runnable before `sequence`: what
-    /// `cancel_in_progress` cancels.
+    /// Jobs of `group`, held or active, that became runnable before `sequence`: what
+    /// `cancel_in_progress` cancels. The held ones come first: cancelling an active job
+    /// that no agent holds yet frees its slot at once, and a held job still in the list
+    /// would be admitted into it (and leased) only to be cancelled a moment later.
     public func members(of group: String, olderThan sequence: Int) -> [String] {
-        let running = (active[group] ?? [:]).filter { $0.value < sequence }.sorted { $0.value < $1.value }.map(\.key)
         let waiting = (held[group] ?? []).filter { $0.sequence < sequence }.map(\.job)
-        return running + waiting
+        let running = (active[group] ?? [:]).filter { $0.value < sequence }.sorted { $0.value < $1.value }.map(\.key)
+        return waiting + running
     }
 
     private mutating func admit(_ group: String) -> [String] {

@@ -35,8 +35,8 @@ public enum ConditionLimits {
     /// Deepest nesting of groups inside one regex.
     public static let maximumRegexNestingDepth = 32
 
-    /// Most regex steps (instructions × scanned scalars, `ConditionExpression.cost`) one
-    /// condition may take at submission: 16 million, at most about 0.14 s of the
+    /// Most regex steps (instructions × scanned scalars, `ConditionExpression.cost`) the
+    /// conditions of one submission may take together: 16 million, at most about 0.14 s of the
     /// submitting request's task (measured in a release build: 1.1-1.5 ns per step for
     /// `/skip deploy/`-like patterns, 8.5 ns for `(.*a){20}q`, the worst seen). A real
     /// pattern against a whole 64 KiB commit message costs about a million steps (1.5 ms);
