@@ -111,6 +111,28 @@ struct MetaDataTests {
         }
     }
 
+    /// What a deploying pipeline's steps read steers its deploy, so a person writing it
+    /// needs deploy for that environment: a developer may not, a deployer of it may.
+    @Test func writingADeployingPipelinesMetaDataNeedsDeploy() async throws {
+        try await TestCluster.with("meta-data-deploy", coordinatorArguments: ["--allow-untrusted-environment-steps"]) { cluster in
+            // No agent: the deploy step waits, as a production deploy waiting on a build would.
+            let pipeline = try await cluster.submit("steps:\n  - key: deploy\n    command: 'true'\n    environment: production\n")
+            let plain = try await cluster.submit("steps:\n  - key: build\n    command: 'true'\n")
+            let developer = try await AuthorizationTests.hostToken(cluster, identity: "dev", role: "developer")
+            let deployer = try await AuthorizationTests.hostToken(cluster, identity: "ops", role: "deployer:production")
+            let body = Data(#"{"value": "registry.example.com/app:evil"}"#.utf8)
+            let path = APIRoute.setMetaData.path(["id": pipeline.id, "key": "image"])
+            let (refused, text) = try await cluster.request(.PUT, path, body: body, token: developer)
+            #expect(refused == 403, "\(String(decoding: text, as: UTF8.self))")
+            #expect(String(decoding: text, as: UTF8.self).contains("deploys to production"))
+            let (plainStatus, _) = try await cluster.request(
+                .PUT, APIRoute.setMetaData.path(["id": plain.id, "key": "image"]), body: body, token: developer)
+            #expect(plainStatus == 201, "a pipeline that deploys nothing is the developer's to write")
+            let (allowed, _) = try await cluster.request(.PUT, path, body: body, token: deployer)
+            #expect(allowed == 201)
+        }
+    }
+
     @Test func limitsAndUnknownPipelines() async throws {
         try await TestCluster.with("meta-data-limits") { cluster in
             let pipeline = try await cluster.submit("steps:\n  - key: a\n    command: 'true'\n")

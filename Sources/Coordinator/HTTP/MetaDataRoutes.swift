@@ -43,6 +43,20 @@ extension APIRouter {
                 return APIResponses.error(status, code: "invalid_meta_data", message: problem)
             }
             guard try core.store.pipeline(id: pipelineID) != nil else { return noPipeline(pipelineID) }
+            // A person writing into a pipeline that deploys steers what its deploy steps
+            // read (`$(gantry meta-data get image)`): that needs deploy for each of its
+            // environments, as submitting the pipeline did. A job token is the pipeline's
+            // own step writing, which its author arranged.
+            if let principal = context.principal, principal.job == nil {
+                let environments = Set(try core.store.jobs(pipelineID: pipelineID).compactMap(\.environment))
+                if let refused = environments.sorted().first(where: { !principal.mayDeploy(to: $0) }) {
+                    context.audit.add("reason", "deploy not permitted")
+                    return APIResponses.error(
+                        .forbidden, code: "forbidden",
+                        message: "\(principal.identity) may not set meta-data of pipeline \(pipelineID): it deploys to \(refused), "
+                            + "and what its steps read steers that deploy, which needs the deploy permission for it")
+                }
+            }
             let row = StoredMetaData(
                 pipelineId: pipelineID, key: key, value: body.value, jobId: context.principal?.job?.jobID, updatedAt: Date())
             let write = try store.setMetaData(row, maximumKeys: MetaDataRule.maximumKeysPerPipeline)
