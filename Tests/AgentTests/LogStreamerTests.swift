@@ -197,7 +197,10 @@ struct LogStreamerTests {
     }
 }
 
-func waitFor(_ timeout: Duration = .seconds(5), _ condition: () async throws -> Bool) async throws {
+/// Waits for `condition`, returning as soon as it holds. The deadline guards against a
+/// hang, not a timing assertion: when the full suite starts every integration test's
+/// processes at once, 2 cores can leave a unit test unscheduled for seconds.
+func waitFor(_ timeout: Duration = .seconds(30), _ condition: () async throws -> Bool) async throws {
     let deadline = ContinuousClock.now + timeout
     while ContinuousClock.now < deadline {
         if try await condition() { return }

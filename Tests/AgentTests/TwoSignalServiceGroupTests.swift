@@ -62,7 +62,7 @@ struct TwoSignalServiceGroupTests {
         try await waitFor { events.all.contains("draining") && events.all.contains("second stage") }
         #expect(!events.all.contains("cancelled"), "the first signal only drains: \(events.all)")
         kill(getpid(), SIGUSR2)
-        try await withDeadline(.seconds(10), "the cancelled group") { try await running.value }
+        try await withDeadline(.seconds(30), "the cancelled group") { try await running.value }
         #expect(events.all.contains("cancelled") && events.all.last == "finished", "\(events.all)")
     }
 
@@ -75,7 +75,7 @@ struct TwoSignalServiceGroupTests {
         kill(getpid(), SIGUSR2)
         try await waitFor { events.all.contains("draining") && events.all.contains("second stage") }
         finishDrain.yield()
-        try await withDeadline(.seconds(10), "the drained group") { try await running.value }
+        try await withDeadline(.seconds(30), "the drained group") { try await running.value }
         #expect(!events.all.contains("cancelled"), "\(events.all)")
     }
 
@@ -88,7 +88,7 @@ struct TwoSignalServiceGroupTests {
         let running = Task { try await group.run() }
         try await waitFor { events.all.contains("started") }
         finishDrain.yield()
-        try await withDeadline(.seconds(10), "the group") { try await running.value }
+        try await withDeadline(.seconds(30), "the group") { try await running.value }
         #expect(events.all.first == "started" && events.all.contains("finished"), "\(events.all)")
         #expect(!events.all.contains("cancelled"))
     }
@@ -96,7 +96,7 @@ struct TwoSignalServiceGroupTests {
     @Test func aServiceErrorIsRethrown() async throws {
         let group = group([.init(service: Failing())], Events())
         await #expect(throws: Failing.Failure.self) {
-            try await withDeadline(.seconds(10), "the failing group") { try await group.run() }
+            try await withDeadline(.seconds(30), "the failing group") { try await group.run() }
         }
     }
 }

@@ -38,11 +38,13 @@ final class CoordinatorCoreTests {
             frames = session.outbound.makeAsyncIterator()
         }
 
-        /// The next frame, or nil if none arrives within 5 s (the session is closed then,
-        /// so a missing frame fails the test instead of hanging it).
+        /// The next frame, or nil if none arrives within 30 s (the session is closed then,
+        /// so a missing frame fails the test instead of hanging it). A guard against a
+        /// hang, not a timing assertion: the full suite starts every integration test's
+        /// processes at once, and on 2 cores a frame can take seconds.
         func next() async -> Gantry_V1_Envelope? {
             let deadline = Task {
-                try await Task.sleep(for: .seconds(5))
+                try await Task.sleep(for: .seconds(30))
                 self.session.close()
             }
             defer { deadline.cancel() }
