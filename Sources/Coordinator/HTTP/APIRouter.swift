@@ -86,15 +86,9 @@ public enum APIRouter {
                 context.audit.set(object: "pipeline:\(pipeline.id)")
                 context.audit.add("jobs", String(pipeline.jobs.count))
                 return APIResponses.json(pipeline, status: .created)
-            } catch let refusal as DeployRefusal {
-                context.audit.add("reason", refusal.kind == .forbidden ? "deploy not permitted" : "deploy step on untrusted agents")
-                return refusal.kind == .forbidden
-                    ? APIResponses.error(.forbidden, code: "forbidden", message: refusal.description)
-                    : APIResponses.error(.unprocessableContent, code: "invalid_pipeline", message: refusal.description)
-            } catch let error as PipelineError {
-                return APIResponses.error(
-                    .unprocessableContent, code: "invalid_pipeline", message: error.message, file: error.file,
-                    line: error.line, column: error.column)
+            } catch {
+                guard let refused = SubmissionRefusal.response(for: error, audit: context.audit) else { throw error }
+                return refused
             }
         }
 
