@@ -87,6 +87,10 @@ let package = Package(
             name: "DurationFuzz",
             dependencies: ["FuzzSupport", .product(name: "GantryPipeline", package: "gantry")]
         ),
+        .executableTarget(
+            name: "ConditionFuzz",
+            dependencies: ["FuzzSupport", .product(name: "GantryPipeline", package: "gantry")]
+        ),
     ],
     swiftLanguageModes: [.v6]
 )
