@@ -54,6 +54,9 @@ public struct PipelineDefinition: Sendable, Equatable {
         /// The jobs the step expands into (at least one), in a stable order: matrix
         /// combinations in file order, each with its parallel copies.
         public var jobs: [Job] = []
+        /// `block:`: an approval gate instead of commands (`commands` is empty and the
+        /// step has exactly one job, which no agent ever runs).
+        public var block: BlockStep? = nil
     }
 
     /// A 1-based place in the file.
