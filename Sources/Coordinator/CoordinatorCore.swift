@@ -208,7 +208,8 @@ public actor CoordinatorCore {
         for step in definition.steps {
             let runs = try StepConditions.holds(step.condition, in: context, file: pipeline.file, spent: &conditionCost)
             for expanded in step.jobs {
-                let state: JobState = !runs ? .skipped : step.dependsOn.isEmpty ? .queued : .waiting
+                let state: JobState =
+                    !runs ? .skipped : !step.dependsOn.isEmpty ? .waiting : step.block == nil ? .queued : .blocked
                 var job = StoredJob(
                     id: newID(), pipelineId: pipeline.id, position: jobs.count, key: step.key, name: expanded.name,
                     state: state, commands: expanded.commands, env: pipelineEnv.merging(expanded.env) { $1 },
@@ -222,6 +223,7 @@ public actor CoordinatorCore {
                 job.priority = step.priority
                 job.concurrency = expanded.concurrency
                 job.matrix = expanded.matrix
+                job.block = step.block
                 job.outcome = runs ? nil : .passed
                 jobs.append(job)
             }

@@ -14,7 +14,7 @@ struct GantryCommand: AsyncParsableCommand {
         abstract: "Submit pipelines to a Gantry coordinator and follow their jobs.",
         subcommands: [
             RunPipeline.self, Jobs.self, Logs.self, Agents.self, Cancel.self, WhoAmI.self, TokenCommand.self, IdentityCommand.self,
-            Audit.self, Login.self, SecretCommand.self, Retry.self, Rebuild.self, MetaDataCommand.self,
+            Audit.self, Login.self, SecretCommand.self, Retry.self, Rebuild.self, MetaDataCommand.self, Approve.self, Reject.self,
         ])
 }
 

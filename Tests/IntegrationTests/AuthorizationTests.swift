@@ -19,7 +19,7 @@ struct AuthorizationTests {
         .listAgents: .viewer, .demand: .viewer,
         .createOwnToken: .viewer, .listOwnTokens: .viewer, .revokeOwnToken: .viewer,
         .submitPipeline: .developer, .cancelPipeline: .developer, .cancelJob: .developer,
-        .retryJob: .developer, .rebuildPipeline: .developer,
+        .retryJob: .developer, .rebuildPipeline: .developer, .approvePipeline: .developer, .rejectPipeline: .developer,
         .forgetAgent: .admin, .drainAgent: .admin,
         .createIdentity: .admin, .listIdentities: .admin, .updateIdentity: .admin, .disableIdentity: .admin,
         .createIdentityToken: .admin, .listIdentityTokens: .admin, .revokeIdentityToken: .admin,

@@ -150,6 +150,7 @@ public enum APIRouter {
         }
 
         addRerunRoutes(to: router, dependencies)
+        addApprovalRoutes(to: router, dependencies)
 
         router.on(.listAgents, audit: audit) { _, _ -> Response in
             APIResponses.json(await core.listAgents())

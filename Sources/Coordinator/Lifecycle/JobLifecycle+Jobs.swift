@@ -22,6 +22,9 @@ extension JobLifecycle {
         for job in rows where !job.isTerminal { jobs[job.id] = job }
         turn.log(.info, "pipeline submitted", ["pipeline": "\(pipeline.id)", "jobs": "\(rows.count)"])
         for job in rows where job.state == .queued { admit(job, now: now, into: &turn) }
+        for job in rows where job.state == .blocked {
+            turn.log(.info, "pipeline waits for approval", ["pipeline": "\(pipeline.id)", "step": "\(job.key)"])
+        }
         // Decide every waiting job whose dependencies have all ended already (skipped by
         // their `if:`), from every step something waits on that is complete, or has no
         // jobs at all (the parser refuses that; this keeps such a row from waiting forever).

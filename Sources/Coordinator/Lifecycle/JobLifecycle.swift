@@ -91,7 +91,7 @@ public struct JobLifecycle: Sendable {
                 if let rule = job.concurrency {
                     groups.adopt(.init(job: job.id, sequence: job.sequence, limit: rule.limit), group: rule.group)
                 }
-            case .waiting, .succeeded, .failed, .cancelled, .timedOut, .skipped:
+            case .waiting, .succeeded, .failed, .cancelled, .timedOut, .skipped, .blocked:
                 break
             }
             jobs[job.id] = job
@@ -158,13 +158,18 @@ public struct JobLifecycle: Sendable {
     /// `job.state` must already be `queued`; the caller wrote nothing for it yet.
     mutating func makeRunnable(_ job: StoredJob, now: Date, into turn: inout LifecycleOutput) {
         var job = job
-        job.state = .queued
+        job.state = job.block == nil ? .queued : .blocked
         job.queuedAt = now
         job.sequence = nextSequence
         nextSequence += 1
         jobs[job.id] = job
         turn.write(.updateJob(job))
         turn.notify(job.id)
+        guard job.block == nil else {
+            // A gate waits for a person, not an agent: nothing is queued or held.
+            turn.log(.info, "pipeline waits for approval", ["pipeline": "\(job.pipelineId)", "step": "\(job.key)"])
+            return
+        }
         admit(job, now: now, into: &turn)
     }
 

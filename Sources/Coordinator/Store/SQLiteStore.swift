@@ -268,6 +268,11 @@ public final class SQLiteStore: CoordinatorStore {
                     ) WITHOUT ROWID;
                     """)
         }
+        migrator.registerMigration("v9: approval gates") { db in
+            // `block`: the `block:` step a job is (JSON `BlockStep`), NULL for a job that
+            // runs. Its decision is the job's state, reason and finish time, and the audit.
+            try db.execute(sql: "ALTER TABLE jobs ADD COLUMN block TEXT")
+        }
         return migrator
     }
 
@@ -286,6 +291,11 @@ public final class SQLiteStore: CoordinatorStore {
                     try job.updateLifecycle(db)
                 case .saveAttempt(let attempt):
                     try Self.upsert(attempt, db)
+                case .setMetaData(let rows):
+                    // A block's fields, committed with its approval, so the steps it
+                    // releases read them. Bounded by the block's field limit, not by
+                    // the API's per-pipeline key count.
+                    for row in rows { try row.save(db) }
                 case .appendLog(let chunk):
                     // Prepared once per connection: a streaming step appends a chunk every
                     // 100 ms, and `execute(sql:)` compiles its SQL on every call.

@@ -12,6 +12,9 @@ public enum StoreWrite: Sendable, Equatable {
     /// One compressed log chunk at `offset` (equal to the stored length) that also moves
     /// the job's `log_length` to `offset + rawLength` if `attempt` is still its attempt.
     case appendLog(LogAppend)
+    /// Pipeline meta-data set in the same transaction as a lifecycle change (an approved
+    /// block's fields).
+    case setMetaData([StoredMetaData])
 }
 
 /// A log chunk as it arrived from the agent: deflate-compressed, already inflate-checked.

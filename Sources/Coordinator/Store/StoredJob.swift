@@ -61,6 +61,8 @@ public struct StoredJob: Codable, FetchableRecord, PersistableRecord, Sendable, 
     public var outcome: JobOutcome?
     /// The job's matrix values by dimension; empty for a step without `matrix:`.
     public var matrix: [String: String] = [:]
+    /// `block:`: the approval gate this job is (schema v9); nil for a job that runs.
+    public var block: BlockStep?
 
     public var isTerminal: Bool { state.isTerminal }
 
@@ -144,11 +146,13 @@ public enum JobState: String, Sendable, CaseIterable, Codable, DatabaseValueConv
     /// Never ran: its `if:` was false, its `when:` did not match how its dependencies
     /// ended, or a dependency failed. `outcome` says which way it counts.
     case skipped
+    /// A `block:` step waiting for someone to approve or reject it; no agent holds it.
+    case blocked
 
     public var isTerminal: Bool {
         switch self {
         case .succeeded, .failed, .cancelled, .timedOut, .skipped: return true
-        case .waiting, .queued, .leased, .running, .lost: return false
+        case .waiting, .queued, .leased, .running, .lost, .blocked: return false
         }
     }
 
@@ -174,7 +178,7 @@ public enum AttemptState: String, Sendable, CaseIterable, Codable, DatabaseValue
         case .lost: self = .lost
         case .leased: self = .leased
         case .running: self = .running
-        case .failed, .waiting, .queued, .skipped: self = .failed
+        case .failed, .waiting, .queued, .skipped, .blocked: self = .failed
         }
     }
 }
@@ -201,7 +205,7 @@ public enum JobOutcome: String, Sendable, CaseIterable, Codable, DatabaseValueCo
         switch state {
         case .succeeded, .skipped: self = .passed
         case .cancelled: self = .cancelled
-        case .failed, .timedOut, .lost, .waiting, .queued, .leased, .running: self = .failed
+        case .failed, .timedOut, .lost, .waiting, .queued, .leased, .running, .blocked: self = .failed
         }
     }
 }
@@ -286,6 +290,7 @@ extension StoredJob {
         }
         if let outcome { container["outcome"] = outcome }
         if !matrix.isEmpty { container["matrix"] = try json(matrix, "matrix") }
+        if let block { container["block"] = try json(block, "block") }
     }
 }
 
@@ -339,6 +344,9 @@ extension StoredJob {
         }
         outcome = try row.decode(forColumn: "outcome")
         matrix = try json.decode("matrix", empty: [:])
+        if let text: String = try row.decode(forColumn: "block") {
+            block = try JSONDecoder().decode(BlockStep.self, from: Data(text.utf8))
+        }
     }
 }
 

@@ -241,6 +241,7 @@ public enum JobStateName {
     public static let timedOut = "timed_out"
     public static let lost = "lost"
     public static let skipped = "skipped"
+    public static let blocked = "blocked"
 
     public static let terminal: Set<String> = [succeeded, failed, cancelled, timedOut, skipped]
 }

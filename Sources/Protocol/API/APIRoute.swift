@@ -17,6 +17,8 @@ public enum APIRoute: String, CaseIterable, Sendable {
     case getPipeline
     case cancelPipeline
     case rebuildPipeline
+    case approvePipeline
+    case rejectPipeline
     case listJobs
     case getJob
     case jobAttempts
@@ -58,7 +60,8 @@ public enum APIRoute: String, CaseIterable, Sendable {
             .listOwnTokens, .listIdentities, .listIdentityTokens, .listSecrets, .listAudit, .verifyAudit, .getMetaData,
             .listMetaData:
             return "GET"
-        case .submitPipeline, .cancelPipeline, .rebuildPipeline, .cancelJob, .retryJob, .forgetAgent, .drainAgent,
+        case .submitPipeline, .cancelPipeline, .rebuildPipeline, .approvePipeline, .rejectPipeline, .cancelJob, .retryJob,
+            .forgetAgent, .drainAgent,
             .createOwnToken, .createIdentity, .createIdentityToken:
             return "POST"
         case .updateIdentity, .setSecret, .setMetaData:
@@ -78,6 +81,8 @@ public enum APIRoute: String, CaseIterable, Sendable {
         case .getPipeline: return "/v1/pipelines/{id}"
         case .cancelPipeline: return "/v1/pipelines/{id}/cancel"
         case .rebuildPipeline: return "/v1/pipelines/{id}/rebuild"
+        case .approvePipeline: return "/v1/pipelines/{id}/approve"
+        case .rejectPipeline: return "/v1/pipelines/{id}/reject"
         case .listJobs: return "/v1/jobs"
         case .getJob: return "/v1/jobs/{id}"
         case .jobAttempts: return "/v1/jobs/{id}/attempts"
@@ -116,6 +121,9 @@ public enum APIRoute: String, CaseIterable, Sendable {
         // submitting does; deploying jobs also need the deploy permission for their
         // environment, checked by the handler.
         case .submitPipeline, .rebuildPipeline, .retryJob, .setMetaData: return .submit
+        // At least a developer; the block's own rule (`allowed:`, else deploy) is checked
+        // by the handler against the block that waits.
+        case .approvePipeline, .rejectPipeline: return .submit
         case .cancelPipeline, .cancelJob: return .cancel
         case .forgetAgent, .drainAgent: return .manageAgents
         case .createIdentity, .listIdentities, .updateIdentity, .disableIdentity, .createIdentityToken,
@@ -139,6 +147,8 @@ public enum APIRoute: String, CaseIterable, Sendable {
         case .cancelJob: return "job.cancel"
         case .retryJob: return "job.retry"
         case .rebuildPipeline: return "pipeline.rebuild"
+        case .approvePipeline: return "pipeline.approve"
+        case .rejectPipeline: return "pipeline.reject"
         case .forgetAgent: return "agent.forget"
         case .drainAgent: return "agent.drain"
         case .createOwnToken, .createIdentityToken: return "token.create"
