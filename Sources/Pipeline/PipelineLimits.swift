@@ -173,4 +173,53 @@ public enum PipelineLimits {
     /// Longest `concurrency.group` after interpolation, in bytes: it is stored with every
     /// job and shown in listings.
     public static let maximumConcurrencyGroupBytes = 100
+
+    // MARK: - Approval gates: `block:`
+
+    /// Longest `block:` prompt in UTF-8 bytes, on one line: it is a question shown in
+    /// listings and in `gantry approve`, like a step's name (`maximumNameBytes`).
+    public static let maximumBlockPromptBytes = 256
+
+    /// Most `fields` in one block: each is asked of the approver and written as one
+    /// meta-data key (at most 1,000 per pipeline); a form longer than 20 inputs belongs in
+    /// a file in the repository, not in an approval.
+    public static let maximumBlockFields = 20
+
+    /// Longest field key: a meta-data key, so the same bound the meta-data API has
+    /// (`MetaDataRule.maximumKeyBytes`), or the approved value could never be stored.
+    public static let maximumBlockFieldKeyBytes = 255
+
+    /// Longest `text:`/`select:` label of a field in UTF-8 bytes, on one line: a display
+    /// string, like a step's name.
+    public static let maximumBlockFieldLabelBytes = 256
+
+    /// Most `options` of a `select` field: a choice among more than 50 values is a text
+    /// field; each option is shown to the approver and stored with the pipeline.
+    public static let maximumBlockFieldOptions = 50
+
+    /// Longest `select` option (and so a select's default) in UTF-8 bytes, on one line:
+    /// a value chosen from a list, such as a channel or a region.
+    public static let maximumBlockFieldOptionBytes = 256
+
+    /// Longest `default` of a `text` field: the meta-data value limit
+    /// (`MetaDataRule.maximumValueBytes`), since the default is stored as one when the
+    /// approver gives no value.
+    public static let maximumBlockFieldDefaultBytes = 64 * 1024
+
+    /// Most entries in `allowed.roles`: there are four roles, and a deployer limited to
+    /// environments (`deployer:production+staging`) is one entry; 20 is far more than a
+    /// gate needs and keeps the check at decision time trivial.
+    public static let maximumBlockRoles = 20
+
+    /// Most environments after `deployer:` in one `allowed.roles` entry: the same bound the
+    /// role syntax has elsewhere (`gantry identity`'s `deployer:ENV+ENV`).
+    public static let maximumBlockRoleEnvironments = 64
+
+    /// Most `allowed.identities`: a gate names a few people; a larger group is a role.
+    public static let maximumBlockIdentities = 100
+
+    /// Longest identity name in `allowed.identities`, in bytes (ASCII letters, digits,
+    /// `.`, `_`, `-`): the rule every identity's name follows, so a longer one could never
+    /// match anyone.
+    public static let maximumIdentityNameBytes = 64
 }

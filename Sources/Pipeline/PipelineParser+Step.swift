@@ -47,6 +47,7 @@ extension PipelineParser {
         guard let mapping = node.mapping else {
             throw error(node, "step \(ordinal) must be a mapping with at least `command`, found \(describe(node))")
         }
+        if Self.isBlockStep(node) { return try parseBlockStep(node, ordinal: ordinal) }
         var key: String?
         var name: String?
         var nameNode: Node?
@@ -78,17 +79,7 @@ extension PipelineParser {
         for (keyNode, value) in mapping {
             let field = try scalarKey(keyNode)
             switch field {
-            case "key":
-                let text = try string(value, what: "key")
-                guard text.utf8.count <= PipelineLimits.maximumKeyLength else {
-                    throw error(value, "step key is \(text.utf8.count) characters long; the limit is \(PipelineLimits.maximumKeyLength)")
-                }
-                guard Self.isValidKey(text) else {
-                    throw error(
-                        value,
-                        "step key `\(Self.excerpt(text))` may contain only letters, digits, `-`, `_` and `.`, and may not start with `.`")
-                }
-                key = text
+            case "key": key = try stepKey(value)
             case "name", "label":
                 let text = try string(value, what: field)
                 try checkName(text, value, what: "`\(field)`")
@@ -128,6 +119,11 @@ extension PipelineParser {
             case "stage":
                 stage = try stageName(value, what: "stage")
                 stageNode = value
+            case "allowed", "fields":
+                throw error(
+                    keyNode,
+                    "`\(field)` belongs to a block step (an approval gate): add `block: PROMPT` to make this step one, "
+                        + "or remove `\(field)`")
             default:
                 throw error(keyNode, "unknown step key `\(Self.excerpt(field))`: expected one of \(Self.stepKeys.sorted().joined(separator: ", "))")
             }

@@ -14,7 +14,7 @@ import Yams
 /// actor that schedules jobs; `parse` is also the pipeline fuzz target's entry point.
 public struct PipelineParser: Sendable {
     public static let stepKeys: Set<String> = [
-        "key", "name", "label", "command", "commands", "env", "agents", "timeout", "cancel_grace", "depends_on", "retry",
+        "key", "name", "label", "block", "command", "commands", "env", "agents", "timeout", "cancel_grace", "depends_on", "retry",
         "secrets", "environment", "if", "when", "soft_fail", "priority", "concurrency", "matrix", "parallelism", "stage",
     ]
     /// Longest accepted `retry` limit: retries are for flakes, not loops.
