@@ -39,7 +39,7 @@ extension PipelineParser {
         for (keyNode, value) in mapping {
             let field = try scalarKey(keyNode)
             switch field {
-            case "block": prompt = try blockPrompt(value)
+            case "block": prompt = try blockPrompt(value, keyNode: keyNode)
             case "key": key = try stepKey(value)
             case "name", "label":
                 let text = try string(value, what: field)
@@ -105,13 +105,14 @@ extension PipelineParser {
 
     // MARK: - The prompt
 
-    /// `block: "Deploy to production?"`: a non-empty question on one line.
-    private func blockPrompt(_ node: Node) throws(PipelineError) -> String {
+    /// `block: "Deploy to production?"`: a non-empty question on one line. An empty one is
+    /// reported at the `block` key, since an empty value has no place of its own.
+    private func blockPrompt(_ node: Node, keyNode: Node) throws(PipelineError) -> String {
         let expected = "`block` must be the question the approver is asked, such as `block: \"Deploy to production?\"`"
         guard let scalar = node.scalar else { throw error(node, "\(expected), found \(describe(node))") }
         let text = scalar.string
         let isNull = scalar.style == .plain && ["~", "null", "Null", "NULL"].contains(text)
-        guard !isNull, text.contains(where: { !$0.isWhitespace }) else { throw error(node, "`block` is empty: \(expected)") }
+        guard !isNull, text.contains(where: { !$0.isWhitespace }) else { throw error(keyNode, "`block` is empty: \(expected)") }
         try checkOneLine(text, node, what: "`block`", limit: PipelineLimits.maximumBlockPromptBytes, shownAs: "the prompt")
         return text
     }
