@@ -19,7 +19,10 @@ struct StoreConformanceTests {
     func everyFieldOfPipelinesJobsAndAttemptsReadsBackAsWritten(_ factory: StoreFactory) throws {
         let scratch = try factory.make()
         let store = scratch.store
-        let pipeline = Fixture.pipeline("p1", at: Fixture.t0)
+        var pipeline = Fixture.pipeline("p1", at: Fixture.t0)
+        pipeline.tag = "v1.4.0"
+        pipeline.message = "Release 1.4\n\nskip nothing"
+        pipeline.source = "webhook"
         // Every optional field set, dates with a millisecond part, positions inserted out
         // of order: `jobs(pipelineID:)` orders by position.
         var second = Fixture.job("p1-b", pipeline: pipeline, position: 1, state: .failed)
@@ -37,6 +40,17 @@ struct StoreConformanceTests {
         second.startedAt = Fixture.t0.addingTimeInterval(1.5)
         second.finishedAt = Fixture.t0.addingTimeInterval(2.999)
         second.logLength = 123_456
+        // The pipeline language's columns (schema v7) and a block (v9).
+        second.when = .onFailure
+        second.softFail = .exitStatuses([2, 3])
+        second.priority = -7
+        second.sequence = 42
+        second.concurrency = ConcurrencyRule(group: "deploy/prod:eu", limit: 2, cancelInProgress: true)
+        second.outcome = .passed
+        second.matrix = ["os": "linux", "swift": "6.10"]
+        second.block = BlockStep(
+            prompt: "Ship?", fields: [BlockField(key: "channel", label: "Channel", required: true, options: ["a", "b"])],
+            roles: ["deployer:production"], identities: ["alice"])
         var first = Fixture.job("p1-a", pipeline: pipeline, position: 0, state: .succeeded)
         first.timeoutSeconds = nil
         first.env = ["A": "1", "B": "two words", "C": "ünïcode ✓"]
@@ -387,7 +401,7 @@ struct StoreConformanceTests {
             try store.insert(pipeline: pipeline, jobs: jobs.reversed())
             expected += jobs.filter { !$0.isTerminal }.map(\.id)
         }
-        #expect(Set(JobState.allCases.filter { !$0.isTerminal }) == [.waiting, .queued, .leased, .running, .lost])
+        #expect(Set(JobState.allCases.filter { !$0.isTerminal }) == [.waiting, .queued, .leased, .running, .lost, .blocked])
         let unfinished = try store.unfinishedJobs()
         #expect(unfinished.map(\.id) == expected)
         #expect(unfinished.allSatisfy { !$0.isTerminal })
