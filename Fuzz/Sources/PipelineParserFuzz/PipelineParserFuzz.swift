@@ -44,9 +44,16 @@ enum PipelineParserFuzz {
             require(PipelineParser.isValidKey(step.key), "invalid key \(step.key.debugDescription)")
             require(step.key.utf8.count <= PipelineLimits.maximumKeyLength, "key of \(step.key.utf8.count) bytes")
             require(step.name.utf8.count <= PipelineLimits.maximumNameBytes || step.name == step.key, "long name")
-            require(
-                (1...PipelineLimits.maximumCommands).contains(step.commands.count),
-                "step \(step.key) has \(step.commands.count) commands")
+            if let block = step.block {
+                // A block runs nothing: no commands, one job, bounded fields.
+                require(step.commands.isEmpty && step.jobs.count == 1, "block \(step.key) has commands or several jobs")
+                require(block.fields.count <= PipelineLimits.maximumBlockFields, "block \(step.key) has \(block.fields.count) fields")
+                require(Set(block.fields.map(\.key)).count == block.fields.count, "block \(step.key) repeats a field key")
+            } else {
+                require(
+                    (1...PipelineLimits.maximumCommands).contains(step.commands.count),
+                    "step \(step.key) has \(step.commands.count) commands")
+            }
             for command in step.commands {
                 require(command.utf8.count <= PipelineLimits.maximumCommandBytes, "a command of \(command.utf8.count) bytes")
                 require(!command.utf8.contains(0), "a command with NUL")
