@@ -22,6 +22,8 @@ public actor CoordinatorCore {
         public var leaseTTL: Duration
         /// Called when the store refuses a commit; the default exits the process.
         public var onStoreFailure: @Sendable (any Error) -> Void
+        /// Deployment environments' protection rules (`serve --environments FILE`).
+        public var environments: EnvironmentRules = .none
 
         public init(
             coordinatorID: String = "gantry", heartbeatInterval: Duration = .seconds(5), leaseTTL: Duration? = nil,
@@ -174,9 +176,11 @@ public actor CoordinatorCore {
         try SubmissionCheck.check(request)
         let definition = try PipelineParser(file: request.file ?? "pipeline.yml").parse(request.yaml)
         try permit(definition)
+        try configuration.environments.check(definition, branch: request.branch ?? "")
         try SecretRequirements.check(definition, request: request, vault: secrets)
         let (pipeline, created) = try Self.rows(
-            for: request, definition: definition, source: source, rebuildOf: rebuildOf, now: Date())
+            for: request, definition: definition, source: source, rebuildOf: rebuildOf,
+            environments: configuration.environments, now: Date())
         return try await submit(pipeline, jobs: created)
     }
 
@@ -192,7 +196,7 @@ public actor CoordinatorCore {
     /// a condition does not evaluate.
     static func rows(
         for request: API.SubmitPipeline, definition: PipelineDefinition, source: String = "api", rebuildOf: String? = nil,
-        now: Date
+        environments: EnvironmentRules = .none, now: Date
     ) throws -> (StoredPipeline, [StoredJob]) {
         var pipeline = StoredPipeline(
             id: newID(), file: request.file ?? "pipeline.yml", yaml: request.yaml, repository: request.repository ?? "",
@@ -221,7 +225,9 @@ public actor CoordinatorCore {
                 job.when = step.when
                 job.softFail = step.softFail
                 job.priority = step.priority
-                job.concurrency = expanded.concurrency
+                // A step's own group wins; otherwise an environment that deploys one at a
+                // time puts its deploying jobs in `environment:NAME`.
+                job.concurrency = expanded.concurrency ?? environments.concurrency(for: step.environment)
                 job.matrix = expanded.matrix
                 job.block = step.block
                 job.outcome = runs ? nil : .passed

@@ -115,6 +115,11 @@ struct Serve: AsyncParsableCommand {
     @Flag(
         help: "Let a step with `environment:` run on any agent. By default it must select a trusted label, so its secrets reach only hosts enrolled for deploys.")
     var allowUntrustedEnvironmentSteps = false
+    @Option(
+        help: ArgumentHelp(
+            "A YAML file of deployment environments' protection rules (branches, required_approval, one_at_a_time).",
+            discussion: "docs/operations.md, \"Environment rules\". Read once at start; an invalid file stops the start."))
+    var environments: String?
     @Option(help: "Days the agent certificates issued and renewed are valid (1 to 825); agents renew after two thirds.")
     var agentCertificateDays: Int = 30
     /// Tests only: certificates whose renewal is due at once.
@@ -193,6 +198,18 @@ struct Serve: AsyncParsableCommand {
         options.httpIdleTimeout = .milliseconds(Int64(httpIdleTimeout * 1000))
         options.trust = TrustPolicy(trustedKeys: Set(trustedLabelKey))
         options.allowUntrustedEnvironmentSteps = allowUntrustedEnvironmentSteps
+        if let environments {
+            // Bounded like a pipeline file: it is the operator's, but a typo should not
+            // make the coordinator read a huge file.
+            guard let data = FileManager.default.contents(atPath: environments), data.count <= 1024 * 1024 else {
+                throw ValidationError("--environments: cannot read \(environments) (or it is over 1 MiB)")
+            }
+            do {
+                options.core.environments = try EnvironmentRules.parse(String(decoding: data, as: UTF8.self), file: environments)
+            } catch {
+                throw ValidationError("--environments: \(error)")
+            }
+        }
         options.agentCertificateValidity = TimeInterval(agentCertificateSeconds ?? agentCertificateDays * 86_400)
         options.httpTransport = try httpTransport()
         options.apiURL = apiUrl

@@ -97,4 +97,34 @@ struct ApprovalGateTests {
             #expect(again.status != .exited(0) && again.all.contains("not running"), "\(again.all)")
         }
     }
+
+    /// The operator's environment rules refuse a deploy from the wrong branch or without
+    /// a gate, naming the rule, and put deploys of a one-at-a-time environment in its group.
+    @Test func environmentRulesRefuseADeployNamingTheRule() async throws {
+        let rules = FileManager.default.temporaryDirectory.appendingPathComponent("env-\(UUID().uuidString).yml").path
+        try "environments:\n  production:\n    branches: [main]\n    required_approval: true\n"
+            .write(toFile: rules, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: rules) }
+        try await TestCluster.with(
+            "environment-rules", coordinatorArguments: ["--environments", rules, "--allow-untrusted-environment-steps"]
+        ) { cluster in
+            let direct = "steps:\n  - {key: deploy, command: 'true', environment: production}\n"
+            func submit(_ yaml: String, branch: String) async throws -> (Int, String) {
+                let body = try API.encoder.encode(API.SubmitPipeline(yaml: yaml, branch: branch))
+                let (status, data) = try await cluster.request(.POST, "/v1/pipelines", body: body)
+                return (status, String(decoding: data, as: UTF8.self))
+            }
+            let (wrongBranch, why) = try await submit(direct, branch: "feature/x")
+            #expect(wrongBranch == 422 && why.contains("rule `branches`"), "\(why)")
+            let (ungated, because) = try await submit(direct, branch: "main")
+            #expect(ungated == 422 && because.contains("rule `required_approval`"), "\(because)")
+            let (gated, body) = try await submit(
+                "steps:\n  - block: Ship?\n    key: approve\n  - {key: deploy, command: 'true', environment: production, depends_on: approve}\n",
+                branch: "main")
+            #expect(gated == 201, "\(body)")
+            let pipeline = try API.decoder.decode(API.Pipeline.self, from: Data(body.utf8))
+            #expect(pipeline.jobs.map(\.state) == ["blocked", "waiting"])
+            #expect(pipeline.jobs.last?.concurrencyGroup == "environment:production")
+        }
+    }
 }
