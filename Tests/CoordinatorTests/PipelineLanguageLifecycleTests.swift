@@ -199,10 +199,12 @@ extension JobLifecycleTests {
               - {key: cleanup, command: z, when: always}
             """)
         #expect(jobs[2].dependsOn.sorted() == ["quick", "slow"])
+        #expect(lifecycle.pipelines[jobs[0].pipelineId]?.pendingDependencies[jobs[2].id] == 2)
         let quick = try #require(ready("a/1"))
         let slow = try #require(ready("b/1"))
         let failed = end(quick.stepKey == "quick" ? quick : slow, on: quick.stepKey == "quick" ? "a/1" : "b/1", .failed, exit: 1)
         #expect(ready(quick.stepKey == "quick" ? "a/1" : "b/1") == nil, "cleanup waits for the slow step")
+        #expect(lifecycle.pipelines[jobs[0].pipelineId]?.pendingDependencies[jobs[2].id] == 1, "counted down, not re-walked")
         let done = end(quick.stepKey == "quick" ? slow : quick, on: quick.stepKey == "quick" ? "b/1" : "a/1")
         #expect(Self.rows([submitted, failed, done])[jobs[2].id]?.state == .leased, "then runs, although quick failed")
     }

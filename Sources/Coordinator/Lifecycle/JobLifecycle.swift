@@ -363,6 +363,7 @@ public struct JobLifecycle: Sendable {
         guard var progress = pipelines[job.pipelineId] else { return }
         progress.ended(job)
         progress.waiting.remove(job.id)
+        progress.pendingDependencies.removeValue(forKey: job.id)
         progress.unfinished -= 1
         pipelines[job.pipelineId] = progress.unfinished > 0 ? progress : nil
     }
@@ -383,6 +384,7 @@ public struct JobLifecycle: Sendable {
                 else { continue }
                 let (outcome, culprit) = progress.dependencyOutcome(job)
                 pipelines[pipelineID]?.waiting.remove(id)
+                pipelines[pipelineID]?.pendingDependencies.removeValue(forKey: id)
                 if let verdict = Self.verdict(when: job.when, dependencies: outcome, culprit: culprit) {
                     job.state = verdict.state
                     job.outcome = verdict.outcome

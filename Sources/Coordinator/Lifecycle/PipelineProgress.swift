@@ -36,6 +36,11 @@ public struct PipelineProgress: Sendable, Equatable {
     /// Step key → ids of the waiting jobs that depend on it: what to look at when the
     /// step ends, instead of every waiting job on every finish.
     public var dependents: [String: [String]]
+    /// Waiting job id → how many of the steps it depends on have not ended. Counted
+    /// down as steps end, so deciding whether a job may be decided is one lookup, not a
+    /// walk over its dependencies: a `wait` after 250 steps gives 250 jobs 250
+    /// dependencies each, and the single writer must not re-check them on every finish.
+    public var pendingDependencies: [String: Int]
     /// How many of its jobs are not terminal.
     public var unfinished: Int
 
@@ -48,16 +53,19 @@ public struct PipelineProgress: Sendable, Equatable {
         let ordered = jobs.sorted { $0.position < $1.position }
         jobIDs = ordered.map(\.id)
         waiting = []
+        pendingDependencies = [:]
         unfinished = 0
+        for job in ordered { steps[job.key, default: StepProgress()].jobs += 1 }
         for job in ordered {
-            steps[job.key, default: StepProgress()].jobs += 1
             if job.isTerminal {
                 ended(job)
             } else {
                 unfinished += 1
-                if job.state == .waiting { wait(job) }
             }
         }
+        // After every step's count is known, so each waiting job counts what it still
+        // waits for.
+        for job in ordered where job.state == .waiting { wait(job) }
     }
 
     /// Counts a terminal job into its step.
@@ -66,17 +74,26 @@ public struct PipelineProgress: Sendable, Equatable {
         step.ended += 1
         step.outcome = step.outcome.combined(with: job.outcome ?? JobOutcome(state: job.state))
         steps[job.key] = step
+        guard step.ended == step.jobs else { return }
+        for id in dependents[job.key] ?? [] {
+            if let count = pendingDependencies[id] { pendingDependencies[id] = count - 1 }
+        }
     }
 
     /// Registers a waiting job under each step it depends on.
     mutating func wait(_ job: StoredJob) {
         waiting.insert(job.id)
-        for dependency in job.dependsOn { dependents[dependency, default: []].append(job.id) }
+        var pending = 0
+        for dependency in Set(job.dependsOn) {
+            dependents[dependency, default: []].append(job.id)
+            if !(steps[dependency]?.isComplete ?? true) { pending += 1 }
+        }
+        pendingDependencies[job.id] = pending
     }
 
     /// Every dependency of `job` has ended.
     func dependenciesEnded(_ job: StoredJob) -> Bool {
-        job.dependsOn.allSatisfy { steps[$0]?.isComplete ?? true }
+        (pendingDependencies[job.id] ?? 0) <= 0
     }
 
     /// The combined outcome of `job`'s dependencies, and the first dependency with that
