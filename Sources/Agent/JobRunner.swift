@@ -221,10 +221,14 @@ public struct JobRunner: Sendable {
             } catch CommandFailure.logWrite(let error) {
                 return Self.logWriteFailure(error)
             } catch CommandFailure.outputRead(let error) {
+                // A timeout or cancel that killed the step can end the output read with an
+                // error: the stop, not the read, is what happened to the step.
+                if let reason = control.stopReason { return Self.stopped(reason, after: last) }
                 await note("gantry: could not read the step's output: \(error)\n", masker: &masker)
                 return Result(
                     outcome: .failed, exitStatus: -1, signal: 0, message: "the agent could not read the step's output: \(error)")
             } catch {
+                if let reason = control.stopReason { return Self.stopped(reason, after: last) }
                 await note("gantry: could not start `/bin/sh -c`: \(error)\n", masker: &masker)
                 return Result(outcome: .failed, exitStatus: -1, signal: 0, message: "could not start the command: \(error)")
             }
