@@ -8,7 +8,7 @@ public enum ProtocolVersion {
     /// The oldest version this build still accepts.
     public static let minimum: UInt32 = 1
     /// The newest version this build speaks.
-    public static let current: UInt32 = 3
+    public static let current: UInt32 = 4
 
     /// The highest version in both ranges, or `nil` if they do not overlap.
     public static func negotiate(

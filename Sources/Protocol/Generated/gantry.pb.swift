@@ -599,58 +599,209 @@ public nonisolated struct Gantry_V1_Ready: Sendable {
   public init() {}
 }
 
-public nonisolated struct Gantry_V1_Lease: Sendable {
+public nonisolated struct Gantry_V1_Lease: @unchecked Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  public var jobID: String = String()
+  public var jobID: String {
+    get {_storage._jobID}
+    set {_uniqueStorage()._jobID = newValue}
+  }
 
-  public var attempt: UInt32 = 0
+  public var attempt: UInt32 {
+    get {_storage._attempt}
+    set {_uniqueStorage()._attempt = newValue}
+  }
 
-  public var pipelineID: String = String()
+  public var pipelineID: String {
+    get {_storage._pipelineID}
+    set {_uniqueStorage()._pipelineID = newValue}
+  }
 
-  public var stepKey: String = String()
+  public var stepKey: String {
+    get {_storage._stepKey}
+    set {_uniqueStorage()._stepKey = newValue}
+  }
 
   /// Run in order, each via `/bin/sh -c`, stopping at the first failure.
-  public var commands: [String] = []
+  public var commands: [String] {
+    get {_storage._commands}
+    set {_uniqueStorage()._commands = newValue}
+  }
 
-  public var env: Dictionary<String,String> = [:]
+  public var env: Dictionary<String,String> {
+    get {_storage._env}
+    set {_uniqueStorage()._env = newValue}
+  }
 
   /// 0 = no timeout.
-  public var timeoutSeconds: UInt32 = 0
+  public var timeoutSeconds: UInt32 {
+    get {_storage._timeoutSeconds}
+    set {_uniqueStorage()._timeoutSeconds = newValue}
+  }
 
-  public var cancelGraceSeconds: UInt32 = 0
+  public var cancelGraceSeconds: UInt32 {
+    get {_storage._cancelGraceSeconds}
+    set {_uniqueStorage()._cancelGraceSeconds = newValue}
+  }
 
-  public var repository: String = String()
+  public var repository: String {
+    get {_storage._repository}
+    set {_uniqueStorage()._repository = newValue}
+  }
 
-  public var commit: String = String()
+  public var commit: String {
+    get {_storage._commit}
+    set {_uniqueStorage()._commit = newValue}
+  }
 
-  public var branch: String = String()
+  public var branch: String {
+    get {_storage._branch}
+    set {_uniqueStorage()._branch = newValue}
+  }
 
   /// Version 3: the secrets this step named and its scope allows, NAME -> value.
   /// Set in the step's environment like `env`, and masked in its log by the agent
   /// before a byte is spooled or sent. Never logged by either side.
-  public var secrets: Dictionary<String,String> = [:]
+  public var secrets: Dictionary<String,String> {
+    get {_storage._secrets}
+    set {_uniqueStorage()._secrets = newValue}
+  }
 
   /// Version 3: the environment this step deploys to (`environment:` in the
   /// pipeline), empty for none. Exposed as GANTRY_ENVIRONMENT.
-  public var environment: String = String()
+  public var environment: String {
+    get {_storage._environment}
+    set {_uniqueStorage()._environment = newValue}
+  }
 
   /// The job token of this attempt (`gjt_<job>.<attempt>.<mac>`): a bearer token for
   /// the coordinator's meta-data routes of this pipeline, valid while this attempt is
   /// held. Exposed as GANTRY_JOB_TOKEN and masked in the log like a secret. Filled as
   /// the lease is sent; never stored or logged by either side. Empty: none.
-  public var jobToken: String = String()
+  public var jobToken: String {
+    get {_storage._jobToken}
+    set {_uniqueStorage()._jobToken = newValue}
+  }
 
   /// The coordinator's HTTP API as steps reach it (`serve --api-url`), exposed as
   /// GANTRY_API_URL. Empty: not announced.
-  public var apiURL: String = String()
+  public var apiURL: String {
+    get {_storage._apiURL}
+    set {_uniqueStorage()._apiURL = newValue}
+  }
 
   /// True when the API's TLS certificate is the coordinator's own, which chains to the
   /// CA the agent pinned at enrollment: the agent then exports a copy of that CA as
   /// GANTRY_CA_FILE.
-  public var apiUsesCoordinatorCa: Bool = false
+  public var apiUsesCoordinatorCa: Bool {
+    get {_storage._apiUsesCoordinatorCa}
+    set {_uniqueStorage()._apiUsesCoordinatorCa = newValue}
+  }
+
+  /// Version 4: how the agent checks out `repository` at `commit` into the work dir
+  /// before the first command (`checkout:` in the pipeline). Absent, or a pipeline
+  /// without a repository: nothing is checked out.
+  public var checkout: Gantry_V1_CheckoutSpec {
+    get {_storage._checkout ?? Gantry_V1_CheckoutSpec()}
+    set {_uniqueStorage()._checkout = newValue}
+  }
+  /// Returns true if `checkout` has been explicitly set.
+  public var hasCheckout: Bool {_storage._checkout != nil}
+  /// Clears the value of `checkout`. Subsequent reads from it will return its default value.
+  public mutating func clearCheckout() {_uniqueStorage()._checkout = nil}
+
+  /// Version 4: glob patterns, relative to the work dir, of the files the agent uploads
+  /// as this job's artifacts after its commands (`artifacts:`).
+  public var artifactPaths: [String] {
+    get {_storage._artifactPaths}
+    set {_uniqueStorage()._artifactPaths = newValue}
+  }
+
+  /// Version 4: upload `artifact_paths` after a failure too (`artifacts_when: always`).
+  public var artifactsAlways: Bool {
+    get {_storage._artifactsAlways}
+    set {_uniqueStorage()._artifactsAlways = newValue}
+  }
+
+  /// Version 4: artifacts the agent downloads into the work dir before the commands
+  /// (`download:`), from this pipeline or the pipeline it promotes.
+  public var downloads: [Gantry_V1_ArtifactDownload] {
+    get {_storage._downloads}
+    set {_uniqueStorage()._downloads = newValue}
+  }
+
+  /// Version 4: the step's cache (`cache:`), restored before the commands and saved
+  /// after success when its key missed. Absent: no cache.
+  public var cache: Gantry_V1_CacheSpec {
+    get {_storage._cache ?? Gantry_V1_CacheSpec()}
+    set {_uniqueStorage()._cache = newValue}
+  }
+  /// Returns true if `cache` has been explicitly set.
+  public var hasCache: Bool {_storage._cache != nil}
+  /// Clears the value of `cache`. Subsequent reads from it will return its default value.
+  public mutating func clearCache() {_uniqueStorage()._cache = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _storage = _StorageClass.defaultInstance
+}
+
+/// How a step's source is checked out (`checkout:`). The agent fetches into the host's
+/// shared mirror of the repository, then clones from it and verifies the commit.
+public nonisolated struct Gantry_V1_CheckoutSpec: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// Check out at all (false for `checkout: false`).
+  public var enabled: Bool = false
+
+  /// 0: full history; N: only the last N commits.
+  public var depth: UInt32 = 0
+
+  public var submodules: Bool = false
+
+  /// Where inside the work dir, relative and normalized; empty: the work dir itself.
+  public var path: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// One `download:` entry: the artifacts of step `step` whose names match the glob `path`,
+/// written under the work dir by name. Resolved by the agent against the artifact API
+/// with its job token, and each file verified by its sha256.
+public nonisolated struct Gantry_V1_ArtifactDownload: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var step: String = String()
+
+  public var path: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// `cache: {key, paths, restore_keys}`. `key` and `restore_keys` are templates the agent
+/// renders (`{{ checksum "FILE" }}` is the sha256 of a file in the work dir).
+public nonisolated struct Gantry_V1_CacheSpec: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var key: String = String()
+
+  public var paths: [String] = []
+
+  public var restoreKeys: [String] = []
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -794,6 +945,11 @@ public nonisolated struct Gantry_V1_JobFinished: Sendable {
   public var logLength: UInt64 = 0
 
   public var message: String = String()
+
+  /// Version 4: why the agent failed the job before or after its commands, as a stable
+  /// code, separate from the commands' exit status: `checkout_failed`,
+  /// `download_failed`, `artifact_upload_failed`. Empty: the commands decided.
+  public var failure: String = String()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1687,7 +1843,217 @@ nonisolated extension Gantry_V1_Ready: SwiftProtobuf.Message, SwiftProtobuf._Mes
 
 nonisolated extension Gantry_V1_Lease: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Lease"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}job_id\0\u{1}attempt\0\u{3}pipeline_id\0\u{3}step_key\0\u{1}commands\0\u{1}env\0\u{3}timeout_seconds\0\u{3}cancel_grace_seconds\0\u{1}repository\0\u{1}commit\0\u{1}branch\0\u{1}secrets\0\u{1}environment\0\u{3}job_token\0\u{3}api_url\0\u{3}api_uses_coordinator_ca\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}job_id\0\u{1}attempt\0\u{3}pipeline_id\0\u{3}step_key\0\u{1}commands\0\u{1}env\0\u{3}timeout_seconds\0\u{3}cancel_grace_seconds\0\u{1}repository\0\u{1}commit\0\u{1}branch\0\u{1}secrets\0\u{1}environment\0\u{3}job_token\0\u{3}api_url\0\u{3}api_uses_coordinator_ca\0\u{1}checkout\0\u{3}artifact_paths\0\u{3}artifacts_always\0\u{1}downloads\0\u{1}cache\0")
+
+  fileprivate class _StorageClass {
+    var _jobID: String = String()
+    var _attempt: UInt32 = 0
+    var _pipelineID: String = String()
+    var _stepKey: String = String()
+    var _commands: [String] = []
+    var _env: Dictionary<String,String> = [:]
+    var _timeoutSeconds: UInt32 = 0
+    var _cancelGraceSeconds: UInt32 = 0
+    var _repository: String = String()
+    var _commit: String = String()
+    var _branch: String = String()
+    var _secrets: Dictionary<String,String> = [:]
+    var _environment: String = String()
+    var _jobToken: String = String()
+    var _apiURL: String = String()
+    var _apiUsesCoordinatorCa: Bool = false
+    var _checkout: Gantry_V1_CheckoutSpec? = nil
+    var _artifactPaths: [String] = []
+    var _artifactsAlways: Bool = false
+    var _downloads: [Gantry_V1_ArtifactDownload] = []
+    var _cache: Gantry_V1_CacheSpec? = nil
+
+      // This property is used as the initial default value for new instances of the type.
+      // The type itself is protecting the reference to its storage via CoW semantics.
+      // This will force a copy to be made of this reference when the first mutation occurs;
+      // hence, it is safe to mark this as `nonisolated(unsafe)`.
+      static nonisolated(unsafe) let defaultInstance = _StorageClass()
+
+    private init() {}
+
+    init(copying source: _StorageClass) {
+      _jobID = source._jobID
+      _attempt = source._attempt
+      _pipelineID = source._pipelineID
+      _stepKey = source._stepKey
+      _commands = source._commands
+      _env = source._env
+      _timeoutSeconds = source._timeoutSeconds
+      _cancelGraceSeconds = source._cancelGraceSeconds
+      _repository = source._repository
+      _commit = source._commit
+      _branch = source._branch
+      _secrets = source._secrets
+      _environment = source._environment
+      _jobToken = source._jobToken
+      _apiURL = source._apiURL
+      _apiUsesCoordinatorCa = source._apiUsesCoordinatorCa
+      _checkout = source._checkout
+      _artifactPaths = source._artifactPaths
+      _artifactsAlways = source._artifactsAlways
+      _downloads = source._downloads
+      _cache = source._cache
+    }
+  }
+
+  fileprivate mutating func _uniqueStorage() -> _StorageClass {
+    if !isKnownUniquelyReferenced(&_storage) {
+      _storage = _StorageClass(copying: _storage)
+    }
+    return _storage
+  }
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    _ = _uniqueStorage()
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      while let fieldNumber = try decoder.nextFieldNumber() {
+        // The use of inline closures is to circumvent an issue where the compiler
+        // allocates stack space for every case branch when no optimizations are
+        // enabled. https://github.com/apple/swift-protobuf/issues/1034
+        switch fieldNumber {
+        case 1: try { try decoder.decodeSingularStringField(value: &_storage._jobID) }()
+        case 2: try { try decoder.decodeSingularUInt32Field(value: &_storage._attempt) }()
+        case 3: try { try decoder.decodeSingularStringField(value: &_storage._pipelineID) }()
+        case 4: try { try decoder.decodeSingularStringField(value: &_storage._stepKey) }()
+        case 5: try { try decoder.decodeRepeatedStringField(value: &_storage._commands) }()
+        case 6: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: &_storage._env) }()
+        case 7: try { try decoder.decodeSingularUInt32Field(value: &_storage._timeoutSeconds) }()
+        case 8: try { try decoder.decodeSingularUInt32Field(value: &_storage._cancelGraceSeconds) }()
+        case 9: try { try decoder.decodeSingularStringField(value: &_storage._repository) }()
+        case 10: try { try decoder.decodeSingularStringField(value: &_storage._commit) }()
+        case 11: try { try decoder.decodeSingularStringField(value: &_storage._branch) }()
+        case 12: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: &_storage._secrets) }()
+        case 13: try { try decoder.decodeSingularStringField(value: &_storage._environment) }()
+        case 14: try { try decoder.decodeSingularStringField(value: &_storage._jobToken) }()
+        case 15: try { try decoder.decodeSingularStringField(value: &_storage._apiURL) }()
+        case 16: try { try decoder.decodeSingularBoolField(value: &_storage._apiUsesCoordinatorCa) }()
+        case 17: try { try decoder.decodeSingularMessageField(value: &_storage._checkout) }()
+        case 18: try { try decoder.decodeRepeatedStringField(value: &_storage._artifactPaths) }()
+        case 19: try { try decoder.decodeSingularBoolField(value: &_storage._artifactsAlways) }()
+        case 20: try { try decoder.decodeRepeatedMessageField(value: &_storage._downloads) }()
+        case 21: try { try decoder.decodeSingularMessageField(value: &_storage._cache) }()
+        default: break
+        }
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every if/case branch local when no optimizations
+      // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+      // https://github.com/apple/swift-protobuf/issues/1182
+      if !_storage._jobID.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._jobID, fieldNumber: 1)
+      }
+      if _storage._attempt != 0 {
+        try visitor.visitSingularUInt32Field(value: _storage._attempt, fieldNumber: 2)
+      }
+      if !_storage._pipelineID.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._pipelineID, fieldNumber: 3)
+      }
+      if !_storage._stepKey.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._stepKey, fieldNumber: 4)
+      }
+      if !_storage._commands.isEmpty {
+        try visitor.visitRepeatedStringField(value: _storage._commands, fieldNumber: 5)
+      }
+      if !_storage._env.isEmpty {
+        try visitor.visitMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: _storage._env, fieldNumber: 6)
+      }
+      if _storage._timeoutSeconds != 0 {
+        try visitor.visitSingularUInt32Field(value: _storage._timeoutSeconds, fieldNumber: 7)
+      }
+      if _storage._cancelGraceSeconds != 0 {
+        try visitor.visitSingularUInt32Field(value: _storage._cancelGraceSeconds, fieldNumber: 8)
+      }
+      if !_storage._repository.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._repository, fieldNumber: 9)
+      }
+      if !_storage._commit.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._commit, fieldNumber: 10)
+      }
+      if !_storage._branch.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._branch, fieldNumber: 11)
+      }
+      if !_storage._secrets.isEmpty {
+        try visitor.visitMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: _storage._secrets, fieldNumber: 12)
+      }
+      if !_storage._environment.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._environment, fieldNumber: 13)
+      }
+      if !_storage._jobToken.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._jobToken, fieldNumber: 14)
+      }
+      if !_storage._apiURL.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._apiURL, fieldNumber: 15)
+      }
+      if _storage._apiUsesCoordinatorCa != false {
+        try visitor.visitSingularBoolField(value: _storage._apiUsesCoordinatorCa, fieldNumber: 16)
+      }
+      try { if let v = _storage._checkout {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 17)
+      } }()
+      if !_storage._artifactPaths.isEmpty {
+        try visitor.visitRepeatedStringField(value: _storage._artifactPaths, fieldNumber: 18)
+      }
+      if _storage._artifactsAlways != false {
+        try visitor.visitSingularBoolField(value: _storage._artifactsAlways, fieldNumber: 19)
+      }
+      if !_storage._downloads.isEmpty {
+        try visitor.visitRepeatedMessageField(value: _storage._downloads, fieldNumber: 20)
+      }
+      try { if let v = _storage._cache {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 21)
+      } }()
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Gantry_V1_Lease, rhs: Gantry_V1_Lease) -> Bool {
+    if lhs._storage !== rhs._storage {
+      let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
+        let _storage = _args.0
+        let rhs_storage = _args.1
+        if _storage._jobID != rhs_storage._jobID {return false}
+        if _storage._attempt != rhs_storage._attempt {return false}
+        if _storage._pipelineID != rhs_storage._pipelineID {return false}
+        if _storage._stepKey != rhs_storage._stepKey {return false}
+        if _storage._commands != rhs_storage._commands {return false}
+        if _storage._env != rhs_storage._env {return false}
+        if _storage._timeoutSeconds != rhs_storage._timeoutSeconds {return false}
+        if _storage._cancelGraceSeconds != rhs_storage._cancelGraceSeconds {return false}
+        if _storage._repository != rhs_storage._repository {return false}
+        if _storage._commit != rhs_storage._commit {return false}
+        if _storage._branch != rhs_storage._branch {return false}
+        if _storage._secrets != rhs_storage._secrets {return false}
+        if _storage._environment != rhs_storage._environment {return false}
+        if _storage._jobToken != rhs_storage._jobToken {return false}
+        if _storage._apiURL != rhs_storage._apiURL {return false}
+        if _storage._apiUsesCoordinatorCa != rhs_storage._apiUsesCoordinatorCa {return false}
+        if _storage._checkout != rhs_storage._checkout {return false}
+        if _storage._artifactPaths != rhs_storage._artifactPaths {return false}
+        if _storage._artifactsAlways != rhs_storage._artifactsAlways {return false}
+        if _storage._downloads != rhs_storage._downloads {return false}
+        if _storage._cache != rhs_storage._cache {return false}
+        return true
+      }
+      if !storagesAreEqual {return false}
+    }
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Gantry_V1_CheckoutSpec: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".CheckoutSpec"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}enabled\0\u{1}depth\0\u{1}submodules\0\u{1}path\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1695,96 +2061,111 @@ nonisolated extension Gantry_V1_Lease: SwiftProtobuf.Message, SwiftProtobuf._Mes
       // allocates stack space for every case branch when no optimizations are
       // enabled. https://github.com/apple/swift-protobuf/issues/1034
       switch fieldNumber {
-      case 1: try { try decoder.decodeSingularStringField(value: &self.jobID) }()
-      case 2: try { try decoder.decodeSingularUInt32Field(value: &self.attempt) }()
-      case 3: try { try decoder.decodeSingularStringField(value: &self.pipelineID) }()
-      case 4: try { try decoder.decodeSingularStringField(value: &self.stepKey) }()
-      case 5: try { try decoder.decodeRepeatedStringField(value: &self.commands) }()
-      case 6: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: &self.env) }()
-      case 7: try { try decoder.decodeSingularUInt32Field(value: &self.timeoutSeconds) }()
-      case 8: try { try decoder.decodeSingularUInt32Field(value: &self.cancelGraceSeconds) }()
-      case 9: try { try decoder.decodeSingularStringField(value: &self.repository) }()
-      case 10: try { try decoder.decodeSingularStringField(value: &self.commit) }()
-      case 11: try { try decoder.decodeSingularStringField(value: &self.branch) }()
-      case 12: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: &self.secrets) }()
-      case 13: try { try decoder.decodeSingularStringField(value: &self.environment) }()
-      case 14: try { try decoder.decodeSingularStringField(value: &self.jobToken) }()
-      case 15: try { try decoder.decodeSingularStringField(value: &self.apiURL) }()
-      case 16: try { try decoder.decodeSingularBoolField(value: &self.apiUsesCoordinatorCa) }()
+      case 1: try { try decoder.decodeSingularBoolField(value: &self.enabled) }()
+      case 2: try { try decoder.decodeSingularUInt32Field(value: &self.depth) }()
+      case 3: try { try decoder.decodeSingularBoolField(value: &self.submodules) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.path) }()
       default: break
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    if !self.jobID.isEmpty {
-      try visitor.visitSingularStringField(value: self.jobID, fieldNumber: 1)
+    if self.enabled != false {
+      try visitor.visitSingularBoolField(value: self.enabled, fieldNumber: 1)
     }
-    if self.attempt != 0 {
-      try visitor.visitSingularUInt32Field(value: self.attempt, fieldNumber: 2)
+    if self.depth != 0 {
+      try visitor.visitSingularUInt32Field(value: self.depth, fieldNumber: 2)
     }
-    if !self.pipelineID.isEmpty {
-      try visitor.visitSingularStringField(value: self.pipelineID, fieldNumber: 3)
+    if self.submodules != false {
+      try visitor.visitSingularBoolField(value: self.submodules, fieldNumber: 3)
     }
-    if !self.stepKey.isEmpty {
-      try visitor.visitSingularStringField(value: self.stepKey, fieldNumber: 4)
-    }
-    if !self.commands.isEmpty {
-      try visitor.visitRepeatedStringField(value: self.commands, fieldNumber: 5)
-    }
-    if !self.env.isEmpty {
-      try visitor.visitMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: self.env, fieldNumber: 6)
-    }
-    if self.timeoutSeconds != 0 {
-      try visitor.visitSingularUInt32Field(value: self.timeoutSeconds, fieldNumber: 7)
-    }
-    if self.cancelGraceSeconds != 0 {
-      try visitor.visitSingularUInt32Field(value: self.cancelGraceSeconds, fieldNumber: 8)
-    }
-    if !self.repository.isEmpty {
-      try visitor.visitSingularStringField(value: self.repository, fieldNumber: 9)
-    }
-    if !self.commit.isEmpty {
-      try visitor.visitSingularStringField(value: self.commit, fieldNumber: 10)
-    }
-    if !self.branch.isEmpty {
-      try visitor.visitSingularStringField(value: self.branch, fieldNumber: 11)
-    }
-    if !self.secrets.isEmpty {
-      try visitor.visitMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: self.secrets, fieldNumber: 12)
-    }
-    if !self.environment.isEmpty {
-      try visitor.visitSingularStringField(value: self.environment, fieldNumber: 13)
-    }
-    if !self.jobToken.isEmpty {
-      try visitor.visitSingularStringField(value: self.jobToken, fieldNumber: 14)
-    }
-    if !self.apiURL.isEmpty {
-      try visitor.visitSingularStringField(value: self.apiURL, fieldNumber: 15)
-    }
-    if self.apiUsesCoordinatorCa != false {
-      try visitor.visitSingularBoolField(value: self.apiUsesCoordinatorCa, fieldNumber: 16)
+    if !self.path.isEmpty {
+      try visitor.visitSingularStringField(value: self.path, fieldNumber: 4)
     }
     try unknownFields.traverse(visitor: &visitor)
   }
 
-  public static func ==(lhs: Gantry_V1_Lease, rhs: Gantry_V1_Lease) -> Bool {
-    if lhs.jobID != rhs.jobID {return false}
-    if lhs.attempt != rhs.attempt {return false}
-    if lhs.pipelineID != rhs.pipelineID {return false}
-    if lhs.stepKey != rhs.stepKey {return false}
-    if lhs.commands != rhs.commands {return false}
-    if lhs.env != rhs.env {return false}
-    if lhs.timeoutSeconds != rhs.timeoutSeconds {return false}
-    if lhs.cancelGraceSeconds != rhs.cancelGraceSeconds {return false}
-    if lhs.repository != rhs.repository {return false}
-    if lhs.commit != rhs.commit {return false}
-    if lhs.branch != rhs.branch {return false}
-    if lhs.secrets != rhs.secrets {return false}
-    if lhs.environment != rhs.environment {return false}
-    if lhs.jobToken != rhs.jobToken {return false}
-    if lhs.apiURL != rhs.apiURL {return false}
-    if lhs.apiUsesCoordinatorCa != rhs.apiUsesCoordinatorCa {return false}
+  public static func ==(lhs: Gantry_V1_CheckoutSpec, rhs: Gantry_V1_CheckoutSpec) -> Bool {
+    if lhs.enabled != rhs.enabled {return false}
+    if lhs.depth != rhs.depth {return false}
+    if lhs.submodules != rhs.submodules {return false}
+    if lhs.path != rhs.path {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Gantry_V1_ArtifactDownload: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ArtifactDownload"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}step\0\u{1}path\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.step) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.path) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.step.isEmpty {
+      try visitor.visitSingularStringField(value: self.step, fieldNumber: 1)
+    }
+    if !self.path.isEmpty {
+      try visitor.visitSingularStringField(value: self.path, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Gantry_V1_ArtifactDownload, rhs: Gantry_V1_ArtifactDownload) -> Bool {
+    if lhs.step != rhs.step {return false}
+    if lhs.path != rhs.path {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Gantry_V1_CacheSpec: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".CacheSpec"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}key\0\u{1}paths\0\u{3}restore_keys\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.key) }()
+      case 2: try { try decoder.decodeRepeatedStringField(value: &self.paths) }()
+      case 3: try { try decoder.decodeRepeatedStringField(value: &self.restoreKeys) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.key.isEmpty {
+      try visitor.visitSingularStringField(value: self.key, fieldNumber: 1)
+    }
+    if !self.paths.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.paths, fieldNumber: 2)
+    }
+    if !self.restoreKeys.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.restoreKeys, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Gantry_V1_CacheSpec, rhs: Gantry_V1_CacheSpec) -> Bool {
+    if lhs.key != rhs.key {return false}
+    if lhs.paths != rhs.paths {return false}
+    if lhs.restoreKeys != rhs.restoreKeys {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -2072,7 +2453,7 @@ nonisolated extension Gantry_V1_HeartbeatAck: SwiftProtobuf.Message, SwiftProtob
 
 nonisolated extension Gantry_V1_JobFinished: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".JobFinished"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}job_id\0\u{1}attempt\0\u{1}outcome\0\u{3}exit_status\0\u{1}signal\0\u{3}log_length\0\u{1}message\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}job_id\0\u{1}attempt\0\u{1}outcome\0\u{3}exit_status\0\u{1}signal\0\u{3}log_length\0\u{1}message\0\u{1}failure\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2087,6 +2468,7 @@ nonisolated extension Gantry_V1_JobFinished: SwiftProtobuf.Message, SwiftProtobu
       case 5: try { try decoder.decodeSingularInt32Field(value: &self.signal) }()
       case 6: try { try decoder.decodeSingularUInt64Field(value: &self.logLength) }()
       case 7: try { try decoder.decodeSingularStringField(value: &self.message) }()
+      case 8: try { try decoder.decodeSingularStringField(value: &self.failure) }()
       default: break
       }
     }
@@ -2114,6 +2496,9 @@ nonisolated extension Gantry_V1_JobFinished: SwiftProtobuf.Message, SwiftProtobu
     if !self.message.isEmpty {
       try visitor.visitSingularStringField(value: self.message, fieldNumber: 7)
     }
+    if !self.failure.isEmpty {
+      try visitor.visitSingularStringField(value: self.failure, fieldNumber: 8)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2125,6 +2510,7 @@ nonisolated extension Gantry_V1_JobFinished: SwiftProtobuf.Message, SwiftProtobu
     if lhs.signal != rhs.signal {return false}
     if lhs.logLength != rhs.logLength {return false}
     if lhs.message != rhs.message {return false}
+    if lhs.failure != rhs.failure {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
