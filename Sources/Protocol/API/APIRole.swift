@@ -49,6 +49,8 @@ extension API {
         case manageSecrets = "manage_secrets"
         /// Forget (revoke) and drain agents.
         case manageAgents = "manage_agents"
+        /// Clear build caches (`gantry cache clear`).
+        case manageCaches = "manage_caches"
         case readAudit = "read_audit"
 
         public var minimumRole: Role {
@@ -56,7 +58,7 @@ extension API {
             case .read, .manageOwnTokens: return .viewer
             case .submit, .cancel, .retry: return .developer
             case .approve, .deploy: return .deployer
-            case .manageIdentities, .manageSecrets, .manageAgents, .readAudit: return .admin
+            case .manageIdentities, .manageSecrets, .manageAgents, .manageCaches, .readAudit: return .admin
             }
         }
     }

@@ -54,19 +54,45 @@ public enum APIRoute: String, CaseIterable, Sendable {
     case getMetaData
     case listMetaData
 
+    /// `gantry pipeline upload`: a running step adds steps to its own pipeline.
+    case uploadPipelineSteps
+
+    /// Artifacts: a job's token opens an upload session for one named file, appends its
+    /// bytes (resumable from the stored offset), and completes it, which verifies the
+    /// size and sha256 and records the artifact with its provenance.
+    case createArtifactUpload
+    case getArtifactUpload
+    case appendArtifactUpload
+    case completeArtifactUpload
+    case listArtifacts
+    case getArtifact
+    case downloadArtifact
+
+    /// Caches: resolved for a job by key and restore keys within the scopes its branch
+    /// may read, uploaded through the artifact upload sessions, listed and cleared.
+    case resolveCache
+    case createCacheUpload
+    case downloadCache
+    case listCaches
+    case clearCaches
+
     public var method: String {
         switch self {
         case .health, .metrics, .whoami, .getPipeline, .listJobs, .getJob, .jobAttempts, .jobLog, .listAgents, .demand,
             .listOwnTokens, .listIdentities, .listIdentityTokens, .listSecrets, .listAudit, .verifyAudit, .getMetaData,
-            .listMetaData:
+            .listMetaData, .getArtifactUpload, .listArtifacts, .getArtifact, .downloadArtifact, .resolveCache,
+            .downloadCache, .listCaches:
             return "GET"
         case .submitPipeline, .cancelPipeline, .rebuildPipeline, .approvePipeline, .rejectPipeline, .cancelJob, .retryJob,
             .forgetAgent, .drainAgent,
-            .createOwnToken, .createIdentity, .createIdentityToken:
+            .createOwnToken, .createIdentity, .createIdentityToken, .uploadPipelineSteps, .createArtifactUpload,
+            .completeArtifactUpload, .createCacheUpload:
             return "POST"
         case .updateIdentity, .setSecret, .setMetaData:
             return "PUT"
-        case .revokeOwnToken, .disableIdentity, .revokeIdentityToken, .deleteSecret:
+        case .appendArtifactUpload:
+            return "PATCH"
+        case .revokeOwnToken, .disableIdentity, .revokeIdentityToken, .deleteSecret, .clearCaches:
             return "DELETE"
         }
     }
@@ -106,6 +132,16 @@ public enum APIRoute: String, CaseIterable, Sendable {
         case .verifyAudit: return "/v1/audit/verify"
         case .setMetaData, .getMetaData: return "/v1/pipelines/{id}/meta-data/{key}"
         case .listMetaData: return "/v1/pipelines/{id}/meta-data"
+        case .uploadPipelineSteps: return "/v1/pipelines/{id}/steps"
+        case .createArtifactUpload: return "/v1/jobs/{id}/artifacts"
+        case .getArtifactUpload, .appendArtifactUpload: return "/v1/artifact-uploads/{id}"
+        case .completeArtifactUpload: return "/v1/artifact-uploads/{id}/complete"
+        case .listArtifacts: return "/v1/pipelines/{id}/artifacts"
+        case .getArtifact: return "/v1/artifacts/{digest}"
+        case .downloadArtifact: return "/v1/artifacts/{digest}/content"
+        case .resolveCache, .createCacheUpload: return "/v1/jobs/{id}/cache"
+        case .downloadCache: return "/v1/jobs/{id}/cache/{digest}/content"
+        case .listCaches, .clearCaches: return "/v1/caches"
         }
     }
 
@@ -114,13 +150,20 @@ public enum APIRoute: String, CaseIterable, Sendable {
         switch self {
         case .health: return nil
         case .metrics, .whoami, .getPipeline, .listJobs, .getJob, .jobAttempts, .jobLog, .listAgents, .demand,
-            .getMetaData, .listMetaData:
+            .getMetaData, .listMetaData, .getArtifactUpload, .listArtifacts, .getArtifact, .downloadArtifact, .resolveCache,
+            .downloadCache, .listCaches:
             return .read
         case .createOwnToken, .listOwnTokens, .revokeOwnToken: return .manageOwnTokens
         // Each runs a pipeline's code again, or steers what its later steps do, as
         // submitting does; deploying jobs also need the deploy permission for their
         // environment, checked by the handler.
         case .submitPipeline, .rebuildPipeline, .retryJob, .setMetaData: return .submit
+        // Written by a running job with its token (the handlers refuse a person's token:
+        // an artifact's provenance is the job that made it).
+        case .uploadPipelineSteps, .createArtifactUpload, .appendArtifactUpload, .completeArtifactUpload,
+            .createCacheUpload:
+            return .submit
+        case .clearCaches: return .manageCaches
         // At least a developer; the block's own rule (`allowed:`, else deploy) is checked
         // by the handler against the block that waits.
         case .approvePipeline, .rejectPipeline: return .submit
@@ -139,8 +182,12 @@ public enum APIRoute: String, CaseIterable, Sendable {
     public var auditAction: String? {
         switch self {
         case .health, .metrics, .whoami, .getPipeline, .listJobs, .getJob, .jobAttempts, .jobLog, .listAgents, .demand,
-            .listOwnTokens, .listIdentities, .listIdentityTokens, .listSecrets, .listAudit, .getMetaData, .listMetaData:
+            .listOwnTokens, .listIdentities, .listIdentityTokens, .listSecrets, .listAudit, .getMetaData, .listMetaData,
+            .getArtifactUpload, .listArtifacts, .getArtifact, .downloadArtifact, .resolveCache, .downloadCache, .listCaches:
             return nil
+        // The bytes of an open session are not yet anything: the session's creation and
+        // its completion are the recorded changes, not every appended piece.
+        case .appendArtifactUpload: return nil
         case .verifyAudit: return nil
         case .submitPipeline: return "pipeline.submit"
         case .cancelPipeline: return "pipeline.cancel"
@@ -159,16 +206,25 @@ public enum APIRoute: String, CaseIterable, Sendable {
         case .setSecret: return "secret.set"
         case .deleteSecret: return "secret.delete"
         case .setMetaData: return "metadata.set"
+        case .uploadPipelineSteps: return "pipeline.upload"
+        case .createArtifactUpload: return "artifact.upload"
+        case .completeArtifactUpload: return "artifact.store"
+        case .createCacheUpload: return "cache.upload"
+        case .clearCaches: return "cache.clear"
         }
     }
 
     /// Whether a step's job token (`GANTRY_JOB_TOKEN`) may call this route at all; every
-    /// other route refuses a job token with 403. Such a route names its pipeline as the
-    /// `{id}` path parameter, and the router allows a job token only for its own pipeline,
-    /// so a step can reach nothing but its own pipeline's meta-data.
+    /// other route refuses a job token with 403. The router then confines the token to
+    /// what its `{id}` names: its own pipeline (`/v1/pipelines/{id}/…`), its own job
+    /// (`/v1/jobs/{id}/…`), or an upload session its job opened; a download by digest is
+    /// checked by its handler against the artifacts the job's pipeline may read.
     public var jobTokenAllowed: Bool {
         switch self {
-        case .setMetaData, .getMetaData, .listMetaData: return true
+        case .setMetaData, .getMetaData, .listMetaData, .uploadPipelineSteps, .createArtifactUpload, .getArtifactUpload,
+            .appendArtifactUpload, .completeArtifactUpload, .listArtifacts, .downloadArtifact, .resolveCache,
+            .createCacheUpload, .downloadCache:
+            return true
         default: return false
         }
     }
