@@ -46,10 +46,11 @@ final class CheckoutRunnerTests {
     }
 
     static func run(
-        _ spec: JobRunner.Spec, root: String, mirrors: String, allowFile: Bool = true, lockTimeout: Duration = .seconds(60)
+        _ spec: JobRunner.Spec, root: String, mirrors: String, allowFile: Bool = true, lockTimeout: Duration = .seconds(60),
+        stepUser: StepUser? = nil
     ) async throws -> (JobRunner.Result, String) {
         let runner = JobRunner(
-            agentID: "h/1", workRoot: root + "/work", keepWorkDirs: false,
+            agentID: "h/1", workRoot: root + "/work", keepWorkDirs: false, stepUser: stepUser,
             gitMirrors: GitMirrors(directory: mirrors, allowFileURLs: allowFile, lockTimeout: lockTimeout))
         let spool = try LogSpool(path: root + "/spool-\(spec.jobID).log")
         defer { spool.remove() }
@@ -203,5 +204,42 @@ final class CheckoutRunnerTests {
         #expect(results[0].1.contains("hello 2") && results[1].1.contains("hello 1"))
         let names = try FileManager.default.contentsOfDirectory(atPath: mirrors).filter { $0.hasSuffix(".git") }
         #expect(names.count == 1)
+    }
+
+    static var isRoot: Bool { geteuid() == 0 }
+    static var nobody: StepUser? { try? StepUser.resolve("nobody") }
+
+    /// The checkout belongs to the step user, who can work in it but can neither read nor
+    /// write the host's mirrors, and no file of a mirror became the step user's.
+    @Test(.enabled(if: isRoot && nobody != nil, "needs root and the user nobody"))
+    func theStepUserOwnsTheCheckoutButCannotReachTheMirror() async throws {
+        let nobody = try #require(Self.nobody)
+        chmod(root, 0o755)
+        let (bare, commits) = try await fixture.repository("isolated", commits: 2)
+        let name = try RepositoryURL(parsing: bare, allowFile: true).mirrorName
+        let (result, log) = try await Self.run(
+            spec(
+                [
+                    "stat -c 'owner=%u' . .git/HEAD hello.txt", "git status --porcelain | wc -l",
+                    "echo change >> hello.txt && git diff --stat | tail -1",
+                    "ls \(mirrors) >/dev/null 2>&1 && echo LISTED-MIRRORS || echo mirrors-denied",
+                    "cat \(mirrors)/\(name)/HEAD >/dev/null 2>&1 && echo READ-MIRROR || echo mirror-denied",
+                    "echo x >> \(mirrors)/\(name)/HEAD 2>/dev/null && echo WROTE-MIRROR || echo mirror-write-denied",
+                ], repository: bare, commit: commits[1]),
+            root: root, mirrors: mirrors, stepUser: nobody)
+        #expect(result.outcome == .succeeded, "\(result) \(log)")
+        #expect(log.contains("owner=\(nobody.uid)\nowner=\(nobody.uid)\nowner=\(nobody.uid)\n0\n"), "\(log)")
+        #expect(log.contains("1 file changed"), "\(log)")
+        for line in ["mirrors-denied", "mirror-denied", "mirror-write-denied"] {
+            #expect(log.contains(line), "\(line) missing from: \(log)")
+        }
+        // Nothing in the mirror is the step user's (a hard link handed over by `chown`
+        // would be).
+        let files = try FileManager.default.subpathsOfDirectory(atPath: "\(mirrors)/\(name)")
+        #expect(!files.isEmpty)
+        for file in files {
+            let attributes = try FileManager.default.attributesOfItem(atPath: "\(mirrors)/\(name)/\(file)")
+            #expect((attributes[.ownerAccountID] as? NSNumber)?.uint32Value != nobody.uid, "\(file)")
+        }
     }
 }

@@ -96,11 +96,20 @@ struct GitFixture {
         try await sh(
             "git daemon --detach --reuseaddr --listen=127.0.0.1 --port=\(port) --pid-file='\(pidFile)' "
                 + "--base-path='\(root)' --export-all '\(root)'")
-        let text = try String(contentsOfFile: pidFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
-        guard let pid = pid_t(text) else { throw Failure(description: "no pid in \(pidFile)") }
-        let daemon = Daemon(port: port, pid: pid)
-        // Ready when it answers (bounded: 10 s).
+        // The detached child writes its pid file after the parent has exited (bounded: 10 s).
         let deadline = ContinuousClock.now + .seconds(10)
+        var pid: pid_t?
+        while pid == nil {
+            let text = (try? String(contentsOfFile: pidFile, encoding: .utf8)) ?? ""
+            pid = pid_t(text.trimmingCharacters(in: .whitespacesAndNewlines))
+            if pid == nil {
+                guard ContinuousClock.now < deadline else { throw Failure(description: "no pid in \(pidFile) within 10 s") }
+                try await Task.sleep(for: .milliseconds(20))
+            }
+        }
+        guard let pid, pid > 0 else { throw Failure(description: "no pid in \(pidFile)") }
+        let daemon = Daemon(port: port, pid: pid)
+        // Ready when it answers (bounded by the same deadline).
         while true {
             if (try? await sh("git ls-remote '\(daemon.url(repository))' > /dev/null")) != nil { return daemon }
             guard ContinuousClock.now < deadline else {
