@@ -198,16 +198,18 @@ public struct JobRunner: Sendable {
         // in the log. Everything bound for the spool goes through it, the agent's own
         // notes included; it is flushed once, when the last command is over.
         var masker = SecretMasker(secrets: Array(spec.secrets.values) + (spec.jobToken.isEmpty ? [] : [spec.jobToken]))
+        /// A line of the agent's own in the step's log (`gantry: …`), masked like the step's output.
+        let note = { (text: String) async in
+            let bytes = Array(text.utf8)
+            try? bytes.withUnsafeBytes { raw in try masker.feed(raw) { try spool.append($0) } }
+            await onOutput()
+        }
+        // What comes before the commands, each able to end the job instead (with its own
+        // `failure` code): the source first.
+        let prepared = await checkOut(spec, directory: directory, control: control, note: note)
         var result: Result
-        if let failed = await checkOut(
-            spec, directory: directory, control: control,
-            note: { text in
-                let bytes = Array(text.utf8)
-                try? bytes.withUnsafeBytes { raw in try masker.feed(raw) { try spool.append($0) } }
-                await onOutput()
-            })
-        {
-            result = failed
+        if let prepared {
+            result = prepared
         } else {
             result = await runCommands(
                 spec, environment: environment, directory: directory, spool: spool, control: control, masker: &masker,
