@@ -191,6 +191,25 @@ final class CheckoutRunnerTests {
         #expect(waited.failure == JobFailureCode.checkoutFailed && waited.message.contains("gave up waiting"), "\(waited)")
     }
 
+    @Test func lockFilesOfAGitKilledMidFetchDoNotBreakTheMirror() async throws {
+        let (bare, commits) = try await fixture.repository("interrupted", commits: 2)
+        let (first, _) = try await run(spec(["true"], repository: bare, commit: commits[0]))
+        #expect(first.outcome == .succeeded)
+        let mirror = mirrors + "/" + (try RepositoryURL(parsing: bare, allowFile: true).mirrorName)
+        // What a fetch killed by a timeout leaves behind.
+        for stale in ["packed-refs.lock", "shallow.lock", "refs/heads/main.lock"] {
+            #expect(FileManager.default.createFile(atPath: "\(mirror)/\(stale)", contents: Data()))
+        }
+        // A push moves `main`, so the next fetch must update its ref (and take its lock).
+        let work = fixture.root + "/interrupted-work"
+        try await fixture.sh("echo 'hello 3' > hello.txt && git commit -q -am three && git push -q '\(bare)' main", in: work)
+        let newest = try await fixture.sh("git rev-parse HEAD", in: work)
+        #expect(newest != commits[1])
+        let (second, log) = try await run(spec(["git rev-parse HEAD"], repository: bare, commit: "main"))
+        #expect(second.outcome == .succeeded && log.contains("\(newest)\n"), "\(second) \(log)")
+        #expect(!FileManager.default.fileExists(atPath: "\(mirror)/refs/heads/main.lock"))
+    }
+
     @Test func concurrentSlotsShareOneMirror() async throws {
         let (bare, commits) = try await fixture.repository("shared", commits: 2)
         let (root, mirrors) = (self.root, self.mirrors)

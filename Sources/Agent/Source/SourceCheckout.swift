@@ -86,6 +86,7 @@ struct SourceCheckout {
                 try await run(remote, ["config", key, value], in: mirror, "configure the mirror")
             }
         }
+        Self.removeStaleGitLocks(in: mirror)
         if CheckoutRequest.isFullCommitID(request.commit), let commit = await resolve(request.commit, in: mirror) {
             await note("gantry: checkout: \(commit) is already in this host's mirror, no fetch\n")
             return commit
@@ -152,6 +153,21 @@ struct SourceCheckout {
         }
         if let stepUser { try await handOver(workDirectory, to: stepUser) }
         await note("gantry: checkout: HEAD is \(commit)\(request.path.isEmpty ? "" : " in \(request.path)")\n")
+    }
+
+    /// Removes the lock files git leaves when it is killed mid-fetch (a step's timeout, a
+    /// cancel, a slot that crashed): every later fetch would fail on them ("Unable to create
+    /// '….lock': File exists"). They are stale by construction while this slot holds the
+    /// mirror's flock, since only a holder runs git in the mirror. Only the top level and
+    /// `refs/` are looked at, never the objects.
+    static func removeStaleGitLocks(in mirror: String) {
+        let files = FileManager.default
+        for name in (try? files.contentsOfDirectory(atPath: mirror)) ?? [] where name.hasSuffix(".lock") {
+            try? files.removeItem(atPath: "\(mirror)/\(name)")
+        }
+        for path in (try? files.subpathsOfDirectory(atPath: "\(mirror)/refs")) ?? [] where path.hasSuffix(".lock") {
+            try? files.removeItem(atPath: "\(mirror)/refs/\(path)")
+        }
     }
 
     /// The commit's full id if the mirror has it as a commit.
