@@ -104,6 +104,8 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "Logging", package: "swift-log"),
+                // Already linked through GantryProtocol; named for the mirror names' SHA-256.
+                .product(name: "Crypto", package: "swift-crypto"),
             ],
             path: "Sources/Agent"
         ),

@@ -40,6 +40,9 @@ public actor AgentRuntime: AgentConnectionOwner {
         /// When to renew the host's certificate; nil never renews (nor without a state
         /// directory).
         public var renewal: RenewalSchedule? = RenewalSchedule()
+        /// The host's git mirrors (`--git-mirrors`, default `STATE/git-mirrors`); nil: a
+        /// lease that asks for a checkout fails with `checkout_failed`.
+        public var gitMirrors: GitMirrors?
 
         public init(
             coordinator: HostPort, agentID: String, labels: [String: String], capacity: Int = 1, oneShot: Bool = false,
@@ -116,7 +119,8 @@ public actor AgentRuntime: AgentConnectionOwner {
         }
         self.runner = JobRunner(
             agentID: options.agentID, workRoot: options.workRoot, keepWorkDirs: options.keepWorkDirs,
-            stepUser: options.stepUser, caCertificate: options.stateDirectory.map { AgentStateDirectory(path: $0).caCertificate })
+            stepUser: options.stepUser, caCertificate: options.stateDirectory.map { AgentStateDirectory(path: $0).caCertificate },
+            gitMirrors: options.gitMirrors)
     }
 
     /// Runs until the agent is done: one job in one-shot mode, or drained.
@@ -452,6 +456,7 @@ public actor AgentRuntime: AgentConnectionOwner {
                     $0.signal = result.signal
                     $0.logLength = UInt64(logLength)
                     $0.message = result.message
+                    $0.failure = result.failure
                 }
             })
     }

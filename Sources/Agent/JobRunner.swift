@@ -44,6 +44,8 @@ public struct JobRunner: Sendable {
         /// The API serves the coordinator's own certificate: steps get the agent's pinned
         /// CA as `GANTRY_CA_FILE`.
         public var apiUsesCoordinatorCA: Bool
+        /// How to check the source out first (lease field 17); nil: not at all.
+        public var checkout: Gantry_V1_CheckoutSpec?
 
         public init(lease: Gantry_V1_Lease) {
             jobID = lease.jobID
@@ -63,6 +65,7 @@ public struct JobRunner: Sendable {
             jobToken = lease.jobToken
             apiURL = lease.apiURL
             apiUsesCoordinatorCA = lease.apiUsesCoordinatorCa
+            checkout = lease.hasCheckout ? lease.checkout : nil
         }
     }
 
@@ -71,6 +74,9 @@ public struct JobRunner: Sendable {
         public var exitStatus: Int32
         public var signal: Int32
         public var message: String
+        /// The agent's own reason for failing the job (`JobFinished.failure`, a
+        /// `JobFailureCode`), empty when the commands decided.
+        public var failure: String = ""
     }
 
     /// Variables passed through from the agent's own environment; everything else is
@@ -87,11 +93,16 @@ public struct JobRunner: Sendable {
     /// The CA certificate the agent pinned at enrollment (`STATE/ca.pem`), copied for
     /// steps as `GANTRY_CA_FILE` when the API serves the coordinator's certificate.
     public let caCertificate: String?
+    /// The host's git mirrors, for leases that ask for a checkout; nil: such a lease fails
+    /// with `checkout_failed`.
+    public let gitMirrors: GitMirrors?
 
     public init(
-        agentID: String, workRoot: String, keepWorkDirs: Bool, stepUser: StepUser? = nil, caCertificate: String? = nil
+        agentID: String, workRoot: String, keepWorkDirs: Bool, stepUser: StepUser? = nil, caCertificate: String? = nil,
+        gitMirrors: GitMirrors? = nil
     ) {
         self.caCertificate = caCertificate
+        self.gitMirrors = gitMirrors
         self.agentID = agentID
         self.workRoot = workRoot
         self.keepWorkDirs = keepWorkDirs
@@ -187,9 +198,23 @@ public struct JobRunner: Sendable {
         // in the log. Everything bound for the spool goes through it, the agent's own
         // notes included; it is flushed once, when the last command is over.
         var masker = SecretMasker(secrets: Array(spec.secrets.values) + (spec.jobToken.isEmpty ? [] : [spec.jobToken]))
-        var result = await runCommands(
-            spec, environment: environment, directory: directory, spool: spool, control: control, masker: &masker,
-            onOutput: onOutput)
+        /// A line of the agent's own in the step's log (`gantry: …`), masked like the step's output.
+        let note = { (text: String) async in
+            let bytes = Array(text.utf8)
+            try? bytes.withUnsafeBytes { raw in try masker.feed(raw) { try spool.append($0) } }
+            await onOutput()
+        }
+        // What comes before the commands, each able to end the job instead (with its own
+        // `failure` code): the source first.
+        let prepared = await checkOut(spec, directory: directory, control: control, note: note)
+        var result: Result
+        if let prepared {
+            result = prepared
+        } else {
+            result = await runCommands(
+                spec, environment: environment, directory: directory, spool: spool, control: control, masker: &masker,
+                onOutput: onOutput)
+        }
         do {
             try masker.finish { try spool.append($0) }
         } catch {
@@ -353,7 +378,7 @@ extension JobRunner.Spec: CustomStringConvertible, CustomDebugStringConvertible,
                 "jobID": jobID, "attempt": attempt, "pipelineID": pipelineID, "stepKey": stepKey, "commands": commands,
                 "env": env, "timeout": timeout as Any, "repository": repository, "commit": commit, "branch": branch,
                 "secretNames": secrets.keys.sorted(), "environmentName": environmentName,
-                "hasJobToken": !jobToken.isEmpty, "apiURL": apiURL,
+                "hasJobToken": !jobToken.isEmpty, "apiURL": apiURL, "checkout": checkout as Any,
             ])
     }
 }

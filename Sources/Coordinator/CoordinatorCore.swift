@@ -230,6 +230,7 @@ public actor CoordinatorCore {
                 job.concurrency = expanded.concurrency ?? environments.concurrency(for: step.environment)
                 job.matrix = expanded.matrix
                 job.block = step.block
+                job.checkout = step.checkout == .default ? nil : step.checkout
                 job.outcome = runs ? nil : .passed
                 jobs.append(job)
             }
@@ -472,6 +473,7 @@ public actor CoordinatorCore {
         view.priority = job.priority == 0 ? nil : job.priority
         view.concurrencyGroup = job.concurrency?.group
         view.matrix = job.matrix.isEmpty ? nil : job.matrix
+        view.failure = job.failure
         return view
     }
 

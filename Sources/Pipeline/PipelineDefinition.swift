@@ -57,6 +57,8 @@ public struct PipelineDefinition: Sendable, Equatable {
         /// `block:`: an approval gate instead of commands (`commands` is empty and the
         /// step has exactly one job, which no agent ever runs).
         public var block: BlockStep? = nil
+        /// `checkout:`: whether and how the agent checks out the source first.
+        public var checkout: CheckoutOptions = .default
     }
 
     /// A 1-based place in the file.

@@ -76,6 +76,7 @@ extension PipelineParser {
         var whenNode: Node?
         var stage: String?
         var stageNode: Node?
+        var checkout = CheckoutOptions.default
         for (keyNode, value) in mapping {
             let field = try scalarKey(keyNode)
             switch field {
@@ -119,6 +120,7 @@ extension PipelineParser {
             case "stage":
                 stage = try stageName(value, what: "stage")
                 stageNode = value
+            case "checkout": checkout = try checkoutOptions(value)
             case "allowed", "fields":
                 throw error(
                     keyNode,
@@ -171,6 +173,7 @@ extension PipelineParser {
         parsed.step.priority = priority
         parsed.step.concurrency = concurrency
         parsed.step.parallelism = parallelism
+        parsed.step.checkout = checkout
         if let matrixNode {
             parsed.combinations = try matrix(matrixNode)
             parsed.step.matrix = parsed.combinations.map(\.values)

@@ -16,6 +16,7 @@ public struct PipelineParser: Sendable {
     public static let stepKeys: Set<String> = [
         "key", "name", "label", "block", "command", "commands", "env", "agents", "timeout", "cancel_grace", "depends_on", "retry",
         "secrets", "environment", "if", "when", "soft_fail", "priority", "concurrency", "matrix", "parallelism", "stage",
+        "checkout",
     ]
     /// Longest accepted `retry` limit: retries are for flakes, not loops.
     public static let maximumRetryLimit = 10

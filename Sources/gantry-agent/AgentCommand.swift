@@ -82,6 +82,12 @@ struct Run: AsyncParsableCommand {
     @Flag(help: "Keep work dirs after jobs (for debugging).") var keepWorkDirs = false
     @Flag(help: "Do not run jobs in per-job cgroups even where possible.") var noCgroups = false
     @Option(
+        help: "Directory of this host's git mirrors, shared by every slot (default: STATE/git-mirrors). Only the agent's user may read it.")
+    var gitMirrors: String?
+    @Flag(
+        help: "Accept file:// and local-path repositories (and submodules). Off by default: they read any repository this user can read.")
+    var gitAllowFileUrls = false
+    @Option(
         help: ArgumentHelp(
             "Run steps as this unprivileged user; '{slot}' is replaced by the slot name (one user per slot keeps slots apart).",
             discussion: "Needs an agent running as root or with CAP_SETUID and CAP_SETGID. Without it steps run as the agent's own user and can read its key (the agent warns at start; see docs/operations.md).",
@@ -124,6 +130,7 @@ struct Run: AsyncParsableCommand {
         var runtimeOptions = options
         runtimeOptions.useCgroups = !noCgroups
         runtimeOptions.stateDirectory = state
+        runtimeOptions.gitMirrors = GitMirrors(directory: gitMirrors ?? state + "/git-mirrors", allowFileURLs: gitAllowFileUrls)
         if let stepUser {
             runtimeOptions.stepUser = try StepUser.resolve(StepUser.name(pattern: stepUser, slot: slotName))
         }

@@ -86,14 +86,17 @@ struct PipelineFollower {
                 let reason = job.reason.map { ": \($0)" } ?? ""
                 let mark = job.state == "succeeded" ? "✓" : job.softFailed == true ? "!" : job.state == "skipped" ? "-" : "✗"
                 let soft = job.softFailed == true ? " (soft fail)" : ""
-                print("\(mark) \(job.name) \(job.state)\(soft)\(status)\(job.state == "succeeded" ? "" : reason)")
+                // The agent's own failure (such as `checkout_failed`) before the exit status:
+                // the commands did not decide it.
+                let failure = job.failure.map { " [\($0)]" } ?? ""
+                print("\(mark) \(job.name) \(job.state)\(failure)\(soft)\(status)\(job.state == "succeeded" ? "" : reason)")
             }
         }
         guard final.state == "succeeded" else {
             if !json {
                 let failed = final.jobs.filter { $0.outcome == "failed" || $0.outcome == "cancelled" }
                 FileHandle.standardError.write(
-                    Data("gantry: pipeline \(final.state): \(failed.map { "\($0.name) \($0.state)\($0.exitStatus.map { " with exit status \($0)" } ?? "")" }.joined(separator: ", "))\n".utf8))
+                    Data("gantry: pipeline \(final.state): \(failed.map { "\($0.name) \($0.state)\($0.failure.map { " (\($0))" } ?? "")\($0.exitStatus.map { " with exit status \($0)" } ?? "")" }.joined(separator: ", "))\n".utf8))
             }
             throw ExitCode(1)
         }
@@ -119,9 +122,12 @@ struct Jobs: AsyncParsableCommand {
         print("JOB                                   NAME                         STATE         ATTEMPT  EXIT  AGENT")
         for job in jobs {
             // A matrix step's jobs share its key; the name tells them apart.
-            let state = job.softFailed == true ? "\(job.state)(soft)" : job.state
+            // `failed(checkout_failed)`: the agent's own failure is longer than the column,
+            // and is padded, never cut.
+            let state = job.failure.map { "\(job.state)(\($0))" } ?? (job.softFailed == true ? "\(job.state)(soft)" : job.state)
+            let stateColumn = state + String(repeating: " ", count: max(0, 13 - state.count))
             print(
-                "\(job.id)  \(job.name.padding(toLength: 28, withPad: " ", startingAt: 0)) \(state.padding(toLength: 13, withPad: " ", startingAt: 0)) \(String(job.attempt).padding(toLength: 8, withPad: " ", startingAt: 0)) \((job.exitStatus.map(String.init) ?? "-").padding(toLength: 5, withPad: " ", startingAt: 0)) \(job.agentId ?? "-")")
+                "\(job.id)  \(job.name.padding(toLength: 28, withPad: " ", startingAt: 0)) \(stateColumn) \(String(job.attempt).padding(toLength: 8, withPad: " ", startingAt: 0)) \((job.exitStatus.map(String.init) ?? "-").padding(toLength: 5, withPad: " ", startingAt: 0)) \(job.agentId ?? "-")")
         }
     }
 }

@@ -69,7 +69,12 @@ extension JobLifecycle {
         }
         let abandoned = scheduler.agentConnected(
             id: agentID, labels: hello.labels, capacity: Int(max(hello.capacity, 1)), oneShot: hello.oneShot,
-            held: held, now: now)
+            held: held,
+            // The core refused a Hello without a common version before this event; a range
+            // that does not negotiate here is taken as the oldest, the safe side.
+            protocolVersion: ProtocolVersion.negotiate(peerMinimum: hello.minVersion, peerMaximum: hello.maxVersion)
+                ?? ProtocolVersion.minimum,
+            now: now)
         lostAgents.removeValue(forKey: agentID)
         agentInfo[agentID] = AgentInfo(
             hostname: hello.hostname, labels: hello.labels, lastSeenAt: wallClock, lastHeard: now, instance: hello.instance)

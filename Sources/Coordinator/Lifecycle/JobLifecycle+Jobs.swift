@@ -221,6 +221,8 @@ extension JobLifecycle {
             reason = cancelReason
         }
         job.exitStatus = Int(report.exitStatus)
+        // Checked by `MessageValidation` (a plain `a-z_` token); kept only with a failure.
+        job.failure = state == .succeeded || report.failure.isEmpty ? nil : report.failure
         if state == .failed, let rule = Self.retryRule(for: job, lost: false, exitStatus: job.exitStatus) {
             retry(job, agent: agentID, rule: rule, attemptState: .failed, reason: reason ?? "failed", now: now, into: &turn)
         } else {

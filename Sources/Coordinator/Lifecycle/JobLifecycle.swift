@@ -98,18 +98,14 @@ public struct JobLifecycle: Sendable {
         }
         for job in queued.sorted(by: { ($0.sequence, $0.position) < ($1.sequence, $1.position) }) {
             guard let rule = job.concurrency else {
-                _ = scheduler.enqueue(Self.queued(job))
+                _ = scheduler.enqueue(self.queued(job))
                 continue
             }
             let member = ConcurrencyGroups.Member(job: job.id, sequence: job.sequence, limit: rule.limit)
             for id in groups.arrive(member, group: rule.group) {
-                if let admitted = jobs[id] { _ = scheduler.enqueue(Self.queued(admitted)) }
+                if let admitted = jobs[id] { _ = scheduler.enqueue(self.queued(admitted)) }
             }
         }
-    }
-
-    static func queued(_ job: StoredJob) -> Scheduler.QueuedJob {
-        .init(id: job.id, selector: job.agents, priority: job.priority, sequence: job.sequence)
     }
 
     // MARK: - Shared steps of events
@@ -149,7 +145,7 @@ public struct JobLifecycle: Sendable {
     /// queued by priority and age. Automatic retries and refused leases come back here
     /// and keep their group slot and their place.
     mutating func enqueue(_ job: StoredJob, now: Date, into turn: inout LifecycleOutput) {
-        apply(scheduler.enqueue(Self.queued(job)), now: now, into: &turn)
+        apply(scheduler.enqueue(queued(job)), now: now, into: &turn)
         turn.actions.append(.demandChanged)
     }
 
@@ -231,34 +227,14 @@ public struct JobLifecycle: Sendable {
         job.agentId = agentID
         job.logLength = 0
         job.startedAt = nil
+        job.failure = nil
         jobs[jobID] = job
         turn.write(.updateJob(job))
         turn.write(.saveAttempt(attemptRecord(job, agent: agentID, state: .leased, reason: nil, now: now)))
         if let queuedAt = job.queuedAt {
             turn.actions.append(.queueWait(seconds: now.timeIntervalSince(queuedAt), selector: job.agents))
         }
-        turn.send(
-            .with {
-                $0.lease = .with {
-                    $0.jobID = job.id
-                    $0.attempt = UInt32(clamping: job.attempt)
-                    $0.pipelineID = job.pipelineId
-                    $0.stepKey = job.key
-                    $0.commands = job.commands
-                    $0.env = job.env
-                    // Clamped, not converted: a row written before the parser's limits
-                    // existed must not trap the coordinator on every restart.
-                    $0.timeoutSeconds = UInt32(clamping: job.timeoutSeconds ?? 0)
-                    $0.cancelGraceSeconds = UInt32(clamping: job.cancelGraceSeconds)
-                    $0.repository = pipeline.repository
-                    $0.commit = pipeline.commit
-                    $0.branch = pipeline.branch
-                    // Secret values are added by `CoordinatorCore.perform` as the frame
-                    // leaves, so they never enter the lifecycle's output.
-                    $0.environment = job.environment ?? ""
-                }
-            },
-            to: agentID)
+        turn.send(.with { $0.lease = Self.lease(for: job, pipeline: pipeline) }, to: agentID)
         turn.notify(jobID)
     }
 

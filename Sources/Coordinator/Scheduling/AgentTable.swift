@@ -27,13 +27,13 @@ struct AgentTable: Sendable {
         return old
     }
 
-    /// The available agent matching `selector` with the fewest running jobs (ties by id,
-    /// so tests are deterministic).
-    func firstAvailable(matching selector: [String: String]) -> String? {
+    /// The available agent matching `selector` and speaking at least `minimumProtocol`
+    /// with the fewest running jobs (ties by id, so tests are deterministic).
+    func firstAvailable(matching selector: [String: String], minimumProtocol: UInt32 = 1) -> String? {
         var best: Scheduler.Agent?
         for (labels, ids) in available where Scheduler.matches(selector: selector, labels: labels) {
             for id in ids {
-                guard let agent = byID[id] else { continue }
+                guard let agent = byID[id], agent.protocolVersion >= minimumProtocol else { continue }
                 if let current = best, (current.running.count, current.id) <= (agent.running.count, agent.id) { continue }
                 best = agent
             }

@@ -1,4 +1,5 @@
 import Foundation
+import GantryProtocol
 
 /// Who runs what: matches queued jobs to ready agents, tracks leases, and decides when an
 /// agent is lost. A pure value type: every method takes an event and returns the actions
@@ -27,6 +28,9 @@ public struct Scheduler: Sendable {
         public var draining: Bool
         public var lastSeen: ContinuousClock.Instant
         public var running: Set<String>
+        /// The protocol version negotiated at its handshake: a job whose lease uses newer
+        /// fields is never matched to it (`QueuedJob.minimumProtocol`).
+        public var protocolVersion: UInt32 = ProtocolVersion.current
 
         public enum State: String, Sendable, CaseIterable {
             case idle, busy, draining, disconnected
@@ -52,12 +56,24 @@ public struct Scheduler: Sendable {
         /// When the job became runnable (`StoredJob.sequence`); lower is leased first
         /// among equal priorities.
         public var sequence: Int
+        /// The oldest protocol version an agent must speak to run the job's lease as
+        /// written (`Gantry_V1_Lease.minimumProtocolVersion`).
+        public var minimumProtocol: UInt32
 
-        public init(id: String, selector: [String: String], priority: Int = 0, sequence: Int = 0) {
+        public init(
+            id: String, selector: [String: String], priority: Int = 0, sequence: Int = 0,
+            minimumProtocol: UInt32 = ProtocolVersion.minimum
+        ) {
             self.id = id
             self.selector = selector
             self.priority = priority
             self.sequence = sequence
+            self.minimumProtocol = minimumProtocol
+        }
+
+        /// Whether `agent` may run it: its labels match and it speaks the lease's version.
+        func fits(_ agent: Agent) -> Bool {
+            agent.protocolVersion >= minimumProtocol && Scheduler.matches(selector: selector, labels: agent.labels)
         }
 
         /// Whether this job is leased before `other`: higher priority, then older.
@@ -104,7 +120,8 @@ public struct Scheduler: Sendable {
     /// TTL would leave them "running" behind a live, heartbeating agent.
     @discardableResult
     public mutating func agentConnected(
-        id: String, labels: [String: String], capacity: Int, oneShot: Bool, held: [String], now: ContinuousClock.Instant
+        id: String, labels: [String: String], capacity: Int, oneShot: Bool, held: [String],
+        protocolVersion: UInt32 = ProtocolVersion.current, now: ContinuousClock.Instant
     ) -> [Action] {
         var actions: [Action] = []
         let previous = table[id]
@@ -114,7 +131,8 @@ public struct Scheduler: Sendable {
         }
         let agent = Agent(
             id: id, labels: labels, capacity: max(capacity, 1), oneShot: oneShot, connected: true, readySlots: 0,
-            leasesGranted: held.isEmpty ? 0 : 1, draining: false, lastSeen: now, running: Set(held))
+            leasesGranted: held.isEmpty ? 0 : 1, draining: false, lastSeen: now, running: Set(held),
+            protocolVersion: protocolVersion)
         for job in held { leases[job] = id }
         table[id] = agent
         return actions
@@ -170,7 +188,7 @@ public struct Scheduler: Sendable {
     /// queued jobs can match that agent, or it would not be idle. Otherwise it is queued
     /// behind every job that precedes it (binary search; equal jobs keep arrival order).
     public mutating func enqueue(_ job: QueuedJob) -> [Action] {
-        if let agent = firstAgent(matching: job.selector) {
+        if let agent = table.firstAvailable(matching: job.selector, minimumProtocol: job.minimumProtocol) {
             return [grant(job: job.id, to: agent)]
         }
         var low = queue.startIndex
@@ -237,14 +255,10 @@ public struct Scheduler: Sendable {
         selector.allSatisfy { labels[$0.key] == $0.value }
     }
 
-    private func firstAgent(matching selector: [String: String]) -> String? {
-        table.firstAvailable(matching: selector)
-    }
-
     private mutating func dispatch(toAgent id: String) -> [Action] {
         var actions: [Action] = []
         while let agent = table[id], agent.canTakeMore,
-            let index = queue.firstIndex(where: { Self.matches(selector: $0.selector, labels: agent.labels) })
+            let index = queue.firstIndex(where: { $0.fits(agent) })
         {
             let job = queue.remove(at: index)
             actions.append(grant(job: job.id, to: id))

@@ -273,6 +273,18 @@ public final class SQLiteStore: CoordinatorStore {
             // runs. Its decision is the job's state, reason and finish time, and the audit.
             try db.execute(sql: "ALTER TABLE jobs ADD COLUMN block TEXT")
         }
+        migrator.registerMigration("v10: checkout and agent failures") { db in
+            // `checkout`: the step's `checkout:` (JSON `CheckoutOptions`), NULL for the
+            // default (check out the whole history into the work dir), so older rows read
+            // as checked out. `failure`: the agent's own reason for failing the last
+            // attempt (`JobFinished.failure`, such as `checkout_failed`), NULL when the
+            // commands decided.
+            try db.execute(
+                sql: """
+                    ALTER TABLE jobs ADD COLUMN checkout TEXT;
+                    ALTER TABLE jobs ADD COLUMN failure TEXT;
+                    """)
+        }
         return migrator
     }
 

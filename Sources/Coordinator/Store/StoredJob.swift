@@ -64,6 +64,16 @@ public struct StoredJob: Codable, FetchableRecord, PersistableRecord, Sendable, 
     /// `block:`: the approval gate this job is (schema v9); nil for a job that runs.
     public var block: BlockStep?
 
+    // MARK: Checkout and the agent's failures (schema v10)
+
+    /// `checkout:` of the step; nil stands for the default (check out, full history, into
+    /// the work dir), which is what a row written before the column existed means.
+    public var checkout: CheckoutOptions?
+    /// Why the agent failed the current (or last) attempt on its own, apart from the
+    /// commands' exit status (`JobFinished.failure`, a `JobFailureCode`): nil when the
+    /// commands decided, or for a job no agent finished.
+    public var failure: String?
+
     public var isTerminal: Bool { state.isTerminal }
 
     /// A failed or timed-out job whose failure `soft_fail` covers.
@@ -216,7 +226,7 @@ extension StoredJob {
     static let lifecycleUpdate = """
         UPDATE jobs SET state = ?, retry_counts = ?, cancel_reason = ?, attempt = ?, agent_id = ?,
             exit_status = ?, reason = ?, queued_at = ?, started_at = ?, finished_at = ?, log_length = ?,
-            queue_sequence = ?, outcome = ?
+            queue_sequence = ?, outcome = ?, failure = ?
         WHERE id = ?
         """
 
@@ -231,7 +241,7 @@ extension StoredJob {
         let statement = try db.cachedStatement(sql: Self.lifecycleUpdate)
         try statement.execute(arguments: [
             state, retryCounts, cancelReason, attempt, agentId, exitStatus, reason, queuedAt, startedAt,
-            finishedAt, logLength, sequence, outcome, id,
+            finishedAt, logLength, sequence, outcome, failure, id,
         ])
         if db.changesCount == 0 {
             throw RecordError.recordNotFound(databaseTableName: Self.databaseTableName, key: ["id": id.databaseValue])
@@ -291,6 +301,9 @@ extension StoredJob {
         if let outcome { container["outcome"] = outcome }
         if !matrix.isEmpty { container["matrix"] = try json(matrix, "matrix") }
         if let block { container["block"] = try json(block, "block") }
+        // Schema v10: NULL is the default checkout, and no failure.
+        if let checkout, checkout != .default { container["checkout"] = try json(checkout, "checkout") }
+        if let failure { container["failure"] = failure }
     }
 }
 
@@ -347,6 +360,10 @@ extension StoredJob {
         if let text: String = try row.decode(forColumn: "block") {
             block = try JSONDecoder().decode(BlockStep.self, from: Data(text.utf8))
         }
+        if let text: String = try row.decode(forColumn: "checkout") {
+            checkout = try JSONDecoder().decode(CheckoutOptions.self, from: Data(text.utf8))
+        }
+        failure = try row.decode(forColumn: "failure")
     }
 }
 

@@ -112,6 +112,10 @@ public enum API {
         public var concurrencyGroup: String?
         /// The job's matrix values, by dimension.
         public var matrix: [String: String]?
+        /// Why the agent failed the job on its own, apart from the commands' exit status
+        /// (`checkout_failed`, `download_failed`, `artifact_upload_failed`); absent when
+        /// the commands decided.
+        public var failure: String?
 
         /// Succeeded, failed, cancelled, timed out or skipped: nothing will change it
         /// again (short of `gantry retry`).

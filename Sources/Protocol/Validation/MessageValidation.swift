@@ -59,6 +59,9 @@ public enum MessageValidation {
             try attempt(jobID: finished.jobID, finished.attempt, "job_finished")
             try offset(finished.logLength, "job_finished.log_length")
             try text(finished.message, "job_finished.message", maximum: WireLimits.messageLength)
+            try check(
+                JobFailureCode.isValid(finished.failure),
+                "job_finished.failure must be empty, a known code or 1-\(JobFailureCode.maximumLength) bytes of a-z and _")
         case .drain(let drain):
             try text(drain.reason, "drain.reason", maximum: WireLimits.messageLength)
         case .error(let error):

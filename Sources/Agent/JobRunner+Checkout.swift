@@ -1,0 +1,59 @@
+import GantryProtocol
+
+extension JobRunner {
+    /// The lease's checkout (field 17), before the first command: nil when there is none
+    /// or it worked, else the result the job ends with: `failure = checkout_failed` and a
+    /// clear message, or timed out / cancelled when the step's timeout or a cancel stopped
+    /// it. Its `gantry: checkout …` lines go to the step's log through `note` (masked).
+    func checkOut(
+        _ spec: Spec, directory: String, control: ProcessGroupControl, note: (String) async -> Void
+    ) async -> Result? {
+        let allowFile = gitMirrors?.allowFileURLs ?? false
+        guard
+            let request = CheckoutRequest.from(
+                repository: spec.repository, commit: spec.commit, checkout: spec.checkout, allowFileURLs: allowFile)
+        else { return nil }
+        func failed(_ failure: CheckoutFailure) async -> Result {
+            await note("gantry: checkout failed: \(failure.message)\n")
+            return Result(
+                outcome: .failed, exitStatus: -1, signal: 0, message: "checkout failed: \(failure.message)",
+                failure: JobFailureCode.checkoutFailed)
+        }
+        let checkout: CheckoutRequest
+        switch request {
+        case .failure(let failure): return await failed(failure)
+        case .success(let valid): checkout = valid
+        }
+        guard let gitMirrors else {
+            return await failed(CheckoutFailure("this agent has no git mirror directory (gantry-agent run --git-mirrors DIR)"))
+        }
+        guard let git = GitCommand.find() else {
+            return await failed(CheckoutFailure("git is not installed on this agent (not found on its PATH)"))
+        }
+        await note(
+            "gantry: checkout \(checkout.repository.redacted) at \(checkout.commit)"
+                + "\(checkout.depth > 0 ? ", depth \(checkout.depth)" : "")\(checkout.submodules ? ", with submodules" : "")\n")
+        // The whole checkout is bounded even for a step without `timeout:`; past the bound
+        // git is stopped like a command and the job fails as a checkout.
+        let limitReason = "checkout took longer than \(gitMirrors.checkoutTimeout)"
+        let limit = Task {
+            try? await Task.sleep(for: gitMirrors.checkoutTimeout)
+            if !Task.isCancelled { control.stop(.failed(limitReason)) }
+        }
+        defer { limit.cancel() }
+        let source = SourceCheckout(
+            mirrors: gitMirrors, git: git, jobID: spec.jobID, attempt: spec.attempt, control: control, stepUser: stepUser)
+        do {
+            _ = try await source.perform(checkout, workDirectory: directory, note: note)
+            if let reason = control.stopReason { return Self.stopped(reason, after: .init(outcome: .failed, exitStatus: -1, signal: 0, message: "")) }
+            return nil
+        } catch {
+            switch control.stopReason {
+            case .failed(let why) where why == limitReason: return await failed(CheckoutFailure(limitReason))
+            case .some(let reason):
+                return Self.stopped(reason, after: .init(outcome: .failed, exitStatus: -1, signal: 0, message: ""))
+            case .none: return await failed(error)
+            }
+        }
+    }
+}

@@ -1,0 +1,64 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
+/// The environment and configuration every git the agent runs gets: nothing from the host's
+/// or the user's git configuration, nothing that can prompt, and only the transports the
+/// checkout allows.
+///
+/// - `GIT_CONFIG_NOSYSTEM=1`, `GIT_CONFIG_GLOBAL=/dev/null`: no `/etc/gitconfig` or
+///   `~/.gitconfig` (no surprise credential helper, `url.*.insteadOf`, hooks path or
+///   fsmonitor command); what git needs is passed as `-c` below.
+/// - `GIT_TERMINAL_PROMPT=0`, ssh in `BatchMode`, no askpass: a repository that wants a
+///   password fails at once instead of hanging the job.
+/// - `GIT_ALLOW_PROTOCOL`: the transports git may use at all, submodules included;
+///   `file` only where `allowFile` (the clone from the host's own mirror, or an agent
+///   started with `--git-allow-file-urls`).
+/// - `GANTRY_JOB_ID`/`GANTRY_ATTEMPT`, as a step's commands have them, so a cancel or a
+///   timeout finds and kills git like a command (`JobProcesses`).
+/// - `HOME` and `PATH` from the agent: ssh finds the agent user's keys and known hosts.
+struct GitEnvironment: Sendable {
+    var variables: [String: String]
+
+    init(jobID: String, attempt: UInt32, allowFile: Bool) {
+        let inherited = ProcessInfo.processInfo.environment
+        var variables: [String: String] = [:]
+        variables["PATH"] = inherited["PATH"] ?? "/usr/local/bin:/usr/bin:/bin"
+        if let home = inherited["HOME"] { variables["HOME"] = home }
+        variables["LANG"] = "C"
+        variables["LC_ALL"] = "C"
+        variables["GIT_CONFIG_NOSYSTEM"] = "1"
+        variables["GIT_CONFIG_GLOBAL"] = "/dev/null"
+        variables["GIT_TERMINAL_PROMPT"] = "0"
+        variables["GIT_SSH_COMMAND"] = "ssh -o BatchMode=yes -o StrictHostKeyChecking=yes"
+        variables["GIT_ALLOW_PROTOCOL"] = Self.allowedProtocols(allowFile: allowFile).joined(separator: ":")
+        variables["GIT_PROTOCOL_FROM_USER"] = "0"
+        variables["GANTRY_JOB_ID"] = jobID
+        variables["GANTRY_ATTEMPT"] = String(attempt)
+        self.variables = variables
+    }
+
+    static func allowedProtocols(allowFile: Bool) -> [String] {
+        ["https", "http", "ssh", "git"] + (allowFile ? ["file"] : [])
+    }
+
+    /// `-c` options before every git command: no hooks, no fsmonitor, no credential
+    /// helper, no automatic gc (a mirror is shared by every slot; `gc.auto=0`), and
+    /// `safe.directory` for the repositories the agent works in, which may belong to the
+    /// step user (git otherwise refuses a repository owned by another user).
+    static func configuration(safeDirectories: [String]) -> [String] {
+        var options = [
+            "-c", "core.hooksPath=/dev/null",
+            "-c", "core.fsmonitor=false",
+            "-c", "credential.helper=",
+            "-c", "gc.auto=0",
+            "-c", "maintenance.auto=false",
+            "-c", "advice.detachedHead=false",
+            "-c", "protocol.version=2",
+        ]
+        for directory in safeDirectories { options += ["-c", "safe.directory=\(directory)"] }
+        return options
+    }
+}

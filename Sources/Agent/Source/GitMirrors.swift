@@ -1,0 +1,35 @@
+/// The host's git mirrors (`gantry-agent run --git-mirrors DIR`): one bare repository per
+/// repository URL, shared by every slot on the host, so the network is touched once per
+/// host per push and a checkout is a local clone.
+///
+/// The directory is the agent user's, 0700: steps (as their step user) cannot read or
+/// write it, so a step cannot poison a mirror other pipelines check out from, nor read the
+/// mirror of another pipeline's repository. Only the agent writes it, and only by
+/// fetching from the mirror's own URL.
+public struct GitMirrors: Sendable, Equatable {
+    public var directory: String
+    /// Accept `file://` and local-path repositories (tests, hosts that serve repositories
+    /// from a local disk). Off by default: a local URL reads any repository the agent's
+    /// user can read on the host.
+    public var allowFileURLs: Bool
+    /// How long a slot waits for another slot's fetch into the same mirror.
+    public var lockTimeout: Duration
+    /// The longest a whole checkout (fetch, clone, submodules) may take, also for a step
+    /// without `timeout:`, so an unresponsive server cannot hold a slot forever.
+    public var checkoutTimeout: Duration
+
+    public init(
+        directory: String, allowFileURLs: Bool = false, lockTimeout: Duration = .seconds(30 * 60),
+        checkoutTimeout: Duration = .seconds(60 * 60)
+    ) {
+        self.directory = directory
+        self.allowFileURLs = allowFileURLs
+        self.lockTimeout = lockTimeout
+        self.checkoutTimeout = checkoutTimeout
+    }
+
+    /// Where `repository`'s mirror lives.
+    public func mirrorPath(for repository: RepositoryURL) -> String {
+        "\(directory)/\(repository.mirrorName)"
+    }
+}

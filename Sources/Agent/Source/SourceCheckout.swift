@@ -1,0 +1,235 @@
+import Subprocess
+import SystemPackage
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Checks one attempt's source out (docs/pipeline.md, "Checkout"):
+///
+/// 1. under the mirror's lock (`MirrorLock`): create the bare mirror if it is new, and
+///    fetch the repository's branches and tags into it unless the commit is a full id
+///    the mirror already holds (then the network is not touched at all); a commit no
+///    branch or tag reaches is asked for by id;
+/// 2. resolve the commit in the mirror to its full id;
+/// 3. clone from the mirror into the work dir (or `path`): `git init` and a fetch of that
+///    one commit over `file://` (`depth` applies; no hard links or alternates into the
+///    mirror, so nothing in the work dir is the mirror's), then a detached checkout;
+/// 4. `git submodule update --init --recursive` when asked (from the submodules' own URLs,
+///    not mirrored);
+/// 5. verify HEAD is exactly the resolved commit;
+/// 6. hand the tree to the step user, if steps run as one.
+///
+/// Every git runs as the agent's user under the attempt's `ProcessGroupControl`, with
+/// `GitEnvironment`.
+struct SourceCheckout {
+    var mirrors: GitMirrors
+    var git: String
+    var jobID: String
+    var attempt: UInt32
+    var control: ProcessGroupControl
+    var stepUser: StepUser?
+
+    /// Returns the full commit id checked out. `note` writes a line to the step's log.
+    func perform(
+        _ request: CheckoutRequest, workDirectory: String, note: (String) async -> Void
+    ) async throws(CheckoutFailure) -> String {
+        let url = request.repository
+        let mirror = mirrors.mirrorPath(for: url)
+        do {
+            try AgentDirectories.ensure(mirrors.directory, mode: AgentDirectories.privateMode)
+        } catch {
+            throw CheckoutFailure("cannot create the git mirror directory \(mirrors.directory): \(error)")
+        }
+        let control = self.control
+        let lock: MirrorLock
+        do {
+            lock = try await MirrorLock.acquire(
+                mirror + ".lock", timeout: mirrors.lockTimeout, shouldStop: { control.stopReason != nil })
+        } catch {
+            switch error {
+            case .timedOut:
+                throw CheckoutFailure(
+                    "another slot held the mirror of \(url.redacted) for over \(mirrors.lockTimeout): gave up waiting")
+            case .stopped:
+                throw CheckoutFailure("stopped while waiting for the mirror of \(url.redacted)")
+            case .open(let why):
+                throw CheckoutFailure("cannot open the lock of the mirror of \(url.redacted): \(why)")
+            }
+        }
+        let commit: String
+        do {
+            defer { lock.release() }
+            commit = try await updateMirror(mirror, request: request, note: note)
+        }
+        try await clone(from: mirror, commit: commit, request: request, workDirectory: workDirectory, note: note)
+        return commit
+    }
+
+    /// Step 1 and 2, under the lock: the commit's full id in the mirror.
+    private func updateMirror(
+        _ mirror: String, request: CheckoutRequest, note: (String) async -> Void
+    ) async throws(CheckoutFailure) -> String {
+        let url = request.repository
+        let remote = command(allowFile: url.transport == .file && mirrors.allowFileURLs)
+        if !FileManager.default.fileExists(atPath: mirror + "/HEAD") {
+            try? FileManager.default.removeItem(atPath: mirror)
+            try await run(remote, ["init", "--bare", "--quiet", "--template=", "--", mirror], in: mirrors.directory, "create the mirror")
+            for (key, value) in [("gc.auto", "0"), ("maintenance.auto", "false"), ("uploadpack.allowAnySHA1InWant", "true")] {
+                try await run(remote, ["config", key, value], in: mirror, "configure the mirror")
+            }
+        }
+        Self.removeStaleGitLocks(in: mirror)
+        if CheckoutRequest.isFullCommitID(request.commit), let commit = await resolve(request.commit, in: mirror) {
+            await note("gantry: checkout: \(commit) is already in this host's mirror, no fetch\n")
+            return commit
+        }
+        await note("gantry: checkout: fetching \(url.redacted) into this host's mirror\n")
+        let fetch = try await outcome(
+            remote,
+            ["fetch", "--quiet", "--prune", "--no-tags", "--", url.text, "+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"],
+            in: mirror)
+        guard fetch.succeeded else {
+            // git names the URL in its errors, credentials included.
+            let output = fetch.output.replacing(url.text, with: url.redacted)
+            let status = fetch.status.map { "exit status \($0)" } ?? "a signal"
+            throw CheckoutFailure("cannot fetch \(url.redacted): \(Self.lastLine(of: output, or: "git fetch ended with \(status)"))")
+        }
+        if let commit = await resolve(request.commit, in: mirror) { return commit }
+        if CheckoutRequest.isFullCommitID(request.commit) {
+            // Not on a branch or tag (a pull request's head, a deleted branch): ask for the
+            // id itself, which servers that allow it (GitHub, GitLab) answer. Kept under
+            // its own ref so the mirror holds on to it.
+            _ = try await outcome(
+                remote, ["fetch", "--quiet", "--no-tags", "--", url.text, "+\(request.commit):refs/gantry/\(request.commit)"],
+                in: mirror)
+            if let commit = await resolve(request.commit, in: mirror) { return commit }
+        }
+        throw CheckoutFailure("commit `\(request.commit.logSafe(maximum: 80))` is not in \(url.redacted)")
+    }
+
+    /// Steps 3 to 6.
+    private func clone(
+        from mirror: String, commit: String, request: CheckoutRequest, workDirectory: String,
+        note: (String) async -> Void
+    ) async throws(CheckoutFailure) {
+        let target = request.path.isEmpty ? workDirectory : "\(workDirectory)/\(request.path)"
+        if !request.path.isEmpty {
+            do {
+                try FileManager.default.createDirectory(atPath: target, withIntermediateDirectories: true)
+            } catch {
+                throw CheckoutFailure("cannot create the checkout path \(request.path): \(error)")
+            }
+        }
+        let safe = [workDirectory, target]
+        let local = command(allowFile: true)
+        try await run(local, ["init", "--quiet", "--template=", "--", target], in: workDirectory, "create the checkout")
+        var fetch = ["fetch", "--quiet", "--no-tags"]
+        if request.depth > 0 { fetch.append("--depth=\(request.depth)") }
+        fetch += ["--", "file://\(mirror)", commit]
+        try await run(local, fetch, in: target, safe: safe, "copy the commit from the mirror")
+        try await run(local, ["checkout", "--quiet", "--force", "--detach", commit], in: target, safe: safe, "check out")
+        try await run(local, ["config", "remote.origin.url", request.repository.text], in: target, safe: safe, "configure origin")
+        try await run(
+            local, ["config", "remote.origin.fetch", "+refs/heads/*:refs/remotes/origin/*"], in: target, safe: safe,
+            "configure origin")
+        if request.submodules {
+            await note("gantry: checkout: updating submodules\n")
+            var arguments = ["submodule", "update", "--init", "--recursive"]
+            if request.depth > 0 { arguments.append("--depth=\(request.depth)") }
+            try await run(command(allowFile: mirrors.allowFileURLs), arguments, in: target, safe: safe, "update the submodules")
+        }
+        let head = try await outcome(local, ["rev-parse", "--verify", "--quiet", "HEAD^{commit}"], in: target, safe: safe)
+        let checkedOut = String(head.output.filter { !$0.isWhitespace })
+        guard head.succeeded, checkedOut == commit else {
+            throw CheckoutFailure("the checkout's HEAD is `\(checkedOut.logSafe(maximum: 80))`, not the commit \(commit)")
+        }
+        if let stepUser { try await handOver(workDirectory, to: stepUser) }
+        await note("gantry: checkout: HEAD is \(commit)\(request.path.isEmpty ? "" : " in \(request.path)")\n")
+    }
+
+    /// Removes the lock files git leaves when it is killed mid-fetch (a step's timeout, a
+    /// cancel, a slot that crashed): every later fetch would fail on them ("Unable to create
+    /// '….lock': File exists"). They are stale by construction while this slot holds the
+    /// mirror's flock, since only a holder runs git in the mirror. Only the top level and
+    /// `refs/` are looked at, never the objects.
+    static func removeStaleGitLocks(in mirror: String) {
+        let files = FileManager.default
+        for name in (try? files.contentsOfDirectory(atPath: mirror)) ?? [] where name.hasSuffix(".lock") {
+            try? files.removeItem(atPath: "\(mirror)/\(name)")
+        }
+        for path in (try? files.subpathsOfDirectory(atPath: "\(mirror)/refs")) ?? [] where path.hasSuffix(".lock") {
+            try? files.removeItem(atPath: "\(mirror)/refs/\(path)")
+        }
+    }
+
+    /// The commit's full id if the mirror has it as a commit.
+    private func resolve(_ name: String, in mirror: String) async -> String? {
+        let remote = command(allowFile: false)
+        guard
+            let result = try? await remote.run(
+                ["rev-parse", "--verify", "--quiet", "--end-of-options", "\(name)^{commit}"], in: mirror),
+            result.succeeded
+        else { return nil }
+        let id = String(result.output.filter { !$0.isWhitespace })
+        return CheckoutRequest.isFullCommitID(id) ? id : nil
+    }
+
+    private func command(allowFile: Bool) -> GitCommand {
+        GitCommand(git: git, environment: GitEnvironment(jobID: jobID, attempt: attempt, allowFile: allowFile), control: control)
+    }
+
+    private func outcome(
+        _ command: GitCommand, _ arguments: [String], in directory: String, safe: [String] = []
+    ) async throws(CheckoutFailure) -> GitCommand.Outcome {
+        do {
+            return try await command.run(arguments, in: directory, safeDirectories: safe)
+        } catch {
+            throw CheckoutFailure("could not run git: \(error)")
+        }
+    }
+
+    private func run(
+        _ command: GitCommand, _ arguments: [String], in directory: String, safe: [String] = [], _ what: String
+    ) async throws(CheckoutFailure) {
+        let result = try await outcome(command, arguments, in: directory, safe: safe)
+        guard result.succeeded else {
+            let status = result.status.map { "exit status \($0)" } ?? "killed by a signal"
+            throw CheckoutFailure("could not \(what): \(Self.lastLine(of: result.output, or: "git \(arguments[0]) ended with \(status)"))")
+        }
+    }
+
+    /// Gives the checked-out tree to the step user (`chown -R`, never following a link),
+    /// so the step can write its work dir. Runs before any step command: nothing of the
+    /// step's can race it.
+    private func handOver(_ directory: String, to user: StepUser) async throws(CheckoutFailure) {
+        let chown = ["/usr/bin/chown", "/bin/chown"].first { FileManager.default.isExecutableFile(atPath: $0) }
+        guard let chown else { throw CheckoutFailure("chown(1) is not installed: cannot hand the checkout to \(user.name)") }
+        do {
+            let result = try await Subprocess.run(
+                .path(FilePath(chown)), arguments: ["-R", "-P", "-h", "\(user.uid):\(user.gid)", "--", directory],
+                environment: .custom([:]), output: .discarded, error: .string(limit: 4096))
+            guard result.terminationStatus.isSuccess else {
+                throw CheckoutFailure(
+                    "cannot hand the checkout to \(user.name): \(Self.lastLine(of: result.standardError, or: "chown failed"))")
+            }
+        } catch let failure as CheckoutFailure {
+            throw failure
+        } catch {
+            throw CheckoutFailure("cannot hand the checkout to \(user.name): \(error)")
+        }
+    }
+
+    /// The last non-empty line of git's output (its `fatal:` line), bounded, or `fallback`.
+    static func lastLine(of output: String, or fallback: String) -> String {
+        let line = output.split(whereSeparator: \.isNewline).last { !$0.allSatisfy(\.isWhitespace) }
+        return line.map { String($0).logSafe(maximum: 300) } ?? fallback
+    }
+}
