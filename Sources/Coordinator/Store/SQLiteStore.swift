@@ -273,6 +273,18 @@ public final class SQLiteStore: CoordinatorStore {
             // runs. Its decision is the job's state, reason and finish time, and the audit.
             try db.execute(sql: "ALTER TABLE jobs ADD COLUMN block TEXT")
         }
+        migrator.registerMigration("v12: pipeline uploads") { db in
+            // `gantry pipeline upload` (see Lifecycle/JobLifecycle+Uploads.swift). Uploaded
+            // steps are ordinary job rows; the pipeline counts its uploads (bounded) and
+            // keeps who submitted it, whose deploy permission its uploaded steps need.
+            // NULL: not recorded (a pipeline from before this migration), so an upload
+            // into it may not deploy.
+            try db.execute(
+                sql: """
+                    ALTER TABLE pipelines ADD COLUMN submitted_by TEXT;
+                    ALTER TABLE pipelines ADD COLUMN uploads INTEGER NOT NULL DEFAULT 0;
+                    """)
+        }
         return migrator
     }
 
@@ -287,6 +299,8 @@ public final class SQLiteStore: CoordinatorStore {
                 case .insertPipeline(let pipeline, let jobs):
                     try pipeline.insert(db)
                     for job in jobs { try job.insert(db) }
+                case .appendJobs(let append):
+                    try Self.apply(append, db)
                 case .updateJob(let job):
                     try job.updateLifecycle(db)
                 case .saveAttempt(let attempt):
