@@ -29,9 +29,10 @@ struct UploadPipeline: AsyncParsableCommand {
         commandName: "upload",
         abstract: "Add the steps of a pipeline file to this step's pipeline (inside a step, with its job token).",
         discussion: """
-            The steps are validated like a submitted pipeline's; on any error nothing is added, the error is printed
-            as file:line:column: message, and the command exits 1 (so the step fails). Uploaded steps run after
-            nothing in particular unless they say so (depends_on may name the pipeline's existing steps), and every
+            The steps are validated like a submitted pipeline's. On any error nothing is added, the error is \
+            printed as file:line:column: message, and the command exits 1, so the step fails.
+
+            Uploaded steps start at once unless their depends_on names a step (existing steps included); every \
             step waiting for this one (a later `wait`) also waits for them.
               gantry pipeline upload                      # .gantry/pipeline.yml
               ./generate-steps | gantry pipeline upload -
