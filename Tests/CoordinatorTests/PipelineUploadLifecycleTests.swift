@@ -39,23 +39,26 @@ extension JobLifecycleTests {
     /// dependencies) and updates, in order.
     static func storedRows(_ outputs: [LifecycleOutput]) -> [String: StoredJob] {
         var rows: [String: StoredJob] = [:]
-        for output in outputs {
-            for write in output.writes.writes {
-                switch write {
-                case .insertPipeline(_, let jobs): for job in jobs { rows[job.id] = job }
-                case .appendJobs(let append):
-                    for job in append.jobs { rows[job.id] = job }
-                    for (id, dependsOn) in append.dependencies { rows[id]?.dependsOn = dependsOn }
-                case .updateJob(let job):
-                    // A lifecycle update never changes the step's definition.
-                    let dependsOn = rows[job.id]?.dependsOn ?? job.dependsOn
-                    rows[job.id] = job
-                    rows[job.id]?.dependsOn = dependsOn
-                default: break
-                }
+        for output in outputs { apply(output, to: &rows) }
+        return rows
+    }
+
+    /// What the store does with one turn's writes to the job rows.
+    static func apply(_ output: LifecycleOutput, to rows: inout [String: StoredJob]) {
+        for write in output.writes.writes {
+            switch write {
+            case .insertPipeline(_, let jobs): for job in jobs { rows[job.id] = job }
+            case .appendJobs(let append):
+                for job in append.jobs { rows[job.id] = job }
+                for (id, dependsOn) in append.dependencies { rows[id]?.dependsOn = dependsOn }
+            case .updateJob(let job):
+                // A lifecycle update writes no `depends_on`: the row keeps its own.
+                let dependsOn = rows[job.id]?.dependsOn ?? job.dependsOn
+                rows[job.id] = job
+                rows[job.id]?.dependsOn = dependsOn
+            default: break
             }
         }
-        return rows
     }
 
     static func appends(_ output: LifecycleOutput) -> [PipelineAppend] {
@@ -320,6 +323,95 @@ extension JobLifecycleTests {
         let after = try #require(all.first { $0.key == "after" })
         #expect(restarted.jobs[after.id]?.dependsOn == ["up", "u1", "u2"])
         #expect(restarted.pipelines[lease.pipelineID]?.uploads == 1, "the next upload's keyless steps are upload-2.…")
+    }
+
+    // MARK: - Random walk
+
+    /// A seeded random walk of submissions, uploads (some refused as cycles), finishes,
+    /// cancels and ticks. After every event the progress the lifecycle keeps of each
+    /// running pipeline is exactly what a restart would rebuild from the rows written so
+    /// far: the same steps, waiting jobs, countdowns and dependents, and upload count.
+    @Test mutating func progressAfterUploadsIsWhatARestartRebuilds() throws {
+        var random = SplitMix64(seed: 13)
+        var leases: [String: Gantry_V1_Lease] = [:]
+        var rows: [String: StoredJob] = [:]
+        var uploads: [String: Int] = [:]
+        var clock = 0.0
+        var counter = 0
+        var (accepted, refused, ended) = (0, 0, 0)
+        for agent in ["a/1", "b/1"] { try connect(agent, capacity: 2) }
+        for _ in 0..<1_000 {
+            clock += 0.1
+            var output = LifecycleOutput()
+            // Only leases still held: a fenced-off one would change nothing.
+            let held = leases.filter { lifecycle.jobs[$0.key]?.state.isHeld == true && lifecycle.jobs[$0.key]?.attempt == Int($0.value.attempt) }
+            switch random.next() % 10 {
+            case 0:
+                output = try submit(
+                    "steps:\n  - {key: up, command: u}\n  - {key: a, command: x}\n  - wait\n  - {key: after, command: z}\n",
+                    at: clock
+                ).0
+            case 1, 2:
+                if let lease = held.values.sorted(by: { $0.jobID < $1.jobID }).randomElement(using: &random) {
+                    counter += 1
+                    let existing = ["a", "up", "after"][Int(random.next() % 3)]
+                    let when = random.next() % 4 == 0 ? ", when: always" : ""
+                    let yaml = "steps:\n  - {key: u\(counter), command: x, parallelism: \(1 + random.next() % 2)}\n"
+                        + "  - {key: v\(counter), command: y, depends_on: [u\(counter), \(existing)]\(when)}\n"
+                    switch try upload(yaml, from: lease, at: clock) {
+                    case .success(let appended):
+                        output = appended
+                        accepted += 1
+                        uploads[lease.pipelineID, default: 0] += 1
+                    case .failure:
+                        refused += 1
+                    }
+                }
+            case 3, 4, 5, 6:
+                if let lease = held.values.sorted(by: { $0.jobID < $1.jobID }).randomElement(using: &random) {
+                    let outcome: Gantry_V1_Outcome = random.next() % 4 == 0 ? .failed : .succeeded
+                    let holder = lifecycle.scheduler.holder(of: lease.jobID) ?? "a/1"
+                    output = lifecycle.jobFinished(
+                        Self.finished(lease, outcome, exit: outcome == .failed ? 1 : 0), from: holder, alreadyFinished: nil,
+                        now: Self.wall(clock))
+                    leases.removeValue(forKey: lease.jobID)
+                    let ready = lifecycle.agentReady(holder, slots: 1, now: Self.at(clock), wallClock: Self.wall(clock))
+                    output.writes.append(contentsOf: ready.writes)
+                    output.actions += ready.actions
+                }
+            case 7:
+                if random.next() % 4 == 0, let id = lifecycle.jobs.keys.sorted().randomElement(using: &random) {
+                    output = lifecycle.cancel(job: id, reason: "r", now: Self.wall(clock))?.output ?? LifecycleOutput()
+                }
+            case 8:
+                output = lifecycle.tick(now: Self.at(clock), wallClock: Self.wall(clock))
+            default:
+                for agent in ["a/1", "b/1"] {
+                    let ready = lifecycle.agentReady(agent, slots: 2, now: Self.at(clock), wallClock: Self.wall(clock))
+                    output.writes.append(contentsOf: ready.writes)
+                    output.actions += ready.actions
+                }
+            }
+            for action in output.actions {
+                if case .send(let envelope, _) = action, envelope.isLease { leases[envelope.lease.jobID] = envelope.lease }
+            }
+            Self.apply(output, to: &rows)
+            ended += Self.jobWrites(output).filter(\.isTerminal).count
+            try checkInvariants()
+            let byPipeline = Dictionary(grouping: rows.values, by: \.pipelineId)
+            for (pipelineID, live) in lifecycle.pipelines {
+                let jobs = (byPipeline[pipelineID] ?? []).sorted { $0.position < $1.position }
+                let rebuilt = PipelineProgress(
+                    pipeline: Self.storedPipeline(pipelineID, uploads: uploads[pipelineID] ?? 0), jobs: jobs)
+                #expect(rebuilt.steps == live.steps && rebuilt.jobIDs == live.jobIDs && rebuilt.unfinished == live.unfinished)
+                #expect(rebuilt.waiting == live.waiting && rebuilt.pendingDependencies == live.pendingDependencies)
+                #expect(rebuilt.uploads == live.uploads)
+                let liveDependents = live.dependents.mapValues { Set($0.filter(live.waiting.contains)) }.filter { !$0.value.isEmpty }
+                #expect(rebuilt.dependents.mapValues(Set.init) == liveDependents)
+                for job in jobs { #expect(job.position == jobs.firstIndex(of: job), "positions are dense") }
+            }
+        }
+        #expect(accepted > 30 && refused > 5 && ended > 100, "accepted \(accepted), refused \(refused), ended \(ended)")
     }
 }
 
