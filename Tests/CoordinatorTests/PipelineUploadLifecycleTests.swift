@@ -415,11 +415,12 @@ extension JobLifecycleTests {
     }
 }
 
-/// The store's half: an append is one transaction of ordinary rows.
+/// The store's half: an append is one transaction of ordinary rows, on every back end.
 @Suite("Pipeline upload store", .timeLimit(.minutes(1)))
 struct PipelineUploadStoreTests {
-    @Test func anAppendStoresTheJobsTheCountAndTheGrownDependencies() throws {
-        let scratch = try StoreFactory.sqlite.make()
+    @Test(arguments: StoreFactory.all)
+    func anAppendStoresTheJobsTheCountAndTheGrownDependencies(_ factory: StoreFactory) throws {
+        let scratch = try factory.make()
         let store = scratch.store
         let now = Date(timeIntervalSince1970: 1_800_000_000)
         var pipeline = StoredPipeline(
@@ -445,5 +446,35 @@ struct PipelineUploadStoreTests {
         #expect(throws: (any Error).self) {
             try store.commit(StoreBatch([.appendJobs(PipelineAppend(pipelineID: "nope", jobs: [], uploads: 1, dependencies: [:]))]))
         }
+    }
+}
+
+/// Schema v12 on a database an older release left: its pipelines read as recording no
+/// submitter and no uploads, and take uploads from then on.
+@Suite("Pipeline upload migration", .timeLimit(.minutes(1)))
+struct PipelineUploadMigrationTests {
+    @Test func anOlderPipelineReadsAsNoSubmitterAndNoUploads() throws {
+        let directory = NSTemporaryDirectory() + "gantry-upload-migration-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let path = directory + "/gantry.sqlite"
+        let now = Date(timeIntervalSince1970: 1_800_000_000)
+        let pipeline = StoredPipeline(id: "old", file: "p", yaml: "", repository: "", commit: "", branch: "", env: [:], createdAt: now)
+        let definition = try PipelineParser().parse("steps:\n  - {key: a, command: x}\n")
+        do {
+            let old = try SQLiteStore(path: path, migratingUpTo: "v9: approval gates")
+            try old.insert(
+                pipeline: pipeline,
+                jobs: try CoordinatorCore.jobRows(for: definition, pipeline: pipeline, file: "p", environments: .none, now: now))
+        }
+        let upgraded = try SQLiteStore(path: path)
+        let stored = try #require(try upgraded.pipeline(id: "old"))
+        #expect(stored.submittedBy == nil && stored.uploads == 0)
+        let added = try CoordinatorCore.jobRows(
+            for: try PipelineParser().parse("steps:\n  - {key: b, command: y}\n"), pipeline: stored, file: "up.yml",
+            environments: .none, firstPosition: 1, now: now)
+        try upgraded.commit(StoreBatch([.appendJobs(PipelineAppend(pipelineID: "old", jobs: added, uploads: 1, dependencies: [:]))]))
+        #expect(try upgraded.pipeline(id: "old")?.uploads == 1)
+        #expect(try upgraded.jobs(pipelineID: "old").map(\.key) == ["a", "b"])
     }
 }
