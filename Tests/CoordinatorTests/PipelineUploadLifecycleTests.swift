@@ -95,7 +95,7 @@ extension JobLifecycleTests {
         #expect(lifecycle.pipelines.isEmpty && lifecycle.jobs.isEmpty)
     }
 
-    @Test mutating func matrixBlocksConditionsAndPrioritiesWorkInUploadedSteps() throws {
+    @Test mutating func matrixBlocksConditionsPrioritiesAndGroupsWorkInUploadedSteps() throws {
         try connect("a/1", ready: false)
         _ = try submitJobs("steps:\n  - {key: up, command: u}\n")
         let lease = try #require(ready("a/1"))
@@ -107,6 +107,7 @@ extension JobLifecycleTests {
                 key: gate
               - {key: build, command: "make {{matrix.os}}", matrix: {os: [linux, mac]}, priority: 5, depends_on: gate}
               - {key: after-docs, command: a, depends_on: docs, soft_fail: true}
+              - {key: deploy, command: d, parallelism: 2, concurrency: {group: g}}
             """, from: lease
         ).get()
         let append = try #require(Self.appends(output).first)
@@ -120,6 +121,9 @@ extension JobLifecycleTests {
         let afterDocs = try #require(byKey["after-docs"]?.first)
         #expect(rows[afterDocs.id]?.state == .queued)
         #expect(lifecycle.jobs[try #require(byKey["gate"]?.first?.id)]?.state == .blocked)
+        // A concurrency group admits one of the two deploy jobs; the other waits for its slot.
+        let deploys = try #require(byKey["deploy"])
+        #expect(lifecycle.groups.active["g"]?.keys.sorted() == [deploys[0].id] && lifecycle.groups.isHeld(deploys[1].id))
     }
 
     // MARK: - Keys
