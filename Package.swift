@@ -137,6 +137,8 @@ let package = Package(
             name: "gantry",
             dependencies: [
                 "GantryProtocol",
+                // The bootstrap pipeline's YAML (`PipelineBootstrap`), shared with the coordinator.
+                "GantryPipeline",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOFoundationCompat", package: "swift-nio"),

@@ -167,10 +167,11 @@ public actor CoordinatorCore {
     /// task, outside the actor: YAML is the most expensive input the coordinator takes,
     /// and the single writer must not wait. `permit` may refuse the pipeline by what it
     /// contains (the API checks who may deploy to its environments) before anything is
-    /// stored. `source` and `rebuildOf` are set by the coordinator, never by the caller's
-    /// body.
+    /// stored. `source`, `rebuildOf` and `submittedBy` (the caller's identity, whose
+    /// deploy permission steps uploaded into the pipeline need) are set by the
+    /// coordinator, never by the caller's body.
     public nonisolated func submit(
-        _ request: API.SubmitPipeline, source: String = "api", rebuildOf: String? = nil,
+        _ request: API.SubmitPipeline, source: String = "api", rebuildOf: String? = nil, submittedBy: String? = nil,
         permit: (PipelineDefinition) throws -> Void = { _ in }
     ) async throws -> API.Pipeline {
         try SubmissionCheck.check(request)
@@ -178,9 +179,11 @@ public actor CoordinatorCore {
         try permit(definition)
         try configuration.environments.check(definition, branch: request.branch ?? "")
         try SecretRequirements.check(definition, request: request, vault: secrets)
-        let (pipeline, created) = try Self.rows(
+        let (built, created) = try Self.rows(
             for: request, definition: definition, source: source, rebuildOf: rebuildOf,
             environments: configuration.environments, now: Date())
+        var pipeline = built
+        pipeline.submittedBy = submittedBy
         return try await submit(pipeline, jobs: created)
     }
 
@@ -205,17 +208,28 @@ public actor CoordinatorCore {
         pipeline.message = request.message ?? ""
         pipeline.source = source
         pipeline.rebuildOf = rebuildOf
+        let jobs = try jobRows(for: definition, pipeline: pipeline, file: pipeline.file, environments: environments, now: now)
+        return (pipeline, jobs)
+    }
+
+    /// The job rows of `definition`'s steps in `pipeline`, positions from `firstPosition`:
+    /// a new pipeline's (`rows`) or those uploaded into a running one. The file's `env`
+    /// is merged under the submission's; `if:` sees the pipeline's build.
+    static func jobRows(
+        for definition: PipelineDefinition, pipeline: StoredPipeline, file: String, environments: EnvironmentRules,
+        firstPosition: Int = 0, now: Date
+    ) throws -> [StoredJob] {
         let pipelineEnv = definition.env.merging(pipeline.env) { $1 }
         let context = StepConditions.context(for: pipeline, env: pipelineEnv)
         var jobs: [StoredJob] = []
         var conditionCost = 0
         for step in definition.steps {
-            let runs = try StepConditions.holds(step.condition, in: context, file: pipeline.file, spent: &conditionCost)
+            let runs = try StepConditions.holds(step.condition, in: context, file: file, spent: &conditionCost)
             for expanded in step.jobs {
                 let state: JobState =
                     !runs ? .skipped : !step.dependsOn.isEmpty ? .waiting : step.block == nil ? .queued : .blocked
                 var job = StoredJob(
-                    id: newID(), pipelineId: pipeline.id, position: jobs.count, key: step.key, name: expanded.name,
+                    id: newID(), pipelineId: pipeline.id, position: firstPosition + jobs.count, key: step.key, name: expanded.name,
                     state: state, commands: expanded.commands, env: pipelineEnv.merging(expanded.env) { $1 },
                     agents: expanded.agents, dependsOn: step.dependsOn, timeoutSeconds: step.timeoutSeconds,
                     cancelGraceSeconds: step.cancelGraceSeconds, retry: step.retry, retryCounts: [:], cancelReason: nil,
@@ -235,7 +249,7 @@ public actor CoordinatorCore {
                 jobs.append(job)
             }
         }
-        return (pipeline, jobs)
+        return jobs
     }
 
     /// Reads run on the caller's task, off the single writer: decoding a page of rows

@@ -65,7 +65,7 @@ extension PipelineParser {
                 throw error(keyNode, "unknown block step key `\(Self.excerpt(field))`: expected one of \(allowedKeys)")
             }
         }
-        let resolvedKey = key ?? "block-\(ordinal)"
+        let resolvedKey = key ?? "\(upload?.defaultKeyPrefix ?? "")block-\(ordinal)"
         var parsed = ParsedStep(
             step: PipelineDefinition.Step(
                 key: resolvedKey, name: name ?? prompt, commands: [], env: [:], agents: [:],

@@ -137,7 +137,7 @@ extension PipelineParser {
                 "`\(clash)` is both in the step's `env` and in its `secrets`: a secret must come from the vault only, "
                     + "remove it from `env`")
         }
-        let resolvedKey = key ?? "step-\(ordinal)"
+        let resolvedKey = key ?? "\(upload?.defaultKeyPrefix ?? "")step-\(ordinal)"
 
         // The strings `{{matrix.NAME}}` is interpolated into, each with where it is written.
         let commandNodes = commandsNode.sequence ?? [commandsNode]

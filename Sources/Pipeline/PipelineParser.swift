@@ -23,9 +23,12 @@ public struct PipelineParser: Sendable {
     public static let topLevelKeys: Set<String> = ["steps", "env", "stages"]
 
     public var file: String
+    /// Set when the file is uploaded into a running pipeline (`PipelineUploadContext`).
+    public var upload: PipelineUploadContext?
 
-    public init(file: String = "pipeline.yml") {
+    public init(file: String = "pipeline.yml", upload: PipelineUploadContext? = nil) {
         self.file = file
+        self.upload = upload
     }
 
     public func parse(_ text: String) throws(PipelineError) -> PipelineDefinition {
@@ -85,16 +88,27 @@ public struct PipelineParser: Sendable {
         // Each step as written, with the job counts checked before anything is expanded.
         var steps: [ParsedStep] = []
         var keyNodes: [String: Node] = [:]
-        var jobCount = 0
+        var jobCount = upload?.existingJobs ?? 0
         for case .step(let stepNode) in entries {
             let parsed = try parseStep(stepNode, ordinal: steps.count + 1)
             let key = parsed.step.key
             if keyNodes[key] != nil {
                 throw error(stepNode, "duplicate step key `\(key)`: keys must be unique")
             }
+            if let upload, upload.existingKeys.contains(key) {
+                throw error(
+                    parsed.node["key"] ?? stepNode,
+                    "step key `\(key)` is already a step of this pipeline: an uploaded step needs a key of its own")
+            }
             keyNodes[key] = stepNode
             jobCount += parsed.jobCount
             guard jobCount <= PipelineLimits.maximumJobs else {
+                if let upload {
+                    throw error(
+                        parsed.expansionNode,
+                        "the pipeline has \(upload.existingJobs) jobs, and the uploaded steps up to `\(key)` bring it to "
+                            + "\(jobCount); the limit is \(PipelineLimits.maximumJobs) jobs per pipeline, uploads included")
+                }
                 throw error(
                     parsed.expansionNode,
                     "the steps up to `\(key)` expand into \(jobCount) jobs; the limit is \(PipelineLimits.maximumJobs) "
@@ -108,6 +122,13 @@ public struct PipelineParser: Sendable {
         for parsed in steps {
             let step = parsed.step
             for dependency in step.dependsOn where keyNodes[dependency] == nil {
+                if let upload, upload.existingKeys.contains(dependency) {
+                    guard upload.later.contains(dependency) else { continue }
+                    throw error(
+                        parsed.dependsOnNode ?? parsed.node,
+                        "step `\(step.key)` depends on `\(dependency)`, which runs after the uploading step and so after "
+                            + "every uploaded step: that is a cycle")
+                }
                 throw error(
                     parsed.dependsOnNode ?? parsed.node,
                     "step `\(step.key)` depends on `\(Self.excerpt(dependency))`, which is not a step key (known: \(Self.list(steps.map(\.step.key))))")

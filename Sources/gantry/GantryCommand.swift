@@ -1,6 +1,7 @@
 import ArgumentParser
 import AsyncHTTPClient
 import Foundation
+import GantryPipeline
 import GantryProtocol
 import NIOCore
 import NIOHTTP1
@@ -15,15 +16,20 @@ struct GantryCommand: AsyncParsableCommand {
         subcommands: [
             RunPipeline.self, Jobs.self, Logs.self, Agents.self, Cancel.self, WhoAmI.self, TokenCommand.self, IdentityCommand.self,
             Audit.self, Login.self, SecretCommand.self, Retry.self, Rebuild.self, MetaDataCommand.self, Approve.self, Reject.self,
+            PipelineCommand.self,
         ])
 }
 
 struct RunPipeline: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "run",
-        abstract: "Submit a pipeline, stream every job's log, exit 0 only if the pipeline succeeded.")
+        abstract: "Submit a pipeline, stream every job's log, exit 0 only if the pipeline succeeded.",
+        discussion: """
+            Without FILE, --repository and --commit start the bootstrap pipeline: one step that uploads the
+            repository's own .gantry/pipeline.yml at that commit (`gantry pipeline upload`).
+            """)
 
-    @Argument(help: "Pipeline YAML file.") var file: String
+    @Argument(help: "Pipeline YAML file (default: the bootstrap pipeline, with --repository and --commit).") var file: String?
     @OptionGroup var connection: Connection
     @Option(help: "Repository, exposed to steps as GANTRY_REPOSITORY.") var repository: String?
     @Option(help: "Commit, exposed as GANTRY_COMMIT.") var commit: String?
@@ -33,8 +39,20 @@ struct RunPipeline: AsyncParsableCommand {
     @Option(name: .customLong("env"), help: "Extra environment for every step, K=V (repeatable).") var env: [String] = []
 
     func run() async throws {
-        guard let yaml = try? String(contentsOfFile: file, encoding: .utf8) else {
-            throw CLIError("cannot read pipeline file '\(file)'")
+        let yaml: String
+        let name: String
+        if let file {
+            guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
+                throw CLIError("cannot read pipeline file '\(file)'")
+            }
+            (yaml, name) = (text, file)
+        } else {
+            guard repository != nil, commit != nil else {
+                throw ValidationError(
+                    "pass a pipeline file, or --repository and --commit to build the repository's own "
+                        + "\(PipelineBootstrap.repositoryFile)")
+            }
+            (yaml, name) = (PipelineBootstrap.yaml, PipelineBootstrap.file)
         }
         var variables: [String: String] = [:]
         for pair in env {
@@ -45,7 +63,7 @@ struct RunPipeline: AsyncParsableCommand {
         let client = try connection.client()
         defer { client.shutdown() }
         let submission = API.SubmitPipeline(
-            yaml: yaml, file: file, repository: repository, commit: commit, branch: branch, env: variables, tag: tag,
+            yaml: yaml, file: name, repository: repository, commit: commit, branch: branch, env: variables, tag: tag,
             message: message)
         let pipeline: API.Pipeline = try await client.send("POST", "/v1/pipelines", body: submission)
         if !connection.json {
@@ -61,20 +79,59 @@ struct PipelineFollower {
     let client: APIClient
     let json: Bool
 
+    /// How often the pipeline is read for jobs its steps uploaded while it runs.
+    static let pollInterval = Duration.seconds(1)
+
+    /// What a task of `follow` ended with.
+    private enum Followed: Sendable {
+        case log
+        case poll(API.Pipeline?)
+    }
+
     func follow(_ pipeline: API.Pipeline) async throws {
         let width = min(pipeline.jobs.map(\.name.count).max() ?? 0, 40)
         let printer = LinePrinter()
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            for job in pipeline.jobs {
-                group.addTask {
-                    let prefix = json ? nil : "[\(job.name.padding(toLength: width, withPad: " ", startingAt: 0))] "
-                    try await client.stream("/v1/jobs/\(job.id)/log?follow=1") { bytes in
-                        if let prefix { await printer.write(bytes, prefix: prefix, stream: job.id) }
+        let client = client
+        let json = json
+        try await withThrowingTaskGroup(of: Followed.self) { group in
+            // Steps may add jobs while the pipeline runs (`gantry pipeline upload`): the
+            // pipeline is read again every second, and each new job's log followed too.
+            // At most 1,000 jobs per pipeline, so at most that many followers.
+            var followed: Set<String> = []
+            func followNew(_ jobs: [API.Job]) {
+                for job in jobs where followed.insert(job.id).inserted {
+                    group.addTask {
+                        let prefix = json ? nil : "[\(job.name.padding(toLength: width, withPad: " ", startingAt: 0))] "
+                        try await client.stream("/v1/jobs/\(job.id)/log?follow=1") { bytes in
+                            if let prefix { await printer.write(bytes, prefix: prefix, stream: job.id) }
+                        }
+                        if let prefix { await printer.flush(prefix: prefix, stream: job.id) }
+                        return .log
                     }
-                    if let prefix { await printer.flush(prefix: prefix, stream: job.id) }
                 }
             }
-            try await group.waitForAll()
+            func poll() {
+                group.addTask {
+                    try await Task.sleep(for: Self.pollInterval)
+                    return .poll(try? await client.send("GET", "/v1/pipelines/\(pipeline.id)") as API.Pipeline)
+                }
+            }
+            followNew(pipeline.jobs)
+            if pipeline.state == "running" { poll() }
+            // A read that fails is tried again, 30 times in a row at most: the logs being
+            // followed say more about an unreachable coordinator than the poll does.
+            var failedReads = 0
+            while let result = try await group.next() {
+                guard case .poll(let latest) = result else { continue }
+                if let latest {
+                    failedReads = 0
+                    followNew(latest.jobs)
+                    if latest.state == "running" { poll() }
+                } else {
+                    failedReads += 1
+                    if failedReads < 30 { poll() }
+                }
+            }
         }
         let final: API.Pipeline = try await client.send("GET", "/v1/pipelines/\(pipeline.id)")
         if json {

@@ -26,10 +26,15 @@ struct AuthorizationTests {
         .listSecrets: .admin, .setSecret: .admin, .deleteSecret: .admin,
         .listAudit: .admin, .verifyAudit: .admin,
         .setMetaData: .developer, .getMetaData: .viewer, .listMetaData: .viewer,
+        .uploadPipelineSteps: .developer,
     ]
 
+    /// Routes only a step's job token may use: the router checks the declared permission,
+    /// then the handler refuses every person's token (403, saying to submit instead).
+    static let jobTokenOnlyRoutes: Set<APIRoute> = [.uploadPipelineSteps]
+
     /// The routes a step's job token may call (for its own pipeline only).
-    static let jobTokenRoutes: Set<APIRoute> = [.setMetaData, .getMetaData, .listMetaData]
+    static let jobTokenRoutes: Set<APIRoute> = [.setMetaData, .getMetaData, .listMetaData, .uploadPipelineSteps]
 
     /// Parameters naming nothing that exists, so an allowed call changes nothing.
     static let parameters = [
@@ -72,7 +77,7 @@ struct AuthorizationTests {
                 }
                 for role in API.Role.allCases {
                     let (status, data) = try await cluster.request(method, path, body: body, token: tokens[role]!)
-                    let expectedAllowed = minimum.map { role >= $0 } ?? true
+                    let expectedAllowed = Self.jobTokenOnlyRoutes.contains(route) ? false : minimum.map { role >= $0 } ?? true
                     let allowed = status != 403 && status != 401
                     // The router's own 404 has no body: the route is declared but not served.
                     if status == 404, data.isEmpty { mismatches.append("\(route) is not served (\(route.method) \(path))") }

@@ -62,6 +62,7 @@ public enum APIRouter {
         addAuditRoutes(to: router, dependencies)
         addSecretRoutes(to: router, dependencies)
         addMetaDataRoutes(to: router, dependencies)
+        addPipelineUploadRoutes(to: router, dependencies)
         router.on(.submitPipeline, audit: audit) { request, context -> Response in
             var request = request
             let body: ByteBuffer
@@ -82,7 +83,9 @@ public enum APIRouter {
             do {
                 let principal = context.principal!
                 let policy = dependencies.deployPolicy
-                let pipeline = try await core.submit(submission) { try principal.checkMayDeploy($0, policy: policy) }
+                let pipeline = try await core.submit(submission, submittedBy: principal.identity) {
+                    try principal.checkMayDeploy($0, policy: policy)
+                }
                 context.audit.set(object: "pipeline:\(pipeline.id)")
                 context.audit.add("jobs", String(pipeline.jobs.count))
                 return APIResponses.json(pipeline, status: .created)

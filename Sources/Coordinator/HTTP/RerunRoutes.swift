@@ -41,7 +41,8 @@ extension APIRouter {
                 return APIResponses.error(.unauthorized, code: "unauthorized", message: "no principal")
             }
             do {
-                guard let pipeline = try await core.rebuild(pipelineID: id, permit: { try principal.checkMayDeploy($0, policy: policy) })
+                guard let pipeline = try await core.rebuild(
+                    pipelineID: id, submittedBy: principal.identity, permit: { try principal.checkMayDeploy($0, policy: policy) })
                 else {
                     return APIResponses.error(.notFound, code: "not_found", message: "no pipeline \(id)")
                 }

@@ -37,15 +37,16 @@ extension CoordinatorCore {
     /// Starts a new pipeline from a stored one: the same file, repository, commit,
     /// branch, tag, message and request env, pointing back at it. It is parsed and
     /// checked like a new submission (`permit`, secrets, limits), since the caller may
-    /// not be the one who submitted it and the rules may have changed since.
+    /// not be the one who submitted it and the rules may have changed since. The new
+    /// pipeline is `submittedBy` whoever rebuilt it.
     public nonisolated func rebuild(
-        pipelineID: String, permit: (PipelineDefinition) throws -> Void = { _ in }
+        pipelineID: String, submittedBy: String? = nil, permit: (PipelineDefinition) throws -> Void = { _ in }
     ) async throws -> API.Pipeline? {
         await flush()
         guard let old = try store.pipeline(id: pipelineID) else { return nil }
         let request = API.SubmitPipeline(
             yaml: old.yaml, file: old.file, repository: old.repository, commit: old.commit, branch: old.branch,
             env: old.env, tag: old.tag.isEmpty ? nil : old.tag, message: old.message.isEmpty ? nil : old.message)
-        return try await submit(request, source: old.source, rebuildOf: old.id, permit: permit)
+        return try await submit(request, source: old.source, rebuildOf: old.id, submittedBy: submittedBy, permit: permit)
     }
 }

@@ -43,8 +43,11 @@ public struct PipelineProgress: Sendable, Equatable {
     public var pendingDependencies: [String: Int]
     /// How many of its jobs are not terminal.
     public var unfinished: Int
+    /// How many files its steps have uploaded into it (`gantry pipeline upload`).
+    public var uploads: Int
 
     public init(pipeline: StoredPipeline, jobs: [StoredJob]) {
+        uploads = pipeline.uploads
         repository = pipeline.repository
         commit = pipeline.commit
         branch = pipeline.branch

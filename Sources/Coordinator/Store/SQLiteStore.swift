@@ -285,6 +285,18 @@ public final class SQLiteStore: CoordinatorStore {
                     ALTER TABLE jobs ADD COLUMN failure TEXT;
                     """)
         }
+        migrator.registerMigration("v11: pipeline uploads") { db in
+            // `gantry pipeline upload` (see Lifecycle/JobLifecycle+Uploads.swift). Uploaded
+            // steps are ordinary job rows; the pipeline counts its uploads (bounded) and
+            // keeps who submitted it, whose deploy permission its uploaded steps need.
+            // NULL: not recorded (a pipeline from before this migration), so an upload
+            // into it may not deploy.
+            try db.execute(
+                sql: """
+                    ALTER TABLE pipelines ADD COLUMN submitted_by TEXT;
+                    ALTER TABLE pipelines ADD COLUMN uploads INTEGER NOT NULL DEFAULT 0;
+                    """)
+        }
         return migrator
     }
 
@@ -299,6 +311,8 @@ public final class SQLiteStore: CoordinatorStore {
                 case .insertPipeline(let pipeline, let jobs):
                     try pipeline.insert(db)
                     for job in jobs { try job.insert(db) }
+                case .appendJobs(let append):
+                    try Self.apply(append, db)
                 case .updateJob(let job):
                     try job.updateLifecycle(db)
                 case .saveAttempt(let attempt):

@@ -4,6 +4,10 @@ import Foundation
 public enum StoreWrite: Sendable, Equatable {
     /// A new pipeline with all its jobs.
     case insertPipeline(StoredPipeline, jobs: [StoredJob])
+    /// Steps uploaded into a running pipeline (`gantry pipeline upload`): new job rows,
+    /// the pipeline's upload count, and the dependencies of the waiting jobs that now
+    /// also wait for the uploaded steps.
+    case appendJobs(PipelineAppend)
     /// A job's lifecycle columns (state, attempt, agent, outcome, times, log length); the
     /// step's definition never changes after insert. Fails the batch if the job is unknown.
     case updateJob(StoredJob)
@@ -15,6 +19,23 @@ public enum StoreWrite: Sendable, Equatable {
     /// Pipeline meta-data set in the same transaction as a lifecycle change (an approved
     /// block's fields).
     case setMetaData([StoredMetaData])
+}
+
+/// What one upload adds to a pipeline's rows (`StoreWrite.appendJobs`).
+public struct PipelineAppend: Sendable, Equatable {
+    public var pipelineID: String
+    public var jobs: [StoredJob]
+    /// The pipeline's upload count after this one.
+    public var uploads: Int
+    /// Waiting jobs whose `depends_on` grew, with the whole new list.
+    public var dependencies: [String: [String]]
+
+    public init(pipelineID: String, jobs: [StoredJob], uploads: Int, dependencies: [String: [String]]) {
+        self.pipelineID = pipelineID
+        self.jobs = jobs
+        self.uploads = uploads
+        self.dependencies = dependencies
+    }
 }
 
 /// A log chunk as it arrived from the agent: deflate-compressed, already inflate-checked.

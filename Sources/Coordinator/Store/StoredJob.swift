@@ -104,6 +104,11 @@ public struct StoredPipeline: Codable, FetchableRecord, PersistableRecord, Senda
     public var source: String = "api"
     /// The pipeline this one rebuilds (`gantry rebuild`), if any.
     public var rebuildOf: String?
+    /// The identity that submitted (or rebuilt) it, schema v12; nil when not recorded.
+    /// Steps uploaded into the pipeline act for it (`gantry pipeline upload`).
+    public var submittedBy: String?
+    /// How many files its steps have uploaded into it (bounded, schema v12).
+    public var uploads: Int = 0
 
     public static let databaseColumnEncodingStrategy = DatabaseColumnEncodingStrategy.convertToSnakeCase
     public static let databaseColumnDecodingStrategy = DatabaseColumnDecodingStrategy.convertFromSnakeCase
@@ -126,6 +131,8 @@ extension StoredPipeline {
         if !message.isEmpty { container["message"] = message }
         if source != "api" { container["source"] = source }
         if let rebuildOf { container["rebuild_of"] = rebuildOf }
+        if let submittedBy { container["submitted_by"] = submittedBy }
+        if uploads != 0 { container["uploads"] = uploads }
     }
 }
 

@@ -91,7 +91,8 @@ final class TestCluster: @unchecked Sendable {
 
     @discardableResult
     func startAgent(
-        slot: String, labels: String = "os=linux", coordinator address: String? = nil, extraArguments: [String] = []
+        slot: String, labels: String = "os=linux", coordinator address: String? = nil, extraArguments: [String] = [],
+        environment: [String: String] = [:]
     ) async throws -> ChildProcess {
         if !FileManager.default.fileExists(atPath: agentState + "/agent.pem") {
             let (ok, output) = try await enroll()
@@ -103,7 +104,7 @@ final class TestCluster: @unchecked Sendable {
                 "run", "--state", agentState, "--work-root", root + "/work", "--slot", slot, "--labels", labels,
                 "--heartbeat-interval", "0.5",
             ] + (address.map { ["--coordinator", $0] } ?? []) + extraArguments,
-            logFile: root + "/agent-\(slot).log")
+            environment: environment, logFile: root + "/agent-\(slot).log")
         agents.append(agent)
         _ = try await agent.waitForLine(containing: "connected to the coordinator")
         return agent

@@ -1,0 +1,79 @@
+import Foundation
+import GantryPipeline
+import GantryProtocol
+
+/// `gantry pipeline upload`: a running step adds steps to its own pipeline.
+extension CoordinatorCore {
+    /// Parses, checks and appends steps uploaded by the attempt `grant` stands for.
+    /// Returns nil for an unknown pipeline.
+    ///
+    /// Everything but the append runs on the caller's task, as a submission does: the
+    /// store reads, the parse (with the pipeline's steps as context, so keys, dependencies
+    /// and the job limit are checked with the file's line and column), `permit` (the
+    /// route checks the submitter's deploy permission), the environments' rules, the
+    /// secrets' scopes and the rows with their `if:` conditions. The lifecycle then
+    /// checks again what may have changed meanwhile (the attempt, the keys, the limits)
+    /// and appends the rows in one transaction, or refuses with nothing added.
+    public nonisolated func uploadSteps(
+        _ yaml: String, file: String, grant: Principal.JobGrant,
+        permit: (PipelineDefinition, StoredPipeline) throws -> Void = { _, _ in }
+    ) async throws -> API.UploadedSteps? {
+        try SubmissionCheck.check(API.SubmitPipeline(yaml: "", file: file))
+        await flush()
+        guard let pipeline = try store.pipeline(id: grant.pipelineID) else { return nil }
+        let existing = try store.jobs(pipelineID: pipeline.id)
+        guard existing.contains(where: { !$0.isTerminal }) else {
+            throw UploadRefusal(kind: .pipelineEnded, description: "pipeline \(pipeline.id) has ended: no steps can be added to it")
+        }
+        guard let uploader = existing.first(where: { $0.id == grant.jobID }), uploader.state.isHeld,
+            uploader.attempt == Int(grant.attempt)
+        else {
+            throw UploadRefusal(
+                kind: .notHeld,
+                description: "attempt \(grant.attempt) of job \(grant.jobID) is no longer running: only a running step may add "
+                    + "steps to its pipeline")
+        }
+        guard pipeline.uploads < JobLifecycle.maximumUploadsPerPipeline else {
+            throw UploadRefusal(
+                kind: .limit,
+                description: "pipeline \(pipeline.id) already had \(pipeline.uploads) uploads, the most one pipeline may have")
+        }
+        let context = PipelineUploadContext(
+            existingKeys: Set(existing.map(\.key)), existingJobs: existing.count, later: Self.steps(after: uploader.key, in: existing),
+            defaultKeyPrefix: "upload-\(pipeline.uploads + 1).")
+        let definition = try PipelineParser(file: file, upload: context).parse(yaml)
+        try permit(definition, pipeline)
+        try configuration.environments.check(uploaded: definition, branch: pipeline.branch, after: uploader.key, existing: existing)
+        try SecretRequirements.check(
+            definition, request: API.SubmitPipeline(yaml: "", file: file, repository: pipeline.repository, env: pipeline.env),
+            vault: secrets)
+        let rows = try Self.jobRows(
+            for: definition, pipeline: pipeline, file: file, environments: configuration.environments,
+            firstPosition: existing.count, now: Date())
+        try await append(PipelineUpload(pipelineID: pipeline.id, jobID: uploader.id, attempt: uploader.attempt, jobs: rows))
+        return API.UploadedSteps(pipelineId: pipeline.id, jobs: rows.map(\.id))
+    }
+
+    /// The single writer's part: the lifecycle's checks and the append, committed before
+    /// the caller is answered.
+    func append(_ upload: PipelineUpload) throws {
+        switch lifecycle.upload(upload, now: Date()) {
+        case .failure(let refusal): throw refusal
+        case .success(let output): try runNow(output)
+        }
+    }
+
+    /// The steps of `jobs` still waiting, directly or through others, for step `key`.
+    static func steps(after key: String, in jobs: [StoredJob]) -> Set<String> {
+        var dependents: [String: Set<String>] = [:]
+        for job in jobs where job.state == .waiting {
+            for dependency in job.dependsOn { dependents[dependency, default: []].insert(job.key) }
+        }
+        var later: Set<String> = []
+        var frontier = [key]
+        while let step = frontier.popLast() {
+            for dependent in dependents[step] ?? [] where later.insert(dependent).inserted { frontier.append(dependent) }
+        }
+        return later
+    }
+}
