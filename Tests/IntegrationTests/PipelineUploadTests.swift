@@ -173,26 +173,21 @@ struct PipelineUploadTests {
         }
     }
 
-    /// `gantry run --repository --commit` without a file submits the bootstrap pipeline,
-    /// whose one step uploads `.gantry/pipeline.yml` from its work dir, and follows the
-    /// jobs it adds. The checkout is not this test's: a `gantry` wrapper first on the
-    /// agent's `PATH` writes the file the checkout would bring, then runs the real CLI.
+    /// `gantry run --repository --commit` without a file submits the bootstrap pipeline:
+    /// the agent checks the commit out from a real repository, and the bootstrap's one step
+    /// uploads the `.gantry/pipeline.yml` it finds there; `gantry run` follows the jobs it adds.
     @Test func runWithoutAFileBootstrapsFromTheRepositorysPipeline() async throws {
         try await TestCluster.with("upload-bootstrap") { cluster in
-            let repositoryPipeline = cluster.root + "/repository-pipeline.yml"
-            try Self.write(
-                """
+            let repositoryPipeline = """
                 steps:
                   - key: hello
                     command: "echo hello from the repository"
                   - wait
                   - key: bye
                     command: "echo bye from the repository"
-                """, to: repositoryPipeline)
-            // A real repository holding the file, so the test still holds once the agent
-            // checks out the commit itself (then the wrapper finds the file there).
+                """
             let repository = cluster.root + "/repository"
-            try Self.write(try String(contentsOfFile: repositoryPipeline, encoding: .utf8), to: repository + "/.gantry/pipeline.yml")
+            try Self.write(repositoryPipeline, to: repository + "/.gantry/pipeline.yml")
             for arguments in [
                 ["init", "-q", "-b", "main"], ["add", ".gantry/pipeline.yml"],
                 ["-c", "user.name=Gantry Test", "-c", "user.email=test@example.invalid", "commit", "-q", "-m", "pipeline"],
@@ -205,17 +200,8 @@ struct PipelineUploadTests {
             let head = try await Subprocess.run(
                 .name("git"), arguments: ["-C", repository, "rev-parse", "HEAD"], output: .string(limit: 1024), error: .discarded)
             let commit = head.standardOutput.trimmingCharacters(in: .whitespacesAndNewlines)
-            let wrappers = cluster.root + "/bin"
-            try Self.write(
-                """
-                #!/bin/sh
-                if [ "$1 $2" = "pipeline upload" ] && [ ! -f .gantry/pipeline.yml ]; then
-                  mkdir -p .gantry && cp \(repositoryPipeline) .gantry/pipeline.yml
-                fi
-                exec \(cluster.binaries)/gantry "$@"
-                """, to: wrappers + "/gantry")
-            try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: wrappers + "/gantry")
-            try await cluster.startAgent(slot: "1", environment: Self.agentEnvironment(cluster, first: wrappers))
+            try await cluster.startAgent(
+                slot: "1", extraArguments: ["--git-allow-file-urls"], environment: Self.agentEnvironment(cluster))
             let result = try await Subprocess.run(
                 .path(FilePath(cluster.binaries + "/gantry")),
                 arguments: [
