@@ -406,6 +406,29 @@ extension JobLifecycleTests {
         #expect(lifecycle.pipelines.isEmpty && lifecycle.jobs.isEmpty, "nothing is left waiting")
     }
 
+    /// A retry is planned from rows read off the single writer. A job of the pipeline that
+    /// ends before the plan is applied makes the read stale: rebuilt from it, the pipeline's
+    /// progress would count that job unfinished forever. Such a plan is refused; planned
+    /// again from a fresh read, it runs.
+    @Test mutating func aRetryPlannedFromRowsThatChangedMeanwhileIsRefused() throws {
+        try connect("a/1", ready: false)
+        try connect("b/1", ready: false)
+        let (submitted, jobs) = try submitJobs("steps:\n  - {key: a, command: x}\n  - {key: g, command: y}\n")
+        let leaseA = try #require(ready("a/1"))
+        let leaseG = try #require(ready("b/1"))
+        #expect(leaseA.jobID == jobs[0].id && leaseG.jobID == jobs[1].id)
+        let failed = end(leaseA, .failed, exit: 1)
+        let read = Self.rows([submitted, failed])
+        #expect(read[jobs[1].id]?.state.isTerminal == false, "read while g still runs")
+        let passed = end(leaseG, on: "b/1", at: 5)
+        #expect(lifecycle.pipelines.isEmpty, "g ended after the read: the pipeline is over")
+        #expect(retry(jobs[0], rows: jobs.map { read[$0.id]! }, at: 10).map(\.0.id) == .failure(.changedMeanwhile))
+        #expect(lifecycle.jobs.isEmpty, "nothing changed")
+        let fresh = Self.rows([submitted, failed, passed])
+        let (retried, _) = try retry(jobs[0], rows: jobs.map { fresh[$0.id]! }, at: 11).get()
+        #expect(retried.state == .queued && lifecycle.jobs[retried.id] != nil, "no agent is ready: queued")
+    }
+
     @Test mutating func onlyAJobWhoseDependenciesLetItRunCanBeRetried() throws {
         try connect("a/1", ready: false)
         let (submitted, jobs) = try submitJobs(

@@ -73,6 +73,15 @@ extension JobLifecycle {
         _ plan: RetryPlan, pipeline: StoredPipeline, pipelineJobs: [StoredJob], reason: String, now: Date
     ) -> (StoredJob, LifecycleOutput)? {
         guard jobs[plan.job.id] == nil, plan.reopened.allSatisfy({ jobs[$0.id] == nil }) else { return nil }
+        // The rows were read off the single writer; the progress below is rebuilt from
+        // them, so they must still be what the lifecycle holds. A row read unfinished that
+        // the lifecycle no longer holds ended meanwhile (rebuilt as unfinished, its
+        // dependents would never be decided), and a running pipeline with more jobs than
+        // were read took an upload meanwhile (rebuilt without them, they would be
+        // forgotten). Either way the plan is stale: refused, nothing changed.
+        guard pipelineJobs.allSatisfy({ $0.state.isTerminal || jobs[$0.id] != nil }),
+            pipelines[pipeline.id].map({ $0.jobIDs.count == pipelineJobs.count }) ?? true
+        else { return nil }
         var turn = LifecycleOutput()
         let reopenedIDs = Set(plan.reopened.map(\.id))
         var retried = plan.job
