@@ -134,3 +134,21 @@ extension JobLifecycleTests {
         }
     }
 }
+
+/// Every step checks out the submitted commit on its own, so with a repository it must be
+/// a full commit id: a name would be resolved once per step.
+@Suite struct SubmittedCommitTests {
+    static func submission(_ commit: String, repository: String? = "https://git.example.com/app.git") -> API.SubmitPipeline {
+        API.SubmitPipeline(yaml: "", repository: repository, commit: commit)
+    }
+
+    @Test func aRepositoryNeedsAFullCommitID() throws {
+        try SubmissionCheck.check(Self.submission(String(repeating: "9f", count: 20)))
+        try SubmissionCheck.check(Self.submission(String(repeating: "0A", count: 32)))
+        try SubmissionCheck.check(Self.submission("main", repository: nil))
+        try SubmissionCheck.check(Self.submission("main", repository: ""))
+        for commit in ["main", "9fceb02", String(repeating: "g", count: 40), "-" + String(repeating: "a", count: 39), "HEAD~1"] {
+            #expect(throws: PipelineError.self, "\(commit)") { try SubmissionCheck.check(Self.submission(commit)) }
+        }
+    }
+}

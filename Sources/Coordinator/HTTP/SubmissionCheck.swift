@@ -18,6 +18,15 @@ enum SubmissionCheck {
     /// 64 KiB holds any real one and bounds what each condition scans.
     static let maximumMessageBytes = 64 * 1024
 
+    /// A full SHA-1 or SHA-256 object id, lowercase or uppercase hexadecimal.
+    static func isFullCommitID(_ commit: String) -> Bool {
+        let bytes = commit.utf8
+        return (bytes.count == 40 || bytes.count == 64) && bytes.allSatisfy { byte in
+            (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) || (UInt8(ascii: "a")...UInt8(ascii: "f")).contains(byte)
+                || (UInt8(ascii: "A")...UInt8(ascii: "F")).contains(byte)
+        }
+    }
+
     static func check(_ request: API.SubmitPipeline) throws(PipelineError) {
         let file = request.file ?? "pipeline.yml"
         func fail(_ message: String) -> PipelineError {
@@ -35,6 +44,16 @@ enum SubmissionCheck {
             guard let value else { continue }
             guard value.utf8.count <= limit, !value.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F })
             else { throw fail("`\(field)` must be at most \(limit) bytes without control characters") }
+        }
+        if let repository = request.repository, !repository.isEmpty, let commit = request.commit, !commit.isEmpty,
+            !isFullCommitID(commit)
+        {
+            // Every step's agent checks out `commit` itself: a branch name or a short id
+            // would be resolved by each step on its own, and a push between two steps
+            // would make one pipeline test one commit and deploy another.
+            throw fail(
+                "`commit` must be a full commit id (40 or 64 hexadecimal characters) when a repository is given, "
+                    + "so that every step checks out the same commit: resolve it first (`git rev-parse \(commit.logSafe(maximum: 40))`)")
         }
         if let message = request.message {
             guard message.utf8.count <= maximumMessageBytes, !message.utf8.contains(0) else {
