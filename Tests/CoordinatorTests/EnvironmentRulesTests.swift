@@ -86,6 +86,62 @@ struct EnvironmentRulesTests {
         try rules.check(gated, branch: "release/1.4")
     }
 
+    /// A block gates a deploy only if its rejection stops it: a `when: always` step
+    /// between them runs after a rejection, and a block with an `if:` may be skipped.
+    @Test func aBlockWhoseRejectionWouldNotStopTheDeployDoesNotCount() throws {
+        let rules = try EnvironmentRules.parse(Self.file, file: "env.yml")
+        for yaml in [
+            """
+            steps:
+              - block: Ship?
+                key: approve
+              - {key: notify, command: x, depends_on: approve, when: always}
+              - {key: deploy, command: x, environment: production, depends_on: notify}
+            """,
+            """
+            steps:
+              - block: Ship?
+                key: approve
+                if: 'branch == "main"'
+              - {key: deploy, command: x, environment: production, depends_on: approve}
+            """,
+            """
+            steps:
+              - block: Ship?
+                key: approve
+              - {key: deploy, command: x, environment: production, depends_on: approve, when: on_failure}
+            """,
+        ] {
+            #expect(throws: DeployRefusal.self, "\(yaml)") { try rules.check(try Self.definition(yaml), branch: "main") }
+        }
+    }
+
+    /// An uploaded deploy is gated by a block the pipeline already holds only while that
+    /// block can still be approved or once it was, never after it was rejected.
+    @Test func anUploadedDeployNeedsABlockThatWasNotRejected() throws {
+        let rules = try EnvironmentRules.parse(Self.file, file: "env.yml")
+        let submitted = try Self.definition(
+            """
+            steps:
+              - block: Ship?
+                key: approve
+              - {key: generate, command: x, depends_on: approve}
+              - {key: notify, command: x, depends_on: approve, when: always}
+            """)
+        let rows = try CoordinatorCore.rows(for: API.SubmitPipeline(yaml: ""), definition: submitted, now: Date()).1
+        let uploaded = try Self.definition("steps:\n  - {key: deploy, command: x, environment: production}\n")
+        try rules.check(uploaded: uploaded, branch: "main", after: "generate", existing: rows)
+        var rejected = rows
+        rejected[0].state = .failed
+        #expect(throws: DeployRefusal.self) { try rules.check(uploaded: uploaded, branch: "main", after: "generate", existing: rejected) }
+        #expect(throws: DeployRefusal.self, "notify runs even after a rejection") {
+            try rules.check(uploaded: uploaded, branch: "main", after: "notify", existing: rows)
+        }
+        var approved = rows
+        approved[0].state = .succeeded
+        try rules.check(uploaded: uploaded, branch: "main", after: "generate", existing: approved)
+    }
+
     @Test func deployingJobsOfAOneAtATimeEnvironmentShareItsGroup() throws {
         let rules = try EnvironmentRules.parse(Self.file, file: "env.yml")
         let definition = try Self.definition(

@@ -122,7 +122,8 @@ public struct EnvironmentRules: Sendable, Equatable {
                 throw DeployRefusal(
                     kind: .placement,
                     description: "environment \(environment), rule `required_approval`: step `\(step.key)` must come after a "
-                        + "`block:` step (depend on one, directly or through other steps)")
+                        + "`block:` step without `if:`, through steps that run only on success (depend on one, directly or "
+                        + "through other steps; a `when: always` or `on_failure` step between them would run after a rejection)")
             }
         }
     }
@@ -148,14 +149,40 @@ public struct EnvironmentRules: Sendable, Equatable {
         return true
     }
 
-    /// Whether a `block:` step comes before `step`, through its dependencies.
+    /// Whether a `block:` step gates `step`: whether its rejection keeps `step` from
+    /// running. A rejected block ends failed, so only a chain of dependencies on which
+    /// every step runs on success alone (`when: on_success`) carries the rejection down;
+    /// a step with `when: always` or `on_failure` between them runs anyway and breaks
+    /// the chain. A block with an `if:` may be skipped, and a skipped block passes: it
+    /// gates nothing.
     static func hasBlockBefore(_ step: PipelineDefinition.Step, in steps: [String: PipelineDefinition.Step]) -> Bool {
-        var seen: Set<String> = []
-        var frontier = step.dependsOn
-        while let key = frontier.popLast() {
-            guard seen.insert(key).inserted, let upstream = steps[key] else { continue }
-            if upstream.block != nil { return true }
-            frontier += upstream.dependsOn
+        var graph: [String: GateNode] = [:]
+        for (key, step) in steps {
+            graph[key] = GateNode(
+                isGate: step.block != nil && step.condition == nil, onSuccessOnly: step.when == .onSuccess,
+                dependsOn: Set(step.dependsOn))
+        }
+        return isGated(step.key, in: graph)
+    }
+
+    /// One step of a pipeline as `required_approval` sees it.
+    struct GateNode {
+        /// A block that will be decided, or was approved.
+        var isGate: Bool
+        /// Runs only if every step it depends on passed.
+        var onSuccessOnly: Bool
+        var dependsOn: Set<String>
+    }
+
+    /// Whether a gate comes before `key` through dependencies that all run on success only.
+    static func isGated(_ key: String, in graph: [String: GateNode]) -> Bool {
+        guard let start = graph[key], start.onSuccessOnly else { return false }
+        var seen: Set<String> = [key]
+        var frontier = Array(start.dependsOn)
+        while let next = frontier.popLast() {
+            guard seen.insert(next).inserted, let upstream = graph[next] else { continue }
+            if upstream.isGate { return true }
+            if upstream.onSuccessOnly { frontier += upstream.dependsOn }
         }
         return false
     }
