@@ -157,7 +157,19 @@ extension PipelineParser {
                 "`concurrency.group` must be 1-\(PipelineLimits.maximumConcurrencyGroupBytes) ASCII letters, digits, "
                     + "`.`, `_`, `-`, `/` or `:` (after `{{matrix.NAME}}` is replaced), found `\(Self.excerpt(group))`")
         }
+        // The coordinator's environment rules put deploying jobs in `environment:NAME`
+        // (`one_at_a_time`). A step of any pipeline joining that group could hold the
+        // environment's one slot, or cancel its deploys with `cancel_in_progress`.
+        guard !group.hasPrefix(Self.reservedConcurrencyGroupPrefix) else {
+            throw error(
+                node,
+                "`concurrency.group` must not start with `\(Self.reservedConcurrencyGroupPrefix)`: those groups belong to "
+                    + "the coordinator's environment rules (`one_at_a_time`)")
+        }
     }
+
+    /// The prefix of the groups the coordinator gives deploying jobs.
+    public static let reservedConcurrencyGroupPrefix = "environment:"
 
     /// 1-100 ASCII letters, digits, `.`, `_`, `-`, `/` and `:`: `deploy/production`,
     /// `device:pixel-8`.

@@ -129,6 +129,9 @@ struct PipelineLanguageTests {
         expectPipelineError(
             "steps:\n  - command: x\n    concurrency: {group: \"{{matrix.os}}\"}\n", line: 3, column: 26, containing: "has no `matrix:`")
         expectPipelineError(
+            "steps:\n  - command: x\n    concurrency: {group: \"environment:production\", cancel_in_progress: true}\n", line: 3,
+            column: 26, containing: "must not start with `environment:`")
+        expectPipelineError(
             "steps:\n  - command: echo {{ matrix.os | upper }}\n    matrix: {os: [a]}\n", line: 2, column: 14,
             containing: "`{{ matrix.os | upper }}` is not a matrix reference: write `{{matrix.NAME}}`")
         expectPipelineError(
