@@ -57,6 +57,9 @@ public struct PipelineDefinition: Sendable, Equatable {
         /// `block:`: an approval gate instead of commands (`commands` is empty and the
         /// step has exactly one job, which no agent ever runs).
         public var block: BlockStep? = nil
+        /// `artifacts:`, `artifacts_when:`, `download:` and `cache:`; empty for none (and
+        /// always for a block step).
+        public var transfers = StepTransfers()
     }
 
     /// A 1-based place in the file.
