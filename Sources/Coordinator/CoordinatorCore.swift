@@ -230,6 +230,7 @@ public actor CoordinatorCore {
                 job.concurrency = expanded.concurrency ?? environments.concurrency(for: step.environment)
                 job.matrix = expanded.matrix
                 job.block = step.block
+                job.transfers = step.transfers
                 job.outcome = runs ? nil : .passed
                 jobs.append(job)
             }

@@ -256,6 +256,7 @@ public struct JobLifecycle: Sendable {
                     // Secret values are added by `CoordinatorCore.perform` as the frame
                     // leaves, so they never enter the lifecycle's output.
                     $0.environment = job.environment ?? ""
+                    Self.fillTransfers(job.transfers, into: &$0)
                 }
             },
             to: agentID)

@@ -273,6 +273,11 @@ public final class SQLiteStore: CoordinatorStore {
             // runs. Its decision is the job's state, reason and finish time, and the audit.
             try db.execute(sql: "ALTER TABLE jobs ADD COLUMN block TEXT")
         }
+        migrator.registerMigration("v13: artifact and cache declarations") { db in
+            // `transfers`: the step's `artifacts:`, `artifacts_when:`, `download:` and
+            // `cache:` (JSON `StepTransfers`), sent in its leases; NULL for none.
+            try db.execute(sql: "ALTER TABLE jobs ADD COLUMN transfers TEXT")
+        }
         return migrator
     }
 

@@ -63,6 +63,9 @@ public struct StoredJob: Codable, FetchableRecord, PersistableRecord, Sendable, 
     public var matrix: [String: String] = [:]
     /// `block:`: the approval gate this job is (schema v9); nil for a job that runs.
     public var block: BlockStep?
+    /// `artifacts:`, `artifacts_when:`, `download:` and `cache:` (schema v13), sent in
+    /// every lease of the job; empty for none.
+    public var transfers = StepTransfers()
 
     public var isTerminal: Bool { state.isTerminal }
 
@@ -291,6 +294,7 @@ extension StoredJob {
         if let outcome { container["outcome"] = outcome }
         if !matrix.isEmpty { container["matrix"] = try json(matrix, "matrix") }
         if let block { container["block"] = try json(block, "block") }
+        if !transfers.isEmpty { container["transfers"] = try json(transfers, "transfers") }
     }
 }
 
@@ -346,6 +350,9 @@ extension StoredJob {
         matrix = try json.decode("matrix", empty: [:])
         if let text: String = try row.decode(forColumn: "block") {
             block = try JSONDecoder().decode(BlockStep.self, from: Data(text.utf8))
+        }
+        if let text: String = try row.decode(forColumn: "transfers") {
+            transfers = try JSONDecoder().decode(StepTransfers.self, from: Data(text.utf8))
         }
     }
 }
