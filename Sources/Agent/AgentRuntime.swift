@@ -452,6 +452,7 @@ public actor AgentRuntime: AgentConnectionOwner {
                     $0.signal = result.signal
                     $0.logLength = UInt64(logLength)
                     $0.message = result.message
+                    $0.failure = result.failure
                 }
             })
     }

@@ -44,6 +44,9 @@ public struct JobRunner: Sendable {
         /// The API serves the coordinator's own certificate: steps get the agent's pinned
         /// CA as `GANTRY_CA_FILE`.
         public var apiUsesCoordinatorCA: Bool
+        /// `artifacts:`, `download:` and `cache:` (lease fields 18-21), carried out by
+        /// `JobTransfers` around the commands. Checked by `CoordinatorValueChecks` first.
+        public var transfers: TransferPlan
 
         public init(lease: Gantry_V1_Lease) {
             jobID = lease.jobID
@@ -63,6 +66,7 @@ public struct JobRunner: Sendable {
             jobToken = lease.jobToken
             apiURL = lease.apiURL
             apiUsesCoordinatorCA = lease.apiUsesCoordinatorCa
+            transfers = (try? TransferPlan(lease: lease)) ?? TransferPlan()
         }
     }
 
@@ -71,6 +75,9 @@ public struct JobRunner: Sendable {
         public var exitStatus: Int32
         public var signal: Int32
         public var message: String
+        /// The agent's own failure code (`JobFinished.failure`): `download_failed` or
+        /// `artifact_upload_failed`; empty when the commands decided.
+        public var failure: String = ""
     }
 
     /// Variables passed through from the agent's own environment; everything else is
@@ -187,9 +194,23 @@ public struct JobRunner: Sendable {
         // in the log. Everything bound for the spool goes through it, the agent's own
         // notes included; it is flushed once, when the last command is over.
         var masker = SecretMasker(secrets: Array(spec.secrets.values) + (spec.jobToken.isEmpty ? [] : [spec.jobToken]))
-        var result = await runCommands(
-            spec, environment: environment, directory: directory, spool: spool, control: control, masker: &masker,
-            onOutput: onOutput)
+        // Transfers (cache, `download:`, `artifacts:`) go around the commands, on this task
+        // and their own HTTP connections (`JobTransfers` says where this runs), inside the
+        // step's timeout and stopped by a cancel like the commands.
+        let transfers = JobTransfers(
+            spec: spec, workDirectory: directory, caFile: caCertificate, stepUser: stepUser, control: control)
+        var result: Result
+        switch await transfersBeforeCommands(transfers, control: control, masker: &masker, spool: spool, onOutput: onOutput) {
+        case .failed(let failure):
+            result = failure
+        case .ready(let restoredCache):
+            result = await runCommands(
+                spec, environment: environment, directory: directory, spool: spool, control: control, masker: &masker,
+                onOutput: onOutput)
+            result = await transfersAfterCommands(
+                transfers, result: result, cache: restoredCache, control: control, masker: &masker, spool: spool,
+                onOutput: onOutput)
+        }
         do {
             try masker.finish { try spool.append($0) }
         } catch {
