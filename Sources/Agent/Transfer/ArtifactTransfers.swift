@@ -70,6 +70,13 @@ struct ArtifactTransfers {
             log.add("gantry: no file matches the artifact globs \(globs.map(\.text).joined(separator: ", "))\n")
             return
         }
+        // A name the API would refuse (a control character, a backslash, too long) fails
+        // here, before anything is sent, with the file it is about.
+        for path in paths {
+            if let problem = TransferPath.problem(with: path, what: "artifact name") {
+                throw TransferError.unsafePath("cannot upload `\(path.prefix(200))`: \(problem)")
+            }
+        }
         for path in paths {
             let (file, size) = try files.openRegularFile(path)
             defer { try? file.close() }

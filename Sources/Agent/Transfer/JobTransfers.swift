@@ -19,13 +19,17 @@ public final class TransferLog: Sendable {
 /// caches"): before them the cache is restored and `download:` fetched; after them the
 /// artifacts are uploaded and the cache saved.
 ///
-/// Where this runs: `JobRunner.run` is called from a `Task` the `AgentRuntime` actor
-/// starts, but it is a nonisolated async function of a Sendable struct, so (Swift 6
-/// language mode, no `NonisolatedNonsendingByDefault`) it runs on the global concurrent
-/// executor, not on the actor; the agent connection's heartbeats and log acknowledgements
-/// run on the actor and on the connection's own loop. Transfers open their own HTTP
-/// connections, on their own event loop (`TransferHTTPClient.eventLoopGroup`), and hash
-/// on NIO's blocking pool, so a slow or large transfer delays neither.
+/// Where this runs: `JobRunner.run` is awaited in a `Task` that `AgentRuntime.accept(_:)`
+/// starts on the `AgentRuntime` actor, but `run` is a nonisolated async function of a
+/// Sendable struct, so (Swift 6 language mode, `NonisolatedNonsendingByDefault` not
+/// enabled in Package.swift) it executes on the global concurrent executor, off the actor.
+/// Heartbeats are sent by the `AgentConnection` actor (asking `AgentRuntime.heartbeat()`),
+/// and log acknowledgements are handled by `AgentRuntime` and each job's `LogStreamer`,
+/// all over the agent connection's channel on `MultiThreadedEventLoopGroup.singleton`.
+/// Transfers hold none of those: they open their own HTTP connections on their own event
+/// loop (`TransferHTTPClient.eventLoopGroup`), hash on NIO's blocking pool, and write the
+/// log only through `JobRunner`'s masker between phases, so a slow or large transfer of
+/// one job delays neither the heartbeats nor the log acknowledgements of any job.
 struct JobTransfers: Sendable {
     let plan: TransferPlan
     let client: TransferHTTPClient?
