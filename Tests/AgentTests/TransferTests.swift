@@ -90,6 +90,25 @@ final class TransferTests {
         #expect(patches.map { $0.components(separatedBy: " ").last ?? "" } == ["offset=0", "offset=50000"], "\(state.requests)")
     }
 
+    @Test func aSessionHeldByALeftoverRequestIsRetriedAfterAPause() async throws {
+        let api = try await FakeTransferAPI(token: token)
+        defer { Task { await api.close() } }
+        let bytes = Self.randomBytes(40_000)
+        try write(bytes, to: "held.bin")
+        api.state.withLock {
+            $0.busyPatches = 2
+            $0.busyCompletions = 1
+        }
+        let transfers = try transfers(api)
+        try await withDeadline(.seconds(60), "upload") {
+            try await transfers.upload([try ArtifactGlob("held.bin")])
+        }
+        let state = api.state.withLock { $0 }
+        #expect(state.sessions.values.first?.complete == true && state.sessions.values.first?.bytes == bytes)
+        #expect(state.requests.filter { $0.hasPrefix("PATCH") }.count == 3, "\(state.requests)")
+        #expect(state.requests.filter { $0.hasSuffix("/complete ") }.count == 2, "\(state.requests)")
+    }
+
     @Test func uploadsGoInChunksAndExpandGlobsOverRegularFilesOnly() async throws {
         let api = try await FakeTransferAPI(token: token)
         defer { Task { await api.close() } }
@@ -181,7 +200,9 @@ final class TransferTests {
             await runner.run(good, spool: spool, control: ProcessGroupControl(jobID: good.jobID, attempt: 1, grace: .seconds(1), useCgroup: false)) {}
         }
         #expect(result.outcome == .succeeded && result.failure.isEmpty, "\(result)")
-        #expect(api.state.withLock { $0.sessions.values.map(\.bytes) } == [Array("built\n".utf8)])
+        #expect(
+            api.state.withLock { $0.sessions.values.map(\.bytes) } == [Array("built\n".utf8)],
+            "\(api.state.withLock { $0.requests })")
 
         // Nothing listens on the port of a closed server: the upload fails, and so does the job.
         let closed = try await FakeTransferAPI(token: token)

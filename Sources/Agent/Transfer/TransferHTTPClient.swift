@@ -131,10 +131,30 @@ public struct TransferHTTPClient: Sendable {
         return try await withTaskCancellationHandler {
             do {
                 return try await channel.executeThenClose { inbound, outbound in
-                    try await outbound.write(.head(head))
-                    try await writeBody(body, to: outbound)
-                    try await outbound.write(.end(nil))
-                    return try await readResponse(inbound, sink: sink)
+                    // The API may answer and close as soon as it has the last byte of the
+                    // body, before our (empty) `.end` or a flush of it goes out: a write
+                    // that fails is only a failure if no whole response came back either.
+                    var writeFailure: (any Error)?
+                    do {
+                        switch body {
+                        case .empty, .bytes:
+                            var parts: [HTTPClientRequestPart] = [.head(head)]
+                            if case .bytes(let bytes) = body { parts.append(.body(.byteBuffer(ByteBuffer(bytes: bytes)))) }
+                            parts.append(.end(nil))
+                            try await outbound.write(contentsOf: parts)
+                        case .file:
+                            try await outbound.write(.head(head))
+                            try await writeBody(body, to: outbound)
+                            try await outbound.write(.end(nil))
+                        }
+                    } catch {
+                        writeFailure = error
+                    }
+                    do {
+                        return try await readResponse(inbound, sink: sink)
+                    } catch {
+                        throw writeFailure ?? error
+                    }
                 }
             } catch let error as TransferError {
                 throw error

@@ -12,7 +12,8 @@ import SystemPackage
 struct UploadSession {
     let client: TransferHTTPClient
 
-    func send(_ session: API.ArtifactUpload, file: SystemPackage.FileDescriptor, size: UInt64) async throws {
+    /// `rounds`: how many times a 409 at completion sends the upload back to its session.
+    func send(_ session: API.ArtifactUpload, file: SystemPackage.FileDescriptor, size: UInt64, rounds: Int = 3) async throws {
         var session = session
         guard session.size == size else {
             throw TransferError.protocolViolation("the session is for \(session.size) bytes, the file has \(size)")
@@ -37,13 +38,21 @@ struct UploadSession {
                     guard next.id == session.id, next.size == size, next.offset <= size else {
                         throw TransferError.protocolViolation("the session changed under the upload")
                     }
+                    session = next
                     if response.status == 409 || next.offset <= offset {
+                        // No progress: the session may still be held by the request a
+                        // dropped connection left behind (the API answers 409 until it
+                        // lets go), so wait before the next try.
                         failures += 1
+                        guard failures < client.configuration.attempts else {
+                            throw TransferError.connection("no progress after \(failures) tries at offset \(session.offset)")
+                        }
+                        do { try await Task.sleep(for: pause * Double.random(in: 0.5...1.0)) } catch { throw TransferError.stopped }
+                        pause = min(pause * 2, client.configuration.maximumBackoff)
                     } else {
                         failures = 0
                         pause = client.configuration.initialBackoff
                     }
-                    session = next
                 default:
                     let error = TransferHTTPClient.statusError(response)
                     guard error.isRetryable else { throw error }
@@ -59,12 +68,19 @@ struct UploadSession {
                 guard session.size == size else { throw TransferError.protocolViolation("the session's size changed") }
                 continue
             }
-            guard failures < client.configuration.attempts else {
-                throw TransferError.connection("no progress after \(failures) tries at offset \(session.offset)")
-            }
         }
         let done = try await client.jsonResponse(
             .POST, "/v1/artifact-uploads/\(QueryEncoding.encode(session.id))/complete", body: Optional<Never>.none)
+        if done.status == 409, rounds > 1 {
+            // The request a dropped connection left behind may still hold the session, or
+            // it holds less than we thought: look again, send what is missing, complete.
+            let held = try TransferHTTPClient.decode(API.ArtifactUpload.self, from: done)
+            guard held.id == session.id, held.size == size, held.offset <= size else {
+                throw TransferError.protocolViolation("the session changed under the upload")
+            }
+            do { try await Task.sleep(for: client.configuration.initialBackoff) } catch { throw TransferError.stopped }
+            return try await send(held, file: file, size: size, rounds: rounds - 1)
+        }
         guard (200..<300).contains(done.status) else { throw TransferHTTPClient.statusError(done) }
     }
 }

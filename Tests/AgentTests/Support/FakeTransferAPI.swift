@@ -36,6 +36,10 @@ final class FakeTransferAPI: Sendable {
         var dropDownloadAfter: Int?
         /// Bytes the next created session already holds (a lost answer's worth), once.
         var prefillNextSession: [UInt8]?
+        /// Answer the next PATCH, and the next completion, with 409 and the session, as the
+        /// API does while a dropped request still holds the session.
+        var busyPatches = 0
+        var busyCompletions = 0
         /// Serve these bytes instead of the blob (a corrupt store).
         var corrupt = false
         /// Whether `Authorization: Bearer token` was on every request.
@@ -124,7 +128,8 @@ final class FakeTransferAPI: Sendable {
                     let offset = head.headers.first(name: "Upload-Offset").flatMap(UInt64.init)
                     api.state.withLock { state in
                         guard let session = state.sessions[id] else { return }
-                        if offset != UInt64(session.bytes.count) {
+                        if offset != UInt64(session.bytes.count) || state.busyPatches > 0 {
+                            state.busyPatches = max(state.busyPatches - 1, 0)
                             patchConflict = Self.shape(session)
                         } else {
                             patching = id
@@ -177,7 +182,11 @@ final class FakeTransferAPI: Sendable {
                 guard let session else { return error(context, .notFound) }
                 json(context, status: .ok, Self.shape(session))
             case (.POST, 4) where parts[1] == "artifact-uploads" && parts[3] == "complete":
-                let session = api.state.withLock { $0.sessions[parts[2]] }
+                let (session, busy) = api.state.withLock { state in
+                    defer { state.busyCompletions = max(state.busyCompletions - 1, 0) }
+                    return (state.sessions[parts[2]], state.busyCompletions > 0)
+                }
+                if busy, let session { return json(context, status: .conflict, Self.shape(session)) }
                 guard let session, UInt64(session.bytes.count) == session.size, FakeTransferAPI.hex(session.bytes) == session.sha256
                 else { return error(context, .unprocessableEntity) }
                 api.state.withLock {
