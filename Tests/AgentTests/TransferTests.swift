@@ -250,6 +250,33 @@ final class TransferTests {
         #expect(ContinuousClock.now - started < .seconds(10))
     }
 
+    @Test func theStepsTimeoutStopsATransferInProgress() async throws {
+        let silent = try SilentServer()
+        defer { silent.close() }
+        let spec = JobRunner.Spec(lease: .with {
+            $0.jobID = "job-\(UUID().uuidString)"
+            $0.attempt = 1
+            $0.pipelineID = "p"
+            $0.stepKey = "deploy"
+            $0.commands = ["true"]
+            $0.timeoutSeconds = 1
+            $0.jobToken = token
+            $0.apiURL = "http://127.0.0.1:\(silent.port)"
+            $0.downloads = [.with { $0.step = "build"; $0.path = "*" }]
+        })
+        let runner = JobRunner(agentID: "h/1", workRoot: root + "/runs", keepWorkDirs: false)
+        let spool = try LogSpool(path: root + "/spool-timeout.log")
+        defer { spool.remove() }
+        let started = ContinuousClock.now
+        let result = try await withDeadline(.seconds(30), "job") {
+            await runner.run(
+                spec, spool: spool, control: ProcessGroupControl(jobID: spec.jobID, attempt: 1, grace: .seconds(1), useCgroup: false)
+            ) {}
+        }
+        #expect(result.outcome == .timedOut && result.failure.isEmpty, "\(result)")
+        #expect(ContinuousClock.now - started < .seconds(10))
+    }
+
     // MARK: - Caches
 
     @Test func aCacheIsSavedAfterAMissAndRestoredByTheNextJob() async throws {
