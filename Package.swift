@@ -59,8 +59,15 @@ let package = Package(
         // fuzzer and its tests build it without GRDB, Hummingbird or NIO.
         .target(
             name: "GantryPipeline",
-            dependencies: [.product(name: "Yams", package: "Yams")],
+            dependencies: ["GantryTransferRules", .product(name: "Yams", package: "Yams")],
             path: "Sources/Pipeline"
+        ),
+        // The syntax of artifact globs, relative paths and cache key templates: checked by the
+        // parser at submission and applied by the agent, so both read them the same way. No
+        // dependencies at all, so the agent gets it without Yams and the parser without NIO.
+        .target(
+            name: "GantryTransferRules",
+            path: "Sources/TransferRules"
         ),
         .target(
             name: "GantryCoordinator",
@@ -98,8 +105,13 @@ let package = Package(
             name: "GantryAgent",
             dependencies: [
                 "GantryProtocol",
+                "GantryTransferRules",
                 "CGantryShims",
                 .product(name: "NIOPosix", package: "swift-nio"),
+                // Artifacts and caches: the agent's own small HTTP/1.1 client (`Transfer/`).
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Subprocess", package: "swift-subprocess"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "SystemPackage", package: "swift-system"),
@@ -155,7 +167,7 @@ let package = Package(
         ),
         .testTarget(
             name: "GantryPipelineTests",
-            dependencies: ["GantryPipeline"],
+            dependencies: ["GantryPipeline", "GantryTransferRules"],
             path: "Tests/PipelineTests"
         ),
         .testTarget(
@@ -165,7 +177,12 @@ let package = Package(
         ),
         .testTarget(
             name: "GantryAgentTests",
-            dependencies: ["GantryAgent", "GantryServices"],
+            dependencies: [
+                "GantryAgent", "GantryServices",
+                // The test double of the coordinator's HTTP API that transfers run against.
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
             path: "Tests/AgentTests"
         ),
         .testTarget(

@@ -70,6 +70,7 @@ public enum CoordinatorValueChecks {
             }
         }
         if let problem = secretsProblem(lease.secrets) { return problem }
+        do { _ = try TransferPlan(lease: lease) } catch { return "lease transfers: \(error)" }
         let fields = [
             ("pipeline_id", lease.pipelineID), ("step_key", lease.stepKey), ("repository", lease.repository),
             ("commit", lease.commit), ("branch", lease.branch), ("environment", lease.environment),

@@ -46,6 +46,9 @@ public struct JobRunner: Sendable {
         public var apiUsesCoordinatorCA: Bool
         /// How to check the source out first (lease field 17); nil: not at all.
         public var checkout: Gantry_V1_CheckoutSpec?
+        /// `artifacts:`, `download:` and `cache:` (lease fields 18-21), carried out by
+        /// `JobTransfers` around the commands. Checked by `CoordinatorValueChecks` first.
+        public var transfers: TransferPlan
 
         public init(lease: Gantry_V1_Lease) {
             jobID = lease.jobID
@@ -66,6 +69,7 @@ public struct JobRunner: Sendable {
             apiURL = lease.apiURL
             apiUsesCoordinatorCA = lease.apiUsesCoordinatorCa
             checkout = lease.hasCheckout ? lease.checkout : nil
+            transfers = (try? TransferPlan(lease: lease)) ?? TransferPlan()
         }
     }
 
@@ -205,15 +209,27 @@ public struct JobRunner: Sendable {
             await onOutput()
         }
         // What comes before the commands, each able to end the job instead (with its own
-        // `failure` code): the source first.
-        let prepared = await checkOut(spec, directory: directory, control: control, note: note)
+        // `failure` code): the source first, then the cache and the `download:`s.
+        // Transfers (cache, `download:`, `artifacts:`) go around the commands, on this task
+        // and their own HTTP connections (`JobTransfers` says where this runs), inside the
+        // step's timeout and stopped by a cancel like the commands.
         var result: Result
-        if let prepared {
+        if let prepared = await checkOut(spec, directory: directory, control: control, note: note) {
             result = prepared
         } else {
-            result = await runCommands(
-                spec, environment: environment, directory: directory, spool: spool, control: control, masker: &masker,
-                onOutput: onOutput)
+            let transfers = JobTransfers(
+                spec: spec, workDirectory: directory, caFile: caCertificate, stepUser: stepUser, control: control)
+            switch await transfersBeforeCommands(transfers, control: control, masker: &masker, spool: spool, onOutput: onOutput) {
+            case .failed(let failure):
+                result = failure
+            case .ready(let restoredCache):
+                result = await runCommands(
+                    spec, environment: environment, directory: directory, spool: spool, control: control, masker: &masker,
+                    onOutput: onOutput)
+                result = await transfersAfterCommands(
+                    transfers, result: result, cache: restoredCache, control: control, masker: &masker, spool: spool,
+                    onOutput: onOutput)
+            }
         }
         do {
             try masker.finish { try spool.append($0) }

@@ -245,6 +245,7 @@ public actor CoordinatorCore {
                 job.matrix = expanded.matrix
                 job.block = step.block
                 job.checkout = step.checkout == .default ? nil : step.checkout
+                job.transfers = step.transfers
                 job.outcome = runs ? nil : .passed
                 jobs.append(job)
             }

@@ -23,6 +23,7 @@ extension PipelineDefinition.Step {
         for dependency in dependsOn { total += dependency.utf8.count }
         for secret in secrets { total += secret.utf8.count }
         total += environment?.utf8.count ?? 0
+        total += transfers.storedBytes
         return total
     }
 }

@@ -59,6 +59,9 @@ public struct PipelineDefinition: Sendable, Equatable {
         public var block: BlockStep? = nil
         /// `checkout:`: whether and how the agent checks out the source first.
         public var checkout: CheckoutOptions = .default
+        /// `artifacts:`, `artifacts_when:`, `download:` and `cache:`; empty for none (and
+        /// always for a block step).
+        public var transfers = StepTransfers()
     }
 
     /// A 1-based place in the file.

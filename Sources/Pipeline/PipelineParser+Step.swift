@@ -28,6 +28,8 @@ struct ParsedStep {
     var env: [(name: String, value: TemplatedValue)]
     var agents: [(label: String, value: TemplatedValue)]
     var group: TemplatedValue?
+    /// Where each `download:` entry's `step` is written, in order.
+    var downloadNodes: [Node] = []
     /// How many jobs the step expands into: combinations (1 without `matrix:`) × copies.
     var jobCount: Int
 
@@ -77,10 +79,14 @@ extension PipelineParser {
         var stage: String?
         var stageNode: Node?
         var checkout = CheckoutOptions.default
+        var transfers = StepTransfers()
+        var downloadNodes: [Node] = []
         for (keyNode, value) in mapping {
             let field = try scalarKey(keyNode)
             switch field {
             case "key": key = try stepKey(value)
+            case _ where Self.transferStepKeys.contains(field):
+                try transferField(field, keyNode: keyNode, value: value, into: &transfers, nodes: &downloadNodes)
             case "name", "label":
                 let text = try string(value, what: field)
                 try checkName(text, value, what: "`\(field)`")
@@ -168,6 +174,8 @@ extension PipelineParser {
         }
 
         parsed.step.condition = condition
+        parsed.step.transfers = transfers
+        parsed.downloadNodes = downloadNodes
         parsed.step.when = when
         parsed.step.softFail = softFail
         parsed.step.priority = priority

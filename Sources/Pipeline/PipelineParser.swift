@@ -13,11 +13,11 @@ import Yams
 /// a value with no shared state, so callers can (and the coordinator should) parse off the
 /// actor that schedules jobs; `parse` is also the pipeline fuzz target's entry point.
 public struct PipelineParser: Sendable {
-    public static let stepKeys: Set<String> = [
+    public static let stepKeys: Set<String> = Set<String>([
         "key", "name", "label", "block", "command", "commands", "env", "agents", "timeout", "cancel_grace", "depends_on", "retry",
         "secrets", "environment", "if", "when", "soft_fail", "priority", "concurrency", "matrix", "parallelism", "stage",
         "checkout",
-    ]
+    ]).union(transferStepKeys)
     /// Longest accepted `retry` limit: retries are for flakes, not loops.
     public static let maximumRetryLimit = 10
     public static let topLevelKeys: Set<String> = ["steps", "env", "stages"]
@@ -137,6 +137,7 @@ public struct PipelineParser: Sendable {
                 throw error(parsed.dependsOnNode ?? parsed.node, "step `\(step.key)` depends on itself")
             }
         }
+        try checkDownloads(steps, keys: Set(keyNodes.keys).union(upload?.existingKeys ?? []))
         try foldImplicitDependencies(&steps, entries: entries, stages: stages, stagesNode: stagesNode)
         if let cycle = Self.findCycle(steps.map(\.step)), let first = steps.first(where: { $0.step.key == cycle[0] }) {
             throw error(first.dependsOnNode ?? first.node, "dependency cycle: \(cycle.joined(separator: " → "))")

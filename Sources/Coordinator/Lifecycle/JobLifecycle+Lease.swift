@@ -25,6 +25,8 @@ extension JobLifecycle {
             $0.branch = pipeline.branch
             $0.environment = job.environment ?? ""
             if let checkout = checkoutSpec(for: job, pipeline: pipeline) { $0.checkout = checkout }
+            // Fields 18-21: `artifacts:`, `download:` and `cache:`.
+            fillTransfers(job.transfers, into: &$0)
         }
     }
 

@@ -297,6 +297,11 @@ public final class SQLiteStore: CoordinatorStore {
                     ALTER TABLE pipelines ADD COLUMN uploads INTEGER NOT NULL DEFAULT 0;
                     """)
         }
+        migrator.registerMigration("v12: artifact and cache declarations") { db in
+            // `transfers`: the step's `artifacts:`, `artifacts_when:`, `download:` and
+            // `cache:` (JSON `StepTransfers`), sent in its leases; NULL for none.
+            try db.execute(sql: "ALTER TABLE jobs ADD COLUMN transfers TEXT")
+        }
         return migrator
     }
 

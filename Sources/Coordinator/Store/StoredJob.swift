@@ -63,6 +63,9 @@ public struct StoredJob: Codable, FetchableRecord, PersistableRecord, Sendable, 
     public var matrix: [String: String] = [:]
     /// `block:`: the approval gate this job is (schema v9); nil for a job that runs.
     public var block: BlockStep?
+    /// `artifacts:`, `artifacts_when:`, `download:` and `cache:` (schema v13), sent in
+    /// every lease of the job; empty for none.
+    public var transfers = StepTransfers()
 
     // MARK: Checkout and the agent's failures (schema v10)
 
@@ -311,6 +314,7 @@ extension StoredJob {
         // Schema v10: NULL is the default checkout, and no failure.
         if let checkout, checkout != .default { container["checkout"] = try json(checkout, "checkout") }
         if let failure { container["failure"] = failure }
+        if !transfers.isEmpty { container["transfers"] = try json(transfers, "transfers") }
     }
 }
 
@@ -371,6 +375,9 @@ extension StoredJob {
             checkout = try JSONDecoder().decode(CheckoutOptions.self, from: Data(text.utf8))
         }
         failure = try row.decode(forColumn: "failure")
+        if let text: String = try row.decode(forColumn: "transfers") {
+            transfers = try JSONDecoder().decode(StepTransfers.self, from: Data(text.utf8))
+        }
     }
 }
 

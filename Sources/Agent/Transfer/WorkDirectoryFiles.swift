@@ -1,0 +1,170 @@
+import GantryTransferRules
+import SystemPackage
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Files inside one job's work dir, opened so that nothing a step (or an earlier download)
+/// planted can redirect the agent outside it.
+///
+/// Every path is a `TransferPath` (relative, no `..`), resolved one component at a time
+/// from a descriptor of the work dir with `openat(…, O_NOFOLLOW)`: a symbolic link in any
+/// component, the last included, makes the open fail (`ELOOP`/`ENOTDIR`) and the transfer
+/// is refused, rather than followed to wherever it points. A downloaded file replaces what
+/// was at its name (the entry is unlinked, then created with `O_EXCL`), so a planted hard
+/// link is never written through either. The agent may run as root; these checks are what
+/// keeps it from writing a file a step could not.
+public struct WorkDirectoryFiles: Sendable {
+    public let root: String
+    /// Who owns what the agent creates here (the step user), nil for the agent's user.
+    public let owner: (uid: uid_t, gid: gid_t)?
+
+    public init(root: String, owner: (uid: uid_t, gid: gid_t)? = nil) {
+        self.root = root
+        self.owner = owner
+    }
+
+    /// The directory holding `path`'s last component, opened without following links
+    /// (created as needed when `create`), and that component's name. The caller closes it.
+    func parent(of path: String, create: Bool) throws(TransferError) -> (SystemPackage.FileDescriptor, String) {
+        if let problem = TransferPath.problem(with: path, what: "path") { throw .unsafePath(problem) }
+        let segments = TransferPath.segments(of: path).map(String.init)
+        var directory = open(root, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard directory >= 0 else { throw .file("cannot open the work dir: \(Self.lastError())") }
+        for name in segments.dropLast() {
+            if create, mkdirat(directory, name, 0o755) == 0, let owner {
+                _ = fchownat(directory, name, owner.uid, owner.gid, AT_SYMLINK_NOFOLLOW)
+            }
+            let next = openat(directory, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+            let failure = errno
+            close(directory)
+            guard next >= 0 else {
+                if failure == ELOOP || failure == ENOTDIR {
+                    throw .unsafePath("`\(path)`: `\(name)` is a symbolic link or not a directory; the agent does not follow links")
+                }
+                throw .file("cannot open `\(path)`: \(Self.describe(failure))")
+            }
+            directory = next
+        }
+        return (SystemPackage.FileDescriptor(rawValue: directory), segments[segments.count - 1])
+    }
+
+    /// A new, empty regular file at `path` for writing (what was there is replaced).
+    public func create(_ path: String) throws(TransferError) -> SystemPackage.FileDescriptor {
+        let (directory, name) = try parent(of: path, create: true)
+        defer { try? directory.close() }
+        // An existing directory at the name is not replaced: that would be a conflict the
+        // step should see, not a silent `rm -r`.
+        if unlinkat(directory.rawValue, name, 0) != 0, errno != ENOENT {
+            throw .file("cannot replace `\(path)`: \(Self.lastError())")
+        }
+        let fd = openat(directory.rawValue, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw .file("cannot create `\(path)`: \(Self.lastError())") }
+        if let owner { _ = fchown(fd, owner.uid, owner.gid) }
+        return SystemPackage.FileDescriptor(rawValue: fd)
+    }
+
+    /// An existing regular file at `path` for reading, and its size.
+    public func openRegularFile(_ path: String) throws(TransferError) -> (SystemPackage.FileDescriptor, UInt64) {
+        let (directory, name) = try parent(of: path, create: false)
+        defer { try? directory.close() }
+        let fd = openat(directory.rawValue, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK)
+        guard fd >= 0 else {
+            if errno == ELOOP { throw .unsafePath("`\(path)` is a symbolic link; the agent does not follow links") }
+            throw .file("cannot open `\(path)`: \(Self.lastError())")
+        }
+        var status = stat()
+        guard fstat(fd, &status) == 0, (status.st_mode & S_IFMT) == S_IFREG else {
+            close(fd)
+            throw .unsafePath("`\(path)` is not a regular file")
+        }
+        return (SystemPackage.FileDescriptor(rawValue: fd), UInt64(status.st_size))
+    }
+
+    /// Whether `path` exists (as anything, links not followed) under a safe parent.
+    public func exists(_ path: String) -> Bool {
+        guard let found = try? parent(of: path, create: false) else { return false }
+        let (directory, name) = found
+        defer { try? directory.close() }
+        var status = stat()
+        return fstatat(directory.rawValue, name, &status, AT_SYMLINK_NOFOLLOW) == 0
+    }
+
+    /// The regular files under the work dir that `globs` match, as relative paths, sorted.
+    /// Links are neither followed nor listed; at most `maximumFiles` (more is an error, not a
+    /// silent cut) after looking at no more than `TransferLimits.maximumScannedEntries`.
+    public func expand(_ globs: [ArtifactGlob], maximumFiles: Int) throws(TransferError) -> [String] {
+        var found: Set<String> = []
+        var scanned = 0
+        for glob in globs {
+            let prefix = glob.literalPrefix
+            let start = prefix.joined(separator: "/")
+            if glob.isLiteral {
+                let path = glob.text
+                if (try? openRegularFile(path)).map({ try? $0.0.close(); return true }) ?? false { found.insert(path) }
+                continue
+            }
+            var stack: [String] = [start]
+            while let directory = stack.popLast() {
+                let entries = try list(directory, scanned: &scanned)
+                for (name, isDirectory, isRegular) in entries {
+                    let path = directory.isEmpty ? name : "\(directory)/\(name)"
+                    if isDirectory {
+                        stack.append(path)
+                    } else if isRegular, glob.matches(path) {
+                        found.insert(path)
+                        guard found.count <= maximumFiles else {
+                            throw .limit("the artifact globs match more than \(maximumFiles) files: archive them into one")
+                        }
+                    }
+                }
+            }
+        }
+        return found.sorted()
+    }
+
+    /// The entries of a directory (`""`: the work dir): name, is a directory, is a regular
+    /// file, with links reported as neither.
+    private func list(_ directory: String, scanned: inout Int) throws(TransferError) -> [(String, Bool, Bool)] {
+        let fd: Int32
+        if directory.isEmpty {
+            fd = open(root, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        } else {
+            // A missing or linked prefix directory simply matches nothing.
+            guard let found = try? parent(of: directory, create: false) else { return [] }
+            let (parentFD, name) = found
+            fd = openat(parentFD.rawValue, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+            try? parentFD.close()
+        }
+        guard fd >= 0 else { return [] }
+        guard let stream = fdopendir(fd) else {
+            close(fd)
+            return []
+        }
+        defer { closedir(stream) }
+        var entries: [(String, Bool, Bool)] = []
+        while let entry = readdir(stream) {
+            let name = withUnsafePointer(to: entry.pointee.d_name) { pointer in
+                pointer.withMemoryRebound(to: CChar.self, capacity: MemoryLayout.size(ofValue: entry.pointee.d_name)) {
+                    String(cString: $0)
+                }
+            }
+            if name == "." || name == ".." { continue }
+            scanned += 1
+            guard scanned <= TransferLimits.maximumScannedEntries else {
+                throw .limit("the work dir has more than \(TransferLimits.maximumScannedEntries) entries under the globs' directories")
+            }
+            var status = stat()
+            guard fstatat(dirfd(stream), name, &status, AT_SYMLINK_NOFOLLOW) == 0 else { continue }
+            let type = status.st_mode & S_IFMT
+            entries.append((name, type == S_IFDIR, type == S_IFREG))
+        }
+        return entries
+    }
+
+    static func lastError() -> String { describe(errno) }
+    static func describe(_ code: Int32) -> String { String(cString: strerror(code)) }
+}
