@@ -27,6 +27,9 @@ struct JobLifecycleTests {
             $0.agentID = id
             $0.labels = labels
             $0.capacity = capacity
+            // A current agent: it may take leases that use every field (version 4).
+            $0.minVersion = 1
+            $0.maxVersion = ProtocolVersion.current
             $0.oneShot = oneShot
             $0.instance = Data(instance.utf8)
             $0.held = held.map { job, attempt in .with { $0.jobID = job; $0.attempt = attempt } }
