@@ -158,8 +158,10 @@ struct SourceCheckout {
     /// Removes the lock files git leaves when it is killed mid-fetch (a step's timeout, a
     /// cancel, a slot that crashed): every later fetch would fail on them ("Unable to create
     /// '….lock': File exists"). They are stale by construction while this slot holds the
-    /// mirror's flock, since only a holder runs git in the mirror. Only the top level and
-    /// `refs/` are looked at, never the objects.
+    /// mirror's flock: only a holder writes the mirror. Other slots may be reading it at the
+    /// same time (a clone copies its commit out after releasing the lock), but reading
+    /// (`upload-pack`, `rev-parse`) takes no lock file. Only the top level and `refs/` are
+    /// looked at, never the objects.
     static func removeStaleGitLocks(in mirror: String) {
         let files = FileManager.default
         for name in (try? files.contentsOfDirectory(atPath: mirror)) ?? [] where name.hasSuffix(".lock") {
