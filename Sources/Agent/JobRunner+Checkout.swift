@@ -33,14 +33,8 @@ extension JobRunner {
         await note(
             "gantry: checkout \(checkout.repository.redacted) at \(checkout.commit)"
                 + "\(checkout.depth > 0 ? ", depth \(checkout.depth)" : "")\(checkout.submodules ? ", with submodules" : "")\n")
-        // The whole checkout is bounded even for a step without `timeout:`; past the bound
-        // git is stopped like a command and the job fails as a checkout.
-        let limitReason = "checkout took longer than \(gitMirrors.checkoutTimeout)"
-        let limit = Task {
-            try? await Task.sleep(for: gitMirrors.checkoutTimeout)
-            if !Task.isCancelled { control.stop(.failed(limitReason)) }
-        }
-        defer { limit.cancel() }
+        // Stopped with this reason when its git work outlasts `checkoutTimeout`.
+        let limitReason = SourceCheckout.limitReason(gitMirrors.checkoutTimeout)
         let source = SourceCheckout(
             mirrors: gitMirrors, git: git, jobID: spec.jobID, attempt: spec.attempt, control: control, stepUser: stepUser)
         do {

@@ -41,17 +41,22 @@ final class CheckoutRunnerTests {
         return spec
     }
 
-    func run(_ spec: JobRunner.Spec, allowFile: Bool = true, lockTimeout: Duration = .seconds(60)) async throws -> (JobRunner.Result, String) {
-        try await Self.run(spec, root: root, mirrors: mirrors, allowFile: allowFile, lockTimeout: lockTimeout)
+    func run(
+        _ spec: JobRunner.Spec, allowFile: Bool = true, lockTimeout: Duration = .seconds(60),
+        checkoutTimeout: Duration = .seconds(60 * 60)
+    ) async throws -> (JobRunner.Result, String) {
+        try await Self.run(
+            spec, root: root, mirrors: mirrors, allowFile: allowFile, lockTimeout: lockTimeout, checkoutTimeout: checkoutTimeout)
     }
 
     static func run(
         _ spec: JobRunner.Spec, root: String, mirrors: String, allowFile: Bool = true, lockTimeout: Duration = .seconds(60),
-        stepUser: StepUser? = nil
+        checkoutTimeout: Duration = .seconds(60 * 60), stepUser: StepUser? = nil
     ) async throws -> (JobRunner.Result, String) {
         let runner = JobRunner(
             agentID: "h/1", workRoot: root + "/work", keepWorkDirs: false, stepUser: stepUser,
-            gitMirrors: GitMirrors(directory: mirrors, allowFileURLs: allowFile, lockTimeout: lockTimeout))
+            gitMirrors: GitMirrors(
+                directory: mirrors, allowFileURLs: allowFile, lockTimeout: lockTimeout, checkoutTimeout: checkoutTimeout))
         let spool = try LogSpool(path: root + "/spool-\(spec.jobID).log")
         defer { spool.remove() }
         let control = ProcessGroupControl(jobID: spec.jobID, attempt: spec.attempt, grace: .seconds(1), useCgroup: false)
@@ -189,6 +194,36 @@ final class CheckoutRunnerTests {
         // Without a step timeout, the lock's own bound applies and the checkout fails.
         let (waited, _) = try await run(spec(["echo never ran"], repository: bare, commit: commits[0]), lockTimeout: .milliseconds(300))
         #expect(waited.failure == JobFailureCode.checkoutFailed && waited.message.contains("gave up waiting"), "\(waited)")
+    }
+
+    /// A slot waiting behind another slot's long fetch outlasts it: the wait is bounded
+    /// longer than the holder's git work, and the checkout's own bound starts only once the
+    /// slot holds the lock.
+    @Test func aSlotWaitsOutAnotherSlotsFetchLongerThanTheCheckoutBound() async throws {
+        let defaults = GitMirrors(directory: mirrors)
+        #expect(defaults.lockTimeout > defaults.checkoutTimeout)
+        let short = GitMirrors(directory: mirrors, checkoutTimeout: .seconds(10))
+        #expect(short.lockTimeout > short.checkoutTimeout)
+
+        let (bare, commits) = try await fixture.repository("long-fetch")
+        let (first, _) = try await run(spec(["true"], repository: bare, commit: commits[0]))
+        #expect(first.outcome == .succeeded)
+        let url = try RepositoryURL(parsing: bare, allowFile: true)
+        // Another slot holds the mirror for 3 s, longer than this checkout's 2 s bound.
+        let descriptor = open("\(mirrors)/\(url.mirrorName).lock", O_RDWR | O_CREAT, 0o600)
+        #expect(descriptor >= 0 && flock(descriptor, LOCK_EX) == 0)
+        let holder = Task {
+            try? await Task.sleep(for: .seconds(3))
+            close(descriptor)
+        }
+        let started = ContinuousClock.now
+        let (waited, log) = try await Self.run(
+            spec(["cat hello.txt"], repository: bare, commit: commits[0]), root: root, mirrors: mirrors,
+            checkoutTimeout: .seconds(2))
+        await holder.value
+        #expect(waited.outcome == .succeeded, "\(waited) \(log)")
+        #expect(log.contains("hello 1\n"), "\(log)")
+        #expect(ContinuousClock.now - started >= .seconds(3))
     }
 
     @Test func lockFilesOfAGitKilledMidFetchDoNotBreakTheMirror() async throws {

@@ -64,6 +64,15 @@ struct SourceCheckout {
                 throw CheckoutFailure("cannot open the lock of the mirror of \(url.redacted): \(why)")
             }
         }
+        // The git work is bounded from here, also for a step without `timeout:`: past the
+        // bound git is stopped like a command and the job fails as a checkout. The wait
+        // above has its own bound, longer than this one, so a slot outlasts the holder.
+        let bound = mirrors.checkoutTimeout
+        let limit = Task {
+            try? await Task.sleep(for: bound)
+            if !Task.isCancelled { control.stop(.failed(Self.limitReason(bound))) }
+        }
+        defer { limit.cancel() }
         let commit: String
         do {
             defer { lock.release() }
@@ -71,6 +80,11 @@ struct SourceCheckout {
         }
         try await clone(from: mirror, commit: commit, request: request, workDirectory: workDirectory, note: note)
         return commit
+    }
+
+    /// Why the checkout was stopped when its git work took longer than `bound`.
+    static func limitReason(_ bound: Duration) -> String {
+        "checkout took longer than \(bound)"
     }
 
     /// Step 1 and 2, under the lock: the commit's full id in the mirror.
