@@ -260,6 +260,36 @@ final class CheckoutRunnerTests {
         #expect(names.count == 1)
     }
 
+    /// A mirrors directory someone else can write (a shared sticky one, or another user's)
+    /// is refused, not used: whoever writes it decides what every pipeline checks out.
+    @Test func aMirrorDirectoryOthersCanWriteIsRefused() async throws {
+        let (bare, commits) = try await fixture.repository("loose")
+        #expect(mkdir(mirrors, 0o700) == 0 && chmod(mirrors, 0o1777) == 0)
+        let (result, log) = try await run(spec(["echo never ran"], repository: bare, commit: commits[0]))
+        #expect(result.outcome == .failed && result.failure == JobFailureCode.checkoutFailed, "\(result)")
+        #expect(result.message.contains("the git mirror directory cannot be used"), "\(result.message)")
+        #expect(result.message.contains("writable by no one else"), "\(result.message)")
+        #expect(!log.contains("never ran"))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: mirrors).isEmpty)
+        #expect(throws: IsolationError.self) { try AgentDirectories.ensureOwned(mirrors) }
+        // Once it is the agent's own, it is used.
+        #expect(chmod(mirrors, 0o755) == 0)
+        let (fixed, fixedLog) = try await run(spec(["cat hello.txt"], repository: bare, commit: commits[0]))
+        #expect(fixed.outcome == .succeeded && fixedLog.contains("hello 1\n"), "\(fixed) \(fixedLog)")
+        #expect(AgentDirectories.mode(of: mirrors) == 0o700)
+    }
+
+    @Test(.enabled(if: isRoot && nobody != nil, "needs root and the user nobody"))
+    func aMirrorDirectoryOfAnotherUserIsRefused() async throws {
+        let nobody = try #require(Self.nobody)
+        let (bare, commits) = try await fixture.repository("foreign")
+        #expect(mkdir(mirrors, 0o700) == 0 && chown(mirrors, nobody.uid, nobody.gid) == 0)
+        let (result, _) = try await run(spec(["echo never ran"], repository: bare, commit: commits[0]))
+        #expect(result.failure == JobFailureCode.checkoutFailed, "\(result)")
+        #expect(result.message.contains("owned by uid \(nobody.uid)"), "\(result.message)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: mirrors).isEmpty)
+    }
+
     static var isRoot: Bool { geteuid() == 0 }
     static var nobody: StepUser? { try? StepUser.resolve("nobody") }
 

@@ -44,9 +44,9 @@ struct SourceCheckout {
         let url = request.repository
         let mirror = mirrors.mirrorPath(for: url)
         do {
-            try AgentDirectories.ensure(mirrors.directory, mode: AgentDirectories.privateMode)
+            try AgentDirectories.ensureOwned(mirrors.directory)
         } catch {
-            throw CheckoutFailure("cannot create the git mirror directory \(mirrors.directory): \(error)")
+            throw CheckoutFailure("the git mirror directory cannot be used: \(error)")
         }
         let control = self.control
         let lock: MirrorLock
