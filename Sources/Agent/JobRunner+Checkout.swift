@@ -36,7 +36,7 @@ extension JobRunner {
         // Stopped with this reason when its git work outlasts `checkoutTimeout`.
         let limitReason = SourceCheckout.limitReason(gitMirrors.checkoutTimeout)
         let source = SourceCheckout(
-            mirrors: gitMirrors, git: git, jobID: spec.jobID, attempt: spec.attempt, control: control, stepUser: stepUser)
+            mirrors: gitMirrors, git: git, jobID: spec.jobID, attempt: spec.attempt, control: control)
         do {
             _ = try await source.perform(checkout, workDirectory: directory, note: note)
             if let reason = control.stopReason { return Self.stopped(reason, after: .init(outcome: .failed, exitStatus: -1, signal: 0, message: "")) }

@@ -179,7 +179,8 @@ public struct JobRunner: Sendable {
         }
         do {
             if !FileManager.default.fileExists(atPath: workRoot) { try AgentDirectories.ensure(workRoot, mode: workRootMode) }
-            try AgentDirectories.createWorkDirectory(directory, owner: stepUser)
+            // The agent's until the checkout is done (`WorkDirectoryHandover`).
+            try AgentDirectories.createWorkDirectory(directory, owner: nil)
         } catch {
             return Result(outcome: .failed, exitStatus: -1, signal: 0, message: "cannot create work dir \(directory): \(error)")
         }
@@ -206,7 +207,15 @@ public struct JobRunner: Sendable {
         }
         // What comes before the commands, each able to end the job instead (with its own
         // `failure` code): the source first.
-        let prepared = await checkOut(spec, directory: directory, control: control, note: note)
+        var prepared = await checkOut(spec, directory: directory, control: control, note: note)
+        if prepared == nil, let stepUser {
+            do {
+                try await WorkDirectoryHandover.handOver(directory, to: stepUser)
+            } catch {
+                await note("gantry: \(error)\n")
+                prepared = Result(outcome: .failed, exitStatus: -1, signal: 0, message: "\(error)")
+            }
+        }
         var result: Result
         if let prepared {
             result = prepared

@@ -51,10 +51,10 @@ final class CheckoutRunnerTests {
 
     static func run(
         _ spec: JobRunner.Spec, root: String, mirrors: String, allowFile: Bool = true, lockTimeout: Duration = .seconds(60),
-        checkoutTimeout: Duration = .seconds(60 * 60), stepUser: StepUser? = nil
+        checkoutTimeout: Duration = .seconds(60 * 60), stepUser: StepUser? = nil, keepWorkDirs: Bool = false
     ) async throws -> (JobRunner.Result, String) {
         let runner = JobRunner(
-            agentID: "h/1", workRoot: root + "/work", keepWorkDirs: false, stepUser: stepUser,
+            agentID: "h/1", workRoot: root + "/work", keepWorkDirs: keepWorkDirs, stepUser: stepUser,
             gitMirrors: GitMirrors(
                 directory: mirrors, allowFileURLs: allowFile, lockTimeout: lockTimeout, checkoutTimeout: checkoutTimeout))
         let spool = try LogSpool(path: root + "/spool-\(spec.jobID).log")
@@ -325,5 +325,30 @@ final class CheckoutRunnerTests {
             let attributes = try FileManager.default.attributesOfItem(atPath: "\(mirrors)/\(name)/\(file)")
             #expect((attributes[.ownerAccountID] as? NSNumber)?.uint32Value != nobody.uid, "\(file)")
         }
+    }
+
+    /// The work dir is the agent's (0700) until the checkout is done: a checkout that
+    /// fails leaves it so, and one that works hands it to the step user only afterwards.
+    @Test(.enabled(if: isRoot && nobody != nil, "needs root and the user nobody"))
+    func theWorkDirIsTheAgentsUntilTheCheckoutIsDone() async throws {
+        let nobody = try #require(Self.nobody)
+        chmod(root, 0o755)
+        let (bare, commits) = try await fixture.repository("handover")
+        let missing = String(repeating: "0", count: 39) + "2"
+        let failing = spec(["echo never ran"], repository: bare, commit: missing)
+        let (failed, _) = try await Self.run(failing, root: root, mirrors: mirrors, stepUser: nobody, keepWorkDirs: true)
+        #expect(failed.failure == JobFailureCode.checkoutFailed, "\(failed)")
+        var info = stat()
+        #expect(lstat("\(root)/work/\(failing.jobID)-1", &info) == 0)
+        #expect(info.st_uid == geteuid() && info.st_mode & 0o7777 == 0o700, "uid \(info.st_uid) mode \(info.st_mode)")
+
+        let working = spec(["stat -c 'owner=%u mode=%a' ."], repository: bare, commit: commits[0])
+        let (worked, log) = try await Self.run(working, root: root, mirrors: mirrors, stepUser: nobody, keepWorkDirs: true)
+        #expect(worked.outcome == .succeeded, "\(worked) \(log)")
+        #expect(log.contains("owner=\(nobody.uid) mode=700\n"), "\(log)")
+        // No checkout: the empty work dir is handed over all the same.
+        let plain = spec(["stat -c 'owner=%u' ."], repository: bare, commit: commits[0], checkout: nil)
+        let (ran, plainLog) = try await Self.run(plain, root: root, mirrors: mirrors, stepUser: nobody)
+        #expect(ran.outcome == .succeeded && plainLog.contains("owner=\(nobody.uid)\n"), "\(ran) \(plainLog)")
     }
 }

@@ -15,7 +15,7 @@ import Darwin
 /// the agent's user, except where a step user needs to reach its own work dir: then the
 /// work root is 0711 (a step can enter its attempt dir by path, cannot list the root, and
 /// cannot enter another attempt's 0700 dir), and the attempt dir is 0700 owned by the step
-/// user.
+/// user once the agent has checked the source out into it (`WorkDirectoryHandover`).
 public enum AgentDirectories {
     public static let privateMode: mode_t = 0o700
     /// The work root when steps run as other users: traversable, not listable.
@@ -77,8 +77,9 @@ public enum AgentDirectories {
         }
     }
 
-    /// A fresh attempt work dir: removed if left over, created 0700, and handed to the
-    /// step user when there is one (the agent keeps the right to remove it afterwards).
+    /// A fresh attempt work dir: removed if left over, created 0700, and given to `owner`
+    /// when there is one (the agent keeps the right to remove it afterwards). `JobRunner`
+    /// passes none and hands the dir over after the checkout (`WorkDirectoryHandover`).
     public static func createWorkDirectory(_ path: String, owner: StepUser?) throws {
         try? FileManager.default.removeItem(atPath: path)
         guard mkdir(path, privateMode) == 0 else {

@@ -45,20 +45,16 @@ struct GitEnvironment: Sendable {
     }
 
     /// `-c` options before every git command: no hooks, no fsmonitor, no credential
-    /// helper, no automatic gc (a mirror is shared by every slot; `gc.auto=0`), and
-    /// `safe.directory` for the repositories the agent works in, which may belong to the
-    /// step user (git otherwise refuses a repository owned by another user).
-    static func configuration(safeDirectories: [String]) -> [String] {
-        var options = [
-            "-c", "core.hooksPath=/dev/null",
-            "-c", "core.fsmonitor=false",
-            "-c", "credential.helper=",
-            "-c", "gc.auto=0",
-            "-c", "maintenance.auto=false",
-            "-c", "advice.detachedHead=false",
-            "-c", "protocol.version=2",
-        ]
-        for directory in safeDirectories { options += ["-c", "safe.directory=\(directory)"] }
-        return options
-    }
+    /// helper, no automatic gc (a mirror is shared by every slot; `gc.auto=0`). No
+    /// `safe.directory`: every repository the agent works in is its own (the work dir is
+    /// handed to the step user only after the checkout), so git's ownership check stays on.
+    static let configuration = [
+        "-c", "core.hooksPath=/dev/null",
+        "-c", "core.fsmonitor=false",
+        "-c", "credential.helper=",
+        "-c", "gc.auto=0",
+        "-c", "maintenance.auto=false",
+        "-c", "advice.detachedHead=false",
+        "-c", "protocol.version=2",
+    ]
 }

@@ -1,6 +1,3 @@
-import Subprocess
-import SystemPackage
-
 #if canImport(FoundationEssentials)
 import FoundationEssentials
 #else
@@ -24,18 +21,17 @@ import Darwin
 ///    mirror, so nothing in the work dir is the mirror's), then a detached checkout;
 /// 4. `git submodule update --init --recursive` when asked (from the submodules' own URLs,
 ///    not mirrored);
-/// 5. verify HEAD is exactly the resolved commit;
-/// 6. hand the tree to the step user, if steps run as one.
+/// 5. verify HEAD is exactly the resolved commit.
 ///
 /// Every git runs as the agent's user under the attempt's `ProcessGroupControl`, with
-/// `GitEnvironment`.
+/// `GitEnvironment`, in a work dir that is still the agent's (0700): `JobRunner` hands it
+/// to the step user only afterwards (`WorkDirectoryHandover`).
 struct SourceCheckout {
     var mirrors: GitMirrors
     var git: String
     var jobID: String
     var attempt: UInt32
     var control: ProcessGroupControl
-    var stepUser: StepUser?
 
     /// Returns the full commit id checked out. `note` writes a line to the step's log.
     func perform(
@@ -129,7 +125,7 @@ struct SourceCheckout {
         throw CheckoutFailure("commit `\(request.commit.logSafe(maximum: 80))` is not in \(url.redacted)")
     }
 
-    /// Steps 3 to 6.
+    /// Steps 3 to 5.
     private func clone(
         from mirror: String, commit: String, request: CheckoutRequest, workDirectory: String,
         note: (String) async -> Void
@@ -142,30 +138,26 @@ struct SourceCheckout {
                 throw CheckoutFailure("cannot create the checkout path \(request.path): \(error)")
             }
         }
-        let safe = [workDirectory, target]
         let local = command(allowFile: true)
         try await run(local, ["init", "--quiet", "--template=", "--", target], in: workDirectory, "create the checkout")
         var fetch = ["fetch", "--quiet", "--no-tags"]
         if request.depth > 0 { fetch.append("--depth=\(request.depth)") }
         fetch += ["--", "file://\(mirror)", commit]
-        try await run(local, fetch, in: target, safe: safe, "copy the commit from the mirror")
-        try await run(local, ["checkout", "--quiet", "--force", "--detach", commit], in: target, safe: safe, "check out")
-        try await run(local, ["config", "remote.origin.url", request.repository.text], in: target, safe: safe, "configure origin")
-        try await run(
-            local, ["config", "remote.origin.fetch", "+refs/heads/*:refs/remotes/origin/*"], in: target, safe: safe,
-            "configure origin")
+        try await run(local, fetch, in: target, "copy the commit from the mirror")
+        try await run(local, ["checkout", "--quiet", "--force", "--detach", commit], in: target, "check out")
+        try await run(local, ["config", "remote.origin.url", request.repository.text], in: target, "configure origin")
+        try await run(local, ["config", "remote.origin.fetch", "+refs/heads/*:refs/remotes/origin/*"], in: target, "configure origin")
         if request.submodules {
             await note("gantry: checkout: updating submodules\n")
             var arguments = ["submodule", "update", "--init", "--recursive"]
             if request.depth > 0 { arguments.append("--depth=\(request.depth)") }
-            try await run(command(allowFile: mirrors.allowFileURLs), arguments, in: target, safe: safe, "update the submodules")
+            try await run(command(allowFile: mirrors.allowFileURLs), arguments, in: target, "update the submodules")
         }
-        let head = try await outcome(local, ["rev-parse", "--verify", "--quiet", "HEAD^{commit}"], in: target, safe: safe)
+        let head = try await outcome(local, ["rev-parse", "--verify", "--quiet", "HEAD^{commit}"], in: target)
         let checkedOut = String(head.output.filter { !$0.isWhitespace })
         guard head.succeeded, checkedOut == commit else {
             throw CheckoutFailure("the checkout's HEAD is `\(checkedOut.logSafe(maximum: 80))`, not the commit \(commit)")
         }
-        if let stepUser { try await handOver(workDirectory, to: stepUser) }
         await note("gantry: checkout: HEAD is \(commit)\(request.path.isEmpty ? "" : " in \(request.path)")\n")
     }
 
@@ -203,43 +195,22 @@ struct SourceCheckout {
     }
 
     private func outcome(
-        _ command: GitCommand, _ arguments: [String], in directory: String, safe: [String] = []
+        _ command: GitCommand, _ arguments: [String], in directory: String
     ) async throws(CheckoutFailure) -> GitCommand.Outcome {
         do {
-            return try await command.run(arguments, in: directory, safeDirectories: safe)
+            return try await command.run(arguments, in: directory)
         } catch {
             throw CheckoutFailure("could not run git: \(error)")
         }
     }
 
     private func run(
-        _ command: GitCommand, _ arguments: [String], in directory: String, safe: [String] = [], _ what: String
+        _ command: GitCommand, _ arguments: [String], in directory: String, _ what: String
     ) async throws(CheckoutFailure) {
-        let result = try await outcome(command, arguments, in: directory, safe: safe)
+        let result = try await outcome(command, arguments, in: directory)
         guard result.succeeded else {
             let status = result.status.map { "exit status \($0)" } ?? "killed by a signal"
             throw CheckoutFailure("could not \(what): \(Self.lastLine(of: result.output, or: "git \(arguments[0]) ended with \(status)"))")
-        }
-    }
-
-    /// Gives the checked-out tree to the step user (`chown -R`, never following a link),
-    /// so the step can write its work dir. Runs before any step command: nothing of the
-    /// step's can race it.
-    private func handOver(_ directory: String, to user: StepUser) async throws(CheckoutFailure) {
-        let chown = ["/usr/bin/chown", "/bin/chown"].first { FileManager.default.isExecutableFile(atPath: $0) }
-        guard let chown else { throw CheckoutFailure("chown(1) is not installed: cannot hand the checkout to \(user.name)") }
-        do {
-            let result = try await Subprocess.run(
-                .path(FilePath(chown)), arguments: ["-R", "-P", "-h", "\(user.uid):\(user.gid)", "--", directory],
-                environment: .custom([:]), output: .discarded, error: .string(limit: 4096))
-            guard result.terminationStatus.isSuccess else {
-                throw CheckoutFailure(
-                    "cannot hand the checkout to \(user.name): \(Self.lastLine(of: result.standardError, or: "chown failed"))")
-            }
-        } catch let failure as CheckoutFailure {
-            throw failure
-        } catch {
-            throw CheckoutFailure("cannot hand the checkout to \(user.name): \(error)")
         }
     }
 
