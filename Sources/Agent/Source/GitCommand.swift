@@ -48,7 +48,7 @@ struct GitCommand: Sendable {
         let control = self.control
         let result = try await Subprocess.run(
             .path(FilePath(git)),
-            arguments: Arguments(GitEnvironment.configuration + arguments),
+            arguments: Arguments(GitEnvironment.configuration + environment.options + arguments),
             environment: .custom(custom), workingDirectory: FilePath(directory), platformOptions: options,
             input: .none, output: .sequence, error: .combinedWithOutput
         ) { execution in

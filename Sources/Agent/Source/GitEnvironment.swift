@@ -19,8 +19,13 @@ import Foundation
 /// - `GANTRY_JOB_ID`/`GANTRY_ATTEMPT`, as a step's commands have them, so a cancel or a
 ///   timeout finds and kills git like a command (`JobProcesses`).
 /// - `HOME` and `PATH` from the agent: ssh finds the agent user's keys and known hosts.
+///   Nothing else of the agent's environment (no `SSH_AUTH_SOCK`, no askpass program).
+///
+/// Submodules get `anonymous(…)` instead: their URLs are the repository's choice.
 struct GitEnvironment: Sendable {
     var variables: [String: String]
+    /// `-c` options of this environment's commands, after `configuration`.
+    var options: [String] = []
 
     init(jobID: String, attempt: UInt32, allowFile: Bool) {
         let inherited = ProcessInfo.processInfo.environment
@@ -39,6 +44,37 @@ struct GitEnvironment: Sendable {
         variables["GANTRY_ATTEMPT"] = String(attempt)
         self.variables = variables
     }
+
+    /// For `git submodule update`, whose URLs come from the commit's `.gitmodules`: a
+    /// pushed commit could otherwise name any private repository the agent's keys can read
+    /// and have it cloned into the step's work dir. So the submodules are fetched
+    /// anonymously, without any of the agent's credentials:
+    ///
+    /// - `HOME` is `home`, an empty private directory: no `~/.netrc` for https, no
+    ///   `~/.gitconfig` either way;
+    /// - ssh reads no configuration (`-F /dev/null`, so no `IdentityFile` or agent from
+    ///   `~/.ssh/config` or `/etc/ssh/ssh_config`), loads no key (`IdentitiesOnly=yes`,
+    ///   `IdentityFile=none`, and not the default `~/.ssh/id_*`, which ssh finds through
+    ///   the password database, not `HOME`) and asks no ssh agent (`IdentityAgent=none`,
+    ///   no `SSH_AUTH_SOCK`); the agent user's `known_hosts` still verifies hosts;
+    /// - no askpass program and no credential helper.
+    ///
+    /// Credentials embedded in the superproject's URL still reach submodules whose URLs
+    /// are relative to it (git resolves them against `remote.origin.url`): that is the
+    /// submitter's own credential for the submitter's own host.
+    static func anonymous(jobID: String, attempt: UInt32, home: String, allowFile: Bool) -> GitEnvironment {
+        var environment = GitEnvironment(jobID: jobID, attempt: attempt, allowFile: allowFile)
+        environment.variables["HOME"] = home
+        environment.variables["GIT_SSH_COMMAND"] = anonymousSSHCommand
+        environment.options = ["-c", "core.askPass="]
+        return environment
+    }
+
+    /// ssh without configuration, keys or agent (`anonymous`).
+    static let anonymousSSHCommand =
+        "ssh -F /dev/null -o BatchMode=yes -o StrictHostKeyChecking=yes -o IdentitiesOnly=yes -o IdentityFile=none "
+        + "-o IdentityAgent=none -o PKCS11Provider=none -o PasswordAuthentication=no -o KbdInteractiveAuthentication=no "
+        + "-o GSSAPIAuthentication=no -o HostbasedAuthentication=no"
 
     static func allowedProtocols(allowFile: Bool) -> [String] {
         ["https", "http", "ssh", "git"] + (allowFile ? ["file"] : [])

@@ -20,7 +20,7 @@ import Darwin
 ///    one commit over `file://` (`depth` applies; no hard links or alternates into the
 ///    mirror, so nothing in the work dir is the mirror's), then a detached checkout;
 /// 4. `git submodule update --init --recursive` when asked (from the submodules' own URLs,
-///    not mirrored);
+///    not mirrored, and anonymously: `GitEnvironment.anonymous`);
 /// 5. verify HEAD is exactly the resolved commit.
 ///
 /// Every git runs as the agent's user under the attempt's `ProcessGroupControl`, with
@@ -151,7 +151,13 @@ struct SourceCheckout {
             await note("gantry: checkout: updating submodules\n")
             var arguments = ["submodule", "update", "--init", "--recursive"]
             if request.depth > 0 { arguments.append("--depth=\(request.depth)") }
-            try await run(command(allowFile: mirrors.allowFileURLs), arguments, in: target, "update the submodules")
+            let home = try Self.emptyHome(beside: workDirectory)
+            defer { try? FileManager.default.removeItem(atPath: home) }
+            let anonymous = GitCommand(
+                git: git,
+                environment: .anonymous(jobID: jobID, attempt: attempt, home: home, allowFile: mirrors.allowFileURLs),
+                control: control)
+            try await run(anonymous, arguments, in: target, "update the submodules")
         }
         let head = try await outcome(local, ["rev-parse", "--verify", "--quiet", "HEAD^{commit}"], in: target)
         let checkedOut = String(head.output.filter { !$0.isWhitespace })
@@ -176,6 +182,21 @@ struct SourceCheckout {
         for path in (try? files.subpathsOfDirectory(atPath: "\(mirror)/refs")) ?? [] where path.hasSuffix(".lock") {
             try? files.removeItem(atPath: "\(mirror)/refs/\(path)")
         }
+    }
+
+    /// A new empty directory, 0700, for the submodules' `HOME` (`GitEnvironment.anonymous`):
+    /// next to the work dir in the agent's work root, under a random name (`mkdtemp`), so
+    /// no step can reach it or predict it. Removed after the submodules.
+    static func emptyHome(beside workDirectory: String) throws(CheckoutFailure) -> String {
+        var template = Array("\(workDirectory).home-XXXXXX".utf8CString)
+        let made = template.withUnsafeMutableBufferPointer { buffer -> String? in
+            guard let base = buffer.baseAddress, mkdtemp(base) != nil else { return nil }
+            return String(cString: base)
+        }
+        guard let made else {
+            throw CheckoutFailure("cannot create an empty home for the submodules: \(String(cString: strerror(errno)))")
+        }
+        return made
     }
 
     /// The commit's full id if the mirror has it as a commit.
