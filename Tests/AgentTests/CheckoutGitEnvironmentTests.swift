@@ -12,7 +12,7 @@ struct CheckoutGitEnvironmentTests {
 
     @Test func submodulesGetNoneOfTheAgentsCredentials() throws {
         let home = NSTemporaryDirectory() + "gantry-home-\(UUID().uuidString)"
-        let anonymous = GitEnvironment.anonymous(jobID: "j", attempt: 1, home: home, allowFile: false)
+        let anonymous = GitEnvironment.anonymous(jobID: "j", attempt: 1, home: home)
         #expect(anonymous.variables["HOME"] == home)
         for name in ["SSH_AUTH_SOCK", "GIT_ASKPASS", "SSH_ASKPASS", "XDG_CONFIG_HOME", "GIT_CONFIG_PARAMETERS"] {
             #expect(anonymous.variables[name] == nil, "\(name)")
@@ -24,6 +24,9 @@ struct CheckoutGitEnvironmentTests {
             #expect(ssh.contains(option), "\(option) missing from \(ssh)")
         }
         #expect(anonymous.options.contains("core.askPass="))
+        // Never a local repository, whatever --git-allow-file-urls says.
+        #expect(anonymous.variables["GIT_ALLOW_PROTOCOL"] == "https:http:ssh:git")
+        #expect(anonymous.options.contains("protocol.file.allow=never"))
         // The superproject itself is still fetched with the agent's own HOME.
         let own = GitEnvironment(jobID: "j", attempt: 1, allowFile: false)
         #expect(own.variables["HOME"] == ProcessInfo.processInfo.environment["HOME"])
@@ -34,7 +37,7 @@ struct CheckoutGitEnvironmentTests {
     /// configuration it evaluated): no key file, no agent.
     @Test(.enabled(if: ssh != nil, "needs ssh"))
     func sshLoadsNoKeyAndAsksNoAgentForSubmodules() async throws {
-        let anonymous = GitEnvironment.anonymous(jobID: "j", attempt: 1, home: "/nonexistent", allowFile: false)
+        let anonymous = GitEnvironment.anonymous(jobID: "j", attempt: 1, home: "/nonexistent")
         let command = try #require(anonymous.variables["GIT_SSH_COMMAND"])
         let result = try await Subprocess.run(
             .path("/bin/sh"), arguments: ["-c", command + " -G 127.0.0.1"],

@@ -156,27 +156,79 @@ final class CheckoutRunnerTests {
         #expect(absent.outcome == .succeeded && absentLog.hasSuffix("0\n"), "\(absentLog)")
     }
 
-    @Test func submodulesAreCheckedOutRecursively() async throws {
-        let (library, _) = try await fixture.repository("library")
-        let work = fixture.root + "/main-work"
+    /// A superproject `name.git` whose only submodule, at `lib`, is `url` at `commit`
+    /// (written straight into the index: nothing is fetched while making it). Returns the
+    /// bare path and the superproject's commit.
+    func superproject(_ name: String, submodule url: String, at commit: String) async throws -> (bare: String, commit: String) {
+        let work = fixture.root + "/\(name)-work"
         try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
         try await fixture.sh(
-            "git -c init.defaultBranch=main init -q . && echo main > main.txt && git add main.txt && "
-                + "git -c protocol.file.allow=always submodule --quiet add '\(library)' lib && git commit -q -m main", in: work)
-        let commit = try await fixture.sh("git rev-parse HEAD", in: work)
-        try await fixture.sh("git clone -q --bare '\(work)' '\(fixture.root)/main.git'")
-        let (result, log) = try await run(
-            spec(
-                ["cat main.txt lib/hello.txt"], repository: "\(fixture.root)/main.git", commit: commit,
-                checkout: .with {
-                    $0.enabled = true
-                    $0.submodules = true
-                }))
+            "git -c init.defaultBranch=main init -q . && echo main > main.txt && "
+                + "git config -f .gitmodules submodule.lib.path lib && git config -f .gitmodules submodule.lib.url '\(url)' && "
+                + "git add main.txt .gitmodules && git update-index --add --cacheinfo 160000,\(commit),lib && git commit -q -m main",
+            in: work)
+        let head = try await fixture.sh("git rev-parse HEAD", in: work)
+        try await fixture.sh("git clone -q --bare '\(work)' '\(fixture.root)/\(name).git'")
+        return ("\(fixture.root)/\(name).git", head)
+    }
+
+    @Test func submodulesAreCheckedOutFromTheirOwnURLs() async throws {
+        let (_, libraryCommits) = try await fixture.repository("library")
+        let daemon = try await fixture.startDaemon(serving: "library.git")
+        defer { kill(daemon.pid, SIGKILL) }
+        let (main, commit) = try await superproject("main", submodule: daemon.url("library.git"), at: libraryCommits[0])
+        let checkout = Gantry_V1_CheckoutSpec.with {
+            $0.enabled = true
+            $0.submodules = true
+        }
+        let (result, log) = try await run(spec(["cat main.txt lib/hello.txt"], repository: main, commit: commit, checkout: checkout))
         #expect(result.outcome == .succeeded, "\(result) \(log)")
         #expect(log.contains("main\nhello 1\n"), "\(log)")
         // Without the option the submodule stays empty.
-        let (plain, plainLog) = try await run(spec(["ls -A lib | wc -l"], repository: "\(fixture.root)/main.git", commit: commit))
+        let (plain, plainLog) = try await run(spec(["ls -A lib | wc -l"], repository: main, commit: commit))
         #expect(plain.outcome == .succeeded && plainLog.hasSuffix("0\n"), "\(plainLog)")
+        // The submodules' empty HOME is gone with the checkout.
+        let left = try FileManager.default.contentsOfDirectory(atPath: root + "/work")
+        #expect(!left.contains { $0.contains(".home-") }, "\(left)")
+    }
+
+    /// A `.gitmodules` naming a local repository (here another pipeline's mirror on this
+    /// host) fails the checkout, even on an agent that accepts local repositories for the
+    /// pipeline itself: the mirror is neither read nor hard-linked into the work dir.
+    @Test func aSubmoduleNeverReadsALocalRepository() async throws {
+        let (victim, victimCommits) = try await fixture.repository("private")
+        let (first, _) = try await run(spec(["true"], repository: victim, commit: victimCommits[0]))
+        #expect(first.outcome == .succeeded)
+        let mirror = mirrors + "/" + (try RepositoryURL(parsing: victim, allowFile: true).mirrorName)
+        let before = try Self.snapshot(of: mirror)
+        #expect(!before.isEmpty)
+        let checkout = Gantry_V1_CheckoutSpec.with {
+            $0.enabled = true
+            $0.submodules = true
+        }
+        for (index, url) in [mirror, "file://\(mirror)", victim].enumerated() {
+            let (hostile, commit) = try await superproject("hostile-\(index)", submodule: url, at: victimCommits[0])
+            let (result, log) = try await run(
+                spec(["cat lib/hello.txt", "echo never ran"], repository: hostile, commit: commit, checkout: checkout), allowFile: true)
+            #expect(result.outcome == .failed && result.failure == JobFailureCode.checkoutFailed, "\(url): \(result) \(log)")
+            #expect(result.message.contains("could not update the submodules"), "\(result.message)")
+            #expect(!log.contains("never ran") && !log.contains("hello 1"), "\(log)")
+        }
+        #expect(try Self.snapshot(of: mirror) == before)
+    }
+
+    /// Every file of `directory` with its inode, link count, owner, size and mtime.
+    static func snapshot(of directory: String) throws -> [String: [Int]] {
+        var files: [String: [Int]] = [:]
+        for path in try FileManager.default.subpathsOfDirectory(atPath: directory) {
+            var info = stat()
+            guard lstat("\(directory)/\(path)", &info) == 0 else { continue }
+            files[path] = [
+                Int(info.st_ino), Int(info.st_nlink), Int(info.st_uid), Int(info.st_size), info.st_mtim.tv_sec,
+                info.st_mtim.tv_nsec,
+            ]
+        }
+        return files
     }
 
     @Test func theStepsTimeoutStopsACheckoutWaitingForTheMirror() async throws {

@@ -13,9 +13,9 @@ import Foundation
 ///   fsmonitor command); what git needs is passed as `-c` below.
 /// - `GIT_TERMINAL_PROMPT=0`, ssh in `BatchMode`, no askpass: a repository that wants a
 ///   password fails at once instead of hanging the job.
-/// - `GIT_ALLOW_PROTOCOL`: the transports git may use at all, submodules included;
-///   `file` only where `allowFile` (the clone from the host's own mirror, or an agent
-///   started with `--git-allow-file-urls`).
+/// - `GIT_ALLOW_PROTOCOL`: the transports git may use at all; `file` only where
+///   `allowFile` (the clone from the host's own mirror, or a repository of an agent
+///   started with `--git-allow-file-urls`), never for submodules (`anonymous`).
 /// - `GANTRY_JOB_ID`/`GANTRY_ATTEMPT`, as a step's commands have them, so a cancel or a
 ///   timeout finds and kills git like a command (`JobProcesses`).
 /// - `HOME` and `PATH` from the agent: ssh finds the agent user's keys and known hosts.
@@ -57,16 +57,21 @@ struct GitEnvironment: Sendable {
     ///   `IdentityFile=none`, and not the default `~/.ssh/id_*`, which ssh finds through
     ///   the password database, not `HOME`) and asks no ssh agent (`IdentityAgent=none`,
     ///   no `SSH_AUTH_SOCK`); the agent user's `known_hosts` still verifies hosts;
-    /// - no askpass program and no credential helper.
+    /// - no askpass program and no credential helper;
+    /// - never the `file` transport nor a local path, whatever `--git-allow-file-urls`
+    ///   says (`GIT_ALLOW_PROTOCOL` without `file`, and `protocol.file.allow=never`): a
+    ///   `.gitmodules` naming `/…/git-mirrors/<sha>.git` would read another pipeline's
+    ///   mirror, and a local clone hard-links the mirror's objects into the work dir, where
+    ///   the hand-over to the step user would make them the step user's.
     ///
     /// Credentials embedded in the superproject's URL still reach submodules whose URLs
     /// are relative to it (git resolves them against `remote.origin.url`): that is the
     /// submitter's own credential for the submitter's own host.
-    static func anonymous(jobID: String, attempt: UInt32, home: String, allowFile: Bool) -> GitEnvironment {
-        var environment = GitEnvironment(jobID: jobID, attempt: attempt, allowFile: allowFile)
+    static func anonymous(jobID: String, attempt: UInt32, home: String) -> GitEnvironment {
+        var environment = GitEnvironment(jobID: jobID, attempt: attempt, allowFile: false)
         environment.variables["HOME"] = home
         environment.variables["GIT_SSH_COMMAND"] = anonymousSSHCommand
-        environment.options = ["-c", "core.askPass="]
+        environment.options = ["-c", "core.askPass=", "-c", "protocol.file.allow=never"]
         return environment
     }
 

@@ -10,7 +10,7 @@ public struct GitMirrors: Sendable, Equatable {
     public var directory: String
     /// Accept `file://` and local-path repositories (tests, hosts that serve repositories
     /// from a local disk). Off by default: a local URL reads any repository the agent's
-    /// user can read on the host.
+    /// user can read on the host. Never for submodules (`GitEnvironment.anonymous`).
     public var allowFileURLs: Bool
     /// How long a slot waits for another slot's fetch into the same mirror. By default a
     /// little longer than `checkoutTimeout`, which bounds the holder's work from the moment

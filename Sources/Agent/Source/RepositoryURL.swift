@@ -8,7 +8,8 @@ import Crypto
 /// pipeline's mirror among them). So only `https`, `http`, `ssh` (also scp-style
 /// `user@host:path`) and `git` are accepted, and local repositories only on an agent
 /// started with `--git-allow-file-urls`. git enforces the same list again through
-/// `GIT_ALLOW_PROTOCOL` (`GitEnvironment`), for submodules too.
+/// `GIT_ALLOW_PROTOCOL` (`GitEnvironment`), for submodules too, which never get local
+/// repositories.
 public struct RepositoryURL: Sendable, Equatable {
     public enum Transport: String, Sendable {
         case https, http, ssh, git, file

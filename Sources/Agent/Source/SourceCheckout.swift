@@ -155,7 +155,7 @@ struct SourceCheckout {
             defer { try? FileManager.default.removeItem(atPath: home) }
             let anonymous = GitCommand(
                 git: git,
-                environment: .anonymous(jobID: jobID, attempt: attempt, home: home, allowFile: mirrors.allowFileURLs),
+                environment: .anonymous(jobID: jobID, attempt: attempt, home: home),
                 control: control)
             try await run(anonymous, arguments, in: target, "update the submodules")
         }
