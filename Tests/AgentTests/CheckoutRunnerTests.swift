@@ -217,6 +217,36 @@ final class CheckoutRunnerTests {
         #expect(try Self.snapshot(of: mirror) == before)
     }
 
+    /// A credential in a URL reaches neither the job's reason nor its log, wherever git
+    /// prints it: the repository's own (which git prints without its scheme when it cannot
+    /// look the host up), or one a `.gitmodules` names.
+    @Test func credentialsInURLsLeaveNeitherTheMessageNorTheLog() async throws {
+        let port = try GitFixture.freePort()
+        let missing = String(repeating: "0", count: 39) + "3"
+        for url in ["git://user:secret@127.0.0.1:\(port)/x.git", "https://user:secret@127.0.0.1:\(port)/x.git"] {
+            let (result, log) = try await run(spec(["echo never ran"], repository: url, commit: missing), allowFile: false)
+            #expect(result.failure == JobFailureCode.checkoutFailed, "\(result)")
+            #expect(result.message.contains("cannot fetch \(url.replacing("user:secret@", with: "***@"))"), "\(result.message)")
+            #expect(!result.message.contains("secret"), "\(result.message)")
+            #expect(!log.contains("secret") && log.contains("gantry: checkout failed"), "\(log)")
+        }
+
+        let (_, libraryCommits) = try await fixture.repository("private-library")
+        let submoduleURL = "https://user:secret@127.0.0.1:\(port)/lib.git"
+        let (main, commit) = try await superproject("with-token", submodule: submoduleURL, at: libraryCommits[0])
+        let (result, log) = try await run(
+            spec(
+                ["echo never ran"], repository: main, commit: commit,
+                checkout: .with {
+                    $0.enabled = true
+                    $0.submodules = true
+                }))
+        #expect(result.failure == JobFailureCode.checkoutFailed, "\(result)")
+        #expect(!result.message.contains("secret") && !log.contains("secret"), "\(result.message) \(log)")
+        // git's own lines are in the log, the URL in them redacted.
+        #expect(log.contains("gantry: git: fatal: clone of 'https://***@127.0.0.1:\(port)/lib.git'"), "\(log)")
+    }
+
     /// Every file of `directory` with its inode, link count, owner, size and mtime.
     static func snapshot(of directory: String) throws -> [String: [Int]] {
         var files: [String: [Int]] = [:]

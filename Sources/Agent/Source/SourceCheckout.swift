@@ -107,10 +107,10 @@ struct SourceCheckout {
             ["fetch", "--quiet", "--prune", "--no-tags", "--", url.text, "+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"],
             in: mirror)
         guard fetch.succeeded else {
-            // git names the URL in its errors, credentials included.
-            let output = fetch.output.replacing(url.text, with: url.redacted)
             let status = fetch.status.map { "exit status \($0)" } ?? "a signal"
-            throw CheckoutFailure("cannot fetch \(url.redacted): \(Self.lastLine(of: output, or: "git fetch ended with \(status)"))")
+            throw CheckoutFailure(
+                "cannot fetch \(url.redacted): \(Self.lastLine(of: fetch.output, or: "git fetch ended with \(status)"))",
+                output: Self.lastLines(of: fetch.output))
         }
         if let commit = await resolve(request.commit, in: mirror) { return commit }
         if CheckoutRequest.isFullCommitID(request.commit) {
@@ -231,13 +231,22 @@ struct SourceCheckout {
         let result = try await outcome(command, arguments, in: directory)
         guard result.succeeded else {
             let status = result.status.map { "exit status \($0)" } ?? "killed by a signal"
-            throw CheckoutFailure("could not \(what): \(Self.lastLine(of: result.output, or: "git \(arguments[0]) ended with \(status)"))")
+            throw CheckoutFailure(
+                "could not \(what): \(Self.lastLine(of: result.output, or: "git \(arguments[0]) ended with \(status)"))",
+                output: Self.lastLines(of: result.output))
         }
     }
 
     /// The last non-empty line of git's output (its `fatal:` line), bounded, or `fallback`.
     static func lastLine(of output: String, or fallback: String) -> String {
-        let line = output.split(whereSeparator: \.isNewline).last { !$0.allSatisfy(\.isWhitespace) }
-        return line.map { String($0).logSafe(maximum: 300) } ?? fallback
+        lastLines(of: output).last ?? fallback
+    }
+
+    /// The last non-empty lines of git's output, bounded and escaped, for the log: the
+    /// last line alone often only says that something failed (`Failed to clone 'lib' a
+    /// second time, aborting`), the lines before it say what.
+    static func lastLines(of output: String) -> [String] {
+        output.split(whereSeparator: \.isNewline).filter { !$0.allSatisfy(\.isWhitespace) }
+            .suffix(CheckoutFailure.maximumOutputLines).map { String($0).logSafe(maximum: 300) }
     }
 }
