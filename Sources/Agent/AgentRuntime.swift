@@ -151,6 +151,9 @@ public actor AgentRuntime: AgentConnectionOwner {
                 }
             }
         }
+        // Mirrors someone else can write would be trusted by every checkout on the host:
+        // refuse to start rather than warn (each checkout checks again).
+        if let mirrors = options.gitMirrors { try AgentDirectories.ensureOwned(mirrors.directory) }
         if !JobProcesses.becomeSubreaper() {
             logger.warning("cannot become a child subreaper: processes that leave a step's session may outlive it")
         }

@@ -5,18 +5,28 @@ extension JobRunner {
     /// or it worked, else the result the job ends with: `failure = checkout_failed` and a
     /// clear message, or timed out / cancelled when the step's timeout or a cancel stopped
     /// it. Its `gantry: checkout …` lines go to the step's log through `note` (masked).
+    ///
+    /// This is the checkout's edge: every line it writes and every message it returns
+    /// passes through `URLUserinfo.redacted` here, so no credential of a URL (the
+    /// repository's, or one a `.gitmodules` names) reaches the log or the job's reason.
     func checkOut(
-        _ spec: Spec, directory: String, control: ProcessGroupControl, note: (String) async -> Void
+        _ spec: Spec, directory: String, control: ProcessGroupControl, note unredacted: (String) async -> Void
     ) async -> Result? {
         let allowFile = gitMirrors?.allowFileURLs ?? false
         guard
             let request = CheckoutRequest.from(
                 repository: spec.repository, commit: spec.commit, checkout: spec.checkout, allowFileURLs: allowFile)
         else { return nil }
+        var known: [String] = []
+        if case .success(let valid) = request { known.append(valid.repository.userinfo) }
+        func redact(_ text: String) -> String { URLUserinfo.redacted(in: text, known: known) }
+        func note(_ text: String) async { await unredacted(redact(text)) }
         func failed(_ failure: CheckoutFailure) async -> Result {
-            await note("gantry: checkout failed: \(failure.message)\n")
+            for line in failure.output { await note("gantry: git: \(line)\n") }
+            let message = redact(failure.message)
+            await note("gantry: checkout failed: \(message)\n")
             return Result(
-                outcome: .failed, exitStatus: -1, signal: 0, message: "checkout failed: \(failure.message)",
+                outcome: .failed, exitStatus: -1, signal: 0, message: "checkout failed: \(message)",
                 failure: JobFailureCode.checkoutFailed)
         }
         let checkout: CheckoutRequest
@@ -33,23 +43,17 @@ extension JobRunner {
         await note(
             "gantry: checkout \(checkout.repository.redacted) at \(checkout.commit)"
                 + "\(checkout.depth > 0 ? ", depth \(checkout.depth)" : "")\(checkout.submodules ? ", with submodules" : "")\n")
-        // The whole checkout is bounded even for a step without `timeout:`; past the bound
-        // git is stopped like a command and the job fails as a checkout.
-        let limitReason = "checkout took longer than \(gitMirrors.checkoutTimeout)"
-        let limit = Task {
-            try? await Task.sleep(for: gitMirrors.checkoutTimeout)
-            if !Task.isCancelled { control.stop(.failed(limitReason)) }
-        }
-        defer { limit.cancel() }
+        // Stopped with this reason when its git work outlasts `checkoutTimeout`.
+        let limitReason = SourceCheckout.limitReason(gitMirrors.checkoutTimeout)
         let source = SourceCheckout(
-            mirrors: gitMirrors, git: git, jobID: spec.jobID, attempt: spec.attempt, control: control, stepUser: stepUser)
+            mirrors: gitMirrors, git: git, jobID: spec.jobID, attempt: spec.attempt, control: control)
         do {
             _ = try await source.perform(checkout, workDirectory: directory, note: note)
             if let reason = control.stopReason { return Self.stopped(reason, after: .init(outcome: .failed, exitStatus: -1, signal: 0, message: "")) }
             return nil
         } catch {
             switch control.stopReason {
-            case .failed(let why) where why == limitReason: return await failed(CheckoutFailure(limitReason))
+            case .failed(let why) where why == limitReason: return await failed(CheckoutFailure(limitReason, output: error.output))
             case .some(let reason):
                 return Self.stopped(reason, after: .init(outcome: .failed, exitStatus: -1, signal: 0, message: ""))
             case .none: return await failed(error)

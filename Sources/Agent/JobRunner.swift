@@ -183,7 +183,8 @@ public struct JobRunner: Sendable {
         }
         do {
             if !FileManager.default.fileExists(atPath: workRoot) { try AgentDirectories.ensure(workRoot, mode: workRootMode) }
-            try AgentDirectories.createWorkDirectory(directory, owner: stepUser)
+            // The agent's until the checkout is done (`WorkDirectoryHandover`).
+            try AgentDirectories.createWorkDirectory(directory, owner: nil)
         } catch {
             return Result(outcome: .failed, exitStatus: -1, signal: 0, message: "cannot create work dir \(directory): \(error)")
         }
@@ -209,12 +210,22 @@ public struct JobRunner: Sendable {
             await onOutput()
         }
         // What comes before the commands, each able to end the job instead (with its own
-        // `failure` code): the source first, then the cache and the `download:`s.
-        // Transfers (cache, `download:`, `artifacts:`) go around the commands, on this task
-        // and their own HTTP connections (`JobTransfers` says where this runs), inside the
-        // step's timeout and stopped by a cancel like the commands.
+        // `failure` code): the source first (then the work dir becomes the step user's),
+        // then the cache and the `download:`s. Transfers (cache, `download:`, `artifacts:`)
+        // go around the commands, on this task and their own HTTP connections
+        // (`JobTransfers` says where this runs), inside the step's timeout and stopped by a
+        // cancel like the commands.
+        var prepared = await checkOut(spec, directory: directory, control: control, note: note)
+        if prepared == nil, let stepUser {
+            do {
+                try await WorkDirectoryHandover.handOver(directory, to: stepUser)
+            } catch {
+                await note("gantry: \(error)\n")
+                prepared = Result(outcome: .failed, exitStatus: -1, signal: 0, message: "\(error)")
+            }
+        }
         var result: Result
-        if let prepared = await checkOut(spec, directory: directory, control: control, note: note) {
+        if let prepared {
             result = prepared
         } else {
             let transfers = JobTransfers(

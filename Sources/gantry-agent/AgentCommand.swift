@@ -85,7 +85,7 @@ struct Run: AsyncParsableCommand {
         help: "Directory of this host's git mirrors, shared by every slot (default: STATE/git-mirrors). Only the agent's user may read it.")
     var gitMirrors: String?
     @Flag(
-        help: "Accept file:// and local-path repositories (and submodules). Off by default: they read any repository this user can read.")
+        help: "Accept file:// and local-path repositories (never submodules). Off by default: they read any repository this user can read.")
     var gitAllowFileUrls = false
     @Option(
         help: ArgumentHelp(

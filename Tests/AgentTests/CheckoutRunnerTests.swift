@@ -41,17 +41,22 @@ final class CheckoutRunnerTests {
         return spec
     }
 
-    func run(_ spec: JobRunner.Spec, allowFile: Bool = true, lockTimeout: Duration = .seconds(60)) async throws -> (JobRunner.Result, String) {
-        try await Self.run(spec, root: root, mirrors: mirrors, allowFile: allowFile, lockTimeout: lockTimeout)
+    func run(
+        _ spec: JobRunner.Spec, allowFile: Bool = true, lockTimeout: Duration = .seconds(60),
+        checkoutTimeout: Duration = .seconds(60 * 60)
+    ) async throws -> (JobRunner.Result, String) {
+        try await Self.run(
+            spec, root: root, mirrors: mirrors, allowFile: allowFile, lockTimeout: lockTimeout, checkoutTimeout: checkoutTimeout)
     }
 
     static func run(
         _ spec: JobRunner.Spec, root: String, mirrors: String, allowFile: Bool = true, lockTimeout: Duration = .seconds(60),
-        stepUser: StepUser? = nil
+        checkoutTimeout: Duration = .seconds(60 * 60), stepUser: StepUser? = nil, keepWorkDirs: Bool = false
     ) async throws -> (JobRunner.Result, String) {
         let runner = JobRunner(
-            agentID: "h/1", workRoot: root + "/work", keepWorkDirs: false, stepUser: stepUser,
-            gitMirrors: GitMirrors(directory: mirrors, allowFileURLs: allowFile, lockTimeout: lockTimeout))
+            agentID: "h/1", workRoot: root + "/work", keepWorkDirs: keepWorkDirs, stepUser: stepUser,
+            gitMirrors: GitMirrors(
+                directory: mirrors, allowFileURLs: allowFile, lockTimeout: lockTimeout, checkoutTimeout: checkoutTimeout))
         let spool = try LogSpool(path: root + "/spool-\(spec.jobID).log")
         defer { spool.remove() }
         let control = ProcessGroupControl(jobID: spec.jobID, attempt: spec.attempt, grace: .seconds(1), useCgroup: false)
@@ -151,27 +156,109 @@ final class CheckoutRunnerTests {
         #expect(absent.outcome == .succeeded && absentLog.hasSuffix("0\n"), "\(absentLog)")
     }
 
-    @Test func submodulesAreCheckedOutRecursively() async throws {
-        let (library, _) = try await fixture.repository("library")
-        let work = fixture.root + "/main-work"
+    /// A superproject `name.git` whose only submodule, at `lib`, is `url` at `commit`
+    /// (written straight into the index: nothing is fetched while making it). Returns the
+    /// bare path and the superproject's commit.
+    func superproject(_ name: String, submodule url: String, at commit: String) async throws -> (bare: String, commit: String) {
+        let work = fixture.root + "/\(name)-work"
         try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
         try await fixture.sh(
-            "git -c init.defaultBranch=main init -q . && echo main > main.txt && git add main.txt && "
-                + "git -c protocol.file.allow=always submodule --quiet add '\(library)' lib && git commit -q -m main", in: work)
-        let commit = try await fixture.sh("git rev-parse HEAD", in: work)
-        try await fixture.sh("git clone -q --bare '\(work)' '\(fixture.root)/main.git'")
+            "git -c init.defaultBranch=main init -q . && echo main > main.txt && "
+                + "git config -f .gitmodules submodule.lib.path lib && git config -f .gitmodules submodule.lib.url '\(url)' && "
+                + "git add main.txt .gitmodules && git update-index --add --cacheinfo 160000,\(commit),lib && git commit -q -m main",
+            in: work)
+        let head = try await fixture.sh("git rev-parse HEAD", in: work)
+        try await fixture.sh("git clone -q --bare '\(work)' '\(fixture.root)/\(name).git'")
+        return ("\(fixture.root)/\(name).git", head)
+    }
+
+    @Test func submodulesAreCheckedOutFromTheirOwnURLs() async throws {
+        let (_, libraryCommits) = try await fixture.repository("library")
+        let daemon = try await fixture.startDaemon(serving: "library.git")
+        defer { kill(daemon.pid, SIGKILL) }
+        let (main, commit) = try await superproject("main", submodule: daemon.url("library.git"), at: libraryCommits[0])
+        let checkout = Gantry_V1_CheckoutSpec.with {
+            $0.enabled = true
+            $0.submodules = true
+        }
+        let (result, log) = try await run(spec(["cat main.txt lib/hello.txt"], repository: main, commit: commit, checkout: checkout))
+        #expect(result.outcome == .succeeded, "\(result) \(log)")
+        #expect(log.contains("main\nhello 1\n"), "\(log)")
+        // Without the option the submodule stays empty.
+        let (plain, plainLog) = try await run(spec(["ls -A lib | wc -l"], repository: main, commit: commit))
+        #expect(plain.outcome == .succeeded && plainLog.hasSuffix("0\n"), "\(plainLog)")
+        // The submodules' empty HOME is gone with the checkout.
+        let left = try FileManager.default.contentsOfDirectory(atPath: root + "/work")
+        #expect(!left.contains { $0.contains(".home-") }, "\(left)")
+    }
+
+    /// A `.gitmodules` naming a local repository (here another pipeline's mirror on this
+    /// host) fails the checkout, even on an agent that accepts local repositories for the
+    /// pipeline itself: the mirror is neither read nor hard-linked into the work dir.
+    @Test func aSubmoduleNeverReadsALocalRepository() async throws {
+        let (victim, victimCommits) = try await fixture.repository("private")
+        let (first, _) = try await run(spec(["true"], repository: victim, commit: victimCommits[0]))
+        #expect(first.outcome == .succeeded)
+        let mirror = mirrors + "/" + (try RepositoryURL(parsing: victim, allowFile: true).mirrorName)
+        let before = try Self.snapshot(of: mirror)
+        #expect(!before.isEmpty)
+        let checkout = Gantry_V1_CheckoutSpec.with {
+            $0.enabled = true
+            $0.submodules = true
+        }
+        for (index, url) in [mirror, "file://\(mirror)", victim].enumerated() {
+            let (hostile, commit) = try await superproject("hostile-\(index)", submodule: url, at: victimCommits[0])
+            let (result, log) = try await run(
+                spec(["cat lib/hello.txt", "echo never ran"], repository: hostile, commit: commit, checkout: checkout), allowFile: true)
+            #expect(result.outcome == .failed && result.failure == JobFailureCode.checkoutFailed, "\(url): \(result) \(log)")
+            #expect(result.message.contains("could not update the submodules"), "\(result.message)")
+            #expect(!log.contains("never ran") && !log.contains("hello 1"), "\(log)")
+        }
+        #expect(try Self.snapshot(of: mirror) == before)
+    }
+
+    /// A credential in a URL reaches neither the job's reason nor its log, wherever git
+    /// prints it: the repository's own (which git prints without its scheme when it cannot
+    /// look the host up), or one a `.gitmodules` names.
+    @Test func credentialsInURLsLeaveNeitherTheMessageNorTheLog() async throws {
+        let port = try GitFixture.freePort()
+        let missing = String(repeating: "0", count: 39) + "3"
+        for url in ["git://user:secret@127.0.0.1:\(port)/x.git", "https://user:secret@127.0.0.1:\(port)/x.git"] {
+            let (result, log) = try await run(spec(["echo never ran"], repository: url, commit: missing), allowFile: false)
+            #expect(result.failure == JobFailureCode.checkoutFailed, "\(result)")
+            #expect(result.message.contains("cannot fetch \(url.replacing("user:secret@", with: "***@"))"), "\(result.message)")
+            #expect(!result.message.contains("secret"), "\(result.message)")
+            #expect(!log.contains("secret") && log.contains("gantry: checkout failed"), "\(log)")
+        }
+
+        let (_, libraryCommits) = try await fixture.repository("private-library")
+        let submoduleURL = "https://user:secret@127.0.0.1:\(port)/lib.git"
+        let (main, commit) = try await superproject("with-token", submodule: submoduleURL, at: libraryCommits[0])
         let (result, log) = try await run(
             spec(
-                ["cat main.txt lib/hello.txt"], repository: "\(fixture.root)/main.git", commit: commit,
+                ["echo never ran"], repository: main, commit: commit,
                 checkout: .with {
                     $0.enabled = true
                     $0.submodules = true
                 }))
-        #expect(result.outcome == .succeeded, "\(result) \(log)")
-        #expect(log.contains("main\nhello 1\n"), "\(log)")
-        // Without the option the submodule stays empty.
-        let (plain, plainLog) = try await run(spec(["ls -A lib | wc -l"], repository: "\(fixture.root)/main.git", commit: commit))
-        #expect(plain.outcome == .succeeded && plainLog.hasSuffix("0\n"), "\(plainLog)")
+        #expect(result.failure == JobFailureCode.checkoutFailed, "\(result)")
+        #expect(!result.message.contains("secret") && !log.contains("secret"), "\(result.message) \(log)")
+        // git's own lines are in the log, the URL in them redacted.
+        #expect(log.contains("gantry: git: fatal: clone of 'https://***@127.0.0.1:\(port)/lib.git'"), "\(log)")
+    }
+
+    /// Every file of `directory` with its inode, link count, owner, size and mtime.
+    static func snapshot(of directory: String) throws -> [String: [Int]] {
+        var files: [String: [Int]] = [:]
+        for path in try FileManager.default.subpathsOfDirectory(atPath: directory) {
+            var info = stat()
+            guard lstat("\(directory)/\(path)", &info) == 0 else { continue }
+            files[path] = [
+                Int(info.st_ino), Int(info.st_nlink), Int(info.st_uid), Int(info.st_size), info.st_mtim.tv_sec,
+                info.st_mtim.tv_nsec,
+            ]
+        }
+        return files
     }
 
     @Test func theStepsTimeoutStopsACheckoutWaitingForTheMirror() async throws {
@@ -189,6 +276,36 @@ final class CheckoutRunnerTests {
         // Without a step timeout, the lock's own bound applies and the checkout fails.
         let (waited, _) = try await run(spec(["echo never ran"], repository: bare, commit: commits[0]), lockTimeout: .milliseconds(300))
         #expect(waited.failure == JobFailureCode.checkoutFailed && waited.message.contains("gave up waiting"), "\(waited)")
+    }
+
+    /// A slot waiting behind another slot's long fetch outlasts it: the wait is bounded
+    /// longer than the holder's git work, and the checkout's own bound starts only once the
+    /// slot holds the lock.
+    @Test func aSlotWaitsOutAnotherSlotsFetchLongerThanTheCheckoutBound() async throws {
+        let defaults = GitMirrors(directory: mirrors)
+        #expect(defaults.lockTimeout > defaults.checkoutTimeout)
+        let short = GitMirrors(directory: mirrors, checkoutTimeout: .seconds(10))
+        #expect(short.lockTimeout > short.checkoutTimeout)
+
+        let (bare, commits) = try await fixture.repository("long-fetch")
+        let (first, _) = try await run(spec(["true"], repository: bare, commit: commits[0]))
+        #expect(first.outcome == .succeeded)
+        let url = try RepositoryURL(parsing: bare, allowFile: true)
+        // Another slot holds the mirror for 3 s, longer than this checkout's 2 s bound.
+        let descriptor = open("\(mirrors)/\(url.mirrorName).lock", O_RDWR | O_CREAT, 0o600)
+        #expect(descriptor >= 0 && flock(descriptor, LOCK_EX) == 0)
+        let holder = Task {
+            try? await Task.sleep(for: .seconds(3))
+            close(descriptor)
+        }
+        let started = ContinuousClock.now
+        let (waited, log) = try await Self.run(
+            spec(["cat hello.txt"], repository: bare, commit: commits[0]), root: root, mirrors: mirrors,
+            checkoutTimeout: .seconds(2))
+        await holder.value
+        #expect(waited.outcome == .succeeded, "\(waited) \(log)")
+        #expect(log.contains("hello 1\n"), "\(log)")
+        #expect(ContinuousClock.now - started >= .seconds(3))
     }
 
     @Test func lockFilesOfAGitKilledMidFetchDoNotBreakTheMirror() async throws {
@@ -223,6 +340,36 @@ final class CheckoutRunnerTests {
         #expect(results[0].1.contains("hello 2") && results[1].1.contains("hello 1"))
         let names = try FileManager.default.contentsOfDirectory(atPath: mirrors).filter { $0.hasSuffix(".git") }
         #expect(names.count == 1)
+    }
+
+    /// A mirrors directory someone else can write (a shared sticky one, or another user's)
+    /// is refused, not used: whoever writes it decides what every pipeline checks out.
+    @Test func aMirrorDirectoryOthersCanWriteIsRefused() async throws {
+        let (bare, commits) = try await fixture.repository("loose")
+        #expect(mkdir(mirrors, 0o700) == 0 && chmod(mirrors, 0o1777) == 0)
+        let (result, log) = try await run(spec(["echo never ran"], repository: bare, commit: commits[0]))
+        #expect(result.outcome == .failed && result.failure == JobFailureCode.checkoutFailed, "\(result)")
+        #expect(result.message.contains("the git mirror directory cannot be used"), "\(result.message)")
+        #expect(result.message.contains("writable by no one else"), "\(result.message)")
+        #expect(!log.contains("never ran"))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: mirrors).isEmpty)
+        #expect(throws: IsolationError.self) { try AgentDirectories.ensureOwned(mirrors) }
+        // Once it is the agent's own, it is used.
+        #expect(chmod(mirrors, 0o755) == 0)
+        let (fixed, fixedLog) = try await run(spec(["cat hello.txt"], repository: bare, commit: commits[0]))
+        #expect(fixed.outcome == .succeeded && fixedLog.contains("hello 1\n"), "\(fixed) \(fixedLog)")
+        #expect(AgentDirectories.mode(of: mirrors) == 0o700)
+    }
+
+    @Test(.enabled(if: isRoot && nobody != nil, "needs root and the user nobody"))
+    func aMirrorDirectoryOfAnotherUserIsRefused() async throws {
+        let nobody = try #require(Self.nobody)
+        let (bare, commits) = try await fixture.repository("foreign")
+        #expect(mkdir(mirrors, 0o700) == 0 && chown(mirrors, nobody.uid, nobody.gid) == 0)
+        let (result, _) = try await run(spec(["echo never ran"], repository: bare, commit: commits[0]))
+        #expect(result.failure == JobFailureCode.checkoutFailed, "\(result)")
+        #expect(result.message.contains("owned by uid \(nobody.uid)"), "\(result.message)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: mirrors).isEmpty)
     }
 
     static var isRoot: Bool { geteuid() == 0 }
@@ -260,5 +407,30 @@ final class CheckoutRunnerTests {
             let attributes = try FileManager.default.attributesOfItem(atPath: "\(mirrors)/\(name)/\(file)")
             #expect((attributes[.ownerAccountID] as? NSNumber)?.uint32Value != nobody.uid, "\(file)")
         }
+    }
+
+    /// The work dir is the agent's (0700) until the checkout is done: a checkout that
+    /// fails leaves it so, and one that works hands it to the step user only afterwards.
+    @Test(.enabled(if: isRoot && nobody != nil, "needs root and the user nobody"))
+    func theWorkDirIsTheAgentsUntilTheCheckoutIsDone() async throws {
+        let nobody = try #require(Self.nobody)
+        chmod(root, 0o755)
+        let (bare, commits) = try await fixture.repository("handover")
+        let missing = String(repeating: "0", count: 39) + "2"
+        let failing = spec(["echo never ran"], repository: bare, commit: missing)
+        let (failed, _) = try await Self.run(failing, root: root, mirrors: mirrors, stepUser: nobody, keepWorkDirs: true)
+        #expect(failed.failure == JobFailureCode.checkoutFailed, "\(failed)")
+        var info = stat()
+        #expect(lstat("\(root)/work/\(failing.jobID)-1", &info) == 0)
+        #expect(info.st_uid == geteuid() && info.st_mode & 0o7777 == 0o700, "uid \(info.st_uid) mode \(info.st_mode)")
+
+        let working = spec(["stat -c 'owner=%u mode=%a' ."], repository: bare, commit: commits[0])
+        let (worked, log) = try await Self.run(working, root: root, mirrors: mirrors, stepUser: nobody, keepWorkDirs: true)
+        #expect(worked.outcome == .succeeded, "\(worked) \(log)")
+        #expect(log.contains("owner=\(nobody.uid) mode=700\n"), "\(log)")
+        // No checkout: the empty work dir is handed over all the same.
+        let plain = spec(["stat -c 'owner=%u' ."], repository: bare, commit: commits[0], checkout: nil)
+        let (ran, plainLog) = try await Self.run(plain, root: root, mirrors: mirrors, stepUser: nobody)
+        #expect(ran.outcome == .succeeded && plainLog.contains("owner=\(nobody.uid)\n"), "\(ran) \(plainLog)")
     }
 }

@@ -107,4 +107,22 @@ struct RepositoryURLTests {
             #expect(throws: CheckoutFailure.self, "\(path)") { try refused?.get() }
         }
     }
+
+    @Test func credentialsAreTakenOutOfAnyText() throws {
+        let text = """
+            fatal: clone of 'https://user:secret@host/lib.git' into submodule path '/w/lib' failed
+            see ssh://git@example.com/x and http://tok%40en@h:8080 and https://a:b;c,d(e)@h2?q or https://plain.example/x
+            fatal: unable to look up user:secret@127.0.0.1:9418 (port 9418)
+            """
+        let redacted = URLUserinfo.redacted(in: text, known: ["user:secret"])
+        #expect(!redacted.contains("secret") && !redacted.contains("tok%40en") && !redacted.contains("b;c,d(e)"), "\(redacted)")
+        #expect(redacted.contains("clone of 'https://***@host/lib.git' into submodule path '/w/lib' failed"))
+        #expect(redacted.contains("ssh://***@example.com/x and http://***@h:8080 and https://***@h2?q or https://plain.example/x"))
+        #expect(redacted.contains("unable to look up ***@127.0.0.1:9418"))
+        #expect(URLUserinfo.redacted(in: "no url: user@host:path, a://b") == "no url: user@host:path, a://b")
+        let url = try parse("https://user:secret@github.com/org/repo.git").get()
+        #expect(url.userinfo == "user:secret")
+        #expect(try parse("git@github.com:org/repo.git").get().userinfo == "git")
+        #expect(try parse("https://github.com/org/repo.git").get().userinfo.isEmpty)
+    }
 }

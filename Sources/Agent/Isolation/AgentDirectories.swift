@@ -15,7 +15,7 @@ import Darwin
 /// the agent's user, except where a step user needs to reach its own work dir: then the
 /// work root is 0711 (a step can enter its attempt dir by path, cannot list the root, and
 /// cannot enter another attempt's 0700 dir), and the attempt dir is 0700 owned by the step
-/// user.
+/// user once the agent has checked the source out into it (`WorkDirectoryHandover`).
 public enum AgentDirectories {
     public static let privateMode: mode_t = 0o700
     /// The work root when steps run as other users: traversable, not listable.
@@ -56,8 +56,30 @@ public enum AgentDirectories {
         return nil
     }
 
-    /// A fresh attempt work dir: removed if left over, created 0700, and handed to the
-    /// step user when there is one (the agent keeps the right to remove it afterwards).
+    /// `ensure(path, mode: privateMode)`, then refuses `path` unless it is a directory (not
+    /// a link to one) owned by this user and writable by no one else. For a directory whose
+    /// content the agent trusts and shares between jobs (the git mirrors): there `ensure`
+    /// leaves another user's directory, or a shared sticky one, alone, and using it anyway
+    /// would let that user plant or rewrite what every pipeline checks out.
+    public static func ensureOwned(_ path: String) throws {
+        let warning = try ensure(path, mode: privateMode)
+        var info = stat()
+        guard lstat(path, &info) == 0 else {
+            throw IsolationError.directory("cannot inspect \(path): \(String(cString: strerror(errno)))")
+        }
+        guard (info.st_mode & S_IFMT) == S_IFDIR else { throw IsolationError.directory("\(path) is not a directory") }
+        let mode = info.st_mode & 0o7777
+        guard info.st_uid == geteuid(), mode & 0o022 == 0 else {
+            throw IsolationError.directory(
+                "\(path) must belong to this agent's user (uid \(geteuid())) and be writable by no one else: "
+                    + "it is owned by uid \(info.st_uid) with mode \(String(mode, radix: 8))"
+                    + (warning.map { " (\($0))" } ?? "") + "; fix or remove it")
+        }
+    }
+
+    /// A fresh attempt work dir: removed if left over, created 0700, and given to `owner`
+    /// when there is one (the agent keeps the right to remove it afterwards). `JobRunner`
+    /// passes none and hands the dir over after the checkout (`WorkDirectoryHandover`).
     public static func createWorkDirectory(_ path: String, owner: StepUser?) throws {
         try? FileManager.default.removeItem(atPath: path)
         guard mkdir(path, privateMode) == 0 else {

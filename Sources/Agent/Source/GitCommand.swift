@@ -38,7 +38,7 @@ struct GitCommand: Sendable {
     }
 
     /// Runs `git <configuration> <arguments>` in `directory`.
-    func run(_ arguments: [String], in directory: String, safeDirectories: [String] = []) async throws -> Outcome {
+    func run(_ arguments: [String], in directory: String) async throws -> Outcome {
         var options = PlatformOptions()
         options.createSession = true
         var custom: [Environment.Key: String] = [:]
@@ -48,7 +48,7 @@ struct GitCommand: Sendable {
         let control = self.control
         let result = try await Subprocess.run(
             .path(FilePath(git)),
-            arguments: Arguments(GitEnvironment.configuration(safeDirectories: safeDirectories) + arguments),
+            arguments: Arguments(GitEnvironment.configuration + environment.options + arguments),
             environment: .custom(custom), workingDirectory: FilePath(directory), platformOptions: options,
             input: .none, output: .sequence, error: .combinedWithOutput
         ) { execution in

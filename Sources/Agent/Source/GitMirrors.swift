@@ -10,21 +10,28 @@ public struct GitMirrors: Sendable, Equatable {
     public var directory: String
     /// Accept `file://` and local-path repositories (tests, hosts that serve repositories
     /// from a local disk). Off by default: a local URL reads any repository the agent's
-    /// user can read on the host.
+    /// user can read on the host. Never for submodules (`GitEnvironment.anonymous`).
     public var allowFileURLs: Bool
-    /// How long a slot waits for another slot's fetch into the same mirror.
+    /// How long a slot waits for another slot's fetch into the same mirror. By default a
+    /// little longer than `checkoutTimeout`, which bounds the holder's work from the moment
+    /// it took the lock: a slot waiting behind a large first fetch outlasts it instead of
+    /// failing while it still runs. The step's timeout and a cancel end the wait earlier.
     public var lockTimeout: Duration
-    /// The longest a whole checkout (fetch, clone, submodules) may take, also for a step
-    /// without `timeout:`, so an unresponsive server cannot hold a slot forever.
+    /// The longest the git work of a checkout (fetch, clone, submodules) may take once the
+    /// slot holds the mirror's lock, also for a step without `timeout:`, so an unresponsive
+    /// server cannot hold a slot (nor the mirror) forever.
     public var checkoutTimeout: Duration
+    /// What the default lock wait adds to `checkoutTimeout`: room for the holder's git to
+    /// be stopped (TERM, then KILL) and the lock released.
+    public static let lockMargin: Duration = .seconds(5 * 60)
 
     public init(
-        directory: String, allowFileURLs: Bool = false, lockTimeout: Duration = .seconds(30 * 60),
+        directory: String, allowFileURLs: Bool = false, lockTimeout: Duration? = nil,
         checkoutTimeout: Duration = .seconds(60 * 60)
     ) {
         self.directory = directory
         self.allowFileURLs = allowFileURLs
-        self.lockTimeout = lockTimeout
+        self.lockTimeout = lockTimeout ?? checkoutTimeout + Self.lockMargin
         self.checkoutTimeout = checkoutTimeout
     }
 

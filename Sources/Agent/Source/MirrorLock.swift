@@ -5,9 +5,17 @@ import Darwin
 #endif
 
 /// An exclusive `flock(2)` on a mirror's lock file, shared by every slot (every agent
-/// process) of the host: one fetch into a mirror at a time, and no clone from it while a
-/// fetch rewrites it. The kernel releases it if the holder dies, so a crashed slot never
-/// leaves a mirror locked.
+/// process) of the host: one slot at a time writes a mirror (creates it, fetches into it).
+/// The kernel releases it if the holder dies, so a crashed slot never leaves a mirror
+/// locked.
+///
+/// Reading is not locked: a slot copies its commit out of the mirror after it released
+/// the lock, while another slot may be fetching. That is safe because nothing ever removes
+/// or rewrites an object in a mirror: automatic gc and maintenance are off (`gc.auto=0`,
+/// `maintenance.auto=false`), and a fetch only adds objects (in new packs or loose files,
+/// each written to a temporary name and renamed into place) and moves refs (each update
+/// atomic). The clone asks for a commit id resolved under the lock, whose objects stay
+/// whatever later fetches do to the refs.
 ///
 /// The wait is bounded and polled, so the step's timeout or a cancel ends it too.
 final class MirrorLock {

@@ -8,7 +8,8 @@ import Crypto
 /// pipeline's mirror among them). So only `https`, `http`, `ssh` (also scp-style
 /// `user@host:path`) and `git` are accepted, and local repositories only on an agent
 /// started with `--git-allow-file-urls`. git enforces the same list again through
-/// `GIT_ALLOW_PROTOCOL` (`GitEnvironment`), for submodules too.
+/// `GIT_ALLOW_PROTOCOL` (`GitEnvironment`), for submodules too, which never get local
+/// repositories.
 public struct RepositoryURL: Sendable, Equatable {
     public enum Transport: String, Sendable {
         case https, http, ssh, git, file
@@ -21,6 +22,9 @@ public struct RepositoryURL: Sendable, Equatable {
     /// one repository share a mirror. Credentials in the URL are kept, so a pipeline
     /// without them never reads a mirror filled with someone else's.
     public let normalized: String
+    /// The URL's `user[:password]` (without `@`), empty for none: what
+    /// `URLUserinfo.redacted` takes out of git's output wherever git prints it.
+    public let userinfo: String
 
     public static let maximumBytes = 2048
 
@@ -38,6 +42,7 @@ public struct RepositoryURL: Sendable, Equatable {
         guard !text.hasPrefix("-") else { throw refuse("starts with `-`") }
         let transport: Transport
         var normalized: String
+        var userinfo = ""
         if let schemeEnd = text.firstRange(of: "://") {
             let scheme = text[..<schemeEnd.lowerBound].lowercased()
             switch scheme {
@@ -55,7 +60,7 @@ public struct RepositoryURL: Sendable, Equatable {
                 guard !host.isEmpty else { throw refuse("has no host") }
                 guard !host.hasPrefix("-") else { throw refuse("has a host starting with `-`") }
             }
-            let userinfo = authority.count > host.count ? String(authority.dropLast(host.count)) : ""
+            userinfo = authority.count > host.count ? String(authority.dropLast(host.count)) : ""
             normalized = "\(transport.rawValue)://\(userinfo)\(host.lowercased())\(rest.dropFirst(authority.count))"
         } else if text.contains("::") {
             // `<helper>::<address>`: git runs `git-remote-<helper>` (`ext::` runs a shell).
@@ -67,7 +72,7 @@ public struct RepositoryURL: Sendable, Equatable {
             guard !host.isEmpty, !host.hasPrefix("-") else { throw refuse("has an empty host or one starting with `-`") }
             guard text.index(after: colon) < text.endIndex else { throw refuse("has no path") }
             transport = .ssh
-            let userinfo = authority.count > host.count ? String(authority.dropLast(host.count)) : ""
+            userinfo = authority.count > host.count ? String(authority.dropLast(host.count)) : ""
             normalized = "ssh://\(userinfo)\(host.lowercased())/\(text[text.index(after: colon)...])"
         } else {
             // A local path: git reads it as `file://`.
@@ -83,6 +88,7 @@ public struct RepositoryURL: Sendable, Equatable {
         self.text = text
         self.transport = transport
         self.normalized = normalized
+        self.userinfo = userinfo.hasSuffix("@") ? String(userinfo.dropLast()) : userinfo
     }
 
     /// The mirror's directory name: the SHA-256 of `normalized`, so a URL (and the
@@ -100,11 +106,6 @@ public struct RepositoryURL: Sendable, Equatable {
     public var redacted: String { Self.redacted(text) }
 
     static func redacted(_ text: String) -> String {
-        let bounded = text.count > 300 ? String(text.prefix(300)) + "…" : text
-        guard let schemeEnd = bounded.firstRange(of: "://") else { return bounded }
-        let rest = bounded[schemeEnd.upperBound...]
-        let authority = rest.prefix { $0 != "/" }
-        guard let at = authority.lastIndex(of: "@") else { return bounded }
-        return String(bounded[..<schemeEnd.upperBound]) + "***" + String(bounded[at...])
+        URLUserinfo.redacted(in: text.count > 300 ? String(text.prefix(300)) + "…" : text)
     }
 }

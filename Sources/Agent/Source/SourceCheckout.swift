@@ -1,6 +1,3 @@
-import Subprocess
-import SystemPackage
-
 #if canImport(FoundationEssentials)
 import FoundationEssentials
 #else
@@ -23,19 +20,18 @@ import Darwin
 ///    one commit over `file://` (`depth` applies; no hard links or alternates into the
 ///    mirror, so nothing in the work dir is the mirror's), then a detached checkout;
 /// 4. `git submodule update --init --recursive` when asked (from the submodules' own URLs,
-///    not mirrored);
-/// 5. verify HEAD is exactly the resolved commit;
-/// 6. hand the tree to the step user, if steps run as one.
+///    not mirrored, and anonymously: `GitEnvironment.anonymous`);
+/// 5. verify HEAD is exactly the resolved commit.
 ///
 /// Every git runs as the agent's user under the attempt's `ProcessGroupControl`, with
-/// `GitEnvironment`.
+/// `GitEnvironment`, in a work dir that is still the agent's (0700): `JobRunner` hands it
+/// to the step user only afterwards (`WorkDirectoryHandover`).
 struct SourceCheckout {
     var mirrors: GitMirrors
     var git: String
     var jobID: String
     var attempt: UInt32
     var control: ProcessGroupControl
-    var stepUser: StepUser?
 
     /// Returns the full commit id checked out. `note` writes a line to the step's log.
     func perform(
@@ -44,9 +40,9 @@ struct SourceCheckout {
         let url = request.repository
         let mirror = mirrors.mirrorPath(for: url)
         do {
-            try AgentDirectories.ensure(mirrors.directory, mode: AgentDirectories.privateMode)
+            try AgentDirectories.ensureOwned(mirrors.directory)
         } catch {
-            throw CheckoutFailure("cannot create the git mirror directory \(mirrors.directory): \(error)")
+            throw CheckoutFailure("the git mirror directory cannot be used: \(error)")
         }
         let control = self.control
         let lock: MirrorLock
@@ -64,6 +60,15 @@ struct SourceCheckout {
                 throw CheckoutFailure("cannot open the lock of the mirror of \(url.redacted): \(why)")
             }
         }
+        // The git work is bounded from here, also for a step without `timeout:`: past the
+        // bound git is stopped like a command and the job fails as a checkout. The wait
+        // above has its own bound, longer than this one, so a slot outlasts the holder.
+        let bound = mirrors.checkoutTimeout
+        let limit = Task {
+            try? await Task.sleep(for: bound)
+            if !Task.isCancelled { control.stop(.failed(Self.limitReason(bound))) }
+        }
+        defer { limit.cancel() }
         let commit: String
         do {
             defer { lock.release() }
@@ -71,6 +76,11 @@ struct SourceCheckout {
         }
         try await clone(from: mirror, commit: commit, request: request, workDirectory: workDirectory, note: note)
         return commit
+    }
+
+    /// Why the checkout was stopped when its git work took longer than `bound`.
+    static func limitReason(_ bound: Duration) -> String {
+        "checkout took longer than \(bound)"
     }
 
     /// Step 1 and 2, under the lock: the commit's full id in the mirror.
@@ -97,10 +107,10 @@ struct SourceCheckout {
             ["fetch", "--quiet", "--prune", "--no-tags", "--", url.text, "+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"],
             in: mirror)
         guard fetch.succeeded else {
-            // git names the URL in its errors, credentials included.
-            let output = fetch.output.replacing(url.text, with: url.redacted)
             let status = fetch.status.map { "exit status \($0)" } ?? "a signal"
-            throw CheckoutFailure("cannot fetch \(url.redacted): \(Self.lastLine(of: output, or: "git fetch ended with \(status)"))")
+            throw CheckoutFailure(
+                "cannot fetch \(url.redacted): \(Self.lastLine(of: fetch.output, or: "git fetch ended with \(status)"))",
+                output: Self.lastLines(of: fetch.output))
         }
         if let commit = await resolve(request.commit, in: mirror) { return commit }
         if CheckoutRequest.isFullCommitID(request.commit) {
@@ -115,7 +125,7 @@ struct SourceCheckout {
         throw CheckoutFailure("commit `\(request.commit.logSafe(maximum: 80))` is not in \(url.redacted)")
     }
 
-    /// Steps 3 to 6.
+    /// Steps 3 to 5.
     private func clone(
         from mirror: String, commit: String, request: CheckoutRequest, workDirectory: String,
         note: (String) async -> Void
@@ -128,38 +138,42 @@ struct SourceCheckout {
                 throw CheckoutFailure("cannot create the checkout path \(request.path): \(error)")
             }
         }
-        let safe = [workDirectory, target]
         let local = command(allowFile: true)
         try await run(local, ["init", "--quiet", "--template=", "--", target], in: workDirectory, "create the checkout")
         var fetch = ["fetch", "--quiet", "--no-tags"]
         if request.depth > 0 { fetch.append("--depth=\(request.depth)") }
         fetch += ["--", "file://\(mirror)", commit]
-        try await run(local, fetch, in: target, safe: safe, "copy the commit from the mirror")
-        try await run(local, ["checkout", "--quiet", "--force", "--detach", commit], in: target, safe: safe, "check out")
-        try await run(local, ["config", "remote.origin.url", request.repository.text], in: target, safe: safe, "configure origin")
-        try await run(
-            local, ["config", "remote.origin.fetch", "+refs/heads/*:refs/remotes/origin/*"], in: target, safe: safe,
-            "configure origin")
+        try await run(local, fetch, in: target, "copy the commit from the mirror")
+        try await run(local, ["checkout", "--quiet", "--force", "--detach", commit], in: target, "check out")
+        try await run(local, ["config", "remote.origin.url", request.repository.text], in: target, "configure origin")
+        try await run(local, ["config", "remote.origin.fetch", "+refs/heads/*:refs/remotes/origin/*"], in: target, "configure origin")
         if request.submodules {
             await note("gantry: checkout: updating submodules\n")
             var arguments = ["submodule", "update", "--init", "--recursive"]
             if request.depth > 0 { arguments.append("--depth=\(request.depth)") }
-            try await run(command(allowFile: mirrors.allowFileURLs), arguments, in: target, safe: safe, "update the submodules")
+            let home = try Self.emptyHome(beside: workDirectory)
+            defer { try? FileManager.default.removeItem(atPath: home) }
+            let anonymous = GitCommand(
+                git: git,
+                environment: .anonymous(jobID: jobID, attempt: attempt, home: home),
+                control: control)
+            try await run(anonymous, arguments, in: target, "update the submodules")
         }
-        let head = try await outcome(local, ["rev-parse", "--verify", "--quiet", "HEAD^{commit}"], in: target, safe: safe)
+        let head = try await outcome(local, ["rev-parse", "--verify", "--quiet", "HEAD^{commit}"], in: target)
         let checkedOut = String(head.output.filter { !$0.isWhitespace })
         guard head.succeeded, checkedOut == commit else {
             throw CheckoutFailure("the checkout's HEAD is `\(checkedOut.logSafe(maximum: 80))`, not the commit \(commit)")
         }
-        if let stepUser { try await handOver(workDirectory, to: stepUser) }
         await note("gantry: checkout: HEAD is \(commit)\(request.path.isEmpty ? "" : " in \(request.path)")\n")
     }
 
     /// Removes the lock files git leaves when it is killed mid-fetch (a step's timeout, a
     /// cancel, a slot that crashed): every later fetch would fail on them ("Unable to create
     /// '….lock': File exists"). They are stale by construction while this slot holds the
-    /// mirror's flock, since only a holder runs git in the mirror. Only the top level and
-    /// `refs/` are looked at, never the objects.
+    /// mirror's flock: only a holder writes the mirror. Other slots may be reading it at the
+    /// same time (a clone copies its commit out after releasing the lock), but reading
+    /// (`upload-pack`, `rev-parse`) takes no lock file. Only the top level and `refs/` are
+    /// looked at, never the objects.
     static func removeStaleGitLocks(in mirror: String) {
         let files = FileManager.default
         for name in (try? files.contentsOfDirectory(atPath: mirror)) ?? [] where name.hasSuffix(".lock") {
@@ -168,6 +182,21 @@ struct SourceCheckout {
         for path in (try? files.subpathsOfDirectory(atPath: "\(mirror)/refs")) ?? [] where path.hasSuffix(".lock") {
             try? files.removeItem(atPath: "\(mirror)/refs/\(path)")
         }
+    }
+
+    /// A new empty directory, 0700, for the submodules' `HOME` (`GitEnvironment.anonymous`):
+    /// next to the work dir in the agent's work root, under a random name (`mkdtemp`), so
+    /// no step can reach it or predict it. Removed after the submodules.
+    static func emptyHome(beside workDirectory: String) throws(CheckoutFailure) -> String {
+        var template = Array("\(workDirectory).home-XXXXXX".utf8CString)
+        let made = template.withUnsafeMutableBufferPointer { buffer -> String? in
+            guard let base = buffer.baseAddress, mkdtemp(base) != nil else { return nil }
+            return String(cString: base)
+        }
+        guard let made else {
+            throw CheckoutFailure("cannot create an empty home for the submodules: \(String(cString: strerror(errno)))")
+        }
+        return made
     }
 
     /// The commit's full id if the mirror has it as a commit.
@@ -187,49 +216,37 @@ struct SourceCheckout {
     }
 
     private func outcome(
-        _ command: GitCommand, _ arguments: [String], in directory: String, safe: [String] = []
+        _ command: GitCommand, _ arguments: [String], in directory: String
     ) async throws(CheckoutFailure) -> GitCommand.Outcome {
         do {
-            return try await command.run(arguments, in: directory, safeDirectories: safe)
+            return try await command.run(arguments, in: directory)
         } catch {
             throw CheckoutFailure("could not run git: \(error)")
         }
     }
 
     private func run(
-        _ command: GitCommand, _ arguments: [String], in directory: String, safe: [String] = [], _ what: String
+        _ command: GitCommand, _ arguments: [String], in directory: String, _ what: String
     ) async throws(CheckoutFailure) {
-        let result = try await outcome(command, arguments, in: directory, safe: safe)
+        let result = try await outcome(command, arguments, in: directory)
         guard result.succeeded else {
             let status = result.status.map { "exit status \($0)" } ?? "killed by a signal"
-            throw CheckoutFailure("could not \(what): \(Self.lastLine(of: result.output, or: "git \(arguments[0]) ended with \(status)"))")
-        }
-    }
-
-    /// Gives the checked-out tree to the step user (`chown -R`, never following a link),
-    /// so the step can write its work dir. Runs before any step command: nothing of the
-    /// step's can race it.
-    private func handOver(_ directory: String, to user: StepUser) async throws(CheckoutFailure) {
-        let chown = ["/usr/bin/chown", "/bin/chown"].first { FileManager.default.isExecutableFile(atPath: $0) }
-        guard let chown else { throw CheckoutFailure("chown(1) is not installed: cannot hand the checkout to \(user.name)") }
-        do {
-            let result = try await Subprocess.run(
-                .path(FilePath(chown)), arguments: ["-R", "-P", "-h", "\(user.uid):\(user.gid)", "--", directory],
-                environment: .custom([:]), output: .discarded, error: .string(limit: 4096))
-            guard result.terminationStatus.isSuccess else {
-                throw CheckoutFailure(
-                    "cannot hand the checkout to \(user.name): \(Self.lastLine(of: result.standardError, or: "chown failed"))")
-            }
-        } catch let failure as CheckoutFailure {
-            throw failure
-        } catch {
-            throw CheckoutFailure("cannot hand the checkout to \(user.name): \(error)")
+            throw CheckoutFailure(
+                "could not \(what): \(Self.lastLine(of: result.output, or: "git \(arguments[0]) ended with \(status)"))",
+                output: Self.lastLines(of: result.output))
         }
     }
 
     /// The last non-empty line of git's output (its `fatal:` line), bounded, or `fallback`.
     static func lastLine(of output: String, or fallback: String) -> String {
-        let line = output.split(whereSeparator: \.isNewline).last { !$0.allSatisfy(\.isWhitespace) }
-        return line.map { String($0).logSafe(maximum: 300) } ?? fallback
+        lastLines(of: output).last ?? fallback
+    }
+
+    /// The last non-empty lines of git's output, bounded and escaped, for the log: the
+    /// last line alone often only says that something failed (`Failed to clone 'lib' a
+    /// second time, aborting`), the lines before it say what.
+    static func lastLines(of output: String) -> [String] {
+        output.split(whereSeparator: \.isNewline).filter { !$0.allSatisfy(\.isWhitespace) }
+            .suffix(CheckoutFailure.maximumOutputLines).map { String($0).logSafe(maximum: 300) }
     }
 }
