@@ -178,6 +178,7 @@ public actor CoordinatorCore {
         try permit(definition)
         try configuration.environments.check(definition, branch: request.branch ?? "")
         try SecretRequirements.check(definition, request: request, vault: secrets)
+        try checkPromotion(request, definition)
         let (pipeline, created) = try Self.rows(
             for: request, definition: definition, source: source, rebuildOf: rebuildOf,
             environments: configuration.environments, now: Date())
@@ -205,6 +206,7 @@ public actor CoordinatorCore {
         pipeline.message = request.message ?? ""
         pipeline.source = source
         pipeline.rebuildOf = rebuildOf
+        pipeline.artifactsFrom = request.fromPipeline ?? definition.artifactsFrom
         let pipelineEnv = definition.env.merging(pipeline.env) { $1 }
         let context = StepConditions.context(for: pipeline, env: pipelineEnv)
         var jobs: [StoredJob] = []
@@ -489,10 +491,12 @@ public actor CoordinatorCore {
             case .cancelled: state = "cancelled"
             }
         }
-        return API.Pipeline(
+        var view = API.Pipeline(
             id: pipeline.id, state: state, createdAt: pipeline.createdAt, repository: pipeline.repository,
             commit: pipeline.commit, branch: pipeline.branch, jobs: jobs.map(view), tag: pipeline.tag.isEmpty ? nil : pipeline.tag,
             message: pipeline.message.isEmpty ? nil : pipeline.message, source: pipeline.source, rebuildOf: pipeline.rebuildOf)
+        view.artifactsFrom = pipeline.artifactsFrom
+        return view
     }
 }
 

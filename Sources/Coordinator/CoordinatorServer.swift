@@ -37,6 +37,9 @@ public struct CoordinatorServer: Sendable {
         /// The API's URL as steps reach it (`serve --api-url`), sent in every lease as
         /// `api_url`; nil derives it once the API is bound (`JobTokens.Endpoint.derived`).
         public var apiURL: String?
+        /// Artifact and cache limits, and the default branch whose caches others read
+        /// (`serve --max-artifact-size`, `--cache-scope-limit`, `--default-branch`, …).
+        public var artifactLimits = ArtifactLimits()
 
         public init(
             state: CoordinatorStateDirectory, agentHost: String, agentPort: Int, httpHost: String, httpPort: Int,
@@ -109,7 +112,8 @@ public struct CoordinatorServer: Sendable {
                 core: core, authenticator: Authenticator(store: store, bootstrapToken: bootstrapToken), identities: store,
                 audit: audit, revocation: revocation,
                 deployPolicy: DeployPolicy(
-                    trust: options.trust, environmentStepsNeedTrustedAgents: !options.allowUntrustedEnvironmentSteps)))
+                    trust: options.trust, environmentStepsNeedTrustedAgents: !options.allowUntrustedEnvironmentSteps),
+                artifacts: try ArtifactService(state: state, store: store, limits: options.artifactLimits, logger: logger)))
         let http = Application(
             router: router,
             // The idle timeout is also the header timeout: the HTTP decoder reports no

@@ -36,6 +36,9 @@ enum SubmissionCheck {
             guard value.utf8.count <= limit, !value.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F })
             else { throw fail("`\(field)` must be at most \(limit) bytes without control characters") }
         }
+        if let source = request.fromPipeline, !PipelineParser.isValidPipelineID(source) {
+            throw fail("`from_pipeline` must be a pipeline id (1-128 ASCII letters, digits or `-`)")
+        }
         if let message = request.message {
             guard message.utf8.count <= maximumMessageBytes, !message.utf8.contains(0) else {
                 throw fail("`message` must be at most \(maximumMessageBytes / 1024) KiB without NUL characters")

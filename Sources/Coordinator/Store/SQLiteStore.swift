@@ -273,6 +273,9 @@ public final class SQLiteStore: CoordinatorStore {
             // runs. Its decision is the job's state, reason and finish time, and the audit.
             try db.execute(sql: "ALTER TABLE jobs ADD COLUMN block TEXT")
         }
+        migrator.registerMigration("v11: artifacts and caches", foreignKeyChecks: .immediate) { db in
+            try SQLiteStore.createArtifactTables(db)
+        }
         return migrator
     }
 

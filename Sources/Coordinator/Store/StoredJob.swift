@@ -94,6 +94,9 @@ public struct StoredPipeline: Codable, FetchableRecord, PersistableRecord, Senda
     public var source: String = "api"
     /// The pipeline this one rebuilds (`gantry rebuild`), if any.
     public var rebuildOf: String?
+    /// The pipeline whose artifacts this one promotes (`--from-pipeline`,
+    /// `artifacts_from:`): its steps download those digests, see Artifacts/.
+    public var artifactsFrom: String?
 
     public static let databaseColumnEncodingStrategy = DatabaseColumnEncodingStrategy.convertToSnakeCase
     public static let databaseColumnDecodingStrategy = DatabaseColumnDecodingStrategy.convertFromSnakeCase
@@ -116,6 +119,7 @@ extension StoredPipeline {
         if !message.isEmpty { container["message"] = message }
         if source != "api" { container["source"] = source }
         if let rebuildOf { container["rebuild_of"] = rebuildOf }
+        if let artifactsFrom { container["artifacts_from"] = artifactsFrom }
     }
 }
 
