@@ -138,7 +138,7 @@ struct APIClient: Sendable {
         }
     }
 
-    private func execute(_ request: HTTPClientRequest, timeout: TimeAmount) async throws -> HTTPClientResponse {
+    func execute(_ request: HTTPClientRequest, timeout: TimeAmount) async throws -> HTTPClientResponse {
         do {
             return try await http.execute(request, timeout: timeout)
         } catch {
@@ -159,7 +159,7 @@ struct APIClient: Sendable {
         return text.contains("CERTIFICATE_VERIFY_FAILED") || text.contains("certificate")
     }
 
-    private func check(_ status: HTTPResponseStatus, _ body: ByteBuffer) throws {
+    func check(_ status: HTTPResponseStatus, _ body: ByteBuffer) throws {
         guard (200..<300).contains(Int(status.code)) else {
             if let error = try? API.decoder.decode(API.ErrorBody.self, from: Data(buffer: body)) {
                 throw CLIError("\(error)", code: error.error.code)
