@@ -132,7 +132,7 @@ final class ArtifactStoreTests {
         #expect(try store.storeArtifact(artifact("y", b), maximumPerJob: 2) == .stored(artifact("y", b)))
         #expect(try store.storeArtifact(artifact("z", b), maximumPerJob: 2) == .full)
         #expect(try store.artifacts(pipelineID: "p1", stepKey: "build", limit: 10).count == 3)
-        #expect(try store.artifacts(sha256: b, limit: 10).map(\.name) == ["x", "y"])
+        #expect(try store.artifacts(sha256: b, limit: 10).map { "\($0.jobId):\($0.name)" } == ["j1:y", "j2:x"])
         #expect(try store.artifactExists(sha256: a, inPipelines: ["p1"]))
         #expect(try !store.artifactExists(sha256: a, inPipelines: ["p2"]))
     }

@@ -89,7 +89,8 @@ extension SQLiteStore: ArtifactStore {
 
     public func artifacts(sha256: String, limit: Int) throws -> [StoredArtifact] {
         try database.read { db in
-            try StoredArtifact.filter(Column("sha256") == sha256).order(Column("created_at")).limit(limit).fetchAll(db)
+            try StoredArtifact.filter(Column("sha256") == sha256).order(Column("created_at"), Column("job_id"), Column("name")).limit(limit)
+                .fetchAll(db)
         }
     }
 
