@@ -259,6 +259,47 @@ struct ArtifactTests {
         }
     }
 
+    /// The coordinator is killed mid-upload: the session, its offset and its part file
+    /// survive, and the same job token finishes the upload against the new process.
+    @Test func anUploadResumesAcrossACoordinatorRestart() async throws {
+        try await TestCluster.with("artifact-restart") { cluster in
+            try await cluster.startAgent(slot: "1")
+            let tokenFile = cluster.root + "/job.token", go = cluster.root + "/go"
+            let pipeline = try await cluster.submit(
+                """
+                steps:
+                  - key: holder
+                    commands:
+                      - "printf %s \\"$GANTRY_JOB_TOKEN\\" > \(tokenFile).tmp && mv \(tokenFile).tmp \(tokenFile)"
+                      - "i=0; while [ ! -f \(go) ] && [ $i -lt 1200 ]; do sleep 0.1; i=$((i+1)); done"
+                """)
+            let job = try #require(pipeline.jobs.first).id
+            try await waitUntil("the step's token", timeout: .seconds(60)) { FileManager.default.fileExists(atPath: tokenFile) }
+            let token = try String(contentsOfFile: tokenFile, encoding: .utf8)
+            defer { _ = FileManager.default.createFile(atPath: go, contents: Data()) }
+            let bytes = Data((0..<600_000).map { UInt8(truncatingIfNeeded: $0 &* 13 &+ 5) })
+            let create = try API.encoder.encode(API.CreateArtifactUpload(name: "restart.bin", size: 600_000, sha256: Self.sha(bytes)))
+            let (_, createdData) = try await cluster.request(.POST, APIRoute.createArtifactUpload.path(["id": job]), body: create, token: token)
+            let session = try API.decoder.decode(API.ArtifactUpload.self, from: createdData)
+            #expect(try await patch(cluster, session.id, token: token, offset: 0, bytes.prefix(250_000)).0 == 200)
+
+            try await cluster.killCoordinator()
+            try await cluster.startCoordinator()
+            var stored: API.ArtifactUpload?
+            try await waitUntil("the session after the restart", timeout: .seconds(30)) {
+                let (status, data) = try await cluster.request(.GET, APIRoute.getArtifactUpload.path(["id": session.id]), token: token)
+                stored = try? API.decoder.decode(API.ArtifactUpload.self, from: data)
+                return status == 200
+            }
+            #expect(stored?.offset == 250_000)
+            #expect(try await patch(cluster, session.id, token: token, offset: 250_000, bytes.suffix(from: 250_000)).0 == 200)
+            let (done, doneData) = try await cluster.request(.POST, APIRoute.completeArtifactUpload.path(["id": session.id]), token: token)
+            #expect(done == 200 && (try? API.decoder.decode(API.ArtifactUpload.self, from: doneData))?.artifact?.sha256 == Self.sha(bytes))
+            _ = FileManager.default.createFile(atPath: go, contents: Data())
+            #expect(try await cluster.waitForPipeline(pipeline.id).state == "succeeded")
+        }
+    }
+
     func resolve(_ job: String, _ key: String, _ restoreKeys: [String]) -> String {
         APIRoute.resolveCache.path(["id": job]) + "?key=\(key)" + restoreKeys.map { "&restore_key=\($0)" }.joined()
     }
