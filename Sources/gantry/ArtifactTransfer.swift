@@ -67,7 +67,11 @@ struct ArtifactTransfer {
                 }
                 FileHandle.standardError.write(Data("gantry: upload of \(name) interrupted (\(error)); resuming\n".utf8))
                 try await Task.sleep(for: .milliseconds(200 << min(failures, 6)))
-                session = try await client.send("GET", APIRoute.getArtifactUpload.path(["id": session.id]))
+                // Where the coordinator says it is; if it cannot be asked yet, the next
+                // PATCH is answered 409 with the offset instead.
+                if let stored: API.ArtifactUpload = try? await client.send("GET", APIRoute.getArtifactUpload.path(["id": session.id])) {
+                    session = stored
+                }
             }
         }
         let done: API.ArtifactUpload = try await client.send(
@@ -180,21 +184,30 @@ struct FileChunks: AsyncSequence, Sendable {
     let from: UInt64
     let length: UInt64
 
+    /// The open file, closed when the iterator is dropped: an interrupted PATCH stops
+    /// reading half-way, and each retry opens it again.
+    final class Descriptor: @unchecked Sendable {
+        // Used by one iterator, which the HTTP client drives from one task at a time.
+        var value: Int32 = -1
+
+        deinit {
+            if value >= 0 { close(value) }
+        }
+    }
+
     struct AsyncIterator: AsyncIteratorProtocol {
-        var fd: Int32 = -1
+        let descriptor = Descriptor()
         let path: String
         var position: UInt64
         var remaining: UInt64
 
         mutating func next() async throws -> ByteBuffer? {
-            guard remaining > 0 else {
-                if fd >= 0 { close(fd); fd = -1 }
-                return nil
+            guard remaining > 0 else { return nil }
+            if descriptor.value < 0 {
+                descriptor.value = open(path, O_RDONLY | O_CLOEXEC)
+                guard descriptor.value >= 0 else { throw CLIError("cannot read \(path): \(String(cString: strerror(errno)))") }
             }
-            if fd < 0 {
-                fd = open(path, O_RDONLY | O_CLOEXEC)
-                guard fd >= 0 else { throw CLIError("cannot read \(path): \(String(cString: strerror(errno)))") }
-            }
+            let fd = descriptor.value
             let count = Int(Swift.min(UInt64(ArtifactTransfer.chunkBytes), remaining))
             var buffer = ByteBufferAllocator().buffer(capacity: count)
             let (descriptor, at) = (fd, position)

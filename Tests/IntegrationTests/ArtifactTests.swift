@@ -300,6 +300,78 @@ struct ArtifactTests {
         }
     }
 
+    /// `gantry artifact upload` through a proxy that is cut while the body streams: the
+    /// CLI asks the coordinator's offset and sends only the rest.
+    @Test func theCLIResumesAnUploadWhoseConnectionWasCut() async throws {
+        try await TestCluster.with("artifact-cli-cut") { cluster in
+            try await cluster.startAgent(slot: "1")
+            let tokenFile = cluster.root + "/job.token", go = cluster.root + "/go"
+            let pipeline = try await cluster.submit(
+                """
+                steps:
+                  - key: holder
+                    commands:
+                      - "printf %s \\"$GANTRY_JOB_TOKEN\\" > \(tokenFile).tmp && mv \(tokenFile).tmp \(tokenFile)"
+                      - "i=0; while [ ! -f \(go) ] && [ $i -lt 1200 ]; do sleep 0.1; i=$((i+1)); done"
+                """)
+            let job = try #require(pipeline.jobs.first).id
+            try await waitUntil("the step's token", timeout: .seconds(60)) { FileManager.default.fileExists(atPath: tokenFile) }
+            let token = try String(contentsOfFile: tokenFile, encoding: .utf8)
+            defer { _ = FileManager.default.createFile(atPath: go, contents: Data()) }
+            let proxy = TCPProxy(target: cluster.httpAddress)
+            let proxied = try await proxy.start()
+            defer { proxy.stop() }
+            let file = cluster.root + "/big.bin"
+            let size = 256 << 20
+            #expect(FileManager.default.createFile(atPath: file, contents: nil))
+            let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: file))
+            let base = Data((0..<(1 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 31) })
+            for index in 0..<(size >> 20) {
+                var chunk = base
+                chunk[0] = UInt8(truncatingIfNeeded: index)
+                try handle.write(contentsOf: chunk)
+            }
+            try handle.close()
+            let uploads = cluster.coordinatorState + "/artifacts/uploads"
+            async let upload = Subprocess.run(
+                .path(.init(cluster.binaries + "/gantry")), arguments: ["artifact", "upload", file, "--name", "big.bin"],
+                environment: .inherit.updating([
+                    "GANTRY_JOB_ID": job, "GANTRY_JOB_TOKEN": token, "GANTRY_API_URL": "http://\(proxied)",
+                ]),
+                output: .string(limit: 1 << 20), error: .string(limit: 1 << 20))
+            // Cut once part of the body is on the coordinator's disk.
+            try await waitUntil("part of the upload on disk", timeout: .seconds(60)) {
+                let parts = (try? FileManager.default.contentsOfDirectory(atPath: uploads)) ?? []
+                return parts.contains { name in
+                    let size = (try? FileManager.default.attributesOfItem(atPath: uploads + "/" + name)[.size] as? Int) ?? 0
+                    return size > 16 << 20
+                }
+            }
+            proxy.cut()
+            proxy.restore()
+            let result = try await upload
+            #expect(result.terminationStatus.isSuccess, "\(result.standardOutput) \(result.standardError)")
+            #expect(result.standardError.contains("resuming"), "\(result.standardError)")
+            let (_, listed) = try await cluster.request(.GET, APIRoute.listArtifacts.path(["id": pipeline.id]))
+            let artifact = try #require(try API.decoder.decode(API.ArtifactList.self, from: listed).artifacts.first)
+            let (digest, _) = try Self.fileDigest(file)
+            #expect(artifact.name == "big.bin" && artifact.size == UInt64(size) && artifact.sha256 == digest)
+            try? FileManager.default.removeItem(atPath: file)
+        }
+    }
+
+    static func fileDigest(_ path: String) throws -> (String, Int) {
+        let handle = try FileHandle(forReadingFrom: URL(fileURLWithPath: path))
+        defer { try? handle.close() }
+        var hash = SHA256()
+        var total = 0
+        while let chunk = try handle.read(upToCount: 1 << 20), !chunk.isEmpty {
+            hash.update(data: chunk)
+            total += chunk.count
+        }
+        return (ArtifactDigest.hex(hash.finalize()), total)
+    }
+
     func resolve(_ job: String, _ key: String, _ restoreKeys: [String]) -> String {
         APIRoute.resolveCache.path(["id": job]) + "?key=\(key)" + restoreKeys.map { "&restore_key=\($0)" }.joined()
     }
