@@ -105,12 +105,17 @@ final class ArtifactStoreTests {
         let session = StoredArtifactUpload(
             id: "u1", kind: .artifact, jobId: "j1", attempt: 1, name: "a", scope: "", size: 10, sha256: Self.sha([1]), offset: 0,
             createdAt: Fixture.t0, updatedAt: Fixture.t0)
-        #expect(try store.openUpload(session, maximumOpen: 2))
+        #expect(try store.openUpload(session, maximumOpen: 2)?.id == "u1")
+        var same = session
+        same.id = "u9"
+        #expect(try store.openUpload(same, maximumOpen: 2)?.id == "u1", "the same file again resumes its session")
         var second = session
         second.id = "u2"
-        #expect(try store.openUpload(second, maximumOpen: 2))
+        second.name = "b"
+        #expect(try store.openUpload(second, maximumOpen: 2)?.id == "u2")
         second.id = "u3"
-        #expect(try !store.openUpload(second, maximumOpen: 2), "a third open session is refused")
+        second.name = "c"
+        #expect(try store.openUpload(second, maximumOpen: 2) == nil, "a third open session is refused")
         try store.moveUpload(id: "u1", offset: 6, at: Fixture.t0.addingTimeInterval(100))
         let reopened = try SQLiteStore(path: directory + "/gantry.sqlite")
         #expect(try reopened.upload(id: "u1")?.offset == 6)

@@ -186,6 +186,11 @@ struct ArtifactTests {
                 stored = try? API.decoder.decode(API.ArtifactUpload.self, from: data)
                 return stored?.offset == 400_000
             }
+            // Asking to upload the same file again resumes the same session.
+            let (reopened, reopenedData) = try await cluster.request(
+                .POST, APIRoute.createArtifactUpload.path(["id": featureJob]), body: create, token: featureToken)
+            let resumedSession = try? API.decoder.decode(API.ArtifactUpload.self, from: reopenedData)
+            #expect(reopened == 200 && resumedSession?.id == session.id && resumedSession?.offset == 400_000)
             // Another job may not see or write it.
             #expect(try await cluster.request(.GET, APIRoute.getArtifactUpload.path(["id": session.id]), token: mainToken).0 == 403)
             let (foreignPatch, _) = try await patch(cluster, session.id, token: mainToken, offset: 400_000, bytes.suffix(from: 400_000))

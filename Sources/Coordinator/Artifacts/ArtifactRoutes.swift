@@ -318,14 +318,19 @@ extension APIRouter {
             id: ArtifactService.newSessionID(), kind: kind, jobId: grant.jobID, attempt: Int(grant.attempt), name: name, scope: scope,
             size: Int64(size), sha256: sha256, offset: 0, createdAt: now, updatedAt: now)
         try service.blobs.createPart(row.id)
-        guard try service.store.openUpload(row, maximumOpen: service.limits.maximumOpenSessionsPerJob) else {
+        guard let opened = try service.store.openUpload(row, maximumOpen: service.limits.maximumOpenSessionsPerJob) else {
             service.blobs.removePart(row.id)
             return APIResponses.error(
                 .tooManyRequests, code: "too_many_sessions",
                 message: "job \(grant.jobID) already holds \(service.limits.maximumOpenSessionsPerJob) open upload sessions: "
                     + "complete them first")
         }
-        context.audit.add("session", row.id)
+        context.audit.add("session", opened.id)
+        guard opened.id == row.id else {
+            // Asked again for the same file: resume the session already open.
+            service.blobs.removePart(row.id)
+            return APIResponses.json(view(opened), status: .ok)
+        }
         return APIResponses.json(view(row), status: .created)
     }
 

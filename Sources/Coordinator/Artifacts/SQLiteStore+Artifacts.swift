@@ -104,12 +104,18 @@ extension SQLiteStore: ArtifactStore {
         try database.read { try StoredArtifactUpload.fetchOne($0, key: id) }
     }
 
-    public func openUpload(_ row: StoredArtifactUpload, maximumOpen: Int) throws -> Bool {
+    public func openUpload(_ row: StoredArtifactUpload, maximumOpen: Int) throws -> StoredArtifactUpload? {
         try database.write { db in
-            let open = try StoredArtifactUpload.filter(Column("job_id") == row.jobId).fetchCount(db)
-            guard open < maximumOpen else { return false }
+            let open = try StoredArtifactUpload.filter(Column("job_id") == row.jobId).fetchAll(db)
+            if let same = open.first(where: {
+                $0.attempt == row.attempt && $0.kind == row.kind && $0.name == row.name && $0.scope == row.scope
+                    && $0.size == row.size && $0.sha256 == row.sha256
+            }) {
+                return same
+            }
+            guard open.count < maximumOpen else { return nil }
             try row.insert(db)
-            return true
+            return row
         }
     }
 

@@ -158,8 +158,10 @@ public protocol ArtifactStore: Sendable {
     func artifactExists(sha256: String, inPipelines pipelineIDs: [String]) throws -> Bool
 
     func upload(id: String) throws -> StoredArtifactUpload?
-    /// Inserts `row` unless its job already holds `maximumOpen` sessions (false then).
-    func openUpload(_ row: StoredArtifactUpload, maximumOpen: Int) throws -> Bool
+    /// The job's open session for the same file (attempt, kind, name, scope, size and
+    /// digest) if there is one, so asking again resumes it; else inserts `row`, unless the
+    /// job already holds `maximumOpen` sessions (nil then).
+    func openUpload(_ row: StoredArtifactUpload, maximumOpen: Int) throws -> StoredArtifactUpload?
     func moveUpload(id: String, offset: Int64, at: Date) throws
     func deleteUpload(id: String) throws
     /// Removes sessions untouched since `before` and returns them (their part files go next).
