@@ -2,6 +2,7 @@ import Crypto
 import Foundation
 @testable import GantryCoordinator
 import GantryProtocol
+import Logging
 import NIOCore
 import Testing
 
@@ -123,6 +124,30 @@ final class ArtifactStoreTests {
         let expired = try reopened.expireUploads(before: Fixture.t0.addingTimeInterval(50))
         #expect(expired.map(\.id) == ["u2"])
         #expect(try reopened.upload(id: "u1") != nil && reopened.upload(id: "u2") == nil)
+    }
+
+    /// The service's sweep removes stale sessions with their part files, and at start any
+    /// part file without a session; a fresh session and its file stay.
+    @Test func staleSessionsAndStrayPartFilesAreRemoved() throws {
+        let (store, _) = try storeWithJob()
+        let service = ArtifactService(
+            store: store, blobs: try BlobStore(root: directory + "/artifacts"), logger: Logger(label: "test"))
+        let now = Date()
+        for (id, age) in [("old", 2 * service.limits.sessionTimeToLive), ("fresh", 10)] {
+            let at = now.addingTimeInterval(-age)
+            #expect(
+                try store.openUpload(
+                    StoredArtifactUpload(
+                        id: id, kind: .artifact, jobId: "j1", attempt: 1, name: id, scope: "", size: 10, sha256: Self.sha([1]),
+                        offset: 0, createdAt: at, updatedAt: at), maximumOpen: 16)?.id == id)
+            try service.blobs.createPart(id)
+        }
+        try service.blobs.createPart("stray")
+        service.sweep(now: now, force: true)
+        service.removeStrayParts()
+        #expect(service.blobs.partSize("old") == nil && service.blobs.partSize("stray") == nil)
+        #expect(service.blobs.partSize("fresh") == 0)
+        #expect(try store.upload(id: "old") == nil && store.upload(id: "fresh") != nil)
     }
 
     @Test func artifactsAreImmutableAndBoundedPerJob() throws {
