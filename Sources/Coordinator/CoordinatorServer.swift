@@ -106,6 +106,7 @@ public struct CoordinatorServer: Sendable {
             revocation: revocation, tls: tls, limits: options.agentLimits, logger: logger, audit: audit,
             onBound: { addresses.set(agents: Self.format($0)) })
         try Authenticator.ensureBootstrapIdentity(in: store)
+        let artifacts = try ArtifactService(state: state, store: store, limits: options.artifactLimits, logger: logger)
         let bootstrapToken = FileManager.default.fileExists(atPath: state.adminToken) ? try state.readToken(state.adminToken) : nil
         let router = APIRouter.make(
             .init(
@@ -113,7 +114,7 @@ public struct CoordinatorServer: Sendable {
                 audit: audit, revocation: revocation,
                 deployPolicy: DeployPolicy(
                     trust: options.trust, environmentStepsNeedTrustedAgents: !options.allowUntrustedEnvironmentSteps),
-                artifacts: try ArtifactService(state: state, store: store, limits: options.artifactLimits, logger: logger)))
+                artifacts: artifacts))
         let http = Application(
             router: router,
             // The idle timeout is also the header timeout: the HTTP decoder reports no
@@ -133,7 +134,8 @@ public struct CoordinatorServer: Sendable {
             // request left to wait for.
             services: [
                 .init(service: http), .init(service: LeaseClock(core: core)),
-                .init(service: SystemdWatchdog(notifier: notifier, core: core)), .init(service: listener),
+                .init(service: SystemdWatchdog(notifier: notifier, core: core)), .init(service: ArtifactSweeper(service: artifacts)),
+                .init(service: listener),
             ],
             logger: logger)
         try await group.run()
