@@ -14,11 +14,15 @@ public struct ArtifactSweeper: Service {
     }
 
     public func run() async throws {
-        while !Task.isCancelled && !Task.isShuttingDownGracefully {
-            try? await Task.sleep(for: interval)
-            // A store read and some unlinks: off the cooperative pool.
-            let service = self.service
-            _ = try? await NIOThreadPool.singleton.runIfActive { service.sweep(now: Date()) }
+        let service = self.service
+        let interval = self.interval
+        // A graceful shutdown ends the wait at once rather than after up to a minute.
+        try? await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                try await Task.sleep(for: interval)
+                // A store read and some unlinks: off the cooperative pool.
+                _ = try? await NIOThreadPool.singleton.runIfActive { service.sweep(now: Date()) }
+            }
         }
     }
 }
