@@ -231,6 +231,14 @@ struct ArtifactTests {
             // Another pipeline's job may neither download nor list them.
             #expect(try await cluster.request(.GET, content, token: mainToken).0 == 403)
             #expect(try await cluster.request(.GET, APIRoute.listArtifacts.path(["id": feature.id]), token: mainToken).0 == 403)
+            // Bytes already held (another job's): the session is born complete, nothing is sent;
+            // main's pipeline now names them, so its job may download them.
+            let sameBytes = try API.encoder.encode(API.CreateArtifactUpload(name: "copy.bin", size: 1_000_000, sha256: digest))
+            let (born, bornData) = try await cluster.request(
+                .POST, APIRoute.createArtifactUpload.path(["id": mainJob]), body: sameBytes, token: mainToken)
+            let bornSession = try? API.decoder.decode(API.ArtifactUpload.self, from: bornData)
+            #expect(born == 201 && bornSession?.artifact?.jobId == mainJob && bornSession?.offset == 1_000_000)
+            #expect(try await cluster.request(.GET, content, token: mainToken).1 == bytes)
 
             // Caches: the feature branch saves; main cannot see it, the feature can.
             let archive = Data("feature cache".utf8)
