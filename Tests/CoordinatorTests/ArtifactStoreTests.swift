@@ -163,8 +163,8 @@ final class ArtifactStoreTests {
         #expect(try store.storeArtifact(artifact("z", b), maximumPerJob: 2) == .full)
         #expect(try store.artifacts(pipelineID: "p1", stepKey: "build", limit: 10).count == 3)
         #expect(try store.artifacts(sha256: b, limit: 10).map { "\($0.jobId):\($0.name)" } == ["j1:y", "j2:x"])
-        #expect(try store.artifactExists(sha256: a, inPipelines: ["p1"]))
-        #expect(try !store.artifactExists(sha256: a, inPipelines: ["p2"]))
+        #expect(try store.artifactExists(sha256: a, size: 3, inPipelines: ["p1"]))
+        #expect(try !store.artifactExists(sha256: a, size: nil, inPipelines: ["p2"]) && !store.artifactExists(sha256: a, size: 4, inPipelines: ["p1"]))
     }
 
     func candidate(_ scope: String, _ key: String, size: UInt64 = 10, created: Double, used: Double? = nil) -> CacheCandidate {
@@ -231,7 +231,7 @@ final class ArtifactStoreTests {
         #expect(try store.cacheEntries(scopes: ["branch:main"], limit: 10).map(\.key) == ["k1", "k3"])
         let (_, more) = try store.saveCache(entry("k4", c, at: 12), scopeLimit: 100)
         #expect(more == [a], "k1 evicted next and nothing else names its blob")
-        #expect(try store.cacheExists(sha256: b, scopes: ["branch:main"]) && !store.cacheExists(sha256: b, scopes: ["branch:x"]))
+        #expect(try store.cacheExists(sha256: b, size: 40, scopes: ["branch:main"]) && !store.cacheExists(sha256: b, size: nil, scopes: ["branch:x"]))
         let (cleared, freed) = try store.clearCaches(scope: "branch:main", key: "k3")
         #expect(cleared.map(\.key) == ["k3"] && freed == [b])
     }

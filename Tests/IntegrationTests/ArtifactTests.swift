@@ -231,14 +231,25 @@ struct ArtifactTests {
             // Another pipeline's job may neither download nor list them.
             #expect(try await cluster.request(.GET, content, token: mainToken).0 == 403)
             #expect(try await cluster.request(.GET, APIRoute.listArtifacts.path(["id": feature.id]), token: mainToken).0 == 403)
-            // Bytes already held (another job's): the session is born complete, nothing is sent;
-            // main's pipeline now names them, so its job may download them.
+            // Bytes held for another pipeline: knowing their digest is not enough, this job
+            // must send them (they are then stored once), and only then may it download them.
             let sameBytes = try API.encoder.encode(API.CreateArtifactUpload(name: "copy.bin", size: 1_000_000, sha256: digest))
-            let (born, bornData) = try await cluster.request(
+            let (opened, openedData) = try await cluster.request(
                 .POST, APIRoute.createArtifactUpload.path(["id": mainJob]), body: sameBytes, token: mainToken)
-            let bornSession = try? API.decoder.decode(API.ArtifactUpload.self, from: bornData)
-            #expect(born == 201 && bornSession?.artifact?.jobId == mainJob && bornSession?.offset == 1_000_000)
+            let copy = try API.decoder.decode(API.ArtifactUpload.self, from: openedData)
+            #expect(opened == 201 && copy.artifact == nil && copy.offset == 0)
+            #expect(try await patch(cluster, copy.id, token: mainToken, offset: 0, bytes).0 == 200)
+            let (copied, copiedData) = try await cluster.request(.POST, APIRoute.completeArtifactUpload.path(["id": copy.id]), token: mainToken)
+            #expect(copied == 200 && (try? API.decoder.decode(API.ArtifactUpload.self, from: copiedData))?.artifact?.jobId == mainJob)
+            let blobs = cluster.coordinatorState + "/artifacts/sha256/\(digest.prefix(2))"
+            #expect(try FileManager.default.contentsOfDirectory(atPath: blobs) == [digest], "stored once")
             #expect(try await cluster.request(.GET, content, token: mainToken).1 == bytes)
+            // Now held in its own pipeline: the same bytes again are born complete.
+            let third = try API.encoder.encode(API.CreateArtifactUpload(name: "third.bin", size: 1_000_000, sha256: digest))
+            let (born, bornData) = try await cluster.request(
+                .POST, APIRoute.createArtifactUpload.path(["id": mainJob]), body: third, token: mainToken)
+            let bornSession = try? API.decoder.decode(API.ArtifactUpload.self, from: bornData)
+            #expect(born == 201 && bornSession?.artifact?.name == "third.bin" && bornSession?.offset == 1_000_000)
 
             // Caches: the feature branch saves; main cannot see it, the feature can.
             let archive = Data("feature cache".utf8)

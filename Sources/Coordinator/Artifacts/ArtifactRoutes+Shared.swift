@@ -69,6 +69,12 @@ extension APIRouter {
             agentID: attempt?.agentId ?? job.agentId ?? "")
     }
 
+    /// The pipelines whose artifacts a job reads: its own, and the one it promotes.
+    static func readablePipelines(_ grant: Principal.JobGrant, core: CoordinatorCore) throws -> [String] {
+        let pipeline = try core.store.pipeline(id: grant.pipelineID)
+        return [grant.pipelineID] + (pipeline?.artifactsFrom.map { [$0] } ?? [])
+    }
+
     static func openSession(
         _ service: ArtifactService, kind: StoredArtifactUpload.Kind, grant: Principal.JobGrant, name: String, scope: String,
         size: UInt64, sha256: String, now: Date, context: GantryRequestContext

@@ -65,9 +65,15 @@ extension APIRouter {
                 sha256: body.sha256, name: body.name, size: Int64(body.size), pipelineId: provenance.pipelineID,
                 stepKey: provenance.stepKey, jobId: grant.jobID, attempt: Int(grant.attempt), commit: provenance.commit,
                 agentId: provenance.agentID, createdAt: now)
-            // Bytes already held: nothing to send, the name is recorded at once.
+            // Bytes already held, and already readable by this job: nothing to send, the name
+            // is recorded at once. Bytes held for someone else must be sent (and are then
+            // stored once): knowing a digest is no proof of holding its bytes, and a
+            // shortcut would let a job name, and then download, another pipeline's artifact.
+            let readable = try readablePipelines(grant, core: core)
             let held = try service.blobs.withBlobHeld { () throws -> ArtifactWrite? in
-                guard service.blobs.hasBlob(body.sha256) else { return nil }
+                guard service.blobs.hasBlob(body.sha256),
+                    try service.store.artifactExists(sha256: body.sha256, size: Int64(body.size), inPipelines: readable)
+                else { return nil }
                 return try service.store.storeArtifact(row, maximumPerJob: service.limits.maximumArtifactsPerJob)
             }
             if let held {
@@ -225,9 +231,8 @@ extension APIRouter {
             guard ArtifactDigest.isValid(digest) else { return badDigest() }
             if let grant = context.principal?.job {
                 // A job reads the artifacts of its own pipeline and of the one it promotes.
-                let pipeline = try core.store.pipeline(id: grant.pipelineID)
-                let readable = [grant.pipelineID] + (pipeline?.artifactsFrom.map { [$0] } ?? [])
-                guard try service.store.artifactExists(sha256: digest, inPipelines: readable) else {
+                guard try service.store.artifactExists(sha256: digest, size: nil, inPipelines: readablePipelines(grant, core: core))
+                else {
                     return APIResponses.error(
                         .forbidden, code: "forbidden",
                         message: "the job token of job \(grant.jobID) may download only the artifacts of its pipeline "

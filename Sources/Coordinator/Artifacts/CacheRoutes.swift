@@ -86,8 +86,13 @@ extension APIRouter {
                         sha256: existing.sha256, cache: view(existing)))
             }
             let row = StoredCacheEntry(scope: scope, key: body.key, sha256: body.sha256, size: Int64(body.size), createdAt: now, lastUsedAt: now)
+            // The shortcut only for bytes this job may already read (a cache of its scopes):
+            // knowing a digest is no proof of holding its bytes.
+            let scopes = CacheScope.readable(branch: pipeline.branch, defaultBranch: service.limits.defaultBranch).map(\.name)
             let saved = try service.blobs.withBlobHeld { () throws -> (StoredCacheEntry, orphans: [String])? in
-                guard service.blobs.hasBlob(body.sha256) else { return nil }
+                guard service.blobs.hasBlob(body.sha256),
+                    try service.store.cacheExists(sha256: body.sha256, size: Int64(body.size), scopes: scopes)
+                else { return nil }
                 return try service.store.saveCache(row, scopeLimit: service.limits.cacheScopeBytes)
             }
             if let saved {
@@ -108,7 +113,7 @@ extension APIRouter {
             let (id, digest) = try (context.parameter("id"), context.parameter("digest"))
             guard ArtifactDigest.isValid(digest) else { return badDigest() }
             guard let scopes = try readableScopes(jobID: id, core: core, service: service) else { return noJob(id) }
-            guard try service.store.cacheExists(sha256: digest, scopes: scopes.map(\.name)) else {
+            guard try service.store.cacheExists(sha256: digest, size: nil, scopes: scopes.map(\.name)) else {
                 return APIResponses.error(
                     .notFound, code: "not_found",
                     message: "no cache with sha256 \(digest) in the scopes job \(id.logSafe(maximum: 64)) reads")

@@ -94,9 +94,11 @@ extension SQLiteStore: ArtifactStore {
         }
     }
 
-    public func artifactExists(sha256: String, inPipelines pipelineIDs: [String]) throws -> Bool {
+    public func artifactExists(sha256: String, size: Int64?, inPipelines pipelineIDs: [String]) throws -> Bool {
         try database.read { db in
-            try StoredArtifact.filter(Column("sha256") == sha256 && pipelineIDs.contains(Column("pipeline_id"))).fetchCount(db) > 0
+            var request = StoredArtifact.filter(Column("sha256") == sha256 && pipelineIDs.contains(Column("pipeline_id")))
+            if let size { request = request.filter(Column("size") == size) }
+            return try request.fetchCount(db) > 0
         }
     }
 
@@ -202,9 +204,11 @@ extension SQLiteStore: ArtifactStore {
         }
     }
 
-    public func cacheExists(sha256: String, scopes: [String]) throws -> Bool {
+    public func cacheExists(sha256: String, size: Int64?, scopes: [String]) throws -> Bool {
         try database.read { db in
-            try StoredCacheEntry.filter(Column("sha256") == sha256 && scopes.contains(Column("scope"))).fetchCount(db) > 0
+            var request = StoredCacheEntry.filter(Column("sha256") == sha256 && scopes.contains(Column("scope")))
+            if let size { request = request.filter(Column("size") == size) }
+            return try request.fetchCount(db) > 0
         }
     }
 

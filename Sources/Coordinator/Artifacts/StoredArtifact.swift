@@ -154,8 +154,8 @@ public protocol ArtifactStore: Sendable {
     func storeArtifact(_ row: StoredArtifact, maximumPerJob: Int) throws -> ArtifactWrite
     func artifacts(pipelineID: String, stepKey: String?, limit: Int) throws -> [StoredArtifact]
     func artifacts(sha256: String, limit: Int) throws -> [StoredArtifact]
-    /// Whether a row of `pipelineIDs` names these bytes.
-    func artifactExists(sha256: String, inPipelines pipelineIDs: [String]) throws -> Bool
+    /// Whether a row of `pipelineIDs` names these bytes (with this size, when given).
+    func artifactExists(sha256: String, size: Int64?, inPipelines pipelineIDs: [String]) throws -> Bool
 
     func upload(id: String) throws -> StoredArtifactUpload?
     /// The job's open session for the same file (attempt, kind, name, scope, size and
@@ -180,8 +180,8 @@ public protocol ArtifactStore: Sendable {
     func saveCache(_ row: StoredCacheEntry, scopeLimit: UInt64) throws -> (StoredCacheEntry, orphans: [String])
     /// Deletes entries (all, one scope's, or one key's) and returns them and the orphaned digests.
     func clearCaches(scope: String?, key: String?) throws -> ([StoredCacheEntry], orphans: [String])
-    /// Whether a cache in one of `scopes` names these bytes.
-    func cacheExists(sha256: String, scopes: [String]) throws -> Bool
+    /// Whether a cache in one of `scopes` names these bytes (with this size, when given).
+    func cacheExists(sha256: String, size: Int64?, scopes: [String]) throws -> Bool
     /// Whether any artifact, cache or open session names these bytes.
     func blobReferenced(_ sha256: String) throws -> Bool
 }
