@@ -6,6 +6,7 @@ import NIOCore
 import NIOFoundationCompat
 import NIOHTTP1
 import Subprocess
+import Synchronization
 import Testing
 
 #if canImport(Glibc)
@@ -357,23 +358,33 @@ struct ArtifactTests {
             }
             try handle.close()
             let uploads = cluster.coordinatorState + "/artifacts/uploads"
-            async let upload = Subprocess.run(
-                .path(.init(cluster.binaries + "/gantry")), arguments: ["artifact", "upload", file, "--name", "big.bin"],
-                environment: .inherit.updating([
-                    "GANTRY_JOB_ID": job, "GANTRY_JOB_TOKEN": token, "GANTRY_API_URL": "http://\(proxied)",
-                ]),
-                output: .string(limit: 1 << 20), error: .string(limit: 1 << 20))
-            // Cut once part of the body is on the coordinator's disk.
-            try await waitUntil("part of the upload on disk", timeout: .seconds(60)) {
+            let upload = Task {
+                try await Subprocess.run(
+                    .path(.init(cluster.binaries + "/gantry")), arguments: ["artifact", "upload", file, "--name", "big.bin"],
+                    environment: .inherit.updating([
+                        "GANTRY_JOB_ID": job, "GANTRY_JOB_TOKEN": token, "GANTRY_API_URL": "http://\(proxied)",
+                    ]),
+                    output: .string(limit: 1 << 20), error: .string(limit: 1 << 20))
+            }
+            let ended = Mutex(false)
+            Task {
+                _ = await upload.result
+                ended.withLock { $0 = true }
+            }
+            // Cut once part of the body is on the coordinator's disk (or stop waiting if the
+            // upload ended first, which the checks below then report with its output).
+            try await waitUntil("part of the upload on disk", timeout: .seconds(120)) {
+                if ended.withLock({ $0 }) { return true }
                 let parts = (try? FileManager.default.contentsOfDirectory(atPath: uploads)) ?? []
                 return parts.contains { name in
-                    let size = (try? FileManager.default.attributesOfItem(atPath: uploads + "/" + name)[.size] as? Int) ?? 0
-                    return size > 16 << 20
+                    let attributes = try? FileManager.default.attributesOfItem(atPath: uploads + "/" + name)
+                    let size = (attributes?[.size] as? NSNumber)?.intValue ?? 0
+                    return size > 8 << 20
                 }
             }
             proxy.cut()
             proxy.restore()
-            let result = try await upload
+            let result = try await upload.value
             #expect(result.terminationStatus.isSuccess, "\(result.standardOutput) \(result.standardError)")
             #expect(result.standardError.contains("resuming"), "\(result.standardError)")
             let (_, listed) = try await cluster.request(.GET, APIRoute.listArtifacts.path(["id": pipeline.id]))
