@@ -179,6 +179,7 @@ public actor CoordinatorCore {
         try permit(definition)
         try configuration.environments.check(definition, branch: request.branch ?? "")
         try SecretRequirements.check(definition, request: request, vault: secrets)
+        try checkPromotion(request, definition)
         let (built, created) = try Self.rows(
             for: request, definition: definition, source: source, rebuildOf: rebuildOf,
             environments: configuration.environments, now: Date())
@@ -208,6 +209,7 @@ public actor CoordinatorCore {
         pipeline.message = request.message ?? ""
         pipeline.source = source
         pipeline.rebuildOf = rebuildOf
+        pipeline.artifactsFrom = request.fromPipeline ?? definition.artifactsFrom
         let jobs = try jobRows(for: definition, pipeline: pipeline, file: pipeline.file, environments: environments, now: now)
         return (pipeline, jobs)
     }
@@ -506,10 +508,12 @@ public actor CoordinatorCore {
             case .cancelled: state = "cancelled"
             }
         }
-        return API.Pipeline(
+        var view = API.Pipeline(
             id: pipeline.id, state: state, createdAt: pipeline.createdAt, repository: pipeline.repository,
             commit: pipeline.commit, branch: pipeline.branch, jobs: jobs.map(view), tag: pipeline.tag.isEmpty ? nil : pipeline.tag,
             message: pipeline.message.isEmpty ? nil : pipeline.message, source: pipeline.source, rebuildOf: pipeline.rebuildOf)
+        view.artifactsFrom = pipeline.artifactsFrom
+        return view
     }
 }
 

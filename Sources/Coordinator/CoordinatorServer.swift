@@ -37,6 +37,9 @@ public struct CoordinatorServer: Sendable {
         /// The API's URL as steps reach it (`serve --api-url`), sent in every lease as
         /// `api_url`; nil derives it once the API is bound (`JobTokens.Endpoint.derived`).
         public var apiURL: String?
+        /// Artifact and cache limits, and the default branch whose caches others read
+        /// (`serve --max-artifact-size`, `--cache-scope-limit`, `--default-branch`, …).
+        public var artifactLimits = ArtifactLimits()
 
         public init(
             state: CoordinatorStateDirectory, agentHost: String, agentPort: Int, httpHost: String, httpPort: Int,
@@ -103,13 +106,15 @@ public struct CoordinatorServer: Sendable {
             revocation: revocation, tls: tls, limits: options.agentLimits, logger: logger, audit: audit,
             onBound: { addresses.set(agents: Self.format($0)) })
         try Authenticator.ensureBootstrapIdentity(in: store)
+        let artifacts = try ArtifactService(state: state, store: store, limits: options.artifactLimits, logger: logger)
         let bootstrapToken = FileManager.default.fileExists(atPath: state.adminToken) ? try state.readToken(state.adminToken) : nil
         let router = APIRouter.make(
             .init(
                 core: core, authenticator: Authenticator(store: store, bootstrapToken: bootstrapToken), identities: store,
                 audit: audit, revocation: revocation,
                 deployPolicy: DeployPolicy(
-                    trust: options.trust, environmentStepsNeedTrustedAgents: !options.allowUntrustedEnvironmentSteps)))
+                    trust: options.trust, environmentStepsNeedTrustedAgents: !options.allowUntrustedEnvironmentSteps),
+                artifacts: artifacts))
         let http = Application(
             router: router,
             // The idle timeout is also the header timeout: the HTTP decoder reports no
@@ -129,7 +134,8 @@ public struct CoordinatorServer: Sendable {
             // request left to wait for.
             services: [
                 .init(service: http), .init(service: LeaseClock(core: core)),
-                .init(service: SystemdWatchdog(notifier: notifier, core: core)), .init(service: listener),
+                .init(service: SystemdWatchdog(notifier: notifier, core: core)), .init(service: ArtifactSweeper(service: artifacts)),
+                .init(service: listener),
             ],
             logger: logger)
         try await group.run()

@@ -4,6 +4,9 @@
 public struct PipelineDefinition: Sendable, Equatable {
     public var env: [String: String]
     public var steps: [Step]
+    /// `artifacts_from: ID`: the earlier pipeline whose artifacts this one promotes (its
+    /// steps download those exact digests). Checked to exist at submission.
+    public var artifactsFrom: String? = nil
 
     public struct Step: Sendable, Equatable {
         /// Unique within the pipeline; what `depends_on` refers to.

@@ -53,6 +53,27 @@ extension PipelineParser {
         }
     }
 
+    /// `artifacts_from: ID`: a pipeline id, 1-128 ASCII letters, digits and `-` (the
+    /// coordinator checks at submission that it names a pipeline).
+    func pipelineReference(_ node: Node) throws(PipelineError) -> String {
+        let text = try string(node, what: "artifacts_from")
+        guard Self.isValidPipelineID(text) else {
+            throw error(
+                node, "`artifacts_from` must be a pipeline id (1-128 ASCII letters, digits or `-`), found `\(Self.excerpt(text))`")
+        }
+        return text
+    }
+
+    /// 1-128 ASCII letters, digits and `-`: what a pipeline id looks like.
+    public static func isValidPipelineID(_ id: String) -> Bool {
+        let bytes = id.utf8
+        guard !bytes.isEmpty, bytes.count <= 128 else { return false }
+        return bytes.allSatisfy { byte in
+            (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte) || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte)
+                || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) || byte == UInt8(ascii: "-")
+        }
+    }
+
     // MARK: - Scalars
 
     func scalarKey(_ node: Node) throws(PipelineError) -> String {

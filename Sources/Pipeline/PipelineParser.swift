@@ -20,7 +20,7 @@ public struct PipelineParser: Sendable {
     ]).union(transferStepKeys)
     /// Longest accepted `retry` limit: retries are for flakes, not loops.
     public static let maximumRetryLimit = 10
-    public static let topLevelKeys: Set<String> = ["steps", "env", "stages"]
+    public static let topLevelKeys: Set<String> = ["steps", "env", "stages", "artifacts_from"]
 
     public var file: String
     /// Set when the file is uploaded into a running pipeline (`PipelineUploadContext`).
@@ -60,6 +60,7 @@ public struct PipelineParser: Sendable {
         var stepsNode: Node?
         var stagesNode: Node?
         var stages: [String]?
+        var artifactsFrom: String?
         for (keyNode, value) in top {
             let key = try scalarKey(keyNode)
             switch key {
@@ -68,6 +69,7 @@ public struct PipelineParser: Sendable {
             case "stages":
                 stages = try stageOrder(value)
                 stagesNode = value
+            case "artifacts_from": artifactsFrom = try pipelineReference(value)
             default:
                 throw error(keyNode, "unknown top-level key `\(Self.excerpt(key))`: expected one of \(Self.topLevelKeys.sorted().joined(separator: ", "))")
             }
@@ -157,7 +159,7 @@ public struct PipelineParser: Sendable {
             }
         }
         try expandJobs(&steps, pipelineEnvironment: env)
-        return PipelineDefinition(env: env, steps: steps.map(\.step))
+        return PipelineDefinition(env: env, steps: steps.map(\.step), artifactsFrom: artifactsFrom)
     }
 
     /// A cycle as a list of keys, or nil. Depth-first search with colours.

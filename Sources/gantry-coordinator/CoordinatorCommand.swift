@@ -122,6 +122,16 @@ struct Serve: AsyncParsableCommand {
     var environments: String?
     @Option(help: "Days the agent certificates issued and renewed are valid (1 to 825); agents renew after two thirds.")
     var agentCertificateDays: Int = 30
+    @Option(help: "Largest artifact or cache archive stored, in bytes (default 4 GiB).")
+    var maxArtifactSize: UInt64 = ArtifactLimits().maximumArtifactBytes
+    @Option(help: "Most artifacts one job may store (default 1000).")
+    var maxArtifactsPerJob: Int = ArtifactLimits().maximumArtifactsPerJob
+    @Option(help: "Seconds an artifact upload session may sit unwritten before it and its part file are removed (default 86400).")
+    var artifactSessionTtl: Double = ArtifactLimits().sessionTimeToLive
+    @Option(help: "Bytes of caches one branch scope may hold before the least recently used are evicted (default 10 GiB).")
+    var cacheScopeLimit: UInt64 = ArtifactLimits().cacheScopeBytes
+    @Option(help: "The branch whose caches every branch may read; each branch writes only its own (default main).")
+    var defaultBranch: String = ArtifactLimits().defaultBranch
     /// Tests only: certificates whose renewal is due at once.
     @Option(help: ArgumentHelp("Seconds agent certificates are valid, overriding the days (tests).", visibility: .private))
     var agentCertificateSeconds: Int?
@@ -158,6 +168,15 @@ struct Serve: AsyncParsableCommand {
             if let problem = LabelSet.keyProblem(key) { throw ValidationError("--trusted-label-key '\(key)': \(problem)") }
         }
         _ = try httpTransport()
+        guard maxArtifactSize >= 1 else { throw ValidationError("--max-artifact-size must be at least 1 byte") }
+        guard (1...1_000_000).contains(maxArtifactsPerJob) else { throw ValidationError("--max-artifacts-per-job must be 1 to 1000000") }
+        guard (60...(30 * 86_400)).contains(artifactSessionTtl) else {
+            throw ValidationError("--artifact-session-ttl must be 60 to \(30 * 86_400) seconds")
+        }
+        guard cacheScopeLimit >= 1 else { throw ValidationError("--cache-scope-limit must be at least 1 byte") }
+        guard !defaultBranch.isEmpty, defaultBranch.utf8.count <= 1024,
+            !defaultBranch.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F })
+        else { throw ValidationError("--default-branch must be 1-1024 bytes without control characters") }
         if let apiUrl, !(apiUrl.hasPrefix("http://") || apiUrl.hasPrefix("https://")) || apiUrl.utf8.count > 2048
             || apiUrl.contains(where: { $0.isWhitespace })
         {
@@ -213,6 +232,11 @@ struct Serve: AsyncParsableCommand {
         options.agentCertificateValidity = TimeInterval(agentCertificateSeconds ?? agentCertificateDays * 86_400)
         options.httpTransport = try httpTransport()
         options.apiURL = apiUrl
+        options.artifactLimits.maximumArtifactBytes = maxArtifactSize
+        options.artifactLimits.maximumArtifactsPerJob = maxArtifactsPerJob
+        options.artifactLimits.sessionTimeToLive = artifactSessionTtl
+        options.artifactLimits.cacheScopeBytes = cacheScopeLimit
+        options.artifactLimits.defaultBranch = defaultBranch
         try await CoordinatorServer(options: options, logger: logger).run { agents, http in
             // One machine-readable line on stdout, so scripts and tests can use port 0.
             FileHandle.standardOutput.write(Data("gantry-coordinator listening agents=\(agents) http=\(http)\n".utf8))

@@ -16,7 +16,7 @@ struct GantryCommand: AsyncParsableCommand {
         subcommands: [
             RunPipeline.self, Jobs.self, Logs.self, Agents.self, Cancel.self, WhoAmI.self, TokenCommand.self, IdentityCommand.self,
             Audit.self, Login.self, SecretCommand.self, Retry.self, Rebuild.self, MetaDataCommand.self, Approve.self, Reject.self,
-            PipelineCommand.self,
+            PipelineCommand.self, ArtifactCommand.self, CacheCommand.self,
         ])
 }
 
@@ -37,6 +37,8 @@ struct RunPipeline: AsyncParsableCommand {
     @Option(help: "Tag being built, for `if:` conditions (`tag =~ /^v/`).") var tag: String?
     @Option(help: "Commit message, for `if:` conditions (`message =~ /skip deploy/`).") var message: String?
     @Option(name: .customLong("env"), help: "Extra environment for every step, K=V (repeatable).") var env: [String] = []
+    @Option(help: "Promote the artifacts of this earlier pipeline: its steps download those exact digests (wins over `artifacts_from:`).")
+    var fromPipeline: String?
 
     func run() async throws {
         let yaml: String
@@ -64,7 +66,7 @@ struct RunPipeline: AsyncParsableCommand {
         defer { client.shutdown() }
         let submission = API.SubmitPipeline(
             yaml: yaml, file: name, repository: repository, commit: commit, branch: branch, env: variables, tag: tag,
-            message: message)
+            message: message, fromPipeline: fromPipeline)
         let pipeline: API.Pipeline = try await client.send("POST", "/v1/pipelines", body: submission)
         if !connection.json {
             FileHandle.standardError.write(Data("gantry: pipeline \(pipeline.id) submitted with \(pipeline.jobs.count) job(s)\n".utf8))

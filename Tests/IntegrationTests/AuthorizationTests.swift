@@ -27,18 +27,30 @@ struct AuthorizationTests {
         .listAudit: .admin, .verifyAudit: .admin,
         .setMetaData: .developer, .getMetaData: .viewer, .listMetaData: .viewer,
         .uploadPipelineSteps: .developer,
+        .createArtifactUpload: .developer, .appendArtifactUpload: .developer, .completeArtifactUpload: .developer,
+        .getArtifactUpload: .viewer, .listArtifacts: .viewer, .getArtifact: .viewer, .downloadArtifact: .viewer,
+        .resolveCache: .viewer, .createCacheUpload: .developer, .downloadCache: .viewer, .listCaches: .viewer,
+        .clearCaches: .admin,
     ]
 
-    /// Routes only a step's job token may use: the router checks the declared permission,
-    /// then the handler refuses every person's token (403, saying to submit instead).
-    static let jobTokenOnlyRoutes: Set<APIRoute> = [.uploadPipelineSteps]
+    /// Routes only a running job may call with its token: a person below their
+    /// permission is refused by the router, and one holding it by the handler (what they
+    /// store is recorded with the job that made it), 403 either way.
+    static let jobTokenOnly: Set<APIRoute> = [
+        .uploadPipelineSteps, .createArtifactUpload, .appendArtifactUpload, .completeArtifactUpload, .createCacheUpload,
+    ]
 
-    /// The routes a step's job token may call (for its own pipeline only).
-    static let jobTokenRoutes: Set<APIRoute> = [.setMetaData, .getMetaData, .listMetaData, .uploadPipelineSteps]
+    /// The routes a step's job token may call (for its own job and pipeline only).
+    static let jobTokenRoutes: Set<APIRoute> = [
+        .setMetaData, .getMetaData, .listMetaData, .uploadPipelineSteps, .createArtifactUpload, .getArtifactUpload,
+        .appendArtifactUpload, .completeArtifactUpload, .listArtifacts, .downloadArtifact, .resolveCache, .createCacheUpload,
+        .downloadCache,
+    ]
 
     /// Parameters naming nothing that exists, so an allowed call changes nothing.
     static let parameters = [
         "id": "00000000-0000-0000-0000-000000000000", "name": "nobody", "host": "nohost", "slot": "0", "key": "nothing",
+        "digest": String(repeating: "0", count: 64),
     ]
 
     /// Issues a token on the coordinator's host, as an operator bootstrapping would.
@@ -69,7 +81,7 @@ struct AuthorizationTests {
                 }
                 let path = route.path(Self.parameters)
                 let method = HTTPMethod(rawValue: route.method)
-                let body: Data? = ["POST", "PUT"].contains(route.method) ? Data("{}".utf8) : nil
+                let body: Data? = ["POST", "PUT", "PATCH"].contains(route.method) ? Data("{}".utf8) : nil
                 // No token at all: 401, except the health check.
                 let (anonymous, _) = try await cluster.request(method, path, body: body, token: "")
                 if (anonymous == 401) != (minimum != nil) {
@@ -77,8 +89,16 @@ struct AuthorizationTests {
                 }
                 for role in API.Role.allCases {
                     let (status, data) = try await cluster.request(method, path, body: body, token: tokens[role]!)
-                    let expectedAllowed = Self.jobTokenOnlyRoutes.contains(route) ? false : minimum.map { role >= $0 } ?? true
+                    let expectedAllowed = minimum.map { role >= $0 } ?? true
                     let allowed = status != 403 && status != 401
+                    if Self.jobTokenOnly.contains(route) {
+                        let text = String(decoding: data, as: UTF8.self)
+                        if status == 404, data.isEmpty { mismatches.append("\(route) is not served (\(route.method) \(path))") }
+                        if status != 403 || (expectedAllowed && !text.contains("job token")) {
+                            mismatches.append("\(route) as \(role) answered \(status), not 403 for a person: \(text.prefix(200))")
+                        }
+                        continue
+                    }
                     // The router's own 404 has no body: the route is declared but not served.
                     if status == 404, data.isEmpty { mismatches.append("\(route) is not served (\(route.method) \(path))") }
                     if allowed != expectedAllowed {
@@ -100,7 +120,7 @@ struct AuthorizationTests {
     /// A step's job token: every route refuses it (403, saying why) but the meta-data
     /// routes of its own pipeline; another pipeline's meta-data is refused too; a forged
     /// token is 401, and so is the real one once its job is over.
-    @Test func aJobTokenMayCallOnlyItsOwnPipelinesMetaData() async throws {
+    @Test func aJobTokenMayCallOnlyItsOwnPipelinesAndJobsRoutes() async throws {
         #expect(Set(APIRoute.allCases.filter(\.jobTokenAllowed)) == Self.jobTokenRoutes)
         try await TestCluster.with("job-token") { cluster in
             try await cluster.startAgent(slot: "1")
@@ -117,22 +137,32 @@ struct AuthorizationTests {
                 """)
             try await waitUntil("the step's token", timeout: .seconds(60)) { FileManager.default.fileExists(atPath: tokenFile) }
             let token = try String(contentsOfFile: tokenFile, encoding: .utf8)
+            let ownJob = try #require(pipeline.jobs.first).id, otherJob = try #require(other.jobs.first).id
             var mismatches: [String] = []
             for route in APIRoute.allCases where route != .health {
                 let method = HTTPMethod(rawValue: route.method)
-                let body: Data? = ["POST", "PUT"].contains(route.method) ? Data("{\"value\": \"v\"}".utf8) : nil
+                let body: Data? = ["POST", "PUT", "PATCH"].contains(route.method) ? Data("{\"value\": \"v\"}".utf8) : nil
+                // What `{id}` names: the token's pipeline, its job, or (an upload session) nothing.
+                let byPipeline = route.path.hasPrefix("/v1/pipelines/{id}"), byJob = route.path.hasPrefix("/v1/jobs/{id}")
                 var parameters = Self.parameters
-                parameters["id"] = pipeline.id
+                if byPipeline { parameters["id"] = pipeline.id }
+                if byJob { parameters["id"] = ownJob }
                 let (status, data) = try await cluster.request(method, route.path(parameters), body: body, token: token)
                 let text = String(decoding: data, as: UTF8.self)
-                if Self.jobTokenRoutes.contains(route) {
+                if route == .downloadArtifact {
+                    // Decided by the handler: a digest of no artifact of its pipeline.
+                    if status != 403 || !text.contains("may download only") {
+                        mismatches.append("\(route) of a foreign digest answered \(status): \(text.prefix(200))")
+                    }
+                } else if Self.jobTokenRoutes.contains(route) {
                     if status == 401 || status == 403 { mismatches.append("\(route) refused its own pipeline: \(status) \(text)") }
-                    parameters["id"] = other.id
+                    guard byPipeline || byJob else { continue }
+                    parameters["id"] = byJob ? otherJob : other.id
                     let (foreign, refusal) = try await cluster.request(method, route.path(parameters), body: body, token: token)
                     if foreign != 403 || !String(decoding: refusal, as: UTF8.self).contains("belongs to pipeline") {
                         mismatches.append("\(route) on another pipeline answered \(foreign)")
                     }
-                } else if status != 403 || !text.contains("only the meta-data routes") {
+                } else if status != 403 || !text.contains("a job token may call only") {
                     mismatches.append("\(route) with a job token answered \(status): \(text.prefix(200))")
                 }
             }

@@ -34,11 +34,15 @@ public enum APIRouter {
         public var deployPolicy: DeployPolicy
         /// Pipeline meta-data; nil uses the core's store when it is one (`SQLiteStore`).
         public var metaData: (any MetaDataStore)?
+        /// Artifacts and caches (Artifacts/); nil answers their routes with 503.
+        public var artifacts: ArtifactService?
 
         public init(
             core: CoordinatorCore, authenticator: Authenticator, identities: any IdentityStore, audit: AuditLog,
-            revocation: AgentRevocation, deployPolicy: DeployPolicy = DeployPolicy(), metaData: (any MetaDataStore)? = nil
+            revocation: AgentRevocation, deployPolicy: DeployPolicy = DeployPolicy(), metaData: (any MetaDataStore)? = nil,
+            artifacts: ArtifactService? = nil
         ) {
+            self.artifacts = artifacts
             self.metaData = metaData
             self.deployPolicy = deployPolicy
             self.core = core
@@ -63,6 +67,8 @@ public enum APIRouter {
         addSecretRoutes(to: router, dependencies)
         addMetaDataRoutes(to: router, dependencies)
         addPipelineUploadRoutes(to: router, dependencies)
+        addArtifactRoutes(to: router, dependencies)
+        addCacheRoutes(to: router, dependencies)
         router.on(.submitPipeline, audit: audit) { request, context -> Response in
             var request = request
             let body: ByteBuffer

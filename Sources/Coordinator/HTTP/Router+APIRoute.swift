@@ -63,15 +63,26 @@ extension Router where Context == GantryRequestContext {
     }
 
     /// Why a job token may not make this call, or nil: only a route declaring
-    /// `jobTokenAllowed`, and only for the job's own pipeline (the `{id}` parameter).
-    private static func jobTokenRefusal(_ route: APIRoute, _ job: Principal.JobGrant, _ context: GantryRequestContext) -> String? {
+    /// `jobTokenAllowed`, and only for what its `{id}` names when that is the job's own
+    /// pipeline (`/v1/pipelines/{id}/…`) or its own job (`/v1/jobs/{id}/…`). An upload
+    /// session (`/v1/artifact-uploads/{id}`) and a download by digest need a store read to
+    /// decide, so their handlers check them (a session only of the token's job and
+    /// attempt, a digest only of the job's pipeline or the one it promotes).
+    static func jobTokenRefusal(_ route: APIRoute, _ job: Principal.JobGrant, _ context: GantryRequestContext) -> String? {
         guard route.jobTokenAllowed else {
-            return "a job token may call only the meta-data routes of its own pipeline, not \(route.method) \(route.path): "
-                + "use an API token (--token / GANTRY_TOKEN) for anything else"
+            return "a job token may call only the meta-data, artifact and cache routes of its own job and pipeline, not "
+                + "\(route.method) \(route.path): use an API token (--token / GANTRY_TOKEN) for anything else"
         }
-        guard let pipeline = try? context.parameter("id"), pipeline == job.pipelineID else {
-            return "the job token of job \(job.jobID) belongs to pipeline \(job.pipelineID); it may not reach another "
-                + "pipeline's meta-data"
+        if route.path.hasPrefix("/v1/pipelines/{id}") {
+            guard let pipeline = try? context.parameter("id"), pipeline == job.pipelineID else {
+                return "the job token of job \(job.jobID) belongs to pipeline \(job.pipelineID); it may not reach another "
+                    + "pipeline's meta-data or artifacts"
+            }
+        } else if route.path.hasPrefix("/v1/jobs/{id}") {
+            guard let id = try? context.parameter("id"), id == job.jobID else {
+                return "the job token of job \(job.jobID) (it belongs to pipeline \(job.pipelineID)) may reach only its own "
+                    + "job's artifacts and caches, not another job's"
+            }
         }
         return nil
     }

@@ -55,6 +55,9 @@ enum SubmissionCheck {
                 "`commit` must be a full commit id (40 or 64 hexadecimal characters) when a repository is given, "
                     + "so that every step checks out the same commit: resolve it first (`git rev-parse \(commit.logSafe(maximum: 40))`)")
         }
+        if let source = request.fromPipeline, !PipelineParser.isValidPipelineID(source) {
+            throw fail("`from_pipeline` must be a pipeline id (1-128 ASCII letters, digits or `-`)")
+        }
         if let message = request.message {
             guard message.utf8.count <= maximumMessageBytes, !message.utf8.contains(0) else {
                 throw fail("`message` must be at most \(maximumMessageBytes / 1024) KiB without NUL characters")

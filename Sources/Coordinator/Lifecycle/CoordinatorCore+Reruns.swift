@@ -46,7 +46,8 @@ extension CoordinatorCore {
         guard let old = try store.pipeline(id: pipelineID) else { return nil }
         let request = API.SubmitPipeline(
             yaml: old.yaml, file: old.file, repository: old.repository, commit: old.commit, branch: old.branch,
-            env: old.env, tag: old.tag.isEmpty ? nil : old.tag, message: old.message.isEmpty ? nil : old.message)
+            env: old.env, tag: old.tag.isEmpty ? nil : old.tag, message: old.message.isEmpty ? nil : old.message,
+            fromPipeline: old.artifactsFrom)
         return try await submit(request, source: old.source, rebuildOf: old.id, submittedBy: submittedBy, permit: permit)
     }
 }

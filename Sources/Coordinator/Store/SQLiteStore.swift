@@ -302,6 +302,9 @@ public final class SQLiteStore: CoordinatorStore {
             // `cache:` (JSON `StepTransfers`), sent in its leases; NULL for none.
             try db.execute(sql: "ALTER TABLE jobs ADD COLUMN transfers TEXT")
         }
+        migrator.registerMigration("v13: artifacts and caches", foreignKeyChecks: .immediate) { db in
+            try SQLiteStore.createArtifactTables(db)
+        }
         return migrator
     }
 

@@ -112,6 +112,9 @@ public struct StoredPipeline: Codable, FetchableRecord, PersistableRecord, Senda
     public var submittedBy: String?
     /// How many files its steps have uploaded into it (bounded, schema v12).
     public var uploads: Int = 0
+    /// The pipeline whose artifacts this one promotes (`--from-pipeline`,
+    /// `artifacts_from:`): its steps download those digests, see Artifacts/.
+    public var artifactsFrom: String?
 
     public static let databaseColumnEncodingStrategy = DatabaseColumnEncodingStrategy.convertToSnakeCase
     public static let databaseColumnDecodingStrategy = DatabaseColumnDecodingStrategy.convertFromSnakeCase
@@ -136,6 +139,7 @@ extension StoredPipeline {
         if let rebuildOf { container["rebuild_of"] = rebuildOf }
         if let submittedBy { container["submitted_by"] = submittedBy }
         if uploads != 0 { container["uploads"] = uploads }
+        if let artifactsFrom { container["artifacts_from"] = artifactsFrom }
     }
 }
 

@@ -36,11 +36,16 @@ public enum API {
         public var tag: String?
         /// The commit message (`if: message =~ /skip deploy/`).
         public var message: String?
+        /// Promote the artifacts of this earlier pipeline (`gantry run --from-pipeline ID`):
+        /// its steps download those exact digests. Wins over `artifacts_from:` in the file.
+        public var fromPipeline: String?
 
         public init(
             yaml: String, file: String? = nil, repository: String? = nil, commit: String? = nil,
-            branch: String? = nil, env: [String: String]? = nil, tag: String? = nil, message: String? = nil
+            branch: String? = nil, env: [String: String]? = nil, tag: String? = nil, message: String? = nil,
+            fromPipeline: String? = nil
         ) {
+            self.fromPipeline = fromPipeline
             self.yaml = yaml
             self.file = file
             self.repository = repository
@@ -68,6 +73,8 @@ public enum API {
         public var source: String?
         /// The pipeline this one rebuilds (`gantry rebuild`).
         public var rebuildOf: String?
+        /// The pipeline whose artifacts this one promotes (`--from-pipeline`, `artifacts_from:`).
+        public var artifactsFrom: String?
 
         public init(
             id: String, state: String, createdAt: Date, repository: String, commit: String, branch: String, jobs: [Job],

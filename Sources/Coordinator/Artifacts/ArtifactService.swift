@@ -1,0 +1,90 @@
+import Foundation
+import GantryProtocol
+import Logging
+import Synchronization
+
+/// The artifact room as the routes use it: the blob files, the rows, the limits, and
+/// which upload sessions a request is writing now.
+///
+/// Everything here runs on the request's task (file work on NIO's thread pool); the
+/// lifecycle's single writer is asked nothing but "is this attempt held?", which the job
+/// token's authentication already did.
+public final class ArtifactService: Sendable {
+    public let store: any ArtifactStore
+    public let blobs: BlobStore
+    public let limits: ArtifactLimits
+    /// Sessions a PATCH or completion is working on now: one writer per part file.
+    private let busy = Mutex<Set<String>>([])
+    private let lastSweep = Mutex<Date>(.distantPast)
+    let logger: Logger
+
+    public init(store: any ArtifactStore, blobs: BlobStore, limits: ArtifactLimits = ArtifactLimits(), logger: Logger) {
+        self.store = store
+        self.blobs = blobs
+        self.limits = limits
+        self.logger = logger
+    }
+
+    /// `STATE/artifacts` of a coordinator's state directory.
+    public convenience init(
+        state: CoordinatorStateDirectory, store: any ArtifactStore, limits: ArtifactLimits, logger: Logger
+    ) throws {
+        try self.init(store: store, blobs: BlobStore(root: state.path + "/artifacts"), limits: limits, logger: logger)
+        sweep(now: Date(), force: true)
+        removeStrayParts()
+    }
+
+    /// Part files without a session row (a crash between creating the file and its row,
+    /// or an expiry whose unlink did not happen): removed at start, before any request
+    /// can be writing one.
+    func removeStrayParts() {
+        let directory = blobs.root + "/uploads"
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory) else { return }
+        var removed = 0
+        for name in names where name.hasSuffix(".part") {
+            let id = String(name.dropLast(".part".count))
+            if (try? store.upload(id: id)) == .some(nil) {
+                blobs.removePart(id)
+                removed += 1
+            }
+        }
+        if removed > 0 { logger.info("removed part files of no upload session", metadata: ["count": "\(removed)"]) }
+    }
+
+    /// Claims `session` for one writer; false if another request holds it.
+    func claim(_ session: String) -> Bool {
+        busy.withLock { $0.insert(session).inserted }
+    }
+
+    func release(_ session: String) {
+        _ = busy.withLock { $0.remove(session) }
+    }
+
+    /// Removes sessions nobody wrote to for `limits.sessionTimeToLive`, and their part
+    /// files. At most once a minute, from the route that opens sessions (and at start).
+    func sweep(now: Date, force: Bool = false) {
+        let due = lastSweep.withLock { last -> Bool in
+            guard force || now.timeIntervalSince(last) >= 60 else { return false }
+            last = now
+            return true
+        }
+        guard due else { return }
+        do {
+            let stale = try store.expireUploads(before: now.addingTimeInterval(-limits.sessionTimeToLive))
+            for session in stale where !busy.withLock({ $0.contains(session.id) }) { blobs.removePart(session.id) }
+            if !stale.isEmpty { logger.info("expired stale artifact upload sessions", metadata: ["count": "\(stale.count)"]) }
+        } catch {
+            logger.warning("could not expire stale artifact upload sessions: \(error)")
+        }
+    }
+
+    /// Deletes the blobs of `digests` that no artifact, cache or session names any more.
+    func deleteOrphans(_ digests: [String]) {
+        guard !digests.isEmpty else { return }
+        blobs.deleteOrphans(digests) { try store.blobReferenced($0) }
+    }
+
+    static func newSessionID() -> String {
+        String(SecretDigest.random256Hex().prefix(32))
+    }
+}
