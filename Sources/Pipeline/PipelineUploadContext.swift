@@ -8,7 +8,7 @@
 ///   depending on one would be a cycle;
 /// - the pipeline's jobs count towards `PipelineLimits.maximumJobs`, so uploads cannot
 ///   grow a pipeline past what one submission may hold;
-/// - a step without `key:` gets `defaultKeyPrefix` before its default key (`upload-2.step-1`),
+/// - a step without `key:` gets `defaultKeyPrefix` before its default key (`upload-2-1a2b3c4d.step-1`),
 ///   so a second upload's keyless steps do not collide with the first's.
 public struct PipelineUploadContext: Sendable, Equatable {
     /// Every step key of the pipeline as it stands.

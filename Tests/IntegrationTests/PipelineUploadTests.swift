@@ -29,6 +29,32 @@ struct PipelineUploadTests {
         try Data(text.utf8).write(to: URL(fileURLWithPath: path))
     }
 
+    /// Two jobs of one step upload keyless steps at the same moment: each gets keys of its
+    /// own (the uploading job's id is in them), so neither upload is refused as a clash.
+    @Test func parallelUploadsOfKeylessStepsDoNotCollide() async throws {
+        try await TestCluster.with("upload-parallel") { cluster in
+            try await cluster.startAgent(slot: "1", environment: Self.agentEnvironment(cluster))
+            try await cluster.startAgent(slot: "2", environment: Self.agentEnvironment(cluster))
+            let uploaded = cluster.root + "/keyless.yml"
+            let barrier = cluster.root + "/barrier"
+            try Self.write("steps:\n  - command: \"echo keyless from $GANTRY_PIPELINE_ID\"\n", to: uploaded)
+            let pipeline = try await cluster.submit(
+                """
+                steps:
+                  - key: up
+                    parallelism: 2
+                    commands:
+                      - "touch \(barrier).$GANTRY_PARALLEL_JOB"
+                      - "i=0; while [ ! -f \(barrier).0 ] || [ ! -f \(barrier).1 ]; do [ $i -lt 300 ] || exit 9; sleep 0.1; i=$((i+1)); done"
+                      - "gantry pipeline upload \(uploaded)"
+                """)
+            let done = try await cluster.waitForPipeline(pipeline.id)
+            #expect(done.state == "succeeded", "\(done.jobs.map { ($0.key, $0.state, $0.reason ?? "") })")
+            let keyless = done.jobs.filter { $0.key.hasPrefix("upload-") }.map(\.key)
+            #expect(keyless.count == 2 && Set(keyless).count == 2, "\(keyless)")
+        }
+    }
+
     @Test func uploadedStepsRunAndAWaitAfterTheUploaderCoversThem() async throws {
         try await TestCluster.with("upload-run") { cluster in
             try await cluster.startAgent(slot: "1", environment: Self.agentEnvironment(cluster))

@@ -40,7 +40,9 @@ extension CoordinatorCore {
         }
         let context = PipelineUploadContext(
             existingKeys: Set(existing.map(\.key)), existingJobs: existing.count, later: Self.steps(after: uploader.key, in: existing),
-            defaultKeyPrefix: "upload-\(pipeline.uploads + 1).")
+            // The count is read here, off the single writer: two jobs uploading at once read
+            // the same one, so the uploader's id keeps their keyless steps apart.
+            defaultKeyPrefix: "upload-\(pipeline.uploads + 1)-\(uploader.id.prefix(8)).")
         let definition = try PipelineParser(file: file, upload: context).parse(yaml)
         try permit(definition, pipeline)
         try configuration.environments.check(uploaded: definition, branch: pipeline.branch, after: uploader.key, existing: existing)
