@@ -1,0 +1,111 @@
+import Foundation
+@testable import GantryAgent
+import GantryProtocol
+import GantryTransferRules
+import SystemPackage
+import Testing
+
+/// The review's findings on the agent's transfers: hard links to files the step does not
+/// own, which of several listed artifacts a promoted pipeline downloads, what a cache
+/// archive may unpack, how long an upload waits for a busy session, and a cache key
+/// another job saved first.
+@Suite("Agent transfer hardening", .timeLimit(.minutes(2)))
+final class TransferHardeningTests {
+    let root = NSTemporaryDirectory() + "gantry-transfer-hardening-\(UUID().uuidString)"
+    let token = "gjt_job-x.1." + String(repeating: "ef", count: 32)
+
+    static var isRoot: Bool { geteuid() == 0 }
+    static var nobody: StepUser? { try? StepUser.resolve("nobody") }
+
+    init() throws {
+        try FileManager.default.createDirectory(atPath: root + "/work", withIntermediateDirectories: true)
+    }
+
+    deinit {
+        try? FileManager.default.removeItem(atPath: root)
+    }
+
+    func client(_ api: FakeTransferAPI) throws -> TransferHTTPClient {
+        var configuration = TransferHTTPClient.Configuration()
+        configuration.initialBackoff = .milliseconds(10)
+        configuration.maximumBackoff = .milliseconds(50)
+        configuration.idleTimeout = .seconds(10)
+        return try TransferHTTPClient(
+            endpoint: try TransferEndpoint(apiURL: api.url), token: token, caFile: nil, configuration: configuration)
+    }
+
+    func write(_ text: String, to path: String) throws {
+        let full = root + "/work/" + path
+        try FileManager.default.createDirectory(
+            atPath: (full as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        try Data(text.utf8).write(to: URL(fileURLWithPath: full))
+    }
+
+    // MARK: - Hard links
+
+    @Test func onlyFilesTheStepCouldReadAreRead() {
+        // With a step user: its own files, however many links; nobody else's.
+        #expect(WorkDirectoryFiles.readProblem(fileOwner: 1000, links: 3, stepUser: 1000, agent: 0) == nil)
+        #expect(WorkDirectoryFiles.readProblem(fileOwner: 0, links: 1, stepUser: 1000, agent: 0) != nil)
+        #expect(WorkDirectoryFiles.readProblem(fileOwner: 42, links: 2, stepUser: 1000, agent: 0) != nil)
+        // Without one: the agent's own files, and single-link files of others (a copy);
+        // not a hard link to another user's file.
+        #expect(WorkDirectoryFiles.readProblem(fileOwner: 0, links: 2, stepUser: nil, agent: 0) == nil)
+        #expect(WorkDirectoryFiles.readProblem(fileOwner: 42, links: 1, stepUser: nil, agent: 0) == nil)
+        #expect(WorkDirectoryFiles.readProblem(fileOwner: 42, links: 2, stepUser: nil, agent: 0) != nil)
+    }
+
+    @Test(.enabled(if: isRoot && nobody != nil, "needs root and the user nobody"))
+    func aHardLinkToAFileTheStepUserDoesNotOwnIsNeitherUploadedNorChecksummed() async throws {
+        let nobody = try #require(Self.nobody)
+        // The agent's secret, outside the work dir, and a hard link to it inside, as
+        // `ln /etc/shadow out/x` makes where fs.protected_hardlinks is 0.
+        try Data("root-only secret".utf8).write(to: URL(fileURLWithPath: root + "/secret"))
+        chmod(root + "/secret", 0o600)
+        try FileManager.default.createDirectory(atPath: root + "/work/out", withIntermediateDirectories: true)
+        #expect(link(root + "/secret", root + "/work/out/x") == 0)
+        // The step's own file is fine, a second link to it too.
+        try write("built", to: "out/app")
+        #expect(chown(root + "/work/out/app", nobody.uid, nobody.gid) == 0)
+        #expect(link(root + "/work/out/app", root + "/work/out/app-again") == 0)
+        let files = WorkDirectoryFiles(root: root + "/work", owner: (nobody.uid, nobody.gid))
+        #expect(throws: TransferError.self) { try files.openRegularFile("out/x") }
+        let (own, size) = try files.openRegularFile("out/app-again")
+        try own.close()
+        #expect(size == 5)
+
+        let api = try await FakeTransferAPI(token: token)
+        defer { Task { await api.close() } }
+        let transfers = ArtifactTransfers(client: try client(api), files: files, jobID: "j1", pipelineID: "p", log: TransferLog())
+        await #expect(throws: TransferError.self) {
+            try await withDeadline(.seconds(60), "upload") { try await transfers.upload([try ArtifactGlob("out/*")]) }
+        }
+        // A literal name is listed too and refused when opened, rather than skipped.
+        await #expect(throws: TransferError.self) {
+            try await withDeadline(.seconds(60), "upload") { try await transfers.upload([try ArtifactGlob("out/x")]) }
+        }
+        #expect(!api.state.withLock { $0.sessions.values.contains { $0.name == "out/x" } }, "the secret was not sent")
+
+        // Nor does `{{ checksum }}` read it (a key would leak its digest).
+        let cache = CacheTransfer(
+            client: try client(api), files: files, jobID: "j1",
+            cache: .init(key: try CacheKeyTemplate("k-{{ checksum \"out/x\" }}"), paths: ["out"], restoreKeys: []),
+            archivePath: root + "/cache.tgz", stepUser: nobody,
+            control: ProcessGroupControl(jobID: "j1", attempt: 1, grace: .seconds(1), useCgroup: false), log: TransferLog())
+        #expect(throws: TransferError.self) { try cache.render(try CacheKeyTemplate("k-{{ checksum \"out/x\" }}")) }
+    }
+
+    @Test(.enabled(if: isRoot && nobody != nil, "needs root and the user nobody"))
+    func withoutAStepUserAHardLinkToAnotherUsersFileIsRefused() throws {
+        let nobody = try #require(Self.nobody)
+        try Data("someone else's".utf8).write(to: URL(fileURLWithPath: root + "/theirs"))
+        #expect(chown(root + "/theirs", nobody.uid, nobody.gid) == 0)
+        #expect(link(root + "/theirs", root + "/work/linked") == 0)
+        try write("mine", to: "mine")
+        #expect(link(root + "/work/mine", root + "/work/mine-too") == 0)
+        let files = WorkDirectoryFiles(root: root + "/work")
+        #expect(throws: TransferError.self) { try files.openRegularFile("linked") }
+        let (mine, _) = try files.openRegularFile("mine-too")
+        try mine.close()
+    }
+}
