@@ -108,4 +108,42 @@ final class TransferHardeningTests {
         let (mine, _) = try files.openRegularFile("mine-too")
         try mine.close()
     }
+
+    // MARK: - Which artifact a download takes
+
+    static func artifact(_ name: String, pipeline: String, attempt: Int, age: TimeInterval, digest: Character) -> API.Artifact {
+        API.Artifact(
+            sha256: String(repeating: digest, count: 64), name: name, size: 1, pipelineId: pipeline, stepKey: "build",
+            jobId: "\(pipeline)-build", attempt: attempt, commit: "", agentId: "h/1", createdAt: Date(timeIntervalSinceNow: -age))
+    }
+
+    @Test func aPromotedPipelineDownloadsThePromotedBytesAndARetryItsLastAttempt() throws {
+        let glob = try ArtifactGlob("dist/*")
+        // The promoted pipeline's own, newer rebuild loses to the source's upload.
+        let promoted = API.ArtifactList(pipelineId: "p2", promotedFrom: "p1", artifacts: [
+            Self.artifact("dist/app", pipeline: "p1", attempt: 1, age: 100, digest: "a"),
+            Self.artifact("dist/app", pipeline: "p2", attempt: 1, age: 1, digest: "b"),
+            Self.artifact("dist/only-own", pipeline: "p2", attempt: 1, age: 1, digest: "c"),
+        ])
+        let chosen = ArtifactTransfers.choose(from: promoted, step: "build", matching: glob)
+        #expect(chosen["dist/app"]?.pipelineId == "p1")
+        #expect(chosen["dist/only-own"]?.pipelineId == "p2")
+        // Either order of the rows.
+        let reversed = API.ArtifactList(pipelineId: "p2", promotedFrom: "p1", artifacts: promoted.artifacts.reversed())
+        #expect(ArtifactTransfers.choose(from: reversed, step: "build", matching: glob)["dist/app"]?.pipelineId == "p1")
+
+        // Retried attempts of one pipeline: the highest attempt, even with an older clock.
+        let retried = API.ArtifactList(pipelineId: "p", promotedFrom: nil, artifacts: [
+            Self.artifact("dist/app", pipeline: "p", attempt: 2, age: 50, digest: "d"),
+            Self.artifact("dist/app", pipeline: "p", attempt: 1, age: 1, digest: "e"),
+            Self.artifact("dist/app", pipeline: "p", attempt: 3, age: 60, digest: "f"),
+        ])
+        #expect(ArtifactTransfers.choose(from: retried, step: "build", matching: glob)["dist/app"]?.attempt == 3)
+        // Within one attempt (a file uploaded twice), the newest.
+        let twice = API.ArtifactList(pipelineId: "p", promotedFrom: nil, artifacts: [
+            Self.artifact("dist/app", pipeline: "p", attempt: 1, age: 1, digest: "1"),
+            Self.artifact("dist/app", pipeline: "p", attempt: 1, age: 9, digest: "2"),
+        ])
+        #expect(ArtifactTransfers.choose(from: twice, step: "build", matching: glob)["dist/app"]?.sha256.first == "1")
+    }
 }
