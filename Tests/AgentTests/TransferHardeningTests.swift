@@ -146,4 +146,113 @@ final class TransferHardeningTests {
         ])
         #expect(ArtifactTransfers.choose(from: twice, step: "build", matching: glob)["dist/app"]?.sha256.first == "1")
     }
+
+    // MARK: - What a cache archive may unpack
+
+    /// A gzip'd tar of what `script` makes in a scratch directory, as a poisoned cache.
+    func archive(_ script: String) async throws -> [UInt8] {
+        let scratch = root + "/scratch-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
+        try await GitFixture(root: scratch).sh(script)
+        return Array(try Data(contentsOf: URL(fileURLWithPath: scratch + "/cache.tgz")))
+    }
+
+    /// Restores `bytes` as the cache hit for `paths` into the work dir; the log.
+    func restore(_ bytes: [UInt8], paths: [String]) async throws -> String {
+        let api = try await FakeTransferAPI(token: token)
+        defer { Task { await api.close() } }
+        let digest = FakeTransferAPI.hex(bytes)
+        api.state.withLock {
+            $0.blobs[digest] = bytes
+            $0.caches["deps"] = API.CacheEntry(
+                scope: "branch:main", key: "deps", sha256: digest, size: UInt64(bytes.count), createdAt: Date(), lastUsedAt: Date())
+        }
+        let log = TransferLog()
+        let transfer = CacheTransfer(
+            client: try client(api), files: WorkDirectoryFiles(root: root + "/work"), jobID: "j1",
+            cache: .init(key: try CacheKeyTemplate("deps"), paths: paths, restoreKeys: []),
+            archivePath: root + "/work.cache.tgz", stepUser: nil,
+            control: ProcessGroupControl(jobID: "j1", attempt: 1, grace: .seconds(1), useCgroup: false), log: log)
+        _ = try await withDeadline(.seconds(60), "restore") { await transfer.restore() }
+        return log.take().joined()
+    }
+
+    @Test func aCacheMemberOutsideTheCachesPathsRefusesTheRestore() async throws {
+        try write("checked out", to: "src/main.swift")
+        let bytes = try await archive(
+            "mkdir -p .build src && echo cached > .build/ok && echo POISONED > src/main.swift && tar -czf cache.tgz .build src/main.swift")
+        let log = try await restore(bytes, paths: [".build"])
+        #expect(log.contains("cache not restored") && log.contains("not under the cache's paths"), "\(log)")
+        #expect(try String(contentsOfFile: root + "/work/src/main.swift", encoding: .utf8) == "checked out")
+        #expect(!FileManager.default.fileExists(atPath: root + "/work/.build/ok"), "nothing is unpacked")
+
+        // The same archive restores when its paths are declared.
+        let allowed = try await restore(bytes, paths: [".build", "src"])
+        #expect(allowed.contains("cache restored"), "\(allowed)")
+        #expect(try String(contentsOfFile: root + "/work/.build/ok", encoding: .utf8) == "cached\n")
+    }
+
+    @Test func aCacheThatUnpacksThroughItsOwnLinkIsRefused() async throws {
+        try FileManager.default.createDirectory(atPath: root + "/outside", withIntermediateDirectories: true)
+        // `.build/a` a link, then `.build/a/x` a file: unpacked in order, x lands where
+        // the link points. The link points inside the work dir, so only the order betrays it.
+        let bytes = try await archive(
+            """
+            mkdir -p one/.build two/.build/a && ln -s ../src one/.build/a && echo EVIL > two/.build/a/x
+            tar -czf cache.tgz -C one .build/a -C ../two .build/a/x
+            """)
+        let log = try await restore(bytes, paths: [".build"])
+        #expect(log.contains("cache not restored") && log.contains("through its own link"), "\(log)")
+        #expect(!FileManager.default.fileExists(atPath: root + "/work/src/x"))
+        #expect(!FileManager.default.fileExists(atPath: root + "/work/.build"), "nothing is unpacked")
+
+        // A link out of the work dir is refused even alone.
+        let out = try await archive("mkdir -p .build && ln -s \(root)/outside .build/out && tar -czf cache.tgz .build")
+        let outLog = try await restore(out, paths: [".build"])
+        #expect(outLog.contains("points outside the work dir"), "\(outLog)")
+        let up = try await archive("mkdir -p .build && ln -s ../../outside .build/up && tar -czf cache.tgz .build")
+        #expect(try await restore(up, paths: [".build"]).contains("points outside the work dir"))
+        #expect(!FileManager.default.fileExists(atPath: root + "/work/.build"), "nothing is unpacked")
+    }
+
+    @Test func tarsOwnListingParsesNamesWithSpacesArrowsQuotesAndNewlines() async throws {
+        let scratch = root + "/names"
+        try FileManager.default.createDirectory(atPath: scratch + "/.build", withIntermediateDirectories: true)
+        let names = [".build/a b -> c", ".build/q\"uote\\", ".build/new\nline", ".build/caf\u{e9}"]
+        for name in names { try Data("x".utf8).write(to: URL(fileURLWithPath: scratch + "/" + name)) }
+        try FileManager.default.createSymbolicLink(atPath: scratch + "/.build/l -> x", withDestinationPath: "a b -> c")
+        #expect(link(scratch + "/.build/a b -> c", scratch + "/.build/hard link to x") == 0)
+        let listing = try await GitFixture(root: scratch).sh(
+            "tar -cf - .build | LC_ALL=C tar --quoting-style=c --numeric-owner -tvf -")
+        var members: [CacheArchiveCheck.Member] = []
+        for line in listing.split(separator: "\n") { members.append(try CacheArchiveCheck.parse(Array(line.utf8))) }
+        let byName = Dictionary(members.map { (String(decoding: $0.name, as: UTF8.self), $0) }, uniquingKeysWith: { a, _ in a })
+        for name in names { #expect(byName[name]?.type == UInt8(ascii: "-") || byName[name]?.type == UInt8(ascii: "h"), "\(name): \(listing)") }
+        #expect(byName[".build/l -> x"].map { String(decoding: $0.target ?? [], as: UTF8.self) } == "a b -> c", "\(listing)")
+        let hard = [byName[".build/a b -> c"], byName[".build/hard link to x"]].compactMap { $0 }.first { $0.type == UInt8(ascii: "h") }
+        #expect(hard.map { String(decoding: $0.target ?? [], as: UTF8.self).hasPrefix(".build/") } == true, "\(listing)")
+        #expect(byName[".build/a b -> c"]?.size == 1 || byName[".build/hard link to x"]?.size == 1)
+        // The whole listing passes the check under `.build`.
+        var check = CacheArchiveCheck(paths: [".build"], maximumMembers: 100, maximumBytes: 1_000)
+        for line in listing.split(separator: "\n") { try check.add(line: Array(line.utf8)) }
+        #expect(try check.finish() == [".build"])
+    }
+
+    @Test func aCacheThatUnpacksToTooManyBytesIsRefusedFromItsListing() async throws {
+        var check = CacheArchiveCheck(paths: [".build"], maximumMembers: 100, maximumBytes: 1_000_000)
+        try check.add(line: Array(#"-rw-r--r-- 0/0 600000 2026-12-01 14:32 ".build/a""#.utf8))
+        #expect(throws: TransferError.self) {
+            try check.add(line: Array(#"-rw-r--r-- 0/0 600000 2026-12-01 14:32 ".build/b""#.utf8))
+        }
+        // Devices, fifos and anything else are refused by type.
+        var devices = CacheArchiveCheck(paths: [".build"], maximumMembers: 100, maximumBytes: 1_000)
+        #expect(throws: TransferError.self) {
+            try devices.add(line: Array(#"crw-r--r-- 0/0 1,3 2026-12-01 14:32 ".build/null""#.utf8))
+        }
+        // A hard link to something outside the paths.
+        var hard = CacheArchiveCheck(paths: [".build"], maximumMembers: 100, maximumBytes: 1_000)
+        #expect(throws: TransferError.self) {
+            try hard.add(line: Array(#"hrw-r--r-- 0/0 0 2026-12-01 14:32 ".build/x" link to "src/main.swift""#.utf8))
+        }
+    }
 }
