@@ -25,11 +25,12 @@ final class TransferHardeningTests {
         try? FileManager.default.removeItem(atPath: root)
     }
 
-    func client(_ api: FakeTransferAPI) throws -> TransferHTTPClient {
+    func client(_ api: FakeTransferAPI, busyBudget: Duration = .seconds(60)) throws -> TransferHTTPClient {
         var configuration = TransferHTTPClient.Configuration()
         configuration.initialBackoff = .milliseconds(10)
         configuration.maximumBackoff = .milliseconds(50)
         configuration.idleTimeout = .seconds(10)
+        configuration.sessionBusyBudget = busyBudget
         return try TransferHTTPClient(
             endpoint: try TransferEndpoint(apiURL: api.url), token: token, caFile: nil, configuration: configuration)
     }
@@ -254,5 +255,35 @@ final class TransferHardeningTests {
         #expect(throws: TransferError.self) {
             try hard.add(line: Array(#"hrw-r--r-- 0/0 0 2026-12-01 14:32 ".build/x" link to "src/main.swift""#.utf8))
         }
+    }
+
+    // MARK: - Uploads
+
+    @Test func anUploadWaitsForASessionHeldLongerThanTheConnectionRetries() async throws {
+        let api = try await FakeTransferAPI(token: token)
+        defer { Task { await api.close() } }
+        try write(String(repeating: "z", count: 30_000), to: "held.bin")
+        // Six tries with pauses of at most 50 ms end within half a second: the session
+        // stays busy for a second and a half, as a server waiting out a half-open drop.
+        api.state.withLock { $0.busyUntil = ContinuousClock.now + .milliseconds(1_500) }
+        let transfers = ArtifactTransfers(
+            client: try client(api, busyBudget: .seconds(10)), files: WorkDirectoryFiles(root: root + "/work"), jobID: "j1",
+            pipelineID: "p", log: TransferLog())
+        try await withDeadline(.seconds(60), "upload") { try await transfers.upload([try ArtifactGlob("held.bin")]) }
+        let state = api.state.withLock { $0 }
+        #expect(state.sessions.values.first?.complete == true, "\(state.requests)")
+        #expect(state.requests.filter { $0.hasPrefix("PATCH") }.count > 6, "it outlasted the old budget: \(state.requests)")
+
+        // Still bounded: a session that never lets go fails the upload after the budget.
+        api.state.withLock { $0.busyUntil = ContinuousClock.now + .seconds(3_600) }
+        try write("other", to: "stuck.bin")
+        let bounded = ArtifactTransfers(
+            client: try client(api, busyBudget: .milliseconds(500)), files: WorkDirectoryFiles(root: root + "/work"), jobID: "j1",
+            pipelineID: "p", log: TransferLog())
+        let started = ContinuousClock.now
+        await #expect(throws: TransferError.self) {
+            try await withDeadline(.seconds(60), "upload") { try await bounded.upload([try ArtifactGlob("stuck.bin")]) }
+        }
+        #expect(ContinuousClock.now - started < .seconds(10))
     }
 }

@@ -32,6 +32,11 @@ public struct TransferHTTPClient: Sendable {
         public var attempts = 6
         public var initialBackoff: Duration = .milliseconds(200)
         public var maximumBackoff: Duration = .seconds(5)
+        /// How long an upload keeps retrying while the API answers 409 without progress
+        /// (`UploadSession`). After a half-open drop the API holds the session for the
+        /// request left behind until it notices the connection is gone (its HTTP idle
+        /// timeout, 30 s), so this must outlast that; `attempts` would give up in seconds.
+        public var sessionBusyBudget: Duration = .seconds(60)
         /// Bytes sent in one `PATCH` of an upload session.
         public var uploadChunkBytes: UInt64 = 8 << 20
         /// Bytes read from a file or written to one at a time.
