@@ -286,4 +286,24 @@ final class TransferHardeningTests {
         }
         #expect(ContinuousClock.now - started < .seconds(10))
     }
+
+    @Test func aCacheKeyAnotherJobSavedFirstIsASuccess() async throws {
+        let api = try await FakeTransferAPI(token: token)
+        defer { Task { await api.close() } }
+        try write(String(repeating: "n", count: 1_000), to: ".build/file")
+        let existing = API.CacheEntry(
+            scope: "branch:main", key: "deps", sha256: String(repeating: "9", count: 64), size: 77, createdAt: Date(),
+            lastUsedAt: Date())
+        api.state.withLock { $0.caches["deps"] = existing }
+        let log = TransferLog()
+        let transfer = CacheTransfer(
+            client: try client(api), files: WorkDirectoryFiles(root: root + "/work"), jobID: "j1",
+            cache: .init(key: try CacheKeyTemplate("deps"), paths: [".build"], restoreKeys: []),
+            archivePath: root + "/work.cache.tgz", stepUser: nil,
+            control: ProcessGroupControl(jobID: "j1", attempt: 1, grace: .seconds(1), useCgroup: false), log: log)
+        try await withDeadline(.seconds(60), "save") { await transfer.save(key: "deps") }
+        let notes = log.take().joined()
+        #expect(notes.contains("already saved by another job") && !notes.contains("not saved"), "\(notes)")
+        #expect(api.state.withLock { $0.caches["deps"] } == existing)
+    }
 }

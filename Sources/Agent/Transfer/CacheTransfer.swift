@@ -115,7 +115,12 @@ struct CacheTransfer {
                 .POST, "/v1/jobs/\(QueryEncoding.encode(jobID))/cache",
                 body: API.CreateCacheUpload(key: key, size: size, sha256: sha256), as: API.ArtifactUpload.self)
             try await UploadSession(client: client).send(session, file: archive, size: size)
-            log.add("gantry: cache saved as \(key) (\(size) bytes compressed)\n")
+            if let existing = session.cache, existing.sha256 != sha256 {
+                // Another job saved this key first: entries are immutable, and that is fine.
+                log.add("gantry: cache \(key) was already saved by another job (\(existing.size) bytes); kept\n")
+            } else {
+                log.add("gantry: cache saved as \(key) (\(size) bytes compressed)\n")
+            }
         } catch {
             log.add("gantry: cache not saved: \(error)\n")
         }

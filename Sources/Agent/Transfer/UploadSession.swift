@@ -16,12 +16,13 @@ struct UploadSession {
     let client: TransferHTTPClient
 
     func send(_ session: API.ArtifactUpload, file: SystemPackage.FileDescriptor, size: UInt64) async throws {
+        // Born complete: the coordinator holds these bytes already, or (a cache) an entry
+        // under the key, which may be another archive of another size: nothing to send.
+        if session.artifact != nil || session.cache != nil { return }
         var session = session
         guard session.size == size else {
             throw TransferError.protocolViolation("the session is for \(session.size) bytes, the file has \(size)")
         }
-        // Born complete: the coordinator holds these bytes already.
-        if session.artifact != nil || session.cache != nil { return }
         let path = "/v1/artifact-uploads/\(QueryEncoding.encode(session.id))"
         var busy = BusyWait(client: client)
         var failures = 0

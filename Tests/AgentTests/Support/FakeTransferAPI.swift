@@ -255,6 +255,13 @@ final class FakeTransferAPI: Sendable {
                 guard let request = try? API.decoder.decode(API.CreateCacheUpload.self, from: Data(body)) else {
                     return error(context, .badRequest)
                 }
+                // An entry under the key already: born complete with it, whatever its
+                // size, as the API answers.
+                if let existing = api.state.withLock({ $0.caches[request.key] }) {
+                    return json(
+                        context, status: .ok,
+                        API.ArtifactUpload(id: "existing", offset: existing.size, size: existing.size, sha256: existing.sha256, cache: existing))
+                }
                 let session = api.state.withLock { state -> Session in
                     var session = Session(
                         id: "u\(state.sessions.count + 1)", name: "", size: request.size, sha256: request.sha256, bytes: [])
