@@ -110,6 +110,18 @@ final class TransferHardeningTests {
         try mine.close()
     }
 
+    @Test(.enabled(if: isRoot && nobody != nil, "needs root and the user nobody"))
+    func newDirectoriesAreHandedToTheStepUserThroughTheirDescriptor() throws {
+        let nobody = try #require(Self.nobody)
+        let files = WorkDirectoryFiles(root: root + "/work", owner: (nobody.uid, nobody.gid))
+        let file = try files.create("a/b/c.bin")
+        try file.close()
+        for path in ["a", "a/b", "a/b/c.bin"] {
+            let attributes = try FileManager.default.attributesOfItem(atPath: root + "/work/" + path)
+            #expect((attributes[.ownerAccountID] as? NSNumber)?.uint32Value == nobody.uid, "\(path)")
+        }
+    }
+
     // MARK: - Which artifact a download takes
 
     static func artifact(_ name: String, pipeline: String, attempt: Int, age: TimeInterval, digest: Character) -> API.Artifact {

@@ -35,11 +35,12 @@ public struct WorkDirectoryFiles: Sendable {
         var directory = open(root, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
         guard directory >= 0 else { throw .file("cannot open the work dir: \(Self.lastError())") }
         for name in segments.dropLast() {
-            if create, mkdirat(directory, name, 0o755) == 0, let owner {
-                _ = fchownat(directory, name, owner.uid, owner.gid, AT_SYMLINK_NOFOLLOW)
-            }
+            let created = create && mkdirat(directory, name, 0o755) == 0
             let next = openat(directory, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
             let failure = errno
+            // The new directory is handed over through its descriptor, not its name: a
+            // step racing to swap the name for a link cannot redirect the chown.
+            if created, next >= 0, let owner { _ = fchown(next, owner.uid, owner.gid) }
             close(directory)
             guard next >= 0 else {
                 if failure == ELOOP || failure == ENOTDIR {
