@@ -114,7 +114,7 @@ public struct TransferHTTPClient: Sendable {
     /// then stays taken, so a download can resume after it.
     public func send(
         _ method: HTTPMethod, _ path: String, headers extra: [(String, String)] = [], body: Body = .empty,
-        sink: ((_ status: Int, ByteBuffer) throws -> Void)? = nil
+        sink: ((_ status: Int, ByteBuffer) async throws -> Void)? = nil
     ) async throws -> Response {
         try Task.checkCancellation()
         let channel: NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>
@@ -225,7 +225,7 @@ public struct TransferHTTPClient: Sendable {
     }
 
     private func readResponse(
-        _ inbound: NIOAsyncChannelInboundStream<HTTPClientResponsePart>, sink: ((_ status: Int, ByteBuffer) throws -> Void)?
+        _ inbound: NIOAsyncChannelInboundStream<HTTPClientResponsePart>, sink: ((_ status: Int, ByteBuffer) async throws -> Void)?
     ) async throws -> Response {
         var head: HTTPResponseHead?
         var body: [UInt8] = []
@@ -238,7 +238,7 @@ public struct TransferHTTPClient: Sendable {
             case .body(let buffer):
                 guard let head else { throw TransferError.protocolViolation("a body before the status line") }
                 if let sink, (200..<300).contains(Int(head.status.code)) {
-                    try sink(Int(head.status.code), buffer)
+                    try await sink(Int(head.status.code), buffer)
                 } else {
                     guard body.count + buffer.readableBytes <= configuration.maximumJSONBytes else {
                         throw TransferError.protocolViolation("a body of more than \(configuration.maximumJSONBytes) bytes")
