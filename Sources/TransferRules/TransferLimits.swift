@@ -25,6 +25,11 @@ public enum TransferLimits {
     public static let maximumDownloadFiles = 1_000
     /// Directory entries the agent looks at while expanding a step's globs.
     public static let maximumScannedEntries = 100_000
+    /// Bytes a restored cache may unpack to: the sum of its members' sizes as tar lists
+    /// them, checked before anything is unpacked, so a small archive of zeros (a gzip
+    /// bomb) cannot fill the agent's disk. Four times the coordinator's default largest
+    /// archive (4 GiB).
+    public static let maximumCacheExpandedBytes: UInt64 = 16 << 30
     /// Largest file `{{ checksum "FILE" }}` reads: lock files, not build outputs.
     public static let maximumChecksumFileBytes: Int64 = 64 << 20
 }

@@ -349,13 +349,18 @@ final class TransferTests {
         #expect(log.contains("gantry: cache not restored: ") && log.contains("ran\n"), "\(log)")
     }
 
-    @Test func archiveMembersThatLeaveTheWorkDirAreRefused() {
-        #expect(throws: TransferError.self) { try CacheTransfer.checkMember("/etc/passwd", count: 1) }
-        #expect(throws: TransferError.self) { try CacheTransfer.checkMember(".build/../../x", count: 1) }
-        #expect(throws: TransferError.self) { try CacheTransfer.checkMember("ok", count: CacheTransfer.maximumMembers + 1) }
-        #expect(throws: Never.self) { try CacheTransfer.checkMember(".build/a..b/c", count: 1) }
-        #expect(CacheTransfer.parentDirectory(of: "./.build/sub/") == ".build")
-        #expect(CacheTransfer.parentDirectory(of: ".build/") == nil)
+    @Test func archiveMembersThatLeaveTheWorkDirAreRefused() throws {
+        func check(_ lines: [String], paths: [String] = [".build"]) throws -> [String] {
+            var check = CacheArchiveCheck(paths: paths, maximumMembers: 3, maximumBytes: 1_000)
+            for line in lines { try check.add(line: Array(line.utf8)) }
+            return try check.finish()
+        }
+        let file = "-rw-r--r-- 0/0 5 2026-12-01 14:32 "
+        #expect(throws: TransferError.self) { try check([file + #""/etc/passwd""#]) }
+        #expect(throws: TransferError.self) { try check([file + #"".build/../../x""#]) }
+        #expect(throws: TransferError.self) { try check(Array(repeating: file + #"".build/x""#, count: 4)) }
+        #expect(try check([file + #"".build/a..b/c""#]) == [".build/a..b"])
+        #expect(try check(["drwxr-xr-x 0/0 0 2026-12-01 14:32 \"./.build/sub/\""]) == [".build"])
     }
 
     // MARK: - Paths

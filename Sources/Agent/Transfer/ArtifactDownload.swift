@@ -2,6 +2,7 @@ import Crypto
 import GantryProtocol
 import NIOCore
 import NIOHTTP1
+import NIOPosix
 import SystemPackage
 
 /// Fetches bytes named by their digest into a file, resuming with `Range: bytes=N-` after
@@ -29,7 +30,9 @@ struct DigestDownload {
                         if status == 200 && resumeAt > 0 { restart = true }
                         if restart { try state.reset(file) }
                     }
-                    try state.append(buffer, to: file, limit: size)
+                    // Written and hashed on NIO's blocking pool, like an upload's hashing:
+                    // a multi-gigabyte download must not hold a cooperative thread.
+                    try await NIOThreadPool.singleton.runIfActive { try state.append(buffer, to: file, limit: size) }
                 }
                 switch response.status {
                 case 200, 206:
@@ -75,8 +78,10 @@ struct DigestDownload {
 }
 
 /// What one download has written and hashed so far. A class so the sink closure and the
-/// retry loop share it; used by one task only.
-private final class DownloadState {
+/// retry loop share it. Unchecked `Sendable`: the download's task hands it to the
+/// blocking pool one buffer at a time and awaits each before touching it again, so it
+/// is never used by two threads at once.
+private final class DownloadState: @unchecked Sendable {
     var hasher = SHA256()
     var written: UInt64 = 0
 

@@ -30,12 +30,7 @@ struct ArtifactTransfers {
             let list = try await client.json(
                 .GET, "/v1/pipelines/\(QueryEncoding.encode(pipelineID))/artifacts?step=\(QueryEncoding.encode(rule.step))",
                 as: API.ArtifactList.self)
-            // One file per name: the newest upload of it (a retried step uploads again).
-            var newest: [String: API.Artifact] = [:]
-            for artifact in list.artifacts where artifact.stepKey == rule.step && rule.glob.matches(artifact.name) {
-                if let known = newest[artifact.name], known.createdAt >= artifact.createdAt { continue }
-                newest[artifact.name] = artifact
-            }
+            let newest = Self.choose(from: list, step: rule.step, matching: rule.glob)
             guard !newest.isEmpty else {
                 throw TransferError.status(404, "no artifact of step `\(rule.step)` matches `\(rule.glob)`")
             }
@@ -61,6 +56,32 @@ struct ArtifactTransfers {
                 log.add("gantry: downloaded \(artifact.name) (\(artifact.size) bytes, sha256 \(artifact.sha256.prefix(12))…) from step \(rule.step)\n")
             }
         }
+    }
+
+    /// One artifact per name among the listed ones of `step` that `glob` matches.
+    ///
+    /// A promoted pipeline's listing may hold rows of the pipeline it promotes
+    /// (`promotedFrom`) and its own for one name: the promoted bytes win, since the point
+    /// of promotion is to deploy what was built, never a rebuild that happened to be newer.
+    /// Then, among rows of one pipeline (a retried step uploads again), the highest
+    /// attempt, and the newest upload within an attempt. Rows of any other pipeline come
+    /// last: the listing should hold none.
+    static func choose(from list: API.ArtifactList, step: String, matching glob: ArtifactGlob) -> [String: API.Artifact] {
+        func rank(_ artifact: API.Artifact) -> Int {
+            if let source = list.promotedFrom, artifact.pipelineId == source { return 2 }
+            return artifact.pipelineId == list.pipelineId ? 1 : 0
+        }
+        func precedes(_ a: API.Artifact, _ b: API.Artifact) -> Bool {
+            if rank(a) != rank(b) { return rank(a) > rank(b) }
+            if a.attempt != b.attempt { return a.attempt > b.attempt }
+            return a.createdAt > b.createdAt
+        }
+        var chosen: [String: API.Artifact] = [:]
+        for artifact in list.artifacts where artifact.stepKey == step && glob.matches(artifact.name) {
+            if let known = chosen[artifact.name], !precedes(artifact, known) { continue }
+            chosen[artifact.name] = artifact
+        }
+        return chosen
     }
 
     /// The files `globs` match, each hashed, then sent through an upload session.

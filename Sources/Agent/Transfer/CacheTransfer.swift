@@ -35,8 +35,8 @@ struct CacheTransfer {
     }
 
     /// tar's whole environment: nothing of the agent's (no `TAR_OPTIONS` or anything a
-    /// step should not see), a fixed `PATH` and the C locale, so member names are listed
-    /// as bytes.
+    /// step should not see), a fixed `PATH` and the C locale, so a listing escapes every
+    /// non-ASCII byte of a member name (`--quoting-style=c`) and decodes back exactly.
     static let toolEnvironment: Environment = .custom(["PATH": "/usr/local/bin:/usr/bin:/bin", "LC_ALL": "C"])
 
     /// Members of a restored archive, at most.
@@ -115,7 +115,12 @@ struct CacheTransfer {
                 .POST, "/v1/jobs/\(QueryEncoding.encode(jobID))/cache",
                 body: API.CreateCacheUpload(key: key, size: size, sha256: sha256), as: API.ArtifactUpload.self)
             try await UploadSession(client: client).send(session, file: archive, size: size)
-            log.add("gantry: cache saved as \(key) (\(size) bytes compressed)\n")
+            if let existing = session.cache, existing.sha256 != sha256 {
+                // Another job saved this key first: entries are immutable, and that is fine.
+                log.add("gantry: cache \(key) was already saved by another job (\(existing.size) bytes); kept\n")
+            } else {
+                log.add("gantry: cache saved as \(key) (\(size) bytes compressed)\n")
+            }
         } catch {
             log.add("gantry: cache not saved: \(error)\n")
         }
@@ -141,43 +146,46 @@ struct CacheTransfer {
         return SystemPackage.FileDescriptor(rawValue: fd)
     }
 
-    /// Refuses an archive with a member that is absolute or climbs out (`..`), or that
-    /// would be unpacked through a symbolic link already in the work dir (a checkout can
-    /// hold one), before tar unpacks anything. GNU tar refuses the first two itself, and
-    /// unpacks a link of the archive that points out of the directory as a placeholder
-    /// until the end; this check makes the restore independent of the tar installed.
+    /// Refuses the archive (`CacheArchiveCheck`) before tar unpacks anything: a member
+    /// outside `cache.paths`, one that is absolute or climbs out (`..`), a link out of
+    /// the work dir or one the archive unpacks through, a device, too many members or
+    /// bytes, or a member that would be unpacked through a symbolic link already in the
+    /// work dir (a checkout can hold one). GNU tar refuses some of these itself; this makes
+    /// the restore independent of the tar installed. tar lists the archive as the step
+    /// user when there is one: the agent never runs a decompressor on hostile bytes as
+    /// itself.
     private func checkMembers() async throws {
         let input = try SystemPackage.FileDescriptor.open(FilePath(archivePath), .readOnly, options: [.noFollow, .closeOnExec])
         var options = PlatformOptions()
         options.createSession = true
         let control = self.control
+        let (executable, arguments) = tarCommand(["--quoting-style=c", "--numeric-owner", "-tvzf", "-"])
+        let check = CacheArchiveCheck(
+            paths: cache.paths, maximumMembers: Self.maximumMembers, maximumBytes: TransferLimits.maximumCacheExpandedBytes)
         let result = try await Subprocess.run(
-            .name("tar"), arguments: ["-tzf", "-"], environment: Self.toolEnvironment, platformOptions: options,
-            input: .fileDescriptor(input, closeAfterSpawningProcess: true), output: .sequence, error: .discarded
-        ) { execution -> Set<String> in
+            executable, arguments: arguments, environment: Self.toolEnvironment, workingDirectory: FilePath(files.root),
+            platformOptions: options, input: .fileDescriptor(input, closeAfterSpawningProcess: true), output: .sequence,
+            error: .discarded
+        ) { execution -> CacheArchiveCheck in
             control.started(processGroup: execution.processIdentifier.value)
-            var members = 0
-            var parents: Set<String> = []
+            var check = check
             var line: [UInt8] = []
             for try await buffer in execution.standardOutput {
                 for byte in buffer.withUnsafeBytes({ Array($0) }) {
                     guard byte != UInt8(ascii: "\n") else {
-                        members += 1
-                        let name = String(decoding: line, as: UTF8.self)
-                        try Self.checkMember(name, count: members)
-                        if let parent = Self.parentDirectory(of: name) { parents.insert(parent) }
+                        try check.add(line: line)
                         line.removeAll(keepingCapacity: true)
                         continue
                     }
-                    guard line.count < 8192 else { throw TransferError.unsafePath("an archive member name is too long") }
+                    guard line.count < 65_536 else { throw TransferError.unsafePath("an archive member name is too long") }
                     line.append(byte)
                 }
             }
-            return parents
+            return check
         }
         control.leaderExited(processGroup: result.processIdentifier.value)
         guard result.terminationStatus.isSuccess else { throw TransferError.file("tar -t failed: \(result.terminationStatus)") }
-        for parent in result.closureResult.sorted() {
+        for parent in try result.closureResult.finish() {
             do {
                 let (directory, _) = try files.parent(of: parent + "/member", create: false)
                 try? directory.close()
@@ -189,22 +197,11 @@ struct CacheTransfer {
         }
     }
 
-    /// `a/b` of `a/b/c` or `a/b/c/`; nil for a top-level member.
-    static func parentDirectory(of member: String) -> String? {
-        var name = Substring(member)
-        while name.hasSuffix("/") { name = name.dropLast() }
-        while name.hasPrefix("./") { name = name.dropFirst(2) }
-        guard let slash = name.lastIndex(of: "/") else { return nil }
-        let parent = name[..<slash]
-        return parent.isEmpty || parent == "." ? nil : String(parent)
-    }
-
-    static func checkMember(_ name: String, count: Int) throws {
-        guard count <= maximumMembers else { throw TransferError.limit("the cache archive has more than \(maximumMembers) members") }
-        if name.hasPrefix("/") { throw TransferError.unsafePath("the cache archive has an absolute member `\(name.prefix(200))`") }
-        if name.split(separator: "/").contains("..") {
-            throw TransferError.unsafePath("the cache archive has a member with `..`: `\(name.prefix(200))`")
-        }
+    /// tar with `arguments`, through setpriv as the step user when there is one (setpriv
+    /// looks `tar` up in `toolEnvironment`'s PATH).
+    private func tarCommand(_ arguments: [String]) -> (Executable, Arguments) {
+        guard let stepUser else { return (.name("tar"), Arguments(arguments)) }
+        return (.path(FilePath(stepUser.setpriv)), Arguments(stepUser.setprivArguments + ["tar"] + arguments))
     }
 
     /// tar with `arguments`, as the step user when there is one (through setpriv, as the
@@ -215,16 +212,10 @@ struct CacheTransfer {
     ) async throws {
         var options = PlatformOptions()
         options.createSession = true
-        var executable: Executable = .name("tar")
-        var all = arguments
-        if let stepUser {
-            executable = .path(FilePath(stepUser.setpriv))
-            // setpriv looks `tar` up in this PATH.
-            all = stepUser.setprivArguments + ["tar"] + arguments
-        }
+        let (executable, all) = tarCommand(arguments)
         let control = self.control
         let result = try await Subprocess.run(
-            executable, arguments: Arguments(all), environment: Self.toolEnvironment, workingDirectory: FilePath(files.root),
+            executable, arguments: all, environment: Self.toolEnvironment, workingDirectory: FilePath(files.root),
             platformOptions: options,
             input: input, output: output, error: .string(limit: 4096)
         ) { execution in

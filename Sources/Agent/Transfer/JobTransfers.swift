@@ -27,9 +27,10 @@ public final class TransferLog: Sendable {
 /// and log acknowledgements are handled by `AgentRuntime` and each job's `LogStreamer`,
 /// all over the agent connection's channel on `MultiThreadedEventLoopGroup.singleton`.
 /// Transfers hold none of those: they open their own HTTP connections on their own event
-/// loop (`TransferHTTPClient.eventLoopGroup`), hash on NIO's blocking pool, and write the
-/// log only through `JobRunner`'s masker between phases, so a slow or large transfer of
-/// one job delays neither the heartbeats nor the log acknowledgements of any job.
+/// loop (`TransferHTTPClient.eventLoopGroup`), hash uploads and write and hash downloads
+/// on NIO's blocking pool, and write the log only through `JobRunner`'s masker between
+/// phases, so a slow or large transfer of one job delays neither the heartbeats nor the
+/// log acknowledgements of any job.
 struct JobTransfers: Sendable {
     let plan: TransferPlan
     let client: TransferHTTPClient?

@@ -32,6 +32,11 @@ public struct TransferHTTPClient: Sendable {
         public var attempts = 6
         public var initialBackoff: Duration = .milliseconds(200)
         public var maximumBackoff: Duration = .seconds(5)
+        /// How long an upload keeps retrying while the API answers 409 without progress
+        /// (`UploadSession`). After a half-open drop the API holds the session for the
+        /// request left behind until it notices the connection is gone (its HTTP idle
+        /// timeout, 30 s), so this must outlast that; `attempts` would give up in seconds.
+        public var sessionBusyBudget: Duration = .seconds(60)
         /// Bytes sent in one `PATCH` of an upload session.
         public var uploadChunkBytes: UInt64 = 8 << 20
         /// Bytes read from a file or written to one at a time.
@@ -109,7 +114,7 @@ public struct TransferHTTPClient: Sendable {
     /// then stays taken, so a download can resume after it.
     public func send(
         _ method: HTTPMethod, _ path: String, headers extra: [(String, String)] = [], body: Body = .empty,
-        sink: ((_ status: Int, ByteBuffer) throws -> Void)? = nil
+        sink: ((_ status: Int, ByteBuffer) async throws -> Void)? = nil
     ) async throws -> Response {
         try Task.checkCancellation()
         let channel: NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>
@@ -220,7 +225,7 @@ public struct TransferHTTPClient: Sendable {
     }
 
     private func readResponse(
-        _ inbound: NIOAsyncChannelInboundStream<HTTPClientResponsePart>, sink: ((_ status: Int, ByteBuffer) throws -> Void)?
+        _ inbound: NIOAsyncChannelInboundStream<HTTPClientResponsePart>, sink: ((_ status: Int, ByteBuffer) async throws -> Void)?
     ) async throws -> Response {
         var head: HTTPResponseHead?
         var body: [UInt8] = []
@@ -233,7 +238,7 @@ public struct TransferHTTPClient: Sendable {
             case .body(let buffer):
                 guard let head else { throw TransferError.protocolViolation("a body before the status line") }
                 if let sink, (200..<300).contains(Int(head.status.code)) {
-                    try sink(Int(head.status.code), buffer)
+                    try await sink(Int(head.status.code), buffer)
                 } else {
                     guard body.count + buffer.readableBytes <= configuration.maximumJSONBytes else {
                         throw TransferError.protocolViolation("a body of more than \(configuration.maximumJSONBytes) bytes")

@@ -35,11 +35,12 @@ public struct WorkDirectoryFiles: Sendable {
         var directory = open(root, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
         guard directory >= 0 else { throw .file("cannot open the work dir: \(Self.lastError())") }
         for name in segments.dropLast() {
-            if create, mkdirat(directory, name, 0o755) == 0, let owner {
-                _ = fchownat(directory, name, owner.uid, owner.gid, AT_SYMLINK_NOFOLLOW)
-            }
+            let created = create && mkdirat(directory, name, 0o755) == 0
             let next = openat(directory, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
             let failure = errno
+            // The new directory is handed over through its descriptor, not its name: a
+            // step racing to swap the name for a link cannot redirect the chown.
+            if created, next >= 0, let owner { _ = fchown(next, owner.uid, owner.gid) }
             close(directory)
             guard next >= 0 else {
                 if failure == ELOOP || failure == ENOTDIR {
@@ -67,7 +68,9 @@ public struct WorkDirectoryFiles: Sendable {
         return SystemPackage.FileDescriptor(rawValue: fd)
     }
 
-    /// An existing regular file at `path` for reading, and its size.
+    /// An existing regular file at `path` for reading, and its size. Refused: a link, a
+    /// file that is not regular, and one the step could not have read itself
+    /// (`readProblem`), checked on the opened descriptor so nothing can swap it meanwhile.
     public func openRegularFile(_ path: String) throws(TransferError) -> (SystemPackage.FileDescriptor, UInt64) {
         let (directory, name) = try parent(of: path, create: false)
         defer { try? directory.close() }
@@ -81,7 +84,47 @@ public struct WorkDirectoryFiles: Sendable {
             close(fd)
             throw .unsafePath("`\(path)` is not a regular file")
         }
+        if let problem = Self.readProblem(
+            fileOwner: status.st_uid, links: UInt64(status.st_nlink), stepUser: owner?.uid, agent: geteuid())
+        {
+            close(fd)
+            throw .unsafePath("`\(path)` \(problem)")
+        }
         return (SystemPackage.FileDescriptor(rawValue: fd), UInt64(status.st_size))
+    }
+
+    /// Why the agent must not read a regular file of the work dir for a step, or nil.
+    ///
+    /// A hard link is a regular file that names someone else's inode: where
+    /// `fs.protected_hardlinks` is 0, a step can `ln /etc/shadow out/x` and, with
+    /// `artifacts: [out/*]`, have the agent (root) upload it. Opening without following
+    /// links does not help, so the inode's owner decides:
+    /// - with a step user, everything the step made, checked out, downloaded or restored
+    ///   belongs to it; a file owned by anyone else is refused, whatever its link count;
+    /// - without one, steps run as the agent's user and could read the agent's files
+    ///   anyway, so only a file of another user with more than one link (a link to it,
+    ///   not a copy) is refused. A link count above 1 alone is no reason: build tools
+    ///   (cargo, ccache, `cp -l`) hard-link their own outputs.
+    static func readProblem(fileOwner: uid_t, links: UInt64, stepUser: uid_t?, agent: uid_t) -> String? {
+        if let stepUser {
+            guard fileOwner == stepUser else {
+                return "belongs to uid \(fileOwner), not the step user (uid \(stepUser)): a hard link to a file the step does not own is not read"
+            }
+            return nil
+        }
+        if fileOwner != agent && links > 1 {
+            return "is a hard link (\(links) links) to a file of uid \(fileOwner), not the agent's: it is not read"
+        }
+        return nil
+    }
+
+    /// Whether `path` is a regular file (links not followed) under a safe parent.
+    func isRegularFile(_ path: String) -> Bool {
+        guard let found = try? parent(of: path, create: false) else { return false }
+        let (directory, name) = found
+        defer { try? directory.close() }
+        var status = stat()
+        return fstatat(directory.rawValue, name, &status, AT_SYMLINK_NOFOLLOW) == 0 && (status.st_mode & S_IFMT) == S_IFREG
     }
 
     /// Whether `path` exists (as anything, links not followed) under a safe parent.
@@ -104,7 +147,9 @@ public struct WorkDirectoryFiles: Sendable {
             let start = prefix.joined(separator: "/")
             if glob.isLiteral {
                 let path = glob.text
-                if (try? openRegularFile(path)).map({ try? $0.0.close(); return true }) ?? false { found.insert(path) }
+                // Listed when it is a regular file; one the agent must not read fails
+                // the upload when it is opened, with why, rather than vanishing here.
+                if isRegularFile(path) { found.insert(path) }
                 continue
             }
             var stack: [String] = [start]

@@ -40,6 +40,9 @@ final class FakeTransferAPI: Sendable {
         /// API does while a dropped request still holds the session.
         var busyPatches = 0
         var busyCompletions = 0
+        /// Answer every PATCH and completion with 409 until then (a session held by a
+        /// half-open request until the server's idle timeout notices).
+        var busyUntil: ContinuousClock.Instant?
         /// Serve these bytes instead of the blob (a corrupt store).
         var corrupt = false
         /// Whether `Authorization: Bearer token` was on every request.
@@ -128,7 +131,8 @@ final class FakeTransferAPI: Sendable {
                     let offset = head.headers.first(name: "Upload-Offset").flatMap(UInt64.init)
                     api.state.withLock { state in
                         guard let session = state.sessions[id] else { return }
-                        if offset != UInt64(session.bytes.count) || state.busyPatches > 0 {
+                        let held = state.busyUntil.map { ContinuousClock.now < $0 } ?? false
+                        if offset != UInt64(session.bytes.count) || state.busyPatches > 0 || held {
                             state.busyPatches = max(state.busyPatches - 1, 0)
                             patchConflict = Self.shape(session)
                         } else {
@@ -184,7 +188,8 @@ final class FakeTransferAPI: Sendable {
             case (.POST, 4) where parts[1] == "artifact-uploads" && parts[3] == "complete":
                 let (session, busy) = api.state.withLock { state in
                     defer { state.busyCompletions = max(state.busyCompletions - 1, 0) }
-                    return (state.sessions[parts[2]], state.busyCompletions > 0)
+                    let held = state.busyUntil.map { ContinuousClock.now < $0 } ?? false
+                    return (state.sessions[parts[2]], state.busyCompletions > 0 || held)
                 }
                 if busy, let session { return json(context, status: .conflict, Self.shape(session)) }
                 guard let session, UInt64(session.bytes.count) == session.size, FakeTransferAPI.hex(session.bytes) == session.sha256
@@ -249,6 +254,13 @@ final class FakeTransferAPI: Sendable {
             case (.POST, 4) where parts[1] == "jobs" && parts[3] == "cache":
                 guard let request = try? API.decoder.decode(API.CreateCacheUpload.self, from: Data(body)) else {
                     return error(context, .badRequest)
+                }
+                // An entry under the key already: born complete with it, whatever its
+                // size, as the API answers.
+                if let existing = api.state.withLock({ $0.caches[request.key] }) {
+                    return json(
+                        context, status: .ok,
+                        API.ArtifactUpload(id: "existing", offset: existing.size, size: existing.size, sha256: existing.sha256, cache: existing))
                 }
                 let session = api.state.withLock { state -> Session in
                     var session = Session(
