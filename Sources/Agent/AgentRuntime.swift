@@ -43,6 +43,13 @@ public actor AgentRuntime: AgentConnectionOwner {
         /// The host's git mirrors (`--git-mirrors`, default `STATE/git-mirrors`); nil: a
         /// lease that asks for a checkout fails with `checkout_failed`.
         public var gitMirrors: GitMirrors?
+        /// Below it on the work root's (or state directory's) filesystem the agent takes no
+        /// new jobs and says why (`--min-free-space`, `FreeSpaceFloor`).
+        public var minFreeSpace: FreeSpaceFloor = .standard
+        /// How often the floor is checked after the first check (before the first `Ready`).
+        public var freeSpaceCheckInterval: Duration = .seconds(10)
+        /// How a filesystem is measured (`statvfs`); tests put a disk that fills and empties.
+        public var measureSpace: @Sendable (String) -> FreeSpaceFloor.Space? = { FreeSpaceFloor.space(of: $0) }
 
         public init(
             coordinator: HostPort, agentID: String, labels: [String: String], capacity: Int = 1, oneShot: Bool = false,
@@ -70,6 +77,10 @@ public actor AgentRuntime: AgentConnectionOwner {
         let control: ProcessGroupControl
         var tasks: [Task<Void, Never>] = []
         var result: JobRunner.Result?
+        /// `WORKROOT/<job>-<attempt>.lock`, held until the attempt is forgotten, so the next
+        /// agent on this work root knows whether it may reclaim the attempt's leftovers
+        /// (`LeftoverReclaim`); nil when it could not be taken (then they are kept).
+        var lock: AttemptLock?
         /// The coordinator no longer considers this attempt ours: kill, report nothing.
         var aborted = false
 
@@ -101,6 +112,11 @@ public actor AgentRuntime: AgentConnectionOwner {
     var renewer: CertificateRenewer?
     /// The protocol version of the current connection (0 while disconnected).
     var negotiatedVersion: UInt32 = 0
+    /// Why this agent takes no new jobs although it could (below its free-space floor);
+    /// sent in every heartbeat (`not_ready_reason`) so `gantry agents` shows it.
+    var notReadyReason: String?
+    /// `SPOOL.lock`, held for the process's life: this slot's spool dir is in use.
+    var spoolLock: AttemptLock?
 
     /// `reloadTLS` is called before each connection, so a certificate renewed since (by
     /// this process or another slot of the host) is used; nil keeps `tls`.
@@ -151,6 +167,8 @@ public actor AgentRuntime: AgentConnectionOwner {
                 }
             }
         }
+        await reclaimLeftovers()
+        checkFreeSpace()
         // Mirrors someone else can write would be trusted by every checkout on the host:
         // refuse to start rather than warn (each checkout checks again).
         if let mirrors = options.gitMirrors { try AgentDirectories.ensureOwned(mirrors.directory) }
@@ -174,8 +192,91 @@ public actor AgentRuntime: AgentConnectionOwner {
             }
         }
         defer { reaping.cancel() }
+        let interval = options.freeSpaceCheckInterval
+        let checking = Task { [weak self] in
+            while !Task.isCancelled {
+                try? await Task.sleep(for: interval)
+                await self?.checkFreeSpace()
+            }
+        }
+        defer { checking.cancel() }
         try await connection.run(for: self)
         logger.info("agent exiting", metadata: ["jobs_taken": "\(leasesTaken)"])
+    }
+
+    // MARK: - Disk
+
+    /// What a killed agent left in this work root and this slot's spool (`LeftoverReclaim`):
+    /// never what a live slot, or an attempt this process holds, still needs.
+    private func reclaimLeftovers() async {
+        // Waits a little for the slot's lock: a sibling slot starting at the same moment may
+        // hold it for as long as it takes to decide this slot's spool dir is not in use.
+        for attempt in 0..<50 where spoolLock == nil {
+            spoolLock = AttemptLock.take(options.spoolDirectory + ".lock")
+            if spoolLock == nil, attempt < 49 { try? await Task.sleep(for: .milliseconds(20)) }
+        }
+        let held = Set(jobs.values.map { "\($0.spec.jobID)-\($0.spec.attempt)" })
+        var spool = LeftoverReclaim.Reclaimed()
+        if spoolLock != nil {
+            _ = try? AgentDirectories.ensure(options.spoolDirectory, mode: AgentDirectories.privateMode)
+            let underState = options.stateDirectory.map {
+                AgentDirectories.parentDirectory(of: options.spoolDirectory) == AgentStateDirectory(path: $0).spool
+            } ?? false
+            spool = LeftoverReclaim.reclaimSpool(own: options.spoolDirectory, held: held, siblings: underState)
+        } else {
+            logger.warning(
+                "another process holds this slot's spool lock (same --slot twice?): its spool is left alone",
+                metadata: ["spool": "\(options.spoolDirectory)"])
+        }
+        if options.keepWorkDirs {
+            logger.notice("--keep-work-dirs: leftovers in the work root are not reclaimed")
+        }
+        let work = options.keepWorkDirs ? LeftoverReclaim.Reclaimed() : LeftoverReclaim.reclaimWorkRoot(options.workRoot, held: held)
+        logger.info(
+            "reclaimed what earlier agents left behind",
+            metadata: [
+                "work_root_entries": "\(work.entries)", "spool_entries": "\(spool.entries)",
+                "bytes": "\(work.bytes + spool.bytes)",
+            ])
+    }
+
+    /// Measures the work root's filesystem (and the state directory's, if another) against
+    /// the floor; on a change, withdraws or renews this agent's offer and tells the
+    /// coordinator at once (a heartbeat out of turn) rather than at the next one.
+    func checkFreeSpace() {
+        var reason: String?
+        if options.minFreeSpace != .disabled {
+            var paths = [options.workRoot]
+            if let state = options.stateDirectory, FreeSpaceFloor.device(of: state) != FreeSpaceFloor.device(of: options.workRoot) {
+                paths.append(state)
+            }
+            reason = options.minFreeSpace.problem(paths.compactMap(options.measureSpace))
+        }
+        guard reason != notReadyReason else { return }
+        notReadyReason = reason
+        if let reason {
+            logger.warning("not taking new jobs", metadata: ["why": "\(reason)", "running": "\(jobs.count)"])
+        } else {
+            logger.notice("free space is above the floor again: taking jobs")
+        }
+        guard negotiatedVersion > 0 else { return }
+        if reason != nil {
+            // Withdraws what was offered: `Ready` sets the free slots, it does not add to them.
+            outbound.send(.with { $0.ready = .with { $0.slots = 0 } })
+        } else {
+            offerSlots()
+        }
+        heartbeatNow()
+    }
+
+    /// A heartbeat out of turn, so the coordinator learns a changed `not_ready_reason` now
+    /// rather than an interval later (it takes heartbeats at any time).
+    private func heartbeatNow() {
+        Task { [weak self] in
+            guard let self else { return }
+            let heartbeat = await self.heartbeat()
+            await self.outbound.send(.with { $0.heartbeat = heartbeat })
+        }
     }
 
     /// First SIGTERM/SIGINT (or the coordinator's `Drain`): take no more jobs, finish the
@@ -203,6 +304,7 @@ public actor AgentRuntime: AgentConnectionOwner {
         negotiatedVersion = welcome.version
         await resume(welcome.resume)
         offerSlots()
+        if notReadyReason != nil { heartbeatNow() }
         renewCertificateIfDue(newConnection: true)
         await exitIfIdle()
     }
@@ -272,7 +374,7 @@ public actor AgentRuntime: AgentConnectionOwner {
     }
 
     private func offerSlots() {
-        guard !draining, !(options.oneShot && leasesTaken > 0) else { return }
+        guard !draining, !(options.oneShot && leasesTaken > 0), notReadyReason == nil else { return }
         let free = options.capacity - jobs.count
         if free > 0 { outbound.send(.with { $0.ready = .with { $0.slots = UInt32(free) } }) }
     }
@@ -289,6 +391,7 @@ public actor AgentRuntime: AgentConnectionOwner {
         return .with {
             $0.running = running
             $0.sentAtUnixMs = UInt64(Date().timeIntervalSince1970 * 1000)
+            $0.notReadyReason = notReadyReason ?? ""
         }
     }
 
@@ -341,6 +444,9 @@ public actor AgentRuntime: AgentConnectionOwner {
             refusal = "one-shot agent already took its job"
         } else if jobs.count >= options.capacity {
             refusal = "agent is at capacity"
+        } else if let notReadyReason {
+            // Offered before the floor was crossed; the coordinator re-queues the job.
+            refusal = notReadyReason
         } else if let problem = CoordinatorValueChecks.problem(with: lease) {
             refusal = problem
             logger.warning("refusing a lease with values out of range", metadata: ["why": "\(CoordinatorValueChecks.loggable(problem))"])
@@ -387,6 +493,12 @@ public actor AgentRuntime: AgentConnectionOwner {
             control: ProcessGroupControl(
                 jobID: spec.jobID, attempt: spec.attempt, grace: .seconds(max(lease.cancelGraceSeconds, 1)),
                 reaper: reaper, useCgroup: options.useCgroups))
+        job.lock = AttemptLock.take("\(options.workRoot)/\(spec.jobID)-\(spec.attempt).lock")
+        if job.lock == nil {
+            logger.warning(
+                "cannot take the attempt's lock in the work root: if this agent is killed, its leftovers are kept",
+                metadata: ["job": "\(spec.jobID)"])
+        }
         jobs[spec.jobID] = job
         outbound.send(
             .with {
@@ -480,6 +592,7 @@ public actor AgentRuntime: AgentConnectionOwner {
         jobs.removeValue(forKey: job.spec.jobID)
         for task in job.tasks { task.cancel() }
         job.spool.remove()
+        job.lock?.release()
         // Off the actor: when a child has exited, the scan reads /proc and must not delay
         // the next lease.
         let reaper = self.reaper

@@ -23,7 +23,8 @@ import Foundation
 /// agent.next.pem/.key    a renewed pair being installed (see `installRenewed`)
 /// renew.lock             held (flock) by the one slot renewing the certificate
 /// spool/                 logs not yet acknowledged (a finished step's status is held in
-///                        memory until acknowledged)
+///                        memory until acknowledged), one dir per slot
+/// spool/<slot>.lock      held (flock) by the slot's running process (`LeftoverReclaim`)
 /// ```
 /// Several agent processes (systemd slots) on one host share one enrolled identity; each
 /// runs as `<name>/<slot>`.

@@ -284,7 +284,8 @@ public actor CoordinatorCore {
             let info = lifecycle.agentInfo[agent.id]
             return API.Agent(
                 id: agent.id, labels: agent.labels, state: agent.state.rawValue, hostname: info?.hostname ?? "",
-                connected: agent.connected, runningJobs: agent.running.sorted(), lastSeenAt: info?.lastSeenAt)
+                connected: agent.connected, runningJobs: agent.running.sorted(), lastSeenAt: info?.lastSeenAt,
+                notReadyReason: agent.connected ? info?.notReadyReason : nil)
         } + lost).sorted { $0.id < $1.id }
     }
 

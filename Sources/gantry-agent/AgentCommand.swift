@@ -93,6 +93,12 @@ struct Run: AsyncParsableCommand {
             discussion: "Needs an agent running as root or with CAP_SETUID and CAP_SETGID. Without it steps run as the agent's own user and can read its key (the agent warns at start; see docs/operations.md).",
             valueName: "user"))
     var stepUser: String?
+    @Option(
+        help: ArgumentHelp(
+            "Free space below which the agent takes no new jobs: BYTES (suffixes K, M, G, T: powers of 1024) or PERCENT% of the filesystem; 0 disables (default: 2G or 5%, whichever is smaller).",
+            discussion: "Checked on the work root's filesystem and the state directory's, before saying Ready and every 10 seconds. Below it the agent stays connected, `gantry agents` shows why, and running jobs finish.",
+            valueName: "space"))
+    var minFreeSpace: String?
     @Option(help: "Log level: trace, debug, info, notice, warning, error.") var logLevel: Logger.Level = .info
 
     func validate() throws {
@@ -101,6 +107,9 @@ struct Run: AsyncParsableCommand {
         _ = try parsedLabels(labels)
         if let coordinator { _ = try address(coordinator, option: "--coordinator") }
         if let slot, let problem = AgentID.nameProblem(slot) { throw ValidationError("--slot: '\(slot)' \(problem)") }
+        if let minFreeSpace, FreeSpaceFloor(parsing: minFreeSpace) == nil {
+            throw ValidationError("--min-free-space: '\(minFreeSpace)' is neither BYTES (like 2G or 2147483648) nor PERCENT% (like 5%), nor 0")
+        }
         if let heartbeatInterval, heartbeatInterval < 0.05 {
             throw ValidationError("--heartbeat-interval must be at least 0.05 seconds")
         }
@@ -130,6 +139,7 @@ struct Run: AsyncParsableCommand {
         var runtimeOptions = options
         runtimeOptions.useCgroups = !noCgroups
         runtimeOptions.stateDirectory = state
+        runtimeOptions.minFreeSpace = minFreeSpace.flatMap(FreeSpaceFloor.init(parsing:)) ?? .standard
         runtimeOptions.gitMirrors = GitMirrors(directory: gitMirrors ?? state + "/git-mirrors", allowFileURLs: gitAllowFileUrls)
         if let stepUser {
             runtimeOptions.stepUser = try StepUser.resolve(StepUser.name(pattern: stepUser, slot: slotName))

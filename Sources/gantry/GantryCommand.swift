@@ -223,6 +223,11 @@ struct AgentList: AsyncParsableCommand {
             let labels = LabelSet.format(agent.labels)
             print(
                 "\(agent.id.padding(toLength: 30, withPad: " ", startingAt: 0)) \(agent.state.padding(toLength: 13, withPad: " ", startingAt: 0)) \(labels.padding(toLength: 22, withPad: " ", startingAt: 0)) \(agent.lastSeenAt.map { "\($0)" } ?? "-")")
+            // The agent's own words, kept to one line of printable text.
+            if let reason = agent.notReadyReason, !reason.isEmpty {
+                let printable = String(reason.unicodeScalars.filter { $0.value >= 0x20 && $0.value != 0x7F }.prefix(300).map(Character.init))
+                print("  not ready: \(printable)")
+            }
         }
     }
 }

@@ -97,6 +97,13 @@ struct MessageValidationTests {
         #expect(problem(tooMany)?.contains("heartbeat.running") == true)
     }
 
+    @Test func aHeartbeatsNotReadyReasonIsBoundedText() {
+        var reason = Gantry_V1_Envelope.with { $0.heartbeat = .with { $0.notReadyReason = String(repeating: "d", count: WireLimits.messageLength) } }
+        #expect(problem(reason) == nil)
+        reason.heartbeat.notReadyReason += "d"
+        #expect(problem(reason)?.contains("heartbeat.not_ready_reason") == true)
+    }
+
     /// A frame of many tiny repeated entries is refused before SwiftProtobuf allocates one
     /// object per entry.
     @Test func fieldsAreCountedBeforeDecoding() throws {

@@ -136,9 +136,20 @@ extension JobLifecycle {
     }
 
     /// `Heartbeat`: checks every attempt the agent says it runs (a stale one is told to
-    /// stop) and acknowledges.
+    /// stop), keeps why it takes no new jobs (an agent that does not know the field sends
+    /// none: it clears), and acknowledges. The reason is for people (`gantry agents`); the
+    /// agent withdrew its offer itself with `Ready{slots: 0}`.
     public mutating func heartbeat(_ heartbeat: Gantry_V1_Heartbeat, from agentID: String) -> LifecycleOutput {
         var turn = LifecycleOutput()
+        let reason = heartbeat.notReadyReason.isEmpty ? nil : heartbeat.notReadyReason
+        if let info = agentInfo[agentID], info.notReadyReason != reason {
+            agentInfo[agentID]?.notReadyReason = reason
+            if let reason {
+                turn.log(.warning, "agent takes no new jobs", ["agent": "\(agentID.logSafe())", "why": "\(reason.logSafe())"])
+            } else {
+                turn.log(.info, "agent takes jobs again", ["agent": "\(agentID.logSafe())"])
+            }
+        }
         for running in heartbeat.running {
             _ = current(running.jobID, attempt: running.attempt, agent: agentID, into: &turn)
         }

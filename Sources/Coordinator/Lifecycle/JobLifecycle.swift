@@ -49,6 +49,10 @@ public struct JobLifecycle: Sendable {
         public var lastHeard: ContinuousClock.Instant
         /// The agent process's `Hello.instance`: proves a reconnect comes from it.
         public var instance: Data
+        /// Why the agent says it takes no new jobs (its last heartbeat's
+        /// `not_ready_reason`, say a disk below its floor); nil when it takes them, and
+        /// until its first heartbeat after a (re)connect.
+        public var notReadyReason: String? = nil
     }
 
     public let configuration: Configuration

@@ -180,8 +180,15 @@ public enum API {
         public var connected: Bool
         public var runningJobs: [String]
         public var lastSeenAt: Date?
+        /// Why a connected agent takes no new jobs (say its disk is below its
+        /// `--min-free-space`); absent when it takes them. Optional, so an older
+        /// coordinator's answer still decodes.
+        public var notReadyReason: String?
 
-        public init(id: String, labels: [String: String], state: String, hostname: String, connected: Bool, runningJobs: [String], lastSeenAt: Date?) {
+        public init(
+            id: String, labels: [String: String], state: String, hostname: String, connected: Bool, runningJobs: [String],
+            lastSeenAt: Date?, notReadyReason: String? = nil
+        ) {
             self.id = id
             self.labels = labels
             self.state = state
@@ -189,6 +196,7 @@ public enum API {
             self.connected = connected
             self.runningJobs = runningJobs
             self.lastSeenAt = lastSeenAt
+            self.notReadyReason = notReadyReason
         }
     }
 

@@ -891,6 +891,14 @@ public nonisolated struct Gantry_V1_Heartbeat: Sendable {
 
   public var sentAtUnixMs: UInt64 = 0
 
+  /// Why the agent takes no new jobs although it is connected and not draining (say its
+  /// work root's filesystem is below its free-space floor); empty when it takes jobs. The
+  /// agent also withdraws its offer with `Ready{slots: 0}`, so a coordinator that does not
+  /// know this field still leases it nothing; this one shows the reason in `gantry agents`.
+  /// Optional in both directions: an older agent never sets it, an older coordinator
+  /// ignores it. At most `WireLimits.messageLength` bytes.
+  public var notReadyReason: String = String()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -2348,7 +2356,7 @@ nonisolated extension Gantry_V1_LogAck: SwiftProtobuf.Message, SwiftProtobuf._Me
 
 nonisolated extension Gantry_V1_Heartbeat: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Heartbeat"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}running\0\u{3}sent_at_unix_ms\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}running\0\u{3}sent_at_unix_ms\0\u{3}not_ready_reason\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2358,6 +2366,7 @@ nonisolated extension Gantry_V1_Heartbeat: SwiftProtobuf.Message, SwiftProtobuf.
       switch fieldNumber {
       case 1: try { try decoder.decodeRepeatedMessageField(value: &self.running) }()
       case 2: try { try decoder.decodeSingularUInt64Field(value: &self.sentAtUnixMs) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.notReadyReason) }()
       default: break
       }
     }
@@ -2370,12 +2379,16 @@ nonisolated extension Gantry_V1_Heartbeat: SwiftProtobuf.Message, SwiftProtobuf.
     if self.sentAtUnixMs != 0 {
       try visitor.visitSingularUInt64Field(value: self.sentAtUnixMs, fieldNumber: 2)
     }
+    if !self.notReadyReason.isEmpty {
+      try visitor.visitSingularStringField(value: self.notReadyReason, fieldNumber: 3)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Gantry_V1_Heartbeat, rhs: Gantry_V1_Heartbeat) -> Bool {
     if lhs.running != rhs.running {return false}
     if lhs.sentAtUnixMs != rhs.sentAtUnixMs {return false}
+    if lhs.notReadyReason != rhs.notReadyReason {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

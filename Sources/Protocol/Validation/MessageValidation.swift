@@ -55,6 +55,7 @@ public enum MessageValidation {
                 try attempt(jobID: running.jobID, running.attempt, "heartbeat.running")
                 try offset(running.logOffset, "heartbeat.running.log_offset")
             }
+            try text(heartbeat.notReadyReason, "heartbeat.not_ready_reason", maximum: WireLimits.messageLength)
         case .jobFinished(let finished):
             try attempt(jobID: finished.jobID, finished.attempt, "job_finished")
             try offset(finished.logLength, "job_finished.log_length")
