@@ -1,5 +1,6 @@
 import Foundation
 import GantryProtocol
+import GantryTransferRules
 import HTTPTypes
 import Hummingbird
 import NIOCore
@@ -73,6 +74,42 @@ extension APIRouter {
     static func readablePipelines(_ grant: Principal.JobGrant, core: CoordinatorCore) throws -> [String] {
         let pipeline = try core.store.pipeline(id: grant.pipelineID)
         return [grant.pipelineID] + (pipeline?.artifactsFrom.map { [$0] } ?? [])
+    }
+
+    /// The artifacts `pipeline` resolves, of one step or all: its own, and for a
+    /// promoted pipeline those of the source, by one rule that keeps the answer
+    /// unambiguous (`PromotedArtifacts.resolve`): a step key the source has resolves to
+    /// the source's artifacts only. Promotion means exactly the promoted digests, so a
+    /// step of the promoting pipeline that happens to share the key never shadows them
+    /// (the agent keeps the newest row per name, the CLI the first listed: both would
+    /// otherwise pick by accident).
+    static func resolvedArtifacts(
+        of pipeline: StoredPipeline, step: String?, service: ArtifactService, core: CoordinatorCore
+    ) throws -> [StoredArtifact] {
+        let own = try service.store.artifacts(pipelineID: pipeline.id, stepKey: step, limit: maximumArtifactListing)
+        guard let source = pipeline.artifactsFrom else { return own }
+        let promoted = try service.store.artifacts(pipelineID: source, stepKey: step, limit: maximumArtifactListing)
+        let sourceKeys = Set(try core.store.jobs(pipelineID: source).map(\.key))
+        return Array(PromotedArtifacts.resolve(own: own, source: promoted, sourceKeys: sourceKeys).prefix(maximumArtifactListing))
+    }
+
+    /// Whether a deploying job's download of `digest` is a deployment: the digest is one
+    /// its `download:` rules resolve (by step, and by path when the glob parses), or one
+    /// of the pipeline its pipeline promotes (`gantry artifact download` in a promoting
+    /// step needs no `download:` rule).
+    static func deploys(_ digest: String, job: StoredJob, service: ArtifactService, core: CoordinatorCore) throws -> Bool {
+        guard let pipeline = try core.store.pipeline(id: job.pipelineId) else { return false }
+        if let source = pipeline.artifactsFrom,
+            try service.store.artifactExists(sha256: digest, size: nil, inPipelines: [source])
+        {
+            return true
+        }
+        for rule in job.transfers.downloads {
+            let glob = try? ArtifactGlob(rule.path)
+            let rows = try resolvedArtifacts(of: pipeline, step: rule.step, service: service, core: core)
+            if rows.contains(where: { $0.sha256 == digest && (glob?.matches($0.name) ?? true) }) { return true }
+        }
+        return false
     }
 
     static func openSession(

@@ -17,7 +17,9 @@ import NIOFoundationCompat
 ///   offset (or another request is writing it); 413 past the declared size.
 /// - `POST /v1/artifact-uploads/{id}/complete` (job token): verifies size and sha256 by
 ///   reading the part file, stores the blob once and records the artifact.
-/// - `GET /v1/pipelines/{id}/artifacts[?step=KEY]`, `GET /v1/artifacts/{digest}`,
+/// - `GET /v1/pipelines/{id}/artifacts[?step=KEY]` (`resolvedArtifacts`: for a promoted
+///   pipeline, a step key of the source resolves to the source's artifacts only),
+///   `GET /v1/artifacts/{digest}` (with each deployment's job state now),
 ///   `GET /v1/artifacts/{digest}/content` (`Range: bytes=N-[M]`, `X-Gantry-Sha256`).
 extension APIRouter {
     /// Longest JSON body of a session's creation: a name of 1,024 bytes, escaped.
@@ -200,10 +202,7 @@ extension APIRouter {
                 return APIResponses.error(.notFound, code: "not_found", message: "no pipeline \(id.logSafe(maximum: 128))")
             }
             let step = request.uri.queryParameters.get("step")
-            var rows = try service.store.artifacts(pipelineID: id, stepKey: step, limit: maximumArtifactListing)
-            if let source = pipeline.artifactsFrom {
-                rows += try service.store.artifacts(pipelineID: source, stepKey: step, limit: maximumArtifactListing)
-            }
+            let rows = try resolvedArtifacts(of: pipeline, step: step, service: service, core: core)
             return APIResponses.json(
                 API.ArtifactList(pipelineId: id, promotedFrom: pipeline.artifactsFrom, artifacts: rows.prefix(maximumArtifactListing).map(view)))
         }
@@ -238,8 +237,12 @@ extension APIRouter {
                         message: "the job token of job \(grant.jobID) may download only the artifacts of its pipeline "
                             + "\(grant.pipelineID) (and of the pipeline it promotes); no such artifact has sha256 \(digest)")
                 }
-                // A deploying job's download is what "this pipeline deployed these bytes" means.
-                if let job = try core.store.job(id: grant.jobID), let environment = job.environment {
+                // A deploying job's download of what its pipeline resolves through its
+                // `download:` rules or its promotion is what "this pipeline deployed these
+                // bytes" means; another readable digest (a log, a report) is not deployed.
+                if let job = try core.store.job(id: grant.jobID), let environment = job.environment,
+                    try deploys(digest, job: job, service: service, core: core)
+                {
                     try service.store.recordDeployment(
                         StoredArtifactDeployment(
                             sha256: digest, pipelineId: job.pipelineId, jobId: job.id, stepKey: job.key, environment: environment,

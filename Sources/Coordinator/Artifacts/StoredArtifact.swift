@@ -185,3 +185,15 @@ public protocol ArtifactStore: Sendable {
     /// Whether any artifact, cache or open session names these bytes.
     func blobReferenced(_ sha256: String) throws -> Bool
 }
+
+/// How a promoted pipeline's artifacts resolve, pure over rows.
+///
+/// The rule: a step key that is a step of the source pipeline resolves to the source's
+/// artifacts only; any other key to the pipeline's own. Promotion means exactly the
+/// promoted digests, and one answer per step keeps every reader (the agent keeps the
+/// newest row per name, the CLI the first listed) on the same bytes.
+enum PromotedArtifacts {
+    static func resolve(own: [StoredArtifact], source: [StoredArtifact], sourceKeys: Set<String>) -> [StoredArtifact] {
+        own.filter { !sourceKeys.contains($0.stepKey) } + source
+    }
+}

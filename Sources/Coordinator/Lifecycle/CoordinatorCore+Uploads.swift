@@ -41,9 +41,10 @@ extension CoordinatorCore {
         let context = PipelineUploadContext(
             existingKeys: Set(existing.map(\.key)), existingJobs: existing.count, later: Self.steps(after: uploader.key, in: existing),
             defaultKeyPrefix: "upload-\(pipeline.uploads + 1).")
-        let definition = try PipelineParser(file: file, upload: context).parse(yaml)
+        let definition = try PipelineParser(file: file, upload: context, promotes: pipeline.artifactsFrom != nil).parse(yaml)
         try permit(definition, pipeline)
         try configuration.environments.check(uploaded: definition, branch: pipeline.branch, after: uploader.key, existing: existing)
+        try checkUploadedPromotion(definition, into: pipeline, existing: existing, after: uploader.key, file: file)
         try SecretRequirements.check(
             definition, request: API.SubmitPipeline(yaml: "", file: file, repository: pipeline.repository, env: pipeline.env),
             vault: secrets)
