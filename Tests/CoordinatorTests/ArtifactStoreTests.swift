@@ -167,6 +167,29 @@ final class ArtifactStoreTests {
         #expect(try !store.artifactExists(sha256: a, size: nil, inPipelines: ["p2"]) && !store.artifactExists(sha256: a, size: 4, inPipelines: ["p1"]))
     }
 
+    /// Blocking work (the blob lock held across SQLite writes, deleting blobs, the sweep)
+    /// runs on NIO's thread pool, whose threads are named `…TP-#N`: a cooperative thread
+    /// parked there would stall every task, the coordinator's single writer included.
+    @Test func blockingWorkRunsOnTheThreadPool() async throws {
+        let (store, _) = try storeWithJob()
+        let service = ArtifactService(
+            store: store, blobs: try BlobStore(root: directory + "/artifacts"), logger: Logger(label: "test"))
+        // Linux names the calling thread here (NIO sets it with pthread_setname_np).
+        @Sendable func threadName() -> String {
+            ((try? String(contentsOfFile: "/proc/thread-self/comm", encoding: .utf8)) ?? "")
+                .trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        let held = try await service.withBlobHeld { threadName() }
+        #expect(held.contains("TP-#"), "withBlobHeld ran on \(held)")
+        let pooled = try await service.offPool { threadName() }
+        #expect(pooled.contains("TP-#"), "offPool ran on \(pooled)")
+        // Orphans are deleted there too, and only when nothing names them.
+        try service.blobs.createPart("o")
+        try await service.blobs.place(part: "o", as: Self.sha([]))
+        await service.deleteOrphans([Self.sha([])])
+        #expect(!service.blobs.hasBlob(Self.sha([])))
+    }
+
     func candidate(_ scope: String, _ key: String, size: UInt64 = 10, created: Double, used: Double? = nil) -> CacheCandidate {
         CacheCandidate(
             scope: scope, key: key, size: size, createdAt: Fixture.t0.addingTimeInterval(created),

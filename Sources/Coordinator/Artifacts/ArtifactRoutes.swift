@@ -54,7 +54,7 @@ extension APIRouter {
                 return refusal
             }
             let now = Date()
-            service.sweep(now: now)
+            await service.sweepOffPool(now: now)
             guard let provenance = try provenance(of: grant, core: core) else {
                 return APIResponses.error(.notFound, code: "not_found", message: "no job \(grant.jobID)")
             }
@@ -72,7 +72,9 @@ extension APIRouter {
             // stored once): knowing a digest is no proof of holding its bytes, and a
             // shortcut would let a job name, and then download, another pipeline's artifact.
             let readable = try readablePipelines(grant, core: core)
-            let held = try service.blobs.withBlobHeld { () throws -> ArtifactWrite? in
+            // The lock is held across SQLite calls: on NIO's thread pool, never parking
+            // the cooperative threads the coordinator's actor needs.
+            let held = try await service.withBlobHeld { () throws -> ArtifactWrite? in
                 guard service.blobs.hasBlob(body.sha256),
                     try service.store.artifactExists(sha256: body.sha256, size: Int64(body.size), inPipelines: readable)
                 else { return nil }
@@ -177,21 +179,25 @@ extension APIRouter {
                     sha256: digest, name: session.name, size: size, pipelineId: provenance.pipelineID, stepKey: provenance.stepKey,
                     jobId: session.jobId, attempt: session.attempt, commit: provenance.commit, agentId: provenance.agentID,
                     createdAt: Date())
-                response = artifactWriteResponse(
-                    try service.store.storeArtifact(row, maximumPerJob: service.limits.maximumArtifactsPerJob),
-                    limits: service.limits, status: .ok, session: id)
+                let write = try await service.offPool {
+                    try service.store.storeArtifact(row, maximumPerJob: service.limits.maximumArtifactsPerJob)
+                }
+                response = artifactWriteResponse(write, limits: service.limits, status: .ok, session: id)
             case .cache:
                 let now = Date()
-                let (entry, orphans) = try service.store.saveCache(
-                    StoredCacheEntry(scope: session.scope, key: session.name, sha256: digest, size: size, createdAt: now, lastUsedAt: now),
-                    scopeLimit: service.limits.cacheScopeBytes)
-                service.deleteOrphans(orphans)
+                let (entry, orphans) = try await service.offPool {
+                    try service.store.saveCache(
+                        StoredCacheEntry(
+                            scope: session.scope, key: session.name, sha256: digest, size: size, createdAt: now, lastUsedAt: now),
+                        scopeLimit: service.limits.cacheScopeBytes)
+                }
+                await service.deleteOrphans(orphans)
                 response = APIResponses.json(
                     API.ArtifactUpload(id: id, offset: UInt64(size), size: UInt64(size), sha256: digest, cache: view(entry)))
             }
             try service.store.deleteUpload(id: id)
             // A blob no row took (a conflict, a full job) is not kept either.
-            service.deleteOrphans([digest])
+            await service.deleteOrphans([digest])
             return response
         }
 

@@ -78,7 +78,7 @@ extension APIRouter {
             let scope = CacheScope.writable(branch: pipeline.branch).name
             context.audit.add("scope", scope.logSafe(maximum: 256))
             let now = Date()
-            service.sweep(now: now)
+            await service.sweepOffPool(now: now)
             if let existing = try service.store.cacheEntry(scope: scope, key: body.key) {
                 return APIResponses.json(
                     API.ArtifactUpload(
@@ -89,7 +89,7 @@ extension APIRouter {
             // The shortcut only for bytes this job may already read (a cache of its scopes):
             // knowing a digest is no proof of holding its bytes.
             let scopes = CacheScope.readable(branch: pipeline.branch, defaultBranch: service.limits.defaultBranch).map(\.name)
-            let saved = try service.blobs.withBlobHeld { () throws -> (StoredCacheEntry, orphans: [String])? in
+            let saved = try await service.withBlobHeld { () throws -> (StoredCacheEntry, orphans: [String])? in
                 guard service.blobs.hasBlob(body.sha256),
                     try service.store.cacheExists(sha256: body.sha256, size: Int64(body.size), scopes: scopes)
                 else { return nil }
@@ -97,7 +97,7 @@ extension APIRouter {
             }
             if let saved {
                 let entry = saved.0
-                service.deleteOrphans(saved.orphans)
+                await service.deleteOrphans(saved.orphans)
                 return APIResponses.json(
                     API.ArtifactUpload(
                         id: ArtifactService.newSessionID(), offset: UInt64(entry.size), size: UInt64(entry.size), sha256: entry.sha256,
@@ -135,7 +135,7 @@ extension APIRouter {
             if let scope { context.audit.add("scope", scope.logSafe(maximum: 256)) }
             if let key { context.audit.add("key", key.logSafe(maximum: ArtifactLimits.maximumCacheKeyBytes)) }
             let (rows, orphans) = try service.store.clearCaches(scope: scope, key: key)
-            service.deleteOrphans(orphans)
+            await service.deleteOrphans(orphans)
             context.audit.add("cleared", String(rows.count))
             return APIResponses.json(API.CacheList(caches: rows.map(view)))
         }
