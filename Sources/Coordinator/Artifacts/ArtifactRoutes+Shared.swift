@@ -115,12 +115,17 @@ extension APIRouter {
     static func openSession(
         _ service: ArtifactService, kind: StoredArtifactUpload.Kind, grant: Principal.JobGrant, name: String, scope: String,
         size: UInt64, sha256: String, now: Date, context: GantryRequestContext
-    ) throws -> Response {
+    ) async throws -> Response {
         let row = StoredArtifactUpload(
             id: ArtifactService.newSessionID(), kind: kind, jobId: grant.jobID, attempt: Int(grant.attempt), name: name, scope: scope,
             size: Int64(size), sha256: sha256, offset: 0, createdAt: now, updatedAt: now)
         try service.blobs.createPart(row.id)
-        guard let opened = try service.store.openUpload(row, maximumOpen: service.limits.maximumOpenSessionsPerJob) else {
+        let (opened, dropped) = try service.store.openUpload(row, maximumOpen: service.limits.maximumOpenSessionsPerJob)
+        if !dropped.isEmpty {
+            await service.removeParts(of: dropped)
+            context.audit.add("dropped", "\(dropped.count) sessions of earlier attempts")
+        }
+        guard let opened else {
             service.blobs.removePart(row.id)
             return APIResponses.error(
                 .tooManyRequests, code: "too_many_sessions",
@@ -177,10 +182,15 @@ extension APIRouter {
     }
 
     static func artifactWriteResponse(
-        _ write: ArtifactWrite, limits: ArtifactLimits, status: HTTPResponse.Status, session: String? = nil
-    ) -> Response {
+        _ write: ArtifactWrite, service: ArtifactService, status: HTTPResponse.Status, session: String? = nil
+    ) async -> Response {
+        let limits = service.limits
         switch write {
         case .stored(let row): return APIResponses.json(bornComplete(row, session: session), status: status)
+        case .replaced(let row, let previous):
+            // A retry's bytes took the name: the earlier attempt's blob goes unless named elsewhere.
+            if previous.sha256 != row.sha256 { await service.deleteOrphans([previous.sha256]) }
+            return APIResponses.json(bornComplete(row, session: session), status: status)
         case .conflict(let existing): return artifactExists(existing)
         case .full:
             return APIResponses.error(
@@ -193,8 +203,9 @@ extension APIRouter {
     static func artifactExists(_ existing: StoredArtifact) -> Response {
         APIResponses.error(
             .conflict, code: "artifact_exists",
-            message: "job \(existing.jobId) already stored `\(existing.name.logSafe(maximum: 256))` with sha256 \(existing.sha256): "
-                + "an artifact is immutable, upload other bytes under another name")
+            message: "attempt \(existing.attempt) of job \(existing.jobId) already stored `\(existing.name.logSafe(maximum: 256))` "
+                + "with sha256 \(existing.sha256): an artifact is immutable within an attempt (a retry may replace it), "
+                + "upload other bytes under another name")
     }
 
     /// 409 with the session itself, so the sender resumes from its offset.

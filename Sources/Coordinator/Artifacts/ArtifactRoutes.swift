@@ -59,8 +59,14 @@ extension APIRouter {
                 return APIResponses.error(.notFound, code: "not_found", message: "no job \(grant.jobID)")
             }
             context.audit.set(object: "job:\(grant.jobID)")
-            if let existing = try service.store.artifact(jobID: grant.jobID, name: body.name) {
-                if existing.sha256 == body.sha256 { return APIResponses.json(bornComplete(existing), status: .ok) }
+            // Immutable per attempt: this attempt's own name answers at once; an earlier
+            // attempt's is replaced when this one's bytes are stored (a retry rebuilds).
+            if let existing = try service.store.artifact(jobID: grant.jobID, name: body.name),
+                existing.attempt >= Int(grant.attempt)
+            {
+                if existing.attempt == Int(grant.attempt), existing.sha256 == body.sha256 {
+                    return APIResponses.json(bornComplete(existing), status: .ok)
+                }
                 return artifactExists(existing)
             }
             let row = StoredArtifact(
@@ -82,9 +88,9 @@ extension APIRouter {
             }
             if let held {
                 context.audit.add("stored", "existing blob")
-                return artifactWriteResponse(held, limits: service.limits, status: .created)
+                return await artifactWriteResponse(held, service: service, status: .created)
             }
-            return try openSession(
+            return try await openSession(
                 service, kind: .artifact, grant: grant, name: body.name, scope: "", size: body.size, sha256: body.sha256, now: now,
                 context: context)
         }
@@ -182,7 +188,7 @@ extension APIRouter {
                 let write = try await service.offPool {
                     try service.store.storeArtifact(row, maximumPerJob: service.limits.maximumArtifactsPerJob)
                 }
-                response = artifactWriteResponse(write, limits: service.limits, status: .ok, session: id)
+                response = await artifactWriteResponse(write, service: service, status: .ok, session: id)
             case .cache:
                 let now = Date()
                 let (entry, orphans) = try await service.offPool {

@@ -113,6 +113,13 @@ public final class ArtifactService: Sendable {
         _ = try? await offPool { [self] in sweep(now: now) }
     }
 
+    /// Removes the part files of `sessions` (dropped rows) that no request is writing now.
+    func removeParts(of sessions: [StoredArtifactUpload]) async {
+        _ = try? await offPool { [self] in
+            for session in sessions where !busy.withLock({ $0.contains(session.id) }) { blobs.removePart(session.id) }
+        }
+    }
+
     static func newSessionID() -> String {
         String(SecretDigest.random256Hex().prefix(32))
     }

@@ -103,7 +103,7 @@ extension APIRouter {
                         id: ArtifactService.newSessionID(), offset: UInt64(entry.size), size: UInt64(entry.size), sha256: entry.sha256,
                         cache: view(entry)), status: .created)
             }
-            return try openSession(
+            return try await openSession(
                 service, kind: .cache, grant: grant, name: body.key, scope: scope, size: body.size, sha256: body.sha256, now: now,
                 context: context)
         }
