@@ -260,11 +260,19 @@ final class ArtifactStoreTests {
             lastUsedAt: Fixture.t0.addingTimeInterval(used ?? created))
     }
 
+    /// A pipeline without a branch has no cache scope at all: no shared `branch:` scope
+    /// that every branchless submission could write and the others restore.
+    @Test func aBranchlessPipelineHasNoCache() {
+        #expect(CacheScope.readable(branch: "", defaultBranch: "main").isEmpty)
+        #expect(CacheScope.writable(branch: "") == nil)
+        #expect(!CacheScope.hasScope(branch: "") && CacheScope.hasScope(branch: "main"))
+    }
+
     /// A feature branch reads its own scope, then main's; main never reads the feature's.
     @Test func cacheScopesKeepBranchesApart() {
         #expect(CacheScope.readable(branch: "feature", defaultBranch: "main").map(\.name) == ["branch:feature", "branch:main"])
         #expect(CacheScope.readable(branch: "main", defaultBranch: "main").map(\.name) == ["branch:main"])
-        #expect(CacheScope.writable(branch: "feature").name == "branch:feature")
+        #expect(CacheScope.writable(branch: "feature")?.name == "branch:feature")
         let entries = [
             candidate("branch:main", "swiftpm-aaa", created: 1), candidate("branch:main", "swiftpm-bbb", created: 5),
             candidate("branch:feature", "swiftpm-poison", created: 9), candidate("branch:feature", "swiftpm-ccc", created: 2),

@@ -7,7 +7,8 @@ import NIOCore
 ///
 /// - `GET /v1/jobs/{id}/cache?key=K&restore_key=P…`: `API.CacheHit` from the scopes the
 ///   job's branch reads (`CacheScope.readable`), 404 `cache_miss` otherwise; a hit's
-///   `last_used_at` moves (least recently used eviction).
+///   `last_used_at` moves (least recently used eviction). 422 `no_branch` (as for a
+///   save) when the job's pipeline has no branch: branchless pipelines have no cache.
 /// - `POST /v1/jobs/{id}/cache` (job token, `API.CreateCacheUpload`): an upload session in
 ///   the job's own branch scope, through the artifact upload routes; born complete when
 ///   the key is already saved there (the first save wins) or the bytes are held.
@@ -38,6 +39,7 @@ extension APIRouter {
                 }
             }
             guard let scopes = try readableScopes(jobID: id, core: core, service: service) else { return noJob(id) }
+            guard !scopes.isEmpty else { return noBranch() }
             let entries = try service.store.cacheEntries(scopes: scopes.map(\.name), limit: maximumCacheListing * 2)
             guard let resolved = CacheResolution.resolve(
                 key: key, restoreKeys: restoreKeys, scopes: scopes, entries: entries.map(\.candidate)),
@@ -75,7 +77,7 @@ extension APIRouter {
             }
             // Written only to its own branch's scope: what a feature branch saves never
             // reaches the default branch's cache.
-            let scope = CacheScope.writable(branch: pipeline.branch).name
+            guard let scope = CacheScope.writable(branch: pipeline.branch)?.name else { return noBranch() }
             context.audit.add("scope", scope.logSafe(maximum: 256))
             let now = Date()
             await service.sweepOffPool(now: now)
@@ -145,6 +147,15 @@ extension APIRouter {
     static func readableScopes(jobID: String, core: CoordinatorCore, service: ArtifactService) throws -> [CacheScope]? {
         guard let job = try core.store.job(id: jobID), let pipeline = try core.store.pipeline(id: job.pipelineId) else { return nil }
         return CacheScope.readable(branch: pipeline.branch, defaultBranch: service.limits.defaultBranch)
+    }
+
+    /// 422 for a job of a pipeline submitted without a branch: it has no cache scope. The
+    /// agent reports cache problems as notes, so the job runs on, cold.
+    static func noBranch() -> Response {
+        APIResponses.error(
+            .unprocessableContent, code: "no_branch",
+            message: "this job's pipeline has no branch, so it has no cache: caches are scoped by branch, and one scope shared by "
+                + "every branchless submission could be poisoned by any of them (submit with --branch to use caches)")
     }
 
     static func noJob(_ id: String) -> Response {
