@@ -11,7 +11,8 @@ import NIOFoundationCompat
 ///   one named file (`API.CreateArtifactUpload`); 201 with `API.ArtifactUpload`, born
 ///   complete when the digest is already stored or the job already stored these bytes
 ///   under this name; 409 `artifact_exists` for other bytes under the name.
-/// - `GET /v1/artifact-uploads/{id}`: the session and its offset.
+/// - `GET /v1/artifact-uploads/{id}`: the session and its offset, to the owning
+///   attempt's job token (and admins) only.
 /// - `PATCH /v1/artifact-uploads/{id}` (job token, `Upload-Offset: N`): the body is
 ///   streamed into the part file as it arrives; 409 with the session when N is not its
 ///   offset (or another request is writing it); 413 past the declared size.
@@ -98,6 +99,17 @@ extension APIRouter {
         router.on(.getArtifactUpload, audit: audit) { _, context -> Response in
             guard let service else { return artifactsUnavailable() }
             let id = try context.parameter("id")
+            // The owning attempt's job token, or an admin: a session id (and its name and
+            // digest) is nothing a reader of the pipeline needs, and knowing one is the
+            // first half of writing into it.
+            guard context.principal?.job != nil || context.principal?.bindings.contains(where: { $0.role == .admin }) == true
+            else {
+                context.audit.add("reason", "not the session's job")
+                return APIResponses.error(
+                    .forbidden, code: "forbidden",
+                    message: "an upload session is shown only to the job token of the attempt that opened it, and to admins: "
+                        + "the read permission does not show it")
+            }
             guard let session = try ownedSession(id, service, context) else { return noSession(id) }
             if let refusal = session.refusal { return refusal }
             return APIResponses.json(view(session.row))
