@@ -74,6 +74,8 @@ let package = Package(
             dependencies: [
                 "GantryProtocol",
                 "GantryPipeline",
+                // The globs of `download:` rules, to tell a deployment from another download.
+                "GantryTransferRules",
                 "GantryServices",
                 .product(name: "NIOPosix", package: "swift-nio"),
                 // The listener's handshake deadline watches NIOTLS's handshake event.

@@ -175,7 +175,8 @@ public actor CoordinatorCore {
         permit: (PipelineDefinition) throws -> Void = { _ in }
     ) async throws -> API.Pipeline {
         try SubmissionCheck.check(request)
-        let definition = try PipelineParser(file: request.file ?? "pipeline.yml").parse(request.yaml)
+        let definition = try PipelineParser(file: request.file ?? "pipeline.yml", promotes: request.fromPipeline != nil)
+            .parse(request.yaml)
         try permit(definition)
         try configuration.environments.check(definition, branch: request.branch ?? "")
         try SecretRequirements.check(definition, request: request, vault: secrets)

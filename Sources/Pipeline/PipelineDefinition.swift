@@ -82,3 +82,14 @@ public struct PipelineDefinition: Sendable, Equatable {
     /// may deploy to before anything is stored.
     public var environments: Set<String> { Set(steps.compactMap(\.environment)) }
 }
+
+extension PipelineDefinition {
+    /// The step keys its `download:` rules name that are not its own steps (nor in
+    /// `existing`, the steps of the pipeline a file is uploaded into): steps of the
+    /// pipeline it promotes, which the coordinator checks exist there.
+    public func foreignDownloadSteps(existing: Set<String> = []) -> [String] {
+        let own = Set(steps.map(\.key)).union(existing)
+        var seen: Set<String> = []
+        return steps.flatMap(\.transfers.downloads).map(\.step).filter { !own.contains($0) && seen.insert($0).inserted }
+    }
+}

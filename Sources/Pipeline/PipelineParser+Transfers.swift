@@ -149,18 +149,21 @@ extension PipelineParser {
         }
     }
 
-    /// Every `download:` names a step of this pipeline other than its own.
-    func checkDownloads(_ steps: [ParsedStep], keys: Set<String>) throws(PipelineError) {
+    /// Every `download:` names a step of this pipeline other than its own, or, when the
+    /// pipeline promotes another (`promotes`), possibly a step of that one: the
+    /// coordinator checks those against the promoted pipeline's steps.
+    func checkDownloads(_ steps: [ParsedStep], keys: Set<String>, promotes: Bool) throws(PipelineError) {
         for parsed in steps {
             for (rule, node) in zip(parsed.step.transfers.downloads, parsed.downloadNodes) {
                 if rule.step == parsed.step.key {
                     throw error(node, "step `\(rule.step)` downloads its own artifacts: name the step that uploads them")
                 }
-                guard keys.contains(rule.step) else {
+                guard keys.contains(rule.step) || promotes else {
                     throw error(
                         node,
                         "step `\(parsed.step.key)` downloads from `\(Self.excerpt(rule.step))`, which is not a step key "
-                            + "(known: \(Self.list(steps.map(\.step.key))))")
+                            + "(known: \(Self.list(steps.map(\.step.key)))); a pipeline that promotes another "
+                            + "(`--from-pipeline`, `artifacts_from:`) may also name a step of that one")
                 }
             }
         }

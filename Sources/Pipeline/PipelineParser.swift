@@ -25,10 +25,18 @@ public struct PipelineParser: Sendable {
     public var file: String
     /// Set when the file is uploaded into a running pipeline (`PipelineUploadContext`).
     public var upload: PipelineUploadContext?
+    /// Set by the coordinator when the file promotes another pipeline's artifacts
+    /// (`--from-pipeline`, or a pipeline with `artifacts_from` that steps upload into):
+    /// a `download:` may then name a step of the promoted pipeline, which is not a step
+    /// of this file. The parser cannot see that pipeline, so the coordinator checks each
+    /// such step against it (`CoordinatorCore.checkPromotion`). A file's own top-level
+    /// `artifacts_from:` has the same effect without the option.
+    public var promotes: Bool
 
-    public init(file: String = "pipeline.yml", upload: PipelineUploadContext? = nil) {
+    public init(file: String = "pipeline.yml", upload: PipelineUploadContext? = nil, promotes: Bool = false) {
         self.file = file
         self.upload = upload
+        self.promotes = promotes
     }
 
     public func parse(_ text: String) throws(PipelineError) -> PipelineDefinition {
@@ -139,7 +147,8 @@ public struct PipelineParser: Sendable {
                 throw error(parsed.dependsOnNode ?? parsed.node, "step `\(step.key)` depends on itself")
             }
         }
-        try checkDownloads(steps, keys: Set(keyNodes.keys).union(upload?.existingKeys ?? []))
+        try checkDownloads(
+            steps, keys: Set(keyNodes.keys).union(upload?.existingKeys ?? []), promotes: promotes || artifactsFrom != nil)
         try foldImplicitDependencies(&steps, entries: entries, stages: stages, stagesNode: stagesNode)
         if let cycle = Self.findCycle(steps.map(\.step)), let first = steps.first(where: { $0.step.key == cycle[0] }) {
             throw error(first.dependsOnNode ?? first.node, "dependency cycle: \(cycle.joined(separator: " → "))")

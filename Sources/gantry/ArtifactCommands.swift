@@ -80,7 +80,10 @@ struct DownloadArtifact: AsyncParsableCommand {
 
     @Argument(help: "A glob over artifact names (`*` also matches `/`), e.g. 'dist/*'.") var pattern: String
     @Option(help: "Only artifacts of this step.") var step: String?
-    @Option(help: "Pipeline id (default GANTRY_PIPELINE_ID): its artifacts and those of the pipeline it promotes.")
+    @Option(
+        help: ArgumentHelp(
+            "Pipeline id (default GANTRY_PIPELINE_ID): its artifacts and those of the pipeline it promotes (a step key of "
+                + "that pipeline resolves to its artifacts only, as the coordinator lists them)."))
     var pipeline: String?
     @Option(help: "Directory to write into, by artifact name (default: the current directory).") var to: String = "."
     @OptionGroup var connection: Connection

@@ -106,17 +106,17 @@ final class ArtifactStoreTests {
         let session = StoredArtifactUpload(
             id: "u1", kind: .artifact, jobId: "j1", attempt: 1, name: "a", scope: "", size: 10, sha256: Self.sha([1]), offset: 0,
             createdAt: Fixture.t0, updatedAt: Fixture.t0)
-        #expect(try store.openUpload(session, maximumOpen: 2)?.id == "u1")
+        #expect(try store.openUpload(session, maximumOpen: 2).opened?.id == "u1")
         var same = session
         same.id = "u9"
-        #expect(try store.openUpload(same, maximumOpen: 2)?.id == "u1", "the same file again resumes its session")
+        #expect(try store.openUpload(same, maximumOpen: 2).opened?.id == "u1", "the same file again resumes its session")
         var second = session
         second.id = "u2"
         second.name = "b"
-        #expect(try store.openUpload(second, maximumOpen: 2)?.id == "u2")
+        #expect(try store.openUpload(second, maximumOpen: 2).opened?.id == "u2")
         second.id = "u3"
         second.name = "c"
-        #expect(try store.openUpload(second, maximumOpen: 2) == nil, "a third open session is refused")
+        #expect(try store.openUpload(second, maximumOpen: 2).opened == nil, "a third open session is refused")
         try store.moveUpload(id: "u1", offset: 6, at: Fixture.t0.addingTimeInterval(100))
         let reopened = try SQLiteStore(path: directory + "/gantry.sqlite")
         #expect(try reopened.upload(id: "u1")?.offset == 6)
@@ -139,7 +139,7 @@ final class ArtifactStoreTests {
                 try store.openUpload(
                     StoredArtifactUpload(
                         id: id, kind: .artifact, jobId: "j1", attempt: 1, name: id, scope: "", size: 10, sha256: Self.sha([1]),
-                        offset: 0, createdAt: at, updatedAt: at), maximumOpen: 16)?.id == id)
+                        offset: 0, createdAt: at, updatedAt: at), maximumOpen: 16).opened?.id == id)
             try service.blobs.createPart(id)
         }
         try service.blobs.createPart("stray")
@@ -167,17 +167,112 @@ final class ArtifactStoreTests {
         #expect(try !store.artifactExists(sha256: a, size: nil, inPipelines: ["p2"]) && !store.artifactExists(sha256: a, size: 4, inPipelines: ["p1"]))
     }
 
+    /// Stores `bytes` as a blob the way a completed session does.
+    func place(_ bytes: [UInt8], in blobs: BlobStore, session: String) async throws -> String {
+        try blobs.createPart(session)
+        let writer = try await blobs.openPart(session, at: 0)
+        try await writer.write(ByteBuffer(bytes: bytes))
+        await writer.finish()
+        let digest = Self.sha(bytes)
+        try await blobs.place(part: session, as: digest)
+        return digest
+    }
+
+    /// A retry keeps the job id with attempt + 1 and rebuilds its files: immutability
+    /// holds per attempt, so attempt 2 replaces attempt 1's bytes under the same name (the
+    /// old blob goes when nothing else names it), attempt 1 never overwrites attempt 2,
+    /// and attempt 1's abandoned sessions neither count against attempt 2 nor survive it.
+    @Test func aRetryReplacesTheEarlierAttemptsArtifactsAndSessions() async throws {
+        let (store, _) = try storeWithJob()
+        let service = ArtifactService(
+            store: store, blobs: try BlobStore(root: directory + "/artifacts"), logger: Logger(label: "test"))
+        let first = try await place([1, 1, 1], in: service.blobs, session: "p1")
+        let second = try await place([2, 2, 2], in: service.blobs, session: "p2")
+        var attempt1 = artifact("dist/app.tar.gz", first)
+        #expect(try store.storeArtifact(attempt1, maximumPerJob: 4) == .stored(attempt1))
+        var attempt2 = artifact("dist/app.tar.gz", second)
+        attempt2.attempt = 2
+        #expect(try store.storeArtifact(attempt2, maximumPerJob: 4) == .replaced(attempt2, previous: attempt1))
+        await service.deleteOrphans([first])
+        #expect(!service.blobs.hasBlob(first) && service.blobs.hasBlob(second), "the replaced blob is gone, the new one kept")
+        // What a download resolves is attempt 2's, with attempt 2 as its provenance.
+        let listed = try store.artifacts(pipelineID: "p1", stepKey: "build", limit: 10)
+        #expect(listed.map(\.sha256) == [second] && listed.first?.attempt == 2)
+        let reader = try service.blobs.openBlob(try #require(listed.first).sha256)
+        var read: [UInt8] = []
+        try await reader.stream(from: 0, through: 2) { read += Array($0.readableBytesView) }
+        reader.finish()
+        #expect(read == [2, 2, 2])
+        // Attempt 2 again: its own bytes are immutable; attempt 1 never overwrites it.
+        #expect(try store.storeArtifact(attempt2, maximumPerJob: 4) == .stored(attempt2))
+        #expect(try store.storeArtifact(artifact("dist/app.tar.gz", first), maximumPerJob: 4) == .conflict(attempt2))
+        var other = attempt2
+        other.sha256 = Self.sha([3])
+        #expect(try store.storeArtifact(other, maximumPerJob: 4) == .conflict(attempt2))
+        attempt1.name = "other"
+        #expect(try store.storeArtifact(attempt1, maximumPerJob: 4) == .stored(attempt1))
+
+        // Sessions: attempt 1 fills the cap; attempt 2's first session drops them all.
+        for index in 0..<3 {
+            #expect(
+                try store.openUpload(
+                    StoredArtifactUpload(
+                        id: "old\(index)", kind: .artifact, jobId: "j1", attempt: 1, name: "n\(index)", scope: "", size: 10,
+                        sha256: Self.sha([9]), offset: 0, createdAt: Fixture.t0, updatedAt: Fixture.t0), maximumOpen: 3).opened != nil)
+        }
+        let retry = StoredArtifactUpload(
+            id: "new", kind: .artifact, jobId: "j1", attempt: 2, name: "n0", scope: "", size: 10, sha256: Self.sha([9]), offset: 0,
+            createdAt: Fixture.t0, updatedAt: Fixture.t0)
+        let (opened, dropped) = try store.openUpload(retry, maximumOpen: 3)
+        #expect(opened?.id == "new", "attempt 1's sessions do not count against attempt 2")
+        #expect(Set(dropped.map(\.id)) == ["old0", "old1", "old2"])
+        #expect(try store.upload(id: "old0") == nil)
+        // Asking again resumes attempt 2's session.
+        #expect(try store.openUpload(retry, maximumOpen: 3).opened?.id == "new")
+    }
+
+    /// Blocking work (the blob lock held across SQLite writes, deleting blobs, the sweep)
+    /// runs on NIO's thread pool, whose threads are named `…TP-#N`: a cooperative thread
+    /// parked there would stall every task, the coordinator's single writer included.
+    @Test func blockingWorkRunsOnTheThreadPool() async throws {
+        let (store, _) = try storeWithJob()
+        let service = ArtifactService(
+            store: store, blobs: try BlobStore(root: directory + "/artifacts"), logger: Logger(label: "test"))
+        // Linux names the calling thread here (NIO sets it with pthread_setname_np).
+        @Sendable func threadName() -> String {
+            ((try? String(contentsOfFile: "/proc/thread-self/comm", encoding: .utf8)) ?? "")
+                .trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        let held = try await service.withBlobHeld { threadName() }
+        #expect(held.contains("TP-#"), "withBlobHeld ran on \(held)")
+        let pooled = try await service.offPool { threadName() }
+        #expect(pooled.contains("TP-#"), "offPool ran on \(pooled)")
+        // Orphans are deleted there too, and only when nothing names them.
+        try service.blobs.createPart("o")
+        try await service.blobs.place(part: "o", as: Self.sha([]))
+        await service.deleteOrphans([Self.sha([])])
+        #expect(!service.blobs.hasBlob(Self.sha([])))
+    }
+
     func candidate(_ scope: String, _ key: String, size: UInt64 = 10, created: Double, used: Double? = nil) -> CacheCandidate {
         CacheCandidate(
             scope: scope, key: key, size: size, createdAt: Fixture.t0.addingTimeInterval(created),
             lastUsedAt: Fixture.t0.addingTimeInterval(used ?? created))
     }
 
+    /// A pipeline without a branch has no cache scope at all: no shared `branch:` scope
+    /// that every branchless submission could write and the others restore.
+    @Test func aBranchlessPipelineHasNoCache() {
+        #expect(CacheScope.readable(branch: "", defaultBranch: "main").isEmpty)
+        #expect(CacheScope.writable(branch: "") == nil)
+        #expect(!CacheScope.hasScope(branch: "") && CacheScope.hasScope(branch: "main"))
+    }
+
     /// A feature branch reads its own scope, then main's; main never reads the feature's.
     @Test func cacheScopesKeepBranchesApart() {
         #expect(CacheScope.readable(branch: "feature", defaultBranch: "main").map(\.name) == ["branch:feature", "branch:main"])
         #expect(CacheScope.readable(branch: "main", defaultBranch: "main").map(\.name) == ["branch:main"])
-        #expect(CacheScope.writable(branch: "feature").name == "branch:feature")
+        #expect(CacheScope.writable(branch: "feature")?.name == "branch:feature")
         let entries = [
             candidate("branch:main", "swiftpm-aaa", created: 1), candidate("branch:main", "swiftpm-bbb", created: 5),
             candidate("branch:feature", "swiftpm-poison", created: 9), candidate("branch:feature", "swiftpm-ccc", created: 2),

@@ -127,6 +127,40 @@ struct ArtifactTests {
         }
     }
 
+    /// A retry keeps the job id with attempt + 1 and rebuilds its files: attempt 2 uploads
+    /// other bytes under the name attempt 1 stored (and left a session of), succeeds, and
+    /// a later step downloads attempt 2's bytes.
+    @Test func aRetriedJobUploadsItsArtifactsAgain() async throws {
+        try await TestCluster.with("artifact-retry") { cluster in
+            try await cluster.startAgent(slot: "1")
+            let cli = cluster.binaries + "/gantry"
+            let pipeline = try await cluster.submit(
+                """
+                steps:
+                  - key: build
+                    retry: {automatic: [{exit_status: 75, limit: 1}]}
+                    commands:
+                      - "echo attempt-$GANTRY_ATTEMPT > out.txt"
+                      - "\(cli) artifact upload out.txt"
+                      - "[ $GANTRY_ATTEMPT -ge 2 ] || exit 75"
+                  - key: check
+                    depends_on: build
+                    commands:
+                      - "\(cli) artifact download out.txt --step build --to got"
+                      - "grep -x attempt-2 got/out.txt"
+                """)
+            let done = try await cluster.waitForPipeline(pipeline.id)
+            var logs = ""
+            for job in done.jobs { logs += String(decoding: try await cluster.log(job.id), as: UTF8.self) }
+            #expect(done.state == "succeeded", "\(logs)")
+            let build = try #require(done.jobs.first { $0.key == "build" })
+            let (_, listed) = try await cluster.request(.GET, APIRoute.listArtifacts.path(["id": pipeline.id]))
+            let artifacts = try API.decoder.decode(API.ArtifactList.self, from: listed).artifacts
+            #expect(artifacts.count == 1 && artifacts.first?.attempt == 2 && artifacts.first?.jobId == build.id, "\(artifacts)")
+            #expect(artifacts.first?.sha256 == Self.sha(Data("attempt-2\n".utf8)))
+        }
+    }
+
     func write(_ text: String, to path: String) throws -> String {
         try Data(text.utf8).write(to: URL(fileURLWithPath: path))
         return path

@@ -28,7 +28,8 @@ struct AuthorizationTests {
         .setMetaData: .developer, .getMetaData: .viewer, .listMetaData: .viewer,
         .uploadPipelineSteps: .developer,
         .createArtifactUpload: .developer, .appendArtifactUpload: .developer, .completeArtifactUpload: .developer,
-        .getArtifactUpload: .viewer, .listArtifacts: .viewer, .getArtifact: .viewer, .downloadArtifact: .viewer,
+        // An upload session: its job's token (its route declares `read`) or an admin only.
+        .getArtifactUpload: .admin, .listArtifacts: .viewer, .getArtifact: .viewer, .downloadArtifact: .viewer,
         .resolveCache: .viewer, .createCacheUpload: .developer, .downloadCache: .viewer, .listCaches: .viewer,
         .clearCaches: .admin,
     ]

@@ -1,5 +1,6 @@
 import Foundation
 import GantryProtocol
+import GantryTransferRules
 import HTTPTypes
 import Hummingbird
 import NIOCore
@@ -75,15 +76,56 @@ extension APIRouter {
         return [grant.pipelineID] + (pipeline?.artifactsFrom.map { [$0] } ?? [])
     }
 
+    /// The artifacts `pipeline` resolves, of one step or all: its own, and for a
+    /// promoted pipeline those of the source, by one rule that keeps the answer
+    /// unambiguous (`PromotedArtifacts.resolve`): a step key the source has resolves to
+    /// the source's artifacts only. Promotion means exactly the promoted digests, so a
+    /// step of the promoting pipeline that happens to share the key never shadows them
+    /// (the agent keeps the newest row per name, the CLI the first listed: both would
+    /// otherwise pick by accident).
+    static func resolvedArtifacts(
+        of pipeline: StoredPipeline, step: String?, service: ArtifactService, core: CoordinatorCore
+    ) throws -> [StoredArtifact] {
+        let own = try service.store.artifacts(pipelineID: pipeline.id, stepKey: step, limit: maximumArtifactListing)
+        guard let source = pipeline.artifactsFrom else { return own }
+        let promoted = try service.store.artifacts(pipelineID: source, stepKey: step, limit: maximumArtifactListing)
+        let sourceKeys = Set(try core.store.jobs(pipelineID: source).map(\.key))
+        return Array(PromotedArtifacts.resolve(own: own, source: promoted, sourceKeys: sourceKeys).prefix(maximumArtifactListing))
+    }
+
+    /// Whether a deploying job's download of `digest` is a deployment: the digest is one
+    /// its `download:` rules resolve (by step, and by path when the glob parses), or one
+    /// of the pipeline its pipeline promotes (`gantry artifact download` in a promoting
+    /// step needs no `download:` rule).
+    static func deploys(_ digest: String, job: StoredJob, service: ArtifactService, core: CoordinatorCore) throws -> Bool {
+        guard let pipeline = try core.store.pipeline(id: job.pipelineId) else { return false }
+        if let source = pipeline.artifactsFrom,
+            try service.store.artifactExists(sha256: digest, size: nil, inPipelines: [source])
+        {
+            return true
+        }
+        for rule in job.transfers.downloads {
+            let glob = try? ArtifactGlob(rule.path)
+            let rows = try resolvedArtifacts(of: pipeline, step: rule.step, service: service, core: core)
+            if rows.contains(where: { $0.sha256 == digest && (glob?.matches($0.name) ?? true) }) { return true }
+        }
+        return false
+    }
+
     static func openSession(
         _ service: ArtifactService, kind: StoredArtifactUpload.Kind, grant: Principal.JobGrant, name: String, scope: String,
         size: UInt64, sha256: String, now: Date, context: GantryRequestContext
-    ) throws -> Response {
+    ) async throws -> Response {
         let row = StoredArtifactUpload(
             id: ArtifactService.newSessionID(), kind: kind, jobId: grant.jobID, attempt: Int(grant.attempt), name: name, scope: scope,
             size: Int64(size), sha256: sha256, offset: 0, createdAt: now, updatedAt: now)
         try service.blobs.createPart(row.id)
-        guard let opened = try service.store.openUpload(row, maximumOpen: service.limits.maximumOpenSessionsPerJob) else {
+        let (opened, dropped) = try service.store.openUpload(row, maximumOpen: service.limits.maximumOpenSessionsPerJob)
+        if !dropped.isEmpty {
+            await service.removeParts(of: dropped)
+            context.audit.add("dropped", "\(dropped.count) sessions of earlier attempts")
+        }
+        guard let opened else {
             service.blobs.removePart(row.id)
             return APIResponses.error(
                 .tooManyRequests, code: "too_many_sessions",
@@ -140,10 +182,15 @@ extension APIRouter {
     }
 
     static func artifactWriteResponse(
-        _ write: ArtifactWrite, limits: ArtifactLimits, status: HTTPResponse.Status, session: String? = nil
-    ) -> Response {
+        _ write: ArtifactWrite, service: ArtifactService, status: HTTPResponse.Status, session: String? = nil
+    ) async -> Response {
+        let limits = service.limits
         switch write {
         case .stored(let row): return APIResponses.json(bornComplete(row, session: session), status: status)
+        case .replaced(let row, let previous):
+            // A retry's bytes took the name: the earlier attempt's blob goes unless named elsewhere.
+            if previous.sha256 != row.sha256 { await service.deleteOrphans([previous.sha256]) }
+            return APIResponses.json(bornComplete(row, session: session), status: status)
         case .conflict(let existing): return artifactExists(existing)
         case .full:
             return APIResponses.error(
@@ -156,8 +203,9 @@ extension APIRouter {
     static func artifactExists(_ existing: StoredArtifact) -> Response {
         APIResponses.error(
             .conflict, code: "artifact_exists",
-            message: "job \(existing.jobId) already stored `\(existing.name.logSafe(maximum: 256))` with sha256 \(existing.sha256): "
-                + "an artifact is immutable, upload other bytes under another name")
+            message: "attempt \(existing.attempt) of job \(existing.jobId) already stored `\(existing.name.logSafe(maximum: 256))` "
+                + "with sha256 \(existing.sha256): an artifact is immutable within an attempt (a retry may replace it), "
+                + "upload other bytes under another name")
     }
 
     /// 409 with the session itself, so the sender resumes from its offset.

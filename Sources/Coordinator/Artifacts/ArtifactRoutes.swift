@@ -11,13 +11,16 @@ import NIOFoundationCompat
 ///   one named file (`API.CreateArtifactUpload`); 201 with `API.ArtifactUpload`, born
 ///   complete when the digest is already stored or the job already stored these bytes
 ///   under this name; 409 `artifact_exists` for other bytes under the name.
-/// - `GET /v1/artifact-uploads/{id}`: the session and its offset.
+/// - `GET /v1/artifact-uploads/{id}`: the session and its offset, to the owning
+///   attempt's job token (and admins) only.
 /// - `PATCH /v1/artifact-uploads/{id}` (job token, `Upload-Offset: N`): the body is
 ///   streamed into the part file as it arrives; 409 with the session when N is not its
 ///   offset (or another request is writing it); 413 past the declared size.
 /// - `POST /v1/artifact-uploads/{id}/complete` (job token): verifies size and sha256 by
 ///   reading the part file, stores the blob once and records the artifact.
-/// - `GET /v1/pipelines/{id}/artifacts[?step=KEY]`, `GET /v1/artifacts/{digest}`,
+/// - `GET /v1/pipelines/{id}/artifacts[?step=KEY]` (`resolvedArtifacts`: for a promoted
+///   pipeline, a step key of the source resolves to the source's artifacts only),
+///   `GET /v1/artifacts/{digest}` (with each deployment's job state now),
 ///   `GET /v1/artifacts/{digest}/content` (`Range: bytes=N-[M]`, `X-Gantry-Sha256`).
 extension APIRouter {
     /// Longest JSON body of a session's creation: a name of 1,024 bytes, escaped.
@@ -52,13 +55,19 @@ extension APIRouter {
                 return refusal
             }
             let now = Date()
-            service.sweep(now: now)
+            await service.sweepOffPool(now: now)
             guard let provenance = try provenance(of: grant, core: core) else {
                 return APIResponses.error(.notFound, code: "not_found", message: "no job \(grant.jobID)")
             }
             context.audit.set(object: "job:\(grant.jobID)")
-            if let existing = try service.store.artifact(jobID: grant.jobID, name: body.name) {
-                if existing.sha256 == body.sha256 { return APIResponses.json(bornComplete(existing), status: .ok) }
+            // Immutable per attempt: this attempt's own name answers at once; an earlier
+            // attempt's is replaced when this one's bytes are stored (a retry rebuilds).
+            if let existing = try service.store.artifact(jobID: grant.jobID, name: body.name),
+                existing.attempt >= Int(grant.attempt)
+            {
+                if existing.attempt == Int(grant.attempt), existing.sha256 == body.sha256 {
+                    return APIResponses.json(bornComplete(existing), status: .ok)
+                }
                 return artifactExists(existing)
             }
             let row = StoredArtifact(
@@ -70,7 +79,9 @@ extension APIRouter {
             // stored once): knowing a digest is no proof of holding its bytes, and a
             // shortcut would let a job name, and then download, another pipeline's artifact.
             let readable = try readablePipelines(grant, core: core)
-            let held = try service.blobs.withBlobHeld { () throws -> ArtifactWrite? in
+            // The lock is held across SQLite calls: on NIO's thread pool, never parking
+            // the cooperative threads the coordinator's actor needs.
+            let held = try await service.withBlobHeld { () throws -> ArtifactWrite? in
                 guard service.blobs.hasBlob(body.sha256),
                     try service.store.artifactExists(sha256: body.sha256, size: Int64(body.size), inPipelines: readable)
                 else { return nil }
@@ -78,9 +89,9 @@ extension APIRouter {
             }
             if let held {
                 context.audit.add("stored", "existing blob")
-                return artifactWriteResponse(held, limits: service.limits, status: .created)
+                return await artifactWriteResponse(held, service: service, status: .created)
             }
-            return try openSession(
+            return try await openSession(
                 service, kind: .artifact, grant: grant, name: body.name, scope: "", size: body.size, sha256: body.sha256, now: now,
                 context: context)
         }
@@ -88,6 +99,17 @@ extension APIRouter {
         router.on(.getArtifactUpload, audit: audit) { _, context -> Response in
             guard let service else { return artifactsUnavailable() }
             let id = try context.parameter("id")
+            // The owning attempt's job token, or an admin: a session id (and its name and
+            // digest) is nothing a reader of the pipeline needs, and knowing one is the
+            // first half of writing into it.
+            guard context.principal?.job != nil || context.principal?.bindings.contains(where: { $0.role == .admin }) == true
+            else {
+                context.audit.add("reason", "not the session's job")
+                return APIResponses.error(
+                    .forbidden, code: "forbidden",
+                    message: "an upload session is shown only to the job token of the attempt that opened it, and to admins: "
+                        + "the read permission does not show it")
+            }
             guard let session = try ownedSession(id, service, context) else { return noSession(id) }
             if let refusal = session.refusal { return refusal }
             return APIResponses.json(view(session.row))
@@ -175,21 +197,25 @@ extension APIRouter {
                     sha256: digest, name: session.name, size: size, pipelineId: provenance.pipelineID, stepKey: provenance.stepKey,
                     jobId: session.jobId, attempt: session.attempt, commit: provenance.commit, agentId: provenance.agentID,
                     createdAt: Date())
-                response = artifactWriteResponse(
-                    try service.store.storeArtifact(row, maximumPerJob: service.limits.maximumArtifactsPerJob),
-                    limits: service.limits, status: .ok, session: id)
+                let write = try await service.offPool {
+                    try service.store.storeArtifact(row, maximumPerJob: service.limits.maximumArtifactsPerJob)
+                }
+                response = await artifactWriteResponse(write, service: service, status: .ok, session: id)
             case .cache:
                 let now = Date()
-                let (entry, orphans) = try service.store.saveCache(
-                    StoredCacheEntry(scope: session.scope, key: session.name, sha256: digest, size: size, createdAt: now, lastUsedAt: now),
-                    scopeLimit: service.limits.cacheScopeBytes)
-                service.deleteOrphans(orphans)
+                let (entry, orphans) = try await service.offPool {
+                    try service.store.saveCache(
+                        StoredCacheEntry(
+                            scope: session.scope, key: session.name, sha256: digest, size: size, createdAt: now, lastUsedAt: now),
+                        scopeLimit: service.limits.cacheScopeBytes)
+                }
+                await service.deleteOrphans(orphans)
                 response = APIResponses.json(
                     API.ArtifactUpload(id: id, offset: UInt64(size), size: UInt64(size), sha256: digest, cache: view(entry)))
             }
             try service.store.deleteUpload(id: id)
             // A blob no row took (a conflict, a full job) is not kept either.
-            service.deleteOrphans([digest])
+            await service.deleteOrphans([digest])
             return response
         }
 
@@ -200,10 +226,7 @@ extension APIRouter {
                 return APIResponses.error(.notFound, code: "not_found", message: "no pipeline \(id.logSafe(maximum: 128))")
             }
             let step = request.uri.queryParameters.get("step")
-            var rows = try service.store.artifacts(pipelineID: id, stepKey: step, limit: maximumArtifactListing)
-            if let source = pipeline.artifactsFrom {
-                rows += try service.store.artifacts(pipelineID: source, stepKey: step, limit: maximumArtifactListing)
-            }
+            let rows = try resolvedArtifacts(of: pipeline, step: step, service: service, core: core)
             return APIResponses.json(
                 API.ArtifactList(pipelineId: id, promotedFrom: pipeline.artifactsFrom, artifacts: rows.prefix(maximumArtifactListing).map(view)))
         }
@@ -238,8 +261,12 @@ extension APIRouter {
                         message: "the job token of job \(grant.jobID) may download only the artifacts of its pipeline "
                             + "\(grant.pipelineID) (and of the pipeline it promotes); no such artifact has sha256 \(digest)")
                 }
-                // A deploying job's download is what "this pipeline deployed these bytes" means.
-                if let job = try core.store.job(id: grant.jobID), let environment = job.environment {
+                // A deploying job's download of what its pipeline resolves through its
+                // `download:` rules or its promotion is what "this pipeline deployed these
+                // bytes" means; another readable digest (a log, a report) is not deployed.
+                if let job = try core.store.job(id: grant.jobID), let environment = job.environment,
+                    try deploys(digest, job: job, service: service, core: core)
+                {
                     try service.store.recordDeployment(
                         StoredArtifactDeployment(
                             sha256: digest, pipelineId: job.pipelineId, jobId: job.id, stepKey: job.key, environment: environment,

@@ -1,6 +1,7 @@
 import Foundation
 import GantryProtocol
 import Logging
+import NIOPosix
 import Synchronization
 
 /// The artifact room as the routes use it: the blob files, the rows, the limits, and
@@ -78,10 +79,45 @@ public final class ArtifactService: Sendable {
         }
     }
 
-    /// Deletes the blobs of `digests` that no artifact, cache or session names any more.
-    func deleteOrphans(_ digests: [String]) {
+    /// Runs blocking work on NIO's thread pool: a lock held across SQLite calls, unlinks
+    /// of multi-gigabyte blobs, a sweep. The routes run on Swift's cooperative pool,
+    /// which has as many threads as cores (two here): a thread parked there on a lock or a
+    /// disk stalls every task, the coordinator's single writer (and so agents' heartbeats)
+    /// included.
+    func offPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await NIOThreadPool.singleton.runIfActive(body)
+    }
+
+    /// `BlobStore.withBlobHeld` on the thread pool: `body` sees whether a blob exists and
+    /// records a row naming it while no blob can be deleted.
+    func withBlobHeld<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        let blobs = self.blobs
+        return try await offPool { try blobs.withBlobHeld(body) }
+    }
+
+    /// Deletes the blobs of `digests` that no artifact, cache or session names any more,
+    /// on the thread pool; a failure only leaves a blob for a later deletion.
+    func deleteOrphans(_ digests: [String]) async {
         guard !digests.isEmpty else { return }
-        blobs.deleteOrphans(digests) { try store.blobReferenced($0) }
+        let (blobs, store) = (self.blobs, self.store)
+        do {
+            try await offPool { blobs.deleteOrphans(digests) { try store.blobReferenced($0) } }
+        } catch {
+            logger.warning("could not delete unreferenced blobs: \(error)")
+        }
+    }
+
+    /// `sweep(now:)` on the thread pool (it is due at most once a minute, and a store
+    /// write and unlinks when it is).
+    func sweepOffPool(now: Date) async {
+        _ = try? await offPool { [self] in sweep(now: now) }
+    }
+
+    /// Removes the part files of `sessions` (dropped rows) that no request is writing now.
+    func removeParts(of sessions: [StoredArtifactUpload]) async {
+        _ = try? await offPool { [self] in
+            for session in sessions where !busy.withLock({ $0.contains(session.id) }) { blobs.removePart(session.id) }
+        }
     }
 
     static func newSessionID() -> String {

@@ -125,12 +125,16 @@ public final class BlobStore: Sendable {
     }
 
     /// Runs `body` while no blob can be deleted: `body` sees whether the blob exists and
-    /// records a row naming it in the same breath.
+    /// records a row naming it in the same breath. It blocks (a lock, SQLite writes), so
+    /// call it on NIO's thread pool, never on a cooperative thread
+    /// (`ArtifactService.withBlobHeld`).
     public func withBlobHeld<T: Sendable>(_ body: () throws -> T) throws -> T {
         try placement.withLock { _ in try body() }
     }
 
     /// Deletes the blobs of `digests` that `stillReferenced` says nothing names any more.
+    /// Blocks (a lock, store reads, unlinks of large files): on NIO's thread pool only
+    /// (`ArtifactService.deleteOrphans`).
     public func deleteOrphans(_ digests: [String], stillReferenced: (String) throws -> Bool) {
         for digest in digests {
             placement.withLock { _ in

@@ -7,7 +7,8 @@ import NIOCore
 ///
 /// - `GET /v1/jobs/{id}/cache?key=K&restore_key=P…`: `API.CacheHit` from the scopes the
 ///   job's branch reads (`CacheScope.readable`), 404 `cache_miss` otherwise; a hit's
-///   `last_used_at` moves (least recently used eviction).
+///   `last_used_at` moves (least recently used eviction). 422 `no_branch` (as for a
+///   save) when the job's pipeline has no branch: branchless pipelines have no cache.
 /// - `POST /v1/jobs/{id}/cache` (job token, `API.CreateCacheUpload`): an upload session in
 ///   the job's own branch scope, through the artifact upload routes; born complete when
 ///   the key is already saved there (the first save wins) or the bytes are held.
@@ -38,6 +39,7 @@ extension APIRouter {
                 }
             }
             guard let scopes = try readableScopes(jobID: id, core: core, service: service) else { return noJob(id) }
+            guard !scopes.isEmpty else { return noBranch() }
             let entries = try service.store.cacheEntries(scopes: scopes.map(\.name), limit: maximumCacheListing * 2)
             guard let resolved = CacheResolution.resolve(
                 key: key, restoreKeys: restoreKeys, scopes: scopes, entries: entries.map(\.candidate)),
@@ -75,10 +77,10 @@ extension APIRouter {
             }
             // Written only to its own branch's scope: what a feature branch saves never
             // reaches the default branch's cache.
-            let scope = CacheScope.writable(branch: pipeline.branch).name
+            guard let scope = CacheScope.writable(branch: pipeline.branch)?.name else { return noBranch() }
             context.audit.add("scope", scope.logSafe(maximum: 256))
             let now = Date()
-            service.sweep(now: now)
+            await service.sweepOffPool(now: now)
             if let existing = try service.store.cacheEntry(scope: scope, key: body.key) {
                 return APIResponses.json(
                     API.ArtifactUpload(
@@ -89,7 +91,7 @@ extension APIRouter {
             // The shortcut only for bytes this job may already read (a cache of its scopes):
             // knowing a digest is no proof of holding its bytes.
             let scopes = CacheScope.readable(branch: pipeline.branch, defaultBranch: service.limits.defaultBranch).map(\.name)
-            let saved = try service.blobs.withBlobHeld { () throws -> (StoredCacheEntry, orphans: [String])? in
+            let saved = try await service.withBlobHeld { () throws -> (StoredCacheEntry, orphans: [String])? in
                 guard service.blobs.hasBlob(body.sha256),
                     try service.store.cacheExists(sha256: body.sha256, size: Int64(body.size), scopes: scopes)
                 else { return nil }
@@ -97,13 +99,13 @@ extension APIRouter {
             }
             if let saved {
                 let entry = saved.0
-                service.deleteOrphans(saved.orphans)
+                await service.deleteOrphans(saved.orphans)
                 return APIResponses.json(
                     API.ArtifactUpload(
                         id: ArtifactService.newSessionID(), offset: UInt64(entry.size), size: UInt64(entry.size), sha256: entry.sha256,
                         cache: view(entry)), status: .created)
             }
-            return try openSession(
+            return try await openSession(
                 service, kind: .cache, grant: grant, name: body.key, scope: scope, size: body.size, sha256: body.sha256, now: now,
                 context: context)
         }
@@ -135,7 +137,7 @@ extension APIRouter {
             if let scope { context.audit.add("scope", scope.logSafe(maximum: 256)) }
             if let key { context.audit.add("key", key.logSafe(maximum: ArtifactLimits.maximumCacheKeyBytes)) }
             let (rows, orphans) = try service.store.clearCaches(scope: scope, key: key)
-            service.deleteOrphans(orphans)
+            await service.deleteOrphans(orphans)
             context.audit.add("cleared", String(rows.count))
             return APIResponses.json(API.CacheList(caches: rows.map(view)))
         }
@@ -145,6 +147,15 @@ extension APIRouter {
     static func readableScopes(jobID: String, core: CoordinatorCore, service: ArtifactService) throws -> [CacheScope]? {
         guard let job = try core.store.job(id: jobID), let pipeline = try core.store.pipeline(id: job.pipelineId) else { return nil }
         return CacheScope.readable(branch: pipeline.branch, defaultBranch: service.limits.defaultBranch)
+    }
+
+    /// 422 for a job of a pipeline submitted without a branch: it has no cache scope. The
+    /// agent reports cache problems as notes, so the job runs on, cold.
+    static func noBranch() -> Response {
+        APIResponses.error(
+            .unprocessableContent, code: "no_branch",
+            message: "this job's pipeline has no branch, so it has no cache: caches are scoped by branch, and one scope shared by "
+                + "every branchless submission could be poisoned by any of them (submit with --branch to use caches)")
     }
 
     static func noJob(_ id: String) -> Response {

@@ -17,15 +17,24 @@ public struct CacheScope: Sendable, Equatable, Hashable {
         self.name = name
     }
 
-    /// The scopes a job on `branch` reads, in order of preference.
+    /// The scopes a job on `branch` reads, in order of preference; none without a
+    /// branch (`hasScope`).
     public static func readable(branch: String, defaultBranch: String) -> [CacheScope] {
+        guard hasScope(branch: branch) else { return [] }
         let own = CacheScope(branch: branch)
         let shared = CacheScope(branch: defaultBranch)
         return own == shared ? [own] : [own, shared]
     }
 
-    /// The one scope a job on `branch` writes.
-    public static func writable(branch: String) -> CacheScope { CacheScope(branch: branch) }
+    /// The one scope a job on `branch` writes; nil without a branch.
+    public static func writable(branch: String) -> CacheScope? {
+        hasScope(branch: branch) ? CacheScope(branch: branch) : nil
+    }
+
+    /// A pipeline submitted without a branch has no cache: its scope would be `branch:`,
+    /// one scope shared by every branchless submission whoever made it, so anything able
+    /// to submit without `--branch` could poison what the others restore.
+    public static func hasScope(branch: String) -> Bool { !branch.isEmpty }
 }
 
 /// One cache row as the resolution and eviction rules see it.

@@ -69,8 +69,14 @@ extension SQLiteStore: ArtifactStore {
 
     public func storeArtifact(_ row: StoredArtifact, maximumPerJob: Int) throws -> ArtifactWrite {
         try database.write { db in
+            // Immutable per attempt: a retry (same job, a later attempt) takes the name over.
             if let existing = try StoredArtifact.fetchOne(db, key: ["job_id": row.jobId, "name": row.name]) {
-                return existing.sha256 == row.sha256 ? .stored(existing) : .conflict(existing)
+                guard existing.attempt < row.attempt else {
+                    return existing.attempt == row.attempt && existing.sha256 == row.sha256 ? .stored(existing) : .conflict(existing)
+                }
+                try existing.delete(db)
+                try row.insert(db)
+                return .replaced(row, previous: existing)
             }
             let count = try StoredArtifact.filter(Column("job_id") == row.jobId).fetchCount(db)
             if count >= maximumPerJob { return .full }
@@ -106,18 +112,24 @@ extension SQLiteStore: ArtifactStore {
         try database.read { try StoredArtifactUpload.fetchOne($0, key: id) }
     }
 
-    public func openUpload(_ row: StoredArtifactUpload, maximumOpen: Int) throws -> StoredArtifactUpload? {
+    public func openUpload(
+        _ row: StoredArtifactUpload, maximumOpen: Int
+    ) throws -> (opened: StoredArtifactUpload?, dropped: [StoredArtifactUpload]) {
         try database.write { db in
-            let open = try StoredArtifactUpload.filter(Column("job_id") == row.jobId).fetchAll(db)
+            let all = try StoredArtifactUpload.filter(Column("job_id") == row.jobId).fetchAll(db)
+            // An earlier attempt's sessions are abandoned (its token no longer works): gone.
+            let dropped = all.filter { $0.attempt < row.attempt }
+            for session in dropped { try session.delete(db) }
+            let open = all.filter { $0.attempt >= row.attempt }
             if let same = open.first(where: {
                 $0.attempt == row.attempt && $0.kind == row.kind && $0.name == row.name && $0.scope == row.scope
                     && $0.size == row.size && $0.sha256 == row.sha256
             }) {
-                return same
+                return (same, dropped)
             }
-            guard open.count < maximumOpen else { return nil }
+            guard open.count < maximumOpen else { return (nil, dropped) }
             try row.insert(db)
-            return row
+            return (row, dropped)
         }
     }
 

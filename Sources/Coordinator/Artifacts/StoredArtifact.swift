@@ -137,9 +137,15 @@ public struct StoredArtifactDeployment: Codable, FetchableRecord, PersistableRec
 
 /// What `ArtifactStore.storeArtifact` did.
 public enum ArtifactWrite: Sendable, Equatable {
-    /// Recorded (or the same bytes were already recorded under this name for this job).
+    /// Recorded (or the same bytes were already recorded under this name for this
+    /// attempt of the job).
     case stored(StoredArtifact)
-    /// This job already stored other bytes under the name: artifacts are immutable.
+    /// Recorded in place of `previous`, what an earlier attempt of the job stored under
+    /// the name: a retry rebuilds its files, and its bytes are the job's now. The caller
+    /// deletes `previous`'s blob if nothing else names it.
+    case replaced(StoredArtifact, previous: StoredArtifact)
+    /// This attempt (or a later one) already stored other bytes under the name: within an
+    /// attempt artifacts are immutable, and an earlier attempt never overwrites a later.
     case conflict(StoredArtifact)
     /// The job holds `ArtifactLimits.maximumArtifactsPerJob` artifacts already.
     case full
@@ -150,7 +156,8 @@ public enum ArtifactWrite: Sendable, Equatable {
 /// store from the request's task, never through the lifecycle's single writer.
 public protocol ArtifactStore: Sendable {
     func artifact(jobID: String, name: String) throws -> StoredArtifact?
-    /// Records `row` unless the job holds other bytes under its name, or is full.
+    /// Records `row` unless the job holds other bytes under its name from the same or a
+    /// later attempt, or is full; replaces what an earlier attempt stored under the name.
     func storeArtifact(_ row: StoredArtifact, maximumPerJob: Int) throws -> ArtifactWrite
     func artifacts(pipelineID: String, stepKey: String?, limit: Int) throws -> [StoredArtifact]
     func artifacts(sha256: String, limit: Int) throws -> [StoredArtifact]
@@ -160,8 +167,10 @@ public protocol ArtifactStore: Sendable {
     func upload(id: String) throws -> StoredArtifactUpload?
     /// The job's open session for the same file (attempt, kind, name, scope, size and
     /// digest) if there is one, so asking again resumes it; else inserts `row`, unless the
-    /// job already holds `maximumOpen` sessions (nil then).
-    func openUpload(_ row: StoredArtifactUpload, maximumOpen: Int) throws -> StoredArtifactUpload?
+    /// job already holds `maximumOpen` sessions (nil then). Sessions of the job's earlier
+    /// attempts are dropped first, and returned (their part files go next): a retry must
+    /// not find its predecessor's abandoned sessions counted against it.
+    func openUpload(_ row: StoredArtifactUpload, maximumOpen: Int) throws -> (opened: StoredArtifactUpload?, dropped: [StoredArtifactUpload])
     func moveUpload(id: String, offset: Int64, at: Date) throws
     func deleteUpload(id: String) throws
     /// Removes sessions untouched since `before` and returns them (their part files go next).
@@ -184,4 +193,16 @@ public protocol ArtifactStore: Sendable {
     func cacheExists(sha256: String, size: Int64?, scopes: [String]) throws -> Bool
     /// Whether any artifact, cache or open session names these bytes.
     func blobReferenced(_ sha256: String) throws -> Bool
+}
+
+/// How a promoted pipeline's artifacts resolve, pure over rows.
+///
+/// The rule: a step key that is a step of the source pipeline resolves to the source's
+/// artifacts only; any other key to the pipeline's own. Promotion means exactly the
+/// promoted digests, and one answer per step keeps every reader (the agent keeps the
+/// newest row per name, the CLI the first listed) on the same bytes.
+enum PromotedArtifacts {
+    static func resolve(own: [StoredArtifact], source: [StoredArtifact], sourceKeys: Set<String>) -> [StoredArtifact] {
+        own.filter { !sourceKeys.contains($0.stepKey) } + source
+    }
 }

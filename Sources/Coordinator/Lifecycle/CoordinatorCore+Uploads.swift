@@ -43,9 +43,10 @@ extension CoordinatorCore {
             // The count is read here, off the single writer: two jobs uploading at once read
             // the same one, so the uploader's id keeps their keyless steps apart.
             defaultKeyPrefix: "upload-\(pipeline.uploads + 1)-\(uploader.id.prefix(8)).")
-        let definition = try PipelineParser(file: file, upload: context).parse(yaml)
+        let definition = try PipelineParser(file: file, upload: context, promotes: pipeline.artifactsFrom != nil).parse(yaml)
         try permit(definition, pipeline)
         try configuration.environments.check(uploaded: definition, branch: pipeline.branch, after: uploader.key, existing: existing)
+        try checkUploadedPromotion(definition, into: pipeline, existing: existing, after: uploader.key, file: file)
         try SecretRequirements.check(
             definition, request: API.SubmitPipeline(yaml: "", file: file, repository: pipeline.repository, env: pipeline.env),
             vault: secrets)
