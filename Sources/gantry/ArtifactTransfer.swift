@@ -45,40 +45,77 @@ struct ArtifactTransfer {
     // MARK: - Upload
 
     /// Uploads `path` as `name` for job `jobID`; the artifact as stored.
+    ///
+    /// Every step survives a dropped connection, not only the PATCH: opening the session
+    /// again resumes it (or answers with the artifact, if it was stored), so a lost answer
+    /// to `complete` or `create` is retried from the top. The coordinator's refusals (an
+    /// error code) are final.
     func upload(path: String, name: String, jobID: String) async throws -> API.Artifact {
         let (digest, size) = try Self.digest(of: path)
-        var session: API.ArtifactUpload = try await client.send(
-            "POST", APIRoute.createArtifactUpload.path(["id": jobID]),
-            body: API.CreateArtifactUpload(name: name, size: size, sha256: digest))
-        if let artifact = session.artifact { return artifact }
         var failures = 0
-        while session.offset < session.size {
+        var moved = 0
+        while true {
             do {
-                session = try await append(path: path, session: session)
-            } catch let error as SessionMoved {
-                session = error.session
+                var session: API.ArtifactUpload = try await client.send(
+                    "POST", APIRoute.createArtifactUpload.path(["id": jobID]),
+                    body: API.CreateArtifactUpload(name: name, size: size, sha256: digest))
+                if let artifact = session.artifact { return artifact }
+                while session.offset < session.size {
+                    do {
+                        session = try await append(path: path, session: session)
+                    } catch let error as SessionMoved {
+                        // Held by a writer the coordinator has not seen drop yet (up to its
+                        // idle timeout, 30 s): bounded, about a minute of 500 ms waits.
+                        moved += 1
+                        guard moved <= Self.maximumSessionMoves else {
+                            throw UploadAbandoned(description: "uploading \(name): the coordinator kept its session busy for over a minute")
+                        }
+                        session = error.session
+                    } catch let error as CLIError where error.code != nil {
+                        throw error
+                    } catch {
+                        try await backOff(name, error, failures: &failures)
+                        // Where the coordinator says it is; if it cannot be asked yet, the next
+                        // PATCH is answered 409 with the offset instead.
+                        if let stored: API.ArtifactUpload = try? await client.send(
+                            "GET", APIRoute.getArtifactUpload.path(["id": session.id]))
+                        {
+                            session = stored
+                        }
+                    }
+                }
+                let done: API.ArtifactUpload = try await client.send(
+                    "POST", APIRoute.completeArtifactUpload.path(["id": session.id]), body: Optional<API.SubmitPipeline>.none)
+                guard let artifact = done.artifact else { throw CLIError("the coordinator did not record \(name)") }
+                return artifact
             } catch let error as CLIError where error.code != nil {
                 // The coordinator refused (its error code): retrying would not change that.
                 throw error
+            } catch let error as UploadAbandoned {
+                throw error
             } catch {
-                failures += 1
-                guard failures <= Self.maximumRetries else {
-                    throw CLIError("uploading \(name) failed \(failures) times, last: \(error)")
-                }
-                FileHandle.standardError.write(Data("gantry: upload of \(name) interrupted (\(error)); resuming\n".utf8))
-                try await Task.sleep(for: .milliseconds(200 << min(failures, 6)))
-                // Where the coordinator says it is; if it cannot be asked yet, the next
-                // PATCH is answered 409 with the offset instead.
-                if let stored: API.ArtifactUpload = try? await client.send("GET", APIRoute.getArtifactUpload.path(["id": session.id])) {
-                    session = stored
-                }
+                try await backOff(name, error, failures: &failures)
             }
         }
-        let done: API.ArtifactUpload = try await client.send(
-            "POST", APIRoute.completeArtifactUpload.path(["id": session.id]), body: Optional<API.SubmitPipeline>.none)
-        guard let artifact = done.artifact else { throw CLIError("the coordinator did not record \(name)") }
-        return artifact
     }
+
+    /// Counts a transport failure, gives up past `maximumRetries`, else says so and waits.
+    private func backOff(_ name: String, _ error: any Error, failures: inout Int) async throws {
+        failures += 1
+        guard failures <= Self.maximumRetries else {
+            throw UploadAbandoned(description: "uploading \(name) failed \(failures) times, last: \(error)")
+        }
+        FileHandle.standardError.write(Data("gantry: upload of \(name) interrupted (\(error)); resuming\n".utf8))
+        try await Task.sleep(for: .milliseconds(200 << min(failures, 6)))
+    }
+
+    /// This upload gave up (too many failures, or a session busy too long): final.
+    struct UploadAbandoned: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    /// 409 answers in a row before giving up on a session another writer holds.
+    static let maximumSessionMoves = 120
 
     /// The coordinator's session is elsewhere than we thought (409): resume from it.
     struct SessionMoved: Error {

@@ -277,14 +277,17 @@ final class TransferHardeningTests {
         try write(String(repeating: "z", count: 30_000), to: "held.bin")
         // Six tries with pauses of at most 50 ms end within half a second: the session
         // stays busy for a second and a half, as a server waiting out a half-open drop.
-        api.state.withLock { $0.busyUntil = ContinuousClock.now + .milliseconds(1_500) }
+        let busyUntil = ContinuousClock.now + .milliseconds(1_500)
+        api.state.withLock { $0.busyUntil = busyUntil }
         let transfers = ArtifactTransfers(
             client: try client(api, busyBudget: .seconds(10)), files: WorkDirectoryFiles(root: root + "/work"), jobID: "j1",
             pipelineID: "p", log: TransferLog())
         try await withDeadline(.seconds(60), "upload") { try await transfers.upload([try ArtifactGlob("held.bin")]) }
         let state = api.state.withLock { $0 }
         #expect(state.sessions.values.first?.complete == true, "\(state.requests)")
-        #expect(state.requests.filter { $0.hasPrefix("PATCH") }.count > 6, "it outlasted the old budget: \(state.requests)")
+        // It outlasted the busy window: an upload that gave up earlier could not be complete.
+        // (Counting PATCHes instead depends on how fast this machine runs the backoff.)
+        #expect(ContinuousClock.now >= busyUntil && state.requests.filter { $0.hasPrefix("PATCH") }.count >= 2, "\(state.requests)")
 
         // Still bounded: a session that never lets go fails the upload after the budget.
         api.state.withLock { $0.busyUntil = ContinuousClock.now + .seconds(3_600) }
