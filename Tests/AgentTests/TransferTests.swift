@@ -115,7 +115,6 @@ final class TransferTests {
         try write(Self.randomBytes(70_000), to: "build/a/report.xml")
         try write(Array("x".utf8), to: "build/b.xml")
         try write(Array("y".utf8), to: "build/c.txt")
-        try FileManager.default.createSymbolicLink(atPath: root + "/work/build/link.xml", withDestinationPath: "/etc/hostname")
         let transfers = ArtifactTransfers(
             client: try client(api, chunk: 32_768), files: WorkDirectoryFiles(root: root + "/work"), jobID: "j1",
             pipelineID: "p", log: TransferLog())
@@ -384,7 +383,21 @@ final class TransferTests {
         try FileManager.default.createSymbolicLink(atPath: root + "/work/secret", withDestinationPath: outside + "/victim")
         #expect(throws: TransferError.self) { try files.openRegularFile("secret") }
         #expect(throws: TransferError.self) { try files.openRegularFile("dist/victim") }
-        #expect(try files.expand([ArtifactGlob("**")], maximumFiles: 10) == ["app.bin"])
+        // A glob that matches a link fails naming it: the issue's "symlinks pointing outside
+        // are refused with an error naming the path", never a silent skip or a follow.
+        do {
+            _ = try files.expand([ArtifactGlob("**")], maximumFiles: 10)
+            Issue.record("a glob over links was expanded")
+        } catch {
+            #expect("\(error)".contains("`dist`") || "\(error)".contains("`secret`"), "\(error)")
+        }
+        do {
+            _ = try files.expand([ArtifactGlob("secret")], maximumFiles: 10)
+            Issue.record("a literal link was expanded")
+        } catch {
+            #expect("\(error)".contains("`secret` is a symbolic link"), "\(error)")
+        }
+        #expect(try files.expand([ArtifactGlob("*.bin")], maximumFiles: 10) == ["app.bin"])
         // And nothing outside, whatever the name says.
         #expect(throws: TransferError.self) { try files.create("../escape") }
         #expect(throws: TransferError.self) { try files.create("/etc/escape") }

@@ -127,6 +127,21 @@ public struct WorkDirectoryFiles: Sendable {
         return fstatat(directory.rawValue, name, &status, AT_SYMLINK_NOFOLLOW) == 0 && (status.st_mode & S_IFMT) == S_IFREG
     }
 
+    /// An artifact path that names a link or a special file: refused by name, never
+    /// followed (a link can point outside the work dir).
+    static func notAFile(_ path: String) -> TransferError {
+        .unsafePath("`\(path)` is a symbolic link or not a regular file: artifacts are regular files inside the work dir, and links are never followed")
+    }
+
+    /// Whether `path` is a directory (links not followed) under a safe parent.
+    func isDirectory(_ path: String) -> Bool {
+        guard let found = try? parent(of: path, create: false) else { return false }
+        let (directory, name) = found
+        defer { try? directory.close() }
+        var status = stat()
+        return fstatat(directory.rawValue, name, &status, AT_SYMLINK_NOFOLLOW) == 0 && (status.st_mode & S_IFMT) == S_IFDIR
+    }
+
     /// Whether `path` exists (as anything, links not followed) under a safe parent.
     public func exists(_ path: String) -> Bool {
         guard let found = try? parent(of: path, create: false) else { return false }
@@ -137,8 +152,10 @@ public struct WorkDirectoryFiles: Sendable {
     }
 
     /// The regular files under the work dir that `globs` match, as relative paths, sorted.
-    /// Links are neither followed nor listed; at most `maximumFiles` (more is an error, not a
-    /// silent cut) after looking at no more than `TransferLimits.maximumScannedEntries`.
+    /// Links are never followed: one that a glob matches is an error naming it (an artifact
+    /// path must not lead out of the work dir); a linked directory is not descended. At most
+    /// `maximumFiles` (more is an error, not a silent cut) after looking at no more than
+    /// `TransferLimits.maximumScannedEntries`.
     public func expand(_ globs: [ArtifactGlob], maximumFiles: Int) throws(TransferError) -> [String] {
         var found: Set<String> = []
         var scanned = 0
@@ -149,7 +166,11 @@ public struct WorkDirectoryFiles: Sendable {
                 let path = glob.text
                 // Listed when it is a regular file; one the agent must not read fails
                 // the upload when it is opened, with why, rather than vanishing here.
-                if isRegularFile(path) { found.insert(path) }
+                if isRegularFile(path) {
+                    found.insert(path)
+                } else if exists(path), !isDirectory(path) {
+                    throw Self.notAFile(path)
+                }
                 continue
             }
             var stack: [String] = [start]
@@ -159,6 +180,10 @@ public struct WorkDirectoryFiles: Sendable {
                     let path = directory.isEmpty ? name : "\(directory)/\(name)"
                     if isDirectory {
                         stack.append(path)
+                    } else if !isRegular, glob.matches(path) {
+                        // A link (or a device, a socket) where an artifact was asked for:
+                        // the step may have pointed it anywhere, even outside the work dir.
+                        throw Self.notAFile(path)
                     } else if isRegular, glob.matches(path) {
                         found.insert(path)
                         guard found.count <= maximumFiles else {
