@@ -149,9 +149,18 @@ extension APIRouter {
                 // A dropped connection: keep what arrived, so the sender resumes from it.
                 failure = error
             }
-            await writer.finish()
-            try service.store.moveUpload(id: id, offset: writer.offset, at: Date())
-            if let failure { throw failure }
+            // Only synced bytes are recorded: a failed sync keeps the session where it was.
+            let syncFailure = await writer.finish()
+            let stored = syncFailure == nil ? writer.offset : session.offset
+            if let syncFailure { failure = syncFailure }
+            try service.store.moveUpload(id: id, offset: stored, at: Date())
+            if let failure {
+                if let full = DiskFull.response(failure, storedUpTo: stored) {
+                    service.logger.error("an artifact upload failed: the disk is full", metadata: ["session": "\(id)"])
+                    return full
+                }
+                throw failure
+            }
             var moved = session
             moved.offset = writer.offset
             if tooLarge {
@@ -186,7 +195,12 @@ extension APIRouter {
                     message: "the uploaded bytes (\(size) bytes, sha256 \(digest)) are not the declared \(session.size) bytes with "
                         + "sha256 \(session.sha256): the session is discarded, open a new one")
             }
-            try await service.blobs.place(part: id, as: digest)
+            do {
+                try await service.blobs.place(part: id, as: digest)
+            } catch {
+                if let full = DiskFull.response(error) { return full }
+                throw error
+            }
             let response: Response
             switch session.kind {
             case .artifact:
