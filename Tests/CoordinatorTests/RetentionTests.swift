@@ -133,6 +133,25 @@ final class RetentionTests {
         #expect(!blobs.hasBlob(kept))
     }
 
+    @Test func aPipelineThatRanAgainAfterItsCollectionIsWeighedAgain() throws {
+        let store = try SQLiteStore(path: directory + "/gantry.sqlite")
+        let blobs = try BlobStore(root: directory + "/artifacts")
+        _ = try seed(store, blobs, "p", bytes: [9])
+        var settings = RetentionSettings()
+        settings.logAge = 1
+        settings.artifactAge = 1
+        let collector = RetentionCollector(store: store, blobs: blobs, settings: settings, logger: Logger(label: "test"))
+        #expect(try collector.collect(now: now).logPipelines == 1)
+        #expect(try store.retentionCandidates(logs: true, artifacts: true, limit: 10).isEmpty)
+        // A retry finished after the collection: its new log is pending again.
+        try store.database.write { db in
+            try db.execute(sql: "UPDATE jobs SET finished_at = ? WHERE id = 'p-j'", arguments: [now.addingTimeInterval(60)])
+        }
+        let again = try store.retentionCandidates(logs: true, artifacts: true, limit: 10)
+        #expect(again.map(\.pipelineID) == ["p"] && again.first?.logsPending == true && again.first?.artifactsPending == true)
+        #expect(try collector.collect(now: now.addingTimeInterval(86_400)).logPipelines == 1)
+    }
+
     @Test func diskFullMapsTo507AndOthersDoNot() {
         #expect(DiskFull.matches(BlobError.io("write part file", ENOSPC)))
         #expect(DiskFull.matches(BlobError.io("write part file", EDQUOT)))

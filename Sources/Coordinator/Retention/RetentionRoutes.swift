@@ -33,12 +33,15 @@ extension APIRouter {
         return marks?.kept == true ? true : nil
     }
 
-    /// 410 for a finished job whose pipeline's logs retention removed: a clear answer
-    /// rather than an empty log that looks like a step that printed nothing.
+    /// 410 for a finished job whose pipeline's logs retention removed (and that has not
+    /// run again since): a clear answer rather than an empty log that looks like a step
+    /// that printed nothing.
     static func logRemoved(_ job: StoredJob, core: CoordinatorCore) async throws -> Response? {
         guard job.state.isTerminal, let store = core.store as? any RetentionStore else { return nil }
         let pipelineID = job.pipelineId
-        guard let removedAt = try await NIOThreadPool.singleton.runIfActive({ try store.retentionMarks(pipelineID: pipelineID) })?.logsRemovedAt
+        guard let removedAt = try await NIOThreadPool.singleton.runIfActive({ try store.retentionMarks(pipelineID: pipelineID) })?.logsRemovedAt,
+            // A job retried after the collection has its new attempt's log.
+            job.finishedAt.map({ $0 <= removedAt }) ?? true
         else { return nil }
         return APIResponses.error(
             .gone, code: "log_removed",

@@ -50,16 +50,23 @@ extension SQLiteStore: RetentionStore {
 
     public func retentionCandidates(logs: Bool, artifacts: Bool, limit: Int) throws -> [RetentionCandidate] {
         guard logs || artifacts else { return [] }
+        // Not collected yet, or a job finished since (a retry after the collection): its
+        // new log and artifacts are weighed like any others.
+        let since = { (mark: String) in
+            "p.\(mark) IS NULL OR EXISTS (SELECT 1 FROM jobs WHERE pipeline_id = p.id AND finished_at > p.\(mark))"
+        }
         var pending: [String] = []
-        if logs { pending.append("p.logs_removed_at IS NULL") }
-        if artifacts { pending.append("p.artifacts_removed_at IS NULL") }
+        if logs { pending.append(since("logs_removed_at")) }
+        if artifacts { pending.append(since("artifacts_removed_at")) }
         return try database.read { db in
             let rows = try Row.fetchAll(
                 db,
                 sql: """
-                    SELECT p.id, p.created_at, p.logs_removed_at, p.artifacts_removed_at,
+                    SELECT p.id, p.created_at,
                         (SELECT max(finished_at) FROM jobs WHERE pipeline_id = p.id) AS finished_at,
-                        (SELECT coalesce(sum(size), 0) FROM artifacts WHERE pipeline_id = p.id) AS bytes
+                        (SELECT coalesce(sum(size), 0) FROM artifacts WHERE pipeline_id = p.id) AS bytes,
+                        (\(since("logs_removed_at"))) AS logs_pending,
+                        (\(since("artifacts_removed_at"))) AS artifacts_pending
                     FROM pipelines p
                     WHERE p.kept = 0 AND (\(pending.joined(separator: " OR ")))
                         AND NOT EXISTS (SELECT 1 FROM jobs WHERE pipeline_id = p.id AND \(Self.unfinished))
@@ -68,11 +75,9 @@ extension SQLiteStore: RetentionStore {
             return rows.map { row in
                 let created: Date = row["created_at"]
                 let finished: Date? = row["finished_at"]
-                let logsRemoved: Date? = row["logs_removed_at"]
-                let artifactsRemoved: Date? = row["artifacts_removed_at"]
                 return RetentionCandidate(
                     pipelineID: row["id"], finishedAt: finished ?? created, artifactBytes: row["bytes"],
-                    logsPending: logsRemoved == nil, artifactsPending: artifactsRemoved == nil)
+                    logsPending: row["logs_pending"], artifactsPending: row["artifacts_pending"])
             }
         }
     }
