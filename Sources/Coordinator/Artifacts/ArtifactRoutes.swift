@@ -211,18 +211,34 @@ extension APIRouter {
                     sha256: digest, name: session.name, size: size, pipelineId: provenance.pipelineID, stepKey: provenance.stepKey,
                     jobId: session.jobId, attempt: session.attempt, commit: provenance.commit, agentId: provenance.agentID,
                     createdAt: Date())
-                let write = try await service.offPool {
-                    try service.store.storeArtifact(row, maximumPerJob: service.limits.maximumArtifactsPerJob)
+                let write: ArtifactWrite
+                do {
+                    write = try await service.offPool {
+                        try service.store.storeArtifact(row, maximumPerJob: service.limits.maximumArtifactsPerJob)
+                    }
+                } catch {
+                    // The blob is placed but unnamed (this session's part became it): the
+                    // agent's retry opens a new session, sends the bytes again, and its
+                    // completion reuses the blob and names it once there is room.
+                    if let full = DiskFull.response(error) { return full }
+                    throw error
                 }
                 response = await artifactWriteResponse(write, service: service, status: .ok, session: id)
             case .cache:
                 let now = Date()
-                let (entry, orphans) = try await service.offPool {
-                    try service.store.saveCache(
-                        StoredCacheEntry(
-                            scope: session.scope, key: session.name, sha256: digest, size: size, createdAt: now, lastUsedAt: now),
-                        scopeLimit: service.limits.cacheScopeBytes)
+                let saved: (StoredCacheEntry, orphans: [String])
+                do {
+                    saved = try await service.offPool {
+                        try service.store.saveCache(
+                            StoredCacheEntry(
+                                scope: session.scope, key: session.name, sha256: digest, size: size, createdAt: now, lastUsedAt: now),
+                            scopeLimit: service.limits.cacheScopeBytes)
+                    }
+                } catch {
+                    if let full = DiskFull.response(error) { return full }
+                    throw error
                 }
+                let (entry, orphans) = saved
                 await service.deleteOrphans(orphans)
                 response = APIResponses.json(
                     API.ArtifactUpload(id: id, offset: UInt64(size), size: UInt64(size), sha256: digest, cache: view(entry)))
