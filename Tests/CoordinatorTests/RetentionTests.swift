@@ -94,7 +94,8 @@ final class RetentionTests {
         let store = try SQLiteStore(path: directory + "/gantry.sqlite")
         let blobs = try BlobStore(root: directory + "/artifacts")
         let old = try seed(store, blobs, "old", bytes: [1])
-        let kept = try seed(store, blobs, "kept", bytes: [2])
+        let base = try seed(store, blobs, "base", bytes: [5])
+        let kept = try seed(store, blobs, "kept", bytes: [2], from: "base")
         let promoted = try seed(store, blobs, "promoted", bytes: [3])
         let running = try seed(store, blobs, "running", bytes: [4], running: true, from: "promoted")
         let shared = try seed(store, blobs, "shared", bytes: [2])  // the same bytes as the kept one's
@@ -117,8 +118,8 @@ final class RetentionTests {
         #expect(try store.artifacts(pipelineID: "old", stepKey: nil, limit: 10).isEmpty)
         #expect(try store.artifacts(pipelineID: "shared", stepKey: nil, limit: 10).isEmpty)
         #expect(!blobs.hasBlob(old))
-        #expect(blobs.hasBlob(kept) && blobs.hasBlob(promoted) && blobs.hasBlob(running))
-        for id in ["kept", "promoted", "running"] {
+        #expect(blobs.hasBlob(kept) && blobs.hasBlob(promoted) && blobs.hasBlob(running) && blobs.hasBlob(base))
+        for id in ["kept", "base", "promoted", "running"] {
             #expect(try store.artifacts(pipelineID: id, stepKey: nil, limit: 10).count == 1, "\(id) keeps its artifact")
             #expect(try !store.logChunks(jobID: "\(id)-j", attempt: 1, from: 0).isEmpty, "\(id) keeps its log")
             #expect(try store.retentionMarks(pipelineID: id)?.logsRemovedAt == nil)
@@ -129,8 +130,9 @@ final class RetentionTests {
         // A second run finds nothing more; unkept, the kept one goes.
         #expect(try collector.collect(now: now) == RetentionCollector.Report())
         #expect(try store.setKept(pipelineID: "kept", false))
-        #expect(try collector.collect(now: now).artifactPipelines == 1)
-        #expect(!blobs.hasBlob(kept))
+        // Unkept: it goes, and so does the pipeline only it protected by promoting it.
+        #expect(try collector.collect(now: now).artifactPipelines == 2)
+        #expect(!blobs.hasBlob(kept) && !blobs.hasBlob(base))
     }
 
     @Test func aPipelineThatRanAgainAfterItsCollectionIsWeighedAgain() throws {
@@ -150,6 +152,14 @@ final class RetentionTests {
         let again = try store.retentionCandidates(logs: true, artifacts: true, limit: 10)
         #expect(again.map(\.pipelineID) == ["p"] && again.first?.logsPending == true && again.first?.artifactsPending == true)
         #expect(try collector.collect(now: now.addingTimeInterval(86_400)).logPipelines == 1)
+    }
+
+    @Test func agesAreDaysFromZeroToACentury() throws {
+        #expect(try RetentionSettings.age(days: 0, option: "x") == 0)
+        #expect(try RetentionSettings.age(days: 1.5, option: "x") == 1.5 * 86_400)
+        for bad in [-1, .nan, .infinity, 36_501] as [Double] {
+            #expect(throws: RetentionSettingError.self) { try RetentionSettings.age(days: bad, option: "x") }
+        }
     }
 
     @Test func diskFullMapsTo507AndOthersDoNot() {
