@@ -40,6 +40,9 @@ public struct CoordinatorServer: Sendable {
         /// Artifact and cache limits, and the default branch whose caches others read
         /// (`serve --max-artifact-size`, `--cache-scope-limit`, `--default-branch`, …).
         public var artifactLimits = ArtifactLimits()
+        /// How long logs, artifacts and caches are kept (`serve --retain-logs-days`, …;
+        /// Retention/).
+        public var retention = RetentionSettings()
 
         public init(
             state: CoordinatorStateDirectory, agentHost: String, agentPort: Int, httpHost: String, httpPort: Int,
@@ -135,6 +138,9 @@ public struct CoordinatorServer: Sendable {
             services: [
                 .init(service: http), .init(service: LeaseClock(core: core)),
                 .init(service: SystemdWatchdog(notifier: notifier, core: core)), .init(service: ArtifactSweeper(service: artifacts)),
+                .init(
+                    service: RetentionService(
+                        collector: RetentionCollector(store: store, blobs: artifacts.blobs, settings: options.retention, logger: logger))),
                 .init(service: listener),
             ],
             logger: logger)

@@ -132,6 +132,16 @@ struct Serve: AsyncParsableCommand {
     var cacheScopeLimit: UInt64 = ArtifactLimits().cacheScopeBytes
     @Option(help: "The branch whose caches every branch may read; each branch writes only its own (default main).")
     var defaultBranch: String = ArtifactLimits().defaultBranch
+    @Option(help: "Days the logs of a finished pipeline are kept; 0 keeps them forever (default 90).")
+    var retainLogsDays: Double = RetentionSettings().logAge / 86_400
+    @Option(help: "Days the artifacts of a finished pipeline are kept; 0 keeps them forever (default 30). Kept pipelines (`gantry keep`) and what they promote stay.")
+    var retainArtifactsDays: Double = RetentionSettings().artifactAge / 86_400
+    @Option(help: "Bytes of artifacts stored before the oldest finished pipelines' go first; 0 for no budget (default 0).")
+    var retainArtifactsBytes: UInt64 = RetentionSettings().artifactBytes
+    @Option(help: "Days a cache not restored or saved is kept; 0 keeps caches until evicted by --cache-scope-limit (default 14).")
+    var retainCachesDays: Double = RetentionSettings().cacheAge / 86_400
+    @Option(help: ArgumentHelp("Seconds between retention runs (default 600).", visibility: .private))
+    var retentionInterval: Double = 600
     /// Tests only: certificates whose renewal is due at once.
     @Option(help: ArgumentHelp("Seconds agent certificates are valid, overriding the days (tests).", visibility: .private))
     var agentCertificateSeconds: Int?
@@ -237,6 +247,14 @@ struct Serve: AsyncParsableCommand {
         options.artifactLimits.sessionTimeToLive = artifactSessionTtl
         options.artifactLimits.cacheScopeBytes = cacheScopeLimit
         options.artifactLimits.defaultBranch = defaultBranch
+        options.retention.logAge = try RetentionSettings.age(days: retainLogsDays, option: "retain-logs-days")
+        options.retention.artifactAge = try RetentionSettings.age(days: retainArtifactsDays, option: "retain-artifacts-days")
+        options.retention.artifactBytes = retainArtifactsBytes
+        options.retention.cacheAge = try RetentionSettings.age(days: retainCachesDays, option: "retain-caches-days")
+        guard retentionInterval.isFinite, (1...86_400).contains(retentionInterval) else {
+            throw ValidationError("--retention-interval must be 1 to 86400 seconds")
+        }
+        options.retention.interval = .milliseconds(Int64(retentionInterval * 1000))
         try await CoordinatorServer(options: options, logger: logger).run { agents, http in
             // One machine-readable line on stdout, so scripts and tests can use port 0.
             FileHandle.standardOutput.write(Data("gantry-coordinator listening agents=\(agents) http=\(http)\n".utf8))

@@ -74,12 +74,12 @@ final class ArtifactStoreTests {
         try await first.write(ByteBuffer(bytes: bytes[..<300_000]))
         // Bytes past what the store acknowledged (as if the process died before recording them).
         try await first.write(ByteBuffer(bytes: [9, 9, 9]))
-        await first.finish()
+        #expect(await first.finish() == nil)
         #expect(blobs.partSize("s1") == 300_003)
         let second = try await blobs.openPart("s1", at: 300_000)
         #expect(blobs.partSize("s1") == 300_000)
         try await second.write(ByteBuffer(bytes: bytes[300_000...]))
-        await second.finish()
+        #expect(await second.finish() == nil)
         let (hash, size) = try await blobs.digest(ofPart: "s1")
         #expect(hash == digest && size == 700_000)
         #expect(!blobs.hasBlob(digest))
@@ -90,7 +90,7 @@ final class ArtifactStoreTests {
         try blobs.createPart("s2")
         let again = try await blobs.openPart("s2", at: 0)
         try await again.write(ByteBuffer(bytes: bytes))
-        await again.finish()
+        #expect(await again.finish() == nil)
         try await blobs.place(part: "s2", as: digest)
         #expect(blobs.partSize("s2") == nil && blobs.hasBlob(digest))
         // Read back from an offset, in chunks.
@@ -172,7 +172,7 @@ final class ArtifactStoreTests {
         try blobs.createPart(session)
         let writer = try await blobs.openPart(session, at: 0)
         try await writer.write(ByteBuffer(bytes: bytes))
-        await writer.finish()
+        _ = await writer.finish()
         let digest = Self.sha(bytes)
         try await blobs.place(part: session, as: digest)
         return digest

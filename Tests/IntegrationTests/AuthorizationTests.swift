@@ -32,6 +32,7 @@ struct AuthorizationTests {
         .getArtifactUpload: .admin, .listArtifacts: .viewer, .getArtifact: .viewer, .downloadArtifact: .viewer,
         .resolveCache: .viewer, .createCacheUpload: .developer, .downloadCache: .viewer, .listCaches: .viewer,
         .clearCaches: .admin,
+        .keepPipeline: .developer, .unkeepPipeline: .developer,
     ]
 
     /// Routes only a running job may call with its token: a person below their

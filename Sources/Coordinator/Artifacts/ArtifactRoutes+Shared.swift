@@ -119,8 +119,16 @@ extension APIRouter {
         let row = StoredArtifactUpload(
             id: ArtifactService.newSessionID(), kind: kind, jobId: grant.jobID, attempt: Int(grant.attempt), name: name, scope: scope,
             size: Int64(size), sha256: sha256, offset: 0, createdAt: now, updatedAt: now)
-        try service.blobs.createPart(row.id)
-        let (opened, dropped) = try service.store.openUpload(row, maximumOpen: service.limits.maximumOpenSessionsPerJob)
+        let opened: StoredArtifactUpload?
+        let dropped: [StoredArtifactUpload]
+        do {
+            try service.blobs.createPart(row.id)
+            (opened, dropped) = try service.store.openUpload(row, maximumOpen: service.limits.maximumOpenSessionsPerJob)
+        } catch {
+            service.blobs.removePart(row.id)
+            if let full = DiskFull.response(error) { return full }
+            throw error
+        }
         if !dropped.isEmpty {
             await service.removeParts(of: dropped)
             context.audit.add("dropped", "\(dropped.count) sessions of earlier attempts")

@@ -149,9 +149,18 @@ extension APIRouter {
                 // A dropped connection: keep what arrived, so the sender resumes from it.
                 failure = error
             }
-            await writer.finish()
-            try service.store.moveUpload(id: id, offset: writer.offset, at: Date())
-            if let failure { throw failure }
+            // Only synced bytes are recorded: a failed sync keeps the session where it was.
+            let syncFailure = await writer.finish()
+            let stored = syncFailure == nil ? writer.offset : session.offset
+            if let syncFailure { failure = syncFailure }
+            try service.store.moveUpload(id: id, offset: stored, at: Date())
+            if let failure {
+                if let full = DiskFull.response(failure, storedUpTo: stored) {
+                    service.logger.error("an artifact upload failed: the disk is full", metadata: ["session": "\(id)"])
+                    return full
+                }
+                throw failure
+            }
             var moved = session
             moved.offset = writer.offset
             if tooLarge {
@@ -186,7 +195,12 @@ extension APIRouter {
                     message: "the uploaded bytes (\(size) bytes, sha256 \(digest)) are not the declared \(session.size) bytes with "
                         + "sha256 \(session.sha256): the session is discarded, open a new one")
             }
-            try await service.blobs.place(part: id, as: digest)
+            do {
+                try await service.blobs.place(part: id, as: digest)
+            } catch {
+                if let full = DiskFull.response(error) { return full }
+                throw error
+            }
             let response: Response
             switch session.kind {
             case .artifact:
@@ -197,18 +211,34 @@ extension APIRouter {
                     sha256: digest, name: session.name, size: size, pipelineId: provenance.pipelineID, stepKey: provenance.stepKey,
                     jobId: session.jobId, attempt: session.attempt, commit: provenance.commit, agentId: provenance.agentID,
                     createdAt: Date())
-                let write = try await service.offPool {
-                    try service.store.storeArtifact(row, maximumPerJob: service.limits.maximumArtifactsPerJob)
+                let write: ArtifactWrite
+                do {
+                    write = try await service.offPool {
+                        try service.store.storeArtifact(row, maximumPerJob: service.limits.maximumArtifactsPerJob)
+                    }
+                } catch {
+                    // The blob is placed but unnamed (this session's part became it): the
+                    // agent's retry opens a new session, sends the bytes again, and its
+                    // completion reuses the blob and names it once there is room.
+                    if let full = DiskFull.response(error) { return full }
+                    throw error
                 }
                 response = await artifactWriteResponse(write, service: service, status: .ok, session: id)
             case .cache:
                 let now = Date()
-                let (entry, orphans) = try await service.offPool {
-                    try service.store.saveCache(
-                        StoredCacheEntry(
-                            scope: session.scope, key: session.name, sha256: digest, size: size, createdAt: now, lastUsedAt: now),
-                        scopeLimit: service.limits.cacheScopeBytes)
+                let saved: (StoredCacheEntry, orphans: [String])
+                do {
+                    saved = try await service.offPool {
+                        try service.store.saveCache(
+                            StoredCacheEntry(
+                                scope: session.scope, key: session.name, sha256: digest, size: size, createdAt: now, lastUsedAt: now),
+                            scopeLimit: service.limits.cacheScopeBytes)
+                    }
+                } catch {
+                    if let full = DiskFull.response(error) { return full }
+                    throw error
                 }
+                let (entry, orphans) = saved
                 await service.deleteOrphans(orphans)
                 response = APIResponses.json(
                     API.ArtifactUpload(id: id, offset: UInt64(size), size: UInt64(size), sha256: digest, cache: view(entry)))

@@ -207,11 +207,23 @@ public final class PartWriter: @unchecked Sendable {
         offset += Int64(written)
     }
 
-    /// Syncs what was written (before the store records the new offset) and closes.
-    public func finish() async {
-        _ = try? await NIOThreadPool.singleton.runIfActive { [fd] in
-            fsync(fd)
+    /// Syncs what was written (before the store records the new offset) and closes;
+    /// the error if the sync failed (a full disk can surface only here), when none of this
+    /// request's bytes may be recorded as stored.
+    ///
+    /// A write that fails part-way (ENOSPC after some bytes) does not move `offset`: the
+    /// bytes past it are cut off by the next `openPart`, so the recorded offset never
+    /// covers a byte that was not written and synced.
+    public func finish() async -> BlobError? {
+        do {
+            return try await NIOThreadPool.singleton.runIfActive { [fd] () -> BlobError? in
+                let failed = fsync(fd) != 0 ? BlobError.io("sync part file", errno) : nil
+                close(fd)
+                return failed
+            }
+        } catch {
             close(fd)
+            return BlobError.io("sync part file", EIO)
         }
     }
 }

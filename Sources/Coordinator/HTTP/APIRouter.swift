@@ -69,6 +69,7 @@ public enum APIRouter {
         addPipelineUploadRoutes(to: router, dependencies)
         addArtifactRoutes(to: router, dependencies)
         addCacheRoutes(to: router, dependencies)
+        addRetentionRoutes(to: router, dependencies)
         router.on(.submitPipeline, audit: audit) { request, context -> Response in
             var request = request
             let body: ByteBuffer
@@ -103,9 +104,10 @@ public enum APIRouter {
 
         router.on(.getPipeline, audit: audit) { _, context -> Response in
             let id = try context.parameter("id")
-            guard let pipeline = try await core.pipeline(id: id) else {
+            guard var pipeline = try await core.pipeline(id: id) else {
                 return APIResponses.error(.notFound, code: "not_found", message: "no pipeline \(id)")
             }
+            pipeline.kept = try await keptMark(id, core: core)
             return APIResponses.json(pipeline)
         }
 
@@ -183,9 +185,10 @@ public enum APIRouter {
 
         router.on(.jobLog, audit: audit) { request, context -> Response in
             let id = try context.parameter("id")
-            guard try await core.job(id: id) != nil else {
+            guard let job = try await core.job(id: id) else {
                 return APIResponses.error(.notFound, code: "not_found", message: "no job \(id)")
             }
+            if let gone = try await logRemoved(job, core: core) { return gone }
             let follow = ["1", "true", "yes"].contains(request.uri.queryParameters.get("follow") ?? "")
             let attempt = request.uri.queryParameters.get("attempt").flatMap { Int($0) }
             let streamer = LogReader(core: core, jobID: id, follow: follow && attempt == nil, attempt: attempt)

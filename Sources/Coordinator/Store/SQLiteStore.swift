@@ -305,6 +305,9 @@ public final class SQLiteStore: CoordinatorStore {
         migrator.registerMigration("v13: artifacts and caches", foreignKeyChecks: .immediate) { db in
             try SQLiteStore.createArtifactTables(db)
         }
+        migrator.registerMigration("v14: retention") { db in
+            try SQLiteStore.addRetentionColumns(db)
+        }
         return migrator
     }
 

@@ -75,6 +75,9 @@ public enum API {
         public var rebuildOf: String?
         /// The pipeline whose artifacts this one promotes (`--from-pipeline`, `artifacts_from:`).
         public var artifactsFrom: String?
+        /// `gantry keep`: retention never removes its logs or artifacts, nor those of the
+        /// pipeline it promotes. Nil when not kept.
+        public var kept: Bool?
 
         public init(
             id: String, state: String, createdAt: Date, repository: String, commit: String, branch: String, jobs: [Job],

@@ -75,6 +75,9 @@ public enum APIRoute: String, CaseIterable, Sendable {
     case downloadCache
     case listCaches
     case clearCaches
+    // Retention (issue 13): a kept pipeline's artifacts and logs are never collected.
+    case keepPipeline
+    case unkeepPipeline
 
     public var method: String {
         switch self {
@@ -88,11 +91,11 @@ public enum APIRoute: String, CaseIterable, Sendable {
             .createOwnToken, .createIdentity, .createIdentityToken, .uploadPipelineSteps, .createArtifactUpload,
             .completeArtifactUpload, .createCacheUpload:
             return "POST"
-        case .updateIdentity, .setSecret, .setMetaData:
+        case .updateIdentity, .setSecret, .setMetaData, .keepPipeline:
             return "PUT"
         case .appendArtifactUpload:
             return "PATCH"
-        case .revokeOwnToken, .disableIdentity, .revokeIdentityToken, .deleteSecret, .clearCaches:
+        case .revokeOwnToken, .disableIdentity, .revokeIdentityToken, .deleteSecret, .clearCaches, .unkeepPipeline:
             return "DELETE"
         }
     }
@@ -142,6 +145,7 @@ public enum APIRoute: String, CaseIterable, Sendable {
         case .resolveCache, .createCacheUpload: return "/v1/jobs/{id}/cache"
         case .downloadCache: return "/v1/jobs/{id}/cache/{digest}/content"
         case .listCaches, .clearCaches: return "/v1/caches"
+        case .keepPipeline, .unkeepPipeline: return "/v1/pipelines/{id}/keep"
         }
     }
 
@@ -164,6 +168,9 @@ public enum APIRoute: String, CaseIterable, Sendable {
             .createCacheUpload:
             return .submit
         case .clearCaches: return .manageCaches
+        // Keeping a pipeline pins its bytes past retention, as submitting one stores new
+        // bytes: whoever may submit may keep (a release build) or let go.
+        case .keepPipeline, .unkeepPipeline: return .submit
         // At least a developer; the block's own rule (`allowed:`, else deploy) is checked
         // by the handler against the block that waits.
         case .approvePipeline, .rejectPipeline: return .submit
@@ -211,6 +218,8 @@ public enum APIRoute: String, CaseIterable, Sendable {
         case .completeArtifactUpload: return "artifact.store"
         case .createCacheUpload: return "cache.upload"
         case .clearCaches: return "cache.clear"
+        case .keepPipeline: return "pipeline.keep"
+        case .unkeepPipeline: return "pipeline.unkeep"
         }
     }
 
