@@ -113,13 +113,12 @@ let package = Package(
                 // Artifacts and caches: the agent's own small HTTP/1.1 client (`Transfer/`).
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                // sha256 of artifacts, cache files and the git mirrors' names.
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Subprocess", package: "swift-subprocess"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "Logging", package: "swift-log"),
-                // Already linked through GantryProtocol; named for the mirror names' SHA-256.
-                .product(name: "Crypto", package: "swift-crypto"),
             ],
             path: "Sources/Agent"
         ),

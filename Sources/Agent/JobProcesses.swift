@@ -60,8 +60,10 @@ public enum JobProcesses {
 ///
 /// swift-subprocess waits for the processes it spawned by pidfd, so a blanket
 /// `waitpid(-1)` would steal their exit statuses. This reaps only zombie children that are
-/// not registered command leaders and are older than a second (a leader is registered
-/// microseconds after it is spawned, so an unregistered one that old is an orphan).
+/// not registered command leaders, are older than a second (a leader is registered
+/// microseconds after it is spawned, so an unregistered one that old is an orphan), and
+/// are not in the agent's own session (a job's processes never are; a process that also
+/// runs other children, such as the test runner, keeps their statuses).
 public final class OrphanReaper: Sendable {
     private let leaders = Mutex<Set<pid_t>>([])
 
@@ -86,12 +88,17 @@ public final class OrphanReaper: Sendable {
     public func reap() -> [pid_t] {
         guard Self.hasExitedChild() else { return [] }
         let me = getpid()
+        let mySession = getsid(0)
         let known = leaders.withLock { $0 }
         let uptime = Self.uptimeSeconds()
         let ticks = Double(sysconf(Int32(_SC_CLK_TCK)))
         var reaped: [pid_t] = []
         for pid in Self.candidateChildren() where !known.contains(pid) {
             guard let stat = Self.stat(pid), stat.parent == me, stat.state == "Z" else { continue }
+            // Every step, git and tar starts its own session, so what a job leaves behind is
+            // never in the agent's: a child in it is one the process spawned some other way
+            // (swift-subprocess waits for it, and would get ECHILD if this took it).
+            if stat.session == mySession { continue }
             if let uptime, uptime - Double(stat.startTicks) / ticks < 1 { continue }
             var status: Int32 = 0
             if waitpid(pid, &status, WNOHANG) == pid { reaped.append(pid) }
@@ -128,6 +135,7 @@ public final class OrphanReaper: Sendable {
     struct Stat {
         var state: Character
         var parent: pid_t
+        var session: pid_t
         var startTicks: UInt64
     }
 
@@ -137,11 +145,12 @@ public final class OrphanReaper: Sendable {
             let close = text.lastIndex(of: ")")
         else { return nil }
         let fields = text[text.index(after: close)...].split(separator: " ")
-        // fields[0] = state (3rd field), fields[1] = ppid (4th), fields[19] = starttime (22nd).
+        // fields[0] = state (3rd field), fields[1] = ppid (4th), fields[3] = session (6th),
+        // fields[19] = starttime (22nd).
         guard fields.count > 19, let state = fields[0].first, let parent = pid_t(fields[1]),
-            let start = UInt64(fields[19])
+            let session = pid_t(fields[3]), let start = UInt64(fields[19])
         else { return nil }
-        return Stat(state: state, parent: parent, startTicks: start)
+        return Stat(state: state, parent: parent, session: session, startTicks: start)
     }
 
     static func uptimeSeconds() -> Double? {
