@@ -13,8 +13,9 @@ import NIOHTTP1
 struct APIClient: Sendable {
     let base: String
     let token: String
-
-    static let http = HTTPClient.shared
+    /// The shared client for plain http; a cluster serving its API over TLS
+    /// (`serve --http-tls`) passes one that trusts the coordinator's CA.
+    var http: HTTPClient = .shared
 
     func request(_ method: HTTPMethod, _ path: String, body: Data? = nil, limit: Int = 64 << 20) async throws -> (
         status: Int, body: ByteBuffer
@@ -26,14 +27,17 @@ struct APIClient: Sendable {
             request.headers.add(name: "Content-Type", value: "application/json")
             request.body = .bytes(ByteBuffer(data: body))
         }
-        let response = try await Self.http.execute(request, timeout: .seconds(120))
+        let response = try await http.execute(request, timeout: .seconds(120))
         let bytes = try await response.body.collect(upTo: limit)
         return (Int(response.status.code), bytes)
     }
 
     /// `POST /v1/pipelines`; returns the pipeline as accepted (201).
-    func submit(yaml: String, file: String = "bench.yml") async throws -> API.Pipeline {
-        let body = try API.encoder.encode(API.SubmitPipeline(yaml: yaml, file: file))
+    func submit(
+        yaml: String, file: String = "bench.yml", repository: String? = nil, commit: String? = nil, branch: String? = nil
+    ) async throws -> API.Pipeline {
+        let body = try API.encoder.encode(
+            API.SubmitPipeline(yaml: yaml, file: file, repository: repository, commit: commit, branch: branch))
         let (status, bytes) = try await request(.POST, "/v1/pipelines", body: body)
         guard status == 201 else {
             throw HarnessError("POST /v1/pipelines answered \(status): \(String(buffer: bytes).prefix(500))")

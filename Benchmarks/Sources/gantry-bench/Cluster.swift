@@ -1,5 +1,7 @@
+import AsyncHTTPClient
 import BenchKit
 import Foundation
+import NIOSSL
 
 /// A coordinator and agents started from the root package's release binaries on
 /// 127.0.0.1 with real TLS, in a directory of their own under the run's work dir.
@@ -22,6 +24,10 @@ final class Cluster {
     private var enrolled: Set<String> = []
     /// `serve` processes started so far (restarts each get their own stdout file).
     private var starts = 0
+    /// Whether `serve` got `--http-tls`: the API is then https with the coordinator's own
+    /// certificate, which `tlsClient` verifies against STATE/ca.pem.
+    private var httpTLS = false
+    private var tlsClient: HTTPClient?
 
     var coordinatorState: String { root + "/coordinator" }
     var database: String { coordinatorState + "/gantry.sqlite" }
@@ -67,6 +73,7 @@ final class Cluster {
     /// never reads the previous process's line) and passes it to `coordinatorListening`.
     func spawnCoordinator(extraArguments: [String] = []) throws -> ChildProcess {
         starts += 1
+        httpTLS = extraArguments.contains("--http-tls")
         let coordinator = try ChildProcess.spawn(
             name: "coordinator", executable: binaries + "/gantry-coordinator",
             arguments: ["serve", "--state", coordinatorState, "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0"]
@@ -97,8 +104,22 @@ final class Cluster {
         caFingerprint = fingerprint
         let adminToken = try String(contentsOfFile: coordinatorState + "/admin.token", encoding: .utf8)
             .trimmingCharacters(in: .whitespacesAndNewlines)
-        api = APIClient(base: "http://\(httpAddress)", token: adminToken)
+        if httpTLS {
+            var tls = TLSConfiguration.makeClientConfiguration()
+            tls.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(caFile))
+            let client = tlsClient ?? HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(tlsConfiguration: tls))
+            tlsClient = client
+            api = APIClient(base: "https://\(httpAddress)", token: adminToken, http: client)
+        } else {
+            api = APIClient(base: "http://\(httpAddress)", token: adminToken)
+        }
     }
+
+    /// The CA every certificate of this coordinator chains to (its API's too, with `--http-tls`).
+    var caFile: String { coordinatorState + "/ca.pem" }
+
+    /// The API's URL as a workstation's `gantry --server` takes it.
+    var serverURL: String { (httpTLS ? "https://" : "http://") + httpAddress }
 
     var coordinatorPID: pid_t {
         get throws {
@@ -131,25 +152,29 @@ final class Cluster {
     }
 
     /// The `gantry-agent run` arguments for one slot.
-    func agentArguments(identity: String, slot: String, labels: String, cgroups: Bool) throws -> [String] {
+    func agentArguments(
+        identity: String, slot: String, labels: String, cgroups: Bool, extraArguments: [String] = []
+    ) throws -> [String] {
         let state = try enroll(name: identity)
         return [
             "run", "--state", state, "--coordinator", agentsAddress, "--work-root", work, "--slot", slot, "--labels",
             labels,
-        ] + (cgroups ? [] : ["--no-cgroups"])
+        ] + (cgroups ? [] : ["--no-cgroups"]) + extraArguments
     }
 
     /// Starts agents `1...count` (slots named `<prefix><n>`) and waits until each is connected.
     @discardableResult
     func startAgents(
-        count: Int, labels: String, cgroups: Bool, identity: String = "bench", slotPrefix: String = ""
+        count: Int, labels: String, cgroups: Bool, identity: String = "bench", slotPrefix: String = "",
+        extraArguments: [String] = []
     ) throws -> [ChildProcess] {
         var started: [ChildProcess] = []
         for n in 1...count {
             let slot = "\(slotPrefix)\(n)"
             let agent = try ChildProcess.spawn(
                 name: "agent \(identity)/\(slot)", executable: binaries + "/gantry-agent",
-                arguments: try agentArguments(identity: identity, slot: slot, labels: labels, cgroups: cgroups),
+                arguments: try agentArguments(
+                    identity: identity, slot: slot, labels: labels, cgroups: cgroups, extraArguments: extraArguments),
                 stdout: root + "/agent-\(identity)-\(slot).log", stderr: root + "/agent-\(identity)-\(slot).log")
             agents.append(agent)
             started.append(agent)
@@ -174,6 +199,9 @@ final class Cluster {
         for agent in agents { agent.stop(grace: .seconds(10)) }
         agents.removeAll()
         coordinator?.stop(grace: .seconds(15))
+        // Not from an async context: `stop()` is synchronous, as its callers' `defer`s need.
+        try? tlsClient?.syncShutdown()
+        tlsClient = nil
     }
 
     /// Stops everything and removes the cluster's directory (state, database, logs).

@@ -19,8 +19,11 @@ struct GantryBench: AsyncParsableCommand {
     @Option(help: "Where to write the report (markdown).") var output: String
     @Option(help: "Output of the micro benchmarks (ordo-one, markdown) to include.") var microResults: String?
     @Option(help: "Why the micro benchmarks did not run, if they did not.") var microNote: String?
-    @Option(help: "Comma-separated scenarios: footprint, dispatch, throughput, logs, fleet, history.")
-    var scenarios: String = "footprint,dispatch,throughput,logs,fleet,history"
+    @Option(help: "Comma-separated scenarios: footprint, dispatch, throughput, logs, fleet, history, transfers.")
+    var scenarios: String = "footprint,dispatch,throughput,logs,fleet,history,transfers"
+    @Option(
+        help: "Where the transfers scenario's report goes (default: benchmarks-transfers.md next to --output). It has a file of its own so that running it alone never drops the other scenarios' figures from --output.")
+    var transfersOutput: String?
     @Flag(help: "Small sizes and one run per scenario: a smoke run in a few minutes.") var quick = false
     @Option(help: "Runs per scenario (default 3, or 1 with --quick).") var runs: Int?
     @Option(help: "The command line to record in the report.") var commandLine: String = "scripts/benchmark"
@@ -28,7 +31,14 @@ struct GantryBench: AsyncParsableCommand {
     @Option(help: "The Gantry commit measured, recorded in the report.") var commit: String = "unknown"
     @Option(help: "Notes on the builds (times), one per use, recorded in the report.") var buildNote: [String] = []
 
-    static let knownScenarios = ["footprint", "dispatch", "throughput", "logs", "fleet", "history"]
+    static let knownScenarios = ["footprint", "dispatch", "throughput", "logs", "fleet", "history", "transfers"]
+
+    /// The scenarios whose figures go into --output; `transfers` writes its own file.
+    static let mainReportScenarios: Set<String> = ["footprint", "dispatch", "throughput", "logs", "fleet", "history"]
+
+    var transfersReportPath: String {
+        transfersOutput ?? ((output as NSString).deletingLastPathComponent + "/benchmarks-transfers.md")
+    }
 
     func validate() throws {
         for name in selected where !Self.knownScenarios.contains(name) {
@@ -108,6 +118,8 @@ struct GantryBench: AsyncParsableCommand {
                     for size in scenario.sizes { results.fleet[size] = try await scenario.run(size: size) }
                 case "history":
                     results.history = try await HistoryScenario(context: context).run()
+                case "transfers":
+                    results.transfers = try await TransfersScenario(context: context).run()
                 default:
                     break
                 }
@@ -122,9 +134,17 @@ struct GantryBench: AsyncParsableCommand {
             results.micro = try? String(contentsOfFile: microResults, encoding: .utf8)
         }
         results.microNote = microNote
-        let report = ReportWriter(results: results).markdown()
-        try report.write(toFile: output, atomically: true, encoding: .utf8)
-        context.log("wrote \(output)")
+        let writer = ReportWriter(results: results, transfersReport: transfersReportPath)
+        // A run of `transfers` alone leaves --output as it was (with the other scenarios'
+        // figures); a run of the others leaves the transfers report as it was.
+        if !Self.mainReportScenarios.isDisjoint(with: selected) {
+            try writer.markdown().write(toFile: output, atomically: true, encoding: .utf8)
+            context.log("wrote \(output)")
+        }
+        if selected.contains("transfers") {
+            try writer.transfersMarkdown().write(toFile: transfersReportPath, atomically: true, encoding: .utf8)
+            context.log("wrote \(transfersReportPath)")
+        }
         if !results.failures.isEmpty {
             throw HarnessError("scenarios failed: \(results.failures.keys.sorted().joined(separator: ", ")) (see \(output))")
         }

@@ -5,6 +5,8 @@ import Foundation
 /// run measured; where a scenario did not run or failed, the report says so instead.
 struct ReportWriter {
     let results: Results
+    /// Where the transfers scenario's own report is (linked from this one by file name).
+    var transfersReport: String = "benchmarks-transfers.md"
 
     func markdown() -> String {
         var out = header()
@@ -16,6 +18,7 @@ struct ReportWriter {
         out += footprint()
         out += history()
         out += micro()
+        out += transfersPointer()
         out += limits()
         out += howToRun()
         return out
@@ -23,7 +26,7 @@ struct ReportWriter {
 
     // MARK: - Sections
 
-    private func header() -> String {
+    func header() -> String {
         let m = results.machine
         var out = """
             # Benchmarks
@@ -495,6 +498,16 @@ struct ReportWriter {
         return out
     }
 
+    /// Section 8 lives in a file of its own (`--scenarios transfers` writes only that file),
+    /// so this one only points at it.
+    private func transfersPointer() -> String {
+        let name = (transfersReport as NSString).lastPathComponent
+        return "## 8. Checkout, artifacts and caches (issue 13)\n\n"
+            + "Measured by the `transfers` scenario and written to [\(name)](\(name)), a report of its own with its "
+            + "machine, commit and date: `scripts/benchmark --scenarios transfers --no-micro` refreshes it without "
+            + "touching this file, and a run of the other scenarios leaves it as it is.\n\n"
+    }
+
     private func limits() -> String {
         """
         ## What limits what
@@ -526,6 +539,7 @@ struct ReportWriter {
         scripts/benchmark --quick    # smoke run: small sizes, one run each (a few minutes once built)
         scripts/benchmark --scenarios dispatch,fleet --no-micro   # a subset
         scripts/benchmark --scenarios history --no-micro --output /tmp/history.md   # one scenario, elsewhere
+        scripts/benchmark --scenarios transfers   # issue 13's transfers only: writes docs/benchmarks-transfers.md
         ```
 
         The script installs nothing beyond `scripts/install-dependencies`, builds the root package's release

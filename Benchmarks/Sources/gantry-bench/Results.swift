@@ -28,6 +28,7 @@ struct Results {
     var logParallel: [LogScenario.Run]?
     var fleet: [Int: [FleetScenario.Run]] = [:]
     var history: [HistoryScenario.Size]?
+    var transfers: [TransfersScenario.Run]?
     var micro: String?
     var microNote: String?
 

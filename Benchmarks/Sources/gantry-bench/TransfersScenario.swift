@@ -1,0 +1,510 @@
+import BenchKit
+import Foundation
+import GantryProtocol
+
+/// Scenario 8 (issue 13): moving bytes around a job. Artifact upload and download of one
+/// large file, a checkout of a large repository from the host's mirror, and a cache
+/// restore of many small files, each next to what the machine does without Gantry.
+///
+/// One cluster per run, its API over TLS (`serve --http-tls`, the coordinator's own
+/// certificate), one agent with default flags. Each figure is taken where it is honest:
+///
+/// - **Upload**: the `gantry artifact upload` CLI inside a step (with the job token the
+///   agent exports), timed by the step itself: `date +%s%N` just before and just after it.
+///   It includes the CLI's start and its sha256 of the file before sending.
+/// - **Download**: `gantry artifact download` from the workstation side with the admin
+///   token, timed around the process (start, TLS, transfer, sha256 check, rename).
+/// - **Ceiling**: `cp` of the same file on the same disk (the source in the page cache, as
+///   it is for the upload; the copy not synced, as neither side's is).
+/// - **Checkout and cache restore**: what happens between a pipeline's submission and its
+///   step's first command, which prints `date +%s%N`: submit response → first command,
+///   minus the same for a pipeline with no checkout and no cache (dispatch alone, median
+///   of several), so what remains is the checkout or the restore.
+/// - **Checkout ceiling**: a fresh `git clone` (and `--depth 1`) of the same repository
+///   from the same `git daemon` on 127.0.0.1.
+struct TransfersScenario {
+    struct Artifacts {
+        var bytes: Int
+        var copySeconds: Double
+        /// `cp` then `sync FILE` (an fsync of the copy): both Gantry sides fsync what they wrote.
+        var copySyncedSeconds: Double
+        var uploadSeconds: Double
+        var downloadSeconds: Double
+        var copyMBps: Double { Double(bytes) / 1e6 / copySeconds }
+        var copySyncedMBps: Double { Double(bytes) / 1e6 / copySyncedSeconds }
+        var uploadMBps: Double { Double(bytes) / 1e6 / uploadSeconds }
+        var downloadMBps: Double { Double(bytes) / 1e6 / downloadSeconds }
+    }
+
+    struct Checkout {
+        var files: Int
+        var commits: Int
+        var historyBytes: Int
+        var packBytes: Int
+        var worktreeBytes: Int
+        var freshClone: Double
+        var freshShallowClone: Double
+        /// The first checkout on the host: the mirror is empty, so it fetches first.
+        var firstCheckout: Double
+        /// The commit already in the mirror: whole history, then `depth: 1`.
+        var mirrorCheckouts: [Double]
+        var mirrorShallowCheckouts: [Double]
+    }
+
+    struct Cache {
+        var files: Int
+        var rawBytes: Int
+        var archiveBytes: Int
+        var restores: [Double]
+    }
+
+    struct Run {
+        var index: Int
+        var dispatchBaseline: [Double]
+        var artifacts: Artifacts
+        var checkout: Checkout
+        var cache: Cache
+        var baseline: Double { Spread(dispatchBaseline).median }
+    }
+
+    let context: BenchContext
+    var fileBytes: Int { context.quick ? 64 << 20 : 1 << 30 }
+    var repositoryFiles: Int { context.quick ? 3_000 : 30_000 }
+    /// Commits after the first; each rewrites `rewrittenPerCommit` files with new content.
+    var laterCommits: Int { context.quick ? 2 : 10 }
+    var rewrittenPerCommit: Int { context.quick ? 500 : 3_000 }
+    var cacheFiles: Int { context.quick ? 2_000 : 20_000 }
+    /// Repeats of each timed checkout and restore (the median is reported).
+    var repeats: Int { context.quick ? 1 : 3 }
+    let git = "/usr/bin/git"
+
+    func run() async throws -> [Run] {
+        let big = try prepareBigFile()
+        let repository = try prepareRepository()
+        let cacheSource = try prepareCacheFiles()
+        var runs: [Run] = []
+        for index in 1...context.runs {
+            let cluster = try Cluster(name: "transfers-\(index)", binaries: context.binaries, workDir: context.workDir)
+            var daemon: ChildProcess?
+            defer {
+                daemon?.stop(grace: .seconds(5))
+                cluster.tearDown()
+            }
+            do {
+                // The ceiling for the checkout first, before the cluster takes any CPU.
+                let port = try freeLoopbackPort()
+                let served = try startGitDaemon(port: port, base: repository.base, log: cluster.root + "/git-daemon.log")
+                daemon = served
+                let url = "git://127.0.0.1:\(port)/\(repository.name)"
+                let fresh = try timedClone(url: url, into: cluster.root + "/clone", shallow: false)
+                let freshShallow = try timedClone(url: url, into: cluster.root + "/clone-shallow", shallow: true)
+                context.log(
+                    "  fresh git clone \(String(format: "%.2f", fresh)) s, --depth 1 \(String(format: "%.2f", freshShallow)) s")
+
+                try cluster.startCoordinator(extraArguments: ["--http-tls"])
+                try cluster.startAgents(count: 1, labels: "pool=transfers", cgroups: true)
+                let api = try cluster.client
+                let marks = cluster.root + "/marks"
+                try FileManager.default.createDirectory(atPath: marks, withIntermediateDirectories: true)
+                let probe = Probe(api: api, marks: marks)
+
+                var baseline: [Double] = []
+                for n in 1...(context.quick ? 3 : 7) {
+                    let (delay, _) = try await probe.firstCommandDelay(name: "baseline-\(n)", yaml: "checkout: false\n")
+                    baseline.append(delay)
+                }
+                let dispatch = Spread(baseline).median
+                context.log("  dispatch alone (submit → first command): median \(ms(dispatch * 1000))")
+
+                let artifacts = try await measureArtifacts(cluster: cluster, probe: probe, file: big)
+                context.log(
+                    "  artifact \(big.bytes >> 20) MiB: cp \(f(artifacts.copyMBps, 0)) MB/s, upload \(f(artifacts.uploadMBps, 0)) MB/s, "
+                        + "download \(f(artifacts.downloadMBps, 0)) MB/s")
+
+                let cache = try await measureCache(probe: probe, source: cacheSource, baseline: dispatch)
+                context.log(
+                    "  cache of \(cache.files) files: archive \(cache.archiveBytes) bytes, restore median "
+                        + "\(f(Spread(cache.restores).median, 3)) s")
+
+                let checkout = try await measureCheckout(
+                    probe: probe, url: url, repository: repository, baseline: dispatch, fresh: fresh, freshShallow: freshShallow)
+                context.log(
+                    "  checkout from the mirror: median \(f(Spread(checkout.mirrorCheckouts).median, 3)) s, depth 1 "
+                        + "\(f(Spread(checkout.mirrorShallowCheckouts).median, 3)) s (first, with fetch: \(f(checkout.firstCheckout, 3)) s)")
+                runs.append(
+                    Run(index: index, dispatchBaseline: baseline, artifacts: artifacts, checkout: checkout, cache: cache))
+            } catch {
+                throw HarnessError("transfers run \(index) failed: \(error)\n\(cluster.diagnostics())")
+            }
+        }
+        return runs
+    }
+
+    // MARK: - Artifacts
+
+    private func measureArtifacts(cluster: Cluster, probe: Probe, file: BigFile) async throws -> Artifacts {
+        let copy = cluster.root + "/copy.bin"
+        let copyStarted = ContinuousClock.now
+        let copied = try runCommand("/bin/cp", [file.path, copy], workDir: cluster.root, timeout: .seconds(600))
+        let copySeconds = (ContinuousClock.now - copyStarted).seconds
+        unlink(copy)
+        guard copied.status == 0 else { throw HarnessError("cp failed: \(copied.output)") }
+        let syncedStarted = ContinuousClock.now
+        let synced = try runCommand(
+            "/bin/sh", ["-c", "cp '\(file.path)' '\(copy)' && sync '\(copy)'"], workDir: cluster.root, timeout: .seconds(600))
+        let copySyncedSeconds = (ContinuousClock.now - syncedStarted).seconds
+        unlink(copy)
+        guard synced.status == 0 else { throw HarnessError("cp && sync failed: \(synced.output)") }
+
+        let cli = context.binaries + "/gantry"
+        let yaml = """
+            steps:
+              - key: upload
+                checkout: false
+                commands:
+                  - date +%s%N > \(probe.marks)/upload-start
+                  - \(cli) artifact upload \(file.path) --name big.bin
+                  - date +%s%N > \(probe.marks)/upload-end
+
+            """
+        let pipeline = try await probe.api.submit(yaml: yaml, file: "upload.yml")
+        _ = try await probe.waitForSuccess(pipeline.jobs[0].id, timeout: .seconds(900))
+        let uploadSeconds = Double(try probe.mark("upload-end") - probe.mark("upload-start")) / 1e9
+
+        let target = cluster.root + "/downloaded"
+        try FileManager.default.createDirectory(atPath: target, withIntermediateDirectories: true)
+        let downloadStarted = ContinuousClock.now
+        let downloaded = try runCommand(
+            cli,
+            [
+                "artifact", "download", "big.bin", "--pipeline", pipeline.id, "--to", target, "--server", cluster.serverURL,
+                "--ca-file", cluster.caFile, "--token", probe.api.token,
+            ], workDir: cluster.root, timeout: .seconds(900))
+        let downloadSeconds = (ContinuousClock.now - downloadStarted).seconds
+        guard downloaded.status == 0 else { throw HarnessError("gantry artifact download failed: \(downloaded.output)") }
+        let size = (try? FileManager.default.attributesOfItem(atPath: target + "/big.bin"))?[.size] as? Int
+        guard size == file.bytes else { throw HarnessError("downloaded \(size ?? -1) of \(file.bytes) bytes") }
+        try? FileManager.default.removeItem(atPath: target)
+        return Artifacts(
+            bytes: file.bytes, copySeconds: copySeconds, copySyncedSeconds: copySyncedSeconds, uploadSeconds: uploadSeconds, downloadSeconds: downloadSeconds)
+    }
+
+    // MARK: - Cache
+
+    private func measureCache(probe: Probe, source: String, baseline: Double) async throws -> Cache {
+        func yaml(_ name: String, _ command: String) -> String {
+            """
+            steps:
+              - key: cached
+                checkout: false
+                cache:
+                  key: bench-files-v1
+                  paths: [files]
+                commands:
+                  - date +%s%N > \(probe.marks)/\(name)
+                  - \(command)
+
+            """
+        }
+        // The miss: the step makes the files, the agent archives and saves them after it.
+        let (_, saveLog) = try await probe.firstCommandDelay(
+            name: "cache-save", yaml: yaml("cache-save", "test ! -e files && cp -R \(source) files"), branch: "main",
+            wholeYAML: true)
+        guard let archive = Self.number(after: "(", in: saveLog, line: "gantry: cache saved as"), archive > 0 else {
+            throw HarnessError("the first cache run saved nothing: \(saveLog.suffix(1000))")
+        }
+        var restores: [Double] = []
+        for n in 1...repeats {
+            let name = "cache-hit-\(n)"
+            let check = "test \"$(find files -type f | wc -l)\" -eq \(cacheFiles)"
+            let (delay, log) = try await probe.firstCommandDelay(
+                name: name, yaml: yaml(name, check), branch: "main", wholeYAML: true)
+            guard log.contains("gantry: cache restored from bench-files-v1") else {
+                throw HarnessError("the cache was not restored: \(log.suffix(1000))")
+            }
+            restores.append(delay - baseline)
+        }
+        let raw = cacheFileSizes().reduce(0, +)
+        return Cache(files: cacheFiles, rawBytes: raw, archiveBytes: archive, restores: restores)
+    }
+
+    // MARK: - Checkout
+
+    private func measureCheckout(
+        probe: Probe, url: String, repository: Repository, baseline: Double, fresh: Double, freshShallow: Double
+    ) async throws -> Checkout {
+        func checkout(_ name: String, depth: Int?) async throws -> (Double, String) {
+            let spec = depth.map { "checkout: {depth: \($0)}\n" } ?? ""
+            return try await probe.firstCommandDelay(
+                name: name, yaml: spec, repository: url, commit: repository.commit, branch: "main")
+        }
+        let (first, firstLog) = try await checkout("checkout-first", depth: nil)
+        guard firstLog.contains("gantry: checkout: fetching") else {
+            throw HarnessError("the first checkout did not fetch: \(firstLog.suffix(800))")
+        }
+        var full: [Double] = []
+        var shallow: [Double] = []
+        for n in 1...repeats {
+            for depth in [nil, 1] as [Int?] {
+                let (delay, log) = try await checkout("checkout-\(depth == nil ? "full" : "depth1")-\(n)", depth: depth)
+                guard log.contains("is already in this host's mirror, no fetch") else {
+                    throw HarnessError("the mirror did not hold the commit: \(log.suffix(800))")
+                }
+                if depth == nil { full.append(delay - baseline) } else { shallow.append(delay - baseline) }
+            }
+        }
+        return Checkout(
+            files: repositoryFiles, commits: laterCommits + 1, historyBytes: repository.historyBytes,
+            packBytes: repository.packBytes, worktreeBytes: repository.worktreeBytes, freshClone: fresh,
+            freshShallowClone: freshShallow, firstCheckout: first - baseline, mirrorCheckouts: full,
+            mirrorShallowCheckouts: shallow)
+    }
+
+    private func timedClone(url: String, into directory: String, shallow: Bool) throws -> Double {
+        try? FileManager.default.removeItem(atPath: directory)
+        let started = ContinuousClock.now
+        let result = try runCommand(
+            git, ["clone", "--quiet"] + (shallow ? ["--depth", "1"] : []) + [url, directory],
+            workDir: context.workDir, timeout: .seconds(900))
+        let seconds = (ContinuousClock.now - started).seconds
+        try? FileManager.default.removeItem(atPath: directory)
+        guard result.status == 0 else { throw HarnessError("git clone \(url) failed: \(result.output)") }
+        return seconds
+    }
+
+    private func startGitDaemon(port: Int, base: String, log: String) throws -> ChildProcess {
+        let daemon = try ChildProcess.spawn(
+            name: "git daemon", executable: git,
+            arguments: [
+                "daemon", "--reuseaddr", "--listen=127.0.0.1", "--port=\(port)", "--base-path=\(base)", "--export-all",
+                base,
+            ], stdout: log, stderr: log)
+        // Ready once it answers: at most 100 tries, 100 ms apart.
+        for _ in 0..<100 {
+            guard daemon.isRunning else { throw HarnessError("git daemon exited: \(ChildProcess.tail(of: log))") }
+            let probe = try runCommand(git, ["ls-remote", "git://127.0.0.1:\(port)/repo.git", "HEAD"], workDir: context.workDir)
+            if probe.status == 0 { return daemon }
+            usleep(100_000)
+        }
+        daemon.stop()
+        throw HarnessError("git daemon did not answer on 127.0.0.1:\(port)")
+    }
+
+    // MARK: - Inputs (made once per work dir, deterministic)
+
+    struct BigFile {
+        var path: String
+        var bytes: Int
+    }
+
+    /// Incompressible bytes (a release tarball is), from a fixed seed.
+    private func prepareBigFile() throws -> BigFile {
+        let path = context.workDir + "/artifact-\(fileBytes).bin"
+        if (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) == fileBytes {
+            return BigFile(path: path, bytes: fileBytes)
+        }
+        guard let file = fopen(path + ".tmp", "w") else { throw HarnessError("cannot write \(path)") }
+        var random = SplitMix(seed: 13)
+        var buffer = [UInt64](repeating: 0, count: (1 << 20) / 8)
+        var written = 0
+        while written < fileBytes {
+            for i in buffer.indices { buffer[i] = random.next() }
+            let count = buffer.withUnsafeBytes { fwrite($0.baseAddress, 1, min($0.count, fileBytes - written), file) }
+            guard count > 0 else { fclose(file); throw HarnessError("short write to \(path)") }
+            written += count
+        }
+        fclose(file)
+        guard rename(path + ".tmp", path) == 0 else { throw HarnessError("cannot rename to \(path)") }
+        return BigFile(path: path, bytes: fileBytes)
+    }
+
+    struct Repository {
+        var base: String
+        var name: String
+        var commit: String
+        var historyBytes: Int
+        var packBytes: Int
+        var worktreeBytes: Int
+    }
+
+    /// A bare repository made with `git fast-import` from a generated stream: a first
+    /// commit of `repositoryFiles` files in 100 directories, then `laterCommits` commits
+    /// each rewriting `rewrittenPerCommit` of them. Contents are lines of hex from a fixed
+    /// seed (text that compresses about 2×, as source does, but does not delta).
+    private func prepareRepository() throws -> Repository {
+        let base = context.workDir + "/git"
+        let name = "repo.git"
+        let bare = base + "/" + name
+        let stream = context.workDir + "/repo.fast-import"
+        try? FileManager.default.removeItem(atPath: base)
+        try FileManager.default.createDirectory(atPath: base, withIntermediateDirectories: true)
+        let initialized = try runCommand(git, ["init", "--quiet", "--bare", "--initial-branch=main", bare], workDir: context.workDir)
+        guard initialized.status == 0 else { throw HarnessError("git init failed: \(initialized.output)") }
+
+        guard let out = fopen(stream, "w") else { throw HarnessError("cannot write \(stream)") }
+        var random = SplitMix(seed: 1313)
+        var history = 0
+        var sizes = [Int](repeating: 0, count: repositoryFiles)
+        func write(_ text: String) { _ = text.utf8CString.withUnsafeBufferPointer { fwrite($0.baseAddress, 1, $0.count - 1, out) } }
+        func blob(size: Int) -> [UInt8] {
+            var bytes: [UInt8] = []
+            bytes.reserveCapacity(size)
+            let hex = Array("0123456789abcdef".utf8)
+            while bytes.count < size {
+                let value = random.next()
+                for shift in stride(from: 0, to: 64, by: 4) { bytes.append(hex[Int((value >> UInt64(shift)) & 0xf)]) }
+                if bytes.count % 64 == 0 { bytes[bytes.count - 1] = 0x0A }
+            }
+            return Array(bytes.prefix(size))
+        }
+        func path(_ n: Int) -> String { "src/module\(n % 100)/file\(n).txt" }
+        var time = 1_700_000_000
+        for commit in 0...laterCommits {
+            let changed: [Int] =
+                commit == 0
+                ? Array(0..<repositoryFiles)
+                : (0..<rewrittenPerCommit).map { _ in Int(random.next() % UInt64(repositoryFiles)) }
+            write("commit refs/heads/main\ncommitter Bench <bench@127.0.0.1> \(time) +0000\n")
+            let message = "commit \(commit)\n"
+            write("data \(message.utf8.count)\n\(message)")
+            for n in Set(changed).sorted() {
+                let size = commit == 0 ? 1_024 + Int(random.next() % 4_096) : 2_048 + Int(random.next() % 12_288)
+                let content = blob(size: size)
+                write("M 100644 inline \(path(n))\ndata \(content.count)\n")
+                _ = content.withUnsafeBufferPointer { fwrite($0.baseAddress, 1, $0.count, out) }
+                write("\n")
+                history += content.count
+                sizes[n] = content.count
+            }
+            write("\n")
+            time += 3_600
+        }
+        fclose(out)
+        let imported = try runCommand(
+            "/bin/sh", ["-c", "exec '\(git)' --git-dir='\(bare)' fast-import --quiet < '\(stream)'"], workDir: context.workDir,
+            timeout: .seconds(900))
+        unlink(stream)
+        guard imported.status == 0 else { throw HarnessError("git fast-import failed: \(imported.output)") }
+        let head = try runCommand(git, ["--git-dir=\(bare)", "rev-parse", "refs/heads/main"], workDir: context.workDir)
+        let commit = head.output.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard head.status == 0, commit.count == 40 else { throw HarnessError("git rev-parse failed: \(head.output)") }
+        let pack = directorySize(bare + "/objects")
+        context.log(
+            "  repository: \(repositoryFiles) files, \(laterCommits + 1) commits, \(history / 1_000_000) MB of blobs, "
+                + "\(pack / 1_000_000) MB packed")
+        return Repository(
+            base: base, name: name, commit: commit, historyBytes: history, packBytes: pack, worktreeBytes: sizes.reduce(0, +))
+    }
+
+    /// `cacheFiles` small files (100 B to 2 KiB of text) in 100 directories.
+    private func prepareCacheFiles() throws -> String {
+        let root = context.workDir + "/cache-source"
+        try? FileManager.default.removeItem(atPath: root)
+        var random = SplitMix(seed: 2013)
+        let sizes = cacheFileSizes()
+        for n in 0..<cacheFiles {
+            let directory = root + "/d\(n % 100)"
+            if n < 100 { try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true) }
+            var text = ""
+            while text.utf8.count < sizes[n] { text += String(random.next(), radix: 36) + " " }
+            let data = Data(text.utf8.prefix(sizes[n]))
+            guard FileManager.default.createFile(atPath: directory + "/f\(n).txt", contents: data) else {
+                throw HarnessError("cannot write the cache's source files")
+            }
+        }
+        return root
+    }
+
+    private func cacheFileSizes() -> [Int] {
+        var random = SplitMix(seed: 77)
+        return (0..<cacheFiles).map { _ in 100 + Int(random.next() % 1_948) }
+    }
+
+    private func directorySize(_ path: String) -> Int {
+        var total = 0
+        guard let walker = FileManager.default.enumerator(atPath: path) else { return 0 }
+        for case let entry as String in walker {
+            if let size = try? FileManager.default.attributesOfItem(atPath: path + "/" + entry)[.size] as? Int { total += size }
+        }
+        return total
+    }
+
+    /// The number just after `marker` on the first line starting with `line`.
+    static func number(after marker: String, in text: String, line prefix: String) -> Int? {
+        guard let line = text.split(separator: "\n").first(where: { $0.contains(prefix) }),
+            let range = line.range(of: marker, options: .backwards)
+        else { return nil }
+        return Int(line[range.upperBound...].prefix { $0.isNumber })
+    }
+
+    /// A port free on 127.0.0.1 just now (bound to port 0, read back, closed): for
+    /// `git daemon`, which takes no port 0.
+    private func freeLoopbackPort() throws -> Int {
+        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard descriptor >= 0 else { throw HarnessError("socket failed") }
+        defer { close(descriptor) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = 0
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, length) == 0 && getsockname(descriptor, $0, &length) == 0 }
+        }
+        guard bound else { throw HarnessError("cannot bind 127.0.0.1:0") }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+}
+
+/// Submits one-step pipelines whose first command writes `date +%s%N` to a mark file,
+/// and measures submit response → that first command.
+struct Probe {
+    let api: APIClient
+    let marks: String
+
+    /// `yaml`: the step's extra keys (indented by the caller's choice below), or the whole
+    /// file when `wholeYAML`; the step must write its mark to `marks/name` first.
+    func firstCommandDelay(
+        name: String, yaml: String, repository: String? = nil, commit: String? = nil, branch: String? = nil,
+        wholeYAML: Bool = false
+    ) async throws -> (Double, String) {
+        let file: String
+        if wholeYAML {
+            file = yaml
+        } else {
+            file = "steps:\n  - key: probe\n    command: date +%s%N > \(marks)/\(name)\n"
+                + yaml.split(separator: "\n").map { "    \($0)\n" }.joined()
+        }
+        let pipeline = try await api.submit(
+            yaml: file, file: "\(name).yml", repository: repository, commit: commit, branch: branch)
+        let submitted = realtimeNanoseconds()
+        _ = try await waitForSuccess(pipeline.jobs[0].id, timeout: .seconds(900))
+        let log = try await api.followLog(pipeline.jobs[0].id)
+        return (Double(try mark(name) - submitted) / 1e9, log)
+    }
+
+    /// Polls the job every 20 ms until it ends (at most `timeout`); throws unless it succeeded.
+    func waitForSuccess(_ id: String, timeout: Duration) async throws -> API.Job {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            let job = try await api.job(id)
+            if job.isTerminal {
+                guard job.state == "succeeded" else {
+                    let log = (try? await api.followLog(id)) ?? ""
+                    throw HarnessError("job \(job.key) ended \(job.state) (\(job.reason ?? "")): \(log.suffix(1500))")
+                }
+                return job
+            }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        throw HarnessError("job \(id) did not end in time")
+    }
+
+    func mark(_ name: String) throws -> Int64 {
+        let text = try String(contentsOfFile: marks + "/" + name, encoding: .utf8)
+        guard let value = Int64(text.trimmingCharacters(in: .whitespacesAndNewlines)) else {
+            throw HarnessError("no mark \(name)")
+        }
+        return value
+    }
+}
