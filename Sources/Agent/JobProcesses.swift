@@ -94,16 +94,24 @@ public final class OrphanReaper: Sendable {
         let ticks = Double(sysconf(Int32(_SC_CLK_TCK)))
         var reaped: [pid_t] = []
         for pid in Self.candidateChildren() where !known.contains(pid) {
-            guard let stat = Self.stat(pid), stat.parent == me, stat.state == "Z" else { continue }
-            // Every step, git and tar starts its own session, so what a job leaves behind is
-            // never in the agent's: a child in it is one the process spawned some other way
-            // (swift-subprocess waits for it, and would get ECHILD if this took it).
-            if stat.session == mySession { continue }
-            if let uptime, uptime - Double(stat.startTicks) / ticks < 1 { continue }
+            guard let stat = Self.stat(pid),
+                Self.isOrphan(stat, of: me, session: mySession, uptime: uptime, ticksPerSecond: ticks)
+            else { continue }
             var status: Int32 = 0
             if waitpid(pid, &status, WNOHANG) == pid { reaped.append(pid) }
         }
         return reaped
+    }
+
+    /// Whether `stat` (a process that is not a registered leader) is an orphan a job left
+    /// behind: a zombie child of `me`, older than a second, outside `session`. Every step,
+    /// git and tar starts its own session, so what a job leaves behind is never in the
+    /// agent's: a child in it is one the process spawned some other way (swift-subprocess
+    /// waits for it, and would get ECHILD if the reaper took it).
+    static func isOrphan(_ stat: Stat, of me: pid_t, session: pid_t, uptime: Double?, ticksPerSecond: Double) -> Bool {
+        guard stat.parent == me, stat.state == "Z", stat.session != session else { return false }
+        if let uptime, uptime - Double(stat.startTicks) / ticksPerSecond < 1 { return false }
+        return true
     }
 
     /// Whether any child of this process has exited and not been reaped yet. Peeks without

@@ -287,7 +287,7 @@ final class TransferHardeningTests {
         #expect(state.sessions.values.first?.complete == true, "\(state.requests)")
         // It outlasted the busy window: an upload that gave up earlier could not be complete.
         // (Counting PATCHes instead depends on how fast this machine runs the backoff.)
-        #expect(ContinuousClock.now >= busyUntil && state.requests.filter { $0.hasPrefix("PATCH") }.count >= 2, "\(state.requests)")
+        #expect(ContinuousClock.now >= busyUntil, "\(state.requests)")
 
         // Still bounded: a session that never lets go fails the upload after the budget.
         api.state.withLock { $0.busyUntil = ContinuousClock.now + .seconds(3_600) }

@@ -422,6 +422,9 @@ final class CoordinatorCoreTests {
         let (agent, _) = try await connect(core, "h/1")
         _ = try await core.submit(.init(yaml: "steps:\n  - command: x\n"))
         await core.receive(.with { $0.ready = .with { $0.slots = 1 } }, from: "h/1", session: agent.session)
+        // The old session was last heard just now: the silences below count from here, not
+        // from when the test started (under load the setup alone can take a second).
+        let lastHeard = ContinuousClock.now
         let lease = try #require(await agent.next()?.lease)
         let reconnect = FakeAgent("h/1")
         let hello = Gantry_V1_Hello.with {
@@ -432,12 +435,12 @@ final class CoordinatorCoreTests {
             $0.held = [.with { $0.jobID = lease.jobID; $0.attempt = lease.attempt }]
         }
         // Heartbeat interval 1 s: 1.5 s of silence is not enough, 2.5 s is.
-        let early = await core.hello(hello, certificateName: "h", session: reconnect.session, now: .now + .milliseconds(1500))
+        let early = await core.hello(hello, certificateName: "h", session: reconnect.session, now: lastHeard + .milliseconds(1500))
         guard case .failure(.refused(.agentIDInUse, _)) = early else {
             Issue.record("expected a refusal while the old session is fresh, got \(early)")
             return
         }
-        let welcome = try await core.hello(hello, certificateName: "h", session: reconnect.session, now: .now + .milliseconds(2500)).get()
+        let welcome = try await core.hello(hello, certificateName: "h", session: reconnect.session, now: lastHeard + .milliseconds(2500)).get()
         #expect(welcome.resume.first?.abort == false, "the job resumes on the new connection")
         #expect(await agent.next() == nil, "the silent session was closed")
         await core.receive(try chunk(lease, offset: 0, "ok\n"), from: "h/1", session: reconnect.session)
