@@ -82,11 +82,13 @@ struct GitFixture {
 
         func url(_ name: String) -> String { "git://127.0.0.1:\(port)/\(name)" }
 
-        /// SIGTERM, then waits (bounded) until the process is gone.
+        /// SIGTERM, then waits (bounded) until the process is gone, and SIGKILLs it if it is
+        /// not: a daemon must never outlive its test.
         func stop() async {
             kill(pid, SIGTERM)
             let deadline = ContinuousClock.now + .seconds(10)
             while kill(pid, 0) == 0, ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(20)) }
+            if kill(pid, 0) == 0 { kill(pid, SIGKILL) }
         }
     }
 
