@@ -10,7 +10,7 @@ import Testing
 /// (`Options.measureSpace`): below the floor it withdraws its slots and says why in its
 /// heartbeats, a running job still finishes, and once space returns it offers its slots
 /// again and the reason clears.
-@Suite("Free-space floor, agent", .serialized, .timeLimit(.minutes(1)))
+@Suite("Free-space floor, agent", .serialized, .timeLimit(.minutes(5)))
 struct FreeSpaceFloorAgentTests {
     let root = NSTemporaryDirectory() + "gantry-floor-\(UUID().uuidString)"
 
@@ -46,26 +46,26 @@ struct FreeSpaceFloorAgentTests {
         func reasons() -> [String] { bodies().compactMap { if case .heartbeat(let h) = $0 { h.notReadyReason } else { nil } } }
 
         // Room on the disk: the agent offers its slot and gets the job.
-        try await waitFor(.seconds(10)) { coordinator.sent { if case .jobStarted = $0 { true } else { false } } }
+        try await waitFor(.seconds(60)) { coordinator.sent { if case .jobStarted = $0 { true } else { false } } }
         // The disk fills mid-job: withdrawn and said, the job goes on.
         full.withLock { $0 = true }
-        try await waitFor(.seconds(10)) { reasons().last?.contains("low disk space") == true }
+        try await waitFor(.seconds(60)) { reasons().last?.contains("low disk space") == true }
         #expect(bodies().contains { if case .ready(let r) = $0 { r.slots == 0 } else { false } })
-        try await waitFor(.seconds(10)) { coordinator.finished.count == 1 }
+        try await waitFor(.seconds(60)) { coordinator.finished.count == 1 }
         #expect(coordinator.finished.first?.outcome == .succeeded)
         // Finished and acknowledged while still full: no slot is offered.
         let afterFinish = bodies().count
-        try await waitFor(.seconds(10)) {
+        try await waitFor(.seconds(60)) {
             bodies().dropFirst(afterFinish).contains { if case .heartbeat(let h) = $0 { !h.notReadyReason.isEmpty } else { false } }
         }
         #expect(!bodies().dropFirst(afterFinish).contains { if case .ready(let r) = $0 { r.slots > 0 } else { false } })
         // Space returns: the slot is offered again and the reason clears.
         full.withLock { $0 = false }
-        try await waitFor(.seconds(10)) {
+        try await waitFor(.seconds(60)) {
             bodies().dropFirst(afterFinish).contains { if case .ready(let r) = $0 { r.slots == 1 } else { false } }
         }
-        try await waitFor(.seconds(10)) { reasons().last == "" }
+        try await waitFor(.seconds(60)) { reasons().last == "" }
         await group.triggerGracefulShutdown()
-        try await withDeadline(.seconds(20), "the drained agent") { try await running.value }
+        try await withDeadline(.seconds(60), "the drained agent") { try await running.value }
     }
 }

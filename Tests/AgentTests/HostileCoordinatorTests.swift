@@ -79,7 +79,7 @@ struct HostileCoordinatorTests {
         try await waitFor(.seconds(20)) { done(script) }
         await runtime.cancelAll(reason: "test over")
         // An agent that does not stop fails the test instead of hanging it.
-        try await withDeadline(.seconds(10), "the agent's shutdown") { _ = try? await running.value }
+        try await withDeadline(.seconds(60), "the agent's shutdown") { _ = try? await running.value }
         return script
     }
 
