@@ -67,8 +67,11 @@ struct UploadPipeline: AsyncParsableCommand {
             print(String(decoding: try API.encoder.encode(uploaded), as: UTF8.self))
             return
         }
-        FileHandle.standardError.write(
-            Data("gantry: \(name): added \(uploaded.jobs.count) job(s) to pipeline \(uploaded.pipelineId)\n".utf8))
+        let said =
+            uploaded.alreadyUploadedBy.map {
+                "gantry: \(name): attempt \($0) of this step already uploaded it; nothing added (its \(uploaded.jobs.count) job(s) stand)\n"
+            } ?? "gantry: \(name): added \(uploaded.jobs.count) job(s) to pipeline \(uploaded.pipelineId)\n"
+        FileHandle.standardError.write(Data(said.utf8))
         for job in uploaded.jobs { print(job) }
     }
 

@@ -482,3 +482,39 @@ struct PipelineUploadMigrationTests {
         #expect(try upgraded.jobs(pipelineID: "old").map(\.key) == ["a", "b"])
     }
 }
+
+/// Which earlier upload a retried uploader's upload repeats (`CoordinatorCore.replayed`).
+@Suite("Pipeline upload replays")
+struct PipelineUploadReplayTests {
+    static func job(_ id: String, position: Int, origin: UploadOrigin?) -> StoredJob {
+        var job = StoredJob(
+            id: id, pipelineId: "p", position: position, key: id, name: id, state: .succeeded, commands: [], env: [:],
+            agents: [:], dependsOn: [], timeoutSeconds: nil, cancelGraceSeconds: 10, retry: [], retryCounts: [:],
+            cancelReason: nil, attempt: origin?.attempt ?? 1, agentId: nil, exitStatus: nil, reason: nil,
+            createdAt: Date(timeIntervalSince1970: 0), queuedAt: nil, startedAt: nil, finishedAt: nil, logLength: 0)
+        job.upload = origin
+        return job
+    }
+
+    @Test func onlyALaterAttemptOfTheSameJobWithTheSameContentReplays() {
+        let digest = CoordinatorCore.uploadDigest("steps: []\n", file: "a.yml")
+        #expect(digest.count == 64 && digest != CoordinatorCore.uploadDigest("steps: []\n", file: "b.yml"))
+        let jobs = [
+            Self.job("x2", position: 3, origin: UploadOrigin(job: "up", attempt: 1, digest: digest)),
+            Self.job("x1", position: 2, origin: UploadOrigin(job: "up", attempt: 1, digest: digest)),
+            Self.job("y", position: 4, origin: UploadOrigin(job: "up", attempt: 2, digest: digest)),
+            Self.job("other", position: 5, origin: UploadOrigin(job: "other-uploader", attempt: 1, digest: digest)),
+            Self.job("submitted", position: 0, origin: nil),
+        ]
+        // The attempt that uploaded may upload the same file again: not a replay.
+        #expect(CoordinatorCore.replayed(UploadOrigin(job: "up", attempt: 1, digest: digest), in: jobs) == nil)
+        // A later attempt repeats the latest earlier attempt's upload, in position order.
+        let third = CoordinatorCore.replayed(UploadOrigin(job: "up", attempt: 3, digest: digest), in: jobs)
+        #expect(third?.attempt == 2 && third?.jobs == ["y"])
+        let second = CoordinatorCore.replayed(UploadOrigin(job: "up", attempt: 2, digest: digest), in: jobs)
+        #expect(second?.attempt == 1 && second?.jobs == ["x1", "x2"])
+        // Other content, or another uploading job: new.
+        #expect(CoordinatorCore.replayed(UploadOrigin(job: "up", attempt: 2, digest: String(repeating: "0", count: 64)), in: jobs) == nil)
+        #expect(CoordinatorCore.replayed(UploadOrigin(job: "third", attempt: 2, digest: digest), in: jobs) == nil)
+    }
+}

@@ -114,6 +114,46 @@ struct PipelineUploadTests {
         }
     }
 
+    /// An uploader that fails after its upload and is retried uploads the same file again:
+    /// nothing is added the second time (no keyed clash failing the retry, no keyless step
+    /// running twice) and the CLI says which attempt had uploaded it. A different file from
+    /// the retry is added as usual.
+    @Test func aRetriedUploaderDoesNotAddItsStepsTwice() async throws {
+        try await TestCluster.with("upload-retry") { cluster in
+            try await cluster.startAgent(slot: "1", environment: Self.agentEnvironment(cluster))
+            let same = cluster.root + "/same.yml"
+            let extra = cluster.root + "/extra.yml"
+            try Self.write("steps:\n  - key: keyed\n    command: \"echo keyed\"\n  - command: \"echo keyless\"\n", to: same)
+            try Self.write("steps:\n  - key: only-on-retry\n    command: \"echo second attempt\"\n", to: extra)
+            let pipeline = try await cluster.submit(
+                """
+                steps:
+                  - key: up
+                    retry:
+                      automatic:
+                        - exit_status: 75
+                          limit: 1
+                    commands:
+                      - "gantry pipeline upload \(same)"
+                      - 'if [ "$GANTRY_ATTEMPT" = 1 ]; then exit 75; fi'
+                      - "gantry pipeline upload \(extra)"
+                """)
+            let done = try await cluster.waitForPipeline(pipeline.id)
+            let up = try #require(done.jobs.first { $0.key == "up" })
+            let log = String(decoding: try await cluster.log(up.id), as: UTF8.self)
+            #expect(done.state == "succeeded", "\(done.jobs.map { ($0.key, $0.state, $0.reason ?? "") }) \(log)")
+            #expect(up.attempt == 2, "\(up)")
+            let keys = done.jobs.map(\.key)
+            #expect(keys.filter { $0 == "keyed" }.count == 1, "\(keys)")
+            #expect(keys.filter { $0.hasPrefix("upload-") }.count == 1, "one keyless step, not two: \(keys)")
+            #expect(keys.contains("only-on-retry"), "\(keys)")
+            #expect(log.contains("attempt 1 of this step already uploaded it; nothing added (its 2 job(s) stand)"), "\(log)")
+            // Each uploaded step ran once.
+            let keyed = try #require(done.jobs.first { $0.key == "keyed" })
+            #expect(keyed.state == "succeeded" && keyed.attempt == 1)
+        }
+    }
+
     @Test func anInvalidUploadAddsNothingAndFailsTheStepWithItsPlace() async throws {
         try await TestCluster.with("upload-invalid") { cluster in
             try await cluster.startAgent(slot: "1", environment: Self.agentEnvironment(cluster))

@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import GantryPipeline
 import GantryProtocol
@@ -33,6 +34,17 @@ extension CoordinatorCore {
                 description: "attempt \(grant.attempt) of job \(grant.jobID) is no longer running: only a running step may add "
                     + "steps to its pipeline")
         }
+        let origin = UploadOrigin(job: uploader.id, attempt: uploader.attempt, digest: Self.uploadDigest(yaml, file: file))
+        if let earlier = Self.replayed(origin, in: existing) {
+            // Nothing is written: the jobs exist, and the attempt was checked to be held.
+            logger.info(
+                "upload already made by an earlier attempt; nothing added",
+                metadata: [
+                    "pipeline": "\(pipeline.id)", "job": "\(uploader.id)", "attempt": "\(uploader.attempt)",
+                    "earlier_attempt": "\(earlier.attempt)",
+                ])
+            return API.UploadedSteps(pipelineId: pipeline.id, jobs: earlier.jobs, alreadyUploadedBy: earlier.attempt)
+        }
         guard pipeline.uploads < JobLifecycle.maximumUploadsPerPipeline else {
             throw UploadRefusal(
                 kind: .limit,
@@ -50,9 +62,10 @@ extension CoordinatorCore {
         try SecretRequirements.check(
             definition, request: API.SubmitPipeline(yaml: "", file: file, repository: pipeline.repository, env: pipeline.env),
             vault: secrets)
-        let rows = try Self.jobRows(
+        var rows = try Self.jobRows(
             for: definition, pipeline: pipeline, file: file, environments: configuration.environments,
             firstPosition: existing.count, now: Date())
+        for index in rows.indices { rows[index].upload = origin }
         try await append(PipelineUpload(pipelineID: pipeline.id, jobID: uploader.id, attempt: uploader.attempt, jobs: rows))
         return API.UploadedSteps(pipelineId: pipeline.id, jobs: rows.map(\.id))
     }
@@ -64,6 +77,33 @@ extension CoordinatorCore {
         case .failure(let refusal): throw refusal
         case .success(let output): try runNow(output)
         }
+    }
+
+    /// What identifies one upload's content: the file's name and its text.
+    static func uploadDigest(_ yaml: String, file: String) -> String {
+        var hash = SHA256()
+        hash.update(data: Data(file.utf8))
+        hash.update(data: Data([0]))
+        hash.update(data: Data(yaml.utf8))
+        return hash.finalize().map { String(format: "%02x", $0) }.joined()
+    }
+
+    /// The jobs an earlier attempt of the same job added with the same content, from the
+    /// latest such attempt, or nil when this upload is new. The uploading attempt itself
+    /// may upload the same file twice on purpose (keyless steps then run twice); only a
+    /// later attempt repeating it is a replay.
+    static func replayed(_ origin: UploadOrigin, in jobs: [StoredJob]) -> (attempt: Int, jobs: [String])? {
+        var latest: Int?
+        for job in jobs {
+            guard let upload = job.upload, upload.job == origin.job, upload.digest == origin.digest,
+                upload.attempt < origin.attempt
+            else { continue }
+            latest = max(latest ?? upload.attempt, upload.attempt)
+        }
+        guard let latest else { return nil }
+        let ids = jobs.filter { $0.upload?.job == origin.job && $0.upload?.digest == origin.digest && $0.upload?.attempt == latest }
+            .sorted { $0.position < $1.position }.map(\.id)
+        return (latest, ids)
     }
 
     /// The steps of `jobs` still waiting, directly or through others, for step `key`.

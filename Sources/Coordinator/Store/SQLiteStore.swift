@@ -308,6 +308,11 @@ public final class SQLiteStore: CoordinatorStore {
         migrator.registerMigration("v14: retention") { db in
             try SQLiteStore.addRetentionColumns(db)
         }
+        migrator.registerMigration("v15: upload origins") { db in
+            // JSON `UploadOrigin` of a job a step uploaded; NULL for a submitted job and
+            // for jobs uploaded before this column (their uploader's retries re-add them).
+            try db.execute(sql: "ALTER TABLE jobs ADD COLUMN upload TEXT")
+        }
         return migrator
     }
 

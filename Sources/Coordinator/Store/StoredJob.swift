@@ -77,6 +77,13 @@ public struct StoredJob: Codable, FetchableRecord, PersistableRecord, Sendable, 
     /// commands decided, or for a job no agent finished.
     public var failure: String?
 
+    // MARK: Pipeline uploads (schema v15)
+
+    /// For a job `gantry pipeline upload` added: which attempt of which job uploaded it,
+    /// and the digest of what it uploaded, so a retried uploader's identical upload adds
+    /// nothing a second time (`UploadOrigin`). Nil for a submitted job.
+    public var upload: UploadOrigin?
+
     public var isTerminal: Bool { state.isTerminal }
 
     /// A failed or timed-out job whose failure `soft_fail` covers.
@@ -319,6 +326,7 @@ extension StoredJob {
         if let checkout, checkout != .default { container["checkout"] = try json(checkout, "checkout") }
         if let failure { container["failure"] = failure }
         if !transfers.isEmpty { container["transfers"] = try json(transfers, "transfers") }
+        if let upload { container["upload"] = try json(upload, "upload") }
     }
 }
 
@@ -381,6 +389,9 @@ extension StoredJob {
         failure = try row.decode(forColumn: "failure")
         if let text: String = try row.decode(forColumn: "transfers") {
             transfers = try JSONDecoder().decode(StepTransfers.self, from: Data(text.utf8))
+        }
+        if let text: String = try row.decode(forColumn: "upload") {
+            upload = try JSONDecoder().decode(UploadOrigin.self, from: Data(text.utf8))
         }
     }
 }

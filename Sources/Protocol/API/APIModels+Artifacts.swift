@@ -189,10 +189,15 @@ extension API {
     public struct UploadedSteps: Codable, Sendable, Equatable {
         public var pipelineId: String
         public var jobs: [String]
+        /// Set when nothing was added: an earlier attempt of the uploading job (this
+        /// number) had uploaded the same file, and `jobs` are the ones it added. A retried
+        /// step that uploads its steps again does not run them twice.
+        public var alreadyUploadedBy: Int?
 
-        public init(pipelineId: String, jobs: [String]) {
+        public init(pipelineId: String, jobs: [String], alreadyUploadedBy: Int? = nil) {
             self.pipelineId = pipelineId
             self.jobs = jobs
+            self.alreadyUploadedBy = alreadyUploadedBy
         }
     }
 }
