@@ -232,6 +232,14 @@ public actor AgentRuntime: AgentConnectionOwner {
             logger.notice("--keep-work-dirs: leftovers in the work root are not reclaimed")
         }
         let work = options.keepWorkDirs ? LeftoverReclaim.Reclaimed() : LeftoverReclaim.reclaimWorkRoot(options.workRoot, held: held)
+        if let mirrors = options.gitMirrors, let maximumIdle = mirrors.maximumIdle {
+            let pruned = MirrorPrune.prune(mirrors.directory, maximumIdle: maximumIdle)
+            if pruned.mirrors > 0 {
+                logger.info(
+                    "removed git mirrors no checkout used lately",
+                    metadata: ["mirrors": "\(pruned.mirrors)", "bytes": "\(pruned.bytes)", "max_idle": "\(maximumIdle)"])
+            }
+        }
         logger.info(
             "reclaimed what earlier agents left behind",
             metadata: [

@@ -84,6 +84,10 @@ struct Run: AsyncParsableCommand {
     @Option(
         help: "Directory of this host's git mirrors, shared by every slot (default: STATE/git-mirrors). Only the agent's user may read it.")
     var gitMirrors: String?
+    @Option(
+        help: ArgumentHelp(
+            "At start, remove git mirrors no checkout has used for this many days (0-3650; 0 keeps them).", valueName: "days"))
+    var gitMirrorsMaxIdle: Int = 30
     @Flag(
         help: "Accept file:// and local-path repositories (never submodules). Off by default: they read any repository this user can read.")
     var gitAllowFileUrls = false
@@ -107,6 +111,9 @@ struct Run: AsyncParsableCommand {
         _ = try parsedLabels(labels)
         if let coordinator { _ = try address(coordinator, option: "--coordinator") }
         if let slot, let problem = AgentID.nameProblem(slot) { throw ValidationError("--slot: '\(slot)' \(problem)") }
+        guard (0...3650).contains(gitMirrorsMaxIdle) else {
+            throw ValidationError("--git-mirrors-max-idle: \(gitMirrorsMaxIdle) is not a number of days from 0 to 3650")
+        }
         if let minFreeSpace, FreeSpaceFloor(parsing: minFreeSpace) == nil {
             throw ValidationError("--min-free-space: '\(minFreeSpace)' is neither BYTES (like 2G or 2147483648) nor PERCENT% (like 5%), nor 0")
         }
@@ -141,6 +148,7 @@ struct Run: AsyncParsableCommand {
         runtimeOptions.stateDirectory = state
         runtimeOptions.minFreeSpace = minFreeSpace.flatMap(FreeSpaceFloor.init(parsing:)) ?? .standard
         runtimeOptions.gitMirrors = GitMirrors(directory: gitMirrors ?? state + "/git-mirrors", allowFileURLs: gitAllowFileUrls)
+        runtimeOptions.gitMirrors?.maximumIdle = gitMirrorsMaxIdle == 0 ? nil : .seconds(gitMirrorsMaxIdle * 86_400)
         if let stepUser {
             runtimeOptions.stepUser = try StepUser.resolve(StepUser.name(pattern: stepUser, slot: slotName))
         }

@@ -24,6 +24,9 @@ public struct GitMirrors: Sendable, Equatable {
     /// What the default lock wait adds to `checkoutTimeout`: room for the holder's git to
     /// be stopped (TERM, then KILL) and the lock released.
     public static let lockMargin: Duration = .seconds(5 * 60)
+    /// Mirrors no checkout used for this long are removed when the agent starts
+    /// (`MirrorPrune`); nil keeps them forever.
+    public var maximumIdle: Duration? = .seconds(30 * 86_400)
 
     public init(
         directory: String, allowFileURLs: Bool = false, lockTimeout: Duration? = nil,

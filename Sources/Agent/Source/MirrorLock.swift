@@ -42,7 +42,11 @@ final class MirrorLock {
         let deadline = clock.now + timeout
         var pause = Duration.milliseconds(20)
         while true {
-            if flock(descriptor, LOCK_EX | LOCK_NB) == 0 { return MirrorLock(descriptor: descriptor) }
+            if flock(descriptor, LOCK_EX | LOCK_NB) == 0 {
+                // The lock file's time is when a checkout last used the mirror (`MirrorPrune`).
+                futimens(descriptor, nil)
+                return MirrorLock(descriptor: descriptor)
+            }
             let error = errno
             guard error == EWOULDBLOCK || error == EINTR else {
                 close(descriptor)
