@@ -151,4 +151,28 @@ extension JobLifecycleTests {
             #expect(throws: PipelineError.self, "\(commit)") { try SubmissionCheck.check(Self.submission(commit)) }
         }
     }
+
+    /// The agents' repository rule applies at submission: a URL no agent would check out
+    /// is refused with the submission, without echoing it (it may hold a token).
+    @Test func aRepositoryNoAgentWouldCheckOutIsRefusedAtSubmission() throws {
+        let commit = String(repeating: "ab", count: 20)
+        for url in [
+            "https://git.example.com/app.git", "ssh://git@git.example.com/app.git", "git@git.example.com:app.git",
+            "git://127.0.0.1/app.git", "file:///srv/git/app.git", "/srv/git/app.git",
+        ] {
+            try SubmissionCheck.check(Self.submission(commit, repository: url))
+        }
+        for url in [
+            "ext::sh -c touch% /tmp/pwned", "fd::3", "ftp://git.example.com/app.git", "-uhttps://x", "https:///app.git",
+            "https://-oProxyCommand=x/app", "https://user:s3cret-token@git.example.com/a b",
+        ] {
+            do {
+                try SubmissionCheck.check(Self.submission(commit, repository: url))
+                Issue.record("accepted \(url)")
+            } catch {
+                #expect(error.message.hasPrefix("`repository` "), "\(error.message)")
+                #expect(!error.message.contains("s3cret-token"), "\(error.message)")
+            }
+        }
+    }
 }

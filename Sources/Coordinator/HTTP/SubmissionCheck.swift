@@ -1,5 +1,6 @@
 import GantryPipeline
 import GantryProtocol
+import GantryTransferRules
 
 /// Bounds the fields of a pipeline submission that come from the API request rather
 /// than from the YAML (which `PipelineParser` bounds): the pipeline-wide `env` merged
@@ -44,6 +45,16 @@ enum SubmissionCheck {
             guard let value else { continue }
             guard value.utf8.count <= limit, !value.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F })
             else { throw fail("`\(field)` must be at most \(limit) bytes without control characters") }
+        }
+        if let repository = request.repository, !repository.isEmpty {
+            // The agents' own rule (`RepositoryURL` checks it again): a URL none would
+            // check out fails here, once, not in every step's checkout. The URL is not
+            // echoed, as it may hold a token.
+            do {
+                _ = try RepositoryAddress(parsing: repository)
+            } catch {
+                throw fail("`repository` \(error.description)")
+            }
         }
         if let repository = request.repository, !repository.isEmpty, let commit = request.commit, !commit.isEmpty,
             !isFullCommitID(commit)
