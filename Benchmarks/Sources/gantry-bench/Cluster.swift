@@ -153,11 +153,11 @@ final class Cluster {
 
     /// The `gantry-agent run` arguments for one slot.
     func agentArguments(
-        identity: String, slot: String, labels: String, cgroups: Bool, extraArguments: [String] = []
+        identity: String, slot: String, labels: String, cgroups: Bool, workRoot: String? = nil, extraArguments: [String] = []
     ) throws -> [String] {
         let state = try enroll(name: identity)
         return [
-            "run", "--state", state, "--coordinator", agentsAddress, "--work-root", work, "--slot", slot, "--labels",
+            "run", "--state", state, "--coordinator", agentsAddress, "--work-root", workRoot ?? work, "--slot", slot, "--labels",
             labels,
         ] + (cgroups ? [] : ["--no-cgroups"]) + extraArguments
     }
@@ -166,7 +166,7 @@ final class Cluster {
     @discardableResult
     func startAgents(
         count: Int, labels: String, cgroups: Bool, identity: String = "bench", slotPrefix: String = "",
-        extraArguments: [String] = []
+        workRoot: String? = nil, extraArguments: [String] = []
     ) throws -> [ChildProcess] {
         var started: [ChildProcess] = []
         for n in 1...count {
@@ -174,7 +174,8 @@ final class Cluster {
             let agent = try ChildProcess.spawn(
                 name: "agent \(identity)/\(slot)", executable: binaries + "/gantry-agent",
                 arguments: try agentArguments(
-                    identity: identity, slot: slot, labels: labels, cgroups: cgroups, extraArguments: extraArguments),
+                    identity: identity, slot: slot, labels: labels, cgroups: cgroups, workRoot: workRoot,
+                    extraArguments: extraArguments),
                 stdout: root + "/agent-\(identity)-\(slot).log", stderr: root + "/agent-\(identity)-\(slot).log")
             agents.append(agent)
             started.append(agent)

@@ -21,7 +21,11 @@ import GantryProtocol
 ///   minus the same for a pipeline with no checkout and no cache (dispatch alone, median
 ///   of several), so what remains is the checkout or the restore.
 /// - **Checkout ceiling**: a fresh `git clone` (and `--depth 1`) of the same repository
-///   from the same `git daemon` on 127.0.0.1.
+///   from the same `git daemon` on 127.0.0.1, each loopback clone timed between two
+///   checkouts from the mirror so both meet the disk in the same state (on ext4 without a
+///   journal, creating files just after many were deleted costs several times more); and
+///   the same clone from a `git daemon` behind a rate-limited link (`ShapedLink`), where
+///   the network has a cost, as it has between a build host and its git server.
 struct TransfersScenario {
     struct Artifacts {
         var bytes: Int
@@ -42,8 +46,14 @@ struct TransfersScenario {
         var historyBytes: Int
         var packBytes: Int
         var worktreeBytes: Int
-        var freshClone: Double
+        /// Fresh clones over loopback, each timed between two checkouts from the mirror.
+        var freshClones: [Double]
+        var freshClone: Double { Spread(freshClones).median }
         var freshShallowClone: Double
+        /// Fresh clones over a rate-limited link, by rate in Mbit/s; empty when skipped.
+        var linkClones: [(megabits: Int, seconds: Double)]
+        /// Why the rate-limited clones were skipped, if they were.
+        var linkSkipped: String?
         /// The first checkout on the host: the mirror is empty, so it fetches first.
         var firstCheckout: Double
         /// The commit already in the mirror: whole history, then `depth: 1`.
@@ -64,6 +74,9 @@ struct TransfersScenario {
         var artifacts: Artifacts
         var checkout: Checkout
         var cache: Cache
+        /// The work dirs' filesystem, and what about it shapes the figures.
+        var filesystem: String
+        var filesystemNote: String
         var baseline: Double { Spread(dispatchBaseline).median }
     }
 
@@ -85,10 +98,15 @@ struct TransfersScenario {
         var runs: [Run] = []
         for index in 1...context.runs {
             let cluster = try Cluster(name: "transfers-\(index)", binaries: context.binaries, workDir: context.workDir)
+            // Where trees are written: the agent's work dirs and the fresh clones (see
+            // `treeRoot`). Both sides of every comparison write there.
+            let trees = Self.treeRoot(index: index) ?? cluster.root + "/trees"
+            try FileManager.default.createDirectory(atPath: trees, withIntermediateDirectories: true)
             var daemon: ChildProcess?
             defer {
                 daemon?.stop(grace: .seconds(5))
                 cluster.tearDown()
+                try? FileManager.default.removeItem(atPath: trees)
             }
             do {
                 // The ceiling for the checkout first, before the cluster takes any CPU.
@@ -96,13 +114,11 @@ struct TransfersScenario {
                 let served = try startGitDaemon(port: port, base: repository.base, log: cluster.root + "/git-daemon.log")
                 daemon = served
                 let url = "git://127.0.0.1:\(port)/\(repository.name)"
-                let fresh = try timedClone(url: url, into: cluster.root + "/clone", shallow: false)
-                let freshShallow = try timedClone(url: url, into: cluster.root + "/clone-shallow", shallow: true)
-                context.log(
-                    "  fresh git clone \(String(format: "%.2f", fresh)) s, --depth 1 \(String(format: "%.2f", freshShallow)) s")
+                let freshShallow = try timedClone(url: url, into: trees + "/clone-shallow", shallow: true)
+                context.log("  fresh git clone --depth 1 \(String(format: "%.2f", freshShallow)) s")
 
                 try cluster.startCoordinator(extraArguments: ["--http-tls"])
-                try cluster.startAgents(count: 1, labels: "pool=transfers", cgroups: true)
+                try cluster.startAgents(count: 1, labels: "pool=transfers", cgroups: true, workRoot: trees + "/work")
                 let api = try cluster.client
                 let marks = cluster.root + "/marks"
                 try FileManager.default.createDirectory(atPath: marks, withIntermediateDirectories: true)
@@ -126,13 +142,32 @@ struct TransfersScenario {
                     "  cache of \(cache.files) files: archive \(cache.archiveBytes) bytes, restore median "
                         + "\(f(Spread(cache.restores).median, 3)) s")
 
-                let checkout = try await measureCheckout(
-                    probe: probe, url: url, repository: repository, baseline: dispatch, fresh: fresh, freshShallow: freshShallow)
+                var checkout = try await measureCheckout(
+                    probe: probe, url: url, repository: repository, baseline: dispatch, cloneInto: trees + "/clone",
+                    freshShallow: freshShallow)
                 context.log(
                     "  checkout from the mirror: median \(f(Spread(checkout.mirrorCheckouts).median, 3)) s, depth 1 "
-                        + "\(f(Spread(checkout.mirrorShallowCheckouts).median, 3)) s (first, with fetch: \(f(checkout.firstCheckout, 3)) s)")
+                        + "\(f(Spread(checkout.mirrorShallowCheckouts).median, 3)) s (first, with fetch: \(f(checkout.firstCheckout, 3)) s); "
+                        + "fresh clone over loopback \(f(checkout.freshClone, 3)) s")
+                switch measureLinkClones(repository: repository, into: trees + "/clone-link") {
+                case .success(let clones):
+                    checkout.linkClones = clones
+                    context.log("  fresh git clone over a limited link: " + clones.map { "\($0.megabits) Mbit/s \(f($0.seconds, 2)) s" }.joined(separator: ", "))
+                case .failure(let why):
+                    checkout.linkSkipped = why.description
+                    context.log("  fresh git clone over a limited link skipped: \(why)")
+                }
+                let treeFilesystem = Filesystem.of(trees)
+                let disk = Filesystem.of(cluster.root)
+                let note =
+                    treeFilesystem == disk
+                    ? disk.note
+                    : "the disk (\(disk.description): the git mirror, the blob store, the artifact files) is not used for them"
+                        + (disk.note.isEmpty ? "." : ": \(disk.note)")
                 runs.append(
-                    Run(index: index, dispatchBaseline: baseline, artifacts: artifacts, checkout: checkout, cache: cache))
+                    Run(
+                        index: index, dispatchBaseline: baseline, artifacts: artifacts, checkout: checkout, cache: cache,
+                        filesystem: treeFilesystem.description, filesystemNote: note))
             } catch {
                 throw HarnessError("transfers run \(index) failed: \(error)\n\(cluster.diagnostics())")
             }
@@ -231,7 +266,7 @@ struct TransfersScenario {
     // MARK: - Checkout
 
     private func measureCheckout(
-        probe: Probe, url: String, repository: Repository, baseline: Double, fresh: Double, freshShallow: Double
+        probe: Probe, url: String, repository: Repository, baseline: Double, cloneInto clone: String, freshShallow: Double
     ) async throws -> Checkout {
         func checkout(_ name: String, depth: Int?) async throws -> (Double, String) {
             let spec = depth.map { "checkout: {depth: \($0)}\n" } ?? ""
@@ -244,7 +279,9 @@ struct TransfersScenario {
         }
         var full: [Double] = []
         var shallow: [Double] = []
+        var fresh: [Double] = []
         for n in 1...repeats {
+            fresh.append(try timedClone(url: url, into: clone, shallow: false))
             for depth in [nil, 1] as [Int?] {
                 let (delay, log) = try await checkout("checkout-\(depth == nil ? "full" : "depth1")-\(n)", depth: depth)
                 guard log.contains("is already in this host's mirror, no fetch") else {
@@ -255,9 +292,59 @@ struct TransfersScenario {
         }
         return Checkout(
             files: repositoryFiles, commits: laterCommits + 1, historyBytes: repository.historyBytes,
-            packBytes: repository.packBytes, worktreeBytes: repository.worktreeBytes, freshClone: fresh,
-            freshShallowClone: freshShallow, firstCheckout: first - baseline, mirrorCheckouts: full,
-            mirrorShallowCheckouts: shallow)
+            packBytes: repository.packBytes, worktreeBytes: repository.worktreeBytes, freshClones: fresh,
+            freshShallowClone: freshShallow, linkClones: [], linkSkipped: nil, firstCheckout: first - baseline,
+            mirrorCheckouts: full, mirrorShallowCheckouts: shallow)
+    }
+
+    /// A directory on tmpfs (`/dev/shm`) for the trees the scenario writes, or nil where
+    /// there is none. On this machine's disk (ext4 without a journal, see `Filesystem`)
+    /// creating files costs up to 1 ms each for 30 seconds after many were deleted, which
+    /// every job's work dir and every clone does: measured there, a checkout of 30,000
+    /// files timed the filesystem's inode allocator rather than git or the agent. The
+    /// git mirror, the blob store and the artifacts stay on the disk.
+    static func treeRoot(index: Int) -> String? {
+        let shm = Filesystem.of("/dev/shm")
+        guard shm.type == "tmpfs", FileManager.default.isWritableFile(atPath: "/dev/shm") else { return nil }
+        return "/dev/shm/gantry-bench-\(getpid())-\(index)"
+    }
+
+    /// Link rates for the fresh clone over a limited link, in Mbit/s.
+    static let linkRates = [1_000, 100]
+
+    /// A fresh `git clone` from a `git daemon` inside a `ShapedLink`'s namespace, once per
+    /// rate in `linkRates`, or why it could not be done.
+    private func measureLinkClones(
+        repository: Repository, into directory: String
+    ) -> Result<[(megabits: Int, seconds: Double)], HarnessError> {
+        let link: ShapedLink
+        switch ShapedLink.make(workDir: context.workDir) {
+        case .success(let made): link = made
+        case .failure(let why): return .failure(why)
+        }
+        defer { link.tearDown() }
+        let port = 9418
+        let log = context.workDir + "/git-daemon-link.log"
+        let (executable, arguments) = link.inside(
+            git,
+            [
+                "daemon", "--reuseaddr", "--listen=\(link.serverAddress)", "--port=\(port)", "--base-path=\(repository.base)",
+                "--export-all", repository.base,
+            ])
+        do {
+            let daemon = try ChildProcess.spawn(name: "git daemon (link)", executable: executable, arguments: arguments, stdout: log, stderr: log)
+            defer { daemon.stop(grace: .seconds(5)) }
+            let url = "git://\(link.serverAddress):\(port)/\(repository.name)"
+            try waitForGitDaemon(daemon, url: url, log: log)
+            var clones: [(megabits: Int, seconds: Double)] = []
+            for rate in Self.linkRates {
+                try link.limit(megabitsPerSecond: rate)
+                clones.append((rate, try timedClone(url: url, into: directory, shallow: false)))
+            }
+            return .success(clones)
+        } catch {
+            return .failure(error as? HarnessError ?? HarnessError("\(error)"))
+        }
     }
 
     private func timedClone(url: String, into directory: String, shallow: Bool) throws -> Double {
@@ -279,15 +366,24 @@ struct TransfersScenario {
                 "daemon", "--reuseaddr", "--listen=127.0.0.1", "--port=\(port)", "--base-path=\(base)", "--export-all",
                 base,
             ], stdout: log, stderr: log)
-        // Ready once it answers: at most 100 tries, 100 ms apart.
+        do {
+            try waitForGitDaemon(daemon, url: "git://127.0.0.1:\(port)/repo.git", log: log)
+        } catch {
+            daemon.stop()
+            throw error
+        }
+        return daemon
+    }
+
+    /// Returns once the daemon answers at `url`: at most 100 tries, 100 ms apart.
+    private func waitForGitDaemon(_ daemon: ChildProcess, url: String, log: String) throws {
         for _ in 0..<100 {
             guard daemon.isRunning else { throw HarnessError("git daemon exited: \(ChildProcess.tail(of: log))") }
-            let probe = try runCommand(git, ["ls-remote", "git://127.0.0.1:\(port)/repo.git", "HEAD"], workDir: context.workDir)
-            if probe.status == 0 { return daemon }
+            let probe = try runCommand(git, ["ls-remote", url, "HEAD"], workDir: context.workDir)
+            if probe.status == 0 { return }
             usleep(100_000)
         }
-        daemon.stop()
-        throw HarnessError("git daemon did not answer on 127.0.0.1:\(port)")
+        throw HarnessError("git daemon did not answer at \(url)")
     }
 
     // MARK: - Inputs (made once per work dir, deterministic)
