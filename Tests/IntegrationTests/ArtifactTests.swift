@@ -318,6 +318,48 @@ struct ArtifactTests {
         }
     }
 
+    /// Every branch restores the default branch's cache, and the branch is the submitter's
+    /// word: a developer's pipeline on `main` may restore it but not save to it; the same
+    /// developer's feature branch saves its own.
+    @Test func onlyADeployersPipelineSavesTheDefaultBranchsCache() async throws {
+        try await TestCluster.with("cache-protected") { cluster in
+            try await cluster.startAgent(slot: "1")
+            try await cluster.startAgent(slot: "2")
+            let developer = try await AuthorizationTests.hostToken(cluster, identity: "dev", role: "developer")
+            let go = cluster.root + "/go"
+            defer { _ = FileManager.default.createFile(atPath: go, contents: Data()) }
+            var tokens: [String: (job: String, token: String)] = [:]
+            for branch in ["main", "topic"] {
+                let file = cluster.root + "/\(branch).token"
+                let yaml = """
+                    steps:
+                      - key: hold
+                        commands:
+                          - "printf %s \\"$GANTRY_JOB_TOKEN\\" > \(file).tmp && mv \(file).tmp \(file)"
+                          - "i=0; while [ ! -f \(go) ] && [ $i -lt 1200 ]; do sleep 0.1; i=$((i+1)); done"
+                    """
+                let (status, data) = try await cluster.request(
+                    .POST, "/v1/pipelines", body: try API.encoder.encode(API.SubmitPipeline(yaml: yaml, branch: branch)),
+                    token: developer)
+                #expect(status == 201, "\(String(decoding: data, as: UTF8.self))")
+                let job = try #require(try API.decoder.decode(API.Pipeline.self, from: data).jobs.first).id
+                try await waitUntil("\(branch)'s token", timeout: .seconds(60)) { FileManager.default.fileExists(atPath: file) }
+                tokens[branch] = (job, try String(contentsOfFile: file, encoding: .utf8))
+            }
+            let main = try #require(tokens["main"]), topic = try #require(tokens["topic"])
+            let archive = Data("a developer's main cache".utf8)
+            let body = try API.encoder.encode(API.CreateCacheUpload(key: "deps-1", size: UInt64(archive.count), sha256: Self.sha(archive)))
+            let (refused, refusedData) = try await cluster.request(
+                .POST, APIRoute.createCacheUpload.path(["id": main.job]), body: body, token: main.token)
+            let text = String(decoding: refusedData, as: UTF8.self)
+            #expect(refused == 403 && text.contains("cache_scope_protected") && text.contains("dev"), "\(text)")
+            // The same developer's topic branch saves to its own scope.
+            try await saveCache(cluster, job: topic.job, token: topic.token, key: "deps-1", archive)
+            let (listedOK, listed) = try await gantry(cluster, ["cache", "list"])
+            #expect(listedOK && listed.contains("branch:topic  deps-1") && !listed.contains("branch:main"), "\(listed)")
+        }
+    }
+
     /// The coordinator is killed mid-upload: the session, its offset and its part file
     /// survive, and the same job token finishes the upload against the new process.
     @Test func anUploadResumesAcrossACoordinatorRestart() async throws {

@@ -21,6 +21,7 @@ extension APIRouter {
         let audit = dependencies.audit
         let core = dependencies.core
         let service = dependencies.artifacts
+        let identities = dependencies.identities
 
         router.on(.resolveCache, audit: audit) { request, context -> Response in
             guard let service else { return artifactsUnavailable() }
@@ -79,6 +80,19 @@ extension APIRouter {
             // reaches the default branch's cache.
             guard let scope = CacheScope.writable(branch: pipeline.branch)?.name else { return noBranch() }
             context.audit.add("scope", scope.logSafe(maximum: 256))
+            // Every branch restores the default branch's cache, and the branch is only what
+            // the submitter said: saving there takes the deploy permission, as shipping
+            // that branch does, so a developer's build cannot poison every branch's cache.
+            if scope == CacheScope(branch: service.limits.defaultBranch).name {
+                let (submitter, who) = try PipelineSubmitter.principal(of: pipeline, identities: identities)
+                guard submitter.allows(.deploy) else {
+                    return APIResponses.error(
+                        .forbidden, code: "cache_scope_protected",
+                        message: "\(scope) is the default branch's cache, which every branch restores: only pipelines "
+                            + "submitted by an identity with the deploy permission (role deployer or admin) save to it, "
+                            + "and this job acts for \(who)")
+                }
+            }
             let now = Date()
             await service.sweepOffPool(now: now)
             if let existing = try service.store.cacheEntry(scope: scope, key: body.key) {

@@ -81,16 +81,7 @@ extension APIRouter {
     static func checkSubmitterMayDeploy(
         _ definition: PipelineDefinition, of pipeline: StoredPipeline, identities: any IdentityStore, policy: DeployPolicy
     ) throws {
-        let submitter: Principal
-        let who: String
-        if let name = pipeline.submittedBy, let identity = try identities.identity(named: name), identity.disabledAt == nil {
-            submitter = Principal(identity: name, tokenID: "submitter", bindings: identity.bindings)
-            who = "the identity that submitted pipeline \(pipeline.id), \(name)"
-        } else {
-            submitter = Principal(identity: pipeline.submittedBy ?? "nobody", tokenID: "submitter", bindings: [])
-            who = pipeline.submittedBy.map { "the identity that submitted pipeline \(pipeline.id), \($0), which is disabled or gone" }
-                ?? "pipeline \(pipeline.id)'s submitter, which is not recorded (an older pipeline, or one no person started)"
-        }
+        let (submitter, who) = try PipelineSubmitter.principal(of: pipeline, identities: identities)
         do throws(DeployRefusal) {
             try submitter.checkMayDeploy(definition, policy: policy)
         } catch {
