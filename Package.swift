@@ -51,6 +51,8 @@ let package = Package(
                 .product(name: "SwiftASN1", package: "swift-asn1"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "CompressNIO", package: "compress-nio"),
+                // `ArtifactName` is `TransferPath`'s rule with its own length.
+                "GantryTransferRules",
             ],
             path: "Sources/Protocol",
             exclude: ["gantry.proto"]

@@ -10,11 +10,11 @@
 public enum TransferPath {
     /// Why `text` is not a valid relative path, or nil when it is. `what` names it in the
     /// message (`artifact glob`, `cache path`).
-    public static func problem(with text: String, what: String) -> String? {
+    public static func problem(with text: String, what: String, maximumBytes: Int = TransferLimits.maximumPathBytes) -> String? {
         let bytes = text.utf8
         if bytes.isEmpty { return "\(what) is empty" }
-        if bytes.count > TransferLimits.maximumPathBytes {
-            return "\(what) is \(bytes.count) bytes long; the limit is \(TransferLimits.maximumPathBytes)"
+        if bytes.count > maximumBytes {
+            return "\(what) is \(bytes.count) bytes long; the limit is \(maximumBytes)"
         }
         if bytes.first == UInt8(ascii: "/") {
             return "\(what) `\(text)` is absolute: paths are relative to the job's work dir"

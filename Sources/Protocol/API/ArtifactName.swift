@@ -1,35 +1,19 @@
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
+import GantryTransferRules
 
-/// The rules of an artifact's name and digest, shared by the coordinator (which refuses
-/// what breaks them), the CLI and the agent (which check before they upload).
+/// The rules of an artifact's name, shared by the coordinator (which refuses what breaks
+/// them), the CLI and the agent (which check before they upload).
 ///
 /// A name becomes a path under a later step's work dir when it is downloaded, so it must
-/// not be able to leave it: relative, `/`-separated, no `..`, `.` or empty segment, no
-/// NUL or other control character, at most 1,024 bytes.
+/// not be able to leave it: exactly `TransferPath`'s rule for the paths and globs of a
+/// pipeline file (relative, `/`-separated, no `..`, `.` or empty segment, no backslash or
+/// control character, at most 64 segments), with room for 1,024 bytes rather than 512: a
+/// name may be a matched file's path under a directory the step chose.
 public enum ArtifactName {
     public static let maximumBytes = 1024
 
     /// Why `name` is not a valid artifact name, or nil.
     public static func problem(_ name: String) -> String? {
-        let bytes = name.utf8
-        guard !bytes.isEmpty else { return "an artifact name must not be empty" }
-        guard bytes.count <= maximumBytes else {
-            return "an artifact name is at most \(maximumBytes) bytes; this one is \(bytes.count)"
-        }
-        guard !name.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) else {
-            return "an artifact name must not contain control characters"
-        }
-        guard !name.hasPrefix("/") else { return "an artifact name must be relative, not start with `/`" }
-        guard !name.contains("\\") else { return "an artifact name uses `/` as its separator, not `\\`" }
-        for segment in name.split(separator: "/", omittingEmptySubsequences: false) {
-            if segment.isEmpty { return "an artifact name must not contain an empty segment (`//` or a trailing `/`)" }
-            if segment == "." || segment == ".." { return "an artifact name must not contain a `\(segment)` segment" }
-        }
-        return nil
+        TransferPath.problem(with: name, what: "the artifact name", maximumBytes: maximumBytes)
     }
 }
 
