@@ -480,6 +480,11 @@ struct PipelineUploadMigrationTests {
         try upgraded.commit(StoreBatch([.appendJobs(PipelineAppend(pipelineID: "old", jobs: added, uploads: 1, dependencies: [:]))]))
         #expect(try upgraded.pipeline(id: "old")?.uploads == 1)
         #expect(try upgraded.jobs(pipelineID: "old").map(\.key) == ["a", "b"])
+        // Schema v10: a job stored before it was written for an agent that never checked
+        // out (its step clones by itself), so it stays so; a job added after is checked out.
+        let jobs = try upgraded.jobs(pipelineID: "old")
+        #expect(jobs.first { $0.key == "a" }?.checkout == CheckoutOptions(enabled: false))
+        #expect(jobs.first { $0.key == "b" }?.checkout == nil)
     }
 }
 

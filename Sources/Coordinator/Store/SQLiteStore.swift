@@ -275,14 +275,19 @@ public final class SQLiteStore: CoordinatorStore {
         }
         migrator.registerMigration("v10: checkout and agent failures") { db in
             // `checkout`: the step's `checkout:` (JSON `CheckoutOptions`), NULL for the
-            // default (check out the whole history into the work dir), so older rows read
-            // as checked out. `failure`: the agent's own reason for failing the last
-            // attempt (`JobFinished.failure`, such as `checkout_failed`), NULL when the
-            // commands decided.
+            // default (check out the whole history into the work dir). `failure`: the
+            // agent's own reason for failing the last attempt (`JobFinished.failure`, such
+            // as `checkout_failed`), NULL when the commands decided.
+            //
+            // Jobs already stored were written for agents that never checked out: their
+            // steps clone the source themselves (`git clone URL .` needs an empty work
+            // dir), so a job queued across the upgrade, or retried after it, keeps running
+            // without the agent's checkout.
             try db.execute(
                 sql: """
                     ALTER TABLE jobs ADD COLUMN checkout TEXT;
                     ALTER TABLE jobs ADD COLUMN failure TEXT;
+                    UPDATE jobs SET checkout = '{"enabled":false,"depth":0,"submodules":false,"path":""}';
                     """)
         }
         migrator.registerMigration("v11: pipeline uploads") { db in
