@@ -118,6 +118,11 @@ struct HardeningTests {
                 #expect(status == 422, "\(yaml.prefix(80)): \(status) \(String(decoding: body, as: UTF8.self))")
                 #expect(ContinuousClock.now - started < .seconds(10), "refused quickly, not after composing the bomb")
             }
+            // A body past the 1 MiB bound is refused with 413, without being read whole.
+            let huge = try API.encoder.encode(
+                API.SubmitPipeline(yaml: "steps:\n  - command: \"true\"\n# " + String(repeating: "x", count: 1 << 20), file: "big.yml"))
+            let (tooLarge, tooLargeBody) = try await cluster.request(.POST, "/v1/pipelines", body: huge)
+            #expect(tooLarge == 413 && String(decoding: tooLargeBody, as: UTF8.self).contains("too_large"), "\(tooLarge)")
             let (_, listed) = try await cluster.request(.GET, "/v1/jobs")
             #expect(try API.decoder.decode([API.Job].self, from: listed).isEmpty, "nothing was stored")
             try await Raw.expectStillServing(cluster)

@@ -71,13 +71,10 @@ public enum APIRouter {
         addCacheRoutes(to: router, dependencies)
         addRetentionRoutes(to: router, dependencies)
         router.on(.submitPipeline, audit: audit) { request, context -> Response in
-            var request = request
             let body: ByteBuffer
-            do {
-                body = try await request.collectBody(upTo: maximumPipelineSize)
-            } catch {
-                return APIResponses.error(
-                    .contentTooLarge, code: "too_large", message: "the request body exceeds \(maximumPipelineSize) bytes")
+            switch await BoundedBody.collect(request, upTo: maximumPipelineSize, what: "the request body") {
+            case .success(let collected): body = collected
+            case .failure(let refusal): return refusal.response
             }
             let submission: API.SubmitPipeline
             do {

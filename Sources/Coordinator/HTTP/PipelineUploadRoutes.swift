@@ -31,13 +31,10 @@ extension APIRouter {
                         + "instead (`gantry run`)")
             }
             let file = request.uri.queryParameters.get("file").map { String($0) } ?? "pipeline.yml"
-            var request = request
             let body: ByteBuffer
-            do {
-                body = try await request.collectBody(upTo: maximumPipelineSize)
-            } catch {
-                return APIResponses.error(
-                    .contentTooLarge, code: "too_large", message: "the uploaded file exceeds \(maximumPipelineSize) bytes")
+            switch await BoundedBody.collect(request, upTo: maximumPipelineSize, what: "the uploaded file") {
+            case .success(let collected): body = collected
+            case .failure(let refusal): return refusal.response
             }
             guard let yaml = String(validating: body.readableBytesView, as: UTF8.self) else {
                 return APIResponses.error(.badRequest, code: "bad_request", message: "the uploaded file is not UTF-8 text")
