@@ -500,7 +500,7 @@ public actor AgentRuntime: AgentConnectionOwner {
             spec: spec, spool: spool, streamer: streamer,
             control: ProcessGroupControl(
                 jobID: spec.jobID, attempt: spec.attempt, grace: .seconds(max(lease.cancelGraceSeconds, 1)),
-                reaper: reaper, useCgroup: options.useCgroups))
+                useCgroup: options.useCgroups))
         job.lock = AttemptLock.take("\(options.workRoot)/\(spec.jobID)-\(spec.attempt).lock")
         if job.lock == nil {
             logger.warning(

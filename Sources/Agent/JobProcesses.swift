@@ -64,17 +64,29 @@ public enum JobProcesses {
 /// microseconds after it is spawned, so an unregistered one that old is an orphan), and
 /// are not in the agent's own session (a job's processes never are; a process that also
 /// runs other children, such as the test runner, keeps their statuses).
+///
+/// The registry of leaders is the process's, not the reaper's: every command any
+/// `ProcessGroupControl` starts is registered, whichever runtime (or none) owns it. One
+/// agent runs per process in production, but the test runner runs many runtimes and bare
+/// job runners at once, and a reaper that knew only its own runtime's leaders took
+/// another's exited step before swift-subprocess could wait for it (the step then ended
+/// with exit status -1).
 public final class OrphanReaper: Sendable {
-    private let leaders = Mutex<Set<pid_t>>([])
+    private static let leaders = Mutex<Set<pid_t>>([])
 
     public init() {}
 
-    public func registerLeader(_ pid: pid_t) {
+    public static func registerLeader(_ pid: pid_t) {
         leaders.withLock { _ = $0.insert(pid) }
     }
 
-    public func unregisterLeader(_ pid: pid_t) {
+    public static func unregisterLeader(_ pid: pid_t) {
         leaders.withLock { _ = $0.remove(pid) }
+    }
+
+    /// Whether `pid` is a registered command leader, which no reaper takes.
+    static func isLeader(_ pid: pid_t) -> Bool {
+        leaders.withLock { $0.contains(pid) }
     }
 
     /// One pass over the agent's own children; returns the pids reaped.
@@ -89,7 +101,7 @@ public final class OrphanReaper: Sendable {
         guard Self.hasExitedChild() else { return [] }
         let me = getpid()
         let mySession = getsid(0)
-        let known = leaders.withLock { $0 }
+        let known = Self.leaders.withLock { $0 }
         let uptime = Self.uptimeSeconds()
         let ticks = Double(sysconf(Int32(_SC_CLK_TCK)))
         var reaped: [pid_t] = []

@@ -38,16 +38,14 @@ public final class ProcessGroupControl: Sendable {
     public let jobID: String
     public let attempt: UInt32
     public let grace: Duration
-    let reaper: OrphanReaper?
     /// The attempt's cgroup where the agent can create one: the third net, which nothing
     /// the step forks can leave.
     public let cgroup: JobCgroup?
 
-    public init(jobID: String, attempt: UInt32, grace: Duration, reaper: OrphanReaper? = nil, useCgroup: Bool = true) {
+    public init(jobID: String, attempt: UInt32, grace: Duration, useCgroup: Bool = true) {
         self.jobID = jobID
         self.attempt = attempt
         self.grace = grace
-        self.reaper = reaper
         self.cgroup = useCgroup ? JobCgroup.create(jobID: jobID, attempt: attempt) : nil
     }
 
@@ -56,7 +54,7 @@ public final class ProcessGroupControl: Sendable {
     /// A command started as the leader of a new process group (its pid is the group id);
     /// if a stop was already requested, it is stopped at once.
     public func started(processGroup: pid_t) {
-        reaper?.registerLeader(processGroup)
+        OrphanReaper.registerLeader(processGroup)
         let stopping = state.withLock { state -> Bool in
             state.liveLeaders.insert(processGroup)
             return state.stopReason != nil
@@ -67,7 +65,7 @@ public final class ProcessGroupControl: Sendable {
     /// The command's leader exited and was reaped: its group id may be reused from now on.
     public func leaderExited(processGroup: pid_t) {
         state.withLock { _ = $0.liveLeaders.remove(processGroup) }
-        reaper?.unregisterLeader(processGroup)
+        OrphanReaper.unregisterLeader(processGroup)
     }
 
     /// Requests a stop. The first request decides the outcome (cancelled or timed out).

@@ -52,7 +52,7 @@ struct FreeSpaceFloorAgentTests {
         try await waitFor(.seconds(60)) { reasons().last?.contains("low disk space") == true }
         #expect(bodies().contains { if case .ready(let r) = $0 { r.slots == 0 } else { false } })
         try await waitFor(.seconds(60)) { coordinator.finished.count == 1 }
-        #expect(coordinator.finished.first?.outcome == .succeeded)
+        #expect(coordinator.finished.first?.outcome == .succeeded, "\(coordinator.finished)")
         // Finished and acknowledged while still full: no slot is offered.
         let afterFinish = bodies().count
         try await waitFor(.seconds(60)) {

@@ -170,6 +170,19 @@ final class JobRunnerTests {
         #expect(!OrphanReaper.isOrphan(young, of: 100, session: 8, uptime: 50, ticksPerSecond: 100), "under a second old")
     }
 
+    /// Every command leader is known to every reaper of the process, whichever control
+    /// started it: the test runner runs many agents and bare runners side by side, and a
+    /// reaper that knew only its own runtime's leaders took another's exited step.
+    @Test func leadersAreKnownProcessWideFromStartToExit() {
+        let control = ProcessGroupControl(jobID: "reg", attempt: 1, grace: .seconds(1), useCgroup: false)
+        let pid: pid_t = 2_000_000_123  // above any pid_max: never a real process
+        #expect(!OrphanReaper.isLeader(pid))
+        control.started(processGroup: pid)
+        #expect(OrphanReaper.isLeader(pid), "registered without any runtime or reaper")
+        control.leaderExited(processGroup: pid)
+        #expect(!OrphanReaper.isLeader(pid))
+    }
+
     static func isZombie(_ pid: Int32) -> Bool {
         OrphanReaper.stat(pid)?.state == "Z"
     }
