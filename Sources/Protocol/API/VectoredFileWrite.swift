@@ -9,10 +9,10 @@ import Darwin
 /// Writes a batch of received buffers into a file with `pwritev`: one system call for
 /// what arrived in many socket reads, without copying the buffers into one. The one write
 /// path of artifact bytes as they arrive: the coordinator's part files, the CLI's and the
-/// agent's downloads. A buffered write's fixed cost per call (the inode lock, timestamps,
-/// dirty-page accounting) was, one call per TLS read of a few dozen KiB, most of a
-/// download's CPU time (measured: about 3 s of system time per GiB, against 0.3 s for
-/// 1 MiB writes).
+/// agent's downloads: a buffered write has a fixed cost per call (the inode lock,
+/// timestamps, dirty-page accounting) and each batch is one trip to a thread pool, so
+/// both are paid once per batch instead of once per TLS read of a few dozen KiB. (The
+/// copy into the page cache itself stays: about 0.3-0.9 CPU-s per GiB on the bench VM.)
 public enum VectoredFileWrite {
     public struct Outcome: Sendable, Equatable {
         /// Bytes of the buffers written whole, from the first: a write that fails part-way
