@@ -146,7 +146,8 @@ struct ArtifactTransfer {
     // MARK: - Download
 
     /// Downloads `artifact` to `target` through `target.part`, resuming with `Range` after
-    /// a dropped connection, and renames it into place once its sha256 matches.
+    /// a dropped connection, and renames it into place once its sha256 matches. The bytes
+    /// are hashed as they are written (`DownloadSink`), never read back.
     func download(_ artifact: API.Artifact, to target: String) async throws {
         let part = target + ".part"
         try FileManager.default.createDirectory(
@@ -155,11 +156,11 @@ struct ArtifactTransfer {
         guard fd >= 0 else { throw CLIError("cannot write \(part): \(String(cString: strerror(errno)))") }
         defer { close(fd) }
         ftruncate(fd, 0)
-        var written: UInt64 = 0
+        let sink = DownloadSink(fd: fd)
         var failures = 0
-        while written < artifact.size {
+        while sink.written < artifact.size {
             do {
-                written = try await fetch(artifact, from: written, into: fd)
+                try await fetch(artifact, into: sink)
             } catch let error as CLIError where error.code != nil {
                 throw error
             } catch {
@@ -172,16 +173,19 @@ struct ArtifactTransfer {
             }
         }
         fsync(fd)
-        let (digest, size) = try Self.digest(of: part)
-        guard digest == artifact.sha256, size == artifact.size else {
+        let digest = sink.finalize()
+        guard digest == artifact.sha256, sink.written == artifact.size else {
             unlink(part)
-            throw CLIError("\(artifact.name): the downloaded bytes have sha256 \(digest) (\(size) bytes), not \(artifact.sha256)")
+            throw CLIError(
+                "\(artifact.name): the downloaded bytes have sha256 \(digest) (\(sink.written) bytes), not \(artifact.sha256)")
         }
         guard rename(part, target) == 0 else { throw CLIError("cannot rename \(part) to \(target): \(String(cString: strerror(errno)))") }
     }
 
-    /// Appends the artifact's bytes from `offset` on to `fd`; how many bytes it then holds.
-    private func fetch(_ artifact: API.Artifact, from offset: UInt64, into fd: Int32) async throws -> UInt64 {
+    /// Appends the artifact's bytes from `sink.written` on; whatever arrived before a
+    /// failure stays written (and hashed), so the next try resumes after it.
+    private func fetch(_ artifact: API.Artifact, into sink: DownloadSink) async throws {
+        let offset = sink.written
         var request = HTTPClientRequest(url: client.base + APIRoute.downloadArtifact.path(["digest": artifact.sha256]))
         request.headers.add(name: "Authorization", value: "Bearer \(client.token)")
         if offset > 0 { request.headers.add(name: "Range", value: "bytes=\(offset)-") }
@@ -194,22 +198,19 @@ struct ArtifactTransfer {
             throw CLIError("the coordinator served sha256 \(served) for \(artifact.sha256)")
         }
         // A 200 to a ranged request starts from byte 0.
-        var position = response.status == .ok ? 0 : offset
-        for try await buffer in response.body {
-            try buffer.withUnsafeReadableBytes { bytes in
-                guard let base = bytes.baseAddress else { return }
-                var done = 0
-                while done < bytes.count {
-                    let count = pwrite(fd, base + done, bytes.count - done, off_t(position) + off_t(done))
-                    if count < 0, errno == EINTR { continue }
-                    guard count > 0 else { throw CLIError("cannot write: \(String(cString: strerror(errno)))") }
-                    done += count
-                }
+        if response.status == .ok, offset > 0 { try await sink.restart() }
+        var position = sink.written
+        do {
+            for try await buffer in response.body {
+                position += UInt64(buffer.readableBytes)
+                guard position <= artifact.size else { throw CLIError("the coordinator sent more than \(artifact.size) bytes") }
+                try await sink.append(buffer)
             }
-            position += UInt64(buffer.readableBytes)
-            guard position <= artifact.size else { throw CLIError("the coordinator sent more than \(artifact.size) bytes") }
+        } catch {
+            try await sink.flush()
+            throw error
         }
-        return position
+        try await sink.flush()
     }
 }
 

@@ -5,9 +5,17 @@ import NIOHTTP1
 import NIOPosix
 import SystemPackage
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// Fetches bytes named by their digest into a file, resuming with `Range: bytes=N-` after
 /// a dropped connection, and checks what arrived against the digest (and the
-/// `X-Gantry-Sha256` the API names it by). Nothing is buffered beyond one socket read.
+/// `X-Gantry-Sha256` the API names it by). Nothing is buffered beyond one batch of
+/// received buffers (`DownloadState.batchBytes`), which is written and hashed in one trip
+/// to NIO's blocking pool.
 struct DigestDownload {
     let client: TransferHTTPClient
 
@@ -23,17 +31,27 @@ struct DigestDownload {
             var restart = false
             var firstChunk = true
             do {
-                let response = try await client.send(.GET, path, headers: headers) { status, buffer in
-                    if firstChunk {
-                        firstChunk = false
-                        // A 200 to a ranged request sends the whole file again.
-                        if status == 200 && resumeAt > 0 { restart = true }
-                        if restart { try state.reset(file) }
+                let response: TransferHTTPClient.Response
+                do {
+                    response = try await client.send(.GET, path, headers: headers) { status, buffer in
+                        if firstChunk {
+                            firstChunk = false
+                            // A 200 to a ranged request sends the whole file again.
+                            if status == 200 && resumeAt > 0 { restart = true }
+                            if restart { try state.reset(file) }
+                        }
+                        // Written and hashed on NIO's blocking pool, like an upload's hashing:
+                        // a multi-gigabyte download must not hold a cooperative thread.
+                        if try state.gather(buffer, limit: size) {
+                            try await NIOThreadPool.singleton.runIfActive { try state.writeGathered(to: file) }
+                        }
                     }
-                    // Written and hashed on NIO's blocking pool, like an upload's hashing:
-                    // a multi-gigabyte download must not hold a cooperative thread.
-                    try await NIOThreadPool.singleton.runIfActive { try state.append(buffer, to: file, limit: size) }
+                } catch {
+                    // What arrived before the drop is kept: the resume starts after it.
+                    try await NIOThreadPool.singleton.runIfActive { try state.writeGathered(to: file) }
+                    throw error
                 }
+                try await NIOThreadPool.singleton.runIfActive { try state.writeGathered(to: file) }
                 switch response.status {
                 case 200, 206:
                     if let named = response.headers.first(name: "X-Gantry-Sha256"), named != sha256 {
@@ -79,34 +97,51 @@ struct DigestDownload {
 
 /// What one download has written and hashed so far. A class so the sink closure and the
 /// retry loop share it. Unchecked `Sendable`: the download's task hands it to the
-/// blocking pool one buffer at a time and awaits each before touching it again, so it
+/// blocking pool one batch at a time and awaits each before touching it again, so it
 /// is never used by two threads at once.
 private final class DownloadState: @unchecked Sendable {
-    var hasher = SHA256()
-    var written: UInt64 = 0
+    /// Received bytes gathered (by reference) before a trip to the blocking pool writes
+    /// and hashes them: a trip per socket read was a thread handoff every few dozen KiB.
+    static let batchBytes = 1 << 20
 
-    func append(_ buffer: ByteBuffer, to file: SystemPackage.FileDescriptor, limit: UInt64) throws {
+    var hasher = SHA256()
+    /// Bytes written to the file and hashed, from byte 0.
+    var written: UInt64 = 0
+    private var gathered: [ByteBuffer] = []
+    private var gatheredBytes: UInt64 = 0
+
+    /// Holds `buffer` for the next write; true once a batch is worth writing.
+    func gather(_ buffer: ByteBuffer, limit: UInt64) throws -> Bool {
         let count = UInt64(buffer.readableBytes)
-        guard written + count <= limit else {
+        guard written + gatheredBytes + count <= limit else {
             throw TransferError.protocolViolation("the API sent more than the \(limit) bytes it listed")
         }
-        try buffer.withUnsafeReadableBytes { raw in
-            var done = 0
-            while done < raw.count {
-                let wrote = try file.write(
-                    toAbsoluteOffset: Int64(written) + Int64(done), UnsafeRawBufferPointer(rebasing: raw[done...]))
-                guard wrote > 0 else { throw TransferError.file("cannot write the download") }
-                done += wrote
-            }
-            hasher.update(bufferPointer: raw)
+        if count > 0 {
+            gathered.append(buffer)
+            gatheredBytes += count
         }
-        written += count
+        return gatheredBytes >= Self.batchBytes
+    }
+
+    /// Writes and hashes what was gathered, in order. A failed write drops the batch:
+    /// `written` stays at the last whole buffer, where a resume starts.
+    func writeGathered(to file: SystemPackage.FileDescriptor) throws {
+        let buffers = gathered
+        gathered = []
+        gatheredBytes = 0
+        let outcome = VectoredFileWrite.write(buffers, to: file.rawValue, at: Int64(written)) { hasher.update(bufferPointer: $0) }
+        written += UInt64(outcome.written)
+        if let code = outcome.error {
+            throw TransferError.file("cannot write the download: \(String(cString: strerror(code)))")
+        }
     }
 
     func reset(_ file: SystemPackage.FileDescriptor) throws {
         try file.resize(to: 0)
         hasher = SHA256()
         written = 0
+        gathered = []
+        gatheredBytes = 0
     }
 
     func finish() -> String { FileDigest.hex(hasher.finalize()) }

@@ -37,10 +37,14 @@ public struct TransferHTTPClient: Sendable {
         /// request left behind until it notices the connection is gone (its HTTP idle
         /// timeout, 30 s), so this must outlast that; `attempts` would give up in seconds.
         public var sessionBusyBudget: Duration = .seconds(60)
-        /// Bytes sent in one `PATCH` of an upload session.
-        public var uploadChunkBytes: UInt64 = 8 << 20
+        /// Most bytes sent in one `PATCH` of an upload session. Large on purpose: the API
+        /// keeps (syncs and records) whatever arrived before a dropped connection, so a
+        /// resume never depends on the chunk, while each chunk costs a connection (TLS
+        /// handshake), an fsync the upload waits for, and a store write: at 8 MiB, 128 of
+        /// each per GiB.
+        public var uploadChunkBytes: UInt64 = 1 << 30
         /// Bytes read from a file or written to one at a time.
-        public var fileBufferBytes = 256 << 10
+        public var fileBufferBytes = 1 << 20
 
         public init() {}
     }
@@ -180,6 +184,10 @@ public struct TransferHTTPClient: Sendable {
         let serverHostname = AgentChannel.isIPAddress(host) ? nil : host
         return try await ClientBootstrap(group: group)
             .channelOption(.tcpOption(.tcp_nodelay), value: 1)
+            // An upload's next file buffer is read while the loop encrypts and sends the
+            // previous one: with NIO's default 64 KiB high-water mark every buffer made the
+            // channel unwritable, so reading and sending took turns.
+            .channelOption(.writeBufferWaterMark, value: .init(low: 2 << 20, high: 4 << 20))
             .connectTimeout(configuration.connectTimeout)
             .connect(host: host, port: endpoint.port) { channel in
                 channel.eventLoop.makeCompletedFuture {

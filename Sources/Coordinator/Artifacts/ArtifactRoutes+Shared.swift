@@ -149,6 +149,16 @@ extension APIRouter {
         return APIResponses.json(view(row), status: .created)
     }
 
+    /// The sha256 and length of a complete session's part file: from the state its PATCHes
+    /// kept (`PartDigests`) when it covers all `size` bytes and the file holds exactly
+    /// those, else by reading the file (after a coordinator restart, say).
+    static func partDigest(_ id: String, size: Int64, _ service: ArtifactService) async throws -> (digest: String, size: Int64) {
+        if let running = service.partDigests.take(id, coveringBytes: size), service.blobs.partSize(id) == size {
+            return (running.finalize(), running.bytes)
+        }
+        return try await service.blobs.digest(ofPart: id)
+    }
+
     /// The session `id` if the caller may see it: a job token only its own job's.
     static func ownedSession(
         _ id: String, _ service: ArtifactService, _ context: GantryRequestContext

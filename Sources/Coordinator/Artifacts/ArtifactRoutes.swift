@@ -134,26 +134,39 @@ extension APIRouter {
             guard offset == UInt64(session.offset) else {
                 return sessionConflict(session, "Upload-Offset \(offset) is not the session's offset \(session.offset): resume from it")
             }
-            let writer = try await service.blobs.openPart(id, at: session.offset)
+            // The bytes are hashed as they are written (`PartDigests`), continuing the
+            // state of the session's earlier PATCHes when it covers exactly what is stored.
+            let writer = try await service.blobs.openPart(
+                id, at: session.offset, digest: service.partDigests.take(id, coveringBytes: session.offset))
             var tooLarge = false
             var failure: (any Error)?
+            var batch = PartBatch()
             do {
                 for try await buffer in request.body {
-                    guard writer.offset + Int64(buffer.readableBytes) <= session.size else {
+                    guard writer.offset + Int64(batch.bytes + buffer.readableBytes) <= session.size else {
                         tooLarge = true
                         break
                     }
-                    try await writer.write(buffer)
+                    if batch.append(buffer) { try await writer.write(batch.take()) }
                 }
             } catch {
                 // A dropped connection: keep what arrived, so the sender resumes from it.
                 failure = error
+            }
+            if !batch.isEmpty {
+                do {
+                    try await writer.write(batch.take())
+                } catch {
+                    failure = failure ?? error
+                }
             }
             // Only synced bytes are recorded: a failed sync keeps the session where it was.
             let syncFailure = await writer.finish()
             let stored = syncFailure == nil ? writer.offset : session.offset
             if let syncFailure { failure = syncFailure }
             try service.store.moveUpload(id: id, offset: stored, at: Date())
+            // Kept only once its bytes are synced and recorded: it then covers exactly them.
+            if syncFailure == nil, let digest = writer.digest { service.partDigests.keep(id, digest) }
             if let failure {
                 if let full = DiskFull.response(failure, storedUpTo: stored) {
                     service.logger.error("an artifact upload failed: the disk is full", metadata: ["session": "\(id)"])
@@ -185,7 +198,7 @@ extension APIRouter {
             guard session.offset == session.size else {
                 return sessionConflict(session, "the session holds \(session.offset) of \(session.size) bytes: send the rest first")
             }
-            let (digest, size) = try await service.blobs.digest(ofPart: id)
+            let (digest, size) = try await partDigest(id, size: session.size, service)
             guard digest == session.sha256, size == session.size else {
                 // Its bytes are not what it declared: nothing of it can be kept.
                 try service.store.deleteUpload(id: id)

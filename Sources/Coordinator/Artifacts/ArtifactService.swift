@@ -17,6 +17,8 @@ public final class ArtifactService: Sendable {
     /// Sessions a PATCH or completion is working on now: one writer per part file.
     private let busy = Mutex<Set<String>>([])
     private let lastSweep = Mutex<Date>(.distantPast)
+    /// The running sha256 of open sessions' part files, between their PATCHes.
+    let partDigests = PartDigests()
     let logger: Logger
 
     public init(store: any ArtifactStore, blobs: BlobStore, limits: ArtifactLimits = ArtifactLimits(), logger: Logger) {
@@ -72,7 +74,10 @@ public final class ArtifactService: Sendable {
         guard due else { return }
         do {
             let stale = try store.expireUploads(before: now.addingTimeInterval(-limits.sessionTimeToLive))
-            for session in stale where !busy.withLock({ $0.contains(session.id) }) { blobs.removePart(session.id) }
+            for session in stale where !busy.withLock({ $0.contains(session.id) }) {
+                blobs.removePart(session.id)
+                partDigests.drop(session.id)
+            }
             if !stale.isEmpty { logger.info("expired stale artifact upload sessions", metadata: ["count": "\(stale.count)"]) }
         } catch {
             logger.warning("could not expire stale artifact upload sessions: \(error)")
@@ -116,7 +121,10 @@ public final class ArtifactService: Sendable {
     /// Removes the part files of `sessions` (dropped rows) that no request is writing now.
     func removeParts(of sessions: [StoredArtifactUpload]) async {
         _ = try? await offPool { [self] in
-            for session in sessions where !busy.withLock({ $0.contains(session.id) }) { blobs.removePart(session.id) }
+            for session in sessions where !busy.withLock({ $0.contains(session.id) }) {
+                blobs.removePart(session.id)
+                partDigests.drop(session.id)
+            }
         }
     }
 

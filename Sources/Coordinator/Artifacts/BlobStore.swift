@@ -17,13 +17,18 @@ import Darwin
 /// A blob is only ever made by renaming a synced, verified part file into place (then
 /// syncing the directory), so a blob's path holds either nothing or exactly its digest's
 /// bytes, whatever crashes. Every blocking call runs on NIO's thread pool, never on a
-/// cooperative thread, and nothing reads or writes a whole file at once: 256 KiB at a time.
+/// cooperative thread, and nothing reads or writes a whole file at once: at most
+/// `batchBytes` at a time.
 public final class BlobStore: Sendable {
     public let root: String
     /// Serializes "is this blob there and named?" against "is it orphaned, delete it", so
     /// an upload that finds a blob cannot lose it to an eviction deciding at the same time.
     let placement = Mutex<Void>(())
-    static let chunkBytes = 256 * 1024
+    /// Bytes per trip to the thread pool, both ways: an upload's body is written in
+    /// batches of about this much (`PartBatch`), a blob is read in chunks of it. A trip
+    /// costs a thread handoff each way; per socket read (tens of KiB through TLS) that was
+    /// tens of thousands of handoffs per GiB. 1 MiB keeps a request's buffered bytes small.
+    public static let batchBytes = 1 << 20
 
     public init(root: String) throws {
         self.root = root
@@ -63,8 +68,11 @@ public final class BlobStore: Sendable {
     }
 
     /// Opens a part file for appending at `offset` (what the store says is stored): longer
-    /// content (written before a crash, never acknowledged) is cut off first.
-    public func openPart(_ session: String, at offset: Int64) async throws -> PartWriter {
+    /// content (written before a crash, never acknowledged) is cut off first. `digest`,
+    /// when given, is the sha256 state of the first `offset` bytes (`PartDigests`): the
+    /// writer extends it with every byte it writes.
+    public func openPart(_ session: String, at offset: Int64, digest: PartDigests.Running? = nil) async throws -> PartWriter {
+        precondition(digest.map { $0.bytes == offset } ?? true, "a running digest must cover exactly the stored bytes")
         let path = partPath(session)
         return try await NIOThreadPool.singleton.runIfActive {
             let fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0o600)
@@ -74,7 +82,7 @@ public final class BlobStore: Sendable {
                 close(fd)
                 throw BlobError.io("truncate \(path)", code)
             }
-            return PartWriter(fd: fd, offset: offset)
+            return PartWriter(fd: fd, offset: offset, digest: digest)
         }
     }
 
@@ -180,31 +188,40 @@ public enum BlobError: Error, CustomStringConvertible {
 
 /// Appends to one part file; owned by one PATCH request at a time.
 public final class PartWriter: @unchecked Sendable {
-    // One request's task uses it at a time (the session's writer lock); `fd` and
-    // `offset` are only touched inside the thread-pool calls that task awaits in turn.
+    // One request's task uses it at a time (the session's writer lock); `fd`, `offset`
+    // and `digest` are only touched inside the thread-pool calls that task awaits in turn.
     private let fd: Int32
     public private(set) var offset: Int64
+    /// The sha256 state of the part's bytes `[0, offset)`, when the writer was opened with
+    /// one: every buffer is hashed right after it is written, on the same trip.
+    public private(set) var digest: PartDigests.Running?
 
-    init(fd: Int32, offset: Int64) {
+    init(fd: Int32, offset: Int64, digest: PartDigests.Running? = nil) {
         self.fd = fd
         self.offset = offset
+        self.digest = digest
     }
 
     public func write(_ buffer: ByteBuffer) async throws {
-        let written = try await NIOThreadPool.singleton.runIfActive { [fd, offset] in
-            try buffer.withUnsafeReadableBytes { bytes -> Int in
-                guard let base = bytes.baseAddress else { return 0 }
-                var done = 0
-                while done < bytes.count {
-                    let count = pwrite(fd, base + done, bytes.count - done, off_t(offset) + off_t(done))
-                    if count < 0, errno == EINTR { continue }
-                    guard count > 0 else { throw BlobError.io("write part file", errno) }
-                    done += count
-                }
-                return done
-            }
+        try await write([buffer])
+    }
+
+    /// Writes `buffers` in order, in one trip to the thread pool and one `pwritev` (the
+    /// request's body arrives in socket-read-sized pieces; `PartBatch` gathers them
+    /// without copying). `offset` (and `digest`) move by each buffer written whole, so a
+    /// write that fails part-way leaves them at the end of the last whole buffer.
+    public func write(_ buffers: [ByteBuffer]) async throws {
+        let (fd, start, digest) = (self.fd, self.offset, self.digest)
+        let (outcome, hashed) = try await NIOThreadPool.singleton.runIfActive {
+            () -> (VectoredFileWrite.Outcome, PartDigests.Running?) in
+            var digest = digest
+            let outcome = VectoredFileWrite.write(buffers, to: fd, at: start) { digest?.hasher.update(bufferPointer: $0) }
+            digest?.bytes += outcome.written
+            return (outcome, digest)
         }
-        offset += Int64(written)
+        offset = start + outcome.written
+        self.digest = hashed
+        if let code = outcome.error { throw BlobError.io("write part file", code) }
     }
 
     /// Syncs what was written (before the store records the new offset) and closes;
@@ -239,26 +256,44 @@ public final class BlobReader: @unchecked Sendable {
         self.size = size
     }
 
-    /// Bytes `[from, to]` in chunks of at most 256 KiB, each handed to `write`.
+    /// Bytes `[from, to]` in chunks of at most `BlobStore.batchBytes`, each handed to
+    /// `write`. One chunk is read ahead: the next is read on the thread pool while `write`
+    /// encrypts and sends this one, so the disk read never waits for the socket nor the
+    /// socket for the disk. At most two chunks are held.
     public func stream(from: Int64, through to: Int64, _ write: (ByteBuffer) async throws -> Void) async throws {
+        let eventLoop = MultiThreadedEventLoopGroup.singleton.any()
         var position = from
-        while position <= to {
-            let count = Int(min(Int64(BlobStore.chunkBytes), to - position + 1))
-            let buffer = try await NIOThreadPool.singleton.runIfActive { [fd, position] in
-                var buffer = ByteBufferAllocator().buffer(capacity: count)
-                let read = try buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: count) { pointer -> Int in
-                    while true {
-                        let n = pread(fd, pointer.baseAddress, count, off_t(position))
-                        if n < 0, errno == EINTR { continue }
-                        guard n >= 0 else { throw BlobError.io("read blob", errno) }
-                        return n
-                    }
-                }
-                guard read > 0 else { throw BlobError.io("read blob: unexpected end", EIO) }
-                return buffer
-            }
+        var next: EventLoopFuture<ByteBuffer>? = position <= to ? read(at: position, through: to, on: eventLoop) : nil
+        while let pending = next {
+            let buffer = try await pending.get()
             position += Int64(buffer.readableBytes)
-            try await write(buffer)
+            next = position <= to ? read(at: position, through: to, on: eventLoop) : nil
+            do {
+                try await write(buffer)
+            } catch {
+                // The read ahead must end before the caller closes the descriptor it reads.
+                _ = try? await next?.get()
+                throw error
+            }
+        }
+    }
+
+    /// One chunk from `position` (at most `BlobStore.batchBytes`, never past `to`), read on
+    /// the thread pool.
+    private func read(at position: Int64, through to: Int64, on eventLoop: any EventLoop) -> EventLoopFuture<ByteBuffer> {
+        let count = Int(min(Int64(BlobStore.batchBytes), to - position + 1))
+        return NIOThreadPool.singleton.runIfActive(eventLoop: eventLoop) { [fd] in
+            var buffer = ByteBufferAllocator().buffer(capacity: count)
+            let read = try buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: count) { pointer -> Int in
+                while true {
+                    let n = pread(fd, pointer.baseAddress, count, off_t(position))
+                    if n < 0, errno == EINTR { continue }
+                    guard n >= 0 else { throw BlobError.io("read blob", errno) }
+                    return n
+                }
+            }
+            guard read > 0 else { throw BlobError.io("read blob: unexpected end", EIO) }
+            return buffer
         }
     }
 
