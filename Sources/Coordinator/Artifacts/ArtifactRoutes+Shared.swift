@@ -27,15 +27,10 @@ extension APIRouter {
     }
 
     static func decodeSmall<T: Decodable>(_ type: T.Type, _ request: Request, example: String) async -> Result<T, Refusal> {
-        var request = request
         let buffer: ByteBuffer
-        do {
-            buffer = try await request.collectBody(upTo: maximumUploadRequest)
-        } catch {
-            return .failure(
-                Refusal(
-                    response: APIResponses.error(
-                        .contentTooLarge, code: "too_large", message: "the body exceeds \(maximumUploadRequest) bytes")))
+        switch await BoundedBody.collect(request, upTo: maximumUploadRequest, what: "the body") {
+        case .success(let collected): buffer = collected
+        case .failure(let tooLarge): return .failure(Refusal(response: tooLarge.response))
         }
         guard let value = try? API.decoder.decode(T.self, from: Data(buffer: buffer)) else {
             return .failure(Refusal(response: APIResponses.error(.badRequest, code: "bad_request", message: "the body must be JSON like \(example)")))
