@@ -115,14 +115,21 @@ extension ReportWriter {
             cache, the stricter ceiling), and `cp` followed by `sync` of the copy is shown too, since the
             coordinator's blob store and the CLI's download both fsync what they wrote. MB = 10⁶ bytes.
 
-            | run | `cp` | `cp` + `sync` | upload | download | upload / `cp` | download / `cp` |
-            |---|---|---|---|---|---|---|
+            References beside `cp`, which copies inside the kernel (`copy_file_range`) and so never
+            passes the bytes through a process: `dd bs=1M` (the same copy through user space) and
+            `sha256sum` of the file (one hash, which the sending side computes before it sends
+            and the receiving side while it stores, each on its own core).
+
+            | run | `cp` | `cp` + `sync` | `dd bs=1M` | `sha256sum` | upload | download | upload / `cp` | download / `cp` |
+            |---|---|---|---|---|---|---|---|---|
 
             """
         for run in runs {
             let a = run.artifacts
             out += "| \(run.index) | \(f(a.copyMBps, 0)) MB/s (\(f(a.copySeconds, 2)) s) | "
-                + "\(f(a.copySyncedMBps, 0)) MB/s (\(f(a.copySyncedSeconds, 2)) s) | \(f(a.uploadMBps, 0)) MB/s "
+                + "\(f(a.copySyncedMBps, 0)) MB/s (\(f(a.copySyncedSeconds, 2)) s) | "
+                + "\(f(Double(a.bytes) / 1e6 / a.blockCopySeconds, 0)) MB/s (\(f(a.blockCopySeconds, 2)) s) | "
+                + "\(f(Double(a.bytes) / 1e6 / a.hashSeconds, 0)) MB/s (\(f(a.hashSeconds, 2)) s) | \(f(a.uploadMBps, 0)) MB/s "
                 + "(\(f(a.uploadSeconds, 2)) s) | \(f(a.downloadMBps, 0)) MB/s (\(f(a.downloadSeconds, 2)) s) | "
                 + "\(f(a.uploadMBps / a.copyMBps * 100, 0)) % | \(f(a.downloadMBps / a.copyMBps * 100, 0)) % |\n"
         }

@@ -32,6 +32,10 @@ struct TransfersScenario {
         var copySeconds: Double
         /// `cp` then `sync FILE` (an fsync of the copy): both Gantry sides fsync what they wrote.
         var copySyncedSeconds: Double
+        /// `dd bs=1M`: the same copy through user space.
+        var blockCopySeconds: Double = 0
+        /// `sha256sum` of the file (page cache): the hash each side computes.
+        var hashSeconds: Double = 0
         var uploadSeconds: Double
         var downloadSeconds: Double
         var copyMBps: Double { Double(bytes) / 1e6 / copySeconds }
@@ -190,6 +194,19 @@ struct TransfersScenario {
         let copySyncedSeconds = (ContinuousClock.now - syncedStarted).seconds
         unlink(copy)
         guard synced.status == 0 else { throw HarnessError("cp && sync failed: \(synced.output)") }
+        // References beside `cp` (which copies inside the kernel, `copy_file_range`): a copy
+        // through user space in 1 MiB blocks, and one sha256 of the file, which each side
+        // of a transfer must compute at least once.
+        func timed(_ what: String, _ script: String) throws -> Double {
+            let started = ContinuousClock.now
+            let result = try runCommand("/bin/sh", ["-c", script], workDir: cluster.root, timeout: .seconds(600))
+            let seconds = (ContinuousClock.now - started).seconds
+            unlink(copy)
+            guard result.status == 0 else { throw HarnessError("\(what) failed: \(result.output)") }
+            return seconds
+        }
+        let blockCopySeconds = try timed("dd", "dd if='\(file.path)' of='\(copy)' bs=1M status=none")
+        let hashSeconds = try timed("sha256sum", "sha256sum '\(file.path)' > /dev/null")
 
         let cli = context.binaries + "/gantry"
         let yaml = """
@@ -221,7 +238,8 @@ struct TransfersScenario {
         guard size == file.bytes else { throw HarnessError("downloaded \(size ?? -1) of \(file.bytes) bytes") }
         try? FileManager.default.removeItem(atPath: target)
         return Artifacts(
-            bytes: file.bytes, copySeconds: copySeconds, copySyncedSeconds: copySyncedSeconds, uploadSeconds: uploadSeconds, downloadSeconds: downloadSeconds)
+            bytes: file.bytes, copySeconds: copySeconds, copySyncedSeconds: copySyncedSeconds, blockCopySeconds: blockCopySeconds,
+            hashSeconds: hashSeconds, uploadSeconds: uploadSeconds, downloadSeconds: downloadSeconds)
     }
 
     // MARK: - Cache
