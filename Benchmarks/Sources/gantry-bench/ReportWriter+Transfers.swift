@@ -117,10 +117,11 @@ extension ReportWriter {
 
             References beside `cp`, which copies inside the kernel (`copy_file_range`) and so never
             passes the bytes through a process: `dd bs=1M` (the same copy through user space) and
-            `sha256sum` of the file (one hash, which the sending side computes before it sends
-            and the receiving side while it stores, each on its own core).
+            `openssl dgst -sha256` of the file (one hash with the CPU's SHA extensions, as
+            swift-crypto computes it in Gantry; the sending side computes one before it sends and
+            the receiving side one while it stores).
 
-            | run | `cp` | `cp` + `sync` | `dd bs=1M` | `sha256sum` | upload | download | upload / `cp` | download / `cp` |
+            | run | `cp` | `cp` + `sync` | `dd bs=1M` | sha256 | upload | download | upload / `cp` | download / `cp` |
             |---|---|---|---|---|---|---|---|---|
 
             """
