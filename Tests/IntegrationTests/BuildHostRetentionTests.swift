@@ -68,7 +68,7 @@ struct BuildHostRetentionTests {
 
             // Slot 1 is killed mid-job: the next agent on the work root reclaims its attempt.
             one.signal(SIGKILL)
-            _ = try await one.waitForExit(timeout: .seconds(10))
+            _ = try await one.waitForExit(timeout: .seconds(30))
             kill(stepPID, SIGKILL)
             #expect(files.fileExists(atPath: live))
             let three = try await cluster.startAgent(slot: "1")

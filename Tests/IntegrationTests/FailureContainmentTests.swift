@@ -192,7 +192,7 @@ struct FailureContainmentTests {
             #expect(sessions.count == 2)
             let escapees = ((try? String(contentsOfFile: pids, encoding: .utf8)) ?? "").split(separator: "\n").compactMap { Int32($0) }
             #expect(escapees.count == 4)
-            try await waitUntil("every process of both steps to be gone", timeout: .seconds(10)) {
+            try await waitUntil("every process of both steps to be gone", timeout: .seconds(30)) {
                 sessions.allSatisfy { Self.processes(inSession: $0).isEmpty }
                     && escapees.allSatisfy { kill($0, 0) != 0 || OrphanState.isZombie($0) }
             }

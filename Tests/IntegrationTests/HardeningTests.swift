@@ -147,7 +147,7 @@ struct HardeningTests {
             // Past the cap of 8 the coordinator closes at once; the 8 it admitted are cut at
             // the 1 s handshake deadline.
             defer { for channel in idle { channel.close(promise: nil) } }
-            try await waitUntil("every idle connection to be closed", timeout: .seconds(10)) {
+            try await waitUntil("every idle connection to be closed", timeout: .seconds(30)) {
                 idle.allSatisfy { !$0.isActive }
             }
             // A TLS peer without a certificate that completes the handshake and sends nothing.
@@ -233,7 +233,7 @@ struct HardeningTests {
                 try await outbound.write(
                     .error(.internal, "boom\n2026-01-01T00:00:00+0000 critical gantry-coordinator: FORGED", fatal: false))
             }
-            _ = try await cluster.coordinator.waitForLine(containing: "boom\\n", timeout: .seconds(10))
+            _ = try await cluster.coordinator.waitForLine(containing: "boom\\n", timeout: .seconds(30))
             #expect(!cluster.coordinator.lines.contains { $0.contains("FORGED") && !$0.contains("boom") })
             try await Raw.expectStillServing(cluster)
         }
@@ -254,7 +254,7 @@ struct HardeningTests {
                 stalled.append(channel)
             }
             defer { for channel in stalled { channel.close(promise: nil) } }
-            try await waitUntil("stalled HTTP connections to be closed", timeout: .seconds(10)) {
+            try await waitUntil("stalled HTTP connections to be closed", timeout: .seconds(30)) {
                 stalled.allSatisfy { !$0.isActive }
             }
             // A job that logs for longer than the idle timeout is still followed to its end.

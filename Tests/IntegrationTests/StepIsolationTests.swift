@@ -108,7 +108,7 @@ struct StepIsolationTests {
             #expect(!proberLog.contains("BEGIN EC PRIVATE KEY") && !proberLog.contains("PRIVATE KEY"))
 
             // The agent removed both work dirs (owned by the step users) afterwards.
-            try await waitUntil("work dirs removed", timeout: .seconds(10)) {
+            try await waitUntil("work dirs removed", timeout: .seconds(30)) {
                 ((try? FileManager.default.contentsOfDirectory(atPath: cluster.root + "/work")) ?? []).isEmpty
             }
             // Its own directories are private to it.
@@ -180,7 +180,7 @@ struct StepIsolationTests {
                 for set in ["CapPrm", "CapEff", "CapAmb"] { #expect(log.contains("\(set):\t0000000000000000"), "\(log)") }
                 #expect(log.contains("sealed\n"))
                 // The agent (CAP_DAC_OVERRIDE) removed the step user's work dir, read-only subdirs and all.
-                try await waitUntil("the work dir removed", timeout: .seconds(10)) {
+                try await waitUntil("the work dir removed", timeout: .seconds(30)) {
                     ((try? FileManager.default.contentsOfDirectory(atPath: work)) ?? ["?"]).isEmpty
                 }
             } catch {

@@ -48,7 +48,7 @@ struct SystemdNotifyTests {
             try await cluster.startCoordinator(
                 environment: ["NOTIFY_SOCKET": notify.path, "WATCHDOG_USEC": "200000"])
             var seen: [String] = []
-            try await waitUntil("READY=1 and two watchdog pings", timeout: .seconds(10)) {
+            try await waitUntil("READY=1 and two watchdog pings", timeout: .seconds(30)) {
                 seen += notify.messages()
                 return seen.contains { $0.hasPrefix("READY=1") } && seen.filter { $0 == "WATCHDOG=1" }.count >= 2
             }

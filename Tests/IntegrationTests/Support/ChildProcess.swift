@@ -58,7 +58,7 @@ final class ChildProcess: Sendable {
             }
         }
         task.withLock { $0 = runTask }
-        try await waitUntil("\(name) started", timeout: .seconds(10)) { started.withLock { $0 } }
+        try await waitUntil("\(name) started", timeout: .seconds(30)) { started.withLock { $0 } }
     }
 
     var pid: pid_t? { state.withLock { $0.pid } }
@@ -92,7 +92,7 @@ final class ChildProcess: Sendable {
         signal(SIGTERM)
         if (try? await waitForExit(timeout: grace)) == nil {
             signal(SIGKILL)
-            _ = try? await waitForExit(timeout: .seconds(10))
+            _ = try? await waitForExit(timeout: .seconds(30))
         }
     }
 }

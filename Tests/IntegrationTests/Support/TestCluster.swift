@@ -191,7 +191,7 @@ final class TestCluster: @unchecked Sendable {
     /// Stops the coordinator with SIGKILL (as a crash would) and waits for it to be gone.
     func killCoordinator() async throws {
         coordinator.signal(SIGKILL)
-        _ = try await coordinator.waitForExit(timeout: .seconds(10))
+        _ = try await coordinator.waitForExit(timeout: .seconds(30))
     }
 
     func shutdown() async {
