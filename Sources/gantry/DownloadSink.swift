@@ -44,7 +44,7 @@ final class DownloadSink: @unchecked Sendable {
         guard buffer.readableBytes > 0 else { return }
         batch.append(buffer)
         batchBytes += buffer.readableBytes
-        if batchBytes >= Self.batchBytes { try await submit() }
+        if batchBytes >= Self.batchBytes || batch.count >= VectoredFileWrite.maximumVectors { try await submit() }
     }
 
     /// Writes what was gathered and waits for every write: `written` is then final.

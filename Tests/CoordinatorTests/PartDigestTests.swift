@@ -77,6 +77,18 @@ final class PartDigestTests {
         #expect(batch.isEmpty && batch.bytes == 0 && batch.buffers.isEmpty)
     }
 
+    /// A chunked body of 1-byte chunks arrives one buffer per chunk: a batch is full at one
+    /// `pwritev`'s worth of buffers, whatever their bytes, so it never holds a million.
+    @Test func aBatchIsAlsoBoundedByItsNumberOfBuffers() {
+        var batch = PartBatch(limit: 1 << 20)
+        var full = false
+        for index in 1...VectoredFileWrite.maximumVectors {
+            full = batch.append(ByteBuffer(bytes: [1]))
+            if full { #expect(index == VectoredFileWrite.maximumVectors) }
+        }
+        #expect(full && batch.bytes == VectoredFileWrite.maximumVectors)
+    }
+
     /// Two PATCHes' worth of writes, the digest kept in between as the route does: the
     /// completion's digest is the file's, without reading it.
     @Test func aDigestCarriedAcrossWritersMatchesTheFile() async throws {

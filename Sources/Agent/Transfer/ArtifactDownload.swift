@@ -120,7 +120,7 @@ private final class DownloadState: @unchecked Sendable {
             gathered.append(buffer)
             gatheredBytes += count
         }
-        return gatheredBytes >= Self.batchBytes
+        return gatheredBytes >= Self.batchBytes || gathered.count >= VectoredFileWrite.maximumVectors
     }
 
     /// Writes and hashes what was gathered, in order. A failed write drops the batch:

@@ -1,3 +1,4 @@
+import GantryProtocol
 import NIOCore
 
 /// The pieces of an upload's body gathered until they are worth a trip to the thread pool
@@ -20,7 +21,9 @@ struct PartBatch {
             buffers.append(buffer)
             bytes += buffer.readableBytes
         }
-        return bytes >= limit
+        // Bounded by count too: a chunked body of 1-byte chunks arrives as one buffer per
+        // chunk, and a million of them would hold ~45 MiB for 1 MiB of payload.
+        return bytes >= limit || buffers.count >= VectoredFileWrite.maximumVectors
     }
 
     /// The gathered buffers, in order; the batch is empty afterwards.

@@ -28,7 +28,7 @@ public enum VectoredFileWrite {
     }
 
     /// At most this many buffers per call (`IOV_MAX` is 1024 on Linux and Darwin).
-    static let maximumVectors = 1024
+    public static let maximumVectors = 1024
 
     /// Writes `buffers` in order at `offset` of `fd`, then calls `written` with the bytes of
     /// each buffer written whole, in order (to hash them).
@@ -48,19 +48,21 @@ public enum VectoredFileWrite {
             let total = pieces.reduce(0) { $0 + $1.count }
             var vectors: [iovec] = []
             vectors.reserveCapacity(min(pieces.count, maximumVectors))
+            // Where byte `done` falls: the piece and the offset in it. Moved forward as bytes
+            // are written, never rescanned from the first piece (a body of a million 1-byte
+            // chunks would otherwise cost a million steps per call).
+            var cursor = 0
+            var cursorOffset = 0
             while done < total {
                 // The vectors from byte `done` on: the piece it falls in, cut, then whole ones.
                 vectors.removeAll(keepingCapacity: true)
-                var skip = done
-                for piece in pieces {
-                    if skip >= piece.count {
-                        skip -= piece.count
-                        continue
-                    }
-                    let rest = UnsafeRawBufferPointer(rebasing: piece[skip...])
+                var index = cursor
+                var skip = cursorOffset
+                while index < pieces.count, vectors.count < maximumVectors {
+                    let rest = UnsafeRawBufferPointer(rebasing: pieces[index][skip...])
                     skip = 0
+                    index += 1
                     vectors.append(iovec(iov_base: UnsafeMutableRawPointer(mutating: rest.baseAddress), iov_len: rest.count))
-                    if vectors.count == maximumVectors { break }
                 }
                 let count = vectors.withUnsafeBufferPointer {
                     pwritev(fd, $0.baseAddress, Int32($0.count), off_t(offset) + off_t(done))
@@ -71,6 +73,12 @@ public enum VectoredFileWrite {
                     break
                 }
                 done += count
+                var advanced = count + cursorOffset
+                while cursor < pieces.count, advanced >= pieces[cursor].count {
+                    advanced -= pieces[cursor].count
+                    cursor += 1
+                }
+                cursorOffset = advanced
             }
             var whole = 0
             for piece in pieces {
