@@ -42,6 +42,10 @@ struct IdentityTests {
         #expect(!developer.mayDeploy(to: "staging") && developer.allows(.submit) && !developer.allows(.deploy))
         let admin = Principal(identity: "a", tokenID: "t", bindings: [API.RoleBinding(role: .admin)])
         #expect(admin.mayDeploy(to: "production"))
+        // The default branch's cache, which production deploys restore too, takes deploying
+        // everywhere: a staging-only deployer may not save it.
+        #expect(admin.mayDeployEverywhere && any.mayDeployEverywhere)
+        #expect(!limited.mayDeployEverywhere && !developer.mayDeployEverywhere)
         #expect(!Principal(identity: "n", tokenID: "t", bindings: []).allows(.read))
     }
 

@@ -85,11 +85,11 @@ extension APIRouter {
             // that branch does, so a developer's build cannot poison every branch's cache.
             if scope == CacheScope(branch: service.limits.defaultBranch).name {
                 let (submitter, who) = try PipelineSubmitter.principal(of: pipeline, identities: identities)
-                guard submitter.allows(.deploy) else {
+                guard submitter.mayDeployEverywhere else {
                     return APIResponses.error(
                         .forbidden, code: "cache_scope_protected",
                         message: "\(scope) is the default branch's cache, which every branch restores: only pipelines "
-                            + "submitted by an identity with the deploy permission (role deployer or admin) save to it, "
+                            + "submitted by an identity that may deploy everywhere (admin, or deployer naming no environments) save to it, "
                             + "and this job acts for \(who)")
                 }
             }

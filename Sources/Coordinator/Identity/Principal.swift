@@ -58,6 +58,19 @@ public struct Principal: Sendable, Equatable {
         }
     }
 
+    /// Whether this caller may deploy to every environment: an admin, or a deployer whose
+    /// binding names no environments. What a branch's cache that every branch restores
+    /// (the default branch's) needs, since production deploys restore it too.
+    public var mayDeployEverywhere: Bool {
+        bindings.contains { binding in
+            switch binding.role {
+            case .admin: return true
+            case .deployer: return binding.environments == nil
+            case .viewer, .developer: return false
+            }
+        }
+    }
+
     /// The highest role held, for messages.
     public var highestRole: API.Role? { bindings.map(\.role).max() }
 
