@@ -167,19 +167,28 @@ struct CacheTransfer {
             platformOptions: options, input: .fileDescriptor(input, closeAfterSpawningProcess: true), output: .sequence,
             error: .discarded
         ) { execution -> CacheArchiveCheck in
-            control.started(processGroup: execution.processIdentifier.value)
+            let leader = execution.processIdentifier.value
+            control.started(processGroup: leader)
             var check = check
             var line: [UInt8] = []
-            for try await buffer in execution.standardOutput {
-                for byte in buffer.withUnsafeBytes({ Array($0) }) {
-                    guard byte != UInt8(ascii: "\n") else {
-                        try check.add(line: line)
-                        line.removeAll(keepingCapacity: true)
-                        continue
+            do {
+                for try await buffer in execution.standardOutput {
+                    for byte in buffer.withUnsafeBytes({ Array($0) }) {
+                        guard byte != UInt8(ascii: "\n") else {
+                            try check.add(line: line)
+                            line.removeAll(keepingCapacity: true)
+                            continue
+                        }
+                        guard line.count < 65_536 else { throw TransferError.unsafePath("an archive member name is too long") }
+                        line.append(byte)
                     }
-                    guard line.count < 65_536 else { throw TransferError.unsafePath("an archive member name is too long") }
-                    line.append(byte)
                 }
+            } catch {
+                // A refused listing ends here (the archive is the saver's choice): the leader
+                // is no longer this attempt's, or its pid would stay registered and be
+                // signalled with the attempt's stragglers after the kernel reused it.
+                control.leaderExited(processGroup: leader)
+                throw error
             }
             return check
         }
