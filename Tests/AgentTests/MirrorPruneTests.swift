@@ -38,10 +38,14 @@ struct MirrorPruneTests {
         #expect(held >= 0 && flock(held, LOCK_EX | LOCK_NB) == 0)
         defer { close(held) }
 
+        // What a removal cut short left behind goes too.
+        try FileManager.default.createDirectory(atPath: "\(root)/\(Self.a).trash-77/objects", withIntermediateDirectories: true)
         let removed = MirrorPrune.prune(root, maximumIdle: .seconds(30 * 86_400))
         #expect(removed.mirrors == 1 && removed.bytes >= 8192, "\(removed)")
         let left = Set(try FileManager.default.contentsOfDirectory(atPath: root))
         #expect(!left.contains(Self.a) && left.contains(Self.a + ".lock"), "the lock file stays: \(left)")
+        #expect(!left.contains { $0.contains(".trash-") }, "\(left)")
+        #expect(MirrorPrune.isTrashName(Self.a + ".trash-12") && !MirrorPrune.isTrashName("x.git.trash-12"))
         #expect(left.contains(Self.b) && left.contains(Self.c) && left.contains("not-a-mirror.git"), "\(left)")
     }
 }

@@ -37,6 +37,14 @@ enum MirrorPrune {
         return utf8.prefix(64).allSatisfy { (0x30...0x39).contains($0) || (0x61...0x66).contains($0) }
     }
 
+    /// A mirror moved aside to be removed (`<mirror>.trash-<pid>`), left by a removal that
+    /// was cut short.
+    static func isTrashName(_ name: String) -> Bool {
+        guard let range = name.firstRange(of: ".git.trash-") else { return false }
+        let pid = name[range.upperBound...]
+        return isMirrorName(String(name[..<range.lowerBound]) + ".git") && !pid.isEmpty && pid.allSatisfy(\.isNumber)
+    }
+
     /// What one pass removed.
     struct Removed: Equatable {
         var mirrors = 0
@@ -46,11 +54,14 @@ enum MirrorPrune {
     /// Removes the idle mirrors in `directory`. Bounded to the first 10,000 entries.
     static func prune(_ directory: String, maximumIdle: Duration, now: Date = Date()) -> Removed {
         let names = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).prefix(10_000)
+        var removed = Removed()
+        for name in names where isTrashName(name) {
+            removed.bytes += LeftoverReclaim.remove("\(directory)/\(name)")
+        }
         let seconds = maximumIdle.components.seconds
         let mirrors = names.filter(isMirrorName).compactMap { name in
             lastUsed(of: "\(directory)/\(name)").map { Mirror(name: name, lastUsed: $0) }
         }
-        var removed = Removed()
         for name in idle(mirrors, now: Int64(now.timeIntervalSince1970), maximumIdle: seconds) {
             let path = "\(directory)/\(name)"
             let descriptor = open(path + ".lock", O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o600)
@@ -60,7 +71,13 @@ enum MirrorPrune {
             defer { flock(descriptor, LOCK_UN) }
             // Used between the listing and the lock: keep it.
             guard let used = lastUsed(of: path), Int64(now.timeIntervalSince1970) - used > seconds else { continue }
-            removed.bytes += LeftoverReclaim.remove(path)
+            // Out of the way first, in one rename: a removal cut short (a crash, an error)
+            // must not leave a mirror with its `HEAD` but not all its objects, which the
+            // next checkout would take for a whole one. What is left of a trash dir goes at
+            // the next start.
+            let trash = "\(path).trash-\(getpid())"
+            guard rename(path, trash) == 0 else { continue }
+            removed.bytes += LeftoverReclaim.remove(trash)
             removed.mirrors += 1
         }
         return removed
