@@ -320,11 +320,13 @@ struct ArtifactTests {
 
     /// Every branch restores the default branch's cache, and the branch is the submitter's
     /// word: a developer's pipeline on `main` may restore it but not save to it; the same
-    /// developer's feature branch saves its own.
+    /// developer's feature branch saves its own. A deployer disabled between opening and
+    /// completing a save is refused at completion.
     @Test func onlyADeployersPipelineSavesTheDefaultBranchsCache() async throws {
         try await TestCluster.with("cache-protected") { cluster in
             try await cluster.startAgent(slot: "1")
             try await cluster.startAgent(slot: "2")
+            try await cluster.startAgent(slot: "3")
             let developer = try await AuthorizationTests.hostToken(cluster, identity: "dev", role: "developer")
             let go = cluster.root + "/go"
             defer { _ = FileManager.default.createFile(atPath: go, contents: Data()) }
@@ -357,6 +359,37 @@ struct ArtifactTests {
             try await saveCache(cluster, job: topic.job, token: topic.token, key: "deps-1", archive)
             let (listedOK, listed) = try await gantry(cluster, ["cache", "list"])
             #expect(listedOK && listed.contains("branch:topic  deps-1") && !listed.contains("branch:main"), "\(listed)")
+
+            // A deployer's main build may open a save; disabled before it completes, the
+            // completion is refused too (checked again, not only at opening).
+            let deployer = try await AuthorizationTests.hostToken(cluster, identity: "ship", role: "deployer")
+            let shipFile = cluster.root + "/ship.token"
+            let shipYAML = """
+                steps:
+                  - key: hold
+                    commands:
+                      - "printf %s \\"$GANTRY_JOB_TOKEN\\" > \(shipFile).tmp && mv \(shipFile).tmp \(shipFile)"
+                      - "i=0; while [ ! -f \(go) ] && [ $i -lt 1200 ]; do sleep 0.1; i=$((i+1)); done"
+                """
+            let (shipStatus, shipData) = try await cluster.request(
+                .POST, "/v1/pipelines", body: try API.encoder.encode(API.SubmitPipeline(yaml: shipYAML, branch: "main")), token: deployer)
+            #expect(shipStatus == 201, "\(String(decoding: shipData, as: UTF8.self))")
+            let shipJob = try #require(try API.decoder.decode(API.Pipeline.self, from: shipData).jobs.first).id
+            try await waitUntil("the deployer's token", timeout: .seconds(60)) { FileManager.default.fileExists(atPath: shipFile) }
+            let shipToken = try String(contentsOfFile: shipFile, encoding: .utf8)
+            let (opened, openedData) = try await cluster.request(
+                .POST, APIRoute.createCacheUpload.path(["id": shipJob]), body: body, token: shipToken)
+            #expect(opened == 201, "\(String(decoding: openedData, as: UTF8.self))")
+            let session = try API.decoder.decode(API.ArtifactUpload.self, from: openedData)
+            #expect(try await patch(cluster, session.id, token: shipToken, offset: 0, archive).0 == 200)
+            let (disabled, _) = try await gantry(cluster, ["identity", "disable", "ship"])
+            #expect(disabled)
+            let (completed, completedData) = try await cluster.request(
+                .POST, APIRoute.completeArtifactUpload.path(["id": session.id]), token: shipToken)
+            #expect(completed == 403 && String(decoding: completedData, as: UTF8.self).contains("cache_scope_protected"),
+                "\(completed) \(String(decoding: completedData, as: UTF8.self))")
+            let (_, after) = try await gantry(cluster, ["cache", "list"])
+            #expect(!after.contains("branch:main"), "\(after)")
         }
     }
 

@@ -34,6 +34,7 @@ extension APIRouter {
         let audit = dependencies.audit
         let core = dependencies.core
         let service = dependencies.artifacts
+        let identities = dependencies.identities
 
         router.on(.createArtifactUpload, audit: audit) { request, context -> Response in
             guard let service else { return artifactsUnavailable() }
@@ -164,9 +165,11 @@ extension APIRouter {
             let syncFailure = await writer.finish()
             let stored = syncFailure == nil ? writer.offset : session.offset
             if let syncFailure { failure = syncFailure }
-            try service.store.moveUpload(id: id, offset: stored, at: Date())
+            let recorded = try service.store.moveUpload(id: id, offset: stored, at: Date())
             // Kept only once its bytes are synced and recorded: it then covers exactly them.
-            if syncFailure == nil, let digest = writer.digest { service.partDigests.keep(id, digest) }
+            // A session dropped meanwhile has no row left to complete, so nothing is kept
+            // for it (the entry would only hold one of the bounded places).
+            if recorded, syncFailure == nil, let digest = writer.digest { service.partDigests.keep(id, digest) }
             if let failure {
                 if let full = DiskFull.response(failure, storedUpTo: stored) {
                     service.logger.error("an artifact upload failed: the disk is full", metadata: ["session": "\(id)"])
@@ -197,6 +200,14 @@ extension APIRouter {
             context.audit.add("sha256", session.sha256)
             guard session.offset == session.size else {
                 return sessionConflict(session, "the session holds \(session.offset) of \(session.size) bytes: send the rest first")
+            }
+            if session.kind == .cache, let job = try core.store.job(id: session.jobId),
+                let pipeline = try core.store.pipeline(id: job.pipelineId),
+                let refusal = try protectedScopeRefusal(session.scope, pipeline: pipeline, service: service, identities: identities)
+            {
+                try service.store.deleteUpload(id: id)
+                service.blobs.removePart(id)
+                return refusal
             }
             let (digest, size) = try await partDigest(id, size: session.size, service)
             guard digest == session.sha256, size == session.size else {

@@ -83,15 +83,8 @@ extension APIRouter {
             // Every branch restores the default branch's cache, and the branch is only what
             // the submitter said: saving there takes the deploy permission, as shipping
             // that branch does, so a developer's build cannot poison every branch's cache.
-            if scope == CacheScope(branch: service.limits.defaultBranch).name {
-                let (submitter, who) = try PipelineSubmitter.principal(of: pipeline, identities: identities)
-                guard submitter.mayDeployEverywhere else {
-                    return APIResponses.error(
-                        .forbidden, code: "cache_scope_protected",
-                        message: "\(scope) is the default branch's cache, which every branch restores: only pipelines "
-                            + "submitted by an identity that may deploy everywhere (admin, or deployer naming no environments) save to it, "
-                            + "and this job acts for \(who)")
-                }
+            if let refusal = try protectedScopeRefusal(scope, pipeline: pipeline, service: service, identities: identities) {
+                return refusal
             }
             let now = Date()
             await service.sweepOffPool(now: now)
@@ -158,6 +151,24 @@ extension APIRouter {
     }
 
     /// The scopes a job's branch reads, own first; nil when there is no such job.
+    /// Every branch restores the default branch's cache, and the branch is only what the
+    /// submitter said: saving there takes a submitter that may deploy everywhere, as
+    /// shipping that branch does, so a developer's build (or a staging-only deployer's)
+    /// cannot poison what production deploys restore. Checked when a save opens and again
+    /// when it completes (the submitter's roles may have changed meanwhile). Nil: allowed.
+    static func protectedScopeRefusal(
+        _ scope: String, pipeline: StoredPipeline, service: ArtifactService, identities: any IdentityStore
+    ) throws -> Response? {
+        guard scope == CacheScope(branch: service.limits.defaultBranch).name else { return nil }
+        let (submitter, who) = try PipelineSubmitter.principal(of: pipeline, identities: identities)
+        guard !submitter.mayDeployEverywhere else { return nil }
+        return APIResponses.error(
+            .forbidden, code: "cache_scope_protected",
+            message: "\(scope) is the default branch's cache, which every branch restores: only pipelines submitted by an "
+                + "identity that may deploy everywhere (admin, or deployer naming no environments) save to it, and this job "
+                + "acts for \(who)")
+    }
+
     static func readableScopes(jobID: String, core: CoordinatorCore, service: ArtifactService) throws -> [CacheScope]? {
         guard let job = try core.store.job(id: jobID), let pipeline = try core.store.pipeline(id: job.pipelineId) else { return nil }
         return CacheScope.readable(branch: pipeline.branch, defaultBranch: service.limits.defaultBranch)

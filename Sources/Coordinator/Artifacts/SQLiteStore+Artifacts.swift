@@ -133,10 +133,14 @@ extension SQLiteStore: ArtifactStore {
         }
     }
 
-    public func moveUpload(id: String, offset: Int64, at: Date) throws {
+    /// Records a session's synced offset. False when the session is gone (expired or
+    /// dropped with its attempt while this PATCH ran): nothing was recorded.
+    @discardableResult
+    public func moveUpload(id: String, offset: Int64, at: Date) throws -> Bool {
         try database.write { db in
             try db.execute(
                 sql: #"UPDATE artifact_uploads SET "offset" = ?, updated_at = ? WHERE id = ?"#, arguments: [offset, at, id])
+            return db.changesCount == 1
         }
     }
 

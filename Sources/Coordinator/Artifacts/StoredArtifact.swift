@@ -171,7 +171,9 @@ public protocol ArtifactStore: Sendable {
     /// attempts are dropped first, and returned (their part files go next): a retry must
     /// not find its predecessor's abandoned sessions counted against it.
     func openUpload(_ row: StoredArtifactUpload, maximumOpen: Int) throws -> (opened: StoredArtifactUpload?, dropped: [StoredArtifactUpload])
-    func moveUpload(id: String, offset: Int64, at: Date) throws
+    /// False when the session is gone: nothing was recorded.
+    @discardableResult
+    func moveUpload(id: String, offset: Int64, at: Date) throws -> Bool
     func deleteUpload(id: String) throws
     /// Removes sessions untouched since `before` and returns them (their part files go next).
     func expireUploads(before: Date) throws -> [StoredArtifactUpload]
