@@ -19,6 +19,10 @@ struct MirrorPruneTests {
         ]
         #expect(MirrorPrune.idle(mirrors, now: 1_000, maximumIdle: 100) == [Self.a])
         #expect(MirrorPrune.idle(mirrors, now: 1_000, maximumIdle: 1_000).isEmpty)
+        // Times set to the extremes neither trap nor count a future time as idle.
+        #expect(MirrorPrune.isIdle(lastUsed: .min, now: 1_000, maximumIdle: 100))
+        #expect(!MirrorPrune.isIdle(lastUsed: .max, now: -1_000, maximumIdle: 100))
+        #expect(!MirrorPrune.isIdle(lastUsed: 2_000, now: 1_000, maximumIdle: 100))
     }
 
     @Test func idleMirrorsGoAndAHeldOrRecentOneStays() throws {

@@ -28,7 +28,15 @@ enum MirrorPrune {
     /// The mirrors idle for longer than `maximumIdle` seconds at `now`. Only names a
     /// mirror can have (`RepositoryURL.mirrorName`: 64 hex digits and `.git`) count.
     static func idle(_ mirrors: [Mirror], now: Int64, maximumIdle: Int64) -> [String] {
-        mirrors.filter { isMirrorName($0.name) && now - $0.lastUsed > maximumIdle }.map(\.name).sorted()
+        mirrors.filter { isMirrorName($0.name) && isIdle(lastUsed: $0.lastUsed, now: now, maximumIdle: maximumIdle) }
+            .map(\.name).sorted()
+    }
+
+    /// A file time is whatever was set on it (`touch -d`, a restored backup): its distance
+    /// from now is computed without trapping on overflow; a time in the future is not idle.
+    static func isIdle(lastUsed: Int64, now: Int64, maximumIdle: Int64) -> Bool {
+        let (age, overflow) = now.subtractingReportingOverflow(lastUsed)
+        return overflow ? lastUsed < 0 : age > maximumIdle
     }
 
     static func isMirrorName(_ name: String) -> Bool {
@@ -70,7 +78,8 @@ enum MirrorPrune {
             guard flock(descriptor, LOCK_EX | LOCK_NB) == 0 else { continue }
             defer { flock(descriptor, LOCK_UN) }
             // Used between the listing and the lock: keep it.
-            guard let used = lastUsed(of: path), Int64(now.timeIntervalSince1970) - used > seconds else { continue }
+            guard let used = lastUsed(of: path), isIdle(lastUsed: used, now: Int64(now.timeIntervalSince1970), maximumIdle: seconds)
+            else { continue }
             // Out of the way first, in one rename: a removal cut short (a crash, an error)
             // must not leave a mirror with its `HEAD` but not all its objects, which the
             // next checkout would take for a whole one. What is left of a trash dir goes at
