@@ -218,21 +218,27 @@ final class TransferTests {
         #expect(log.contains("gantry: artifact upload failed"), "\(log)")
     }
 
-    @Test func aCancelStopsATransferInProgress() async throws {
-        // A server that accepts and never answers: only the stop can end the listing
-        // (the client's idle timeout is a minute).
-        let silent = try SilentServer()
-        defer { silent.close() }
-        let spec = JobRunner.Spec(lease: .with {
+    /// A step whose `download:` asks `silent`, which accepts and never answers.
+    func downloadSpec(from silent: SilentServer, timeoutSeconds: UInt32 = 0) -> JobRunner.Spec {
+        JobRunner.Spec(lease: .with {
             $0.jobID = "job-\(UUID().uuidString)"
             $0.attempt = 1
             $0.pipelineID = "p"
             $0.stepKey = "deploy"
             $0.commands = ["true"]
+            $0.timeoutSeconds = timeoutSeconds
             $0.jobToken = token
             $0.apiURL = "http://127.0.0.1:\(silent.port)"
             $0.downloads = [.with { $0.step = "build"; $0.path = "*" }]
         })
+    }
+
+    @Test func aCancelStopsATransferInProgress() async throws {
+        // A server that accepts and never answers: only the stop can end the listing
+        // (the client's idle timeout is a minute).
+        let silent = try SilentServer()
+        defer { silent.close() }
+        let spec = downloadSpec(from: silent)
         let runner = JobRunner(agentID: "h/1", workRoot: root + "/runs", keepWorkDirs: false)
         let spool = try LogSpool(path: root + "/spool-cancel.log")
         defer { spool.remove() }
@@ -255,17 +261,7 @@ final class TransferTests {
     @Test func theStepsTimeoutStopsATransferInProgress() async throws {
         let silent = try SilentServer()
         defer { silent.close() }
-        let spec = JobRunner.Spec(lease: .with {
-            $0.jobID = "job-\(UUID().uuidString)"
-            $0.attempt = 1
-            $0.pipelineID = "p"
-            $0.stepKey = "deploy"
-            $0.commands = ["true"]
-            $0.timeoutSeconds = 1
-            $0.jobToken = token
-            $0.apiURL = "http://127.0.0.1:\(silent.port)"
-            $0.downloads = [.with { $0.step = "build"; $0.path = "*" }]
-        })
+        let spec = downloadSpec(from: silent, timeoutSeconds: 1)
         let runner = JobRunner(agentID: "h/1", workRoot: root + "/runs", keepWorkDirs: false)
         let spool = try LogSpool(path: root + "/spool-timeout.log")
         defer { spool.remove() }
