@@ -176,8 +176,11 @@ public struct JobRunner: Sendable {
     ) async -> Result {
         let directory = workDirectory(for: spec)
         var caFile: String?
+        var mounted: MountedTree?
         defer {
             control.reapStragglers()
+            // The overlay first: removing the work dir through it would only fill its upper layer.
+            mounted?.detach()
             if !keepWorkDirs { try? FileManager.default.removeItem(atPath: directory) }
             if let caFile { unlink(caFile) }
         }
@@ -215,10 +218,15 @@ public struct JobRunner: Sendable {
         // go around the commands, on this task and their own HTTP connections
         // (`JobTransfers` says where this runs), inside the step's timeout and stopped by a
         // cancel like the commands.
-        var prepared = await checkOut(spec, directory: directory, control: control, note: note)
+        var prepared: Result?
+        (prepared, mounted) = await checkOut(spec, directory: directory, control: control, note: note)
         if prepared == nil, let stepUser {
             do {
-                try await WorkDirectoryHandover.handOver(directory, to: stepUser)
+                if let mounted {
+                    try WorkDirectoryHandover.handOver(directory, to: stepUser, mountedAt: mounted.target)
+                } else {
+                    try await WorkDirectoryHandover.handOver(directory, to: stepUser)
+                }
             } catch {
                 await note("gantry: \(error)\n")
                 prepared = Result(outcome: .failed, exitStatus: -1, signal: 0, message: "\(error)")

@@ -88,6 +88,12 @@ struct Run: AsyncParsableCommand {
         help: ArgumentHelp(
             "At start, remove git mirrors no checkout has used for this many days (0-3650; 0 keeps them).", valueName: "days"))
     var gitMirrorsMaxIdle: Int = 30
+    @Option(
+        help: ArgumentHelp(
+            "Checked-out work trees kept per repository beside its mirror and mounted (overlayfs) as a job's checkout (0-64; 0: every checkout copies the history).",
+            discussion: "Best at the number of slots on the host. Needs an agent with CAP_SYS_ADMIN (root); without it checkouts copy the history.",
+            valueName: "count"))
+    var gitWorkTrees: Int = 2
     @Flag(
         help: "Accept file:// and local-path repositories (never submodules). Off by default: they read any repository this user can read.")
     var gitAllowFileUrls = false
@@ -113,6 +119,9 @@ struct Run: AsyncParsableCommand {
         if let slot, let problem = AgentID.nameProblem(slot) { throw ValidationError("--slot: '\(slot)' \(problem)") }
         guard (0...3650).contains(gitMirrorsMaxIdle) else {
             throw ValidationError("--git-mirrors-max-idle: \(gitMirrorsMaxIdle) is not a number of days from 0 to 3650")
+        }
+        guard (0...GitMirrors.maximumWorkTreesPerRepository).contains(gitWorkTrees) else {
+            throw ValidationError("--git-work-trees: \(gitWorkTrees) is not a count from 0 to \(GitMirrors.maximumWorkTreesPerRepository)")
         }
         if let minFreeSpace, FreeSpaceFloor(parsing: minFreeSpace) == nil {
             throw ValidationError("--min-free-space: '\(minFreeSpace)' is neither BYTES (like 2G or 2147483648) nor PERCENT% (like 5%), nor 0")
@@ -149,6 +158,7 @@ struct Run: AsyncParsableCommand {
         runtimeOptions.minFreeSpace = minFreeSpace.flatMap(FreeSpaceFloor.init(parsing:)) ?? .standard
         runtimeOptions.gitMirrors = GitMirrors(directory: gitMirrors ?? state + "/git-mirrors", allowFileURLs: gitAllowFileUrls)
         runtimeOptions.gitMirrors?.maximumIdle = gitMirrorsMaxIdle == 0 ? nil : .seconds(gitMirrorsMaxIdle * 86_400)
+        runtimeOptions.gitMirrors?.workTreesPerRepository = gitWorkTrees
         if let stepUser {
             runtimeOptions.stepUser = try StepUser.resolve(StepUser.name(pattern: stepUser, slot: slotName))
         }

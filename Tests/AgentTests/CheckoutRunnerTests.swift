@@ -51,12 +51,13 @@ final class CheckoutRunnerTests {
 
     static func run(
         _ spec: JobRunner.Spec, root: String, mirrors: String, allowFile: Bool = true, lockTimeout: Duration = .seconds(60),
-        checkoutTimeout: Duration = .seconds(60 * 60), stepUser: StepUser? = nil, keepWorkDirs: Bool = false
+        checkoutTimeout: Duration = .seconds(60 * 60), stepUser: StepUser? = nil, keepWorkDirs: Bool = false,
+        workTrees: Int = 2
     ) async throws -> (JobRunner.Result, String) {
+        var gitMirrors = GitMirrors(directory: mirrors, allowFileURLs: allowFile, lockTimeout: lockTimeout, checkoutTimeout: checkoutTimeout)
+        gitMirrors.workTreesPerRepository = workTrees
         let runner = JobRunner(
-            agentID: "h/1", workRoot: root + "/work", keepWorkDirs: keepWorkDirs, stepUser: stepUser,
-            gitMirrors: GitMirrors(
-                directory: mirrors, allowFileURLs: allowFile, lockTimeout: lockTimeout, checkoutTimeout: checkoutTimeout))
+            agentID: "h/1", workRoot: root + "/work", keepWorkDirs: keepWorkDirs, stepUser: stepUser, gitMirrors: gitMirrors)
         let spool = try LogSpool(path: root + "/spool-\(spec.jobID).log")
         defer { spool.remove() }
         let control = ProcessGroupControl(jobID: spec.jobID, attempt: spec.attempt, grace: .seconds(1), useCgroup: false)
@@ -64,8 +65,13 @@ final class CheckoutRunnerTests {
         return (result, String(decoding: try spool.read(from: 0, count: spool.length), as: UTF8.self))
     }
 
-    @Test func checksOutOverFileURLAndTheStepReadsTheRepository() async throws {
+    /// With work trees (mounted) and without (the history copied): the step sees the same.
+    @Test(arguments: [0, 2])
+    func checksOutOverFileURLAndTheStepReadsTheRepository(workTrees: Int) async throws {
         let (bare, commits) = try await fixture.repository("app", commits: 2)
+        func run(_ spec: JobRunner.Spec) async throws -> (JobRunner.Result, String) {
+            try await Self.run(spec, root: root, mirrors: mirrors, workTrees: workTrees)
+        }
         let (result, log) = try await run(
             spec(
                 [
@@ -79,6 +85,7 @@ final class CheckoutRunnerTests {
         #expect(log.contains("hello 2\n\(commits[1])\n0\nno-alternates\n0\n"), "\(log)")
         #expect(log.contains("gantry: checkout file://\(bare) at \(commits[1])"))
         #expect(log.contains("gantry: checkout: HEAD is \(commits[1])"))
+        #expect(log.contains("mounted this host's work tree") == (workTrees > 0 && OverlayProbe.works), "\(log)")
         // An older commit, a branch name and a short id resolve in the mirror.
         let (older, olderLog) = try await run(spec(["cat hello.txt"], repository: bare, commit: commits[0]))
         #expect(older.outcome == .succeeded && olderLog.contains("hello 1\n"), "\(olderLog)")

@@ -47,4 +47,47 @@ enum WorkDirectoryHandover {
             throw failure(line.logSafe(maximum: 300))
         }
     }
+
+    /// The work dir when its checkout is an overlay mounted at `mountPoint` (the work dir
+    /// or a directory in it): the work dir and each directory down to the mount point are
+    /// all it holds yet, and the mount's files are the step user's already
+    /// (`WorkTrees`), so they are changed one by one; a recursive chown would copy every
+    /// file of the tree up into the overlay.
+    static func handOver(_ directory: String, to user: StepUser, mountedAt mountPoint: String) throws(IsolationError) {
+        var path = directory
+        var paths = [directory]
+        let below = mountPoint.hasPrefix(directory + "/") ? mountPoint.dropFirst(directory.utf8.count + 1) : ""
+        for component in below.split(separator: "/") {
+            path += "/" + component
+            paths.append(path)
+        }
+        for path in paths where lchown(path, user.uid, user.gid) != 0 {
+            throw .directory("cannot give \(path) to \(user): \(String(cString: strerror(errno)))")
+        }
+    }
+
+    /// Gives `uid:gid` every file under `path` that is someone else's (`find … -exec chown
+    /// -h`; links are changed, never followed). For a work tree, where git wrote only the
+    /// files a commit changed, this touches only those.
+    static func giveMismatched(_ path: String, uid: UInt32, gid: UInt32) async throws(IsolationError) {
+        let find = ["/usr/bin/find", "/bin/find"].first { FileManager.default.isExecutableFile(atPath: $0) }
+        guard let find else { throw .directory("find(1) is not installed") }
+        let owner = "\(uid):\(gid)"
+        let arguments = [
+            path, "(", "!", "-uid", "\(uid)", "-o", "!", "-gid", "\(gid)", ")", "-exec", "chown", "-h", owner, "--", "{}", "+",
+        ]
+        let outcome: (succeeded: Bool, error: String)
+        do {
+            let result = try await Subprocess.run(
+                .path(FilePath(find)), arguments: Arguments(arguments), environment: .custom(["PATH": "/usr/bin:/bin"]),
+                output: .discarded, error: .string(limit: 4096))
+            outcome = (result.terminationStatus.isSuccess, result.standardError)
+        } catch {
+            throw .directory("cannot give \(path) to \(owner): \(error)")
+        }
+        guard outcome.succeeded else {
+            let line = outcome.error.split(whereSeparator: \.isNewline).last.map(String.init) ?? "chown failed"
+            throw .directory("cannot give \(path) to \(owner): \(line.logSafe(maximum: 300))")
+        }
+    }
 }

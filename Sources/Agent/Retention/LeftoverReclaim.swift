@@ -153,6 +153,9 @@ public enum LeftoverReclaim {
     /// Removes `path` (a file or a whole tree, links not followed) and returns the bytes
     /// it occupied on disk.
     static func remove(_ path: String) -> UInt64 {
+        // A killed agent's overlay on a work dir (`MountedTree`): detached first, or the
+        // removal would go through it into its upper layer and then fail on the mount point.
+        OverlayMount.detachAll(atOrUnder: path)
         let bytes = diskUsage(path)
         try? FileManager.default.removeItem(atPath: path)
         return bytes

@@ -27,6 +27,11 @@ public struct GitMirrors: Sendable, Equatable {
     /// Mirrors no checkout used for this long are removed when the agent starts
     /// (`MirrorPrune`); nil keeps them forever.
     public var maximumIdle: Duration? = .seconds(30 * 86_400)
+    /// How many checked-out work trees per repository the host keeps beside its mirror
+    /// (`WorkTrees`); 0 turns them off, and every checkout copies the history.
+    public var workTreesPerRepository: Int = 2
+    /// The most `--git-work-trees` accepts.
+    public static let maximumWorkTreesPerRepository = 64
 
     public init(
         directory: String, allowFileURLs: Bool = false, lockTimeout: Duration? = nil,
@@ -41,5 +46,11 @@ public struct GitMirrors: Sendable, Equatable {
     /// Where `repository`'s mirror lives.
     public func mirrorPath(for repository: RepositoryURL) -> String {
         "\(directory)/\(repository.mirrorName)"
+    }
+
+    /// Where `repository`'s work trees live: `<mirror name without .git>.trees`, beside
+    /// the mirror and, like it, only the agent's.
+    public func workTreesPath(for repository: RepositoryURL) -> String {
+        "\(directory)/\(repository.mirrorName.dropLast(".git".count)).trees"
     }
 }

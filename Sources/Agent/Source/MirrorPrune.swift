@@ -45,12 +45,30 @@ enum MirrorPrune {
         return utf8.prefix(64).allSatisfy { (0x30...0x39).contains($0) || (0x61...0x66).contains($0) }
     }
 
-    /// A mirror moved aside to be removed (`<mirror>.trash-<pid>`), left by a removal that
-    /// was cut short.
+    /// A mirror or its work trees moved aside to be removed (`<mirror>.trash-<pid>`,
+    /// `<trees>.trash-<pid>`), left by a removal that was cut short.
     static func isTrashName(_ name: String) -> Bool {
-        guard let range = name.firstRange(of: ".git.trash-") else { return false }
-        let pid = name[range.upperBound...]
-        return isMirrorName(String(name[..<range.lowerBound]) + ".git") && !pid.isEmpty && pid.allSatisfy(\.isNumber)
+        for suffix in [".git", ".trees"] {
+            guard let range = name.firstRange(of: suffix + ".trash-") else { continue }
+            let pid = name[range.upperBound...]
+            return isMirrorName(String(name[..<range.lowerBound]) + ".git") && !pid.isEmpty && pid.allSatisfy(\.isNumber)
+        }
+        return false
+    }
+
+    /// Removes an idle mirror's work trees (`WorkTrees`) under the mirror's lock, unless a
+    /// slot still has one of them (its lock cannot be taken).
+    static func removeWorkTrees(of mirror: String) -> UInt64 {
+        let trees = String(mirror.dropLast(".git".count)) + ".trees"
+        let names = ((try? FileManager.default.contentsOfDirectory(atPath: trees)) ?? []).prefix(1_000)
+        var locks: [WorkTreeLock] = []
+        for name in names where name.hasSuffix(".lock") {
+            guard let lock = WorkTreeLock.tryAcquire("\(trees)/\(name)", shared: false) else { return 0 }
+            locks.append(lock)
+        }
+        let trash = "\(trees).trash-\(getpid())"
+        guard rename(trees, trash) == 0 else { return 0 }
+        return LeftoverReclaim.remove(trash)
     }
 
     /// What one pass removed.
@@ -87,6 +105,7 @@ enum MirrorPrune {
             let trash = "\(path).trash-\(getpid())"
             guard rename(path, trash) == 0 else { continue }
             removed.bytes += LeftoverReclaim.remove(trash)
+            removed.bytes += removeWorkTrees(of: path)
             removed.mirrors += 1
         }
         return removed

@@ -49,6 +49,15 @@ public struct RepositoryURL: Sendable, Equatable {
     /// `https://token@host/…`) is replaced by `***`.
     public var redacted: String { Self.redacted(text) }
 
+    /// The URL without its `user[:password]@`: what a work tree, which later attempts of
+    /// other pipelines of the same repository mount, keeps as its origin.
+    public var withoutCredentials: String {
+        var text = self.text
+        guard !userinfo.isEmpty, let range = text.firstRange(of: userinfo + "@") else { return text }
+        text.removeSubrange(range)
+        return text
+    }
+
     static func redacted(_ text: String) -> String {
         URLUserinfo.redacted(in: text.count > 300 ? String(text.prefix(300)) + "…" : text)
     }

@@ -36,10 +36,22 @@ struct SourceCheckout {
     var attempt: UInt32
     var control: ProcessGroupControl
 
-    /// Returns the full commit id checked out. `note` writes a line to the step's log.
+    /// Who the step's files belong to in a work tree (the step user, else the agent).
+    var treeOwner: (uid: UInt32, gid: UInt32) = (getuid(), getgid())
+    /// Whether this attempt may mount a work tree (`WorkTrees`): not when its work dir is
+    /// kept after the job, which would keep the mount and the tree's lock with it.
+    var mayMountTree = true
+
+    /// What a checkout left: the commit, and the work tree mounted for it, if one was.
+    struct Outcome: Sendable {
+        var commit: String
+        var mounted: MountedTree?
+    }
+
+    /// Checks the request out into the work dir; `note` writes a line to the step's log.
     func perform(
         _ request: CheckoutRequest, workDirectory: String, note: (String) async -> Void
-    ) async throws(CheckoutFailure) -> String {
+    ) async throws(CheckoutFailure) -> Outcome {
         let url = request.repository
         let mirror = mirrors.mirrorPath(for: url)
         do {
@@ -47,10 +59,46 @@ struct SourceCheckout {
         } catch {
             throw CheckoutFailure("the git mirror directory cannot be used: \(error)")
         }
+        let lock = try await lockMirror(mirror, of: url)
+        // The git work is bounded from here, also for a step without `timeout:`: past the
+        // bound git is stopped like a command and the job fails as a checkout. The wait
+        // above has its own bound, longer than this one, so a slot outlasts the holder.
         let control = self.control
-        let lock: MirrorLock
+        let bound = mirrors.checkoutTimeout
+        let limit = Task {
+            try? await Task.sleep(for: bound)
+            if !Task.isCancelled { control.stop(.failed(Self.limitReason(bound))) }
+        }
+        defer { limit.cancel() }
+        let commit: String
+        var claim: WorkTrees.Claim?
+        let target = try Self.target(of: request, in: workDirectory)
         do {
-            lock = try await MirrorLock.acquire(
+            defer { lock.release() }
+            commit = try await updateMirror(mirror, request: request, note: note)
+            if let trees = workTrees(for: request) {
+                claim = await claimTree(of: trees, commit: commit, mirror: mirror, note: note)
+            }
+            if claim == nil { try await copyHistory(from: mirror, commit: commit, request: request, into: target) }
+        }
+        if let claim {
+            if let mounted = await mountTree(claim, commit: commit, request: request, at: target, workDirectory: workDirectory, note: note) {
+                return Outcome(commit: commit, mounted: mounted)
+            }
+            let again = try await lockMirror(mirror, of: url)
+            defer { again.release() }
+            try await copyHistory(from: mirror, commit: commit, request: request, into: target)
+        }
+        try await checkOut(commit, request: request, in: target, workDirectory: workDirectory, note: note)
+        return Outcome(commit: commit, mounted: nil)
+    }
+
+    /// The mirror's lock, waited for within `GitMirrors.lockTimeout` or until the attempt
+    /// is stopped.
+    private func lockMirror(_ mirror: String, of url: RepositoryURL) async throws(CheckoutFailure) -> MirrorLock {
+        let control = self.control
+        do {
+            return try await MirrorLock.acquire(
                 mirror + ".lock", timeout: mirrors.lockTimeout, shouldStop: { control.stopReason != nil })
         } catch {
             switch error {
@@ -63,24 +111,6 @@ struct SourceCheckout {
                 throw CheckoutFailure("cannot open the lock of the mirror of \(url.redacted): \(why)")
             }
         }
-        // The git work is bounded from here, also for a step without `timeout:`: past the
-        // bound git is stopped like a command and the job fails as a checkout. The wait
-        // above has its own bound, longer than this one, so a slot outlasts the holder.
-        let bound = mirrors.checkoutTimeout
-        let limit = Task {
-            try? await Task.sleep(for: bound)
-            if !Task.isCancelled { control.stop(.failed(Self.limitReason(bound))) }
-        }
-        defer { limit.cancel() }
-        let commit: String
-        let target = try Self.target(of: request, in: workDirectory)
-        do {
-            defer { lock.release() }
-            commit = try await updateMirror(mirror, request: request, note: note)
-            try await copyHistory(from: mirror, commit: commit, request: request, into: target)
-        }
-        try await checkOut(commit, request: request, in: target, workDirectory: workDirectory, note: note)
-        return commit
     }
 
     /// Why the checkout was stopped when its git work took longer than `bound`.
@@ -188,11 +218,7 @@ struct SourceCheckout {
                 control: control)
             try await run(anonymous, arguments, in: target, "update the submodules")
         }
-        let head = try await outcome(local, ["rev-parse", "--verify", "--quiet", "HEAD^{commit}"], in: target)
-        let checkedOut = String(head.output.filter { !$0.isWhitespace })
-        guard head.succeeded, checkedOut == commit else {
-            throw CheckoutFailure("the checkout's HEAD is `\(checkedOut.logSafe(maximum: 80))`, not the commit \(commit)")
-        }
+        try await verifyHead(commit, in: target, safe: false)
         await note("gantry: checkout: HEAD is \(commit)\(request.path.isEmpty ? "" : " in \(request.path)")\n")
     }
 
@@ -241,7 +267,7 @@ struct SourceCheckout {
     }
 
     /// The commit's full id if the mirror has it as a commit.
-    private func resolve(_ name: String, in mirror: String) async -> String? {
+    func resolve(_ name: String, in mirror: String) async -> String? {
         let remote = command(allowFile: false)
         guard
             let result = try? await remote.run(
@@ -252,11 +278,11 @@ struct SourceCheckout {
         return CheckoutRequest.isFullCommitID(id) ? id : nil
     }
 
-    private func command(allowFile: Bool) -> GitCommand {
+    func command(allowFile: Bool) -> GitCommand {
         GitCommand(git: git, environment: GitEnvironment(jobID: jobID, attempt: attempt, allowFile: allowFile), control: control)
     }
 
-    private func outcome(
+    func outcome(
         _ command: GitCommand, _ arguments: [String], in directory: String
     ) async throws(CheckoutFailure) -> GitCommand.Outcome {
         do {
@@ -266,7 +292,7 @@ struct SourceCheckout {
         }
     }
 
-    private func run(
+    func run(
         _ command: GitCommand, _ arguments: [String], in directory: String, _ what: String
     ) async throws(CheckoutFailure) {
         let result = try await outcome(command, arguments, in: directory)

@@ -1,0 +1,169 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The work-tree path of a checkout (`WorkTrees`, `OverlayMount`). Any failure on it
+/// falls back to copying the history, so a host without overlays, or a damaged tree,
+/// costs time, never a job.
+extension SourceCheckout {
+    /// The repository's trees, if this checkout can use one: the whole history of the
+    /// commit without submodules, trees on, overlays not refused in this process.
+    func workTrees(for request: CheckoutRequest) -> WorkTrees? {
+        guard mayMountTree, request.depth == 0, !request.submodules, mirrors.workTreesPerRepository > 0,
+            OverlayMount.refusal == nil
+        else { return nil }
+        return WorkTrees(directory: mirrors.workTreesPath(for: request.repository), count: mirrors.workTreesPerRepository)
+    }
+
+    /// What a ready tree at `commit` looks like for this attempt.
+    func marker(for commit: String) -> WorkTreeMarker {
+        WorkTreeMarker(commit: commit, uid: treeOwner.uid, gid: treeOwner.gid)
+    }
+
+    /// Under the mirror's lock: a tree at the commit, shared; else a free tree, exclusive,
+    /// that now holds the commit's objects (a new clone of the mirror, or a fetch from it).
+    /// Nil (after a note) when every tree is taken or the copy failed.
+    func claimTree(
+        of trees: WorkTrees, commit: String, mirror: String, note: (String) async -> Void
+    ) async -> WorkTrees.Claim? {
+        do {
+            try AgentDirectories.ensureOwned(trees.directory)
+        } catch {
+            await note("gantry: checkout: the work trees cannot be used (\(error)): copying the history\n")
+            return nil
+        }
+        if let ready = trees.claimReady(marker(for: commit)) { return ready }
+        guard let claim = trees.claimToUpdate(owner: treeOwner) else {
+            await note("gantry: checkout: every work tree of this repository is in use: copying the history\n")
+            return nil
+        }
+        do {
+            try await fetchObjects(of: commit, into: claim.slot.tree, from: mirror, in: trees.directory)
+            return claim
+        } catch {
+            await note("gantry: checkout: the work tree could not be updated (\(error.message)): copying the history\n")
+            try? FileManager.default.removeItem(atPath: claim.slot.tree)
+            return nil
+        }
+    }
+
+    /// After the lock: brings an exclusive tree to the commit, then mounts the tree on
+    /// `target` with layers beside the work dir. Nil (after a note) if either failed; a
+    /// tree that failed to update is removed, to be cloned again.
+    func mountTree(
+        _ claim: WorkTrees.Claim, commit: String, request: CheckoutRequest, at target: String, workDirectory: String,
+        note: (String) async -> Void
+    ) async -> MountedTree? {
+        let tree = claim.slot.tree
+        do {
+            if claim.ready {
+                try await verifyHead(commit, in: tree, safe: true)
+            } else {
+                try await update(claim, to: commit, request: request)
+            }
+        } catch {
+            await note("gantry: checkout: the work tree could not be brought to the commit (\(error.message)): copying the history\n")
+            if !claim.ready { try? FileManager.default.removeItem(atPath: tree) }
+            return nil
+        }
+        let layers = workDirectory + ".overlay"
+        let upper = layers + "/upper"
+        let work = layers + "/work"
+        try? FileManager.default.removeItem(atPath: layers)
+        guard mkdir(layers, 0o700) == 0, mkdir(upper, 0o700) == 0, mkdir(work, 0o700) == 0,
+            lchown(upper, treeOwner.uid, treeOwner.gid) == 0
+        else {
+            await note("gantry: checkout: cannot create the overlay's layers: \(String(cString: strerror(errno))): copying the history\n")
+            try? FileManager.default.removeItem(atPath: layers)
+            return nil
+        }
+        if let refusal = OverlayMount.mount(lower: tree, upper: upper, work: work, at: target) {
+            await note("gantry: checkout: \(refusal): copying the history\n")
+            try? FileManager.default.removeItem(atPath: layers)
+            return nil
+        }
+        let how = claim.ready ? "was at the commit" : "was brought to the commit"
+        await note("gantry: checkout: mounted this host's work tree \(claim.slot.index), which \(how)\n")
+        await note("gantry: checkout: HEAD is \(commit)\(request.path.isEmpty ? "" : " in \(request.path)")\n")
+        return MountedTree(target: target, layers: layers, lock: claim.lock)
+    }
+
+    /// Under the mirror's lock, into an exclusive tree: a clone of the mirror if the tree
+    /// is new (its packs copied as they are), else a fetch of the mirror's refs, and of
+    /// the commit by id if no ref reaches it.
+    private func fetchObjects(
+        of commit: String, into tree: String, from mirror: String, in directory: String
+    ) async throws(CheckoutFailure) {
+        let local = command(allowFile: true)
+        guard FileManager.default.fileExists(atPath: tree + "/.git/HEAD") else {
+            try? FileManager.default.removeItem(atPath: tree)
+            let clone = ["clone", "--quiet", "--local", "--no-hardlinks", "--no-checkout", "--template=", "--", mirror, tree]
+            try await run(local, clone, in: directory, "create a work tree")
+            return
+        }
+        let safe = Self.safeDirectory(tree)
+        if await hasCommit(commit, in: tree) { return }
+        let refs = ["+refs/heads/*:refs/remotes/origin/*", "+refs/tags/*:refs/tags/*"]
+        try await run(local, safe + ["fetch", "--quiet", "--prune", "--no-tags", "--", mirror] + refs, in: tree, "update a work tree")
+        if await !hasCommit(commit, in: tree) {
+            try await run(local, safe + ["fetch", "--quiet", "--no-tags", "--", mirror, commit], in: tree, "update a work tree")
+        }
+        _ = try? await local.run(
+            safe + ["-c", "gc.auto=6700", "-c", "gc.autoPackLimit=50", "-c", "gc.autoDetach=false", "gc", "--auto", "--quiet"],
+            in: tree)
+    }
+
+    /// Brings an exclusive tree to `commit`: checked out, cleaned of anything else, origin
+    /// without credentials, every file the owner's, HEAD verified; then marked ready and
+    /// the lock shared.
+    private func update(_ claim: WorkTrees.Claim, to commit: String, request: CheckoutRequest) async throws(CheckoutFailure) {
+        let tree = claim.slot.tree
+        let local = command(allowFile: true)
+        let safe = Self.safeDirectory(tree)
+        try await run(
+            local, safe + ["-c", "checkout.workers=0", "checkout", "--quiet", "--force", "--detach", commit], in: tree,
+            "check out the work tree")
+        try await run(local, safe + ["clean", "-ffdxq"], in: tree, "clean the work tree")
+        try await run(local, safe + ["config", "remote.origin.url", request.repository.withoutCredentials], in: tree, "configure origin")
+        try await run(local, safe + ["config", "remote.origin.fetch", "+refs/heads/*:refs/remotes/origin/*"], in: tree, "configure origin")
+        do {
+            try await WorkDirectoryHandover.giveMismatched(tree, uid: treeOwner.uid, gid: treeOwner.gid)
+        } catch {
+            throw CheckoutFailure("\(error)")
+        }
+        try await verifyHead(commit, in: tree, safe: true)
+        let wanted = marker(for: commit)
+        guard wanted.write(claim.slot.marker), claim.lock.share(), WorkTreeMarker.read(claim.slot.marker) == wanted else {
+            throw CheckoutFailure("another slot took the work tree while it was being marked ready")
+        }
+    }
+
+    /// Fails unless HEAD in `directory` is exactly `commit`.
+    func verifyHead(_ commit: String, in directory: String, safe: Bool) async throws(CheckoutFailure) {
+        let arguments = (safe ? Self.safeDirectory(directory) : []) + ["rev-parse", "--verify", "--quiet", "HEAD^{commit}"]
+        let head = try await outcome(command(allowFile: true), arguments, in: directory)
+        let checkedOut = String(head.output.filter { !$0.isWhitespace })
+        guard head.succeeded, checkedOut == commit else {
+            throw CheckoutFailure("the checkout's HEAD is `\(checkedOut.logSafe(maximum: 80))`, not the commit \(commit)")
+        }
+    }
+
+    private func hasCommit(_ commit: String, in tree: String) async -> Bool {
+        let arguments = Self.safeDirectory(tree) + ["cat-file", "-e", "--end-of-options", "\(commit)^{commit}"]
+        return (try? await command(allowFile: true).run(arguments, in: tree))?.succeeded ?? false
+    }
+
+    /// A tree belongs to the step user, and git refuses a repository another user owns
+    /// unless told it is safe. It is: only the agent can reach the tree (its directory is
+    /// the agent's, 0700), and steps see it only through their overlay.
+    static func safeDirectory(_ tree: String) -> [String] {
+        ["-c", "safe.directory=\(tree)"]
+    }
+}
