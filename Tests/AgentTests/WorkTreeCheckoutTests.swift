@@ -211,4 +211,90 @@ final class WorkTreeCheckoutTests {
         #expect(secondLog.contains("which was at the commit") && secondLog.contains("hello 1\n0\n"), "\(secondLog)")
         expectNothingLeft()
     }
+
+    /// A commit that changes `.gitattributes` changes how unchanged files are written: a
+    /// tree brought to it writes them again, as a fresh checkout would.
+    @Test func aCommitChangingGitattributesRewritesTheFilesItAffects() async throws {
+        let (bare, commits) = try await fixture.repository("attributes", commits: 1)
+        let work = root + "/repos/attributes-work"
+        try await fixture.sh(
+            "printf 'echo one\\necho two\\n' > run.sh && git add run.sh && git commit -q -m script && "
+                + "echo '*.sh eol=crlf' > .gitattributes && git add .gitattributes && git commit -q -m crlf && "
+                + "git push -q '\(bare)' HEAD:main", in: work)
+        let log = try await fixture.sh("git log --format=%H -3", in: work).split(separator: "\n").map(String.init)
+        let (crlf, lf) = (log[0], log[1])
+        #expect(commits.count == 1)
+        let count = "tr -cd '\\r' < run.sh | wc -c"
+        let (before, beforeLog) = try await run(spec([count], repository: bare, commit: lf), workTrees: 1)
+        #expect(before.outcome == .succeeded && beforeLog.contains("brought to the commit") && beforeLog.contains("\n0\n"), "\(beforeLog)")
+        let (after, afterLog) = try await run(spec([count, "git status --porcelain | wc -l"], repository: bare, commit: crlf), workTrees: 1)
+        #expect(after.outcome == .succeeded && afterLog.contains("brought to the commit"), "\(afterLog)")
+        #expect(afterLog.contains("\n2\n0\n"), "CRLF endings after the attributes changed: \(afterLog)")
+        let (back, backLog) = try await run(spec([count], repository: bare, commit: lf), workTrees: 1)
+        #expect(back.outcome == .succeeded && backLog.contains("\n0\n"), "\(backLog)")
+    }
+
+    /// The tree's remote branches are the mirror's, as in a copied history, and nothing
+    /// of the commits it was at before is left in it.
+    @Test func branchesFollowTheMirrorAndEarlierCommitsLeaveNoTrace() async throws {
+        let (bare, commits) = try await fixture.repository("branches", commits: 1)
+        let work = root + "/repos/branches-work"
+        let (first, firstLog) = try await run(spec(["true"], repository: bare, commit: commits[0]), workTrees: 1)
+        #expect(first.outcome == .succeeded, "\(firstLog)")
+        try await fixture.sh(
+            "echo pushed > pushed.txt && git add pushed.txt && git commit -q -m pushed && git push -q '\(bare)' HEAD:main", in: work)
+        let pushed = try await fixture.sh("git rev-parse HEAD", in: work)
+        let show = [
+            "git rev-parse HEAD origin/main", "git reflog 2>/dev/null | wc -l",
+            "test -e .git/FETCH_HEAD -o -e .git/ORIG_HEAD && echo TRACES || echo no-traces",
+        ]
+        let (next, nextLog) = try await run(spec(show, repository: bare, commit: pushed), workTrees: 1)
+        #expect(next.outcome == .succeeded && nextLog.contains("brought to the commit"), "\(nextLog)")
+        #expect(nextLog.contains("\(pushed)\n\(pushed)\n0\nno-traces\n"), "\(nextLog)")
+        // Back at the older commit: still the mirror's branches.
+        let (older, olderLog) = try await run(spec(show, repository: bare, commit: commits[0]), workTrees: 1)
+        #expect(older.outcome == .succeeded, "\(olderLog)")
+        #expect(olderLog.contains("\(commits[0])\n\(pushed)\n0\nno-traces\n"), "\(olderLog)")
+    }
+
+    /// A work tree is mounted on the work dir or a directory right in it; a deeper `path`
+    /// copies the history (the step owns the directories above a deeper mount point).
+    @Test func aCheckoutPathOfOneSegmentMountsAndADeeperOneCopies() async throws {
+        let (bare, commits) = try await fixture.repository("paths", commits: 1)
+        func checkout(_ path: String) -> JobRunner.Spec {
+            var spec = spec(["cat \(path)/hello.txt", "git -C \(path) rev-parse HEAD"], repository: bare, commit: commits[0])
+            spec.checkout = .with {
+                $0.enabled = true
+                $0.path = path
+            }
+            return spec
+        }
+        let (one, oneLog) = try await run(checkout("src"))
+        #expect(one.outcome == .succeeded && oneLog.contains("mounted this host's work tree"), "\(oneLog)")
+        #expect(oneLog.contains("hello 1\n\(commits[0])\n") && oneLog.contains("HEAD is \(commits[0]) in src"), "\(oneLog)")
+        let (two, twoLog) = try await run(checkout("src/app"))
+        #expect(two.outcome == .succeeded && !twoLog.contains("mounted"), "\(twoLog)")
+        #expect(twoLog.contains("hello 1\n\(commits[0])\n"), "\(twoLog)")
+        expectNothingLeft()
+    }
+
+    /// A URL with credentials: the shared tree's origin has none, the attempt's own
+    /// layer has the URL it was given (as a copied history would).
+    @Test func credentialsGoToTheAttemptsLayerNotTheTree() async throws {
+        let (bare, commits) = try await fixture.repository("credentials", commits: 1)
+        let url = "git://token@127.0.0.1:9/credentials.git"
+        // The host's mirror of that URL already holds the commit, so no network is needed.
+        let mirror = try GitMirrors(directory: mirrors).mirrorPath(for: RepositoryURL(parsing: url, allowFile: false))
+        try FileManager.default.createDirectory(atPath: mirrors, withIntermediateDirectories: true)
+        chmod(mirrors, 0o700)
+        try await fixture.sh("git clone -q --bare '\(bare)' '\(mirror)'")
+        let (result, log) = try await run(
+            spec(["git config remote.origin.url", "git config user.name builder && git config user.name"], repository: url, commit: commits[0]))
+        #expect(result.outcome == .succeeded, "\(result) \(log)")
+        #expect(log.contains("mounted this host's work tree") && log.contains("\(url)\nbuilder\n"), "\(log)")
+        let trees = try treesDirectory(of: url)
+        let config = try String(contentsOfFile: "\(trees)/0/.git/config", encoding: .utf8)
+        #expect(config.contains("url = git://127.0.0.1:9/credentials.git") && !config.contains("token"), "\(config)")
+        #expect(!config.contains("builder"))
+    }
 }

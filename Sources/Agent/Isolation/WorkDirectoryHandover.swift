@@ -49,19 +49,15 @@ enum WorkDirectoryHandover {
     }
 
     /// The work dir when its checkout is an overlay mounted at `mountPoint` (the work dir
-    /// or a directory in it): the work dir and each directory down to the mount point are
-    /// all it holds yet, and the mount's files are the step user's already
-    /// (`WorkTrees`), so they are changed one by one; a recursive chown would copy every
-    /// file of the tree up into the overlay.
+    /// or a directory right in it, `SourceCheckout.workTrees(for:)`): the work dir and the
+    /// mount point are all it holds yet, and the mount's files are the step user's
+    /// already (`WorkTrees`), so the two are changed one by one; a recursive chown would
+    /// copy every file of the tree up into the overlay. The mount point first: once the
+    /// work dir is the step user's, a process of that user could replace any entry of it
+    /// but a mount point.
     static func handOver(_ directory: String, to user: StepUser, mountedAt mountPoint: String) throws(IsolationError) {
-        var path = directory
-        var paths = [directory]
-        let below = mountPoint.hasPrefix(directory + "/") ? mountPoint.dropFirst(directory.utf8.count + 1) : ""
-        for component in below.split(separator: "/") {
-            path += "/" + component
-            paths.append(path)
-        }
-        for path in paths where lchown(path, user.uid, user.gid) != 0 {
+        for path in mountPoint == directory ? [directory] : [mountPoint, directory]
+        where lchown(path, user.uid, user.gid) != 0 {
             throw .directory("cannot give \(path) to \(user): \(String(cString: strerror(errno)))")
         }
     }

@@ -14,10 +14,16 @@ import Darwin
 /// costs time, never a job.
 extension SourceCheckout {
     /// The repository's trees, if this checkout can use one: the whole history of the
-    /// commit without submodules, trees on, overlays not refused in this process.
+    /// commit without submodules, into the work dir or a directory right in it, trees on,
+    /// overlays not refused in this process.
+    ///
+    /// One path segment at most, because the work dir is the step user's while the mount
+    /// lives: in `a/b`, the step could swap `a` for a link and have the agent's unmount
+    /// (`umount2`, as root) detach whatever the link leads to. A mount point itself cannot
+    /// be renamed or removed (EBUSY), and the work dir's parent is the agent's.
     func workTrees(for request: CheckoutRequest) -> WorkTrees? {
         guard mayMountTree, request.depth == 0, !request.submodules, mirrors.workTreesPerRepository > 0,
-            OverlayMount.refusal == nil
+            !request.path.contains("/"), OverlayMount.refusal == nil
         else { return nil }
         return WorkTrees(directory: mirrors.workTreesPath(for: request.repository), count: mirrors.workTreesPerRepository)
     }
@@ -62,15 +68,22 @@ extension SourceCheckout {
         note: (String) async -> Void
     ) async -> MountedTree? {
         let tree = claim.slot.tree
-        do {
+        do throws(CheckoutFailure) {
             if claim.ready {
-                try await verifyHead(commit, in: tree, safe: true)
+                do {
+                    try await verifyHead(commit, in: tree, safe: true)
+                } catch {
+                    // Not what its marker says: the next slot that can take it alone
+                    // brings it to a commit again. The marker is beside the tree, not in
+                    // it, so the overlays of other attempts are not touched.
+                    unlink(claim.slot.marker)
+                    throw error
+                }
             } else {
                 try await update(claim, to: commit, request: request)
             }
         } catch {
             await note("gantry: checkout: the work tree could not be brought to the commit (\(error.message)): copying the history\n")
-            if !claim.ready { try? FileManager.default.removeItem(atPath: tree) }
             return nil
         }
         let layers = workDirectory + ".overlay"
@@ -89,6 +102,20 @@ extension SourceCheckout {
             try? FileManager.default.removeItem(atPath: layers)
             return nil
         }
+        if !request.repository.userinfo.isEmpty {
+            // The tree's origin has no credentials (it serves every pipeline of the
+            // repository); this attempt's own layer gets the URL it was given, as a copied
+            // history would. The work dir is still the agent's alone here.
+            let config = target + "/.git/config"
+            let set = try? await command(allowFile: true).run(
+                Self.safeDirectory(target) + ["config", "remote.origin.url", request.repository.text], in: target)
+            guard set?.succeeded == true, lchown(config, treeOwner.uid, treeOwner.gid) == 0 else {
+                OverlayMount.detach(target)
+                try? FileManager.default.removeItem(atPath: layers)
+                await note("gantry: checkout: cannot set origin in the mounted work tree: copying the history\n")
+                return nil
+            }
+        }
         let how = claim.ready ? "was at the commit" : "was brought to the commit"
         await note("gantry: checkout: mounted this host's work tree \(claim.slot.index), which \(how)\n")
         await note("gantry: checkout: HEAD is \(commit)\(request.path.isEmpty ? "" : " in \(request.path)")\n")
@@ -96,8 +123,9 @@ extension SourceCheckout {
     }
 
     /// Under the mirror's lock, into an exclusive tree: a clone of the mirror if the tree
-    /// is new (its packs copied as they are), else a fetch of the mirror's refs, and of
-    /// the commit by id if no ref reaches it.
+    /// is new (its packs copied as they are), else a fetch of the mirror's branches and
+    /// tags, and of the commit by id if no ref reaches it. Always a fetch, so the tree's
+    /// branches are the mirror's as a copied history's are.
     private func fetchObjects(
         of commit: String, into tree: String, from mirror: String, in directory: String
     ) async throws(CheckoutFailure) {
@@ -106,10 +134,11 @@ extension SourceCheckout {
             try? FileManager.default.removeItem(atPath: tree)
             let clone = ["clone", "--quiet", "--local", "--no-hardlinks", "--no-checkout", "--template=", "--", mirror, tree]
             try await run(local, clone, in: directory, "create a work tree")
+            try await run(
+                local, Self.safeDirectory(tree) + ["config", "core.logAllRefUpdates", "false"], in: tree, "configure a work tree")
             return
         }
         let safe = Self.safeDirectory(tree)
-        if await hasCommit(commit, in: tree) { return }
         let refs = ["+refs/heads/*:refs/remotes/origin/*", "+refs/tags/*:refs/tags/*"]
         try await run(local, safe + ["fetch", "--quiet", "--prune", "--no-tags", "--", mirror] + refs, in: tree, "update a work tree")
         if await !hasCommit(commit, in: tree) {
@@ -120,28 +149,77 @@ extension SourceCheckout {
             in: tree)
     }
 
-    /// Brings an exclusive tree to `commit`: checked out, cleaned of anything else, origin
-    /// without credentials, every file the owner's, HEAD verified; then marked ready and
-    /// the lock shared.
+    /// Brings an exclusive tree to `commit`: checked out, cleaned of anything else, local
+    /// branches at the mirror's, no trace of earlier commits (`FETCH_HEAD`, `ORIG_HEAD`,
+    /// reflogs), origin without credentials, every file the owner's, HEAD verified; then
+    /// marked ready and the lock shared. A tree that fails before it is marked is removed
+    /// (still under the exclusive lock) to be cloned again.
     private func update(_ claim: WorkTrees.Claim, to commit: String, request: CheckoutRequest) async throws(CheckoutFailure) {
         let tree = claim.slot.tree
+        do {
+            try await bring(tree, to: commit, request: request)
+        } catch {
+            try? FileManager.default.removeItem(atPath: tree)
+            throw error
+        }
+        let wanted = marker(for: commit)
+        guard wanted.write(claim.slot.marker), claim.lock.share(), WorkTreeMarker.read(claim.slot.marker) == wanted else {
+            // Without the lock (a failed conversion), the tree may be another slot's now:
+            // it is not ours to remove.
+            throw CheckoutFailure("another slot took the work tree while it was being marked ready")
+        }
+    }
+
+    private func bring(_ tree: String, to commit: String, request: CheckoutRequest) async throws(CheckoutFailure) {
         let local = command(allowFile: true)
         let safe = Self.safeDirectory(tree)
+        // git rewrites only the files whose content changed, by the index. A commit that
+        // changes `.gitattributes` (line endings, encodings) changes how unchanged blobs
+        // are written, so then the tree is emptied and written whole, as a fresh checkout
+        // is (without the index alone, git would still read the old attributes from the
+        // files on disk while it writes).
+        let previous = try? await local.run(safe + ["rev-parse", "--verify", "--quiet", "HEAD^{commit}"], in: tree)
+        let head = String((previous?.output ?? "").filter { !$0.isWhitespace })
+        if CheckoutRequest.isFullCommitID(head), head != commit {
+            let attributes = try? await local.run(
+                safe + ["diff", "--quiet", head, commit, "--", "*.gitattributes"], in: tree)
+            if attributes?.status != 0 {
+                for name in (try? FileManager.default.contentsOfDirectory(atPath: tree)) ?? [] where name != ".git" {
+                    try? FileManager.default.removeItem(atPath: "\(tree)/\(name)")
+                }
+                unlink(tree + "/.git/index")
+            }
+        }
         try await run(
             local, safe + ["-c", "checkout.workers=0", "checkout", "--quiet", "--force", "--detach", commit], in: tree,
             "check out the work tree")
         try await run(local, safe + ["clean", "-ffdxq"], in: tree, "clean the work tree")
         try await run(local, safe + ["config", "remote.origin.url", request.repository.withoutCredentials], in: tree, "configure origin")
         try await run(local, safe + ["config", "remote.origin.fetch", "+refs/heads/*:refs/remotes/origin/*"], in: tree, "configure origin")
+        try await alignBranches(in: tree)
+        for name in ["FETCH_HEAD", "ORIG_HEAD", "logs"] { try? FileManager.default.removeItem(atPath: "\(tree)/.git/\(name)") }
         do {
             try await WorkDirectoryHandover.giveMismatched(tree, uid: treeOwner.uid, gid: treeOwner.gid)
         } catch {
             throw CheckoutFailure("\(error)")
         }
         try await verifyHead(commit, in: tree, safe: true)
-        let wanted = marker(for: commit)
-        guard wanted.write(claim.slot.marker), claim.lock.share(), WorkTreeMarker.read(claim.slot.marker) == wanted else {
-            throw CheckoutFailure("another slot took the work tree while it was being marked ready")
+    }
+
+    /// Local branches (the mirror's default one, from the clone) at their `origin/`
+    /// counterparts, or gone with them, as in a fresh copy of the history.
+    private func alignBranches(in tree: String) async throws(CheckoutFailure) {
+        let local = command(allowFile: true)
+        let safe = Self.safeDirectory(tree)
+        let listed = try await outcome(local, safe + ["for-each-ref", "--format=%(refname:strip=2)", "refs/heads/"], in: tree)
+        for branch in listed.output.split(whereSeparator: \.isNewline).prefix(100) {
+            let remote = try await outcome(
+                local, safe + ["rev-parse", "--verify", "--quiet", "refs/remotes/origin/\(branch)"], in: tree)
+            let id = String(remote.output.filter { !$0.isWhitespace })
+            let arguments =
+                remote.succeeded && CheckoutRequest.isFullCommitID(id)
+                ? ["update-ref", "--no-deref", "refs/heads/\(branch)", id] : ["update-ref", "-d", "refs/heads/\(branch)"]
+            try await run(local, safe + arguments, in: tree, "update the work tree's branches")
         }
     }
 

@@ -16,15 +16,19 @@ import Darwin
 ///    the mirror already holds (then the network is not touched at all); a commit no
 ///    branch or tag reaches is asked for by id;
 /// 2. resolve the commit in the mirror to its full id;
-/// 3. still under the lock, copy the mirror's history into the work dir (or `path`): a
-///    local clone that copies the mirror's pack files (`--local --no-hardlinks`), or with
-///    `depth` a `git init` and a shallow fetch of that one commit over `file://`. Never
-///    hard links or alternates into the mirror, so nothing in the work dir is the
-///    mirror's. Under the lock because a fetch may repack the mirror (`git gc --auto`);
-/// 4. after the lock, a detached checkout with parallel workers;
-/// 5. `git submodule update --init --recursive` when asked (from the submodules' own URLs,
-///    not mirrored, and anonymously: `GitEnvironment.anonymous`);
-/// 6. verify HEAD is exactly the resolved commit.
+/// 3. still under the lock, either claim one of the host's work trees of the repository
+///    (`WorkTrees`; a new one is cloned from the mirror, an existing one fetches from it)
+///    or copy the mirror's history into the work dir (or `path`): a local clone that
+///    copies the mirror's pack files (`--local --no-hardlinks`), or with `depth` a
+///    `git init` and a shallow fetch of that one commit over `file://`. Never hard links
+///    or alternates into the mirror, so nothing in the work dir is the mirror's. Under
+///    the lock because a fetch may repack the mirror (`git gc --auto`);
+/// 4. after the lock, with a work tree: bring it to the commit if it is elsewhere and
+///    mount it as an overlay on the work dir (`SourceCheckout+WorkTrees`); any failure
+///    there copies the history instead. Without one: a detached checkout with parallel
+///    workers, then `git submodule update --init --recursive` when asked (from the
+///    submodules' own URLs, not mirrored, and anonymously: `GitEnvironment.anonymous`);
+/// 5. verify HEAD is exactly the resolved commit.
 ///
 /// Every git runs as the agent's user under the attempt's `ProcessGroupControl`, with
 /// `GitEnvironment`, in a work dir that is still the agent's (0700): `JobRunner` hands it
