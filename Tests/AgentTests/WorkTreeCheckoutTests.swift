@@ -85,18 +85,15 @@ final class WorkTreeCheckoutTests {
         #expect(thirdLog.contains("HEAD is \(commits[1])"))
         expectNothingLeft()
 
-        // Both trees are clean clones, each at one of the commits, and the agent's alone.
+        // One tree, brought forward rather than a second cloned (no attempt held it), clean,
+        // at the last commit, and the agent's alone.
         let trees = try treesDirectory(of: bare)
         #expect(AgentDirectories.mode(of: trees) == 0o700)
-        var heads: Set<String> = []
-        for index in 0..<2 {
-            let marker = try #require(WorkTreeMarker.read("\(trees)/\(index).ready"))
-            heads.insert(marker.commit)
-            let status = try await fixture.sh("git -c safe.directory='*' status --porcelain --ignored", in: "\(trees)/\(index)")
-            #expect(status.isEmpty, "tree \(index): \(status)")
-            #expect(try String(contentsOfFile: "\(trees)/\(index)/hello.txt", encoding: .utf8) == "hello \(commits.firstIndex(of: marker.commit)! + 1)\n")
-        }
-        #expect(heads == Set(commits))
+        #expect(WorkTreeMarker.read("\(trees)/0.ready")?.commit == commits[1])
+        #expect(!FileManager.default.fileExists(atPath: "\(trees)/1"))
+        let status = try await fixture.sh("git -c safe.directory='*' status --porcelain --ignored", in: "\(trees)/0")
+        #expect(status.isEmpty, "\(status)")
+        #expect(try String(contentsOfFile: "\(trees)/0/hello.txt", encoding: .utf8) == "hello 2\n")
     }
 
     /// Parallel attempts of one commit share one tree; with every tree taken, a checkout

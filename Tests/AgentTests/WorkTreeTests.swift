@@ -66,11 +66,13 @@ struct WorkTreeTests {
         let directory = NSTemporaryDirectory() + "gantry-claims-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let trees = WorkTrees(directory: directory, count: 3)
+        let trees = WorkTrees(directory: directory, count: 4)
         let (a, b) = (String(repeating: "a", count: 40), String(repeating: "b", count: 40))
         let me: (uid: UInt32, gid: UInt32) = (1000, 1000)
         func mark(_ index: Int, _ commit: String, uid: UInt32 = 1000, age: Int) {
             let slot = WorkTrees.Slot(directory: directory, index: index)
+            try? FileManager.default.createDirectory(atPath: slot.tree + "/.git", withIntermediateDirectories: true)
+            _ = FileManager.default.createFile(atPath: slot.tree + "/.git/HEAD", contents: Data("ref: refs/heads/main\n".utf8))
             _ = WorkTreeMarker(commit: commit, uid: uid, gid: uid).write(slot.marker)
             var times = [timespec(tv_sec: time(nil) - age, tv_nsec: 0), timespec(tv_sec: time(nil) - age, tv_nsec: 0)]
             utimensat(AT_FDCWD, slot.marker, &times, 0)
@@ -87,15 +89,19 @@ struct WorkTreeTests {
         #expect(trees.claimReady(WorkTreeMarker(commit: String(repeating: "c", count: 40), uid: 1000, gid: 1000)) == nil)
 
         // An update skips the shared tree 0 and prefers the owner's tree 2 over the older
-        // tree 1 of another uid; its marker goes at once.
+        // tree 1 of another uid; its marker goes at once, and the claim remembers it.
         let update = try #require(trees.claimToUpdate(owner: me))
         #expect(update.slot.index == 2 && !update.ready)
+        #expect(update.previous == WorkTreeMarker(commit: b, uid: 1000, gid: 1000))
         #expect(WorkTreeMarker.read(update.slot.marker) == nil)
         #expect(trees.claimReady(WorkTreeMarker(commit: b, uid: 1000, gid: 1000)) == nil)
         let next = try #require(trees.claimToUpdate(owner: me))
         #expect(next.slot.index == 1)
-        // Every tree taken: nothing, at once.
+        // Slot 3 has no tree yet: a new clone only once every tree is in use.
+        let new = try #require(trees.claimToUpdate(owner: me))
+        #expect(new.slot.index == 3 && new.previous == nil)
+        // Every slot taken: nothing, at once.
         #expect(trees.claimToUpdate(owner: me) == nil)
-        _ = (reader, another, update, next)
+        _ = (reader, another, update, next, new)
     }
 }

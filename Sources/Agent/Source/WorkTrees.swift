@@ -53,6 +53,9 @@ struct WorkTrees: Sendable {
         var slot: Slot
         var lock: WorkTreeLock
         var ready: Bool
+        /// The marker an exclusive claim removed: what the tree was, whole and clean, when
+        /// it was taken; nil for a new tree or one a killed agent left half-updated.
+        var previous: WorkTreeMarker? = nil
     }
 
     /// A ready tree at `wanted`, shared; nil if none is free.
@@ -65,30 +68,34 @@ struct WorkTrees: Sendable {
         return nil
     }
 
-    /// A free tree to bring to another commit, exclusive, its marker removed: a slot never
-    /// used first, then the trees already `owner`'s (with one step user per slot, taking
-    /// another slot's tree means changing the owner of every file), each group least
-    /// recently made ready first.
+    /// A free tree to bring to another commit, exclusive, its marker removed: the trees
+    /// already `owner`'s first (with one step user per slot, taking another slot's tree
+    /// means changing the owner of every file), then the others, each group least
+    /// recently made ready first; a slot with no tree yet (a clone of the whole history
+    /// and every file written) only when every existing tree is in use.
     func claimToUpdate(owner: (uid: UInt32, gid: UInt32)) -> Claim? {
         let ordered = slots.map { slot in
             let marker = WorkTreeMarker.read(slot.marker)
-            let theirs = marker.map { $0.uid != owner.uid || $0.gid != owner.gid } ?? false
-            return (slot, theirs ? 1 : 0, Self.markerTime(slot.marker))
-        }.sorted { ($0.1, $0.2) < ($1.1, $1.2) }.map(\.0)
-        for slot in ordered {
+            let exists = FileManager.default.fileExists(atPath: slot.tree + "/.git/HEAD")
+            let rank = !exists ? 2 : (marker.map { $0.uid != owner.uid || $0.gid != owner.gid } ?? false) ? 1 : 0
+            return (slot, rank, Self.markerTime(slot.marker), marker)
+        }.sorted { ($0.1, $0.2) < ($1.1, $1.2) }
+        for (slot, _, _, marker) in ordered {
             guard let lock = WorkTreeLock.tryAcquire(slot.lock, shared: false) else { continue }
+            // Read again under the lock: another slot may have changed it in between.
+            let previous = WorkTreeMarker.read(slot.marker).flatMap { $0 == marker ? $0 : nil }
             unlink(slot.marker)
             // A killed agent may have left an overlay on it; nothing of this host's live
             // attempts has (they hold the lock shared).
             for mountPoint in MountTable.current().overlays(withLowerDirectory: slot.tree) {
                 OverlayMount.detach(mountPoint)
             }
-            return Claim(slot: slot, lock: lock, ready: false)
+            return Claim(slot: slot, lock: lock, ready: false, previous: previous)
         }
         return nil
     }
 
-    /// The marker's modification time in seconds; 0 without one (used first).
+    /// The marker's modification time in seconds; 0 without one.
     static func markerTime(_ path: String) -> Int64 {
         var info = stat()
         guard lstat(path, &info) == 0 else { return 0 }
