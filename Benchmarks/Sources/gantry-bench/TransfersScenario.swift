@@ -36,12 +36,29 @@ struct TransfersScenario {
         var blockCopySeconds: Double = 0
         /// `openssl dgst -sha256` of the file (page cache): the hash each side computes.
         var hashSeconds: Double = 0
+        /// In-memory rates from `openssl speed` (16 KiB blocks, MB/s): sha256 and the
+        /// AES-128-GCM of TLS 1.3; nil where openssl is missing.
+        var memoryHashMBps: Double?
+        var cipherMBps: Double?
+        var cores = 1
         var uploadSeconds: Double
         var downloadSeconds: Double
         var copyMBps: Double { Double(bytes) / 1e6 / copySeconds }
         var copySyncedMBps: Double { Double(bytes) / 1e6 / copySyncedSeconds }
         var uploadMBps: Double { Double(bytes) / 1e6 / uploadSeconds }
         var downloadMBps: Double { Double(bytes) / 1e6 / downloadSeconds }
+        var blockCopyMBps: Double { Double(bytes) / 1e6 / blockCopySeconds }
+
+        /// The most a transfer over TLS verified by digest at both ends can reach on this
+        /// machine, from the rates measured here: every byte is hashed twice (sender and
+        /// receiver), encrypted and decrypted once, and passes twice through user space
+        /// (file → sender → socket, socket → receiver → file: two `dd`s), and all of that
+        /// shares `cores` CPUs. Nothing else (HTTP, the blob store's fsync) is counted, so it
+        /// is an upper bound.
+        var verifiedTransferCeilingMBps: Double? {
+            guard let memoryHashMBps, let cipherMBps else { return nil }
+            return Double(cores) / (2 / memoryHashMBps + 2 / cipherMBps + 2 / blockCopyMBps)
+        }
     }
 
     struct Checkout {
@@ -60,9 +77,16 @@ struct TransfersScenario {
         var linkSkipped: String?
         /// The first checkout on the host: the mirror is empty, so it fetches first.
         var firstCheckout: Double
-        /// The commit already in the mirror: whole history, then `depth: 1`.
+        /// The commit already in the mirror and in one of the host's work trees (mounted).
         var mirrorCheckouts: [Double]
         var mirrorShallowCheckouts: [Double]
+        /// Each after a push of `pushFiles` changed files: the fetch of the push into the
+        /// mirror, then a work tree brought from an earlier commit to it, then the mount.
+        var pushCheckouts: [Double]
+        var pushFiles: Int
+        /// The commit in the mirror, on an agent without work trees (`--git-work-trees 0`):
+        /// the history copied and every file written, as before work trees.
+        var copyCheckouts: [Double]
     }
 
     struct Cache {
@@ -90,6 +114,8 @@ struct TransfersScenario {
     /// Commits after the first; each rewrites `rewrittenPerCommit` files with new content.
     var laterCommits: Int { context.quick ? 2 : 10 }
     var rewrittenPerCommit: Int { context.quick ? 500 : 3_000 }
+    /// Files a timed push changes (a typical push touches a few dozen).
+    var pushFiles: Int { context.quick ? 20 : 50 }
     var cacheFiles: Int { context.quick ? 2_000 : 20_000 }
     /// Repeats of each timed checkout and restore (the median is reported).
     var repeats: Int { context.quick ? 1 : 3 }
@@ -147,12 +173,13 @@ struct TransfersScenario {
                         + "\(f(Spread(cache.restores).median, 3)) s")
 
                 var checkout = try await measureCheckout(
-                    probe: probe, url: url, repository: repository, baseline: dispatch, cloneInto: trees + "/clone",
+                    cluster: cluster, probe: probe, url: url, repository: repository, baseline: dispatch, trees: trees,
                     freshShallow: freshShallow)
                 context.log(
                     "  checkout from the mirror: median \(f(Spread(checkout.mirrorCheckouts).median, 3)) s, depth 1 "
                         + "\(f(Spread(checkout.mirrorShallowCheckouts).median, 3)) s (first, with fetch: \(f(checkout.firstCheckout, 3)) s); "
-                        + "fresh clone over loopback \(f(checkout.freshClone, 3)) s")
+                        + "fresh clone over loopback \(f(checkout.freshClone, 3)) s; after a push of \(checkout.pushFiles) files "
+                        + "\(f(Spread(checkout.pushCheckouts).median, 3)) s; without work trees \(f(Spread(checkout.copyCheckouts).median, 3)) s")
                 switch measureLinkClones(repository: repository, into: trees + "/clone-link") {
                 case .success(let clones):
                     checkout.linkClones = clones
@@ -212,6 +239,9 @@ struct TransfersScenario {
         let hashSeconds = try timed(
             "sha256", "if command -v openssl >/dev/null; then openssl dgst -sha256 '\(file.path)'; else sha256sum '\(file.path)'; fi > /dev/null")
 
+        let memoryHashMBps = opensslSpeed("sha256")
+        let cipherMBps = opensslSpeed("aes-128-gcm")
+
         let cli = context.binaries + "/gantry"
         let yaml = """
             steps:
@@ -243,7 +273,22 @@ struct TransfersScenario {
         try? FileManager.default.removeItem(atPath: target)
         return Artifacts(
             bytes: file.bytes, copySeconds: copySeconds, copySyncedSeconds: copySyncedSeconds, blockCopySeconds: blockCopySeconds,
-            hashSeconds: hashSeconds, uploadSeconds: uploadSeconds, downloadSeconds: downloadSeconds)
+            hashSeconds: hashSeconds, memoryHashMBps: memoryHashMBps, cipherMBps: cipherMBps,
+            cores: ProcessInfo.processInfo.activeProcessorCount, uploadSeconds: uploadSeconds, downloadSeconds: downloadSeconds)
+    }
+
+    /// `openssl speed -evp ALGORITHM` on 16 KiB blocks for 2 s, in MB/s (its
+    /// machine-readable `+F:…:NAME:BYTES_PER_SECOND` line); nil without openssl.
+    private func opensslSpeed(_ algorithm: String) -> Double? {
+        guard
+            let result = try? runCommand(
+                "/bin/sh", ["-c", "openssl speed -evp \(algorithm) -bytes 16384 -seconds 2 -mr 2>/dev/null"],
+                workDir: context.workDir, timeout: .seconds(60)),
+            result.status == 0,
+            let line = result.output.split(whereSeparator: \.isNewline).last(where: { $0.hasPrefix("+F:") }),
+            let rate = line.split(separator: ":").last.flatMap({ Double($0) }), rate > 0
+        else { return nil }
+        return rate / 1e6
     }
 
     // MARK: - Cache
@@ -288,35 +333,88 @@ struct TransfersScenario {
     // MARK: - Checkout
 
     private func measureCheckout(
-        probe: Probe, url: String, repository: Repository, baseline: Double, cloneInto clone: String, freshShallow: Double
+        cluster: Cluster, probe: Probe, url: String, repository: Repository, baseline: Double, trees: String,
+        freshShallow: Double
     ) async throws -> Checkout {
-        func checkout(_ name: String, depth: Int?) async throws -> (Double, String) {
-            let spec = depth.map { "checkout: {depth: \($0)}\n" } ?? ""
-            return try await probe.firstCommandDelay(
-                name: name, yaml: spec, repository: url, commit: repository.commit, branch: "main")
+        func checkout(_ name: String, depth: Int? = nil, commit: String, pool: String? = nil) async throws -> (Double, String) {
+            let spec = (depth.map { "checkout: {depth: \($0)}\n" } ?? "") + (pool.map { "agents: {pool: \($0)}\n" } ?? "")
+            return try await probe.firstCommandDelay(name: name, yaml: spec, repository: url, commit: commit, branch: "main")
         }
-        let (first, firstLog) = try await checkout("checkout-first", depth: nil)
-        guard firstLog.contains("gantry: checkout: fetching") else {
-            throw HarnessError("the first checkout did not fetch: \(firstLog.suffix(800))")
+        func require(_ log: String, _ lines: [String], absent: [String] = [], _ what: String) throws {
+            guard lines.allSatisfy(log.contains), !absent.contains(where: log.contains) else {
+                throw HarnessError("\(what): \(log.suffix(800))")
+            }
         }
+        let (first, firstLog) = try await checkout("checkout-first", commit: repository.commit)
+        try require(firstLog, ["gantry: checkout: fetching", "mounted this host's work tree"], "the first checkout did not fetch and mount")
         var full: [Double] = []
         var shallow: [Double] = []
         var fresh: [Double] = []
         for n in 1...repeats {
-            fresh.append(try timedClone(url: url, into: clone, shallow: false))
+            fresh.append(try timedClone(url: url, into: trees + "/clone", shallow: false))
             for depth in [nil, 1] as [Int?] {
-                let (delay, log) = try await checkout("checkout-\(depth == nil ? "full" : "depth1")-\(n)", depth: depth)
-                guard log.contains("is already in this host's mirror, no fetch") else {
-                    throw HarnessError("the mirror did not hold the commit: \(log.suffix(800))")
+                let (delay, log) = try await checkout(
+                    "checkout-\(depth == nil ? "full" : "depth1")-\(n)", depth: depth, commit: repository.commit)
+                try require(log, ["is already in this host's mirror, no fetch"], "the mirror did not hold the commit")
+                if depth == nil {
+                    try require(log, ["which was at the commit"], "no work tree was at the commit")
+                    full.append(delay - baseline)
+                } else {
+                    shallow.append(delay - baseline)
                 }
-                if depth == nil { full.append(delay - baseline) } else { shallow.append(delay - baseline) }
             }
+        }
+        // Pushes: each a new commit on main that the mirror fetches and a work tree is
+        // brought to, as every pipeline of a busy repository finds it.
+        var pushed: [Double] = []
+        var head = repository.commit
+        for n in 1...repeats {
+            head = try pushCommit(to: repository, number: n)
+            let (delay, log) = try await checkout("checkout-push-\(n)", commit: head)
+            try require(log, ["gantry: checkout: fetching", "which was brought to the commit"], "the push was not fetched into a tree")
+            pushed.append(delay - baseline)
+        }
+        // The same commit on an agent of the same host without work trees.
+        let copier = try cluster.startAgents(
+            count: 1, labels: "pool=copy", cgroups: true, slotPrefix: "copy", workRoot: trees + "/work",
+            extraArguments: ["--git-work-trees", "0"])
+        defer { for agent in copier { agent.stop(grace: .seconds(10)) } }
+        var copied: [Double] = []
+        for n in 1...repeats {
+            let (delay, log) = try await checkout("checkout-copy-\(n)", commit: head, pool: "copy")
+            try require(log, ["is already in this host's mirror, no fetch"], absent: ["mounted"], "the copy agent did not copy")
+            copied.append(delay - baseline)
         }
         return Checkout(
             files: repositoryFiles, commits: laterCommits + 1, historyBytes: repository.historyBytes,
             packBytes: repository.packBytes, worktreeBytes: repository.worktreeBytes, freshClones: fresh,
             freshShallowClone: freshShallow, linkClones: [], linkSkipped: nil, firstCheckout: first - baseline,
-            mirrorCheckouts: full, mirrorShallowCheckouts: shallow)
+            mirrorCheckouts: full, mirrorShallowCheckouts: shallow, pushCheckouts: pushed, pushFiles: pushFiles,
+            copyCheckouts: copied)
+    }
+
+    /// Adds a commit to the served repository's `main` that rewrites `pushFiles` files,
+    /// with `git fast-import`; returns its id.
+    private func pushCommit(to repository: Repository, number: Int) throws -> String {
+        let bare = repository.base + "/" + repository.name
+        var stream = "commit refs/heads/main\ncommitter Bench <bench@127.0.0.1> \(1_800_000_000 + number * 60) +0000\n"
+        let message = "push \(number)\n"
+        stream += "data \(message.utf8.count)\n\(message)from refs/heads/main^0\n"
+        for index in 0..<pushFiles {
+            let file = (number * 7_919 + index * 613) % repositoryFiles
+            let content = String(repeating: "push \(number) changes file \(file)\n", count: 100)
+            stream += "M 100644 inline src/module\(file % 100)/file\(file).txt\ndata \(content.utf8.count)\n\(content)\n"
+        }
+        let path = context.workDir + "/push.fast-import"
+        try stream.write(toFile: path, atomically: true, encoding: .utf8)
+        defer { unlink(path) }
+        let imported = try runCommand(
+            "/bin/sh", ["-c", "exec '\(git)' --git-dir='\(bare)' fast-import --quiet < '\(path)'"], workDir: context.workDir)
+        guard imported.status == 0 else { throw HarnessError("git fast-import of a push failed: \(imported.output)") }
+        let head = try runCommand(git, ["--git-dir=\(bare)", "rev-parse", "refs/heads/main"], workDir: context.workDir)
+        let commit = head.output.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard head.status == 0, commit.count == 40 else { throw HarnessError("git rev-parse failed: \(head.output)") }
+        return commit
     }
 
     /// A directory on tmpfs (`/dev/shm`) for the trees the scenario writes, or nil where
