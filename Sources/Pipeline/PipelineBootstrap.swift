@@ -14,10 +14,17 @@ public enum PipelineBootstrap {
     public static let file = "gantry-bootstrap.yml"
 
     /// The bootstrap pipeline's YAML.
-    public static let yaml = """
+    public static let yaml = yaml(uploading: repositoryFile)
+
+    /// The bootstrap pipeline for another file of the repository (a project's
+    /// `--pipeline`). `file` must be a plain relative path (`ProjectSettings` checks):
+    /// it is written into the step's command as it is.
+    public static func yaml(uploading file: String) -> String {
+        """
         steps:
           - key: \(stepKey)
-            label: "upload \(repositoryFile)"
-            command: gantry pipeline upload \(repositoryFile)
+            label: "upload \(file)"
+            command: gantry pipeline upload \(file)
         """
+    }
 }

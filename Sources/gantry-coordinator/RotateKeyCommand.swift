@@ -17,7 +17,7 @@ struct RotateKey: ParsableCommand {
     func run() throws {
         let directory = CoordinatorStateDirectory(path: state)
         let store = try SQLiteStore(path: directory.database)
-        let result = try SecretKeyRotation.rotate(state: directory, store: store)
+        let result = try SecretKeyRotation.rotate(state: directory, store: store, projects: store)
         recordHostAction(
             store, action: "secrets.rotate_key", object: "secrets-key:\(result.newKeyID)",
             detail: ["previous_key": result.previousKeyID, "resealed": String(result.resealed)])

@@ -33,6 +33,9 @@ struct AuthorizationTests {
         .resolveCache: .viewer, .createCacheUpload: .developer, .downloadCache: .viewer, .listCaches: .viewer,
         .clearCaches: .admin,
         .keepPipeline: .developer, .unkeepPipeline: .developer,
+        .createProject: .admin, .listProjects: .viewer, .getProject: .viewer, .deleteProject: .admin,
+        // Signed by the git server, not authenticated by a token: unknown here (404).
+        .receiveWebhook: nil,
     ]
 
     /// Routes only a running job may call with its token: a person below their
@@ -141,7 +144,7 @@ struct AuthorizationTests {
             let token = try String(contentsOfFile: tokenFile, encoding: .utf8)
             let ownJob = try #require(pipeline.jobs.first).id, otherJob = try #require(other.jobs.first).id
             var mismatches: [String] = []
-            for route in APIRoute.allCases where route != .health {
+            for route in APIRoute.allCases where route != .health && route != .receiveWebhook {
                 let method = HTTPMethod(rawValue: route.method)
                 let body: Data? = ["POST", "PUT", "PATCH"].contains(route.method) ? Data("{\"value\": \"v\"}".utf8) : nil
                 // What `{id}` names: the token's pipeline, its job, or (an upload session) nothing.

@@ -36,6 +36,9 @@ public enum APIRouter {
         public var metaData: (any MetaDataStore)?
         /// Artifacts and caches (Artifacts/); nil answers their routes with 503.
         public var artifacts: ArtifactService?
+        /// Projects and webhook deliveries (Triggers/); nil uses the core's store when it
+        /// is one (`SQLiteStore`).
+        public var projects: (any ProjectStore)?
 
         public init(
             core: CoordinatorCore, authenticator: Authenticator, identities: any IdentityStore, audit: AuditLog,
@@ -70,6 +73,8 @@ public enum APIRouter {
         addArtifactRoutes(to: router, dependencies)
         addCacheRoutes(to: router, dependencies)
         addRetentionRoutes(to: router, dependencies)
+        addProjectRoutes(to: router, dependencies)
+        addWebhookRoutes(to: router, dependencies)
         router.on(.submitPipeline, audit: audit) { request, context -> Response in
             let body: ByteBuffer
             switch await BoundedBody.collect(request, upTo: maximumPipelineSize, what: "the request body") {

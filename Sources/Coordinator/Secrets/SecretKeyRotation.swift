@@ -27,7 +27,9 @@ public enum SecretKeyRotation {
         public var resealed: Int
     }
 
-    public static func rotate(state: CoordinatorStateDirectory, store: any SecretStore) throws -> Result {
+    public static func rotate(
+        state: CoordinatorStateDirectory, store: any SecretStore, projects: (any ProjectStore)? = nil
+    ) throws -> Result {
         let files = SecretKeyFiles(state: state)
         guard FileManager.default.fileExists(atPath: files.current) else {
             throw SecretKeyError.unreadable(files.current, "no such file; `gantry-coordinator serve` creates it")
@@ -52,6 +54,18 @@ public enum SecretKeyRotation {
             var resealed = row
             resealed.sealed = try SecretBox.seal(
                 try SecretBox.open(row.sealed, name: row.name, scope: scope, key: key), name: row.name, scope: scope, key: next)
+            resealed.keyId = next.id
+            return resealed
+        }
+        // Projects' webhook secrets, sealed by the same key (`SecretVault+Webhooks`). In a
+        // transaction of their own: a crash between the two leaves rows under both keys,
+        // which running the rotation again (with the same new key) finishes.
+        _ = try projects?.resealWebhookSecrets { row in
+            let name = StoredProject.secretName(row.name)
+            guard let key = ring[row.keyId] else { throw SecretKeyError.noKeyFor(name: name, scope: "pipeline", keyID: row.keyId) }
+            var resealed = row
+            resealed.sealedSecret = try SecretBox.seal(
+                try SecretBox.open(row.sealedSecret, name: name, scope: .pipeline, key: key), name: name, scope: .pipeline, key: next)
             resealed.keyId = next.id
             return resealed
         }

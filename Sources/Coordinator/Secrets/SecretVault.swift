@@ -26,7 +26,8 @@ public final class SecretVault: Sendable {
     }
 
     private let store: (any SecretStore)?
-    private let key: SecretKey?
+    /// Internal for the webhook secrets (`SecretVault+Webhooks`), sealed by the same key.
+    let key: SecretKey?
     /// name → scope → entry.
     private let entries: Mutex<[String: [SecretScope: Entry]]>
     /// Serializes `set` and `delete`, so the database and `entries` change in one order.

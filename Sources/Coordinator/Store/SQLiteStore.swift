@@ -318,6 +318,9 @@ public final class SQLiteStore: CoordinatorStore {
             // for jobs uploaded before this column (their uploader's retries re-add them).
             try db.execute(sql: "ALTER TABLE jobs ADD COLUMN upload TEXT")
         }
+        migrator.registerMigration("v16: projects and webhooks", foreignKeyChecks: .immediate) { db in
+            try SQLiteStore.createProjectTables(db)
+        }
         return migrator
     }
 

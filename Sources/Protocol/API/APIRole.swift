@@ -51,6 +51,8 @@ extension API {
         case manageAgents = "manage_agents"
         /// Clear build caches (`gantry cache clear`).
         case manageCaches = "manage_caches"
+        /// Create and delete projects (webhook triggers).
+        case manageProjects = "manage_projects"
         case readAudit = "read_audit"
 
         public var minimumRole: Role {
@@ -58,7 +60,7 @@ extension API {
             case .read, .manageOwnTokens: return .viewer
             case .submit, .cancel, .retry: return .developer
             case .approve, .deploy: return .deployer
-            case .manageIdentities, .manageSecrets, .manageAgents, .manageCaches, .readAudit: return .admin
+            case .manageIdentities, .manageSecrets, .manageAgents, .manageCaches, .manageProjects, .readAudit: return .admin
             }
         }
     }

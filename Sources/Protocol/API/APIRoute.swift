@@ -79,13 +79,25 @@ public enum APIRoute: String, CaseIterable, Sendable {
     case keepPipeline
     case unkeepPipeline
 
+    // Projects and their webhooks (docs/pipeline.md, "Triggers").
+    case createProject
+    case listProjects
+    case getProject
+    case deleteProject
+    /// A push from a git server: authenticated by its signature, not by a token.
+    case receiveWebhook
+
     public var method: String {
         switch self {
         case .health, .metrics, .whoami, .getPipeline, .listJobs, .getJob, .jobAttempts, .jobLog, .listAgents, .demand,
             .listOwnTokens, .listIdentities, .listIdentityTokens, .listSecrets, .listAudit, .verifyAudit, .getMetaData,
             .listMetaData, .getArtifactUpload, .listArtifacts, .getArtifact, .downloadArtifact, .resolveCache,
-            .downloadCache, .listCaches:
+            .downloadCache, .listCaches, .listProjects, .getProject:
             return "GET"
+        case .createProject, .receiveWebhook:
+            return "POST"
+        case .deleteProject:
+            return "DELETE"
         case .submitPipeline, .cancelPipeline, .rebuildPipeline, .approvePipeline, .rejectPipeline, .cancelJob, .retryJob,
             .forgetAgent, .drainAgent,
             .createOwnToken, .createIdentity, .createIdentityToken, .uploadPipelineSteps, .createArtifactUpload,
@@ -146,13 +158,20 @@ public enum APIRoute: String, CaseIterable, Sendable {
         case .downloadCache: return "/v1/jobs/{id}/cache/{digest}/content"
         case .listCaches, .clearCaches: return "/v1/caches"
         case .keepPipeline, .unkeepPipeline: return "/v1/pipelines/{id}/keep"
+        case .createProject, .listProjects: return "/v1/projects"
+        case .getProject, .deleteProject: return "/v1/projects/{name}"
+        case .receiveWebhook: return "/v1/hooks/{name}"
         }
     }
 
-    /// What the caller must hold; nil only for `/healthz`, which reveals nothing.
+    /// What the caller must hold; nil for `/healthz`, which reveals nothing, and for
+    /// webhooks, which the sender's signature authenticates (`WebhookSignature`).
     public var permission: API.Permission? {
         switch self {
-        case .health: return nil
+        case .health, .receiveWebhook: return nil
+        case .listProjects, .getProject: return .read
+        // A project starts pipelines as its creator, from pushes nobody reviews here.
+        case .createProject, .deleteProject: return .manageProjects
         case .metrics, .whoami, .getPipeline, .listJobs, .getJob, .jobAttempts, .jobLog, .listAgents, .demand,
             .getMetaData, .listMetaData, .getArtifactUpload, .listArtifacts, .getArtifact, .downloadArtifact, .resolveCache,
             .downloadCache, .listCaches:
@@ -190,8 +209,14 @@ public enum APIRoute: String, CaseIterable, Sendable {
         switch self {
         case .health, .metrics, .whoami, .getPipeline, .listJobs, .getJob, .jobAttempts, .jobLog, .listAgents, .demand,
             .listOwnTokens, .listIdentities, .listIdentityTokens, .listSecrets, .listAudit, .getMetaData, .listMetaData,
-            .getArtifactUpload, .listArtifacts, .getArtifact, .downloadArtifact, .resolveCache, .downloadCache, .listCaches:
+            .getArtifactUpload, .listArtifacts, .getArtifact, .downloadArtifact, .resolveCache, .downloadCache, .listCaches,
+            .listProjects, .getProject:
             return nil
+        // Recorded by its handler ("pipeline.trigger"), with the project as the actor:
+        // the router has no principal for it.
+        case .receiveWebhook: return nil
+        case .createProject: return "project.create"
+        case .deleteProject: return "project.delete"
         // The bytes of an open session are not yet anything: the session's creation and
         // its completion are the recorded changes, not every appended piece.
         case .appendArtifactUpload: return nil

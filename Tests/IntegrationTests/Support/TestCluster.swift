@@ -132,10 +132,13 @@ final class TestCluster: @unchecked Sendable {
 
     // MARK: - API
 
-    func request(_ method: HTTPMethod, _ path: String, body: Data? = nil, token: String? = nil) async throws -> (Int, Data) {
+    func request(
+        _ method: HTTPMethod, _ path: String, body: Data? = nil, token: String? = nil, headers: [(String, String)] = []
+    ) async throws -> (Int, Data) {
         var request = HTTPClientRequest(url: serverURL + path)
         request.method = method
         request.headers.add(name: "Authorization", value: "Bearer \(token ?? adminToken)")
+        for (name, value) in headers { request.headers.add(name: name, value: value) }
         if let body {
             request.headers.add(name: "Content-Type", value: "application/json")
             request.body = .bytes(ByteBuffer(data: body))

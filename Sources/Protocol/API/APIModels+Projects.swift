@@ -1,0 +1,80 @@
+import Foundation
+
+extension API {
+    /// `POST /v1/projects`: a repository whose pushes start pipelines through a webhook.
+    public struct CreateProject: Codable, Sendable, Equatable {
+        public var name: String
+        public var repository: String
+        /// The pipeline file in the repository; `.gantry/pipeline.yml` when nil.
+        public var pipelineFile: String?
+        /// Branch patterns whose pushes start a build (shell globs, `*` also matching
+        /// `/`); every branch when nil or empty.
+        public var branches: [String]?
+        /// Tag patterns whose pushes start a build; no tag when nil or empty.
+        public var tags: [String]?
+
+        public init(name: String, repository: String, pipelineFile: String? = nil, branches: [String]? = nil, tags: [String]? = nil) {
+            self.name = name
+            self.repository = repository
+            self.pipelineFile = pipelineFile
+            self.branches = branches
+            self.tags = tags
+        }
+    }
+
+    /// A project as the API shows it. `webhookSecret` is in the answer to its creation
+    /// only: the coordinator keeps it sealed and never shows it again.
+    public struct Project: Codable, Sendable, Equatable {
+        public var name: String
+        public var repository: String
+        public var pipelineFile: String
+        public var branches: [String]
+        public var tags: [String]
+        public var createdBy: String
+        public var createdAt: Date
+        /// The path senders post to (`/v1/hooks/NAME`), on the coordinator's HTTP API.
+        public var webhookPath: String
+        public var webhookSecret: String?
+
+        public init(
+            name: String, repository: String, pipelineFile: String, branches: [String], tags: [String], createdBy: String,
+            createdAt: Date, webhookPath: String, webhookSecret: String? = nil
+        ) {
+            self.name = name
+            self.repository = repository
+            self.pipelineFile = pipelineFile
+            self.branches = branches
+            self.tags = tags
+            self.createdBy = createdBy
+            self.createdAt = createdAt
+            self.webhookPath = webhookPath
+            self.webhookSecret = webhookSecret
+        }
+    }
+
+    public struct ProjectList: Codable, Sendable, Equatable {
+        public var projects: [Project]
+
+        public init(projects: [Project]) {
+            self.projects = projects
+        }
+    }
+
+    /// What a delivery to `/v1/hooks/NAME` did: started a pipeline, found the delivery
+    /// already handled (`duplicate`, with the pipeline it started then, if any), or
+    /// started nothing and says why (an event that is not a push, a branch no pattern
+    /// matches, a deleted branch).
+    public struct WebhookResult: Codable, Sendable, Equatable {
+        public var started: Bool
+        public var duplicate: Bool
+        public var pipelineId: String?
+        public var reason: String?
+
+        public init(started: Bool, duplicate: Bool = false, pipelineId: String? = nil, reason: String? = nil) {
+            self.started = started
+            self.duplicate = duplicate
+            self.pipelineId = pipelineId
+            self.reason = reason
+        }
+    }
+}

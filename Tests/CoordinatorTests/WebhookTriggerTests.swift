@@ -1,0 +1,183 @@
+import Crypto
+import Foundation
+@testable import GantryCoordinator
+import GantryProtocol
+import GantryTransferRules
+import Logging
+import Testing
+
+/// The pure parts of webhook triggers: who signed a delivery (GitHub, Gitea, GitLab),
+/// what a push says, which projects and refs are accepted; and the projects' secrets in
+/// the store, sealed and re-sealed by `rotate-key`.
+@Suite("Webhook triggers", .timeLimit(.minutes(1)))
+struct WebhookTriggerTests {
+    static let secret = "0123456789abcdef0123456789abcdef"
+    static let body = Array(#"{"ref":"refs/heads/main","after":"\#(String(repeating: "a", count: 40))"}"#.utf8)
+
+    static func hmac(_ body: [UInt8], _ secret: String = secret) -> String {
+        HMAC<SHA256>.authenticationCode(for: body, using: SymmetricKey(data: Array(secret.utf8))).map { String(format: "%02x", $0) }.joined()
+    }
+
+    @Test func githubGiteaAndGitlabSignaturesAreCheckedAndEverythingElseRefused() {
+        let signature = Self.hmac(Self.body)
+        let github = WebhookSignature.verify(
+            headers: ["x-hub-signature-256": "sha256=" + signature, "x-github-event": "push", "x-github-delivery": "d-1"],
+            body: Self.body, secret: Self.secret)
+        #expect(github == .success(.init(sender: .github, event: "push", deliveryID: "d-1")))
+        // Upper-case hex is the same signature.
+        let upper = WebhookSignature.verify(
+            headers: ["x-hub-signature-256": "sha256=" + signature.uppercased(), "x-github-event": "push"], body: Self.body,
+            secret: Self.secret)
+        #expect((try? upper.get())?.sender == .github)
+        let gitea = WebhookSignature.verify(
+            headers: ["x-gitea-signature": signature, "x-gitea-event": "push", "x-gitea-delivery": "g-1"], body: Self.body,
+            secret: Self.secret)
+        #expect(gitea == .success(.init(sender: .gitea, event: "push", deliveryID: "g-1")))
+        let gitlab = WebhookSignature.verify(
+            headers: ["x-gitlab-token": Self.secret, "x-gitlab-event": "Push Hook", "x-gitlab-event-uuid": "u-1"], body: Self.body,
+            secret: Self.secret)
+        #expect(gitlab == .success(.init(sender: .gitlab, event: "Push Hook", deliveryID: "u-1")))
+
+        // One changed byte of the body, another secret, a truncated or prefix-less
+        // signature, no signature at all.
+        var tampered = Self.body
+        tampered[10] ^= 1
+        #expect(WebhookSignature.verify(headers: ["x-hub-signature-256": "sha256=" + signature], body: tampered, secret: Self.secret)
+            == .failure(.mismatch(.github)))
+        #expect(
+            WebhookSignature.verify(headers: ["x-gitea-signature": Self.hmac(Self.body, "another secret")], body: Self.body, secret: Self.secret)
+                == .failure(.mismatch(.gitea)))
+        #expect(
+            WebhookSignature.verify(headers: ["x-hub-signature-256": signature], body: Self.body, secret: Self.secret)
+                == .failure(.malformed("X-Hub-Signature-256 must start with `sha256=`")))
+        if case .failure(.malformed) = WebhookSignature.verify(
+            headers: ["x-hub-signature-256": "sha256=" + signature.dropLast(2)], body: Self.body, secret: Self.secret)
+        {} else { Issue.record("a truncated signature was not refused as malformed") }
+        #expect(
+            WebhookSignature.verify(headers: ["x-gitlab-token": Self.secret + "x"], body: Self.body, secret: Self.secret)
+                == .failure(.mismatch(.gitlab)))
+        #expect(WebhookSignature.verify(headers: ["x-github-event": "push"], body: Self.body, secret: Self.secret) == .failure(.missing))
+    }
+
+    @Test func aDeliveryWithoutAnIdIsKnownByItsBody() {
+        let signature = Self.hmac(Self.body)
+        let first = try? WebhookSignature.verify(
+            headers: ["x-hub-signature-256": "sha256=" + signature, "x-github-event": "push"], body: Self.body, secret: Self.secret
+        ).get()
+        #expect(first?.deliveryID.hasPrefix("sha256:") == true && first?.deliveryID.count == 71)
+        // A control character or an over-long id is not an id.
+        #expect(WebhookSignature.deliveryID("a\u{1}b", body: Self.body) == first?.deliveryID)
+        #expect(WebhookSignature.deliveryID(String(repeating: "x", count: 129), body: Self.body) == first?.deliveryID)
+        #expect(WebhookSignature.deliveryID(" 72d3162e-cc78-11e3 ", body: Self.body) == "72d3162e-cc78-11e3")
+    }
+
+    @Test func pushPayloadsOfEachSenderAreRead() throws {
+        let commit = String(repeating: "b", count: 40)
+        let github = """
+            {"ref": "refs/heads/release/1.2", "before": "\(String(repeating: "0", count: 40))", "after": "\(commit)",
+             "repository": {"clone_url": "https://github.com/team/app.git", "ssh_url": "git@github.com:team/app.git",
+                            "html_url": "https://github.com/team/app"},
+             "head_commit": {"id": "\(commit)", "message": "Fix the build"}}
+            """
+        let push = try PushEvent.parse(Array(github.utf8))
+        #expect(push.target == .branch("release/1.2") && push.commit == commit && push.message == "Fix the build")
+        #expect(push.names(try RepositoryAddress(parsing: "ssh://git@github.com:22/team/app")))
+        #expect(push.names(try RepositoryAddress(parsing: "https://GitHub.com/team/app/")))
+        #expect(!push.names(try RepositoryAddress(parsing: "https://github.com/team/other.git")))
+        #expect(!push.names(try RepositoryAddress(parsing: "https://gitlab.com/team/app.git")))
+
+        let gitlab = """
+            {"object_kind": "tag_push", "ref": "refs/tags/v1.0", "after": "\(commit)", "checkout_sha": "\(commit)",
+             "project": {"git_http_url": "https://gitlab.example.com/team/app.git", "git_ssh_url": "git@gitlab.example.com:team/app.git"},
+             "commits": [{"id": "\(commit)", "message": "Release"}]}
+            """
+        let tag = try PushEvent.parse(Array(gitlab.utf8))
+        #expect(tag.target == .tag("v1.0") && tag.message == "Release" && !tag.isDeletion)
+        #expect(tag.names(try RepositoryAddress(parsing: "git@gitlab.example.com:team/app.git")))
+
+        let deleted = try PushEvent.parse(
+            Array(#"{"ref": "refs/heads/gone", "after": "\#(String(repeating: "0", count: 40))", "repository": {"clone_url": "https://h/r.git"}}"#.utf8))
+        #expect(deleted.isDeletion)
+
+        for bad in [
+            "not json", "{}", #"{"ref": "main", "after": "\#(commit)", "repository": {"clone_url": "https://h/r"}}"#,
+            #"{"ref": "refs/heads/main", "after": "abc", "repository": {"clone_url": "https://h/r"}}"#,
+            #"{"ref": "refs/heads/main", "after": "\#(commit.uppercased())", "repository": {"clone_url": "https://h/r"}}"#,
+            #"{"ref": "refs/heads/main", "after": "\#(commit)"}"#,
+            #"{"ref": "refs/heads/a\u0001b", "after": "\#(commit)", "repository": {"clone_url": "https://h/r"}}"#,
+        ] {
+            #expect(throws: PushEvent.Malformed.self, "\(bad)") { try PushEvent.parse(Array(bad.utf8)) }
+        }
+    }
+
+    @Test func projectSettingsAndRefPatterns() throws {
+        let settings = try ProjectSettings(API.CreateProject(name: "app", repository: "https://git.example.com/app.git"))
+        #expect(settings.pipelineFile == ".gantry/pipeline.yml" && settings.branches.isEmpty && settings.tags.isEmpty)
+        for name in ["", "App", "-app", "a/b", "a b", String(repeating: "a", count: 65)] {
+            #expect(throws: ProjectSettings.Invalid.self, "\(name)") {
+                try ProjectSettings(API.CreateProject(name: name, repository: "https://git.example.com/app.git"))
+            }
+        }
+        for file in ["../x.yml", "/etc/passwd", "a//b.yml", "ci/$(id).yml", "a b.yml", "./x.yml", ""] {
+            #expect(throws: ProjectSettings.Invalid.self, "\(file)") {
+                try ProjectSettings(API.CreateProject(name: "app", repository: "https://h/app.git", pipelineFile: file))
+            }
+        }
+        #expect(throws: ProjectSettings.Invalid.self) {
+            try ProjectSettings(API.CreateProject(name: "app", repository: "ext::sh -c id"))
+        }
+        #expect(throws: ProjectSettings.Invalid.self) {
+            try ProjectSettings(API.CreateProject(name: "app", repository: "https://h/app.git", branches: Array(repeating: "x", count: 51)))
+        }
+        #expect(ProjectSettings.accepts(.branch("feature/x"), branches: [], tags: []))
+        #expect(ProjectSettings.accepts(.branch("release/1.2"), branches: ["main", "release/*"], tags: []))
+        #expect(!ProjectSettings.accepts(.branch("feature/x"), branches: ["main", "release/*"], tags: []))
+        #expect(!ProjectSettings.accepts(.tag("v1"), branches: [], tags: []))
+        #expect(ProjectSettings.accepts(.tag("v1.0"), branches: [], tags: ["v*"]))
+    }
+
+    @Test func webhookSecretsAreSealedAndRotateWithTheKey() throws {
+        let directory = NSTemporaryDirectory() + "gantry-projects-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let state = CoordinatorStateDirectory(path: directory)
+        let store = try SQLiteStore(path: state.database)
+        let secret: String
+        do {
+            let vault = try SecretVault.open(state: state, store: store, logger: Logger(label: "test"))
+            let (clear, sealed, keyID) = try vault.newWebhookSecret(project: "app")
+            secret = clear
+            #expect(secret.count == 64)
+            let row = StoredProject(
+                name: "app", repository: "https://h/app.git", pipelineFile: ".gantry/pipeline.yml", branches: "[]", tags: "[]",
+                sealedSecret: sealed, keyId: keyID, createdBy: "admin", createdAt: Date())
+            #expect(try store.insertProject(row))
+            #expect(try !store.insertProject(row))
+            let stored = try #require(try store.project(named: "app"))
+            #expect(try vault.webhookSecret(of: stored) == secret)
+            // Moved onto another project's row, the sealed secret does not open.
+            var moved = row
+            moved.name = "other"
+            #expect(throws: (any Error).self) { try vault.webhookSecret(of: moved) }
+            // Not in clear in the database.
+            let bytes = try Data(contentsOf: URL(fileURLWithPath: state.database)) + ((try? Data(contentsOf: URL(fileURLWithPath: state.database + "-wal"))) ?? Data())
+            #expect(bytes.range(of: Data(secret.utf8)) == nil)
+        }
+        let result = try SecretKeyRotation.rotate(state: state, store: store, projects: store)
+        let rotated = try #require(try store.project(named: "app"))
+        #expect(rotated.keyId == result.newKeyID)
+        let reopened = try SecretVault.open(state: state, store: store, logger: Logger(label: "test"))
+        #expect(try reopened.webhookSecret(of: rotated) == secret)
+
+        // Deliveries: the first is recorded, a replay returns it, a forgotten one can come again.
+        let delivery = StoredDelivery(
+            project: "app", deliveryId: "d-1", pipelineId: nil, ref: "refs/heads/main", commit: String(repeating: "a", count: 40),
+            receivedAt: Date())
+        #expect(try store.recordDelivery(delivery) == nil)
+        #expect(try store.recordDelivery(delivery)?.deliveryId == "d-1")
+        try store.forgetDelivery(project: "app", deliveryID: "d-1")
+        #expect(try store.recordDelivery(delivery) == nil)
+        #expect(try store.deleteProject(named: "app"))
+        #expect(try store.project(named: "app") == nil)
+    }
+}
