@@ -73,6 +73,35 @@ public enum JobProcesses {
 /// with exit status -1).
 public final class OrphanReaper: Sendable {
     private static let leaders = Mutex<Set<pid_t>>([])
+    /// Commands spawned and not registered yet (`SpawnGuard`): while there is one, no
+    /// reaper of the process takes anything.
+    private static let spawning = Mutex<Int>(0)
+
+    /// Held from just before a command is spawned until it is registered as a leader
+    /// (`end()`, or when it goes away if the spawn failed). A command can exit before its
+    /// registration runs, and on two loaded cores that registration has come more than a
+    /// second after the spawn: a reaper then took the unregistered zombie, and
+    /// swift-subprocess's wait failed with ECHILD (a cache restore ended "No child
+    /// processes"). The pass waits for the next one instead; an orphan loses nothing by it.
+    public final class SpawnGuard: Sendable {
+        private let ended = Mutex(false)
+
+        public init() {
+            OrphanReaper.spawning.withLock { $0 += 1 }
+        }
+
+        public func end() {
+            let first = ended.withLock { ended -> Bool in
+                defer { ended = true }
+                return !ended
+            }
+            if first { OrphanReaper.spawning.withLock { $0 -= 1 } }
+        }
+
+        deinit {
+            end()
+        }
+    }
 
     public init() {}
 
@@ -98,7 +127,7 @@ public final class OrphanReaper: Sendable {
     /// (CONFIG_PROC_CHILDREN), falling back to the full scan where it does not.
     @discardableResult
     public func reap() -> [pid_t] {
-        guard Self.hasExitedChild() else { return [] }
+        guard Self.spawning.withLock({ $0 }) == 0, Self.hasExitedChild() else { return [] }
         let me = getpid()
         let mySession = getsid(0)
         let known = Self.leaders.withLock { $0 }

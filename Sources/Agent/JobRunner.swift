@@ -343,6 +343,7 @@ public struct JobRunner: Sendable {
             executable = stepUser.setpriv
             arguments = stepUser.setprivArguments + ["/bin/sh"] + arguments
         }
+        let spawn = OrphanReaper.SpawnGuard()
         let result = try await Subprocess.run(
             .path(FilePath(executable)), arguments: Arguments(arguments), environment: .custom(custom),
             workingDirectory: FilePath(directory), platformOptions: options, input: .inputWriter, output: .sequence,
@@ -350,6 +351,7 @@ public struct JobRunner: Sendable {
         ) { execution in
             let pid = execution.processIdentifier.value
             control.started(processGroup: pid)
+            spawn.end()
             if agentMovesStep, let cgroup {
                 if cgroup.add(processID: pid) { _ = try? await execution.standardInputWriter.write("\n") }
             }

@@ -46,6 +46,7 @@ struct GitCommand: Sendable {
             if let name = Environment.Key(rawValue: key) { custom[name] = value }
         }
         let control = self.control
+        let spawn = OrphanReaper.SpawnGuard()
         let result = try await Subprocess.run(
             .path(FilePath(git)),
             arguments: Arguments(GitEnvironment.configuration + environment.options + arguments),
@@ -54,6 +55,7 @@ struct GitCommand: Sendable {
         ) { execution in
             let pid = execution.processIdentifier.value
             control.started(processGroup: pid)
+            spawn.end()
             _ = control.cgroup?.add(processID: pid)
             var tail: [UInt8] = []
             do {

@@ -162,6 +162,7 @@ struct CacheTransfer {
         let (executable, arguments) = tarCommand(["--quoting-style=c", "--numeric-owner", "-tvzf", "-"])
         let check = CacheArchiveCheck(
             paths: cache.paths, maximumMembers: Self.maximumMembers, maximumBytes: TransferLimits.maximumCacheExpandedBytes)
+        let spawn = OrphanReaper.SpawnGuard()
         let result = try await Subprocess.run(
             executable, arguments: arguments, environment: Self.toolEnvironment, workingDirectory: FilePath(files.root),
             platformOptions: options, input: .fileDescriptor(input, closeAfterSpawningProcess: true), output: .sequence,
@@ -169,6 +170,7 @@ struct CacheTransfer {
         ) { execution -> CacheArchiveCheck in
             let leader = execution.processIdentifier.value
             control.started(processGroup: leader)
+            spawn.end()
             var check = check
             var line: [UInt8] = []
             do {
@@ -223,12 +225,14 @@ struct CacheTransfer {
         options.createSession = true
         let (executable, all) = tarCommand(arguments)
         let control = self.control
+        let spawn = OrphanReaper.SpawnGuard()
         let result = try await Subprocess.run(
             executable, arguments: all, environment: Self.toolEnvironment, workingDirectory: FilePath(files.root),
             platformOptions: options,
             input: input, output: output, error: .string(limit: 4096)
         ) { execution in
             control.started(processGroup: execution.processIdentifier.value)
+            spawn.end()
         }
         control.leaderExited(processGroup: result.processIdentifier.value)
         guard result.terminationStatus.isSuccess else {
