@@ -17,6 +17,8 @@ struct ProjectCommand: AsyncParsableCommand {
             "  pipeline file: \(project.pipelineFile)",
             "  branches:      \(project.branches.isEmpty ? "all" : project.branches.joined(separator: ", "))",
             "  tags:          \(project.tags.isEmpty ? "none" : project.tags.joined(separator: ", "))",
+            "  a push cancels the branch's earlier running builds: \(project.cancelSuperseded ? "yes" : "no")",
+            "  pipelines run as: \(project.runAs ?? "project:\(project.name) (no role: they cannot deploy)")",
             "  webhook URL:   \(server)\(project.webhookPath)",
             "  created by \(project.createdBy) at \(project.createdAt)",
         ]
@@ -46,6 +48,11 @@ struct CreateProject: AsyncParsableCommand {
     var branches: [String] = []
     @Option(name: .customLong("tag"), help: "Build pushed tags matching this glob (repeatable; default: no tag).")
     var tags: [String] = []
+    @Flag(help: "A push to a branch cancels the builds of that branch its webhook started before and that still run.")
+    var cancelSuperseded = false
+    @Option(
+        help: "Submit the project's pipelines as this identity, whose roles at each push decide what they may do (deploy, save the default branch's cache). Default: project:NAME, which holds no role.")
+    var runAs: String?
     @OptionGroup var connection: Connection
 
     func run() async throws {
@@ -53,7 +60,9 @@ struct CreateProject: AsyncParsableCommand {
         defer { client.shutdown() }
         let project: API.Project = try await client.send(
             "POST", APIRoute.createProject.path([:]),
-            body: API.CreateProject(name: name, repository: repository, pipelineFile: pipeline, branches: branches, tags: tags))
+            body: API.CreateProject(
+                name: name, repository: repository, pipelineFile: pipeline, branches: branches, tags: tags,
+                cancelSuperseded: cancelSuperseded, runAs: runAs))
         print(connection.json ? String(decoding: try API.encoder.encode(project), as: UTF8.self) : ProjectCommand.describe(project, server: client.base))
     }
 }

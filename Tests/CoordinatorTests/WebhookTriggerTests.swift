@@ -95,6 +95,15 @@ struct WebhookTriggerTests {
         #expect(tag.target == .tag("v1.0") && tag.message == "Release" && !tag.isDeletion)
         #expect(tag.names(try RepositoryAddress(parsing: "git@gitlab.example.com:team/app.git")))
 
+        // An annotated tag: `after` is the tag object, the head commit is what is built;
+        // control characters leave the message.
+        let tagObject = String(repeating: "c", count: 40)
+        let annotated = try PushEvent.parse(
+            Array(
+                #"{"ref": "refs/tags/v2", "after": "\#(tagObject)", "repository": {"clone_url": "https://h/r.git"}, "head_commit": {"id": "\#(commit)", "message": "a\u0000b\nc"}}"#
+                    .utf8))
+        #expect(annotated.commit == commit && annotated.message == "ab\nc")
+
         let deleted = try PushEvent.parse(
             Array(#"{"ref": "refs/heads/gone", "after": "\#(String(repeating: "0", count: 40))", "repository": {"clone_url": "https://h/r.git"}}"#.utf8))
         #expect(deleted.isDeletion)
@@ -118,7 +127,7 @@ struct WebhookTriggerTests {
                 try ProjectSettings(API.CreateProject(name: name, repository: "https://git.example.com/app.git"))
             }
         }
-        for file in ["../x.yml", "/etc/passwd", "a//b.yml", "ci/$(id).yml", "a b.yml", "./x.yml", ""] {
+        for file in ["../x.yml", "/etc/passwd", "a//b.yml", "ci/$(id).yml", "a b.yml", "./x.yml", "", "-", "ci/--help"] {
             #expect(throws: ProjectSettings.Invalid.self, "\(file)") {
                 try ProjectSettings(API.CreateProject(name: "app", repository: "https://h/app.git", pipelineFile: file))
             }
@@ -129,6 +138,8 @@ struct WebhookTriggerTests {
         #expect(throws: ProjectSettings.Invalid.self) {
             try ProjectSettings(API.CreateProject(name: "app", repository: "https://h/app.git", branches: Array(repeating: "x", count: 51)))
         }
+        #expect(ProjectSettings.redacted("https://user:token@git.example.com/app.git") == "https://***@git.example.com/app.git")
+        #expect(ProjectSettings.redacted("https://git.example.com/app.git") == "https://git.example.com/app.git")
         #expect(ProjectSettings.accepts(.branch("feature/x"), branches: [], tags: []))
         #expect(ProjectSettings.accepts(.branch("release/1.2"), branches: ["main", "release/*"], tags: []))
         #expect(!ProjectSettings.accepts(.branch("feature/x"), branches: ["main", "release/*"], tags: []))
@@ -150,7 +161,7 @@ struct WebhookTriggerTests {
             #expect(secret.count == 64)
             let row = StoredProject(
                 name: "app", repository: "https://h/app.git", pipelineFile: ".gantry/pipeline.yml", branches: "[]", tags: "[]",
-                sealedSecret: sealed, keyId: keyID, createdBy: "admin", createdAt: Date())
+                cancelSuperseded: false, runAs: nil, sealedSecret: sealed, keyId: keyID, createdBy: "admin", createdAt: Date())
             #expect(try store.insertProject(row))
             #expect(try !store.insertProject(row))
             let stored = try #require(try store.project(named: "app"))
@@ -169,14 +180,28 @@ struct WebhookTriggerTests {
         let reopened = try SecretVault.open(state: state, store: store, logger: Logger(label: "test"))
         #expect(try reopened.webhookSecret(of: rotated) == secret)
 
-        // Deliveries: the first is recorded, a replay returns it, a forgotten one can come again.
+        // Deliveries: the first is recorded; the same id, or the same body under another id,
+        // is a duplicate; a forgotten one can come again; one a dead process recorded and
+        // never started is taken over by the next process, under its first id.
         let delivery = StoredDelivery(
             project: "app", deliveryId: "d-1", pipelineId: nil, ref: "refs/heads/main", commit: String(repeating: "a", count: 40),
-            receivedAt: Date())
-        #expect(try store.recordDelivery(delivery) == nil)
-        #expect(try store.recordDelivery(delivery)?.deliveryId == "d-1")
+            bodySha256: String(repeating: "1", count: 64), owner: "process-1", receivedAt: Date())
+        #expect(try store.recordDelivery(delivery) == .recorded("d-1"))
+        if case .duplicate(let earlier) = try store.recordDelivery(delivery) { #expect(earlier.deliveryId == "d-1") } else {
+            Issue.record("the same delivery id was recorded twice")
+        }
+        var renamed = delivery
+        renamed.deliveryId = "d-2"
+        if case .duplicate = try store.recordDelivery(renamed) {} else { Issue.record("the same body under another id was recorded") }
+        var restarted = renamed
+        restarted.owner = "process-2"
+        #expect(try store.recordDelivery(restarted) == .recorded("d-1"), "taken over from the dead process")
+        try store.setDeliveryPipeline(project: "app", deliveryID: "d-1", pipelineID: "p-1")
+        if case .duplicate(let started) = try store.recordDelivery(restarted) { #expect(started.pipelineId == "p-1") } else {
+            Issue.record("a delivery that started a pipeline was taken over")
+        }
         try store.forgetDelivery(project: "app", deliveryID: "d-1")
-        #expect(try store.recordDelivery(delivery) == nil)
+        #expect(try store.recordDelivery(delivery) == .recorded("d-1"))
         #expect(try store.deleteProject(named: "app"))
         #expect(try store.project(named: "app") == nil)
     }

@@ -94,6 +94,17 @@ struct WebhookTests {
             let (replayStatus, replayData) = try await cluster.request(.POST, "/v1/hooks/app", body: body, token: "", headers: github)
             let replay = try API.decoder.decode(API.WebhookResult.self, from: replayData)
             #expect(replayStatus == 200 && replay.duplicate && !replay.started && replay.pipelineId == pipelineID)
+            // The delivery id is not signed: the same signed body under another id, or with
+            // its signature in Gitea's header, is the same push.
+            let hmac = String(Self.signature(body, secret).dropFirst("sha256=".count))
+            for headers in [
+                [("X-GitHub-Event", "push"), ("X-GitHub-Delivery", "another-id"), ("X-Hub-Signature-256", "sha256=" + hmac)],
+                [("X-Gitea-Event", "push"), ("X-Gitea-Delivery", "gitea-id"), ("X-Gitea-Signature", hmac)],
+            ] {
+                let (status, data) = try await cluster.request(.POST, "/v1/hooks/app", body: body, token: "", headers: headers)
+                let again = try API.decoder.decode(API.WebhookResult.self, from: data)
+                #expect(status == 200 && again.duplicate && again.pipelineId == pipelineID, "\(headers): \(again)")
+            }
 
             // Refused or ignored, each with its reason, and nothing started.
             let other = Self.push(ref: "refs/heads/feature/x", commit: commit, repository: url)
@@ -145,6 +156,109 @@ struct WebhookTests {
             #expect(deleted, "\(deleteOutput)")
             let (gone, _) = try await cluster.request(.POST, "/v1/hooks/app", body: body, token: "", headers: github)
             #expect(gone == 404)
+        }
+    }
+
+    /// With `--cancel-superseded`, a push to a branch cancels the build its webhook started
+    /// for that branch before, while it still runs; another branch's build is left alone.
+    @Test func aNewerPushCancelsTheBranchsRunningBuild() async throws {
+        try await TestCluster.with("webhooks-supersede") { cluster in
+            let repository = cluster.root + "/repository", go = cluster.root + "/go"
+            try PipelineUploadTests.write(
+                """
+                steps:
+                  - key: hold
+                    command: "i=0; while [ ! -f \(go) ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done"
+                """, to: repository + "/.gantry/pipeline.yml")
+            _ = try await Self.git(repository, ["init", "-q", "-b", "main"])
+            _ = try await Self.git(repository, ["add", ".gantry/pipeline.yml"])
+            _ = try await Self.git(repository, ["commit", "-q", "-m", "pipeline"])
+            let commit = try await Self.git(repository, ["rev-parse", "HEAD"])
+            let url = "file://\(repository)"
+            for slot in ["1", "2"] {
+                try await cluster.startAgent(
+                    slot: slot, extraArguments: ["--git-allow-file-urls"], environment: PipelineUploadTests.agentEnvironment(cluster))
+            }
+            let (created, output) = try await Self.gantry(
+                cluster, ["project", "create", "app", "--repository", url, "--cancel-superseded", "--json"])
+            #expect(created, "\(output)")
+            let secret = try #require(try API.decoder.decode(API.Project.self, from: Data(output.utf8)).webhookSecret)
+            func deliver(_ ref: String, _ id: String) async throws -> API.WebhookResult {
+                // Each push's body differs (its message), as two real pushes' do.
+                let body = Data(
+                    String(decoding: Self.push(ref: ref, commit: commit, repository: url), as: UTF8.self)
+                        .replacingOccurrences(of: "a change", with: "change \(id)").utf8)
+                let (status, data) = try await cluster.request(
+                    .POST, "/v1/hooks/app", body: body, token: "",
+                    headers: [("X-GitHub-Event", "push"), ("X-GitHub-Delivery", id), ("X-Hub-Signature-256", Self.signature(body, secret))])
+                #expect(status == 201, "\(String(decoding: data, as: UTF8.self))")
+                return try API.decoder.decode(API.WebhookResult.self, from: data)
+            }
+            func holding(_ pipeline: String) async throws {
+                try await waitUntil("pipeline \(pipeline)'s hold step to run", timeout: .seconds(60)) {
+                    try await cluster.pipeline(pipeline).jobs.contains { $0.key == "hold" && $0.state == "running" }
+                }
+            }
+            let first = try #require(try await deliver("refs/heads/main", "a").pipelineId)
+            let other = try #require(try await deliver("refs/heads/other", "b").pipelineId)
+            try await holding(first)
+            try await holding(other)
+            let newer = try await deliver("refs/heads/main", "c")
+            #expect(newer.cancelled == [first], "\(newer)")
+            let cancelled = try await cluster.waitForPipeline(first, timeout: .seconds(60))
+            #expect(cancelled.state == "cancelled", "\(cancelled)")
+            let reason = cancelled.jobs.first { $0.key == "hold" }?.reason ?? ""
+            #expect(reason.contains("superseded by pipeline \(try #require(newer.pipelineId))"), "\(reason)")
+            _ = FileManager.default.createFile(atPath: go, contents: nil)
+            #expect(try await cluster.waitForPipeline(try #require(newer.pipelineId), timeout: .seconds(120)).state == "succeeded")
+            #expect(try await cluster.waitForPipeline(other, timeout: .seconds(60)).state == "succeeded")
+        }
+    }
+
+    /// A project's pipelines are submitted as its run-as identity, as that identity is at
+    /// each push: disabled, it starts nothing. Without one, as `project:NAME`, which holds
+    /// no role. An unknown run-as identity is refused at creation.
+    @Test func pipelinesRunAsTheProjectsIdentityAsItIsNow() async throws {
+        try await TestCluster.with("webhooks-run-as") { cluster in
+            let repository = cluster.root + "/repository"
+            try PipelineUploadTests.write("steps:\n  - key: hello\n    command: \"true\"\n", to: repository + "/.gantry/pipeline.yml")
+            _ = try await Self.git(repository, ["init", "-q", "-b", "main"])
+            _ = try await Self.git(repository, ["add", ".gantry/pipeline.yml"])
+            _ = try await Self.git(repository, ["commit", "-q", "-m", "pipeline"])
+            let commit = try await Self.git(repository, ["rev-parse", "HEAD"])
+            let url = "file://\(repository)"
+            try await cluster.startAgent(
+                slot: "1", extraArguments: ["--git-allow-file-urls"], environment: PipelineUploadTests.agentEnvironment(cluster))
+            let (unknown, unknownOutput) = try await Self.gantry(
+                cluster, ["project", "create", "app", "--repository", url, "--run-as", "nobody"])
+            #expect(!unknown && unknownOutput.contains("no enabled identity nobody"), "\(unknownOutput)")
+            let (identity, identityOutput) = try await Self.gantry(
+                cluster, ["identity", "create", "ci-app", "--role", "developer", "--kind", "service"])
+            #expect(identity, "\(identityOutput)")
+            let (created, output) = try await Self.gantry(
+                cluster, ["project", "create", "app", "--repository", url, "--run-as", "ci-app", "--json"])
+            #expect(created, "\(output)")
+            let project = try API.decoder.decode(API.Project.self, from: Data(output.utf8))
+            #expect(project.runAs == "ci-app")
+            let secret = try #require(project.webhookSecret)
+            func deliver(_ message: String) async throws -> (Int, String) {
+                var body = Self.push(ref: "refs/heads/main", commit: commit, repository: url)
+                body = Data(String(decoding: body, as: UTF8.self).replacingOccurrences(of: "a change", with: message).utf8)
+                let (status, data) = try await cluster.request(
+                    .POST, "/v1/hooks/app", body: body, token: "",
+                    headers: [("X-GitHub-Event", "push"), ("X-Hub-Signature-256", Self.signature(body, secret))])
+                return (status, String(decoding: data, as: UTF8.self))
+            }
+            let (status, text) = try await deliver("first")
+            #expect(status == 201, "\(text)")
+            let started = try API.decoder.decode(API.WebhookResult.self, from: Data(text.utf8))
+            #expect(try await cluster.waitForPipeline(try #require(started.pipelineId), timeout: .seconds(120)).state == "succeeded")
+            let (disabled, disableOutput) = try await Self.gantry(cluster, ["identity", "disable", "ci-app"])
+            #expect(disabled, "\(disableOutput)")
+            let jobs = try await Self.jobCount(cluster)
+            let (refused, refusedText) = try await deliver("second")
+            #expect(refused == 403 && refusedText.contains("run_as_refused") && refusedText.contains("ci-app"), "\(refusedText)")
+            #expect(try await Self.jobCount(cluster) == jobs)
         }
     }
 }

@@ -33,15 +33,24 @@ extension APIRouter {
                     message: "the body must be JSON like {\"name\": \"app\", \"repository\": \"https://…\"}: \(error)")
             }
             context.audit.set(object: "project:\(settings.name)")
+            if let runAs = settings.runAs {
+                guard let identity = try dependencies.identities.identity(named: runAs), identity.disabledAt == nil else {
+                    return APIResponses.error(
+                        .unprocessableContent, code: "invalid_project",
+                        message: "run_as: no enabled identity \(runAs.logSafe(maximum: 80)) (gantry identity create)")
+                }
+            }
             let (secret, sealed, keyID) = try core.secrets.newWebhookSecret(project: settings.name)
             let row = StoredProject(
                 name: settings.name, repository: settings.repository, pipelineFile: settings.pipelineFile,
-                branches: StoredProject.json(settings.branches), tags: StoredProject.json(settings.tags), sealedSecret: sealed,
+                branches: StoredProject.json(settings.branches), tags: StoredProject.json(settings.tags),
+                cancelSuperseded: settings.cancelSuperseded, runAs: settings.runAs, sealedSecret: sealed,
                 keyId: keyID, createdBy: context.principal?.identity ?? "", createdAt: Date())
             guard try store.insertProject(row) else {
                 return APIResponses.error(.conflict, code: "exists", message: "a project named \(settings.name) exists")
             }
-            context.audit.add("repository", settings.repository.logSafe(maximum: 200))
+            context.audit.add("repository", ProjectSettings.redacted(settings.repository).logSafe(maximum: 200))
+            context.audit.add("run_as", settings.runAs ?? row.submitter)
             var view = Self.view(row)
             view.webhookSecret = secret
             return APIResponses.json(view, status: .created)
@@ -74,8 +83,9 @@ extension APIRouter {
 
     static func view(_ project: StoredProject) -> API.Project {
         API.Project(
-            name: project.name, repository: project.repository, pipelineFile: project.pipelineFile,
-            branches: project.branchPatterns, tags: project.tagPatterns, createdBy: project.createdBy,
+            name: project.name, repository: ProjectSettings.redacted(project.repository), pipelineFile: project.pipelineFile,
+            branches: project.branchPatterns, tags: project.tagPatterns, cancelSuperseded: project.cancelSuperseded,
+            runAs: project.runAs, createdBy: project.createdBy,
             createdAt: project.createdAt, webhookPath: APIRoute.receiveWebhook.path(["name": project.name]))
     }
 

@@ -19,6 +19,8 @@ public struct ProjectSettings: Sendable, Equatable {
     public var pipelineFile: String
     public var branches: [String]
     public var tags: [String]
+    public var cancelSuperseded: Bool
+    public var runAs: String?
 
     public static let maximumPatterns = 50
     public static let maximumPatternBytes = 255
@@ -56,6 +58,19 @@ public struct ProjectSettings: Sendable, Equatable {
         pipelineFile = file
         branches = request.branches ?? []
         tags = request.tags ?? []
+        cancelSuperseded = request.cancelSuperseded ?? false
+        runAs = request.runAs
+    }
+
+    /// The repository URL with its `user[:password]@` as `***@`: a project's URL is shown
+    /// to every viewer and written to the audit log, and a token in it must not be.
+    public static func redacted(_ url: String) -> String {
+        guard let address = try? RepositoryAddress(parsing: url), !address.userinfo.isEmpty,
+            let range = url.firstRange(of: address.userinfo + "@")
+        else { return url }
+        var text = url
+        text.replaceSubrange(range, with: "***@")
+        return text
     }
 
     public static func isValidName(_ name: String) -> Bool {
@@ -74,7 +89,8 @@ public struct ProjectSettings: Sendable, Equatable {
         guard (1...255).contains(path.utf8.count) else { return false }
         let segments = path.split(separator: "/", omittingEmptySubsequences: false)
         return segments.allSatisfy { segment in
-            !segment.isEmpty && segment != "." && segment != ".."
+            // Not `-…`: the path is an argument of `gantry pipeline upload`, not an option.
+            !segment.isEmpty && segment != "." && segment != ".." && !segment.hasPrefix("-")
                 && segment.utf8.allSatisfy { byte in
                     (0x30...0x39).contains(byte) || (0x41...0x5A).contains(byte) || (0x61...0x7A).contains(byte)
                         || byte == UInt8(ascii: ".") || byte == UInt8(ascii: "_") || byte == UInt8(ascii: "-")

@@ -77,7 +77,9 @@ public struct PushEvent: Sendable, Equatable {
         guard name.utf8.count <= 255, !name.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) else {
             throw Malformed(description: "the ref name is longer than 255 bytes or has control characters")
         }
-        guard let after = payload.after ?? payload.checkout_sha, after.utf8.count == 40,
+        // The commit: GitLab's `checkout_sha`, else the head commit's id, else `after`. For
+        // an annotated tag `after` is the tag object, not the commit it names.
+        guard let after = payload.checkout_sha ?? payload.head_commit?.id ?? payload.after, after.utf8.count == 40,
             after.utf8.allSatisfy({ (0x30...0x39).contains($0) || (0x61...0x66).contains($0) })
         else { throw Malformed(description: "`after` must be a full commit id (40 lower-case hexadecimal digits)") }
         var urls: [String] = []
@@ -89,7 +91,11 @@ public struct PushEvent: Sendable, Equatable {
         }
         guard !urls.isEmpty else { throw Malformed(description: "the push names no repository URL") }
         let head = payload.head_commit ?? payload.commits?.last(where: { $0.id == after })
-        let message = head?.message.map { String(decoding: Array($0.utf8.prefix(maximumMessageBytes)), as: UTF8.self) }
+        // Control characters (a NUL would fail the submission) other than newlines and tabs go.
+        let message = head?.message.map { text in
+            String(decoding: Array(text.utf8.prefix(maximumMessageBytes)), as: UTF8.self).unicodeScalars
+                .filter { $0.value >= 0x20 || $0 == "\n" || $0 == "\t" }.map(String.init).joined()
+        }
         return PushEvent(target: target, commit: after, repositoryURLs: Array(urls.prefix(16)), message: message)
     }
 

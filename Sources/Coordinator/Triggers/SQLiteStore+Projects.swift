@@ -12,6 +12,8 @@ extension SQLiteStore: ProjectStore {
                     pipeline_file TEXT NOT NULL,
                     branches TEXT NOT NULL,
                     tags TEXT NOT NULL,
+                    cancel_superseded INTEGER NOT NULL DEFAULT 0,
+                    run_as TEXT,
                     sealed_secret BLOB NOT NULL,
                     key_id TEXT NOT NULL,
                     created_by TEXT NOT NULL,
@@ -20,13 +22,17 @@ extension SQLiteStore: ProjectStore {
                 CREATE TABLE webhook_deliveries (
                     project TEXT NOT NULL REFERENCES projects(name) ON DELETE CASCADE,
                     delivery_id TEXT NOT NULL,
-                    pipeline_id TEXT REFERENCES pipelines(id),
+                    pipeline_id TEXT,
                     ref TEXT NOT NULL,
                     "commit" TEXT NOT NULL,
+                    body_sha256 TEXT NOT NULL,
+                    owner TEXT NOT NULL,
                     received_at DATETIME NOT NULL,
                     PRIMARY KEY (project, delivery_id)
                 ) WITHOUT ROWID;
                 CREATE INDEX webhook_deliveries_by_pipeline ON webhook_deliveries(pipeline_id);
+                CREATE INDEX webhook_deliveries_by_ref ON webhook_deliveries(project, ref, received_at);
+                CREATE UNIQUE INDEX webhook_deliveries_by_body ON webhook_deliveries(project, body_sha256);
                 """)
     }
 
@@ -53,13 +59,21 @@ extension SQLiteStore: ProjectStore {
         }
     }
 
-    public func recordDelivery(_ delivery: StoredDelivery) throws -> StoredDelivery? {
+    public func recordDelivery(_ delivery: StoredDelivery) throws -> DeliveryRecord {
         try database.write { db in
-            if let existing = try StoredDelivery.fetchOne(db, key: ["project": delivery.project, "delivery_id": delivery.deliveryId]) {
-                return existing
+            let existing =
+                try StoredDelivery.fetchOne(db, key: ["project": delivery.project, "delivery_id": delivery.deliveryId])
+                ?? StoredDelivery.filter(Column("project") == delivery.project && Column("body_sha256") == delivery.bodySha256)
+                .fetchOne(db)
+            guard var existing else {
+                try delivery.insert(db)
+                return .recorded(delivery.deliveryId)
             }
-            try delivery.insert(db)
-            return nil
+            guard existing.pipelineId == nil, existing.owner != delivery.owner else { return .duplicate(existing) }
+            existing.owner = delivery.owner
+            existing.receivedAt = delivery.receivedAt
+            try existing.update(db)
+            return .recorded(existing.deliveryId)
         }
     }
 
@@ -74,6 +88,13 @@ extension SQLiteStore: ProjectStore {
     public func forgetDelivery(project: String, deliveryID: String) throws {
         try database.write { db in
             _ = try StoredDelivery.deleteOne(db, key: ["project": project, "delivery_id": deliveryID])
+        }
+    }
+
+    public func deliveries(project: String, ref: String, limit: Int) throws -> [StoredDelivery] {
+        try database.read { db in
+            try StoredDelivery.filter(Column("project") == project && Column("ref") == ref && Column("pipeline_id") != nil)
+                .order(Column("received_at").desc).limit(limit).fetchAll(db)
         }
     }
 

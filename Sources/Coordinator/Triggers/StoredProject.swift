@@ -13,6 +13,9 @@ public struct StoredProject: Codable, FetchableRecord, PersistableRecord, Sendab
     /// JSON lists of patterns.
     public var branches: String
     public var tags: String
+    public var cancelSuperseded: Bool
+    /// The identity pipelines are submitted as; nil: `project:NAME`, no role.
+    public var runAs: String?
     public var sealedSecret: Data
     public var keyId: String
     public var createdBy: String
@@ -32,6 +35,9 @@ public struct StoredProject: Codable, FetchableRecord, PersistableRecord, Sendab
         String(decoding: (try? JSONEncoder().encode(list)) ?? Data("[]".utf8), as: UTF8.self)
     }
 
+    /// Who the project's pipelines are submitted as.
+    public var submitter: String { runAs ?? "project:\(name)" }
+
     /// The name and scope the secret is sealed under (`SecretBox`'s authenticated data):
     /// a sealed secret copied to another project's row does not open.
     static func secretName(_ project: String) -> String { "webhook:\(project)" }
@@ -49,10 +55,22 @@ public struct StoredDelivery: Codable, FetchableRecord, PersistableRecord, Senda
     public var pipelineId: String?
     public var ref: String
     public var commit: String
+    /// The sha256 of the body: unique per project too, since the sender's delivery id is
+    /// not signed, so a signed body re-sent under another id is the same delivery.
+    public var bodySha256: String
+    /// The coordinator process that recorded it (`WebhookRoutes.instance`): a delivery
+    /// left without a pipeline by a process that died may be taken over by the next.
+    public var owner: String
     public var receivedAt: Date
 
     public static let databaseColumnEncodingStrategy = DatabaseColumnEncodingStrategy.convertToSnakeCase
     public static let databaseColumnDecodingStrategy = DatabaseColumnDecodingStrategy.convertFromSnakeCase
+}
+
+public enum DeliveryRecord: Sendable, Equatable {
+    /// Recorded under this delivery id (the new one, or the one taken over).
+    case recorded(String)
+    case duplicate(StoredDelivery)
 }
 
 /// Where projects and their deliveries are kept.
@@ -63,11 +81,16 @@ public protocol ProjectStore: Sendable {
     func projects() throws -> [StoredProject]
     /// Deletes a project and its deliveries; false if there was none.
     func deleteProject(named name: String) throws -> Bool
-    /// Records a delivery unless (project, delivery) is recorded already: then returns
-    /// the recorded one and inserts nothing.
-    func recordDelivery(_ delivery: StoredDelivery) throws -> StoredDelivery?
+    /// Records a delivery unless one with its id or its body's sha256 is recorded already
+    /// for the project: then `.duplicate` with the recorded one, and nothing changes. A
+    /// recorded one that started no pipeline and was recorded by another process (which
+    /// died before it could start it) is taken over instead: `.recorded` with its id.
+    func recordDelivery(_ delivery: StoredDelivery) throws -> DeliveryRecord
     func setDeliveryPipeline(project: String, deliveryID: String, pipelineID: String) throws
     func forgetDelivery(project: String, deliveryID: String) throws
+    /// The project's most recent deliveries for `ref` that started a pipeline, newest
+    /// first, at most `limit`.
+    func deliveries(project: String, ref: String, limit: Int) throws -> [StoredDelivery]
     /// Re-seals every project's webhook secret in one transaction (`rotate-key`).
     func resealWebhookSecrets(_ reseal: (StoredProject) throws -> StoredProject) throws -> Int
 }

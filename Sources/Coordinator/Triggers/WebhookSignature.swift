@@ -45,7 +45,8 @@ public enum WebhookSignature {
         }
     }
 
-    /// Longest delivery id kept; longer ones are cut (ids are UUIDs or hex in practice).
+    /// Longest delivery id used; a longer one is replaced by the body's digest (ids are
+    /// UUIDs or hex in practice).
     static let maximumDeliveryIDBytes = 128
 
     /// `headers`: names lower-cased.
@@ -78,7 +79,8 @@ public enum WebhookSignature {
         return .failure(.missing)
     }
 
-    /// The sender's id (trimmed, bounded, printable ASCII) or `sha256:<digest of body>`.
+    /// The sender's id (trimmed; printable ASCII of at most `maximumDeliveryIDBytes`,
+    /// else not used) or `sha256:<digest of body>`.
     static func deliveryID(_ header: String?, body: [UInt8]) -> String {
         if let header {
             let id = header.trimmingCharacters(in: .whitespaces)
@@ -86,7 +88,11 @@ public enum WebhookSignature {
                 return id
             }
         }
-        return "sha256:" + SHA256.hash(data: body).map { String(format: "%02x", $0) }.joined()
+        return "sha256:" + sha256Hex(body)
+    }
+
+    static func sha256Hex(_ body: [UInt8]) -> String {
+        SHA256.hash(data: body).map { String(format: "%02x", $0) }.joined()
     }
 
     static func bytes(hex: Substring) -> [UInt8]? {

@@ -12,8 +12,21 @@ extension API {
         public var branches: [String]?
         /// Tag patterns whose pushes start a build; no tag when nil or empty.
         public var tags: [String]?
+        /// A push to a branch cancels the unfinished builds its webhook started for that
+        /// branch before.
+        public var cancelSuperseded: Bool?
+        /// The identity the project's pipelines are submitted as: its roles, at each push,
+        /// decide what they may do (deploy, save the default branch's cache). Without one
+        /// they are submitted as `project:NAME`, which holds no role: they build and test
+        /// but deploy nothing.
+        public var runAs: String?
 
-        public init(name: String, repository: String, pipelineFile: String? = nil, branches: [String]? = nil, tags: [String]? = nil) {
+        public init(
+            name: String, repository: String, pipelineFile: String? = nil, branches: [String]? = nil, tags: [String]? = nil,
+            cancelSuperseded: Bool? = nil, runAs: String? = nil
+        ) {
+            self.runAs = runAs
+            self.cancelSuperseded = cancelSuperseded
             self.name = name
             self.repository = repository
             self.pipelineFile = pipelineFile
@@ -30,6 +43,8 @@ extension API {
         public var pipelineFile: String
         public var branches: [String]
         public var tags: [String]
+        public var cancelSuperseded: Bool
+        public var runAs: String?
         public var createdBy: String
         public var createdAt: Date
         /// The path senders post to (`/v1/hooks/NAME`), on the coordinator's HTTP API.
@@ -37,9 +52,12 @@ extension API {
         public var webhookSecret: String?
 
         public init(
-            name: String, repository: String, pipelineFile: String, branches: [String], tags: [String], createdBy: String,
-            createdAt: Date, webhookPath: String, webhookSecret: String? = nil
+            name: String, repository: String, pipelineFile: String, branches: [String], tags: [String],
+            cancelSuperseded: Bool = false, runAs: String? = nil, createdBy: String, createdAt: Date, webhookPath: String,
+            webhookSecret: String? = nil
         ) {
+            self.runAs = runAs
+            self.cancelSuperseded = cancelSuperseded
             self.name = name
             self.repository = repository
             self.pipelineFile = pipelineFile
@@ -69,8 +87,13 @@ extension API {
         public var duplicate: Bool
         public var pipelineId: String?
         public var reason: String?
+        /// Earlier builds of the branch this one cancelled (`cancel_superseded`).
+        public var cancelled: [String]?
 
-        public init(started: Bool, duplicate: Bool = false, pipelineId: String? = nil, reason: String? = nil) {
+        public init(
+            started: Bool, duplicate: Bool = false, pipelineId: String? = nil, reason: String? = nil, cancelled: [String]? = nil
+        ) {
+            self.cancelled = cancelled
             self.started = started
             self.duplicate = duplicate
             self.pipelineId = pipelineId
