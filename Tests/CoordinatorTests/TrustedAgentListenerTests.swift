@@ -47,7 +47,7 @@ final class TrustedAgentListenerTests {
             onBound: { address in port.withLock { $0 = address.port } })
         let running = Task { try await listener.run() }
         defer { running.cancel() }
-        let deadline = ContinuousClock.now + .seconds(10)
+        let deadline = ContinuousClock.now + .seconds(30)
         while port.withLock({ $0 }) == nil, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
         try await body(try #require(port.withLock { $0 }), core, revocation)
     }

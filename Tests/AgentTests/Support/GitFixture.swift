@@ -98,14 +98,14 @@ struct GitFixture {
         try await sh(
             "git daemon --detach --reuseaddr --listen=127.0.0.1 --port=\(port) --pid-file='\(pidFile)' "
                 + "--base-path='\(root)' --export-all '\(root)'")
-        // The detached child writes its pid file after the parent has exited (bounded: 10 s).
-        let deadline = ContinuousClock.now + .seconds(10)
+        // The detached child writes its pid file after the parent has exited (bounded: 30 s).
+        let deadline = ContinuousClock.now + .seconds(30)
         var pid: pid_t?
         while pid == nil {
             let text = (try? String(contentsOfFile: pidFile, encoding: .utf8)) ?? ""
             pid = pid_t(text.trimmingCharacters(in: .whitespacesAndNewlines))
             if pid == nil {
-                guard ContinuousClock.now < deadline else { throw Failure(description: "no pid in \(pidFile) within 10 s") }
+                guard ContinuousClock.now < deadline else { throw Failure(description: "no pid in \(pidFile) within 30 s") }
                 try await Task.sleep(for: .milliseconds(20))
             }
         }
