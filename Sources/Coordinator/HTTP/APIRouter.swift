@@ -75,6 +75,7 @@ public enum APIRouter {
         addRetentionRoutes(to: router, dependencies)
         addProjectRoutes(to: router, dependencies)
         addWebhookRoutes(to: router, dependencies)
+        addDeploymentRoutes(to: router, dependencies)
         router.on(.submitPipeline, audit: audit) { request, context -> Response in
             let body: ByteBuffer
             switch await BoundedBody.collect(request, upTo: maximumPipelineSize, what: "the request body") {

@@ -321,6 +321,9 @@ public final class SQLiteStore: CoordinatorStore {
         migrator.registerMigration("v16: projects and webhooks", foreignKeyChecks: .immediate) { db in
             try SQLiteStore.createProjectTables(db)
         }
+        migrator.registerMigration("v17: deployments") { db in
+            try SQLiteStore.createDeploymentIndex(db)
+        }
         return migrator
     }
 

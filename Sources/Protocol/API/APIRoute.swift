@@ -87,12 +87,15 @@ public enum APIRoute: String, CaseIterable, Sendable {
     /// A push from a git server: authenticated by its signature, not by a token.
     case receiveWebhook
 
+    /// Deployments: finished jobs of steps with `environment:`.
+    case listDeployments
+
     public var method: String {
         switch self {
         case .health, .metrics, .whoami, .getPipeline, .listJobs, .getJob, .jobAttempts, .jobLog, .listAgents, .demand,
             .listOwnTokens, .listIdentities, .listIdentityTokens, .listSecrets, .listAudit, .verifyAudit, .getMetaData,
             .listMetaData, .getArtifactUpload, .listArtifacts, .getArtifact, .downloadArtifact, .resolveCache,
-            .downloadCache, .listCaches, .listProjects, .getProject:
+            .downloadCache, .listCaches, .listProjects, .getProject, .listDeployments:
             return "GET"
         case .createProject, .receiveWebhook:
             return "POST"
@@ -161,6 +164,7 @@ public enum APIRoute: String, CaseIterable, Sendable {
         case .createProject, .listProjects: return "/v1/projects"
         case .getProject, .deleteProject: return "/v1/projects/{name}"
         case .receiveWebhook: return "/v1/hooks/{name}"
+        case .listDeployments: return "/v1/deployments"
         }
     }
 
@@ -169,7 +173,7 @@ public enum APIRoute: String, CaseIterable, Sendable {
     public var permission: API.Permission? {
         switch self {
         case .health, .receiveWebhook: return nil
-        case .listProjects, .getProject: return .read
+        case .listProjects, .getProject, .listDeployments: return .read
         // A project starts pipelines as its creator, from pushes nobody reviews here.
         case .createProject, .deleteProject: return .manageProjects
         case .metrics, .whoami, .getPipeline, .listJobs, .getJob, .jobAttempts, .jobLog, .listAgents, .demand,
@@ -210,7 +214,7 @@ public enum APIRoute: String, CaseIterable, Sendable {
         case .health, .metrics, .whoami, .getPipeline, .listJobs, .getJob, .jobAttempts, .jobLog, .listAgents, .demand,
             .listOwnTokens, .listIdentities, .listIdentityTokens, .listSecrets, .listAudit, .getMetaData, .listMetaData,
             .getArtifactUpload, .listArtifacts, .getArtifact, .downloadArtifact, .resolveCache, .downloadCache, .listCaches,
-            .listProjects, .getProject:
+            .listProjects, .getProject, .listDeployments:
             return nil
         // Recorded by its handler ("pipeline.trigger"), with the project as the actor:
         // the router has no principal for it.

@@ -1,0 +1,64 @@
+import Foundation
+import GantryProtocol
+import Hummingbird
+
+/// `GET /v1/deployments[?environment=NAME&limit=N]`: what was deployed where, newest
+/// first: the commit, the artifact digests, who approved the pipeline's blocks, the
+/// result and duration (`gantry deployments [ENV]`). Read from the jobs, the artifact
+/// downloads and the audit log on the request's task; nothing goes through the single
+/// writer.
+extension APIRouter {
+    static let defaultDeploymentLimit = 50
+    static let maximumDeploymentLimit = 500
+
+    static func addDeploymentRoutes(to router: Router<GantryRequestContext>, _ dependencies: Dependencies) {
+        let core = dependencies.core
+        let audit = dependencies.audit
+        let store = core.store as? any DeploymentStore
+
+        router.on(.listDeployments, audit: audit) { request, _ -> Response in
+            guard let store else {
+                return APIResponses.error(.serviceUnavailable, code: "unavailable", message: "this coordinator keeps no deployments")
+            }
+            let environment = request.uri.queryParameters.get("environment").map { String($0) }
+            if let environment, environment.isEmpty || environment.utf8.count > 63 {
+                return APIResponses.error(.badRequest, code: "bad_request", message: "?environment= names 1-63 bytes")
+            }
+            let limitText = request.uri.queryParameters.get("limit")
+            let limit = limitText.map { Int($0) } ?? defaultDeploymentLimit
+            guard let limit, (1...maximumDeploymentLimit).contains(limit) else {
+                return APIResponses.error(.badRequest, code: "bad_request", message: "?limit= is 1 to \(maximumDeploymentLimit)")
+            }
+            let rows = try store.deploymentRows(environment: environment, limit: limit)
+            var approvals: [String: [API.DeploymentApproval]] = [:]
+            for pipeline in Set(rows.map(\.job.pipelineId)) {
+                approvals[pipeline] = try approvalsOf(pipeline, audit: audit.store)
+            }
+            return APIResponses.json(
+                API.DeploymentList(deployments: rows.map { view($0, approvals: approvals[$0.job.pipelineId] ?? []) }))
+        }
+    }
+
+    /// The pipeline's blocks that were approved, from the audit log (who, which step,
+    /// when): the record every decision leaves.
+    static func approvalsOf(_ pipeline: String, audit: any AuditStore) throws -> [API.DeploymentApproval] {
+        try audit.auditRecords(since: nil, actor: nil, object: "pipeline:\(pipeline)", afterSeq: nil, limit: 200)
+            .filter { $0.action == "pipeline.approve" && $0.outcome == "succeeded" }
+            .map { record in
+                let detail = (try? JSONDecoder().decode([String: String].self, from: Data(record.detail.utf8))) ?? [:]
+                return API.DeploymentApproval(step: detail["step"] ?? "", by: record.actor, at: record.at)
+            }
+    }
+
+    static func view(_ row: DeploymentRow, approvals: [API.DeploymentApproval]) -> API.Deployment {
+        let job = row.job
+        var duration: Double?
+        if let started = job.startedAt, let finished = job.finishedAt { duration = finished.timeIntervalSince(started) }
+        return API.Deployment(
+            id: job.id, environment: job.environment ?? "", pipelineId: job.pipelineId, step: job.key, state: job.state.rawValue,
+            attempt: UInt32(clamping: job.attempt), repository: row.repository.isEmpty ? nil : row.repository,
+            commit: row.commit.isEmpty ? nil : row.commit, branch: row.branch.isEmpty ? nil : row.branch,
+            startedAt: job.startedAt, finishedAt: job.finishedAt, durationSeconds: duration, artifacts: row.artifacts,
+            approvals: approvals)
+    }
+}

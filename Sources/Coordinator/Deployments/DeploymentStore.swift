@@ -1,0 +1,53 @@
+import Foundation
+import GRDB
+
+/// A deployment as stored: a finished job of a step with `environment:`, its pipeline's
+/// source, and the digests it downloaded (`artifact_deployments`). There is no table of
+/// deployments: the jobs are the record, so a deployment cannot disagree with its job.
+public struct DeploymentRow: Sendable, Equatable {
+    public var job: StoredJob
+    public var repository: String
+    public var commit: String
+    public var branch: String
+    public var artifacts: [String]
+}
+
+public protocol DeploymentStore: Sendable {
+    /// Finished deploying jobs (not skipped), to `environment` or to any, newest first,
+    /// at most `limit`.
+    func deploymentRows(environment: String?, limit: Int) throws -> [DeploymentRow]
+}
+
+extension SQLiteStore: DeploymentStore {
+    /// Migration "v17: deployments": the deploying jobs by environment and end.
+    static func createDeploymentIndex(_ db: Database) throws {
+        try db.execute(
+            sql: "CREATE INDEX jobs_by_environment ON jobs(environment, finished_at) WHERE environment IS NOT NULL")
+    }
+
+    public func deploymentRows(environment: String?, limit: Int) throws -> [DeploymentRow] {
+        try database.read { db in
+            var sql = """
+                SELECT j.*, p.repository AS p_repository, p."commit" AS p_commit, p.branch AS p_branch
+                FROM jobs j JOIN pipelines p ON p.id = j.pipeline_id
+                WHERE j.environment IS NOT NULL AND j.finished_at IS NOT NULL AND j.state != 'skipped'
+                """
+            var arguments: StatementArguments = []
+            if let environment {
+                sql += " AND j.environment = ?"
+                arguments += [environment]
+            }
+            sql += " ORDER BY j.finished_at DESC LIMIT ?"
+            arguments += [limit]
+            return try Row.fetchAll(db, sql: sql, arguments: arguments).map { row in
+                let job = try StoredJob(row: row)
+                let artifacts = try String.fetchAll(
+                    db, sql: "SELECT sha256 FROM artifact_deployments WHERE job_id = ? ORDER BY sha256 LIMIT 1000",
+                    arguments: [job.id])
+                return DeploymentRow(
+                    job: job, repository: row["p_repository"], commit: row["p_commit"], branch: row["p_branch"],
+                    artifacts: artifacts)
+            }
+        }
+    }
+}

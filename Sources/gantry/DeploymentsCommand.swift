@@ -1,0 +1,37 @@
+import ArgumentParser
+import Foundation
+import GantryProtocol
+
+/// `gantry deployments [ENV]`: what was deployed where, newest first.
+struct DeploymentsCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "deployments",
+        abstract: "Show deployments (finished steps with `environment:`): commit, artifacts, approvals, result, duration.")
+
+    @Argument(help: "Only this environment.") var environment: String?
+    @Option(help: "At most this many (1-500).") var limit: Int = 20
+    @OptionGroup var connection: Connection
+
+    func run() async throws {
+        guard (1...500).contains(limit) else { throw ValidationError("--limit is 1 to 500") }
+        let client = try connection.client()
+        defer { client.shutdown() }
+        var path = APIRoute.listDeployments.path([:]) + "?limit=\(limit)"
+        if let environment { path += "&environment=" + SecretCommand.percentEncode(environment) }
+        let list: API.DeploymentList = try await client.send("GET", path)
+        if connection.json {
+            print(String(decoding: try API.encoder.encode(list), as: UTF8.self))
+            return
+        }
+        if list.deployments.isEmpty { print("no deployments\(environment.map { " to \($0)" } ?? "")") }
+        for deployment in list.deployments {
+            let duration = deployment.durationSeconds.map { String(format: "%.1f s", $0) } ?? "-"
+            let commit = deployment.commit.map { String($0.prefix(12)) } ?? "-"
+            print(
+                "\(deployment.finishedAt.map { "\($0)" } ?? "-")  \(deployment.environment)  \(deployment.state)  commit \(commit)"
+                    + "\(deployment.branch.map { " (\($0))" } ?? "")  \(duration)  job \(deployment.id)")
+            for digest in deployment.artifacts { print("    artifact sha256:\(digest)") }
+            for approval in deployment.approvals { print("    approved by \(approval.by) (\(approval.step))") }
+        }
+    }
+}
