@@ -52,8 +52,22 @@ struct DeploymentTests {
             let (one, oneOutput) = try await WebhookTests.gantry(cluster, ["deployments", "staging"])
             #expect(one && oneOutput.contains("staging  succeeded") && oneOutput.contains("artifact sha256:\(digest)"), "\(oneOutput)")
             #expect(oneOutput.contains("approved by admin (approve)") && !oneOutput.contains("production"), "\(oneOutput)")
+            // The delivery metrics of that history: staging one success, production one
+            // failure, not restored.
+            let (measured, metricsOutput) = try await WebhookTests.gantry(cluster, ["metrics", "dora", "--json"])
+            #expect(measured, "\(metricsOutput)")
+            let metrics = try API.decoder.decode(API.DeliveryMetrics.self, from: Data(metricsOutput.utf8)).environments
+            #expect(metrics.map(\.environment) == ["production", "staging"], "\(metrics)")
+            #expect(metrics[0].failures == 1 && metrics[0].changeFailureRate == 1 && metrics[0].unrestoredFailures == 1)
+            #expect(metrics[1].successes == 1 && metrics[1].changeFailureRate == 0 && (metrics[1].leadTimeMedianSeconds ?? -1) >= 0)
+            let (text, textOutput) = try await WebhookTests.gantry(cluster, ["metrics", "dora", "production"])
+            #expect(text && textOutput.contains("change failure rate:    100 %") && !textOutput.contains("staging"), "\(textOutput)")
             for query in ["limit=0", "limit=501", "limit=x", "environment="] {
                 let (status, _) = try await cluster.request(.GET, "/v1/deployments?\(query)")
+                #expect(status == 400, "\(query)")
+            }
+            for query in ["days=0", "days=367", "environment="] {
+                let (status, _) = try await cluster.request(.GET, "/v1/metrics/dora?\(query)")
                 #expect(status == 400, "\(query)")
             }
         }

@@ -29,13 +29,52 @@ extension APIRouter {
             guard let limit, (1...maximumDeploymentLimit).contains(limit) else {
                 return APIResponses.error(.badRequest, code: "bad_request", message: "?limit= is 1 to \(maximumDeploymentLimit)")
             }
-            let rows = try store.deploymentRows(environment: environment, limit: limit)
+            let rows = try store.deploymentRows(environment: environment, since: nil, limit: limit)
             var approvals: [String: [API.DeploymentApproval]] = [:]
             for pipeline in Set(rows.map(\.job.pipelineId)) {
                 approvals[pipeline] = try approvalsOf(pipeline, audit: audit.store)
             }
             return APIResponses.json(
                 API.DeploymentList(deployments: rows.map { view($0, approvals: approvals[$0.job.pipelineId] ?? []) }))
+        }
+    }
+
+    /// Longest window of `GET /v1/metrics/dora`, and the most deployments it reads.
+    static let maximumMetricsDays = 366
+    static let maximumMetricsDeployments = 100_000
+
+    static func addDeliveryMetricsRoute(to router: Router<GantryRequestContext>, _ dependencies: Dependencies) {
+        let store = dependencies.core.store as? any DeploymentStore
+        router.on(.deliveryMetrics, audit: dependencies.audit) { request, _ -> Response in
+            guard let store else {
+                return APIResponses.error(.serviceUnavailable, code: "unavailable", message: "this coordinator keeps no deployments")
+            }
+            let environment = request.uri.queryParameters.get("environment").map { String($0) }
+            if let environment, environment.isEmpty || environment.utf8.count > 63 {
+                return APIResponses.error(.badRequest, code: "bad_request", message: "?environment= names 1-63 bytes")
+            }
+            let days = request.uri.queryParameters.get("days").map { Int($0) } ?? 30
+            guard let days, (1...maximumMetricsDays).contains(days) else {
+                return APIResponses.error(.badRequest, code: "bad_request", message: "?days= is 1 to \(maximumMetricsDays)")
+            }
+            let until = Date()
+            let since = until.addingTimeInterval(-Double(days) * 86_400)
+            let rows = try store.deploymentRows(environment: environment, since: since, limit: maximumMetricsDeployments)
+            let events = rows.compactMap { row -> DeliveryMetrics.Event? in
+                guard let finished = row.job.finishedAt, let environment = row.job.environment else { return nil }
+                return DeliveryMetrics.Event(
+                    environment: environment, changeAt: row.pipelineCreatedAt, finishedAt: finished,
+                    succeeded: row.job.state == .succeeded,
+                    cancelled: row.job.state == .cancelled)
+            }
+            let environments = DeliveryMetrics.compute(events, since: since, until: until.addingTimeInterval(1)).map {
+                API.EnvironmentMetrics(
+                    environment: $0.name, deployments: $0.deployments, successes: $0.successes, failures: $0.failures,
+                    deploymentsPerDay: $0.deploymentsPerDay, leadTimeMedianSeconds: $0.leadTimeMedian,
+                    leadTimeP90Seconds: $0.leadTimeP90, changeFailureRate: $0.changeFailureRate,
+                    timeToRestoreMedianSeconds: $0.timeToRestoreMedian, unrestoredFailures: $0.unrestoredFailures)
+            }
+            return APIResponses.json(API.DeliveryMetrics(since: since, until: until, environments: environments))
         }
     }
 

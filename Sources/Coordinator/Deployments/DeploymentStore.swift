@@ -9,13 +9,15 @@ public struct DeploymentRow: Sendable, Equatable {
     public var repository: String
     public var commit: String
     public var branch: String
+    /// When the pipeline was created: when the change entered Gantry (`DeliveryMetrics`).
+    public var pipelineCreatedAt: Date
     public var artifacts: [String]
 }
 
 public protocol DeploymentStore: Sendable {
-    /// Finished deploying jobs (not skipped), to `environment` or to any, newest first,
-    /// at most `limit`.
-    func deploymentRows(environment: String?, limit: Int) throws -> [DeploymentRow]
+    /// Finished deploying jobs (not skipped), to `environment` or to any, finished at or
+    /// after `since` if given, newest first, at most `limit`.
+    func deploymentRows(environment: String?, since: Date?, limit: Int) throws -> [DeploymentRow]
 }
 
 extension SQLiteStore: DeploymentStore {
@@ -25,10 +27,11 @@ extension SQLiteStore: DeploymentStore {
             sql: "CREATE INDEX jobs_by_environment ON jobs(environment, finished_at) WHERE environment IS NOT NULL")
     }
 
-    public func deploymentRows(environment: String?, limit: Int) throws -> [DeploymentRow] {
+    public func deploymentRows(environment: String?, since: Date?, limit: Int) throws -> [DeploymentRow] {
         try database.read { db in
             var sql = """
-                SELECT j.*, p.repository AS p_repository, p."commit" AS p_commit, p.branch AS p_branch
+                SELECT j.*, p.repository AS p_repository, p."commit" AS p_commit, p.branch AS p_branch,
+                    p.created_at AS p_created_at
                 FROM jobs j JOIN pipelines p ON p.id = j.pipeline_id
                 WHERE j.environment IS NOT NULL AND j.finished_at IS NOT NULL AND j.state != 'skipped'
                 """
@@ -36,6 +39,10 @@ extension SQLiteStore: DeploymentStore {
             if let environment {
                 sql += " AND j.environment = ?"
                 arguments += [environment]
+            }
+            if let since {
+                sql += " AND j.finished_at >= ?"
+                arguments += [since]
             }
             sql += " ORDER BY j.finished_at DESC LIMIT ?"
             arguments += [limit]
@@ -46,7 +53,7 @@ extension SQLiteStore: DeploymentStore {
                     arguments: [job.id])
                 return DeploymentRow(
                     job: job, repository: row["p_repository"], commit: row["p_commit"], branch: row["p_branch"],
-                    artifacts: artifacts)
+                    pipelineCreatedAt: row["p_created_at"], artifacts: artifacts)
             }
         }
     }

@@ -76,6 +76,7 @@ public enum APIRouter {
         addProjectRoutes(to: router, dependencies)
         addWebhookRoutes(to: router, dependencies)
         addDeploymentRoutes(to: router, dependencies)
+        addDeliveryMetricsRoute(to: router, dependencies)
         router.on(.submitPipeline, audit: audit) { request, context -> Response in
             let body: ByteBuffer
             switch await BoundedBody.collect(request, upTo: maximumPipelineSize, what: "the request body") {

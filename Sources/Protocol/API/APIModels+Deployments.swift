@@ -68,3 +68,53 @@ extension API {
         }
     }
 }
+
+extension API {
+    /// `GET /v1/metrics/dora`: the delivery metrics of each environment over a window.
+    public struct DeliveryMetrics: Codable, Sendable, Equatable {
+        public var since: Date
+        public var until: Date
+        public var environments: [EnvironmentMetrics]
+
+        public init(since: Date, until: Date, environments: [EnvironmentMetrics]) {
+            self.since = since
+            self.until = until
+            self.environments = environments
+        }
+    }
+
+    public struct EnvironmentMetrics: Codable, Sendable, Equatable {
+        public var environment: String
+        public var deployments: Int
+        public var successes: Int
+        public var failures: Int
+        /// Successful deployments per day of the window.
+        public var deploymentsPerDay: Double
+        /// Pipeline creation (the push) to successful deployment, in seconds.
+        public var leadTimeMedianSeconds: Double?
+        public var leadTimeP90Seconds: Double?
+        /// Failed (or timed-out) deployments over all finished ones (cancelled excluded).
+        public var changeFailureRate: Double?
+        /// A failed deployment to the next successful one, in seconds.
+        public var timeToRestoreMedianSeconds: Double?
+        /// Failures not followed by a success within the window.
+        public var unrestoredFailures: Int
+
+        public init(
+            environment: String, deployments: Int, successes: Int, failures: Int, deploymentsPerDay: Double,
+            leadTimeMedianSeconds: Double?, leadTimeP90Seconds: Double?, changeFailureRate: Double?,
+            timeToRestoreMedianSeconds: Double?, unrestoredFailures: Int
+        ) {
+            self.environment = environment
+            self.deployments = deployments
+            self.successes = successes
+            self.failures = failures
+            self.deploymentsPerDay = deploymentsPerDay
+            self.leadTimeMedianSeconds = leadTimeMedianSeconds
+            self.leadTimeP90Seconds = leadTimeP90Seconds
+            self.changeFailureRate = changeFailureRate
+            self.timeToRestoreMedianSeconds = timeToRestoreMedianSeconds
+            self.unrestoredFailures = unrestoredFailures
+        }
+    }
+}

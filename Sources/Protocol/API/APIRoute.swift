@@ -89,13 +89,15 @@ public enum APIRoute: String, CaseIterable, Sendable {
 
     /// Deployments: finished jobs of steps with `environment:`.
     case listDeployments
+    /// The delivery (DORA) metrics computed from them.
+    case deliveryMetrics
 
     public var method: String {
         switch self {
         case .health, .metrics, .whoami, .getPipeline, .listJobs, .getJob, .jobAttempts, .jobLog, .listAgents, .demand,
             .listOwnTokens, .listIdentities, .listIdentityTokens, .listSecrets, .listAudit, .verifyAudit, .getMetaData,
             .listMetaData, .getArtifactUpload, .listArtifacts, .getArtifact, .downloadArtifact, .resolveCache,
-            .downloadCache, .listCaches, .listProjects, .getProject, .listDeployments:
+            .downloadCache, .listCaches, .listProjects, .getProject, .listDeployments, .deliveryMetrics:
             return "GET"
         case .createProject, .receiveWebhook:
             return "POST"
@@ -165,6 +167,7 @@ public enum APIRoute: String, CaseIterable, Sendable {
         case .getProject, .deleteProject: return "/v1/projects/{name}"
         case .receiveWebhook: return "/v1/hooks/{name}"
         case .listDeployments: return "/v1/deployments"
+        case .deliveryMetrics: return "/v1/metrics/dora"
         }
     }
 
@@ -173,7 +176,7 @@ public enum APIRoute: String, CaseIterable, Sendable {
     public var permission: API.Permission? {
         switch self {
         case .health, .receiveWebhook: return nil
-        case .listProjects, .getProject, .listDeployments: return .read
+        case .listProjects, .getProject, .listDeployments, .deliveryMetrics: return .read
         // A project starts pipelines as its creator, from pushes nobody reviews here.
         case .createProject, .deleteProject: return .manageProjects
         case .metrics, .whoami, .getPipeline, .listJobs, .getJob, .jobAttempts, .jobLog, .listAgents, .demand,
@@ -214,7 +217,7 @@ public enum APIRoute: String, CaseIterable, Sendable {
         case .health, .metrics, .whoami, .getPipeline, .listJobs, .getJob, .jobAttempts, .jobLog, .listAgents, .demand,
             .listOwnTokens, .listIdentities, .listIdentityTokens, .listSecrets, .listAudit, .getMetaData, .listMetaData,
             .getArtifactUpload, .listArtifacts, .getArtifact, .downloadArtifact, .resolveCache, .downloadCache, .listCaches,
-            .listProjects, .getProject, .listDeployments:
+            .listProjects, .getProject, .listDeployments, .deliveryMetrics:
             return nil
         // Recorded by its handler ("pipeline.trigger"), with the project as the actor:
         // the router has no principal for it.
