@@ -177,6 +177,16 @@ public actor CoordinatorCore {
         try SubmissionCheck.check(request)
         let definition = try PipelineParser(file: request.file ?? "pipeline.yml", promotes: request.fromPipeline != nil)
             .parse(request.yaml)
+        return try await submit(
+            request, definition: definition, source: source, rebuildOf: rebuildOf, submittedBy: submittedBy, permit: permit)
+    }
+
+    /// Submits `definition` (parsed from `request.yaml`, or built by the coordinator: a
+    /// rollback) after every check a submission gets.
+    nonisolated func submit(
+        _ request: API.SubmitPipeline, definition: PipelineDefinition, source: String, rebuildOf: String? = nil,
+        submittedBy: String?, permit: (PipelineDefinition) throws -> Void
+    ) async throws -> API.Pipeline {
         try permit(definition)
         try configuration.environments.check(definition, branch: request.branch ?? "")
         try SecretRequirements.check(definition, request: request, vault: secrets)

@@ -35,3 +35,32 @@ struct DeploymentsCommand: AsyncParsableCommand {
         }
     }
 }
+
+/// `gantry rollback ENV --to DEPLOYMENT`: deploy an earlier deployment's step and
+/// artifacts again.
+struct RollbackCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "rollback",
+        abstract: "Start a pipeline that deploys an earlier successful deployment's step and exact artifacts again.",
+        discussion: """
+            DEPLOYMENT is a deployment's id from `gantry deployments ENV` (its job). The new pipeline runs that step on
+            the same commit, downloading the same artifacts; it needs your deploy permission for ENV, and starts with an
+            approval when ENV requires one. Example:
+              gantry rollback production --to 6f1c2d0e-…
+            """)
+
+    @Argument(help: "The environment.") var environment: String
+    @Option(help: "The deployment to go back to.") var to: String
+    @OptionGroup var connection: Connection
+
+    func run() async throws {
+        let client = try connection.client()
+        defer { client.shutdown() }
+        let pipeline: API.Pipeline = try await client.send(
+            "POST", APIRoute.rollbackEnvironment.path(["name": environment]), body: API.Rollback(to: to))
+        print(
+            connection.json
+                ? String(decoding: try API.encoder.encode(pipeline), as: UTF8.self)
+                : "rollback pipeline \(pipeline.id) started: \(environment) back to deployment \(to)")
+    }
+}

@@ -45,4 +45,27 @@ struct DeliveryMetricsTests {
         #expect(staging.timeToRestoreMedian == nil && staging.unrestoredFailures == 0 && staging.deploymentsPerDay == 0.1)
         #expect(DeliveryMetrics.compute([], since: since, until: at(1, 0)).isEmpty)
     }
+
+    /// A change that a rollback replaced is a failed change, restored when the rollback
+    /// succeeded; the rollback is a deployment but not a change.
+    @Test func aRolledBackChangeIsAFailureRestoredByItsRollback() {
+        let since = Date(timeIntervalSince1970: 1_800_000_000)
+        func at(_ hour: Double) -> Date { since.addingTimeInterval(hour * 3_600) }
+        typealias Event = DeliveryMetrics.Event
+        let metrics = DeliveryMetrics.compute(
+            [
+                // v1 deployed at 1:00 (lead 1 h), v2 at 3:00 (lead 1 h), rolled back to v1 at 5:00.
+                Event(environment: "production", changeAt: at(0), finishedAt: at(1), succeeded: true),
+                Event(environment: "production", changeAt: at(2), finishedAt: at(3), succeeded: true),
+                Event(environment: "production", changeAt: at(4.5), finishedAt: at(5), succeeded: true, rollback: true),
+            ], since: since, until: at(24))
+        let production = metrics[0]
+        // 3 deployments, all succeeded; 1 failed change (v2) of 3: a third.
+        #expect(production.deployments == 3 && production.successes == 3 && production.failures == 1)
+        #expect(production.changeFailureRate == 1.0 / 3)
+        // Restored 2 h after v2 (3:00 → 5:00); lead times only of v1 and v2: 1 h each.
+        #expect(production.timeToRestoreMedian == 7_200 && production.unrestoredFailures == 0)
+        #expect(production.leadTimeMedian == 3_600 && production.leadTimeP90 == 3_600)
+        #expect(production.deploymentsPerDay == 3)
+    }
 }

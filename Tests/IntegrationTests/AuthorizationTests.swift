@@ -36,7 +36,7 @@ struct AuthorizationTests {
         .createProject: .admin, .listProjects: .viewer, .getProject: .viewer, .deleteProject: .admin,
         // Signed by the git server, not authenticated by a token: unknown here (404).
         .receiveWebhook: nil,
-        .listDeployments: .viewer, .deliveryMetrics: .viewer,
+        .listDeployments: .viewer, .deliveryMetrics: .viewer, .rollbackEnvironment: .developer,
     ]
 
     /// Routes only a running job may call with its token: a person below their

@@ -72,4 +72,79 @@ struct DeploymentTests {
             }
         }
     }
+
+    /// A rollback deploys the earlier deployment's step again, downloading the very same
+    /// digest, after the approval its environment requires; what cannot be rolled back to
+    /// says why.
+    @Test func aRollbackDeploysTheEarlierDigestAgainAfterItsApproval() async throws {
+        let rules = FileManager.default.temporaryDirectory.appendingPathComponent("env-\(UUID().uuidString).yml").path
+        try "environments:\n  staging:\n    required_approval: true\n".write(toFile: rules, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: rules) }
+        try await TestCluster.with(
+            "rollback", coordinatorArguments: ["--environments", rules, "--allow-untrusted-environment-steps"]
+        ) { cluster in
+            try await cluster.startAgent(slot: "1", environment: PipelineUploadTests.agentEnvironment(cluster))
+            let deployed = cluster.root + "/deployed.log"
+            func release(_ version: Int) async throws -> API.Deployment {
+                let pipeline = try await cluster.submit(
+                    """
+                    steps:
+                      - key: build
+                        command: "echo release-\(version) > app.txt"
+                        artifacts: [app.txt]
+                      - block: Ship?
+                        key: approve
+                        depends_on: build
+                      - key: deploy
+                        environment: staging
+                        depends_on: approve
+                        download: [{step: build, path: app.txt}]
+                        command: "cat app.txt >> \(deployed)"
+                    """)
+                try await Self.approve(cluster, pipeline.id, step: "approve")
+                #expect(try await cluster.waitForPipeline(pipeline.id, timeout: .seconds(120)).state == "succeeded")
+                return try #require(try await Self.deployments(cluster, "staging").first { $0.pipelineId == pipeline.id })
+            }
+            let first = try await release(1)
+            let second = try await release(2)
+            #expect(first.artifacts.count == 1 && first.artifacts != second.artifacts)
+
+            let (rolled, output) = try await WebhookTests.gantry(cluster, ["rollback", "staging", "--to", first.id, "--json"])
+            #expect(rolled, "\(output)")
+            let rollback = try API.decoder.decode(API.Pipeline.self, from: Data(output.utf8))
+            #expect(rollback.source == "rollback" && rollback.artifactsFrom == first.pipelineId)
+            #expect(rollback.jobs.map(\.key) == ["approve-rollback", "deploy"], "staging requires approval: \(rollback.jobs)")
+            try await Self.approve(cluster, rollback.id, step: "approve-rollback")
+            #expect(try await cluster.waitForPipeline(rollback.id, timeout: .seconds(120)).state == "succeeded")
+            let log = try String(contentsOfFile: deployed, encoding: .utf8)
+            #expect(log == "release-1\nrelease-2\nrelease-1\n", "\(log)")
+            let latest = try #require(try await Self.deployments(cluster, "staging").first)
+            #expect(latest.pipelineId == rollback.id && latest.artifacts == first.artifacts, "the same digest: \(latest)")
+            // For the delivery metrics, release 2 was a failed change, restored by the rollback.
+            let (_, metricsData) = try await cluster.request(.GET, "/v1/metrics/dora?environment=staging")
+            let staging = try #require(try API.decoder.decode(API.DeliveryMetrics.self, from: metricsData).environments.first)
+            #expect(staging.deployments == 3 && staging.failures == 1 && staging.unrestoredFailures == 0, "\(staging)")
+            #expect((staging.timeToRestoreMedianSeconds ?? -1) >= 0, "\(staging)")
+
+            // Unknown, another environment's, a job that deploys nothing.
+            for (to, environment, expected) in [("nothing", "staging", 404), (first.id, "production", 422)] {
+                let (status, data) = try await cluster.request(
+                    .POST, "/v1/environments/\(environment)/rollback", body: try API.encoder.encode(API.Rollback(to: to)))
+                #expect(status == expected, "\(to) \(environment): \(String(decoding: data, as: UTF8.self))")
+            }
+        }
+    }
+
+    static func approve(_ cluster: TestCluster, _ pipeline: String, step: String) async throws {
+        try await waitUntil("block \(step) of \(pipeline) to wait", timeout: .seconds(60)) {
+            try await cluster.pipeline(pipeline).jobs.contains { $0.key == step && $0.state == "blocked" }
+        }
+        let (approved, output) = try await WebhookTests.gantry(cluster, ["approve", pipeline, "--step", step])
+        #expect(approved, "\(output)")
+    }
+
+    static func deployments(_ cluster: TestCluster, _ environment: String) async throws -> [API.Deployment] {
+        let (_, data) = try await cluster.request(.GET, "/v1/deployments?environment=\(environment)")
+        return try API.decoder.decode(API.DeploymentList.self, from: data).deployments
+    }
 }

@@ -7,10 +7,15 @@ import Foundation
 /// - **Lead time for changes**: from the change entering Gantry (its pipeline's creation:
 ///   the push, for a webhook) to its successful deployment; median and 90th percentile.
 ///   Gantry does not read commit times, so time spent before the push is not counted.
-/// - **Change failure rate**: failed deployments (failed, timed out) over all finished ones.
+/// - **Change failure rate**: failed changes over all finished deployments: a failed (or
+///   timed-out) deployment, or a successful one that a rollback (`gantry rollback`) then
+///   replaced.
 /// - **Time to restore**: from a failed deployment to the next successful one of the same
-///   environment; median. A failure not followed by a success in the window is counted
-///   as unrestored.
+///   environment, or from a deployment that was rolled back to its rollback's success;
+///   median. A failure not followed by a success in the window is counted as unrestored.
+///
+/// A rollback is a deployment (it counts for the frequency) but not a change: it has no
+/// lead time.
 public struct DeliveryMetrics: Sendable, Equatable {
     public struct Event: Sendable, Equatable {
         public var environment: String
@@ -19,8 +24,13 @@ public struct DeliveryMetrics: Sendable, Equatable {
         public var succeeded: Bool
         /// Cancelled deployments count for nothing: nobody's change failed.
         public var cancelled: Bool
+        /// A deployment of a rollback pipeline.
+        public var rollback: Bool
 
-        public init(environment: String, changeAt: Date, finishedAt: Date, succeeded: Bool, cancelled: Bool = false) {
+        public init(
+            environment: String, changeAt: Date, finishedAt: Date, succeeded: Bool, cancelled: Bool = false, rollback: Bool = false
+        ) {
+            self.rollback = rollback
             self.environment = environment
             self.changeAt = changeAt
             self.finishedAt = finishedAt
@@ -49,17 +59,26 @@ public struct DeliveryMetrics: Sendable, Equatable {
         return Dictionary(grouping: inWindow, by: \.environment).keys.sorted().map { name in
             let ordered = inWindow.filter { $0.environment == name }.sorted { $0.finishedAt < $1.finishedAt }
             let successes = ordered.filter(\.succeeded)
-            let failures = ordered.count - successes.count
-            let leadTimes = successes.map { max(0, $0.finishedAt.timeIntervalSince($0.changeAt)) }
+            let leadTimes = successes.filter { !$0.rollback }.map { max(0, $0.finishedAt.timeIntervalSince($0.changeAt)) }
+            var failures = 0
             var restores: [Double] = []
             var unrestored = 0
             var failedSince: Date?
+            var lastChange: Event?
             for event in ordered {
                 if event.succeeded {
-                    if let start = failedSince { restores.append(event.finishedAt.timeIntervalSince(start)) }
+                    if event.rollback, failedSince == nil, let replaced = lastChange {
+                        // The change it replaced failed; restored when the rollback succeeded.
+                        failures += 1
+                        restores.append(event.finishedAt.timeIntervalSince(replaced.finishedAt))
+                    } else if let start = failedSince {
+                        restores.append(event.finishedAt.timeIntervalSince(start))
+                    }
                     failedSince = nil
-                } else if failedSince == nil {
-                    failedSince = event.finishedAt
+                    lastChange = event.rollback ? nil : event
+                } else {
+                    failures += 1
+                    if failedSince == nil { failedSince = event.finishedAt }
                 }
             }
             if failedSince != nil { unrestored += 1 }

@@ -1,6 +1,8 @@
 import Foundation
 import GantryProtocol
 import Hummingbird
+import NIOCore
+import NIOFoundationCompat
 
 /// `GET /v1/deployments[?environment=NAME&limit=N]`: what was deployed where, newest
 /// first: the commit, the artifact digests, who approved the pipeline's blocks, the
@@ -39,6 +41,44 @@ extension APIRouter {
         }
     }
 
+    static func addRollbackRoute(to router: Router<GantryRequestContext>, _ dependencies: Dependencies) {
+        let core = dependencies.core
+        router.on(.rollbackEnvironment, audit: dependencies.audit) { request, context -> Response in
+            guard let principal = context.principal else {
+                return APIResponses.error(.unauthorized, code: "unauthorized", message: "no principal")
+            }
+            let environment = try context.parameter("name")
+            context.audit.set(object: "environment:\(environment.logSafe(maximum: 63))")
+            let body: ByteBuffer
+            switch await BoundedBody.collect(request, upTo: 4096, what: "the request body") {
+            case .success(let collected): body = collected
+            case .failure(let refusal): return refusal.response
+            }
+            guard let rollback = try? API.decoder.decode(API.Rollback.self, from: Data(buffer: body)) else {
+                return APIResponses.error(.badRequest, code: "bad_request", message: "the body must be JSON like {\"to\": \"DEPLOYMENT\"}")
+            }
+            context.audit.add("to", rollback.to.logSafe(maximum: 80))
+            do {
+                let policy = dependencies.deployPolicy
+                switch try await core.rollback(
+                    environment: environment, to: rollback.to, submittedBy: principal.identity,
+                    permit: { try principal.checkMayDeploy($0, policy: policy) })
+                {
+                case .failure(let refusal):
+                    context.audit.add("reason", refusal.description)
+                    if case .notFound = refusal { return APIResponses.error(.notFound, code: "not_found", message: refusal.description) }
+                    return APIResponses.error(.unprocessableContent, code: "not_a_rollback_target", message: refusal.description)
+                case .success(let pipeline):
+                    context.audit.add("pipeline", pipeline.id)
+                    return APIResponses.json(pipeline, status: .created)
+                }
+            } catch {
+                guard let refused = SubmissionRefusal.response(for: error, audit: context.audit) else { throw error }
+                return refused
+            }
+        }
+    }
+
     /// Longest window of `GET /v1/metrics/dora`, and the most deployments it reads.
     static let maximumMetricsDays = 366
     static let maximumMetricsDeployments = 100_000
@@ -65,7 +105,7 @@ extension APIRouter {
                 return DeliveryMetrics.Event(
                     environment: environment, changeAt: row.pipelineCreatedAt, finishedAt: finished,
                     succeeded: row.job.state == .succeeded,
-                    cancelled: row.job.state == .cancelled)
+                    cancelled: row.job.state == .cancelled, rollback: row.source == "rollback")
             }
             let environments = DeliveryMetrics.compute(events, since: since, until: until.addingTimeInterval(1)).map {
                 API.EnvironmentMetrics(

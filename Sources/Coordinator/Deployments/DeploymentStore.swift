@@ -11,6 +11,8 @@ public struct DeploymentRow: Sendable, Equatable {
     public var branch: String
     /// When the pipeline was created: when the change entered Gantry (`DeliveryMetrics`).
     public var pipelineCreatedAt: Date
+    /// How the pipeline started (`api`, `webhook`, `rollback`, …).
+    public var source: String
     public var artifacts: [String]
 }
 
@@ -31,7 +33,7 @@ extension SQLiteStore: DeploymentStore {
         try database.read { db in
             var sql = """
                 SELECT j.*, p.repository AS p_repository, p."commit" AS p_commit, p.branch AS p_branch,
-                    p.created_at AS p_created_at
+                    p.created_at AS p_created_at, p.source AS p_source
                 FROM jobs j JOIN pipelines p ON p.id = j.pipeline_id
                 WHERE j.environment IS NOT NULL AND j.finished_at IS NOT NULL AND j.state != 'skipped'
                 """
@@ -53,7 +55,7 @@ extension SQLiteStore: DeploymentStore {
                     arguments: [job.id])
                 return DeploymentRow(
                     job: job, repository: row["p_repository"], commit: row["p_commit"], branch: row["p_branch"],
-                    pipelineCreatedAt: row["p_created_at"], artifacts: artifacts)
+                    pipelineCreatedAt: row["p_created_at"], source: row["p_source"], artifacts: artifacts)
             }
         }
     }

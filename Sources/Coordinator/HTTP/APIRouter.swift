@@ -77,6 +77,7 @@ public enum APIRouter {
         addWebhookRoutes(to: router, dependencies)
         addDeploymentRoutes(to: router, dependencies)
         addDeliveryMetricsRoute(to: router, dependencies)
+        addRollbackRoute(to: router, dependencies)
         router.on(.submitPipeline, audit: audit) { request, context -> Response in
             let body: ByteBuffer
             switch await BoundedBody.collect(request, upTo: maximumPipelineSize, what: "the request body") {

@@ -118,3 +118,15 @@ extension API {
         }
     }
 }
+
+extension API {
+    /// `POST /v1/environments/{name}/rollback`.
+    public struct Rollback: Codable, Sendable, Equatable {
+        /// The deployment (its job id) whose step and artifacts to deploy again.
+        public var to: String
+
+        public init(to: String) {
+            self.to = to
+        }
+    }
+}

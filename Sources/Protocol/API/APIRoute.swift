@@ -91,6 +91,8 @@ public enum APIRoute: String, CaseIterable, Sendable {
     case listDeployments
     /// The delivery (DORA) metrics computed from them.
     case deliveryMetrics
+    /// A pipeline that deploys an earlier deployment's step and artifacts again.
+    case rollbackEnvironment
 
     public var method: String {
         switch self {
@@ -99,7 +101,7 @@ public enum APIRoute: String, CaseIterable, Sendable {
             .listMetaData, .getArtifactUpload, .listArtifacts, .getArtifact, .downloadArtifact, .resolveCache,
             .downloadCache, .listCaches, .listProjects, .getProject, .listDeployments, .deliveryMetrics:
             return "GET"
-        case .createProject, .receiveWebhook:
+        case .createProject, .receiveWebhook, .rollbackEnvironment:
             return "POST"
         case .deleteProject:
             return "DELETE"
@@ -168,6 +170,7 @@ public enum APIRoute: String, CaseIterable, Sendable {
         case .receiveWebhook: return "/v1/hooks/{name}"
         case .listDeployments: return "/v1/deployments"
         case .deliveryMetrics: return "/v1/metrics/dora"
+        case .rollbackEnvironment: return "/v1/environments/{name}/rollback"
         }
     }
 
@@ -187,7 +190,7 @@ public enum APIRoute: String, CaseIterable, Sendable {
         // Each runs a pipeline's code again, or steers what its later steps do, as
         // submitting does; deploying jobs also need the deploy permission for their
         // environment, checked by the handler.
-        case .submitPipeline, .rebuildPipeline, .retryJob, .setMetaData: return .submit
+        case .submitPipeline, .rebuildPipeline, .retryJob, .setMetaData, .rollbackEnvironment: return .submit
         // Written by a running job with its token (the handlers refuse a person's token:
         // an artifact's provenance is the job that made it).
         case .uploadPipelineSteps, .createArtifactUpload, .appendArtifactUpload, .completeArtifactUpload,
@@ -223,6 +226,7 @@ public enum APIRoute: String, CaseIterable, Sendable {
         // the router has no principal for it.
         case .receiveWebhook: return nil
         case .createProject: return "project.create"
+        case .rollbackEnvironment: return "deployment.rollback"
         case .deleteProject: return "project.delete"
         // The bytes of an open session are not yet anything: the session's creation and
         // its completion are the recorded changes, not every appended piece.
