@@ -66,6 +66,12 @@ struct DeploymentTests {
                 let (status, _) = try await cluster.request(.GET, "/v1/deployments?\(query)")
                 #expect(status == 400, "\(query)")
             }
+            // And as Prometheus gauges.
+            let (_, scraped) = try await cluster.request(.GET, "/metrics")
+            let prometheus = String(decoding: scraped, as: UTF8.self)
+            #expect(prometheus.contains("gantry_dora_change_failure_rate{environment=\"production\"} 1.0"), "\(prometheus.suffix(1500))")
+            #expect(prometheus.contains("gantry_dora_unrestored_failures{environment=\"production\"} 1.0"))
+            #expect(prometheus.contains("# TYPE gantry_dora_deployments_per_day gauge"))
             for query in ["days=0", "days=367", "environment="] {
                 let (status, _) = try await cluster.request(.GET, "/v1/metrics/dora?\(query)")
                 #expect(status == 400, "\(query)")

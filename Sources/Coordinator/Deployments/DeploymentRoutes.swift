@@ -1,6 +1,7 @@
 import Foundation
 import GantryProtocol
 import Hummingbird
+import Synchronization
 import NIOCore
 import NIOFoundationCompat
 
@@ -99,15 +100,7 @@ extension APIRouter {
             }
             let until = Date()
             let since = until.addingTimeInterval(-Double(days) * 86_400)
-            let rows = try store.deploymentRows(environment: environment, since: since, limit: maximumMetricsDeployments)
-            let events = rows.compactMap { row -> DeliveryMetrics.Event? in
-                guard let finished = row.job.finishedAt, let environment = row.job.environment else { return nil }
-                return DeliveryMetrics.Event(
-                    environment: environment, changeAt: row.pipelineCreatedAt, finishedAt: finished,
-                    succeeded: row.job.state == .succeeded,
-                    cancelled: row.job.state == .cancelled, rollback: row.source == "rollback")
-            }
-            let environments = DeliveryMetrics.compute(events, since: since, until: until.addingTimeInterval(1)).map {
+            let environments = try deliveryMetrics(store, environment: environment, since: since, until: until).map {
                 API.EnvironmentMetrics(
                     environment: $0.name, deployments: $0.deployments, successes: $0.successes, failures: $0.failures,
                     deploymentsPerDay: $0.deploymentsPerDay, leadTimeMedianSeconds: $0.leadTimeMedian,
@@ -117,6 +110,47 @@ extension APIRouter {
             return APIResponses.json(API.DeliveryMetrics(since: since, until: until, environments: environments))
         }
     }
+
+    /// The metrics of the deployments that finished in `[since, until]`.
+    static func deliveryMetrics(
+        _ store: any DeploymentStore, environment: String?, since: Date, until: Date
+    ) throws -> [DeliveryMetrics.Environment] {
+        let rows = try store.deploymentRows(environment: environment, since: since, limit: maximumMetricsDeployments)
+        let events = rows.compactMap { row -> DeliveryMetrics.Event? in
+            guard let finished = row.job.finishedAt, let environment = row.job.environment else { return nil }
+            return DeliveryMetrics.Event(
+                environment: environment, changeAt: row.pipelineCreatedAt, finishedAt: finished,
+                succeeded: row.job.state == .succeeded, cancelled: row.job.state == .cancelled, rollback: row.source == "rollback")
+        }
+        return DeliveryMetrics.compute(events, since: since, until: until.addingTimeInterval(1))
+    }
+
+    /// The last 30 days' delivery metrics as Prometheus gauges, for `/metrics`: computed at
+    /// most once a minute (a scrape every few seconds must not read every deployment each
+    /// time), and empty where the coordinator keeps no deployments.
+    static func deliveryMetricsText(_ store: (any DeploymentStore)?, now: Date = Date()) -> String {
+        guard let store else { return "" }
+        if let cached = deliveryMetricsCache.withLock({ $0 }), now.timeIntervalSince(cached.at) < 60 { return cached.text }
+        guard let environments = try? deliveryMetrics(store, environment: nil, since: now.addingTimeInterval(-30 * 86_400), until: now)
+        else { return "" }
+        var text = ""
+        func gauge(_ name: String, _ help: String, _ value: (DeliveryMetrics.Environment) -> Double?) {
+            text += "# HELP gantry_dora_\(name) \(help) (last 30 days)\n# TYPE gantry_dora_\(name) gauge\n"
+            for environment in environments {
+                guard let value = value(environment) else { continue }
+                text += "gantry_dora_\(name){environment=\"\(environment.name)\"} \(value)\n"
+            }
+        }
+        gauge("deployments_per_day", "Successful deployments per day", \.deploymentsPerDay)
+        gauge("lead_time_median_seconds", "Pipeline creation to successful deployment, median", \.leadTimeMedian)
+        gauge("change_failure_rate", "Failed changes over finished deployments", \.changeFailureRate)
+        gauge("time_to_restore_median_seconds", "Failed deployment to the next success, median", \.timeToRestoreMedian)
+        gauge("unrestored_failures", "Failures not followed by a success", { Double($0.unrestoredFailures) })
+        deliveryMetricsCache.withLock { $0 = (now, text) }
+        return text
+    }
+
+    private static let deliveryMetricsCache = Mutex<(at: Date, text: String)?>(nil)
 
     /// The pipeline's blocks that were approved, from the audit log (who, which step,
     /// when): the record every decision leaves.

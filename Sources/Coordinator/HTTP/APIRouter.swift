@@ -182,7 +182,10 @@ public enum APIRouter {
         }
 
         router.on(.metrics, audit: audit) { _, _ -> Response in
+            // Environment names are checked at parse time (letters, digits, `.`, `_`, `-`), so
+            // they need no escaping as label values.
             let text = core.metrics.render(await core.scalingSnapshot())
+                + Array(deliveryMetricsText(core.store as? any DeploymentStore).utf8)
             return Response(
                 status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                 body: ResponseBody(byteBuffer: ByteBuffer(bytes: text)))
