@@ -21,6 +21,17 @@ struct WebhookTests {
         return result.standardOutput.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
+    /// A repository in the cluster's directory whose one commit on `main` holds
+    /// `.gantry/pipeline.yml`; its `file://` URL and the commit.
+    static func repository(_ cluster: TestCluster, pipeline: String) async throws -> (url: String, commit: String) {
+        let repository = cluster.root + "/repository"
+        try PipelineUploadTests.write(pipeline, to: repository + "/.gantry/pipeline.yml")
+        _ = try await git(repository, ["init", "-q", "-b", "main"])
+        _ = try await git(repository, ["add", ".gantry/pipeline.yml"])
+        _ = try await git(repository, ["commit", "-q", "-m", "pipeline"])
+        return ("file://\(repository)", try await git(repository, ["rev-parse", "HEAD"]))
+    }
+
     static func gantry(_ cluster: TestCluster, _ arguments: [String]) async throws -> (Bool, String) {
         let result = try await Subprocess.run(
             .path(FilePath(cluster.binaries + "/gantry")),
@@ -50,15 +61,8 @@ struct WebhookTests {
 
     @Test func aSignedPushStartsThePipelineOnceAndNothingElseStartsAnything() async throws {
         try await TestCluster.with("webhooks") { cluster in
-            let repository = cluster.root + "/repository"
-            try PipelineUploadTests.write(
-                "steps:\n  - key: hello\n    command: \"echo hello from $GANTRY_BRANCH at $GANTRY_COMMIT\"\n",
-                to: repository + "/.gantry/pipeline.yml")
-            _ = try await Self.git(repository, ["init", "-q", "-b", "main"])
-            _ = try await Self.git(repository, ["add", ".gantry/pipeline.yml"])
-            _ = try await Self.git(repository, ["commit", "-q", "-m", "pipeline"])
-            let commit = try await Self.git(repository, ["rev-parse", "HEAD"])
-            let url = "file://\(repository)"
+            let (url, commit) = try await Self.repository(
+                cluster, pipeline: "steps:\n  - key: hello\n    command: \"echo hello from $GANTRY_BRANCH at $GANTRY_COMMIT\"\n")
             try await cluster.startAgent(
                 slot: "1", extraArguments: ["--git-allow-file-urls"], environment: PipelineUploadTests.agentEnvironment(cluster))
 
@@ -163,18 +167,13 @@ struct WebhookTests {
     /// for that branch before, while it still runs; another branch's build is left alone.
     @Test func aNewerPushCancelsTheBranchsRunningBuild() async throws {
         try await TestCluster.with("webhooks-supersede") { cluster in
-            let repository = cluster.root + "/repository", go = cluster.root + "/go"
-            try PipelineUploadTests.write(
+            let go = cluster.root + "/go"
+            let (url, commit) = try await Self.repository(cluster, pipeline:
                 """
                 steps:
                   - key: hold
                     command: "i=0; while [ ! -f \(go) ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done"
-                """, to: repository + "/.gantry/pipeline.yml")
-            _ = try await Self.git(repository, ["init", "-q", "-b", "main"])
-            _ = try await Self.git(repository, ["add", ".gantry/pipeline.yml"])
-            _ = try await Self.git(repository, ["commit", "-q", "-m", "pipeline"])
-            let commit = try await Self.git(repository, ["rev-parse", "HEAD"])
-            let url = "file://\(repository)"
+                """)
             for slot in ["1", "2"] {
                 try await cluster.startAgent(
                     slot: slot, extraArguments: ["--git-allow-file-urls"], environment: PipelineUploadTests.agentEnvironment(cluster))
@@ -220,13 +219,7 @@ struct WebhookTests {
     /// no role. An unknown run-as identity is refused at creation.
     @Test func pipelinesRunAsTheProjectsIdentityAsItIsNow() async throws {
         try await TestCluster.with("webhooks-run-as") { cluster in
-            let repository = cluster.root + "/repository"
-            try PipelineUploadTests.write("steps:\n  - key: hello\n    command: \"true\"\n", to: repository + "/.gantry/pipeline.yml")
-            _ = try await Self.git(repository, ["init", "-q", "-b", "main"])
-            _ = try await Self.git(repository, ["add", ".gantry/pipeline.yml"])
-            _ = try await Self.git(repository, ["commit", "-q", "-m", "pipeline"])
-            let commit = try await Self.git(repository, ["rev-parse", "HEAD"])
-            let url = "file://\(repository)"
+            let (url, commit) = try await Self.repository(cluster, pipeline: "steps:\n  - key: hello\n    command: \"true\"\n")
             try await cluster.startAgent(
                 slot: "1", extraArguments: ["--git-allow-file-urls"], environment: PipelineUploadTests.agentEnvironment(cluster))
             let (unknown, unknownOutput) = try await Self.gantry(
