@@ -204,5 +204,17 @@ struct WebhookTriggerTests {
         #expect(try store.recordDelivery(delivery) == .recorded("d-1"))
         #expect(try store.deleteProject(named: "app"))
         #expect(try store.project(named: "app") == nil)
+
+        // A row still under the previous key (a rotation cut short) opens with the key
+        // ring the vault was loaded with.
+        let (old, current) = (SecretKey.generate(), SecretKey.generate())
+        let sealed = try SecretBox.seal("old-secret", name: StoredProject.secretName("late"), scope: .pipeline, key: old)
+        let late = StoredProject(
+            name: "late", repository: "https://h/late.git", pipelineFile: ".gantry/pipeline.yml", branches: "[]", tags: "[]",
+            cancelSuperseded: false, runAs: nil, sealedSecret: sealed, keyId: old.id, createdBy: "admin", createdAt: Date())
+        let ringed = try SecretVault.load(store: store, key: current, ring: [old.id: old], logger: Logger(label: "test"))
+        #expect(try ringed.webhookSecret(of: late) == "old-secret")
+        let unringed = try SecretVault.load(store: store, key: current, logger: Logger(label: "test"))
+        #expect(throws: (any Error).self) { try unringed.webhookSecret(of: late) }
     }
 }

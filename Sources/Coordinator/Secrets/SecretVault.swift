@@ -30,6 +30,9 @@ public final class SecretVault: Sendable {
     let key: SecretKey?
     /// name → scope → entry.
     private let entries: Mutex<[String: [SecretScope: Entry]]>
+    /// Every key the state directory holds, by id (the current one, and the others a
+    /// rotation cut short left): what a sealed row that names one opens with.
+    let keyRing: [String: SecretKey]
     /// Serializes `set` and `delete`, so the database and `entries` change in one order.
     private let writes = Mutex<Void>(())
     /// The shared `flock` on `secrets.key` that keeps `rotate-key` away while serving.
@@ -42,13 +45,14 @@ public final class SecretVault: Sendable {
     /// A vault with no secrets that refuses to store any: for a core built without one
     /// (tests, tools).
     public static func empty() -> SecretVault {
-        SecretVault(store: nil, key: nil, entries: [:], lockDescriptor: nil, jobTokens: JobTokens(key: .ephemeral()))
+        SecretVault(store: nil, key: nil, entries: [:], lockDescriptor: nil, jobTokens: JobTokens(key: .ephemeral()), keyRing: [:])
     }
 
     private init(
         store: (any SecretStore)?, key: SecretKey?, entries: [String: [SecretScope: Entry]], lockDescriptor: Int32?,
-        jobTokens: JobTokens
+        jobTokens: JobTokens, keyRing: [String: SecretKey]
     ) {
+        self.keyRing = keyRing
         self.jobTokens = jobTokens
         self.store = store
         self.key = key
@@ -103,7 +107,7 @@ public final class SecretVault: Sendable {
         }
         return SecretVault(
             store: store, key: key, entries: loaded, lockDescriptor: lockDescriptor,
-            jobTokens: JobTokens(key: JobTokenKey(derivedFrom: key)))
+            jobTokens: JobTokens(key: JobTokenKey(derivedFrom: key)), keyRing: keys)
     }
 
     // MARK: - Changes (the API)

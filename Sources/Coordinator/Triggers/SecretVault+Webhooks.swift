@@ -14,9 +14,10 @@ extension SecretVault {
         return (secret, sealed, key.id)
     }
 
-    /// The project's secret in clear, to check a delivery's signature with.
+    /// The project's secret in clear, to check a delivery's signature with, opened with
+    /// the key its row names (the current one, or one a rotation cut short left).
     func webhookSecret(of project: StoredProject) throws -> String {
-        guard let key, key.id == project.keyId else {
+        guard let key = keyRing[project.keyId] ?? (key?.id == project.keyId ? key : nil) else {
             throw SecretKeyError.noKeyFor(name: StoredProject.secretName(project.name), scope: "pipeline", keyID: project.keyId)
         }
         return try SecretBox.open(project.sealedSecret, name: StoredProject.secretName(project.name), scope: .pipeline, key: key)
