@@ -90,6 +90,8 @@ let package = Package(
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
+                // `git ls-remote` for scheduled builds (`GitRemote`).
+                .product(name: "Subprocess", package: "swift-subprocess"),
             ],
             path: "Sources/Coordinator"
         ),

@@ -30,6 +30,9 @@ public struct CoordinatorServer: Sendable {
         /// Lets a step with `environment:` run on any agent (`serve
         /// --allow-untrusted-environment-steps`); by default it must select a trusted label.
         public var allowUntrustedEnvironmentSteps = false
+        /// `serve --git-allow-file-urls`: scheduled builds may resolve branches of local
+        /// repositories (`GitRemote`); off, as on agents.
+        public var gitAllowFileURLs = false
         /// Validity of the agent certificates issued and renewed (`--agent-certificate-days`).
         public var agentCertificateValidity: TimeInterval = CertificateAuthority.defaultAgentCertificateValidity
         /// Plain HTTP (loopback only unless allowed) or TLS: see `APITransport`.
@@ -141,6 +144,10 @@ public struct CoordinatorServer: Sendable {
                 .init(
                     service: RetentionService(
                         collector: RetentionCollector(store: store, blobs: artifacts.blobs, settings: options.retention, logger: logger))),
+                .init(
+                    service: ScheduleService(
+                        core: core, store: store, identities: store, audit: audit, allowFileURLs: options.gitAllowFileURLs,
+                        logger: logger)),
                 .init(service: listener),
             ],
             logger: logger)

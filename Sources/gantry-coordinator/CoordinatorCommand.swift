@@ -115,6 +115,9 @@ struct Serve: AsyncParsableCommand {
     @Flag(
         help: "Let a step with `environment:` run on any agent. By default it must select a trusted label, so its secrets reach only hosts enrolled for deploys.")
     var allowUntrustedEnvironmentSteps = false
+    @Flag(
+        help: "Let scheduled builds resolve branches of file:// and local-path repositories (tests, hosts serving repositories from a local disk).")
+    var gitAllowFileUrls = false
     @Option(
         help: ArgumentHelp(
             "A YAML file of deployment environments' protection rules (branches, required_approval, one_at_a_time).",
@@ -227,6 +230,7 @@ struct Serve: AsyncParsableCommand {
         options.httpIdleTimeout = .milliseconds(Int64(httpIdleTimeout * 1000))
         options.trust = TrustPolicy(trustedKeys: Set(trustedLabelKey))
         options.allowUntrustedEnvironmentSteps = allowUntrustedEnvironmentSteps
+        options.gitAllowFileURLs = gitAllowFileUrls
         if let environments {
             // Bounded like a pipeline file: it is the operator's, but a typo should not
             // make the coordinator read a huge file.

@@ -37,6 +37,7 @@ struct AuthorizationTests {
         // Signed by the git server, not authenticated by a token: unknown here (404).
         .receiveWebhook: nil,
         .listDeployments: .viewer, .deliveryMetrics: .viewer, .rollbackEnvironment: .developer,
+        .createSchedule: .admin, .listSchedules: .viewer, .deleteSchedule: .admin,
     ]
 
     /// Routes only a running job may call with its token: a person below their

@@ -75,6 +75,7 @@ public enum APIRouter {
         addRetentionRoutes(to: router, dependencies)
         addProjectRoutes(to: router, dependencies)
         addWebhookRoutes(to: router, dependencies)
+        addScheduleRoutes(to: router, dependencies)
         addDeploymentRoutes(to: router, dependencies)
         addDeliveryMetricsRoute(to: router, dependencies)
         addRollbackRoute(to: router, dependencies)

@@ -324,6 +324,9 @@ public final class SQLiteStore: CoordinatorStore {
         migrator.registerMigration("v17: deployments") { db in
             try SQLiteStore.createDeploymentIndex(db)
         }
+        migrator.registerMigration("v18: schedules", foreignKeyChecks: .immediate) { db in
+            try SQLiteStore.createScheduleTables(db)
+        }
         return migrator
     }
 

@@ -122,19 +122,10 @@ extension APIRouter {
             }
             // Who the pipeline is submitted as, as that identity is now: a run-as identity
             // disabled or stripped of `submit` since the project was made starts nothing.
-            var runAs: Principal?
-            if let identityName = project.runAs {
-                guard let identity = try dependencies.identities.identity(named: identityName), identity.disabledAt == nil else {
-                    return refuse(
-                        .forbidden, "run_as_refused", "the project runs as \(identityName), which is disabled or gone: nothing started")
-                }
-                let principal = Principal(identity: identityName, tokenID: "project:\(name)", bindings: identity.bindings)
-                guard principal.allows(.submit) else {
-                    return refuse(
-                        .forbidden, "run_as_refused",
-                        "the project runs as \(identityName) (\(principal.rolesDescription)), which may not submit: nothing started")
-                }
-                runAs = principal
+            let runAs: Principal?
+            switch try ProjectRunAs.resolve(project, identities: dependencies.identities) {
+            case .success(let principal): runAs = principal
+            case .failure(let why): return refuse(.forbidden, "run_as_refused", why.description)
             }
             let delivery = StoredDelivery(
                 project: name, deliveryId: verified.deliveryID, pipelineId: nil,

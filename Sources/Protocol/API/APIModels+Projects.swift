@@ -101,3 +101,64 @@ extension API {
         }
     }
 }
+
+extension API {
+    /// `POST /v1/projects/{name}/schedules`.
+    public struct CreateSchedule: Codable, Sendable, Equatable {
+        /// Five-field cron, UTC, or `@hourly`, `@daily`, `@weekly`, `@monthly`, `@yearly`.
+        public var cron: String
+        public var branch: String
+
+        public init(cron: String, branch: String) {
+            self.cron = cron
+            self.branch = branch
+        }
+    }
+
+    public struct Schedule: Codable, Sendable, Equatable {
+        public var id: String
+        public var project: String
+        public var cron: String
+        public var branch: String
+        public var nextRunAt: Date
+        public var createdBy: String
+        public var createdAt: Date
+        /// The most recent ticks, newest first.
+        public var runs: [ScheduleRun]
+
+        public init(
+            id: String, project: String, cron: String, branch: String, nextRunAt: Date, createdBy: String, createdAt: Date,
+            runs: [ScheduleRun]
+        ) {
+            self.id = id
+            self.project = project
+            self.cron = cron
+            self.branch = branch
+            self.nextRunAt = nextRunAt
+            self.createdBy = createdBy
+            self.createdAt = createdAt
+            self.runs = runs
+        }
+    }
+
+    /// One tick of a schedule: the pipeline it started, or why it started none.
+    public struct ScheduleRun: Codable, Sendable, Equatable {
+        public var tick: Date
+        public var pipelineId: String?
+        public var error: String?
+
+        public init(tick: Date, pipelineId: String?, error: String?) {
+            self.tick = tick
+            self.pipelineId = pipelineId
+            self.error = error
+        }
+    }
+
+    public struct ScheduleList: Codable, Sendable, Equatable {
+        public var schedules: [Schedule]
+
+        public init(schedules: [Schedule]) {
+            self.schedules = schedules
+        }
+    }
+}

@@ -86,6 +86,9 @@ public enum APIRoute: String, CaseIterable, Sendable {
     case deleteProject
     /// A push from a git server: authenticated by its signature, not by a token.
     case receiveWebhook
+    case createSchedule
+    case listSchedules
+    case deleteSchedule
 
     /// Deployments: finished jobs of steps with `environment:`.
     case listDeployments
@@ -99,11 +102,11 @@ public enum APIRoute: String, CaseIterable, Sendable {
         case .health, .metrics, .whoami, .getPipeline, .listJobs, .getJob, .jobAttempts, .jobLog, .listAgents, .demand,
             .listOwnTokens, .listIdentities, .listIdentityTokens, .listSecrets, .listAudit, .verifyAudit, .getMetaData,
             .listMetaData, .getArtifactUpload, .listArtifacts, .getArtifact, .downloadArtifact, .resolveCache,
-            .downloadCache, .listCaches, .listProjects, .getProject, .listDeployments, .deliveryMetrics:
+            .downloadCache, .listCaches, .listProjects, .getProject, .listDeployments, .deliveryMetrics, .listSchedules:
             return "GET"
-        case .createProject, .receiveWebhook, .rollbackEnvironment:
+        case .createProject, .receiveWebhook, .rollbackEnvironment, .createSchedule:
             return "POST"
-        case .deleteProject:
+        case .deleteProject, .deleteSchedule:
             return "DELETE"
         case .submitPipeline, .cancelPipeline, .rebuildPipeline, .approvePipeline, .rejectPipeline, .cancelJob, .retryJob,
             .forgetAgent, .drainAgent,
@@ -168,6 +171,8 @@ public enum APIRoute: String, CaseIterable, Sendable {
         case .createProject, .listProjects: return "/v1/projects"
         case .getProject, .deleteProject: return "/v1/projects/{name}"
         case .receiveWebhook: return "/v1/hooks/{name}"
+        case .createSchedule, .listSchedules: return "/v1/projects/{name}/schedules"
+        case .deleteSchedule: return "/v1/projects/{name}/schedules/{id}"
         case .listDeployments: return "/v1/deployments"
         case .deliveryMetrics: return "/v1/metrics/dora"
         case .rollbackEnvironment: return "/v1/environments/{name}/rollback"
@@ -179,9 +184,9 @@ public enum APIRoute: String, CaseIterable, Sendable {
     public var permission: API.Permission? {
         switch self {
         case .health, .receiveWebhook: return nil
-        case .listProjects, .getProject, .listDeployments, .deliveryMetrics: return .read
+        case .listProjects, .getProject, .listDeployments, .deliveryMetrics, .listSchedules: return .read
         // A project starts pipelines as its creator, from pushes nobody reviews here.
-        case .createProject, .deleteProject: return .manageProjects
+        case .createProject, .deleteProject, .createSchedule, .deleteSchedule: return .manageProjects
         case .metrics, .whoami, .getPipeline, .listJobs, .getJob, .jobAttempts, .jobLog, .listAgents, .demand,
             .getMetaData, .listMetaData, .getArtifactUpload, .listArtifacts, .getArtifact, .downloadArtifact, .resolveCache,
             .downloadCache, .listCaches:
@@ -220,13 +225,15 @@ public enum APIRoute: String, CaseIterable, Sendable {
         case .health, .metrics, .whoami, .getPipeline, .listJobs, .getJob, .jobAttempts, .jobLog, .listAgents, .demand,
             .listOwnTokens, .listIdentities, .listIdentityTokens, .listSecrets, .listAudit, .getMetaData, .listMetaData,
             .getArtifactUpload, .listArtifacts, .getArtifact, .downloadArtifact, .resolveCache, .downloadCache, .listCaches,
-            .listProjects, .getProject, .listDeployments, .deliveryMetrics:
+            .listProjects, .getProject, .listDeployments, .deliveryMetrics, .listSchedules:
             return nil
         // Recorded by its handler ("pipeline.trigger"), with the project as the actor:
         // the router has no principal for it.
         case .receiveWebhook: return nil
         case .createProject: return "project.create"
         case .rollbackEnvironment: return "deployment.rollback"
+        case .createSchedule: return "schedule.create"
+        case .deleteSchedule: return "schedule.delete"
         case .deleteProject: return "project.delete"
         // The bytes of an open session are not yet anything: the session's creation and
         // its completion are the recorded changes, not every appended piece.
