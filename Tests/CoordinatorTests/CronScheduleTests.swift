@@ -29,6 +29,13 @@ struct CronScheduleTests {
         #expect(try next("0 0 * * 7", after: "2026-12-01T00:00:00Z") == Self.utc("2026-12-06T00:00:00Z"))
         #expect(try next("5,35 8-18/5 * * *", after: "2026-12-01T09:00:00Z") == Self.utc("2026-12-01T13:05:00Z"))
         #expect(try next("30 23 31 12 *", after: "2026-12-31T23:31:00Z") == Self.utc("2027-12-31T23:30:00Z"))
+        // Fractions of a second never name the current minute again (floating point
+        // once put the next tick a hair before the minute).
+        let cron = try CronSchedule(parsing: "* * * * *")
+        for millisecond in stride(from: 1, through: 59_999, by: 997) {
+            let date = Self.utc("2026-12-01T20:32:00Z").addingTimeInterval(Double(millisecond) / 1000)
+            #expect(cron.next(after: date) == Self.utc("2026-12-01T20:33:00Z"), "\(millisecond) ms")
+        }
     }
 
     @Test func badExpressionsSayWhy() {
@@ -61,6 +68,10 @@ struct CronScheduleTests {
         // Two processes (or one after a restart) see the same due tick: one claims it.
         #expect(try store.claim(schedule, tick: tick, next: next, owner: "process-1", now: now))
         #expect(try !store.claim(schedule, tick: tick, next: next, owner: "process-2", now: now))
+        // A schedule that points at a tick already run moves on without running it again.
+        var stuck = schedule
+        stuck.nextRunAt = next
+        #expect(try !store.claim(stuck, tick: next, next: next, owner: "process-2", now: now), "next must be later than the tick")
         #expect(try store.dueSchedules(now: now, limit: 10).isEmpty)
         // process-1 died before submitting: process-2 takes the run over once it is old enough.
         let later = now.addingTimeInterval(200)

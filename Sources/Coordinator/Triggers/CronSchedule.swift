@@ -86,7 +86,9 @@ public struct CronSchedule: Sendable, Equatable, CustomStringConvertible {
     /// (`0 0 30 2 *`: February has no 30th).
     public func next(after date: Date) -> Date? {
         let calendar = Self.calendar
-        let start = date.addingTimeInterval(60 - date.timeIntervalSince1970.truncatingRemainder(dividingBy: 60))
+        // The next whole minute, in whole seconds: `date + (60 - date mod 60)` in floating
+        // point can land a hair before the minute and name the current one again.
+        let start = Date(timeIntervalSince1970: (date.timeIntervalSince1970 / 60).rounded(.down) * 60 + 60)
         var components = calendar.dateComponents([.year, .month, .day, .hour, .minute], from: start)
         let lastYear = (components.year ?? 0) + 5
         // Each pass moves to the start of the next month, day, hour or minute that could
@@ -128,7 +130,7 @@ public struct CronSchedule: Sendable, Equatable, CustomStringConvertible {
                     [.year, .month, .day, .hour, .minute], from: current.addingTimeInterval(60))
                 continue
             }
-            return current
+            return current > date ? current : nil
         }
         return nil
     }

@@ -105,17 +105,21 @@ extension SQLiteStore: ScheduleStore {
     }
 
     public func claim(_ schedule: StoredSchedule, tick: Date, next: Date, owner: String, now: Date) throws -> Bool {
-        try database.write { db in
+        guard next > tick else { return false }
+        return try database.write { db in
             try db.execute(
                 sql: "UPDATE schedules SET next_run_at = ? WHERE id = ? AND next_run_at = ?",
                 arguments: [next, schedule.id, tick])
-            if db.changesCount == 1 {
-                try StoredScheduleRun(
-                    scheduleId: schedule.id, tick: tick, pipelineId: nil, error: nil, owner: owner, claimedAt: now
-                ).insert(db)
-                return true
-            }
-            return false
+            guard db.changesCount == 1 else { return false }
+            // A run of this tick already recorded means it was fired: the schedule moves
+            // on without firing it again.
+            try db.execute(
+                sql: """
+                    INSERT OR IGNORE INTO schedule_runs (schedule_id, tick, pipeline_id, error, owner, claimed_at)
+                    VALUES (?, ?, NULL, NULL, ?, ?)
+                    """,
+                arguments: [schedule.id, tick, owner, now])
+            return db.changesCount == 1
         }
     }
 
