@@ -9,6 +9,7 @@ struct DeploymentsCommand: AsyncParsableCommand {
         abstract: "Show deployments (finished steps with `environment:`): commit, artifacts, approvals, result, duration.")
 
     @Argument(help: "Only this environment.") var environment: String?
+    @Option(help: "Only the pipelines of this project (its pushes and schedules, and their rollbacks).") var project: String?
     @Option(help: "At most this many (1-500).") var limit: Int = 20
     @OptionGroup var connection: Connection
 
@@ -18,6 +19,7 @@ struct DeploymentsCommand: AsyncParsableCommand {
         defer { client.shutdown() }
         var path = APIRoute.listDeployments.path([:]) + "?limit=\(limit)"
         if let environment { path += "&environment=" + SecretCommand.percentEncode(environment) }
+        if let project { path += "&project=" + SecretCommand.percentEncode(project) }
         let list: API.DeploymentList = try await client.send("GET", path)
         if connection.json {
             print(String(decoding: try API.encoder.encode(list), as: UTF8.self))

@@ -13,6 +13,7 @@ struct MetricsCommand: AsyncParsableCommand {
             abstract: "Deployment frequency, lead time, change failure rate and time to restore, per environment.")
         @Argument(help: "Only this environment.") var environment: String?
         @Option(help: "The window, in days back from now (1-366).") var days: Int = 30
+        @Option(help: "Only the pipelines of this project (its pushes and schedules, and their rollbacks).") var project: String?
         @OptionGroup var connection: Connection
 
         func run() async throws {
@@ -21,6 +22,7 @@ struct MetricsCommand: AsyncParsableCommand {
             defer { client.shutdown() }
             var path = APIRoute.deliveryMetrics.path([:]) + "?days=\(days)"
             if let environment { path += "&environment=" + SecretCommand.percentEncode(environment) }
+            if let project { path += "&project=" + SecretCommand.percentEncode(project) }
             let metrics: API.DeliveryMetrics = try await client.send("GET", path)
             if connection.json {
                 print(String(decoding: try API.encoder.encode(metrics), as: UTF8.self))

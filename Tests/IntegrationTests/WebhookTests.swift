@@ -218,15 +218,16 @@ struct WebhookTests {
     /// each push: disabled, it starts nothing. Without one, as `project:NAME`, which holds
     /// no role. An unknown run-as identity is refused at creation.
     @Test func pipelinesRunAsTheProjectsIdentityAsItIsNow() async throws {
-        try await TestCluster.with("webhooks-run-as") { cluster in
-            let (url, commit) = try await Self.repository(cluster, pipeline: "steps:\n  - key: hello\n    command: \"true\"\n")
+        try await TestCluster.with("webhooks-run-as", coordinatorArguments: ["--allow-untrusted-environment-steps"]) { cluster in
+            let (url, commit) = try await Self.repository(
+                cluster, pipeline: "steps:\n  - key: hello\n    command: \"true\"\n    environment: staging\n")
             try await cluster.startAgent(
                 slot: "1", extraArguments: ["--git-allow-file-urls"], environment: PipelineUploadTests.agentEnvironment(cluster))
             let (unknown, unknownOutput) = try await Self.gantry(
                 cluster, ["project", "create", "app", "--repository", url, "--run-as", "nobody"])
             #expect(!unknown && unknownOutput.contains("no enabled identity nobody"), "\(unknownOutput)")
             let (identity, identityOutput) = try await Self.gantry(
-                cluster, ["identity", "create", "ci-app", "--role", "developer", "--kind", "service"])
+                cluster, ["identity", "create", "ci-app", "--role", "deployer:staging", "--kind", "service"])
             #expect(identity, "\(identityOutput)")
             let (created, output) = try await Self.gantry(
                 cluster, ["project", "create", "app", "--repository", url, "--run-as", "ci-app", "--json"])
@@ -246,6 +247,15 @@ struct WebhookTests {
             #expect(status == 201, "\(text)")
             let started = try API.decoder.decode(API.WebhookResult.self, from: Data(text.utf8))
             #expect(try await cluster.waitForPipeline(try #require(started.pipelineId), timeout: .seconds(120)).state == "succeeded")
+            // The deploy it uploaded runs with ci-app's right to deploy to staging, and is
+            // the project's deployment, in its delivery metrics too.
+            let (_, mine) = try await cluster.request(.GET, "/v1/deployments?project=app")
+            #expect(try API.decoder.decode(API.DeploymentList.self, from: mine).deployments.map(\.environment) == ["staging"])
+            let (_, theirs) = try await cluster.request(.GET, "/v1/deployments?project=other")
+            #expect(try API.decoder.decode(API.DeploymentList.self, from: theirs).deployments.isEmpty)
+            let (_, metrics) = try await cluster.request(.GET, "/v1/metrics/dora?project=app")
+            #expect(try API.decoder.decode(API.DeliveryMetrics.self, from: metrics).environments.map(\.successes) == [1])
+            #expect(try await cluster.request(.GET, "/v1/deployments?project=Bad%20Name").0 == 400)
             let (disabled, disableOutput) = try await Self.gantry(cluster, ["identity", "disable", "ci-app"])
             #expect(disabled, "\(disableOutput)")
             let jobs = try await Self.jobCount(cluster)

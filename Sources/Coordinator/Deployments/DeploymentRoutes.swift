@@ -32,7 +32,11 @@ extension APIRouter {
             guard let limit, (1...maximumDeploymentLimit).contains(limit) else {
                 return APIResponses.error(.badRequest, code: "bad_request", message: "?limit= is 1 to \(maximumDeploymentLimit)")
             }
-            let rows = try store.deploymentRows(environment: environment, since: nil, limit: limit)
+            let project = request.uri.queryParameters.get("project").map { String($0) }
+            if let project, !ProjectSettings.isValidName(project) {
+                return APIResponses.error(.badRequest, code: "bad_request", message: "?project= is a project name")
+            }
+            let rows = try store.deploymentRows(environment: environment, project: project, since: nil, limit: limit)
             var approvals: [String: [API.DeploymentApproval]] = [:]
             for pipeline in Set(rows.map(\.job.pipelineId)) {
                 approvals[pipeline] = try approvalsOf(pipeline, audit: audit.store)
@@ -98,9 +102,13 @@ extension APIRouter {
             guard let days, (1...maximumMetricsDays).contains(days) else {
                 return APIResponses.error(.badRequest, code: "bad_request", message: "?days= is 1 to \(maximumMetricsDays)")
             }
+            let project = request.uri.queryParameters.get("project").map { String($0) }
+            if let project, !ProjectSettings.isValidName(project) {
+                return APIResponses.error(.badRequest, code: "bad_request", message: "?project= is a project name")
+            }
             let until = Date()
             let since = until.addingTimeInterval(-Double(days) * 86_400)
-            let environments = try deliveryMetrics(store, environment: environment, since: since, until: until).map {
+            let environments = try deliveryMetrics(store, environment: environment, project: project, since: since, until: until).map {
                 API.EnvironmentMetrics(
                     environment: $0.name, deployments: $0.deployments, successes: $0.successes, failures: $0.failures,
                     deploymentsPerDay: $0.deploymentsPerDay, leadTimeMedianSeconds: $0.leadTimeMedian,
@@ -113,9 +121,9 @@ extension APIRouter {
 
     /// The metrics of the deployments that finished in `[since, until]`.
     static func deliveryMetrics(
-        _ store: any DeploymentStore, environment: String?, since: Date, until: Date
+        _ store: any DeploymentStore, environment: String?, project: String? = nil, since: Date, until: Date
     ) throws -> [DeliveryMetrics.Environment] {
-        let rows = try store.deploymentRows(environment: environment, since: since, limit: maximumMetricsDeployments)
+        let rows = try store.deploymentRows(environment: environment, project: project, since: since, limit: maximumMetricsDeployments)
         let events = rows.compactMap { row -> DeliveryMetrics.Event? in
             guard let finished = row.job.finishedAt, let environment = row.job.environment else { return nil }
             return DeliveryMetrics.Event(

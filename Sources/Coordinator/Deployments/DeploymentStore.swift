@@ -17,9 +17,10 @@ public struct DeploymentRow: Sendable, Equatable {
 }
 
 public protocol DeploymentStore: Sendable {
-    /// Finished deploying jobs (not skipped), to `environment` or to any, finished at or
-    /// after `since` if given, newest first, at most `limit`.
-    func deploymentRows(environment: String?, since: Date?, limit: Int) throws -> [DeploymentRow]
+    /// Finished deploying jobs (not skipped), to `environment` or to any, of `project`'s
+    /// pipelines or of any, finished at or after `since` if given, newest first, at most
+    /// `limit`.
+    func deploymentRows(environment: String?, project: String?, since: Date?, limit: Int) throws -> [DeploymentRow]
 }
 
 extension SQLiteStore: DeploymentStore {
@@ -29,7 +30,7 @@ extension SQLiteStore: DeploymentStore {
             sql: "CREATE INDEX jobs_by_environment ON jobs(environment, finished_at) WHERE environment IS NOT NULL")
     }
 
-    public func deploymentRows(environment: String?, since: Date?, limit: Int) throws -> [DeploymentRow] {
+    public func deploymentRows(environment: String?, project: String?, since: Date?, limit: Int) throws -> [DeploymentRow] {
         try database.read { db in
             var sql = """
                 SELECT j.*, p.repository AS p_repository, p."commit" AS p_commit, p.branch AS p_branch,
@@ -45,6 +46,21 @@ extension SQLiteStore: DeploymentStore {
             if let since {
                 sql += " AND j.finished_at >= ?"
                 arguments += [since]
+            }
+            if let project {
+                // A project's pipelines: those its webhook or its schedules started, and the
+                // rollbacks that promote one of them.
+                sql += """
+                     AND (p.id IN (SELECT pipeline_id FROM project_pipelines) OR (p.source = 'rollback'
+                         AND p.artifacts_from IN (SELECT pipeline_id FROM project_pipelines)))
+                    """
+                sql = """
+                    WITH project_pipelines(pipeline_id) AS (
+                        SELECT pipeline_id FROM webhook_deliveries WHERE project = ? AND pipeline_id IS NOT NULL
+                        UNION SELECT r.pipeline_id FROM schedule_runs r JOIN schedules s ON s.id = r.schedule_id
+                            WHERE s.project = ? AND r.pipeline_id IS NOT NULL)
+                    """ + sql
+                arguments = [project, project] + arguments
             }
             sql += " ORDER BY j.finished_at DESC LIMIT ?"
             arguments += [limit]
