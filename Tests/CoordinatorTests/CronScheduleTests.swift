@@ -25,6 +25,8 @@ struct CronScheduleTests {
         #expect(try next("@monthly", after: "2026-12-15T00:00:00Z") == Self.utc("2027-01-01T00:00:00Z"))
         // Day of month and day of week both restricted: either matches (the 1st, or a Monday).
         #expect(try next("0 12 1 * 1", after: "2026-12-01T13:00:00Z") == Self.utc("2026-12-07T12:00:00Z"))
+        // A field starting with `*` does not restrict the day (Vixie cron): odd days AND Mondays.
+        #expect(try next("0 9 */2 * 1", after: "2026-12-01T10:00:00Z") == Self.utc("2026-12-07T09:00:00Z"))
         // 7 is Sunday too; lists and ranges with steps.
         #expect(try next("0 0 * * 7", after: "2026-12-01T00:00:00Z") == Self.utc("2026-12-06T00:00:00Z"))
         #expect(try next("5,35 8-18/5 * * *", after: "2026-12-01T09:00:00Z") == Self.utc("2026-12-01T13:05:00Z"))
@@ -39,7 +41,7 @@ struct CronScheduleTests {
     }
 
     @Test func badExpressionsSayWhy() {
-        for text in ["* * *", "60 * * * *", "* 24 * * *", "* * 0 * *", "* * * 13 *", "* * * * 8", "*/0 * * * *", "5-2 * * * *", "a * * * *", "@reboot", "1,,2 * * * *", String(repeating: "1 ", count: 150)] {
+        for text in ["* * *", "+5 * * * *", "60 * * * *", "* 24 * * *", "* * 0 * *", "* * * 13 *", "* * * * 8", "*/0 * * * *", "5-2 * * * *", "a * * * *", "@reboot", "1,,2 * * * *", String(repeating: "1 ", count: 150)] {
             #expect(throws: CronSchedule.Invalid.self, "\(text)") { try CronSchedule(parsing: text) }
         }
         #expect(ScheduleRoutesRules.isValidBranch("release/1.2") && ScheduleRoutesRules.isValidBranch("main"))

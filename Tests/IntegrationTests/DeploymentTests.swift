@@ -141,6 +141,39 @@ struct DeploymentTests {
         }
     }
 
+    /// A rollback deploys the same bytes or nothing: once a retried build replaced the
+    /// artifact a deployment downloaded, rolling back to it is refused, saying why.
+    @Test func aRollbackToBytesNoLongerHeldIsRefused() async throws {
+        try await TestCluster.with("rollback-changed", coordinatorArguments: ["--allow-untrusted-environment-steps"]) { cluster in
+            try await cluster.startAgent(slot: "1", environment: PipelineUploadTests.agentEnvironment(cluster))
+            let pipeline = try await cluster.submit(
+                """
+                steps:
+                  - key: build
+                    command: "date +%s%N > app.txt"
+                    artifacts: [app.txt]
+                  - key: deploy
+                    environment: qa
+                    depends_on: build
+                    download: [{step: build, path: app.txt}]
+                    command: "cat app.txt"
+                """)
+            #expect(try await cluster.waitForPipeline(pipeline.id, timeout: .seconds(120)).state == "succeeded")
+            let deployed = try #require(try await Self.deployments(cluster, "qa").first)
+            let build = try #require(try await cluster.pipeline(pipeline.id).jobs.first { $0.key == "build" })
+            let (retried, retryOutput) = try await WebhookTests.gantry(cluster, ["retry", build.id])
+            #expect(retried, "\(retryOutput)")
+            try await waitUntil("the build's second attempt", timeout: .seconds(120)) {
+                let job = try await cluster.pipeline(pipeline.id).jobs.first { $0.key == "build" }
+                return job?.attempt == 2 && job?.state == "succeeded"
+            }
+            let (status, data) = try await cluster.request(
+                .POST, "/v1/environments/qa/rollback", body: try API.encoder.encode(API.Rollback(to: deployed.id)))
+            let text = String(decoding: data, as: UTF8.self)
+            #expect(status == 422 && text.contains("no longer holds") && text.contains(deployed.artifacts[0]), "\(text)")
+        }
+    }
+
     static func approve(_ cluster: TestCluster, _ pipeline: String, step: String) async throws {
         try await waitUntil("block \(step) of \(pipeline) to wait", timeout: .seconds(60)) {
             try await cluster.pipeline(pipeline).jobs.contains { $0.key == step && $0.state == "blocked" }

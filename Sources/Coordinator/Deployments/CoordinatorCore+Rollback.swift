@@ -14,6 +14,7 @@ extension CoordinatorCore {
         case notFound(String)
         case notADeployment(String, environment: String)
         case notSuccessful(String, state: String)
+        case artifactsChanged(String, source: String, missing: [String])
 
         public var description: String {
             switch self {
@@ -21,6 +22,9 @@ extension CoordinatorCore {
             case .notADeployment(let id, let environment): return "job \(id) is not a deployment to \(environment)"
             case .notSuccessful(let id, let state):
                 return "deployment \(id) ended \(state): only a successful deployment can be rolled back to"
+            case .artifactsChanged(let id, let source, let missing):
+                return "deployment \(id) deployed sha256 \(missing.joined(separator: ", ")), which pipeline \(source) no longer "
+                    + "holds (a retried step replaced it, or retention removed it): a rollback would not deploy the same bytes"
             }
         }
     }
@@ -44,6 +48,7 @@ extension CoordinatorCore {
         deploy.secrets = job.secrets
         deploy.environment = job.environment
         deploy.priority = job.priority
+        deploy.softFail = job.softFail
         deploy.concurrency = job.concurrency
         deploy.jobs[0].concurrency = job.concurrency
         deploy.checkout = job.checkout ?? .default
@@ -51,12 +56,22 @@ extension CoordinatorCore {
         var steps = [deploy]
         if configuration.environments.rules[environment]?.requiredApproval == true {
             let block = PipelineDefinition.Step.builtBlock(
-                key: Self.rollbackApprovalKey, block: BlockStep(prompt: "Roll \(environment) back to deployment \(deploymentID)?"))
+                key: job.key == Self.rollbackApprovalKey ? Self.rollbackApprovalKey + "-2" : Self.rollbackApprovalKey, block: BlockStep(prompt: "Roll \(environment) back to deployment \(deploymentID)?"))
             steps[0].dependsOn = [block.key]
             steps.insert(block, at: 0)
         }
         // The pipeline the deployment's downloads resolved in: the one it promoted, or its own.
         let source = pipeline.artifactsFrom ?? pipeline.id
+        // The same bytes or nothing: every digest the deployment downloaded must still be
+        // an artifact of the pipelines its downloads resolve in (a retried build replaces
+        // its artifacts under the same names).
+        if let deployments = store as? any DeploymentStore, let artifacts = store as? any ArtifactStore {
+            let readable = Array(Set([pipeline.id, source]))
+            let missing = try deployments.deployedDigests(jobID: job.id).filter {
+                try !artifacts.artifactExists(sha256: $0, size: nil, inPipelines: readable)
+            }
+            guard missing.isEmpty else { return .failure(.artifactsChanged(deploymentID, source: source, missing: missing)) }
+        }
         let definition = PipelineDefinition.built(steps: steps, artifactsFrom: source)
         let request = API.SubmitPipeline(
             yaml: "# gantry rollback \(environment) --to \(deploymentID): step \(job.key) of pipeline \(pipeline.id) again, "

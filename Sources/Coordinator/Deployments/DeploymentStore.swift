@@ -21,6 +21,8 @@ public protocol DeploymentStore: Sendable {
     /// pipelines or of any, finished at or after `since` if given, newest first, at most
     /// `limit`.
     func deploymentRows(environment: String?, project: String?, since: Date?, limit: Int) throws -> [DeploymentRow]
+    /// The digests a deploying job downloaded.
+    func deployedDigests(jobID: String) throws -> [String]
 }
 
 extension SQLiteStore: DeploymentStore {
@@ -28,6 +30,13 @@ extension SQLiteStore: DeploymentStore {
     static func createDeploymentIndex(_ db: Database) throws {
         try db.execute(
             sql: "CREATE INDEX jobs_by_environment ON jobs(environment, finished_at) WHERE environment IS NOT NULL")
+    }
+
+    public func deployedDigests(jobID: String) throws -> [String] {
+        try database.read { db in
+            try String.fetchAll(
+                db, sql: "SELECT sha256 FROM artifact_deployments WHERE job_id = ? ORDER BY sha256 LIMIT 1000", arguments: [jobID])
+        }
     }
 
     public func deploymentRows(environment: String?, project: String?, since: Date?, limit: Int) throws -> [DeploymentRow] {

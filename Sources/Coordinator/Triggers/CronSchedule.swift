@@ -40,12 +40,17 @@ public struct CronSchedule: Sendable, Equatable, CustomStringConvertible {
         months = try Self.field(fields[3], "month", 1...12)
         let weekdays = try Self.field(fields[4], "day of the week", 0...7)
         self.weekdays = Set(weekdays.map { $0 % 7 })
-        daysRestricted = fields[2] != "*"
-        weekdaysRestricted = fields[4] != "*"
+        // As in Vixie cron and cronie: a field starting with `*` (`*`, `*/2`) does not
+        // restrict the day.
+        daysRestricted = !fields[2].hasPrefix("*")
+        weekdaysRestricted = !fields[4].hasPrefix("*")
         description = trimmed
     }
 
     static func field(_ text: String, _ name: String, _ range: ClosedRange<Int>) throws(Invalid) -> Set<Int> {
+        guard text.utf8.allSatisfy({ (0x30...0x39).contains($0) || "*,-/".utf8.contains($0) }) else {
+            throw Invalid(description: "\(name): `\(text)` may hold only digits and `* , - /`")
+        }
         var values: Set<Int> = []
         for part in text.split(separator: ",", omittingEmptySubsequences: false) {
             let pieces = part.split(separator: "/", omittingEmptySubsequences: false)

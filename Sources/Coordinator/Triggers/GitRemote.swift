@@ -23,7 +23,7 @@ enum GitRemote {
             "PATH": "/usr/local/bin:/usr/bin:/bin", "GIT_TERMINAL_PROMPT": "0", "GIT_CONFIG_NOSYSTEM": "1",
             "GIT_CONFIG_GLOBAL": "/dev/null", "GIT_PROTOCOL_FROM_USER": "0",
             "GIT_ALLOW_PROTOCOL": allowFile ? "https:http:ssh:git:file" : "https:http:ssh:git",
-            "GIT_SSH_COMMAND": "ssh -o BatchMode=yes -o StrictHostKeyChecking=yes",
+            "GIT_SSH_COMMAND": "ssh -o BatchMode=yes -o StrictHostKeyChecking=yes -o ConnectTimeout=30",
         ]
         if let home = inherited["HOME"] { environment["HOME"] = home }
         let reference = "refs/heads/\(branch)"
@@ -32,7 +32,7 @@ enum GitRemote {
             group.addTask {
                 let run = try await Subprocess.run(
                     .path(FilePath(git)), arguments: ["ls-remote", "--heads", repository, reference],
-                    environment: .custom(variables), output: .string(limit: 1 << 20), error: .string(limit: 16 << 10))
+                    environment: .custom(variables), workingDirectory: "/", output: .string(limit: 1 << 20), error: .string(limit: 16 << 10))
                 guard run.terminationStatus.isSuccess else {
                     let last = run.standardError.split(whereSeparator: \.isNewline).last.map(String.init) ?? "\(run.terminationStatus)"
                     throw Failure(description: "git ls-remote failed: \(last.logSafe(maximum: 300))")

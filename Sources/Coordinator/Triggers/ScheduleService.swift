@@ -48,21 +48,41 @@ public struct ScheduleService: Service {
         }
     }
 
-    /// One look at what is due. Bounded: 50 schedules and 20 taken-over runs a pass.
+    /// Ticks fired at once: a tick waits on `git ls-remote` (up to 60 s), and one slow
+    /// repository must not hold every other schedule back.
+    static let parallelFires = 8
+
+    /// One look at what is due. Bounded: 50 schedules and 20 taken-over runs a pass, each
+    /// claimed before any is fired, at most `parallelFires` fired at once.
     func pass(now: Date) async {
+        var claimed: [(StoredSchedule, Date)] = []
         do {
-            for (schedule, tick) in try store.takeOverRuns(owner: Self.instance, claimedBefore: now.addingTimeInterval(-120), now: now, limit: 20) {
-                await fire(schedule, tick: tick)
-            }
+            claimed += try store.takeOverRuns(owner: Self.instance, claimedBefore: now.addingTimeInterval(-120), now: now, limit: 20)
             for schedule in try store.dueSchedules(now: now, limit: 50) {
                 let tick = schedule.nextRunAt
-                let next = (try? CronSchedule(parsing: schedule.cron))?.next(after: max(now, tick)) ?? Date.distantFuture
-                guard try store.claim(schedule, tick: tick, next: next, owner: Self.instance, now: now) else { continue }
-                await fire(schedule, tick: tick)
+                let next = (try? CronSchedule(parsing: schedule.cron))?.next(after: max(Date(), tick)) ?? Date.distantFuture
+                if try store.claim(schedule, tick: tick, next: next, owner: Self.instance, now: Date()) { claimed.append((schedule, tick)) }
             }
         } catch {
             logger.warning("schedule pass failed: \(error)")
         }
+        await withTaskGroup(of: Void.self) { group in
+            var running = 0
+            for (schedule, tick) in claimed {
+                if running == Self.parallelFires {
+                    await group.next()
+                    running -= 1
+                }
+                group.addTask { await fire(schedule, tick: tick) }
+                running += 1
+            }
+        }
+    }
+
+    /// The message a tick's pipeline is submitted with: unique per schedule and tick, so a
+    /// takeover can tell whether the process that claimed the tick submitted it already.
+    static func message(_ schedule: StoredSchedule, tick: Date) -> String {
+        "scheduled build (\(schedule.cron)), schedule \(schedule.id), tick \(tick.formatted(Date.ISO8601FormatStyle()))"
     }
 
     func fire(_ schedule: StoredSchedule, tick: Date) async {
@@ -72,7 +92,13 @@ public struct ScheduleService: Service {
                     actor: "schedule:\(schedule.id)", tokenID: nil, address: nil, action: "pipeline.trigger", object: object,
                     outcome: outcome, detail: detail.merging(["tick": "\(tick)", "cron": schedule.cron]) { $1 }))
         }
+        let message = Self.message(schedule, tick: tick)
         do {
+            // Taken over from a process that died after submitting but before recording it.
+            if let submitted = try store.schedulePipeline(message: message) {
+                try store.finishRun(scheduleID: schedule.id, tickDate: tick, pipelineID: submitted, error: nil)
+                return
+            }
             guard let project = try store.project(named: schedule.project) else { throw GitRemote.Failure(description: "the project is gone") }
             let runAs: Principal?
             switch try ProjectRunAs.resolve(project, identities: identities) {
@@ -82,14 +108,16 @@ public struct ScheduleService: Service {
             let commit = try await GitRemote.branchHead(repository: project.repository, branch: schedule.branch, allowFile: allowFileURLs)
             let submission = API.SubmitPipeline(
                 yaml: PipelineBootstrap.yaml(uploading: project.pipelineFile), file: PipelineBootstrap.file,
-                repository: project.repository, commit: commit, branch: schedule.branch,
-                message: "scheduled build (\(schedule.cron))")
+                repository: project.repository, commit: commit, branch: schedule.branch, message: message)
             let pipeline = try await core.submit(submission, source: "schedule", submittedBy: project.submitter) { definition in
                 try runAs?.checkMayDeploy(definition)
             }
             try store.finishRun(scheduleID: schedule.id, tickDate: tick, pipelineID: pipeline.id, error: nil)
             record("succeeded", ["commit": commit, "branch": schedule.branch], object: "pipeline:\(pipeline.id)")
+        } catch is CancellationError {
+            // The coordinator is stopping: the run stays unfinished, for the next process.
         } catch {
+            if Task.isCancelled { return }
             let why = "\(error)".logSafe(maximum: 500)
             try? store.finishRun(scheduleID: schedule.id, tickDate: tick, pipelineID: nil, error: why)
             record("failed", ["reason": why], object: "project:\(schedule.project)")

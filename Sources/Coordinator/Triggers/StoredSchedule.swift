@@ -52,6 +52,9 @@ public protocol ScheduleStore: Sendable {
     /// process's, with their schedules: each is started once more.
     func takeOverRuns(owner: String, claimedBefore: Date, now: Date, limit: Int) throws -> [(StoredSchedule, Date)]
     func finishRun(scheduleID: String, tick: Date, pipelineID: String?, error: String?) throws
+    /// A pipeline submitted with exactly this message by a schedule, if there is one (a
+    /// takeover's check that the dead process did not submit it before it died).
+    func schedulePipeline(message: String) throws -> String?
     func runs(scheduleID: String, limit: Int) throws -> [StoredScheduleRun]
 }
 
@@ -145,6 +148,12 @@ extension SQLiteStore: ScheduleStore {
             try db.execute(
                 sql: "UPDATE schedule_runs SET pipeline_id = ?, error = ? WHERE schedule_id = ? AND tick = ?",
                 arguments: [pipelineID, error, scheduleID, tick])
+        }
+    }
+
+    public func schedulePipeline(message: String) throws -> String? {
+        try database.read { db in
+            try String.fetchOne(db, sql: "SELECT id FROM pipelines WHERE source = 'schedule' AND message = ? LIMIT 1", arguments: [message])
         }
     }
 
