@@ -155,7 +155,10 @@ struct WebhookTriggerTests {
         let store = try SQLiteStore(path: state.database)
         let secret: String
         do {
-            let vault = try SecretVault.open(state: state, store: store, logger: Logger(label: "test"))
+            // Loaded without the shared lock `open` takes (as `serve` does), which would keep
+            // `rotate-key` out for as long as the vault happens to live.
+            let key = try SecretKeyFiles(state: state).loadOrCreate(logger: Logger(label: "test"))
+            let vault = try SecretVault.load(store: store, key: key, logger: Logger(label: "test"))
             let (clear, sealed, keyID) = try vault.newWebhookSecret(project: "app")
             secret = clear
             #expect(secret.count == 64)
