@@ -506,20 +506,9 @@ public actor CoordinatorCore {
         return view
     }
 
-    /// A pipeline is `running` while any job is unfinished; then `failed` if any job's
-    /// outcome is failed, `cancelled` if any was cancelled, else `succeeded` (soft
-    /// failures and skipped steps included).
+    /// The pipeline with its jobs; its state is `PipelineState.derive`'s.
     static func view(_ pipeline: StoredPipeline, jobs: [StoredJob]) -> API.Pipeline {
-        let state: String
-        if !jobs.allSatisfy(\.isTerminal) {
-            state = "running"
-        } else {
-            switch jobs.reduce(JobOutcome.passed, { $0.combined(with: $1.outcome ?? JobOutcome(state: $1.state)) }) {
-            case .passed: state = "succeeded"
-            case .failed: state = "failed"
-            case .cancelled: state = "cancelled"
-            }
-        }
+        let state = PipelineState.derive(jobs.lazy.map { (state: $0.state, outcome: $0.outcome) }).rawValue
         var view = API.Pipeline(
             id: pipeline.id, state: state, createdAt: pipeline.createdAt, repository: pipeline.repository,
             commit: pipeline.commit, branch: pipeline.branch, jobs: jobs.map(view), tag: pipeline.tag.isEmpty ? nil : pipeline.tag,

@@ -10,6 +10,7 @@ import NIOFoundationCompat
 ///
 /// - `POST /v1/pipelines` — body `API.SubmitPipeline`; 201 with `API.Pipeline`, 422 with
 ///   file/line/column for an invalid pipeline (nothing is queued).
+/// - `GET /v1/pipelines[?state=&branch=&repository=&limit=&cursor=]` — `API.PipelineList`.
 /// - `GET /v1/pipelines/{id}`, `GET /v1/jobs[?state=a,b&limit=n]`, `GET /v1/jobs/{id}`,
 ///   `GET /v1/agents`.
 /// - `GET /v1/jobs/{id}/log[?follow=1|attempt=N]` — the current attempt's log (or attempt
@@ -79,6 +80,7 @@ public enum APIRouter {
         addDeploymentRoutes(to: router, dependencies)
         addDeliveryMetricsRoute(to: router, dependencies)
         addRollbackRoute(to: router, dependencies)
+        addPipelineListRoute(to: router, dependencies)
         router.on(.submitPipeline, audit: audit) { request, context -> Response in
             let body: ByteBuffer
             switch await BoundedBody.collect(request, upTo: maximumPipelineSize, what: "the request body") {

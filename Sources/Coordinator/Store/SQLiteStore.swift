@@ -327,6 +327,9 @@ public final class SQLiteStore: CoordinatorStore {
         migrator.registerMigration("v18: schedules", foreignKeyChecks: .immediate) { db in
             try SQLiteStore.createScheduleTables(db)
         }
+        migrator.registerMigration("v19: pipeline listing") { db in
+            try SQLiteStore.createPipelineListingIndexes(db)
+        }
         return migrator
     }
 

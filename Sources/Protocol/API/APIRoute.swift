@@ -14,6 +14,8 @@ public enum APIRoute: String, CaseIterable, Sendable {
     case whoami
 
     case submitPipeline
+    /// Pipelines newest first, filtered and paginated by cursor (`API.PipelineList`).
+    case listPipelines
     case getPipeline
     case cancelPipeline
     case rebuildPipeline
@@ -99,7 +101,7 @@ public enum APIRoute: String, CaseIterable, Sendable {
 
     public var method: String {
         switch self {
-        case .health, .metrics, .whoami, .getPipeline, .listJobs, .getJob, .jobAttempts, .jobLog, .listAgents, .demand,
+        case .health, .metrics, .whoami, .listPipelines, .getPipeline, .listJobs, .getJob, .jobAttempts, .jobLog, .listAgents, .demand,
             .listOwnTokens, .listIdentities, .listIdentityTokens, .listSecrets, .listAudit, .verifyAudit, .getMetaData,
             .listMetaData, .getArtifactUpload, .listArtifacts, .getArtifact, .downloadArtifact, .resolveCache,
             .downloadCache, .listCaches, .listProjects, .getProject, .listDeployments, .deliveryMetrics, .listSchedules:
@@ -128,7 +130,7 @@ public enum APIRoute: String, CaseIterable, Sendable {
         case .health: return "/healthz"
         case .metrics: return "/metrics"
         case .whoami: return "/v1/whoami"
-        case .submitPipeline: return "/v1/pipelines"
+        case .submitPipeline, .listPipelines: return "/v1/pipelines"
         case .getPipeline: return "/v1/pipelines/{id}"
         case .cancelPipeline: return "/v1/pipelines/{id}/cancel"
         case .rebuildPipeline: return "/v1/pipelines/{id}/rebuild"
@@ -187,7 +189,7 @@ public enum APIRoute: String, CaseIterable, Sendable {
         case .listProjects, .getProject, .listDeployments, .deliveryMetrics, .listSchedules: return .read
         // A project starts pipelines as its creator, from pushes nobody reviews here.
         case .createProject, .deleteProject, .createSchedule, .deleteSchedule: return .manageProjects
-        case .metrics, .whoami, .getPipeline, .listJobs, .getJob, .jobAttempts, .jobLog, .listAgents, .demand,
+        case .metrics, .whoami, .listPipelines, .getPipeline, .listJobs, .getJob, .jobAttempts, .jobLog, .listAgents, .demand,
             .getMetaData, .listMetaData, .getArtifactUpload, .listArtifacts, .getArtifact, .downloadArtifact, .resolveCache,
             .downloadCache, .listCaches:
             return .read
@@ -222,8 +224,8 @@ public enum APIRoute: String, CaseIterable, Sendable {
     /// Every route that changes state has one.
     public var auditAction: String? {
         switch self {
-        case .health, .metrics, .whoami, .getPipeline, .listJobs, .getJob, .jobAttempts, .jobLog, .listAgents, .demand,
-            .listOwnTokens, .listIdentities, .listIdentityTokens, .listSecrets, .listAudit, .getMetaData, .listMetaData,
+        case .health, .metrics, .whoami, .listPipelines, .getPipeline, .listJobs, .getJob, .jobAttempts, .jobLog,
+            .listAgents, .demand, .listOwnTokens, .listIdentities, .listIdentityTokens, .listSecrets, .listAudit, .getMetaData, .listMetaData,
             .getArtifactUpload, .listArtifacts, .getArtifact, .downloadArtifact, .resolveCache, .downloadCache, .listCaches,
             .listProjects, .getProject, .listDeployments, .deliveryMetrics, .listSchedules:
             return nil
