@@ -38,6 +38,7 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/hummingbird-project/swift-mustache", from: "2.1.1"),
     ],
     targets: [
         .target(
@@ -126,10 +127,26 @@ let package = Package(
             ],
             path: "Sources/Agent"
         ),
+        // The web dashboard: pages rendered with Mustache from templates and assets
+        // embedded in the binary (no files to install, no Node toolchain). Its own target
+        // so the coordinator's core and its tests build without the templates.
+        .target(
+            name: "GantryWeb",
+            dependencies: [
+                "GantryCoordinator",
+                "GantryProtocol",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Mustache", package: "swift-mustache"),
+                .product(name: "NIOFoundationCompat", package: "swift-nio"),
+            ],
+            path: "Sources/Web",
+            resources: [.embedInCode("Resources")]
+        ),
         .executableTarget(
             name: "gantry-coordinator",
             dependencies: [
                 "GantryCoordinator",
+                "GantryWeb",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/gantry-coordinator"
@@ -177,7 +194,7 @@ let package = Package(
         ),
         .testTarget(
             name: "GantryCoordinatorTests",
-            dependencies: ["GantryCoordinator"],
+            dependencies: ["GantryCoordinator", "GantryWeb"],
             path: "Tests/CoordinatorTests"
         ),
         .testTarget(

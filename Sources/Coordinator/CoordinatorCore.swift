@@ -44,7 +44,8 @@ public actor CoordinatorCore {
     /// Decrypted secrets: read when a lease is sent and when a pipeline is submitted,
     /// changed by the API's secret routes.
     public nonisolated let secrets: SecretVault
-    let store: any CoordinatorStore
+    /// Read by the API and the dashboard on their own tasks; written only by this actor.
+    public nonisolated let store: any CoordinatorStore
     let logger: Logger
     var lifecycle: JobLifecycle
     var sessions: [String: AgentSession] = [:]
@@ -113,7 +114,7 @@ public actor CoordinatorCore {
 
     /// Commits everything pending, then carries out its actions. API calls flush before
     /// they answer, so a caller never sees a change that is not stored.
-    func flush() {
+    public func flush() {
         flushScheduled = false
         guard !stopped, !pending.writes.isEmpty || !pending.actions.isEmpty else { return }
         let output = pending

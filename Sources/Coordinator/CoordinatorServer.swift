@@ -46,6 +46,10 @@ public struct CoordinatorServer: Sendable {
         /// How long logs, artifacts and caches are kept (`serve --retain-logs-days`, …;
         /// Retention/).
         public var retention = RetentionSettings()
+        /// Adds the web dashboard's routes (GantryWeb's `Dashboard.install`) to the API's
+        /// router; nil serves no dashboard. The coordinator's core does not link the web
+        /// target, so its executable hands the dashboard in.
+        public var dashboard: (@Sendable (Router<GantryRequestContext>, APIRouter.Dependencies, DashboardSettings) -> Void)?
 
         public init(
             state: CoordinatorStateDirectory, agentHost: String, agentPort: Int, httpHost: String, httpPort: Int,
@@ -114,13 +118,15 @@ public struct CoordinatorServer: Sendable {
         try Authenticator.ensureBootstrapIdentity(in: store)
         let artifacts = try ArtifactService(state: state, store: store, limits: options.artifactLimits, logger: logger)
         let bootstrapToken = FileManager.default.fileExists(atPath: state.adminToken) ? try state.readToken(state.adminToken) : nil
-        let router = APIRouter.make(
-            .init(
-                core: core, authenticator: Authenticator(store: store, bootstrapToken: bootstrapToken), identities: store,
-                audit: audit, revocation: revocation,
-                deployPolicy: DeployPolicy(
-                    trust: options.trust, environmentStepsNeedTrustedAgents: !options.allowUntrustedEnvironmentSteps),
-                artifacts: artifacts))
+        var dependencies = APIRouter.Dependencies(
+            core: core, authenticator: Authenticator(store: store, bootstrapToken: bootstrapToken), identities: store,
+            audit: audit, revocation: revocation,
+            deployPolicy: DeployPolicy(
+                trust: options.trust, environmentStepsNeedTrustedAgents: !options.allowUntrustedEnvironmentSteps),
+            artifacts: artifacts)
+        if options.dashboard != nil { dependencies.sessions = WebSessions() }
+        let router = APIRouter.make(dependencies)
+        options.dashboard?(router, dependencies, DashboardSettings(secureCookies: options.httpTransport.isTLS))
         let http = Application(
             router: router,
             // The idle timeout is also the header timeout: the HTTP decoder reports no

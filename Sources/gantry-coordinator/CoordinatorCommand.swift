@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import GantryCoordinator
 import GantryProtocol
+import GantryWeb
 import Logging
 
 /// `gantry-coordinator`: argument parsing and wiring only; the work is in GantryCoordinator.
@@ -85,6 +86,8 @@ struct Serve: AsyncParsableCommand {
     var httpTlsKey: String?
     @Flag(help: "Allow plain HTTP on an address other than loopback (something else must encrypt it).")
     var httpInsecure = false
+    @Flag(help: "Serve no web dashboard (/ui/): the HTTP API only.")
+    var noDashboard = false
     @Option(
         help: ArgumentHelp(
             "The API's URL as steps reach it (GANTRY_API_URL, for `gantry meta-data`).",
@@ -246,6 +249,7 @@ struct Serve: AsyncParsableCommand {
         options.agentCertificateValidity = TimeInterval(agentCertificateSeconds ?? agentCertificateDays * 86_400)
         options.httpTransport = try httpTransport()
         options.apiURL = apiUrl
+        options.dashboard = noDashboard ? nil : Dashboard.install
         options.artifactLimits.maximumArtifactBytes = maxArtifactSize
         options.artifactLimits.maximumArtifactsPerJob = maxArtifactsPerJob
         options.artifactLimits.sessionTimeToLive = artifactSessionTtl

@@ -40,6 +40,8 @@ public enum APIRouter {
         /// Projects and webhook deliveries (Triggers/); nil uses the core's store when it
         /// is one (`SQLiteStore`).
         public var projects: (any ProjectStore)?
+        /// The dashboard's sign-in sessions; nil when the dashboard is off.
+        public var sessions: WebSessions?
 
         public init(
             core: CoordinatorCore, authenticator: Authenticator, identities: any IdentityStore, audit: AuditLog,
@@ -61,7 +63,8 @@ public enum APIRouter {
         let router = Router(context: GantryRequestContext.self)
         router.add(
             middleware: AuthenticationMiddleware(
-                authenticator: dependencies.authenticator, jobTokens: JobTokenAuthenticator(core: dependencies.core)))
+                authenticator: dependencies.authenticator, jobTokens: JobTokenAuthenticator(core: dependencies.core),
+                sessions: dependencies.sessions))
         let core = dependencies.core
         let audit = dependencies.audit
         router.on(.health, audit: audit) { _, _ in Response(status: .ok, body: ResponseBody(byteBuffer: ByteBuffer(string: "ok\n"))) }

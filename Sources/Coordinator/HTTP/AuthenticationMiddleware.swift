@@ -1,4 +1,5 @@
 import Foundation
+import HTTPTypes
 import Hummingbird
 
 /// Every API request but `/healthz` and webhooks must carry `Authorization: Bearer
@@ -12,17 +13,39 @@ public struct AuthenticationMiddleware: RouterMiddleware {
     public typealias Context = GantryRequestContext
     let authenticator: Authenticator
     let jobTokens: JobTokenAuthenticator?
+    /// The dashboard's sessions: a request without `Authorization` may carry one's cookie.
+    let sessions: WebSessions?
 
-    public init(authenticator: Authenticator, jobTokens: JobTokenAuthenticator? = nil) {
+    public init(authenticator: Authenticator, jobTokens: JobTokenAuthenticator? = nil, sessions: WebSessions? = nil) {
         self.authenticator = authenticator
         self.jobTokens = jobTokens
+        self.sessions = sessions
     }
 
     public func handle(
         _ request: Request, context: Context, next: (Request, Context) async throws -> Response
     ) async throws -> Response {
-        if request.uri.path == "/healthz" || Self.isWebhook(request.uri.path) { return try await next(request, context) }
-        let header = request.headers[.authorization]
+        if request.uri.path == "/healthz" || Self.isWebhook(request.uri.path) || Self.isDashboard(request.uri.path) {
+            return try await next(request, context)
+        }
+        var header = request.headers[.authorization]
+        if header == nil, let sessions,
+            let id = WebSessions.cookie(WebSessions.cookieName, in: request.headers[.cookie])
+        {
+            // The dashboard's scripts call the API with the session cookie. A request that
+            // changes anything must also echo the session's CSRF token in a header, which
+            // a page of another origin can neither read nor set.
+            guard let session = sessions.session(id: id) else {
+                return APIResponses.error(.unauthorized, code: "unauthorized", message: "the session ended: sign in again")
+            }
+            if ![.get, .head].contains(request.method),
+                !WebSessions.matches(request.headers[HTTPField.Name(WebSessions.csrfHeader)!], session.csrf)
+            {
+                return APIResponses.error(
+                    .forbidden, code: "csrf", message: "a request with a session cookie must carry its \(WebSessions.csrfHeader) header")
+            }
+            header = "Bearer " + session.token
+        }
         if let jobTokens, let header, header.hasPrefix("Bearer ") {
             let text = Substring(header.dropFirst("Bearer ".count).trimmingCharacters(in: .whitespaces))
             if JobToken.isJobToken(text) {
@@ -44,6 +67,12 @@ public struct AuthenticationMiddleware: RouterMiddleware {
             context.principal = principal
             return try await next(request, context)
         }
+    }
+
+    /// The dashboard's pages (`/` and `/ui/...`): their own middleware signs the browser
+    /// in with a session cookie, and sends it to the sign-in page without one.
+    static func isDashboard(_ path: String) -> Bool {
+        path == "/" || path == "/ui" || path.hasPrefix("/ui/") || path == "/favicon.ico"
     }
 
     /// `/v1/hooks/NAME`: exactly one segment after the prefix.

@@ -8,6 +8,9 @@ public struct GantryRequestContext: RequestContext, RemoteAddressRequestContext 
     public let remoteAddress: SocketAddress?
     /// Nil only before authentication and on `/healthz`.
     public var principal: Principal?
+    /// The dashboard session's CSRF token, set on the dashboard's pages for their forms
+    /// and scripts; nil elsewhere.
+    public var csrf: String?
     /// Filled by a handler with the object it acted on and details worth recording; the
     /// route wrapper writes the audit record from it after the handler returns.
     public let audit = AuditNote()

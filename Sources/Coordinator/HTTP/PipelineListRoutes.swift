@@ -21,13 +21,13 @@ extension APIRouter {
         }
     }
 
-    struct QueryRefusal: Error {
-        var text: String
+    public struct QueryRefusal: Error {
+        public var text: String
     }
 
     /// The listing's query, each value checked: a bad one fails the request with a
     /// message naming it.
-    static func pipelineQuery(_ parameters: Hummingbird.Parameters) -> Result<PipelineListing.Query, QueryRefusal> {
+    public static func pipelineQuery(_ parameters: Hummingbird.Parameters) -> Result<PipelineListing.Query, QueryRefusal> {
         var query = PipelineListing.Query()
         if let text = parameters.get("state"), !text.isEmpty {
             var states = Set<PipelineState>()

@@ -1,0 +1,109 @@
+import Crypto
+import Foundation
+import Synchronization
+
+/// The dashboard's sign-in sessions: a browser signs in with an API token once and then
+/// carries only a random session id in an `HttpOnly`, `SameSite=Strict` cookie, so the
+/// token never reaches page scripts or the browser's storage.
+///
+/// A session holds the token, not a principal: every request authenticates the token
+/// again (`Authenticator`), so revoking the token, disabling its identity or changing its
+/// roles takes effect on the next click, as it does for the CLI.
+///
+/// Sessions live in this process's memory only: a restarted coordinator signs everyone
+/// out, which costs a sign-in and keeps no session secret on disk. The table is bounded
+/// (`maximumSessions`; the oldest is dropped to admit a new one) and each session ends
+/// after `idleTimeout` without use or `lifetime` in all.
+public final class WebSessions: Sendable {
+    public struct Session: Sendable, Equatable {
+        /// The API token the browser signed in with.
+        public var token: String
+        /// Sent back in the `X-Gantry-CSRF` header (or a form's `csrf` field) with every
+        /// state-changing request: a page of another site cannot read it.
+        public var csrf: String
+        public var createdAt: Date
+        public var lastUsedAt: Date
+    }
+
+    public static let cookieName = "gantry_session"
+    public static let csrfHeader = "X-Gantry-CSRF"
+
+    public let maximumSessions: Int
+    public let idleTimeout: TimeInterval
+    public let lifetime: TimeInterval
+    private let sessions = Mutex<[String: Session]>([:])
+
+    public init(maximumSessions: Int = 10_000, idleTimeout: TimeInterval = 8 * 3600, lifetime: TimeInterval = 24 * 3600) {
+        self.maximumSessions = maximumSessions
+        self.idleTimeout = idleTimeout
+        self.lifetime = lifetime
+    }
+
+    /// A new session for `token`: its id (the cookie's value) and the session.
+    public func create(token: String, now: Date = Date()) -> (id: String, session: Session) {
+        let id = Self.randomText()
+        let session = Session(token: token, csrf: Self.randomText(), createdAt: now, lastUsedAt: now)
+        sessions.withLock { table in
+            table = table.filter { !expired($0.value, now: now) }
+            while table.count >= maximumSessions, let oldest = table.min(by: { $0.value.lastUsedAt < $1.value.lastUsedAt }) {
+                table.removeValue(forKey: oldest.key)
+            }
+            table[id] = session
+        }
+        return (id, session)
+    }
+
+    /// The live session of `id`, marked as used; nil for an unknown or expired one.
+    public func session(id: String, now: Date = Date()) -> Session? {
+        guard id.utf8.count == 43 else { return nil }
+        return sessions.withLock { table -> Session? in
+            guard var session = table[id] else { return nil }
+            if expired(session, now: now) {
+                table.removeValue(forKey: id)
+                return nil
+            }
+            session.lastUsedAt = now
+            table[id] = session
+            return session
+        }
+    }
+
+    public func remove(id: String) {
+        _ = sessions.withLock { $0.removeValue(forKey: id) }
+    }
+
+    public var count: Int { sessions.withLock { $0.count } }
+
+    private func expired(_ session: Session, now: Date) -> Bool {
+        now.timeIntervalSince(session.lastUsedAt) > idleTimeout || now.timeIntervalSince(session.createdAt) > lifetime
+    }
+
+    /// 32 random bytes as unpadded base64url: 43 characters.
+    public static func randomText() -> String {
+        let key = SymmetricKey(size: .bits256)
+        let data = key.withUnsafeBytes { Data($0) }
+        return data.base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
+            .replacingOccurrences(of: "=", with: "")
+    }
+
+    /// The value of cookie `name` in a `Cookie` header, or nil.
+    public static func cookie(_ name: String, in header: String?) -> String? {
+        guard let header, header.utf8.count <= 8192 else { return nil }
+        for part in header.split(separator: ";").prefix(64) {
+            let pair = part.trimmingCharacters(in: .whitespaces)
+            guard let equals = pair.firstIndex(of: "="), pair[..<equals] == name else { continue }
+            return String(pair[pair.index(after: equals)...])
+        }
+        return nil
+    }
+
+    /// Whether `given` equals `expected`, in time that does not depend on where they differ.
+    public static func matches(_ given: String?, _ expected: String) -> Bool {
+        guard let given else { return false }
+        let a = Array(given.utf8), b = Array(expected.utf8)
+        guard a.count == b.count else { return false }
+        var difference: UInt8 = 0
+        for index in a.indices { difference |= a[index] ^ b[index] }
+        return difference == 0
+    }
+}

@@ -1,0 +1,164 @@
+import Foundation
+import GantryCoordinator
+import GantryProtocol
+import NIOCore
+
+/// A job's log as server-sent events, for the log page.
+///
+/// - `start` `{attempt, offset, line}`: where the stream begins; `line` is the number of
+///   the first line shown (nil on a resume: the page keeps counting).
+/// - `log` `{t}` with id `ATTEMPT:OFFSET`: text, ending before byte OFFSET of the
+///   attempt's log. Only whole UTF-8 characters are sent, so an id is always a byte
+///   offset a resume can start at; a browser that reconnects sends the last id as
+///   `Last-Event-ID` and the stream goes on from that byte, losing and repeating nothing.
+/// - `attempt` `{attempt, reason}`: the job was retried; the new attempt's log follows.
+/// - `end` `{state}`: the job ended and its whole log was sent.
+///
+/// Waiting is event-driven (`CoordinatorCore.watch`); each `log` event holds at most
+/// `maximumEventBytes` bytes so the page renders a big log in many small steps.
+struct LogEventStream: Sendable {
+    enum Start: Equatable {
+        /// The last `tailBytes` of the current attempt's log, from a line's start.
+        case tail
+        case beginning
+        /// After byte `offset` of `attempt`'s log (from `Last-Event-ID`).
+        case resume(attempt: Int, offset: Int)
+
+        init?(lastEventID: String?, from: String?) {
+            if let lastEventID, !lastEventID.isEmpty {
+                let parts = lastEventID.split(separator: ":")
+                guard parts.count == 2, let attempt = Int(parts[0]), let offset = Int(parts[1]), attempt >= 0,
+                    attempt <= Int(UInt32.max), offset >= 0
+                else { return nil }
+                self = .resume(attempt: attempt, offset: offset)
+            } else {
+                switch from ?? "tail" {
+                case "tail": self = .tail
+                case "start", "0": self = .beginning
+                default: return nil
+                }
+            }
+        }
+    }
+
+    static let tailBytes = 256 * 1024
+    static let maximumEventBytes = 32 * 1024
+
+    let core: CoordinatorCore
+    let jobID: String
+    let start: Start
+
+    func run(_ send: (String) async throws -> Void) async throws {
+        let updates = await core.watch(jobID: jobID)
+        var iterator = updates.makeAsyncIterator()
+        guard var job = try await core.job(id: jobID) else { return }
+        var attempt = job.attempt
+        var offset = 0
+        switch start {
+        case .resume(let resumed, let at) where resumed == job.attempt:
+            offset = min(at, job.logLength)
+            try await send(Self.event("start", ["attempt": attempt, "offset": offset]))
+        case .resume:
+            try await send(Self.event("attempt", ["attempt": attempt, "reason": job.reason ?? "lost"]))
+            try await send(Self.event("start", ["attempt": attempt, "offset": 0, "line": 1]))
+        case .beginning:
+            try await send(Self.event("start", ["attempt": attempt, "offset": 0, "line": 1]))
+        case .tail:
+            let (at, line) = try tailStart(attempt: attempt, length: job.logLength)
+            offset = at
+            try await send(Self.event("start", ["attempt": attempt, "offset": at, "line": line]))
+        }
+        var pending: [UInt8] = []
+        while true {
+            while true {
+                let chunks = try core.store.logChunks(jobID: jobID, attempt: attempt, from: offset)
+                if chunks.isEmpty { break }
+                for chunk in chunks {
+                    var raw = try LogCompression.decompress(ByteBuffer(data: chunk.data), expectedLength: chunk.rawLength)
+                    if chunk.offset < offset { raw.moveReaderIndex(forwardBy: min(offset - chunk.offset, raw.readableBytes)) }
+                    offset = chunk.offset + chunk.rawLength
+                    pending += raw.readableBytesView
+                    while !pending.isEmpty {
+                        let piece = Self.completeUTF8Prefix(pending, maximum: Self.maximumEventBytes)
+                        guard piece > 0 else { break }
+                        let sent = offset - pending.count + piece
+                        try await send(
+                            Self.event("log", ["t": String(decoding: pending[..<piece], as: UTF8.self)], id: "\(attempt):\(sent)"))
+                        pending.removeFirst(piece)
+                    }
+                }
+            }
+            if job.isTerminal {
+                if !pending.isEmpty {
+                    try await send(Self.event("log", ["t": String(decoding: pending, as: UTF8.self)], id: "\(attempt):\(offset)"))
+                }
+                try await send(Self.event("end", ["state": job.state.rawValue]))
+                return
+            }
+            guard await iterator.next() != nil else { return }
+            guard let next = try await core.job(id: jobID) else { return }
+            job = next
+            if job.attempt != attempt {
+                attempt = job.attempt
+                offset = 0
+                pending = []
+                try await send(Self.event("attempt", ["attempt": attempt, "reason": job.reason ?? "lost"]))
+            }
+        }
+    }
+
+    /// Where the tail starts (after a newline, when one is near) and that line's number,
+    /// counted by reading the log before it: the cost of a true line number on a long log.
+    func tailStart(attempt: Int, length: Int) throws -> (offset: Int, line: Int) {
+        guard length > Self.tailBytes else { return (0, 1) }
+        let target = length - Self.tailBytes
+        var newlines = 0
+        var position = 0
+        var start: Int?
+        while start == nil {
+            let chunks = try core.store.logChunks(jobID: jobID, attempt: attempt, from: position)
+            if chunks.isEmpty { break }
+            for chunk in chunks where start == nil {
+                let raw = try LogCompression.decompress(ByteBuffer(data: chunk.data), expectedLength: chunk.rawLength)
+                raw.readableBytesView.withContiguousStorageIfAvailable { bytes in
+                    for index in max(position - chunk.offset, 0)..<bytes.count where bytes[index] == 0x0A {
+                        if chunk.offset + index >= target {
+                            start = chunk.offset + index + 1
+                            break
+                        }
+                        newlines += 1
+                    }
+                }
+                position = chunk.offset + chunk.rawLength
+            }
+        }
+        guard let start, start < length else { return (target, newlines + 1) }
+        return (start, newlines + 2)
+    }
+
+    /// How many of `bytes`' first `maximum` bytes end on a whole UTF-8 character: a
+    /// character cut by a chunk's end waits for the rest.
+    static func completeUTF8Prefix(_ bytes: [UInt8], maximum: Int) -> Int {
+        var end = min(bytes.count, maximum)
+        guard end > 0 else { return 0 }
+        var lead = end - 1
+        while lead > 0, end - lead < 4, bytes[lead] & 0xC0 == 0x80 { lead -= 1 }
+        let first = bytes[lead]
+        let length = first >= 0xF0 ? 4 : first >= 0xE0 ? 3 : first >= 0xC0 ? 2 : 1
+        if first >= 0xC0, lead + length > end {
+            // Cut before the incomplete character, unless it is all there is (invalid
+            // bytes then go out as replacement characters rather than stall the stream).
+            end = lead > 0 ? lead : (bytes.count >= maximum ? end : 0)
+        }
+        return end
+    }
+
+    static func event(_ name: String, _ fields: [String: any Sendable], id: String? = nil) -> String {
+        var text = ""
+        if let id { text += "id: \(id)\n" }
+        text += "event: \(name)\n"
+        let json = (try? JSONSerialization.data(withJSONObject: fields, options: [.sortedKeys]))
+            .map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+        return text + "data: \(json)\n\n"
+    }
+}
