@@ -194,7 +194,7 @@ let package = Package(
         ),
         .testTarget(
             name: "GantryCoordinatorTests",
-            dependencies: ["GantryCoordinator", "GantryWeb"],
+            dependencies: ["GantryCoordinator", "GantryWeb", "GantryProtocol"],
             path: "Tests/CoordinatorTests"
         ),
         .testTarget(

@@ -18,9 +18,18 @@ enum DashboardPage {
         HTTPField.Name("Referrer-Policy")!: "same-origin",
     ]
 
-    static func html(_ text: String, status: HTTPResponse.Status = .ok, headers extra: HTTPFields = [:]) -> Response {
+    static func html(
+        _ text: String, status: HTTPResponse.Status = .ok, headers extra: HTTPFields = [:], since start: ContinuousClock.Instant? = nil
+    ) -> Response {
         var headers = securityHeaders
         headers.append(contentsOf: extra)
+        if let start {
+            // The server's own time for the page (reads and rendering), which the
+            // benchmark reads and browsers' developer tools show.
+            let elapsed = ContinuousClock.now - start
+            let milliseconds = Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15
+            headers[HTTPField.Name("Server-Timing")!] = "render;dur=\(String(format: "%.2f", milliseconds))"
+        }
         return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(string: text)))
     }
 

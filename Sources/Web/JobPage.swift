@@ -8,6 +8,7 @@ import NIOCore
 extension Dashboard {
     /// `/ui/jobs/{id}[?from=start]`: the job, its attempts and its log's live tail.
     func jobPage(_ request: Request, _ context: GantryRequestContext) async throws -> Response {
+        let start = ContinuousClock.now
         let id = try context.parameter("id")
         guard id.utf8.count <= 128, let job = try await core.job(id: id) else {
             return notFound(context, "There is no job \(id.logSafe(maximum: 80)).")
@@ -31,7 +32,7 @@ extension Dashboard {
             row["reason"] = attempt.reason ?? ""
             return row
         }
-        return DashboardPage.html(templates.render(page, "job"))
+        return DashboardPage.html(templates.render(page, "job"), since: start)
     }
 
     /// `/ui/jobs/{id}/events`: the log as server-sent events (`LogEventStream`).

@@ -7,13 +7,14 @@ extension Dashboard {
     /// `/ui/pipelines/{id}`: the steps as a graph with their state, agent, duration and
     /// attempt, and the pipeline's buttons. `pipeline.js` keeps the boxes current.
     func pipelinePage(_ request: Request, _ context: GantryRequestContext) async throws -> Response {
+        let start = ContinuousClock.now
         let id = try context.parameter("id")
         guard id.utf8.count <= 128, let pipeline = try await core.pipeline(id: id) else {
             return notFound(context, "There is no pipeline \(id.logSafe(maximum: 80)).")
         }
         var page = DashboardPage.layout(context, nav: "Pipelines")
         page.merge(Self.pipelineView(pipeline, now: Date())) { $1 }
-        return DashboardPage.html(templates.render(page, "pipeline"))
+        return DashboardPage.html(templates.render(page, "pipeline"), since: start)
     }
 
     /// The template's fields for `pipeline`: separate from the request so the benchmark

@@ -8,6 +8,7 @@ extension Dashboard {
     /// first page refreshes its rows every 2 s (`?fragment=1` renders the rows alone);
     /// older pages stay still, so what one reads does not move.
     func pipelinesPage(_ request: Request, _ context: GantryRequestContext) async throws -> Response {
+        let start = ContinuousClock.now
         let parameters = request.uri.queryParameters
         guard let store = core.store as? any PipelineListingStore else { return notFound(context, "no pipeline listing") }
         var query: PipelineListing.Query
@@ -46,7 +47,7 @@ extension Dashboard {
         if let next = list.nextCursor {
             page["nextURL"] = "/ui/pipelines?" + (filters.isEmpty ? "" : filters + "&") + "cursor=" + next
         }
-        return DashboardPage.html(templates.render(page, "pipelines"))
+        return DashboardPage.html(templates.render(page, "pipelines"), since: start)
     }
 
     static func filterQuery(_ query: PipelineListing.Query) -> String {

@@ -348,6 +348,51 @@ class DashboardTests(unittest.TestCase):
         self.wait(lambda d: "session.sign_in" in d.find_element(By.ID, "audit").text)
         self.shot("audit")
 
+    def events(self, job, headers):
+        """The (event, id, data) triples of a finished job's log stream, read to its end."""
+        cookie = self.driver.get_cookie("gantry_session")["value"]
+        request = urllib.request.Request(self.url("/ui/jobs/%s/events?from=start" % job))
+        request.add_header("Cookie", "gantry_session=" + cookie)
+        for name, value in headers.items():
+            request.add_header(name, value)
+        events, current = [], {}
+        with urllib.request.urlopen(request, timeout=60) as response:
+            for raw in response:
+                line = raw.decode("utf-8").rstrip("\n")
+                if not line:
+                    events.append((current.get("event"), current.get("id"), json.loads(current.get("data", "null"))))
+                    current = {}
+                    if events[-1][0] == "end":
+                        break
+                    continue
+                name, _, value = line.partition(": ")
+                current[name] = value
+        return events
+
+    def test_7b_log_stream_resumes_at_the_last_event_id(self):
+        self.sign_in()
+        # Multi-byte characters cut by chunk boundaries, and more than one event's worth.
+        created = self.cluster.submit(
+            "steps:\n  - key: words\n    checkout: false\n    command: |\n"
+            "      for i in $(seq 1 3000); do echo \"$i: grüße aus köln – 😀 naïve café\"; done\n")
+        job = created["jobs"][0]["id"]
+        wait_for(lambda: self.cluster.api("GET", "/v1/jobs/" + job)["state"] == "succeeded", 120, "the job")
+        raw = urllib.request.Request(self.url("/v1/jobs/%s/log" % job))
+        raw.add_header("Authorization", "Bearer " + self.cluster.token)
+        expected = urllib.request.urlopen(raw, timeout=60).read().decode("utf-8")
+        whole = self.events(job, {})
+        logs = [e for e in whole if e[0] == "log"]
+        self.assertGreater(len(logs), 2)
+        self.assertEqual("".join(e[2]["t"] for e in logs), expected)
+        middle = len(logs) // 2
+        resumed = self.events(job, {"Last-Event-ID": logs[middle][1]})
+        self.assertEqual(resumed[0][0], "start")
+        self.assertEqual(resumed[0][2]["offset"], int(logs[middle][1].split(":")[1]))
+        self.assertEqual(resumed[-1], ("end", None, {"state": "succeeded"}))
+        before = "".join(e[2]["t"] for e in logs[: middle + 1])
+        after = "".join(e[2]["t"] for e in resumed if e[0] == "log")
+        self.assertEqual(before + after, expected)
+
     def test_8_sign_out(self):
         self.sign_in()
         self.driver.find_element(By.CSS_SELECTOR, ".signout button").click()

@@ -19,8 +19,8 @@ struct GantryBench: AsyncParsableCommand {
     @Option(help: "Where to write the report (markdown).") var output: String
     @Option(help: "Output of the micro benchmarks (ordo-one, markdown) to include.") var microResults: String?
     @Option(help: "Why the micro benchmarks did not run, if they did not.") var microNote: String?
-    @Option(help: "Comma-separated scenarios: footprint, dispatch, throughput, logs, fleet, history, transfers.")
-    var scenarios: String = "footprint,dispatch,throughput,logs,fleet,history,transfers"
+    @Option(help: "Comma-separated scenarios: footprint, dispatch, throughput, logs, fleet, history, transfers, dashboard.")
+    var scenarios: String = "footprint,dispatch,throughput,logs,fleet,history,transfers,dashboard"
     @Option(
         help: "Where the transfers scenario's report goes (default: benchmarks-transfers.md next to --output). It has a file of its own so that running it alone never drops the other scenarios' figures from --output.")
     var transfersOutput: String?
@@ -31,7 +31,7 @@ struct GantryBench: AsyncParsableCommand {
     @Option(help: "The Gantry commit measured, recorded in the report.") var commit: String = "unknown"
     @Option(help: "Notes on the builds (times), one per use, recorded in the report.") var buildNote: [String] = []
 
-    static let knownScenarios = ["footprint", "dispatch", "throughput", "logs", "fleet", "history", "transfers"]
+    static let knownScenarios = ["footprint", "dispatch", "throughput", "logs", "fleet", "history", "transfers", "dashboard"]
 
     /// The scenarios whose figures go into --output; `transfers` writes its own file.
     static let mainReportScenarios: Set<String> = ["footprint", "dispatch", "throughput", "logs", "fleet", "history"]
@@ -120,6 +120,8 @@ struct GantryBench: AsyncParsableCommand {
                     results.history = try await HistoryScenario(context: context).run()
                 case "transfers":
                     results.transfers = try await TransfersScenario(context: context).run()
+                case "dashboard":
+                    results.dashboard = try await DashboardScenario(context: context).run()
                 default:
                     break
                 }
@@ -140,6 +142,12 @@ struct GantryBench: AsyncParsableCommand {
         if !Self.mainReportScenarios.isDisjoint(with: selected) {
             try writer.markdown().write(toFile: output, atomically: true, encoding: .utf8)
             context.log("wrote \(output)")
+        }
+        if selected.contains("dashboard") {
+            let path = ((transfersReportPath as NSString).deletingLastPathComponent as NSString)
+                .appendingPathComponent("benchmarks-dashboard.md")
+            try writer.dashboardMarkdown().write(toFile: path, atomically: true, encoding: .utf8)
+            context.log("wrote \(path)")
         }
         if selected.contains("transfers") {
             try writer.transfersMarkdown().write(toFile: transfersReportPath, atomically: true, encoding: .utf8)

@@ -19,6 +19,7 @@ struct ReportWriter {
         out += history()
         out += micro()
         out += transfersPointer()
+        out += dashboardPointer()
         out += limits()
         out += howToRun()
         return out
@@ -506,6 +507,14 @@ struct ReportWriter {
             + "Measured by the `transfers` scenario and written to [\(name)](\(name)), a report of its own with its "
             + "machine, commit and date: `scripts/benchmark --scenarios transfers --no-micro` refreshes it without "
             + "touching this file, and a run of the other scenarios leaves it as it is.\n\n"
+    }
+
+    /// Section 9, the dashboard's page render times, also has a file of its own.
+    private func dashboardPointer() -> String {
+        "## 9. The web dashboard (issue 16)\n\n"
+            + "Page render times (a pipeline of 1,000 jobs, a job with a 100 MB log and its live tail) are measured by "
+            + "the `dashboard` scenario and written to [benchmarks-dashboard.md](benchmarks-dashboard.md): "
+            + "`scripts/benchmark --scenarios dashboard --no-micro` refreshes it alone.\n\n"
     }
 
     private func limits() -> String {

@@ -29,6 +29,7 @@ struct Results {
     var fleet: [Int: [FleetScenario.Run]] = [:]
     var history: [HistoryScenario.Size]?
     var transfers: [TransfersScenario.Run]?
+    var dashboard: [DashboardScenario.Run]?
     var micro: String?
     var microNote: String?
 

@@ -1,0 +1,110 @@
+import Foundation
+@testable import GantryCoordinator
+import GantryProtocol
+@testable import GantryWeb
+import Testing
+
+/// The dashboard's pure parts: graph layout, the log stream's UTF-8 cuts and resume
+/// points, sessions, sign-in redirects, and a 1,000-job page rendered from its template.
+@Suite("Dashboard", .timeLimit(.minutes(1)))
+struct DashboardTests {
+    @Test func layoutPutsEachJobRightOfItsDeepestDependency() {
+        // build → test a, test b → package (also on build directly).
+        let layout = StepGraphLayout(dependencies: [[], [0], [0], [1, 2, 0]])
+        #expect(layout.nodes.map(\.column) == [0, 1, 1, 2])
+        #expect(layout.nodes.map(\.row) == [0, 0, 1, 0])
+        #expect(layout.edges.count == 5 && layout.edgeCount == 5)
+        #expect(layout.width == 3 * StepGraphLayout.nodeWidth + 2 * StepGraphLayout.columnGap)
+        // A dependency on itself, out of range or on a later job never loops or crashes.
+        let odd = StepGraphLayout(dependencies: [[0, 7, -1], [2], []])
+        #expect(odd.nodes.map(\.column) == [0, 1, 0])
+    }
+
+    @Test func tooManyEdgesAreListedNotDrawn() {
+        let fanIn = [[Int]](repeating: Array(0..<100), count: 100)
+        let layout = StepGraphLayout(dependencies: Array(repeating: [], count: 100) + fanIn)
+        #expect(layout.edgeCount == 10_000 && layout.edges.isEmpty)
+    }
+
+    @Test func theLogStreamCutsOnlyBetweenWholeCharacters() {
+        let text = Array("añ€😀".utf8)  // 1 + 2 + 3 + 4 bytes
+        #expect(LogEventStream.completeUTF8Prefix(text, maximum: 100) == 10)
+        #expect(LogEventStream.completeUTF8Prefix(Array(text[0..<2]), maximum: 100) == 1)
+        #expect(LogEventStream.completeUTF8Prefix(Array(text[0..<5]), maximum: 100) == 3)
+        #expect(LogEventStream.completeUTF8Prefix(Array(text[0..<9]), maximum: 100) == 6)
+        #expect(LogEventStream.completeUTF8Prefix(text, maximum: 8) == 6)
+        #expect(LogEventStream.completeUTF8Prefix([0xF0], maximum: 100) == 0, "a lone lead byte waits for the rest")
+        #expect(LogEventStream.completeUTF8Prefix([0xF0], maximum: 1) == 1, "but never stalls a full event")
+        #expect(LogEventStream.completeUTF8Prefix([0x80, 0x80], maximum: 100) == 2, "invalid bytes go out")
+    }
+
+    @Test func aResumeStartsAtTheLastEventID() {
+        #expect(LogEventStream.Start(lastEventID: "3:1024", from: "tail") == .resume(attempt: 3, offset: 1024))
+        #expect(LogEventStream.Start(lastEventID: nil, from: nil) == .tail)
+        #expect(LogEventStream.Start(lastEventID: "", from: "start") == .beginning)
+        for bad in ["3", "a:1", "1:-5", "1:2:3", "99999999999:0"] {
+            #expect(LogEventStream.Start(lastEventID: bad, from: nil) == nil, "\(bad)")
+        }
+        #expect(LogEventStream.Start(lastEventID: nil, from: "elsewhere") == nil)
+        let event = LogEventStream.event("log", ["t": "a\nb"], id: "1:3")
+        #expect(event == "id: 1:3\nevent: log\ndata: {\"t\":\"a\\nb\"}\n\n")
+    }
+
+    @Test func sessionsExpireAreBoundedAndCheckTheirCSRFToken() {
+        let sessions = WebSessions(maximumSessions: 3, idleTimeout: 60, lifetime: 600)
+        let t0 = Date(timeIntervalSince1970: 1_000_000)
+        let (first, session) = sessions.create(token: "gat_a", now: t0)
+        #expect(first.utf8.count == 43 && session.csrf.utf8.count == 43 && first != session.csrf)
+        #expect(sessions.session(id: first, now: t0.addingTimeInterval(59))?.token == "gat_a")
+        #expect(sessions.session(id: first, now: t0.addingTimeInterval(118)) != nil, "use keeps it alive")
+        #expect(sessions.session(id: first, now: t0.addingTimeInterval(179)) == nil, "idle too long")
+        var ids: [String] = []
+        for n in 0..<5 { ids.append(sessions.create(token: "gat_\(n)", now: t0.addingTimeInterval(Double(n))).id) }
+        #expect(sessions.count == 3 && sessions.session(id: ids[0], now: t0.addingTimeInterval(5)) == nil)
+        let (old, _) = sessions.create(token: "gat_old", now: t0)
+        #expect(sessions.session(id: old, now: t0.addingTimeInterval(601)) == nil, "lifetime ends even with use")
+        #expect(WebSessions.matches("abc", "abc") && !WebSessions.matches("abd", "abc") && !WebSessions.matches(nil, "abc"))
+        #expect(WebSessions.cookie("gantry_session", in: "a=1; gantry_session=xyz; b=2") == "xyz")
+        #expect(WebSessions.cookie("gantry_session", in: "gantry_sessionx=1") == nil)
+    }
+
+    @Test func signInGoesBackOnlyToDashboardPaths() {
+        #expect(SignInRoutes.safeNext("/ui/jobs/1?from=start") == "/ui/jobs/1?from=start")
+        for bad in [nil, "https://evil.example", "//evil.example/ui/", "/ui/../v1", "/v1/pipelines", "/ui/\\evil", "/ui/a b", "/ui/\u{7F}"] {
+            let next = SignInRoutes.safeNext(bad)
+            #expect(next == "/ui/pipelines" || next == bad, "\(String(describing: bad))")
+            #expect(next.hasPrefix("/ui/") && !next.contains("//"))
+        }
+        #expect(SignInRoutes.safeNext("//evil.example") == "/ui/pipelines")
+        #expect(SignInRoutes.safeNext("https://evil.example") == "/ui/pipelines")
+    }
+
+    @Test func aThousandJobPipelineRendersEscapedWithEveryJobAndEdge() throws {
+        let templates = try DashboardTemplates()
+        var jobs: [API.Job] = []
+        let created = Date(timeIntervalSince1970: 1_800_000_000)
+        jobs.append(
+            API.Job(
+                id: "j0", pipelineId: "p", key: "build", name: "<script>alert(1)</script>", state: "succeeded", attempt: 1,
+                agentId: "h/1", exitStatus: 0, reason: nil, dependsOn: [], createdAt: created, startedAt: created,
+                finishedAt: created.addingTimeInterval(3), logBytes: 10))
+        for n in 1..<1000 {
+            jobs.append(
+                API.Job(
+                    id: "j\(n)", pipelineId: "p", key: "test", name: "Test \(n)", state: n % 2 == 0 ? "queued" : "running",
+                    attempt: 1, agentId: nil, exitStatus: nil, reason: nil, dependsOn: ["build"], createdAt: created,
+                    startedAt: nil, finishedAt: nil, logBytes: 0))
+        }
+        let pipeline = API.Pipeline(
+            id: "p", state: "running", createdAt: created, repository: "https://git.example.com/a.git", commit: "abc",
+            branch: "main", jobs: jobs)
+        var view = Dashboard.pipelineView(pipeline, now: created)
+        view["csrf"] = "token-value"
+        view["user"] = "alice"
+        let html = templates.render(view, "pipeline")
+        #expect(html.components(separatedBy: "class=\"job ").count - 1 == 1000)
+        #expect(html.components(separatedBy: "<path d=").count - 1 == 999)
+        #expect(!html.contains("<script>alert(1)</script>") && html.contains("&lt;script&gt;"))
+        #expect(html.contains("<meta name=\"gantry-csrf\" content=\"token-value\">"))
+    }
+}
