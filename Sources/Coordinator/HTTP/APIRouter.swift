@@ -22,6 +22,7 @@ import NIOFoundationCompat
 ///   with these labels could run, the oldest wait, and such agents by state.
 /// - `GET /metrics` — Prometheus text: the same per job selector and agent label set.
 /// - identities, tokens, secrets, audit, agents: see `APIRoute` and docs/security.md.
+/// - `GET /v1/openapi.json` — all of it, in OpenAPI 3.1 (docs/openapi.json).
 public enum APIRouter {
     public static let maximumPipelineSize = 1024 * 1024
 
@@ -59,12 +60,14 @@ public enum APIRouter {
 
     public static func make(_ dependencies: Dependencies) -> Router<GantryRequestContext> {
         let router = Router(context: GantryRequestContext.self)
+        router.add(middleware: APIErrorMiddleware())
         router.add(
             middleware: AuthenticationMiddleware(
                 authenticator: dependencies.authenticator, jobTokens: JobTokenAuthenticator(core: dependencies.core)))
         let core = dependencies.core
         let audit = dependencies.audit
         router.on(.health, audit: audit) { _, _ in Response(status: .ok, body: ResponseBody(byteBuffer: ByteBuffer(string: "ok\n"))) }
+        router.on(.openAPIDocument, audit: audit) { _, _ in OpenAPIDocument.response }
         addIdentityRoutes(to: router, dependencies)
         addAgentRoutes(to: router, dependencies)
         addAuditRoutes(to: router, dependencies)
