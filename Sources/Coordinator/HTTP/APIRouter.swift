@@ -11,7 +11,7 @@ import NIOFoundationCompat
 /// - `POST /v1/pipelines` — body `API.SubmitPipeline`; 201 with `API.Pipeline`, 422 with
 ///   file/line/column for an invalid pipeline (nothing is queued).
 /// - `GET /v1/pipelines[?state=&branch=&repository=&limit=&cursor=]` — `API.PipelineList`.
-/// - `GET /v1/pipelines/{id}`, `GET /v1/jobs[?state=a,b&limit=n]`, `GET /v1/jobs/{id}`,
+/// - `GET /v1/pipelines/{id}`, `GET /v1/jobs[?state=a,b&limit=n&cursor=]`, `GET /v1/jobs/{id}`,
 ///   `GET /v1/agents`.
 /// - `GET /v1/jobs/{id}/log[?follow=1|attempt=N]` — the current attempt's log (or attempt
 ///   N's) as plain text; with `follow`, new output streams until the job ends.
@@ -84,6 +84,7 @@ public enum APIRouter {
         addDeliveryMetricsRoute(to: router, dependencies)
         addRollbackRoute(to: router, dependencies)
         addPipelineListRoute(to: router, dependencies)
+        addJobListRoute(to: router, dependencies)
         router.on(.submitPipeline, audit: audit) { request, context -> Response in
             let body: ByteBuffer
             switch await BoundedBody.collect(request, upTo: maximumPipelineSize, what: "the request body") {
@@ -120,18 +121,6 @@ public enum APIRouter {
             }
             pipeline.kept = try await keptMark(id, core: core)
             return APIResponses.json(pipeline)
-        }
-
-        router.on(.listJobs, audit: audit) { request, _ -> Response in
-            let names = request.uri.queryParameters.get("state")?.split(separator: ",").map(String.init)
-            if let unknown = names?.first(where: { JobState(rawValue: $0) == nil }) {
-                return APIResponses.error(
-                    .badRequest, code: "bad_request",
-                    message: "unknown state '\(unknown)': use \(JobState.allCases.map(\.rawValue).joined(separator: ", "))")
-            }
-            let states = names?.compactMap(JobState.init(rawValue:))
-            let limit = request.uri.queryParameters.get("limit").flatMap(Int.init) ?? 200
-            return APIResponses.json(try await core.listJobs(states: states, limit: min(max(limit, 1), 5000)))
         }
 
         router.on(.getJob, audit: audit) { _, context -> Response in
