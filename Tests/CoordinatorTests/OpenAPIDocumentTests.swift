@@ -62,6 +62,27 @@ struct OpenAPIDocumentTests {
         #expect(problems.isEmpty, "\(problems.sorted().joined(separator: "\n"))")
     }
 
+    /// The documented bounds of each listing's `limit` are the ones the handlers enforce.
+    @Test func documentedLimitsAreTheEnforcedOnes() throws {
+        let paths = try #require(try Self.document()["paths"] as? [String: [String: Any]])
+        let expected: [(APIRoute, Int, Int)] = [
+            (.listPipelines, PipelineListing.defaultLimit, PipelineListing.maximumLimit),
+            (.listJobs, JobListing.defaultLimit, JobListing.maximumLimit),
+            (.listDeployments, APIRouter.defaultDeploymentLimit, APIRouter.maximumDeploymentLimit),
+            (.listAudit, AuditQuery.defaultLimit, AuditQuery.maximumLimit),
+            (.listMetaData, APIRouter.maximumMetaDataListing, APIRouter.maximumMetaDataListing),
+        ]
+        for (route, defaultLimit, maximum) in expected {
+            let operation = try #require(paths[route.path]?[route.method.lowercased()] as? [String: Any])
+            let parameters = try #require(operation["parameters"] as? [[String: Any]])
+            let limit = try #require(parameters.first { $0["name"] as? String == "limit" }, "\(route) documents no limit")
+            let schema = try #require(limit["schema"] as? [String: Any])
+            #expect(schema["minimum"] as? Int == 1, "\(route)")
+            #expect(schema["maximum"] as? Int == maximum, "\(route)")
+            #expect(schema["default"] as? Int == defaultLimit, "\(route)")
+        }
+    }
+
     /// Every `code: "…"` (and webhook refusal code) in Sources/Coordinator, read from the
     /// source text: a new code must be documented, a stale one removed.
     @Test func theErrorCodesAreTheOnesTheHandlersUse() throws {
