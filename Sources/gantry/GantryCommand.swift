@@ -166,7 +166,12 @@ struct Jobs: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "List recent jobs.")
     @OptionGroup var connection: Connection
     @Option(help: "Only these states, comma-separated.") var state: String?
-    @Option(help: "At most this many.") var limit: Int = 50
+    @Option(help: "At most this many (1 to 5000).") var limit: Int = 50
+
+    func validate() throws {
+        // The API refuses a limit out of range (400) rather than clamping it.
+        guard (1...5000).contains(limit) else { throw ValidationError("--limit must be 1 to 5000") }
+    }
 
     func run() async throws {
         let client = try connection.client()

@@ -236,7 +236,9 @@ struct AuditLogTests {
         #expect(throws: AuditFilter.Invalid.self) { try AuditFilter(since: nil, actor: nil, object: nil, after: "1 OR 1=1", limit: nil) }
         #expect(throws: AuditFilter.Invalid.self) { try AuditFilter(since: nil, actor: nil, object: nil, after: "-3", limit: nil) }
         #expect(throws: AuditFilter.Invalid.self) { try AuditFilter(since: nil, actor: nil, object: nil, after: nil, limit: "99999999999") }
-        let parsed = try AuditFilter(since: "2026-12-01T05:00:00.250Z", actor: "", object: "x' OR '1'='1", after: "7", limit: "5000")
+        #expect(throws: AuditFilter.Invalid.self) { try AuditFilter(since: nil, actor: nil, object: nil, after: nil, limit: "5000") }
+        #expect(throws: AuditFilter.Invalid.self) { try AuditFilter(since: nil, actor: nil, object: nil, after: nil, limit: "0") }
+        let parsed = try AuditFilter(since: "2026-12-01T05:00:00.250Z", actor: "", object: "x' OR '1'='1", after: "7", limit: "1000")
         #expect(parsed.since == Date(timeIntervalSince1970: 1_796_101_200.25))
         #expect(parsed.actor == nil)
         #expect(parsed.limit == AuditQuery.maximumLimit)

@@ -537,7 +537,11 @@ struct ArtifactTests {
         request.headers.add(name: "Upload-Offset", value: String(offset))
         request.body = .bytes(ByteBuffer(data: body))
         let response = try await cluster.http.execute(request, timeout: .seconds(60))
-        return (Int(response.status.code), Data(buffer: try await response.body.collect(upTo: 1 << 20)))
+        let data = Data(buffer: try await response.body.collect(upTo: 1 << 20))
+        APIContract.shared.check(
+            method: "PATCH", path: APIRoute.appendArtifactUpload.path(["id": session]), status: Int(response.status.code),
+            contentType: response.headers.first(name: "Content-Type"), body: data, sourceLocation: #_sourceLocation)
+        return (Int(response.status.code), data)
     }
 
     /// A PATCH that announces `announced` bytes, sends `body`, and closes the socket.

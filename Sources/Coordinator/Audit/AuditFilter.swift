@@ -22,7 +22,7 @@ public struct AuditFilter: Sendable, Equatable {
         public var description: String
     }
 
-    /// Parses the raw values (nil or empty = no filter); `limit` is clamped to 1...1000.
+    /// Parses the raw values (nil or empty = no filter); `limit` is 1...1000.
     public init(since: String?, actor: String?, object: String?, after: String?, limit: String?) throws(Invalid) {
         if let since = since.nonEmpty {
             guard let date = Self.parseTime(since) else {
@@ -44,10 +44,12 @@ public struct AuditFilter: Sendable, Equatable {
             self.afterSeq = seq
         }
         if let limit = limit.nonEmpty {
-            guard limit.utf8.count <= 9, let value = Int(limit) else {
+            // Refused, not clamped: a client asking for 5,000 and given 1,000 would take
+            // the short page for the end.
+            guard limit.utf8.count <= 9, let value = Int(limit), (1...AuditQuery.maximumLimit).contains(value) else {
                 throw Invalid(description: "limit must be an integer from 1 to \(AuditQuery.maximumLimit), got '\(limit.prefix(32))'")
             }
-            self.limit = AuditQuery.clamp(value)
+            self.limit = value
         }
     }
 

@@ -5,8 +5,8 @@ import Synchronization
 import NIOCore
 import NIOFoundationCompat
 
-/// `GET /v1/deployments[?environment=NAME&limit=N]`: what was deployed where, newest
-/// first: the commit, the artifact digests, who approved the pipeline's blocks, the
+/// `GET /v1/deployments[?environment=NAME&project=P&limit=N&cursor=C]`: what was deployed
+/// where, newest first, `limit` 1-500 (default 50), `next_cursor` continuing: the commit, the artifact digests, who approved the pipeline's blocks, the
 /// result and duration (`gantry deployments [ENV]`). Read from the jobs, the artifact
 /// downloads and the audit log on the request's task; nothing goes through the single
 /// writer.
@@ -36,13 +36,24 @@ extension APIRouter {
             if let project, !ProjectSettings.isValidName(project) {
                 return APIResponses.error(.badRequest, code: "bad_request", message: "?project= is a project name")
             }
-            let rows = try store.deploymentRows(environment: environment, project: project, since: nil, limit: limit)
+            var before: Int64?
+            if let text = request.uri.queryParameters.get("cursor"), !text.isEmpty {
+                guard text.hasPrefix("d"), text.utf8.count <= 20, let rowid = Int64(text.dropFirst()), rowid > 0 else {
+                    return APIResponses.error(.badRequest, code: "bad_request", message: "?cursor= is not a cursor this API handed out")
+                }
+                before = rowid
+            }
+            // One more than asked tells whether another page exists.
+            let found = try store.deploymentRows(environment: environment, project: project, since: nil, before: before, limit: limit + 1)
+            let rows = Array(found.prefix(limit))
             var approvals: [String: [API.DeploymentApproval]] = [:]
             for pipeline in Set(rows.map(\.job.pipelineId)) {
                 approvals[pipeline] = try approvalsOf(pipeline, audit: audit.store)
             }
             return APIResponses.json(
-                API.DeploymentList(deployments: rows.map { view($0, approvals: approvals[$0.job.pipelineId] ?? []) }))
+                API.DeploymentList(
+                    deployments: rows.map { view($0, approvals: approvals[$0.job.pipelineId] ?? []) },
+                    nextCursor: found.count > limit ? rows.last.map { "d\($0.rowid)" } : nil))
         }
     }
 

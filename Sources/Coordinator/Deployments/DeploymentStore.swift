@@ -14,15 +14,26 @@ public struct DeploymentRow: Sendable, Equatable {
     /// How the pipeline started (`api`, `webhook`, `rollback`, …).
     public var source: String
     public var artifacts: [String]
+    /// The job's rowid: where a page of `GET /v1/deployments` ends (`DeploymentCursor`).
+    public var rowid: Int64 = 0
 }
 
 public protocol DeploymentStore: Sendable {
     /// Finished deploying jobs (not skipped), to `environment` or to any, of `project`'s
     /// pipelines or of any, finished at or after `since` if given, newest first, at most
     /// `limit`.
-    func deploymentRows(environment: String?, project: String?, since: Date?, limit: Int) throws -> [DeploymentRow]
+    ///
+    /// `before` (a row's `rowid`, from a page's cursor) starts after that deployment.
+    func deploymentRows(environment: String?, project: String?, since: Date?, before: Int64?, limit: Int) throws
+        -> [DeploymentRow]
     /// The digests a deploying job downloaded.
     func deployedDigests(jobID: String) throws -> [String]
+}
+
+extension DeploymentStore {
+    public func deploymentRows(environment: String?, project: String?, since: Date?, limit: Int) throws -> [DeploymentRow] {
+        try deploymentRows(environment: environment, project: project, since: since, before: nil, limit: limit)
+    }
 }
 
 extension SQLiteStore: DeploymentStore {
@@ -39,10 +50,12 @@ extension SQLiteStore: DeploymentStore {
         }
     }
 
-    public func deploymentRows(environment: String?, project: String?, since: Date?, limit: Int) throws -> [DeploymentRow] {
+    public func deploymentRows(environment: String?, project: String?, since: Date?, before: Int64?, limit: Int) throws
+        -> [DeploymentRow]
+    {
         try database.read { db in
             var sql = """
-                SELECT j.*, p.repository AS p_repository, p."commit" AS p_commit, p.branch AS p_branch,
+                SELECT j.rowid AS list_rowid, j.*, p.repository AS p_repository, p."commit" AS p_commit, p.branch AS p_branch,
                     p.created_at AS p_created_at, p.source AS p_source
                 FROM jobs j JOIN pipelines p ON p.id = j.pipeline_id
                 WHERE j.environment IS NOT NULL AND j.finished_at IS NOT NULL AND j.state != 'skipped'
@@ -55,6 +68,11 @@ extension SQLiteStore: DeploymentStore {
             if let since {
                 sql += " AND j.finished_at >= ?"
                 arguments += [since]
+            }
+            if let before {
+                // The row value is the order below: the page goes on where the last one ended.
+                sql += " AND (j.finished_at, j.rowid) < (SELECT finished_at, rowid FROM jobs WHERE rowid = ?)"
+                arguments += [before]
             }
             if let project {
                 // A project's pipelines: those its webhook or its schedules started, and the
@@ -71,7 +89,7 @@ extension SQLiteStore: DeploymentStore {
                     """ + sql
                 arguments = [project, project] + arguments
             }
-            sql += " ORDER BY j.finished_at DESC LIMIT ?"
+            sql += " ORDER BY j.finished_at DESC, j.rowid DESC LIMIT ?"
             arguments += [limit]
             return try Row.fetchAll(db, sql: sql, arguments: arguments).map { row in
                 let job = try StoredJob(row: row)
@@ -80,7 +98,8 @@ extension SQLiteStore: DeploymentStore {
                     arguments: [job.id])
                 return DeploymentRow(
                     job: job, repository: row["p_repository"], commit: row["p_commit"], branch: row["p_branch"],
-                    pipelineCreatedAt: row["p_created_at"], source: row["p_source"], artifacts: artifacts)
+                    pipelineCreatedAt: row["p_created_at"], source: row["p_source"], artifacts: artifacts,
+                    rowid: row["list_rowid"])
             }
         }
     }

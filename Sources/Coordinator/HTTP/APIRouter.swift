@@ -11,7 +11,7 @@ import NIOFoundationCompat
 /// - `POST /v1/pipelines` — body `API.SubmitPipeline`; 201 with `API.Pipeline`, 422 with
 ///   file/line/column for an invalid pipeline (nothing is queued).
 /// - `GET /v1/pipelines[?state=&branch=&repository=&limit=&cursor=]` — `API.PipelineList`.
-/// - `GET /v1/pipelines/{id}`, `GET /v1/jobs[?state=a,b&limit=n]`, `GET /v1/jobs/{id}`,
+/// - `GET /v1/pipelines/{id}`, `GET /v1/jobs[?state=a,b&limit=n&cursor=]`, `GET /v1/jobs/{id}`,
 ///   `GET /v1/agents`.
 /// - `GET /v1/jobs/{id}/log[?follow=1|attempt=N]` — the current attempt's log (or attempt
 ///   N's) as plain text; with `follow`, new output streams until the job ends.
@@ -22,6 +22,7 @@ import NIOFoundationCompat
 ///   with these labels could run, the oldest wait, and such agents by state.
 /// - `GET /metrics` — Prometheus text: the same per job selector and agent label set.
 /// - identities, tokens, secrets, audit, agents: see `APIRoute` and docs/security.md.
+/// - `GET /v1/openapi.json` — all of it, in OpenAPI 3.1 (docs/openapi.json).
 public enum APIRouter {
     public static let maximumPipelineSize = 1024 * 1024
 
@@ -61,6 +62,7 @@ public enum APIRouter {
 
     public static func make(_ dependencies: Dependencies) -> Router<GantryRequestContext> {
         let router = Router(context: GantryRequestContext.self)
+        router.add(middleware: APIErrorMiddleware())
         router.add(
             middleware: AuthenticationMiddleware(
                 authenticator: dependencies.authenticator, jobTokens: JobTokenAuthenticator(core: dependencies.core),
@@ -68,6 +70,7 @@ public enum APIRouter {
         let core = dependencies.core
         let audit = dependencies.audit
         router.on(.health, audit: audit) { _, _ in Response(status: .ok, body: ResponseBody(byteBuffer: ByteBuffer(string: "ok\n"))) }
+        router.on(.openAPIDocument, audit: audit) { _, _ in OpenAPIDocument.response }
         addIdentityRoutes(to: router, dependencies)
         addAgentRoutes(to: router, dependencies)
         addAuditRoutes(to: router, dependencies)
@@ -84,6 +87,7 @@ public enum APIRouter {
         addDeliveryMetricsRoute(to: router, dependencies)
         addRollbackRoute(to: router, dependencies)
         addPipelineListRoute(to: router, dependencies)
+        addJobListRoute(to: router, dependencies)
         router.on(.submitPipeline, audit: audit) { request, context -> Response in
             let body: ByteBuffer
             switch await BoundedBody.collect(request, upTo: maximumPipelineSize, what: "the request body") {
@@ -120,18 +124,6 @@ public enum APIRouter {
             }
             pipeline.kept = try await keptMark(id, core: core)
             return APIResponses.json(pipeline)
-        }
-
-        router.on(.listJobs, audit: audit) { request, _ -> Response in
-            let names = request.uri.queryParameters.get("state")?.split(separator: ",").map(String.init)
-            if let unknown = names?.first(where: { JobState(rawValue: $0) == nil }) {
-                return APIResponses.error(
-                    .badRequest, code: "bad_request",
-                    message: "unknown state '\(unknown)': use \(JobState.allCases.map(\.rawValue).joined(separator: ", "))")
-            }
-            let states = names?.compactMap(JobState.init(rawValue:))
-            let limit = request.uri.queryParameters.get("limit").flatMap(Int.init) ?? 200
-            return APIResponses.json(try await core.listJobs(states: states, limit: min(max(limit, 1), 5000)))
         }
 
         router.on(.getJob, audit: audit) { _, context -> Response in

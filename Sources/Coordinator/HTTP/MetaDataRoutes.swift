@@ -89,8 +89,14 @@ extension APIRouter {
             let pipelineID = try context.parameter("id")
             guard let store else { return unavailable() }
             guard try core.store.pipeline(id: pipelineID) != nil else { return noPipeline(pipelineID) }
-            let asked = request.uri.queryParameters.get("limit").flatMap { Int($0) } ?? maximumMetaDataListing
-            let limit = min(max(asked, 1), maximumMetaDataListing)
+            // Refused, not clamped, like every listing's limit (`truncated` says more exist).
+            var limit = maximumMetaDataListing
+            if let text = request.uri.queryParameters.get("limit") {
+                guard let asked = Int(text), (1...maximumMetaDataListing).contains(asked) else {
+                    return APIResponses.error(.badRequest, code: "bad_request", message: "?limit= is 1 to \(maximumMetaDataListing)")
+                }
+                limit = asked
+            }
             let keys = try store.metaDataKeys(pipelineID: pipelineID, limit: limit + 1)
             return APIResponses.json(
                 API.MetaDataKeys(pipelineId: pipelineID, keys: Array(keys.prefix(limit)), truncated: keys.count > limit))

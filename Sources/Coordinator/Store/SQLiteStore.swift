@@ -432,14 +432,29 @@ public final class SQLiteStore: CoordinatorStore {
     /// merge of the ranges (`MERGE (UNION ALL)`) that stops at the limit. `state IN (...)`
     /// would instead collect every job in those states and sort them (a temp B-tree):
     /// O(history) for `?state=succeeded`.
-    static func newestJobsQuery(states: [JobState]?, limit: Int) -> (sql: String, arguments: StatementArguments)? {
-        let order = "ORDER BY created_at DESC, position DESC LIMIT ?"
-        guard let states else { return ("SELECT * FROM jobs \(order)", [limit]) }
+    ///
+    /// `before` (a job's rowid, from a page's cursor) starts after that job: the row value
+    /// `(created_at, position, rowid)` is the index's own order (rowid is every index's
+    /// last column), so the range starts there instead of counting past earlier pages.
+    /// The rowid breaks ties between jobs created in the same instant at the same position.
+    static func newestJobsQuery(states: [JobState]?, limit: Int, before: Int64? = nil)
+        -> (sql: String, arguments: StatementArguments)?
+    {
+        let order = "ORDER BY created_at DESC, position DESC, list_rowid DESC LIMIT ?"
+        let after = before == nil
+            ? "" : "(created_at, position, rowid) < (SELECT created_at, position, rowid FROM jobs WHERE rowid = ?)"
+        let start: StatementArguments = before.map { [$0] } ?? []
+        guard let states else {
+            return ("SELECT rowid AS list_rowid, * FROM jobs \(after.isEmpty ? "" : "WHERE " + after) \(order)", start + [limit])
+        }
         var distinct: [JobState] = []
         for state in states where !distinct.contains(state) { distinct.append(state) }
         guard !distinct.isEmpty else { return nil }
-        let sql = distinct.map { _ in "SELECT * FROM jobs WHERE state = ?" }.joined(separator: " UNION ALL ") + " " + order
-        return (sql, StatementArguments(distinct.map(\.rawValue)) + [limit])
+        let range = "SELECT rowid AS list_rowid, * FROM jobs WHERE state = ?" + (after.isEmpty ? "" : " AND " + after)
+        let sql = distinct.map { _ in range }.joined(separator: " UNION ALL ") + " " + order
+        var arguments: StatementArguments = []
+        for state in distinct { arguments += [state.rawValue] + start }
+        return (sql, arguments + [limit])
     }
 
     /// Every non-terminal state's range of `jobs_by_state_creation`, merged in submission

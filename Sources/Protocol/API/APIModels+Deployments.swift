@@ -62,9 +62,12 @@ extension API {
     public struct DeploymentList: Codable, Sendable, Equatable {
         /// Newest first.
         public var deployments: [Deployment]
+        /// Pass as `?cursor=` for the next page; nil when there is none. Opaque.
+        public var nextCursor: String?
 
-        public init(deployments: [Deployment]) {
+        public init(deployments: [Deployment], nextCursor: String? = nil) {
             self.deployments = deployments
+            self.nextCursor = nextCursor
         }
     }
 }

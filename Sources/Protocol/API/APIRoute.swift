@@ -12,6 +12,8 @@ public enum APIRoute: String, CaseIterable, Sendable {
     case health
     case metrics
     case whoami
+    /// The OpenAPI 3.1 document of this API (docs/openapi.json, embedded in the binary).
+    case openAPIDocument
 
     case submitPipeline
     /// Pipelines newest first, filtered and paginated by cursor (`API.PipelineList`).
@@ -101,8 +103,8 @@ public enum APIRoute: String, CaseIterable, Sendable {
 
     public var method: String {
         switch self {
-        case .health, .metrics, .whoami, .listPipelines, .getPipeline, .listJobs, .getJob, .jobAttempts, .jobLog, .listAgents, .demand,
-            .listOwnTokens, .listIdentities, .listIdentityTokens, .listSecrets, .listAudit, .verifyAudit, .getMetaData,
+        case .health, .metrics, .whoami, .openAPIDocument, .listPipelines, .getPipeline, .listJobs, .getJob, .jobAttempts, .jobLog,
+            .listAgents, .demand, .listOwnTokens, .listIdentities, .listIdentityTokens, .listSecrets, .listAudit, .verifyAudit, .getMetaData,
             .listMetaData, .getArtifactUpload, .listArtifacts, .getArtifact, .downloadArtifact, .resolveCache,
             .downloadCache, .listCaches, .listProjects, .getProject, .listDeployments, .deliveryMetrics, .listSchedules:
             return "GET"
@@ -130,6 +132,7 @@ public enum APIRoute: String, CaseIterable, Sendable {
         case .health: return "/healthz"
         case .metrics: return "/metrics"
         case .whoami: return "/v1/whoami"
+        case .openAPIDocument: return "/v1/openapi.json"
         case .submitPipeline, .listPipelines: return "/v1/pipelines"
         case .getPipeline: return "/v1/pipelines/{id}"
         case .cancelPipeline: return "/v1/pipelines/{id}/cancel"
@@ -189,6 +192,9 @@ public enum APIRoute: String, CaseIterable, Sendable {
         case .listProjects, .getProject, .listDeployments, .deliveryMetrics, .listSchedules: return .read
         // A project starts pipelines as its creator, from pushes nobody reviews here.
         case .createProject, .deleteProject, .createSchedule, .deleteSchedule: return .manageProjects
+        // The document is public in the repository, but the API is never open: any
+        // token that may read may read it, and the middleware keeps its two exceptions.
+        case .openAPIDocument: return .read
         case .metrics, .whoami, .listPipelines, .getPipeline, .listJobs, .getJob, .jobAttempts, .jobLog, .listAgents, .demand,
             .getMetaData, .listMetaData, .getArtifactUpload, .listArtifacts, .getArtifact, .downloadArtifact, .resolveCache,
             .downloadCache, .listCaches:
@@ -224,8 +230,8 @@ public enum APIRoute: String, CaseIterable, Sendable {
     /// Every route that changes state has one.
     public var auditAction: String? {
         switch self {
-        case .health, .metrics, .whoami, .listPipelines, .getPipeline, .listJobs, .getJob, .jobAttempts, .jobLog,
-            .listAgents, .demand, .listOwnTokens, .listIdentities, .listIdentityTokens, .listSecrets, .listAudit, .getMetaData, .listMetaData,
+        case .health, .metrics, .whoami, .openAPIDocument, .listPipelines, .getPipeline, .listJobs, .getJob, .jobAttempts,
+            .jobLog, .listAgents, .demand, .listOwnTokens, .listIdentities, .listIdentityTokens, .listSecrets, .listAudit, .getMetaData, .listMetaData,
             .getArtifactUpload, .listArtifacts, .getArtifact, .downloadArtifact, .resolveCache, .downloadCache, .listCaches,
             .listProjects, .getProject, .listDeployments, .deliveryMetrics, .listSchedules:
             return nil

@@ -132,8 +132,11 @@ final class TestCluster: @unchecked Sendable {
 
     // MARK: - API
 
+    /// Calls the API. Every JSON response is checked against docs/openapi.json
+    /// (`APIContract`): one the document does not describe fails the calling test.
     func request(
-        _ method: HTTPMethod, _ path: String, body: Data? = nil, token: String? = nil, headers: [(String, String)] = []
+        _ method: HTTPMethod, _ path: String, body: Data? = nil, token: String? = nil, headers: [(String, String)] = [],
+        sourceLocation: SourceLocation = #_sourceLocation
     ) async throws -> (Int, Data) {
         var request = HTTPClientRequest(url: serverURL + path)
         request.method = method
@@ -145,7 +148,12 @@ final class TestCluster: @unchecked Sendable {
         }
         let response = try await http.execute(request, timeout: .seconds(60))
         let bytes = try await response.body.collect(upTo: 256 * 1024 * 1024)
-        return (Int(response.status.code), Data(buffer: bytes))
+        let status = Int(response.status.code)
+        let data = Data(buffer: bytes)
+        APIContract.shared.check(
+            method: method.rawValue, path: path, status: status, contentType: response.headers.first(name: "Content-Type"),
+            body: data, sourceLocation: sourceLocation)
+        return (status, data)
     }
 
     func submit(_ yaml: String, file: String = "test.yml") async throws -> API.Pipeline {
