@@ -315,6 +315,21 @@ class DashboardTests(unittest.TestCase):
         audit = self.cluster.api("GET", "/v1/audit?limit=50")["records"]
         self.assertTrue(any(r["action"] == "job.cancel" and r["outcome"] == "succeeded" for r in audit))
 
+    def test_5b_approve_from_the_page(self):
+        self.sign_in()
+        created = self.cluster.submit(
+            "steps:\n  - key: ship-it\n    block: Ship it?\n  - key: ship\n    depends_on: ship-it\n"
+            "    checkout: false\n    command: echo shipped\n")
+        self.driver.get(self.url("/ui/pipelines/" + created["id"]))
+        self.mark_page()
+        button = self.wait(EC.element_to_be_clickable((By.CSS_SELECTOR, 'button.approve[data-step="ship-it"]')))
+        self.shot("pipeline-blocked")
+        button.click()
+        self.wait(lambda d: d.find_element(By.ID, "pipeline-state").text == "succeeded", 120)
+        self.assert_not_reloaded()
+        audit = self.cluster.api("GET", "/v1/audit?limit=100")["records"]
+        self.assertTrue(any(r["action"] == "pipeline.approve" and r["outcome"] == "succeeded" for r in audit))
+
     def test_6_state_changes_need_the_csrf_token(self):
         self.sign_in()
         created = self.cluster.submit(LONG_STEP)
