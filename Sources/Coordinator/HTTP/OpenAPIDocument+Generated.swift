@@ -20,6 +20,9 @@ extension OpenAPIDocument {
   "security": [
     {
       "bearerToken": []
+    },
+    {
+      "dashboardSession": []
     }
   ],
   "paths": {
@@ -2624,6 +2627,12 @@ extension OpenAPIDocument {
         "in": "header",
         "name": "X-Hub-Signature-256",
         "description": "HMAC-SHA256 of the body under the project's webhook secret (GitHub, Gitea), or the secret itself in X-Gitlab-Token (GitLab)."
+      },
+      "dashboardSession": {
+        "type": "apiKey",
+        "in": "cookie",
+        "name": "gantry_session",
+        "description": "The web dashboard's session (`/ui/login` trades an API token for it). With it, every request that changes anything must also carry the session's CSRF value in the `X-Gantry-CSRF` header, or it is refused 403 `csrf`."
       }
     },
     "headers": {
@@ -3497,6 +3506,7 @@ extension OpenAPIDocument {
           "busy",
           "cache_miss",
           "cache_scope_protected",
+          "csrf",
           "digest_mismatch",
           "disk_full",
           "exists",
