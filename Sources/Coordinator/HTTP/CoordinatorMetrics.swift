@@ -14,6 +14,10 @@ import Synchronization
 public final class CoordinatorMetrics: Sendable {
     public let registry = PrometheusCollectorRegistry()
     private let exported = Mutex<[String: Gauge]>([:])
+    /// Step keys and agent label sets are the users': at most 200 values each, the rest
+    /// `other` (`BoundedLabelValues`).
+    let stepKeys = BoundedLabelValues(maximum: 200)
+    let labelSets = BoundedLabelValues(maximum: 200)
 
     private static var queued: MetricNameDescriptor {
         MetricNameDescriptor(
