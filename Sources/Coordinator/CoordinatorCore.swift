@@ -44,6 +44,9 @@ public actor CoordinatorCore {
     /// Decrypted secrets: read when a lease is sent and when a pipeline is submitted,
     /// changed by the API's secret routes.
     public nonisolated let secrets: SecretVault
+    /// Which notification events any endpoint wants (Notifications/): read at each
+    /// commit, so none are written while nobody listens.
+    public nonisolated let notificationInterest = NotificationInterest()
     let store: any CoordinatorStore
     let logger: Logger
     var lifecycle: JobLifecycle
@@ -118,8 +121,13 @@ public actor CoordinatorCore {
         guard !stopped, !pending.writes.isEmpty || !pending.actions.isEmpty else { return }
         let output = pending
         pending = LifecycleOutput()
+        var writes = output.writes
+        let events = NotificationEvents.scan(writes, wanted: notificationInterest.current, now: Date()) {
+            self.lifecycle.pipelines[$0] == nil
+        }
+        if !events.isEmpty { writes.append(.notificationEvents(events)) }
         do {
-            try store.commit(output.writes)
+            try store.commit(writes)
         } catch {
             stopped = true
             logger.critical(
@@ -129,6 +137,9 @@ public actor CoordinatorCore {
             configuration.onStoreFailure(error)
             return
         }
+        // One pass, O(1) per write: a histogram observation per ended job and a counter
+        // per log chunk, after the commit so only what is stored is counted.
+        metrics.observe(committed: output.writes)
         perform(output.actions)
     }
 

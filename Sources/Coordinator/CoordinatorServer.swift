@@ -46,6 +46,9 @@ public struct CoordinatorServer: Sendable {
         /// How long logs, artifacts and caches are kept (`serve --retain-logs-days`, …;
         /// Retention/).
         public var retention = RetentionSettings()
+        /// `serve --notification-allow-private`: outgoing webhooks may target loopback and
+        /// private addresses (Notifications/NotificationURL); off by default.
+        public var notificationAllowPrivate = false
 
         public init(
             state: CoordinatorStateDirectory, agentHost: String, agentPort: Int, httpHost: String, httpPort: Int,
@@ -114,13 +117,15 @@ public struct CoordinatorServer: Sendable {
         try Authenticator.ensureBootstrapIdentity(in: store)
         let artifacts = try ArtifactService(state: state, store: store, limits: options.artifactLimits, logger: logger)
         let bootstrapToken = FileManager.default.fileExists(atPath: state.adminToken) ? try state.readToken(state.adminToken) : nil
-        let router = APIRouter.make(
-            .init(
-                core: core, authenticator: Authenticator(store: store, bootstrapToken: bootstrapToken), identities: store,
-                audit: audit, revocation: revocation,
-                deployPolicy: DeployPolicy(
-                    trust: options.trust, environmentStepsNeedTrustedAgents: !options.allowUntrustedEnvironmentSteps),
-                artifacts: artifacts))
+        core.notificationInterest.update(from: try store.notificationEndpoints())
+        var dependencies = APIRouter.Dependencies(
+            core: core, authenticator: Authenticator(store: store, bootstrapToken: bootstrapToken), identities: store,
+            audit: audit, revocation: revocation,
+            deployPolicy: DeployPolicy(
+                trust: options.trust, environmentStepsNeedTrustedAgents: !options.allowUntrustedEnvironmentSteps),
+            artifacts: artifacts)
+        dependencies.notificationAllowPrivate = options.notificationAllowPrivate
+        let router = APIRouter.make(dependencies)
         let http = Application(
             router: router,
             // The idle timeout is also the header timeout: the HTTP decoder reports no
@@ -148,6 +153,9 @@ public struct CoordinatorServer: Sendable {
                     service: ScheduleService(
                         core: core, store: store, identities: store, audit: audit, allowFileURLs: options.gitAllowFileURLs,
                         logger: logger)),
+                .init(
+                    service: NotificationService(
+                        store: store, core: core, allowPrivate: options.notificationAllowPrivate, logger: logger)),
                 .init(service: listener),
             ],
             logger: logger)

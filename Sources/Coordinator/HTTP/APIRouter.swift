@@ -40,6 +40,9 @@ public enum APIRouter {
         /// Projects and webhook deliveries (Triggers/); nil uses the core's store when it
         /// is one (`SQLiteStore`).
         public var projects: (any ProjectStore)?
+        /// `serve --notification-allow-private`: notification URLs may name loopback and
+        /// private addresses (Notifications/NotificationURL).
+        public var notificationAllowPrivate = false
 
         public init(
             core: CoordinatorCore, authenticator: Authenticator, identities: any IdentityStore, audit: AuditLog,
@@ -59,6 +62,8 @@ public enum APIRouter {
 
     public static func make(_ dependencies: Dependencies) -> Router<GantryRequestContext> {
         let router = Router(context: GantryRequestContext.self)
+        // Outermost, so refused and unauthenticated requests are timed too.
+        router.add(middleware: RequestMetricsMiddleware(metrics: dependencies.core.metrics))
         router.add(
             middleware: AuthenticationMiddleware(
                 authenticator: dependencies.authenticator, jobTokens: JobTokenAuthenticator(core: dependencies.core)))
@@ -81,6 +86,7 @@ public enum APIRouter {
         addDeliveryMetricsRoute(to: router, dependencies)
         addRollbackRoute(to: router, dependencies)
         addPipelineListRoute(to: router, dependencies)
+        addNotificationRoutes(to: router, dependencies)
         router.on(.submitPipeline, audit: audit) { request, context -> Response in
             let body: ByteBuffer
             switch await BoundedBody.collect(request, upTo: maximumPipelineSize, what: "the request body") {
