@@ -101,6 +101,85 @@ struct NotificationTests {
         await receiver.stop()
     }
 
+    /// Every event type reaches the receiver, and deliveries that failed before a
+    /// `kill -9` of the coordinator are delivered by the next process: the outbox is rows,
+    /// not memory.
+    @Test func everyEventArrivesAndNoneIsLostAcrossACoordinatorKill() async throws {
+        let receiver = try await NotificationReceiver(answering: [])
+        receiver.answer(503)
+        let arguments = ["--notification-allow-private", "--allow-untrusted-environment-steps"]
+        try await TestCluster.with("notifications-restart", coordinatorArguments: arguments) { cluster in
+            try await cluster.startAgent(slot: "1")
+            let (added, output) = try await WebhookTests.gantry(cluster, ["notification", "add", receiver.url, "--json"])
+            #expect(added, "\(output)")
+            let notification = try API.decoder.decode(API.Notification.self, from: Data(output.utf8))
+            let secret = try #require(notification.secret)
+            #expect(notification.events.isEmpty, "no --event: every event")
+
+            let pipeline = try await cluster.submit(
+                """
+                steps:
+                  - key: build
+                    command: echo build
+                  - key: deploy
+                    environment: staging
+                    depends_on: build
+                    command: echo deploy
+                """)
+            #expect(try await cluster.waitForPipeline(pipeline.id).state == "succeeded")
+            // pipeline.started, job.finished twice, deployment.finished, pipeline.finished:
+            // each tried once and refused.
+            let expected = ["deployment.finished", "job.finished", "job.finished", "pipeline.finished", "pipeline.started"]
+            func deliveries() -> Set<String> { Set(receiver.received.compactMap { $0.headers["x-gantry-delivery"] }) }
+            try await waitUntil("a first attempt at each event", timeout: .seconds(60)) { deliveries().count >= expected.count }
+
+            try await cluster.killCoordinator()
+            receiver.answer(200)
+            try await cluster.startCoordinator(extraArguments: arguments)
+
+            var delivered: [NotificationReceiver.Received] = []
+            try await waitUntil("every delivery to succeed after the restart", timeout: .seconds(120)) {
+                delivered = receiver.received.filter { $0.status == 200 }
+                return Set(delivered.compactMap { $0.headers["x-gantry-delivery"] }).count >= expected.count
+            }
+            #expect(deliveries().count == expected.count, "no event twice under another delivery id, none new")
+            var events: [String] = []
+            for id in Set(delivered.compactMap { $0.headers["x-gantry-delivery"] }) {
+                let request = try #require(delivered.first { $0.headers["x-gantry-delivery"] == id })
+                events.append(request.headers["x-gantry-event"] ?? "")
+                let timestamp = try #require(request.headers["x-gantry-timestamp"].flatMap { Int64($0) })
+                #expect(request.headers["x-gantry-signature-256"] == Self.hmac(Array("\(timestamp).".utf8) + request.body, secret))
+                if request.headers["x-gantry-event"] == "deployment.finished" {
+                    let body = try #require(try JSONSerialization.jsonObject(with: Data(request.body)) as? [String: Any])
+                    let deployment = try #require(body["deployment"] as? [String: Any])
+                    #expect(deployment["environment"] as? String == "staging" && deployment["state"] as? String == "succeeded")
+                    #expect((body["job"] as? [String: Any])?["key"] as? String == "deploy")
+                }
+            }
+            #expect(events.sorted() == expected)
+            // The log catches up once each answer is recorded; then page through it.
+            var all: [API.NotificationDelivery] = []
+            var pages = 0
+            try await waitUntil("the log to show every delivery delivered", timeout: .seconds(30)) {
+                all = []
+                pages = 0
+                var cursor: String?
+                repeat {
+                    let query = "limit=2" + (cursor.map { "&before=\($0)" } ?? "")
+                    let (_, data) = try await cluster.request(.GET, "/v1/notifications/\(notification.id)/deliveries?\(query)")
+                    let page = try API.decoder.decode(API.NotificationDeliveryList.self, from: data)
+                    all += page.deliveries
+                    cursor = page.next
+                    pages += 1
+                } while cursor != nil && pages < 10
+                return all.count == expected.count && all.allSatisfy { $0.state == "delivered" }
+            }
+            #expect(pages == 3, "5 deliveries, 2 a page")
+            #expect(all.allSatisfy { $0.attempts >= 2 }, "each failed before the kill and was tried again after")
+        }
+        await receiver.stop()
+    }
+
     @Test func privateTargetsAreRefusedWithoutTheFlag() async throws {
         try await TestCluster.with("notifications-private") { cluster in
             for url in ["http://127.0.0.1:9/", "http://169.254.169.254/latest/meta-data", "http://localhost:8080/"] {

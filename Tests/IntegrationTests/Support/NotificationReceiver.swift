@@ -5,17 +5,19 @@ import NIOPosix
 import Synchronization
 
 /// A webhook receiver on 127.0.0.1 for the notification tests: records every request
-/// (headers and body) and answers each with the next scripted status (200 once the
-/// script is used up).
+/// (headers and body) and answers each with the next scripted status (`fallback`, 200
+/// unless changed, once the script is used up).
 final class NotificationReceiver: Sendable {
     struct Received: Sendable {
         var headers: [String: String]
         var body: [UInt8]
+        /// The status the receiver answered it with.
+        var status = 0
     }
 
     private final class State: Sendable {
-        let value: Mutex<(received: [Received], script: [Int])>
-        init(script: [Int]) { value = Mutex(([], script)) }
+        let value: Mutex<(received: [Received], script: [Int], fallback: Int)>
+        init(script: [Int]) { value = Mutex(([], script, 200)) }
     }
 
     private let state: State
@@ -23,6 +25,9 @@ final class NotificationReceiver: Sendable {
     let port: Int
 
     var received: [Received] { state.value.withLock { $0.received } }
+
+    /// What every request is answered with once the script is used up.
+    func answer(_ status: Int) { state.value.withLock { $0.fallback = status } }
 
     init(answering script: [Int]) async throws {
         let state = State(script: script)
@@ -33,8 +38,10 @@ final class NotificationReceiver: Sendable {
                 channel.pipeline.configureHTTPServerPipeline().flatMap {
                     channel.pipeline.addHandler(Handler(record: { received in
                         state.value.withLock { state in
+                            var received = received
+                            received.status = state.script.isEmpty ? state.fallback : state.script.removeFirst()
                             state.received.append(received)
-                            return state.script.isEmpty ? 200 : state.script.removeFirst()
+                            return received.status
                         }
                     }))
                 }
