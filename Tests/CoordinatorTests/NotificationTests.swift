@@ -143,6 +143,30 @@ struct NotificationTests {
         }
     }
 
+    @Test func endedJobsAndLogChunksBecomeSeriesWithCappedStepLabels() {
+        let metrics = CoordinatorMetrics()
+        let pipeline = Fixture.pipeline("p1", at: Fixture.t0)
+        var writes: [StoreWrite] = [.appendLog(Fixture.chunk("j0", attempt: 1, offset: 0, text: "hello\n"))]
+        for n in 0...200 {
+            var job = Fixture.job("j\(n)", pipeline: pipeline, position: n, state: .succeeded)
+            job.key = "step-\(n)"
+            job.startedAt = Fixture.t0.addingTimeInterval(2)
+            job.finishedAt = Fixture.t0.addingTimeInterval(12)
+            writes.append(.updateJob(job))
+        }
+        var running = Fixture.job("r", pipeline: pipeline, position: 999, state: .running)
+        running.startedAt = Fixture.t0
+        writes.append(.updateJob(running))
+        metrics.observe(committed: StoreBatch(writes))
+        let text = String(decoding: metrics.registry.emitToBuffer(), as: UTF8.self)
+        #expect(text.contains(#"gantry_step_duration_seconds_count{step="step-0",outcome="passed"} 1"#))
+        #expect(text.contains(#"gantry_step_duration_seconds_count{step="other",outcome="passed"} 1"#), "the 201st key")
+        #expect(text.contains(#"gantry_job_duration_seconds_count{outcome="passed",labels="os=linux"} 201"#))
+        #expect(text.contains(#"gantry_jobs_finished_total{outcome="passed",state="succeeded"} 201"#), "a running job is not counted")
+        #expect(text.contains("gantry_log_bytes_received_total 6"))
+        #expect(text.contains("gantry_job_start_wait_seconds_count"))
+    }
+
     // MARK: Store
 
     @Test func theOutboxDropsTheOldestPendingPastItsBoundAndKeepsTheLogBounded() throws {

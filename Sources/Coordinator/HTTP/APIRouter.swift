@@ -21,6 +21,8 @@ import NIOFoundationCompat
 /// - `GET /v1/demand?labels=k=v,...` — `API.Demand`: queued and running jobs that agents
 ///   with these labels could run, the oldest wait, and such agents by state.
 /// - `GET /metrics` — Prometheus text: the same per job selector and agent label set.
+/// - `POST/GET /v1/notifications`, `DELETE /v1/notifications/{id}`,
+///   `GET /v1/notifications/{id}/deliveries`: outgoing webhooks (Notifications/).
 /// - identities, tokens, secrets, audit, agents: see `APIRoute` and docs/security.md.
 public enum APIRouter {
     public static let maximumPipelineSize = 1024 * 1024

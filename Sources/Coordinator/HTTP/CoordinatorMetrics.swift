@@ -51,10 +51,11 @@ public final class CoordinatorMetrics: Sendable {
 
     public init() {}
 
-    /// A job was leased after waiting `wait` in the queue.
+    /// A job was leased after waiting `wait` in the queue. A histogram is never
+    /// unregistered, so its selector is capped like the job series' label sets.
     func recordQueueWait(_ wait: TimeInterval, selector: [String: String]) {
         registry.makeDurationHistogram(
-            descriptor: Self.wait, labels: [("selector", LabelSet.format(selector))], buckets: Self.waitBuckets
+            descriptor: Self.wait, labels: [("selector", labelSets.label(LabelSet.format(selector)))], buckets: Self.waitBuckets
         ).recordNanoseconds(Int64(max(wait, 0) * 1e9))
     }
 
