@@ -51,6 +51,12 @@ public struct NotificationService: Service {
         await cancelWhenGracefulShutdownOrError {
             await withDiscardingTaskGroup { group in
                 while !Task.isCancelled {
+                    // No endpoint, nothing to send (deleting one deletes its deliveries):
+                    // an idle coordinator does not poll the database.
+                    if self.core.notificationInterest.current.isEmpty {
+                        try? await Task.sleep(for: self.interval)
+                        continue
+                    }
                     self.fanOut(now: Date())
                     let busy = inFlight.ids.withLock { $0 }
                     let due: [StoredNotificationDelivery]
@@ -97,7 +103,9 @@ public struct NotificationService: Service {
             var deliveries: [StoredNotificationDelivery] = []
             var pipelines: [String: (StoredPipeline, [StoredJob])] = [:]
             for event in events {
-                let wanting = endpoints.filter { $0.wants(event.type) }
+                // Not what happened before an endpoint existed (events left over from a
+                // deleted one, fanned out when the next is registered).
+                let wanting = endpoints.filter { $0.wants(event.type) && $0.createdAt <= event.occurredAt }
                 guard !wanting.isEmpty else { continue }
                 let loaded: (StoredPipeline, [StoredJob])
                 if let cached = pipelines[event.pipelineId] {
