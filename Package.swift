@@ -93,6 +93,8 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 // `git ls-remote` for scheduled builds (`GitRemote`).
                 .product(name: "Subprocess", package: "swift-subprocess"),
+                // Outgoing notification webhooks (`Notifications/NotificationSender`).
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
             path: "Sources/Coordinator"
         ),
@@ -216,6 +218,8 @@ let package = Package(
                 .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "NIOFoundationCompat", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+                // The notification receiver the webhook tests listen with.
+                .product(name: "NIOPosix", package: "swift-nio"),
             ],
             path: "Tests/IntegrationTests"
         ),

@@ -46,6 +46,9 @@ public actor CoordinatorCore {
     public nonisolated let secrets: SecretVault
     /// Read by the API and the dashboard on their own tasks; written only by this actor.
     public nonisolated let store: any CoordinatorStore
+    /// Which notification events any endpoint wants (Notifications/): read at each
+    /// commit, so none are written while nobody listens.
+    public nonisolated let notificationInterest = NotificationInterest()
     let logger: Logger
     var lifecycle: JobLifecycle
     var sessions: [String: AgentSession] = [:]
@@ -119,8 +122,13 @@ public actor CoordinatorCore {
         guard !stopped, !pending.writes.isEmpty || !pending.actions.isEmpty else { return }
         let output = pending
         pending = LifecycleOutput()
+        var writes = output.writes
+        let events = NotificationEvents.scan(writes, wanted: notificationInterest.current, now: Date()) {
+            self.lifecycle.pipelines[$0] == nil
+        }
+        if !events.isEmpty { writes.append(.notificationEvents(events)) }
         do {
-            try store.commit(output.writes)
+            try store.commit(writes)
         } catch {
             stopped = true
             logger.critical(
@@ -130,6 +138,9 @@ public actor CoordinatorCore {
             configuration.onStoreFailure(error)
             return
         }
+        // One pass, O(1) per write: a histogram observation per ended job and a counter
+        // per log chunk, after the commit so only what is stored is counted.
+        metrics.observe(committed: output.writes)
         perform(output.actions)
     }
 

@@ -50,6 +50,9 @@ public struct CoordinatorServer: Sendable {
         /// router; nil serves no dashboard. The coordinator's core does not link the web
         /// target, so its executable hands the dashboard in.
         public var dashboard: (@Sendable (Router<GantryRequestContext>, APIRouter.Dependencies, DashboardSettings) -> Void)?
+        /// `serve --notification-allow-private`: outgoing webhooks may target loopback and
+        /// private addresses (Notifications/NotificationURL); off by default.
+        public var notificationAllowPrivate = false
 
         public init(
             state: CoordinatorStateDirectory, agentHost: String, agentPort: Int, httpHost: String, httpPort: Int,
@@ -118,6 +121,7 @@ public struct CoordinatorServer: Sendable {
         try Authenticator.ensureBootstrapIdentity(in: store)
         let artifacts = try ArtifactService(state: state, store: store, limits: options.artifactLimits, logger: logger)
         let bootstrapToken = FileManager.default.fileExists(atPath: state.adminToken) ? try state.readToken(state.adminToken) : nil
+        core.notificationInterest.update(from: try store.notificationEndpoints())
         var dependencies = APIRouter.Dependencies(
             core: core, authenticator: Authenticator(store: store, bootstrapToken: bootstrapToken), identities: store,
             audit: audit, revocation: revocation,
@@ -125,6 +129,7 @@ public struct CoordinatorServer: Sendable {
                 trust: options.trust, environmentStepsNeedTrustedAgents: !options.allowUntrustedEnvironmentSteps),
             artifacts: artifacts)
         if options.dashboard != nil { dependencies.sessions = WebSessions() }
+        dependencies.notificationAllowPrivate = options.notificationAllowPrivate
         let router = APIRouter.make(dependencies)
         options.dashboard?(router, dependencies, DashboardSettings(secureCookies: options.httpTransport.isTLS))
         let http = Application(
@@ -154,6 +159,9 @@ public struct CoordinatorServer: Sendable {
                     service: ScheduleService(
                         core: core, store: store, identities: store, audit: audit, allowFileURLs: options.gitAllowFileURLs,
                         logger: logger)),
+                .init(
+                    service: NotificationService(
+                        store: store, core: core, allowPrivate: options.notificationAllowPrivate, logger: logger)),
                 .init(service: listener),
             ],
             logger: logger)

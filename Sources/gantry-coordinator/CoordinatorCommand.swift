@@ -121,6 +121,9 @@ struct Serve: AsyncParsableCommand {
     @Flag(
         help: "Let scheduled builds resolve branches of file:// and local-path repositories (tests, hosts serving repositories from a local disk).")
     var gitAllowFileUrls = false
+    @Flag(
+        help: "Let notification webhooks (`gantry notification add`) target loopback, private and link-local addresses. Off: an admin's URL cannot reach the coordinator's own network (SSRF).")
+    var notificationAllowPrivate = false
     @Option(
         help: ArgumentHelp(
             "A YAML file of deployment environments' protection rules (branches, required_approval, one_at_a_time).",
@@ -234,6 +237,7 @@ struct Serve: AsyncParsableCommand {
         options.trust = TrustPolicy(trustedKeys: Set(trustedLabelKey))
         options.allowUntrustedEnvironmentSteps = allowUntrustedEnvironmentSteps
         options.gitAllowFileURLs = gitAllowFileUrls
+        options.notificationAllowPrivate = notificationAllowPrivate
         if let environments {
             // Bounded like a pipeline file: it is the operator's, but a typo should not
             // make the coordinator read a huge file.

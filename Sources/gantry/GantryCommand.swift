@@ -16,7 +16,7 @@ struct GantryCommand: AsyncParsableCommand {
         subcommands: [
             RunPipeline.self, Jobs.self, Logs.self, Agents.self, Cancel.self, WhoAmI.self, TokenCommand.self, IdentityCommand.self,
             Audit.self, Login.self, SecretCommand.self, Retry.self, Rebuild.self, MetaDataCommand.self, Approve.self, Reject.self,
-            PipelineCommand.self, ArtifactCommand.self, CacheCommand.self, Keep.self, ProjectCommand.self, DeploymentsCommand.self, MetricsCommand.self, RollbackCommand.self, ScheduleCommand.self,
+            PipelineCommand.self, ArtifactCommand.self, CacheCommand.self, Keep.self, ProjectCommand.self, DeploymentsCommand.self, MetricsCommand.self, RollbackCommand.self, ScheduleCommand.self, NotificationCommand.self,
         ])
 }
 

@@ -38,6 +38,8 @@ struct AuthorizationTests {
         .receiveWebhook: nil,
         .listDeployments: .viewer, .deliveryMetrics: .viewer, .rollbackEnvironment: .developer,
         .createSchedule: .admin, .listSchedules: .viewer, .deleteSchedule: .admin,
+        .createNotification: .admin, .listNotifications: .admin, .deleteNotification: .admin,
+        .listNotificationDeliveries: .admin,
     ]
 
     /// Routes only a running job may call with its token: a person below their

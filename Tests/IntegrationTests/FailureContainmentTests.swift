@@ -63,7 +63,9 @@ struct FailureContainmentTests {
         try await withCluster("kill-agent") { cluster in
             let runs = cluster.root + "/runs"
             let first = try await cluster.startAgent(slot: "1")
-            let pipeline = try await cluster.submit("steps:\n" + Self.tickingStep(key: "long", lines: 20, interval: "0.1", runs: runs))
+            // 6 s of output: the second agent must be up before the first attempt ends, and
+            // starting a process takes seconds when the whole suite runs in parallel.
+            let pipeline = try await cluster.submit("steps:\n" + Self.tickingStep(key: "long", lines: 60, interval: "0.1", runs: runs))
             let jobID = pipeline.jobs[0].id
             try await cluster.waitForJob(jobID, "running with output") { $0.state == "running" && $0.logBytes > 0 }
             let second = try await cluster.startAgent(slot: "2")
@@ -78,7 +80,7 @@ struct FailureContainmentTests {
             #expect(attempts.last?.agentId.hasSuffix("/2") == true)
             let retryStarted = try #require(attempts.last?.startedAt)
             #expect(retryStarted.timeIntervalSince(killedAt) < 3 + 1, "kill → retry start within TTL + 1 s")
-            #expect(Self.sha(try await cluster.log(jobID)) == Self.sha(Self.expectedTicks(20)))
+            #expect(Self.sha(try await cluster.log(jobID)) == Self.sha(Self.expectedTicks(60)))
             #expect(Self.runs(runs).map(\.attempt) == [1, 2])
         }
     }

@@ -244,7 +244,9 @@ extension APIRouter {
     }
 
     /// A blob's bytes, streamed from its file: all of them (200), or from a `Range` (206).
-    static func serveBlob(_ digest: String, _ request: Request, _ service: ArtifactService) throws -> Response {
+    static func serveBlob(
+        _ digest: String, _ request: Request, _ service: ArtifactService, metrics: CoordinatorMetrics, kind: String
+    ) throws -> Response {
         let reader: BlobReader
         do {
             reader = try service.blobs.openBlob(digest)
@@ -276,6 +278,7 @@ extension APIRouter {
                 defer { reader.finish() }
                 if length > 0 { try await reader.stream(from: from, through: through) { try await writer.write($0) } }
                 try await writer.finish(nil)
+                metrics.recordArtifactBytes(served: Int(length), kind: kind)
             })
     }
 }

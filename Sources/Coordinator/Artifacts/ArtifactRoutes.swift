@@ -225,6 +225,7 @@ extension APIRouter {
                 if let full = DiskFull.response(error) { return full }
                 throw error
             }
+            core.metrics.recordArtifactBytes(stored: Int(size), kind: session.kind == .cache ? "cache" : "artifact")
             let response: Response
             switch session.kind {
             case .artifact:
@@ -329,7 +330,7 @@ extension APIRouter {
             } else if try service.store.artifacts(sha256: digest, limit: 1).isEmpty {
                 return APIResponses.error(.notFound, code: "not_found", message: "no artifact has sha256 \(digest)")
             }
-            return try serveBlob(digest, request, service)
+            return try serveBlob(digest, request, service, metrics: core.metrics, kind: "artifact")
         }
     }
 }

@@ -127,7 +127,7 @@ extension APIRouter {
                     .notFound, code: "not_found",
                     message: "no cache with sha256 \(digest) in the scopes job \(id.logSafe(maximum: 64)) reads")
             }
-            return try serveBlob(digest, request, service)
+            return try serveBlob(digest, request, service, metrics: core.metrics, kind: "cache")
         }
 
         router.on(.listCaches, audit: audit) { request, _ -> Response in

@@ -21,6 +21,8 @@ import NIOFoundationCompat
 /// - `GET /v1/demand?labels=k=v,...` — `API.Demand`: queued and running jobs that agents
 ///   with these labels could run, the oldest wait, and such agents by state.
 /// - `GET /metrics` — Prometheus text: the same per job selector and agent label set.
+/// - `POST/GET /v1/notifications`, `DELETE /v1/notifications/{id}`,
+///   `GET /v1/notifications/{id}/deliveries`: outgoing webhooks (Notifications/).
 /// - identities, tokens, secrets, audit, agents: see `APIRoute` and docs/security.md.
 /// - `GET /v1/openapi.json` — all of it, in OpenAPI 3.1 (docs/openapi.json).
 public enum APIRouter {
@@ -43,6 +45,9 @@ public enum APIRouter {
         public var projects: (any ProjectStore)?
         /// The dashboard's sign-in sessions; nil when the dashboard is off.
         public var sessions: WebSessions?
+        /// `serve --notification-allow-private`: notification URLs may name loopback and
+        /// private addresses (Notifications/NotificationURL).
+        public var notificationAllowPrivate = false
 
         public init(
             core: CoordinatorCore, authenticator: Authenticator, identities: any IdentityStore, audit: AuditLog,
@@ -62,6 +67,8 @@ public enum APIRouter {
 
     public static func make(_ dependencies: Dependencies) -> Router<GantryRequestContext> {
         let router = Router(context: GantryRequestContext.self)
+        // Outermost, so refused and unauthenticated requests are timed too.
+        router.add(middleware: RequestMetricsMiddleware(metrics: dependencies.core.metrics))
         router.add(middleware: APIErrorMiddleware())
         router.add(
             middleware: AuthenticationMiddleware(
@@ -88,6 +95,7 @@ public enum APIRouter {
         addRollbackRoute(to: router, dependencies)
         addPipelineListRoute(to: router, dependencies)
         addJobListRoute(to: router, dependencies)
+        addNotificationRoutes(to: router, dependencies)
         router.on(.submitPipeline, audit: audit) { request, context -> Response in
             let body: ByteBuffer
             switch await BoundedBody.collect(request, upTo: maximumPipelineSize, what: "the request body") {

@@ -14,6 +14,10 @@ import Synchronization
 public final class CoordinatorMetrics: Sendable {
     public let registry = PrometheusCollectorRegistry()
     private let exported = Mutex<[String: Gauge]>([:])
+    /// Step keys and agent label sets are the users': at most 200 values each, the rest
+    /// `other` (`BoundedLabelValues`).
+    let stepKeys = BoundedLabelValues(maximum: 200)
+    let labelSets = BoundedLabelValues(maximum: 200)
 
     private static var queued: MetricNameDescriptor {
         MetricNameDescriptor(
@@ -47,10 +51,11 @@ public final class CoordinatorMetrics: Sendable {
 
     public init() {}
 
-    /// A job was leased after waiting `wait` in the queue.
+    /// A job was leased after waiting `wait` in the queue. A histogram is never
+    /// unregistered, so its selector is capped like the job series' label sets.
     func recordQueueWait(_ wait: TimeInterval, selector: [String: String]) {
         registry.makeDurationHistogram(
-            descriptor: Self.wait, labels: [("selector", LabelSet.format(selector))], buckets: Self.waitBuckets
+            descriptor: Self.wait, labels: [("selector", labelSets.label(LabelSet.format(selector)))], buckets: Self.waitBuckets
         ).recordNanoseconds(Int64(max(wait, 0) * 1e9))
     }
 

@@ -69,6 +69,16 @@ public enum SecretKeyRotation {
             resealed.keyId = next.id
             return resealed
         }
+        // Notification endpoints' signing secrets (`SecretVault+Notifications`), likewise.
+        _ = try (projects as? any NotificationStore)?.resealNotificationSecrets { row in
+            let name = StoredNotificationEndpoint.secretName(row.id)
+            guard let key = ring[row.keyId] else { throw SecretKeyError.noKeyFor(name: name, scope: "pipeline", keyID: row.keyId) }
+            var resealed = row
+            resealed.sealedSecret = try SecretBox.seal(
+                try SecretBox.open(row.sealedSecret, name: name, scope: .pipeline, key: key), name: name, scope: .pipeline, key: next)
+            resealed.keyId = next.id
+            return resealed
+        }
         try previous.write(to: files.previous)
         guard rename(files.next, files.current) == 0 else {
             throw SecretKeyError.unreadable(files.next, "cannot rename it to \(files.current): \(String(cString: strerror(errno)))")

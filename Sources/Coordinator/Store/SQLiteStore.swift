@@ -330,6 +330,9 @@ public final class SQLiteStore: CoordinatorStore {
         migrator.registerMigration("v19: pipeline listing") { db in
             try SQLiteStore.createPipelineListingIndexes(db)
         }
+        migrator.registerMigration("v20: notifications", foreignKeyChecks: .immediate) { db in
+            try SQLiteStore.createNotificationTables(db)
+        }
         return migrator
     }
 
@@ -355,6 +358,10 @@ public final class SQLiteStore: CoordinatorStore {
                     // releases read them. Bounded by the block's field limit, not by
                     // the API's per-pipeline key count.
                     for row in rows { try row.save(db) }
+                case .notificationEvents(let events):
+                    // In the state change's own transaction: an event is stored exactly
+                    // when what it reports is (NotificationEvents).
+                    try Self.insert(events, db)
                 case .appendLog(let chunk):
                     // Prepared once per connection: a streaming step appends a chunk every
                     // 100 ms, and `execute(sql:)` compiles its SQL on every call.

@@ -19,6 +19,9 @@ public enum StoreWrite: Sendable, Equatable {
     /// Pipeline meta-data set in the same transaction as a lifecycle change (an approved
     /// block's fields).
     case setMetaData([StoredMetaData])
+    /// Events for outgoing webhooks, written with the state change they report
+    /// (`NotificationEvents`); the notification service fans them out later.
+    case notificationEvents([StoredNotificationEvent])
 }
 
 /// What one upload adds to a pipeline's rows (`StoreWrite.appendJobs`).

@@ -54,13 +54,16 @@ extension API {
         /// Create and delete projects (webhook triggers).
         case manageProjects = "manage_projects"
         case readAudit = "read_audit"
+        /// Register, list and delete outgoing webhooks and read their delivery log.
+        case manageNotifications = "manage_notifications"
 
         public var minimumRole: Role {
             switch self {
             case .read, .manageOwnTokens: return .viewer
             case .submit, .cancel, .retry: return .developer
             case .approve, .deploy: return .deployer
-            case .manageIdentities, .manageSecrets, .manageAgents, .manageCaches, .manageProjects, .readAudit: return .admin
+            case .manageIdentities, .manageSecrets, .manageAgents, .manageCaches, .manageProjects, .readAudit, .manageNotifications:
+                return .admin
             }
         }
     }

@@ -101,16 +101,24 @@ public enum APIRoute: String, CaseIterable, Sendable {
     /// A pipeline that deploys an earlier deployment's step and artifacts again.
     case rollbackEnvironment
 
+    /// Outgoing webhooks (docs/operations.md, "Notifications"): endpoints an admin
+    /// registers, and the log of what was delivered to each.
+    case createNotification
+    case listNotifications
+    case deleteNotification
+    case listNotificationDeliveries
+
     public var method: String {
         switch self {
         case .health, .metrics, .whoami, .openAPIDocument, .listPipelines, .getPipeline, .listJobs, .getJob, .jobAttempts, .jobLog,
             .listAgents, .demand, .listOwnTokens, .listIdentities, .listIdentityTokens, .listSecrets, .listAudit, .verifyAudit, .getMetaData,
             .listMetaData, .getArtifactUpload, .listArtifacts, .getArtifact, .downloadArtifact, .resolveCache,
-            .downloadCache, .listCaches, .listProjects, .getProject, .listDeployments, .deliveryMetrics, .listSchedules:
+            .downloadCache, .listCaches, .listProjects, .getProject, .listDeployments, .deliveryMetrics, .listSchedules,
+            .listNotifications, .listNotificationDeliveries:
             return "GET"
-        case .createProject, .receiveWebhook, .rollbackEnvironment, .createSchedule:
+        case .createProject, .receiveWebhook, .rollbackEnvironment, .createSchedule, .createNotification:
             return "POST"
-        case .deleteProject, .deleteSchedule:
+        case .deleteProject, .deleteSchedule, .deleteNotification:
             return "DELETE"
         case .submitPipeline, .cancelPipeline, .rebuildPipeline, .approvePipeline, .rejectPipeline, .cancelJob, .retryJob,
             .forgetAgent, .drainAgent,
@@ -181,6 +189,9 @@ public enum APIRoute: String, CaseIterable, Sendable {
         case .listDeployments: return "/v1/deployments"
         case .deliveryMetrics: return "/v1/metrics/dora"
         case .rollbackEnvironment: return "/v1/environments/{name}/rollback"
+        case .createNotification, .listNotifications: return "/v1/notifications"
+        case .deleteNotification: return "/v1/notifications/{id}"
+        case .listNotificationDeliveries: return "/v1/notifications/{id}/deliveries"
         }
     }
 
@@ -223,6 +234,10 @@ public enum APIRoute: String, CaseIterable, Sendable {
             return .manageIdentities
         case .listSecrets, .setSecret, .deleteSecret: return .manageSecrets
         case .listAudit, .verifyAudit: return .readAudit
+        // Endpoint URLs may carry credentials in their query, and a delivery's response
+        // body is the receiver's: reading them is as sensitive as registering one.
+        case .createNotification, .listNotifications, .deleteNotification, .listNotificationDeliveries:
+            return .manageNotifications
         }
     }
 
@@ -233,8 +248,11 @@ public enum APIRoute: String, CaseIterable, Sendable {
         case .health, .metrics, .whoami, .openAPIDocument, .listPipelines, .getPipeline, .listJobs, .getJob, .jobAttempts,
             .jobLog, .listAgents, .demand, .listOwnTokens, .listIdentities, .listIdentityTokens, .listSecrets, .listAudit, .getMetaData, .listMetaData,
             .getArtifactUpload, .listArtifacts, .getArtifact, .downloadArtifact, .resolveCache, .downloadCache, .listCaches,
-            .listProjects, .getProject, .listDeployments, .deliveryMetrics, .listSchedules:
+            .listProjects, .getProject, .listDeployments, .deliveryMetrics, .listSchedules, .listNotifications,
+            .listNotificationDeliveries:
             return nil
+        case .createNotification: return "notification.create"
+        case .deleteNotification: return "notification.delete"
         // Recorded by its handler ("pipeline.trigger"), with the project as the actor:
         // the router has no principal for it.
         case .receiveWebhook: return nil
