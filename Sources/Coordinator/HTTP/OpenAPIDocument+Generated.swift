@@ -1530,6 +1530,181 @@ extension OpenAPIDocument {
         "x-gantry-permission": "read"
       }
     },
+    "/v1/notifications": {
+      "post": {
+        "operationId": "createNotification",
+        "summary": "Register an endpoint for signed outgoing webhooks; the only answer with its `secret`",
+        "description": "400 `bad_request` for a body that is not a `CreateNotification`; 413 `too_large` past 16 KiB; 422 `invalid_notification` for a URL, event type, description or project refused (the message says which); 409 `limit` when the coordinator already holds 100 endpoints; 503 `unavailable` when this coordinator keeps no notifications.",
+        "requestBody": {
+          "required": true,
+          "content": {
+            "application/json": {
+              "schema": {
+                "$ref": "#/components/schemas/CreateNotification"
+              }
+            }
+          }
+        },
+        "responses": {
+          "201": {
+            "description": "Created; the only answer with `secret`",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Notification"
+                }
+              }
+            }
+          },
+          "400": {
+            "$ref": "#/components/responses/Error"
+          },
+          "409": {
+            "$ref": "#/components/responses/Error"
+          },
+          "413": {
+            "$ref": "#/components/responses/Error"
+          },
+          "422": {
+            "$ref": "#/components/responses/Error"
+          },
+          "503": {
+            "$ref": "#/components/responses/Error"
+          },
+          "default": {
+            "$ref": "#/components/responses/Error"
+          }
+        },
+        "x-gantry-permission": "manage_notifications"
+      },
+      "get": {
+        "operationId": "listNotifications",
+        "summary": "Every notification endpoint (at most 100), no paging; never a secret",
+        "description": "503 `unavailable` when this coordinator keeps no notifications.",
+        "responses": {
+          "200": {
+            "description": "OK",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/NotificationList"
+                }
+              }
+            }
+          },
+          "503": {
+            "$ref": "#/components/responses/Error"
+          },
+          "default": {
+            "$ref": "#/components/responses/Error"
+          }
+        },
+        "x-gantry-permission": "manage_notifications"
+      }
+    },
+    "/v1/notifications/{id}": {
+      "delete": {
+        "operationId": "deleteNotification",
+        "summary": "Delete a notification endpoint (and its outbox and delivery log)",
+        "description": "404 `not_found` for no such endpoint; 503 `unavailable` when this coordinator keeps no notifications.",
+        "parameters": [
+          {
+            "name": "id",
+            "in": "path",
+            "required": true,
+            "description": "The id.",
+            "schema": {
+              "type": "string"
+            }
+          }
+        ],
+        "responses": {
+          "200": {
+            "description": "The deleted endpoint",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Notification"
+                }
+              }
+            }
+          },
+          "404": {
+            "$ref": "#/components/responses/Error"
+          },
+          "503": {
+            "$ref": "#/components/responses/Error"
+          },
+          "default": {
+            "$ref": "#/components/responses/Error"
+          }
+        },
+        "x-gantry-permission": "manage_notifications"
+      }
+    },
+    "/v1/notifications/{id}/deliveries": {
+      "get": {
+        "operationId": "listNotificationDeliveries",
+        "summary": "An endpoint's delivery log, newest first",
+        "description": "404 `not_found` for no such endpoint; 400 `bad_request` for a `before` that is not a positive integer; 503 `unavailable` when this coordinator keeps no notifications.",
+        "parameters": [
+          {
+            "name": "id",
+            "in": "path",
+            "required": true,
+            "description": "The id.",
+            "schema": {
+              "type": "string"
+            }
+          },
+          {
+            "name": "limit",
+            "in": "query",
+            "description": "At most this many items: 1 to 200 (default 50). Unlike the other listings, a value out of range is clamped to 1 or 200, and one that is not an integer means the default: neither is refused.",
+            "schema": {
+              "type": "integer",
+              "minimum": 1,
+              "maximum": 200,
+              "default": 50
+            }
+          },
+          {
+            "name": "before",
+            "in": "query",
+            "description": "Deliveries older than this: the previous page's `next`. Anything but a positive integer is 400 `bad_request`.",
+            "schema": {
+              "type": "integer",
+              "minimum": 1
+            }
+          }
+        ],
+        "responses": {
+          "200": {
+            "description": "OK",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/NotificationDeliveryList"
+                }
+              }
+            }
+          },
+          "400": {
+            "$ref": "#/components/responses/Error"
+          },
+          "404": {
+            "$ref": "#/components/responses/Error"
+          },
+          "503": {
+            "$ref": "#/components/responses/Error"
+          },
+          "default": {
+            "$ref": "#/components/responses/Error"
+          }
+        },
+        "x-gantry-permission": "manage_notifications"
+      }
+    },
     "/v1/openapi.json": {
       "get": {
         "operationId": "openAPIDocument",
@@ -3156,6 +3331,37 @@ extension OpenAPIDocument {
         },
         "additionalProperties": false
       },
+      "CreateNotification": {
+        "type": "object",
+        "description": "`url`: `http://` or `https://` with a host, no user or password, no spaces, at most 2,048 bytes; a loopback, private or link-local host is refused unless the coordinator runs with `--notification-allow-private`. `events`: every type when absent or empty (duplicates are dropped). `project`: only that project's pipelines (it must exist); every pipeline when absent. `description`: at most 200 bytes.",
+        "required": [
+          "url"
+        ],
+        "properties": {
+          "url": {
+            "type": "string"
+          },
+          "events": {
+            "type": "array",
+            "items": {
+              "type": "string",
+              "enum": [
+                "deployment.finished",
+                "job.finished",
+                "pipeline.finished",
+                "pipeline.started"
+              ]
+            }
+          },
+          "project": {
+            "type": "string"
+          },
+          "description": {
+            "type": "string"
+          }
+        },
+        "additionalProperties": false
+      },
       "CreateProject": {
         "type": "object",
         "required": [
@@ -3518,11 +3724,13 @@ extension OpenAPIDocument {
           "invalid_fields",
           "invalid_identity",
           "invalid_meta_data",
+          "invalid_notification",
           "invalid_pipeline",
           "invalid_project",
           "invalid_schedule",
           "invalid_secret",
           "invalid_token_request",
+          "limit",
           "log_removed",
           "method_not_allowed",
           "no_branch",
@@ -3765,6 +3973,157 @@ extension OpenAPIDocument {
           },
           "truncated": {
             "type": "boolean"
+          }
+        },
+        "additionalProperties": false
+      },
+      "Notification": {
+        "type": "object",
+        "description": "A notification endpoint. `events` is sorted, empty for every type. `secret` signs its deliveries (`X-Gantry-Signature-256`) and is in the answer to its creation only.",
+        "required": [
+          "id",
+          "url",
+          "events",
+          "description",
+          "created_by",
+          "created_at"
+        ],
+        "properties": {
+          "id": {
+            "type": "string"
+          },
+          "url": {
+            "type": "string"
+          },
+          "events": {
+            "type": "array",
+            "items": {
+              "type": "string",
+              "enum": [
+                "deployment.finished",
+                "job.finished",
+                "pipeline.finished",
+                "pipeline.started"
+              ]
+            }
+          },
+          "project": {
+            "type": "string"
+          },
+          "description": {
+            "type": "string"
+          },
+          "created_by": {
+            "type": "string"
+          },
+          "created_at": {
+            "type": "string",
+            "format": "date-time"
+          },
+          "secret": {
+            "type": "string"
+          }
+        },
+        "additionalProperties": false
+      },
+      "NotificationDelivery": {
+        "type": "object",
+        "description": "One event's delivery to one endpoint. `id` is its `X-Gantry-Delivery` header, the same on every attempt. `state`: `pending` (waiting for its next attempt), `delivered`, `failed` (every attempt used), `dropped` (the endpoint's outbox overflowed). `status_code`, `error`, `response_body` (at most 4 KiB) and `duration_ms` are the last attempt's; `status_code` is absent when it got no response.",
+        "required": [
+          "id",
+          "event",
+          "state",
+          "attempts",
+          "created_at"
+        ],
+        "properties": {
+          "id": {
+            "type": "string"
+          },
+          "event": {
+            "type": "string",
+            "enum": [
+              "deployment.finished",
+              "job.finished",
+              "pipeline.finished",
+              "pipeline.started"
+            ]
+          },
+          "state": {
+            "type": "string",
+            "enum": [
+              "pending",
+              "delivered",
+              "failed",
+              "dropped"
+            ]
+          },
+          "attempts": {
+            "type": "integer",
+            "minimum": 0
+          },
+          "status_code": {
+            "type": "integer"
+          },
+          "error": {
+            "type": "string"
+          },
+          "response_body": {
+            "type": "string"
+          },
+          "duration_ms": {
+            "type": "integer",
+            "minimum": 0
+          },
+          "created_at": {
+            "type": "string",
+            "format": "date-time"
+          },
+          "last_attempt_at": {
+            "type": "string",
+            "format": "date-time"
+          },
+          "next_attempt_at": {
+            "type": "string",
+            "format": "date-time"
+          },
+          "delivered_at": {
+            "type": "string",
+            "format": "date-time"
+          }
+        },
+        "additionalProperties": false
+      },
+      "NotificationDeliveryList": {
+        "type": "object",
+        "description": "Newest first; pass `next` as `?before=` for the following page (absent on the last).",
+        "required": [
+          "deliveries"
+        ],
+        "properties": {
+          "deliveries": {
+            "type": "array",
+            "items": {
+              "$ref": "#/components/schemas/NotificationDelivery"
+            }
+          },
+          "next": {
+            "type": "string"
+          }
+        },
+        "additionalProperties": false
+      },
+      "NotificationList": {
+        "type": "object",
+        "required": [
+          "notifications"
+        ],
+        "properties": {
+          "notifications": {
+            "type": "array",
+            "items": {
+              "$ref": "#/components/schemas/Notification"
+            }
           }
         },
         "additionalProperties": false
