@@ -71,6 +71,7 @@ struct OpenAPIDocumentTests {
             (.listDeployments, APIRouter.defaultDeploymentLimit, APIRouter.maximumDeploymentLimit),
             (.listAudit, AuditQuery.defaultLimit, AuditQuery.maximumLimit),
             (.listMetaData, APIRouter.maximumMetaDataListing, APIRouter.maximumMetaDataListing),
+            (.listNotificationDeliveries, APIRouter.defaultDeliveryLimit, APIRouter.maximumDeliveryLimit),
         ]
         for (route, defaultLimit, maximum) in expected {
             let operation = try #require(paths[route.path]?[route.method.lowercased()] as? [String: Any])

@@ -1660,7 +1660,7 @@ extension OpenAPIDocument {
           {
             "name": "limit",
             "in": "query",
-            "description": "At most this many items: 1 to 200 (default 50). Unlike the other listings, a value out of range is clamped to 1 or 200, and one that is not an integer means the default: neither is refused.",
+            "description": "Page size, 1 to 200 (default 50); out of range or not a number is 400 `bad_request`.",
             "schema": {
               "type": "integer",
               "minimum": 1,

@@ -11,6 +11,9 @@ extension APIRouter {
     static let maximumNotificationBody = 16 * 1024
     /// Endpoints in all: each event is built and sent once per endpoint that wants it.
     static let maximumNotificationEndpoints = 100
+    /// `GET /v1/notifications/{id}/deliveries`: the page size when none is given, and the most.
+    static let defaultDeliveryLimit = 50
+    static let maximumDeliveryLimit = 200
     static let maximumNotificationDescription = 200
 
     static func addNotificationRoutes(to router: Router<GantryRequestContext>, _ dependencies: Dependencies) {
@@ -101,7 +104,13 @@ extension APIRouter {
             guard try store.notificationEndpoint(id: id) != nil else {
                 return APIResponses.error(.notFound, code: "not_found", message: "no notification \(id.logSafe(maximum: 80))")
             }
-            let limit = min(max(request.uri.queryParameters.get("limit").flatMap { Int($0) } ?? 50, 1), 200)
+            var limit = defaultDeliveryLimit
+            if let text = request.uri.queryParameters.get("limit") {
+                guard let value = Int(text), (1...maximumDeliveryLimit).contains(value) else {
+                    return APIResponses.error(.badRequest, code: "bad_request", message: "?limit= is 1 to \(maximumDeliveryLimit)")
+                }
+                limit = value
+            }
             var before: Int64?
             if let text = request.uri.queryParameters.get("before") {
                 guard let value = Int64(text), value > 0 else {
