@@ -82,6 +82,65 @@ struct CLIProgressTests {
         }
     }
 
+    /// Ten steps at once, each waiting until the test has seen every one of them start in
+    /// the CLI's output: with the client's old 8 connections per host, two never showed.
+    @Test func runFollowsMoreThanEightStepsAtOnce() async throws {
+        try await TestCluster.with("cli-many") { cluster in
+            let count = 10
+            for slot in 1...count { try await cluster.startAgent(slot: String(slot)) }
+            let release = cluster.root + "/release"
+            let file = try Self.write(
+                """
+                steps:
+                  - key: wide
+                    parallelism: \(count)
+                    command: |
+                      echo "started $GANTRY_PARALLEL_JOB"
+                      i=0
+                      while [ ! -e \(release) ] && [ $i -lt 1200 ]; do i=$((i+1)); sleep 0.1; done
+                      echo "released $GANTRY_PARALLEL_JOB"
+                """, to: cluster.root + "/wide.yml")
+            let cli = try await ChildProcess(
+                name: "gantry-run-wide", executable: cluster.binaries + "/gantry", arguments: ["run", file],
+                environment: Self.environment(cluster), logFile: cluster.root + "/gantry-wide.log")
+            defer { Task { await cli.stop() } }
+            try await waitUntil("every step's first line printed", timeout: .seconds(90)) {
+                Set(cli.lines.filter { $0.contains("] started ") }).count == count
+            }
+            _ = FileManager.default.createFile(atPath: release, contents: Data())
+            let status = try await cli.waitForExit(timeout: .seconds(90))
+            #expect(status == .exited(0), "\(cli.output)")
+            #expect(cli.lines.filter { $0.contains("] released ") }.count == count, "\(cli.output)")
+        }
+    }
+
+    /// An agent lost mid-step: the CLI prints the first attempt's log, a marker, then the
+    /// second attempt's log from its start, and exits with the pipeline's result.
+    @Test func anAttemptChangeShowsAsAMarkerLine() async throws {
+        try await TestCluster.with(
+            "cli-attempt", coordinatorArguments: ["--heartbeat-interval", "0.5", "--lease-ttl", "3"]
+        ) { cluster in
+            let first = try await cluster.startAgent(slot: "1")
+            let file = try Self.write(Self.countingPipeline(30, interval: "0.1"), to: cluster.root + "/attempt.yml")
+            let cli = try await ChildProcess(
+                name: "gantry-run-attempt", executable: cluster.binaries + "/gantry", arguments: ["run", file],
+                environment: Self.environment(cluster), logFile: cluster.root + "/gantry-attempt.log")
+            defer { Task { await cli.stop() } }
+            _ = try await cli.waitForLine(containing: "] tick 3", timeout: .seconds(60))
+            try await cluster.startAgent(slot: "2")
+            first.signal(SIGKILL)
+            let status = try await cli.waitForExit(timeout: .seconds(90))
+            #expect(status == .exited(0), "\(cli.output)")
+            let lines = cli.lines
+            let marker = try #require(lines.firstIndex { $0.contains("--- gantry: attempt 2 (previous attempt 1 ended") }, "\(cli.output)")
+            let after = lines[marker...].compactMap { line -> Int? in
+                guard let range = line.range(of: "] tick ") else { return nil }
+                return Int(line[range.upperBound...])
+            }
+            #expect(after == Array(1...30), "\(cli.output)")
+        }
+    }
+
     @Test func exitCodesTellAFailureFromAUsageErrorFromAnUnreachableServer() async throws {
         try await TestCluster.with("cli-exit") { cluster in
             try await cluster.startAgent(slot: "1")
@@ -107,6 +166,22 @@ struct CLIProgressTests {
             #expect(failed.status == .exited(1), "\(failed.output)")
             #expect(failed.output.contains("[broken] about to fail") && failed.output.contains("exit status 3"), "\(failed.output)")
             #expect(failed.output.contains("gantry: job "), "the job ids followed are printed: \(failed.output)")
+
+            // Ctrl-C without a terminal: exit 130, the pipeline goes on. A step no agent can
+            // run says which labels nobody offers.
+            let windows = try Self.write(
+                "steps:\n  - key: win\n    command: echo never\n    agents:\n      os: windows\n", to: cluster.root + "/win.yml")
+            let waiting = try await ChildProcess(
+                name: "gantry-run-win", executable: cluster.binaries + "/gantry", arguments: ["run", windows],
+                environment: Self.environment(cluster), logFile: cluster.root + "/gantry-win.log")
+            defer { Task { await waiting.stop() } }
+            let interruptedID = try await Self.submittedID(waiting)
+            _ = try await waiting.waitForLine(containing: "no connected agent offers os=windows", timeout: .seconds(60))
+            waiting.signal(SIGINT)
+            #expect(try await waiting.waitForExit(timeout: .seconds(30)) == .exited(130), "\(waiting.output)")
+            #expect(try await cluster.pipeline(interruptedID).state == "running", "not cancelled by the interrupt")
+            _ = try await cluster.request(.POST, "/v1/pipelines/\(interruptedID)/cancel")
+            _ = try await cluster.waitForPipeline(interruptedID)
 
             // 1, and the word cancelled: a cancelled pipeline.
             let slow = try Self.write(Self.countingPipeline(300, interval: "0.1"), to: cluster.root + "/slow.yml")
@@ -140,8 +215,9 @@ struct CLIProgressTests {
             let listed = try await Self.gantry(cluster, ["pipelines"])
             #expect(listed.status == .exited(0), "\(listed.output)")
             let rows = listed.output.split(separator: "\n").filter { !$0.hasPrefix("PIPELINE") }
-            #expect(rows.count == 2 && rows[0].hasPrefix(cancelledID) && rows[0].contains("cancelled"), "\(listed.output)")
-            #expect(rows[1].hasPrefix(failedPipeline.id) && rows[1].contains("failed") && rows[1].contains("ago"), "\(listed.output)")
+            #expect(rows.count == 3 && rows[0].hasPrefix(cancelledID) && rows[0].contains("cancelled"), "\(listed.output)")
+            #expect(rows[1].hasPrefix(interruptedID), "\(listed.output)")
+            #expect(rows[2].hasPrefix(failedPipeline.id) && rows[2].contains("failed") && rows[2].contains("ago"), "\(listed.output)")
             let onlyFailed = try await Self.gantry(cluster, ["pipelines", "--state", "failed"])
             #expect(onlyFailed.output.contains(failedPipeline.id) && !onlyFailed.output.contains(cancelledID), "\(onlyFailed.output)")
             let paged = try await Self.gantry(cluster, ["pipelines", "--limit", "1"])
