@@ -25,8 +25,11 @@ final class InterruptHandler {
         let count = Mutex(0)
     }
 
-    /// `cancel` is called on `c`, off the signal queue.
-    init(pipelineID: String, cancel: @escaping @Sendable () async -> Void) {
+    /// `cancel` is called on `c`, off the signal queue; `pause(true)` before the question
+    /// (the status block makes room for it), `pause(false)` once it is answered.
+    init(
+        pipelineID: String, pause: @escaping @Sendable (Bool) async -> Void, cancel: @escaping @Sendable () async -> Void
+    ) {
         signal(SIGINT, SIG_IGN)
         let source = DispatchSource.makeSignalSource(signal: SIGINT, queue: .global())
         self.source = source
@@ -42,23 +45,35 @@ final class InterruptHandler {
                 Self.say("\ngantry: stopped following; pipeline \(pipeline) goes on (`gantry cancel \(pipeline)` cancels it)\n")
                 exit(CLIExit.interrupted)
             }
-            Self.say("\ngantry: cancel the pipeline (c) or stop following (f)? ")
             // The answer is read on a thread of its own: a blocking read of the terminal.
-            Thread.detachNewThread {
-                let answer = readLine(strippingNewline: true)?.trimmingCharacters(in: .whitespaces).lowercased() ?? "f"
-                switch answer {
-                case "c", "cancel":
-                    Self.say("gantry: cancelling pipeline \(pipeline)\n")
-                    Task { await cancel() }
-                case "f", "follow", "stop":
-                    Self.say("gantry: stopped following; pipeline \(pipeline) goes on\n")
-                    exit(CLIExit.interrupted)
-                default:
-                    Self.say("gantry: following on (Ctrl-C again exits at once)\n")
-                }
+            Task {
+                await pause(true)
+                Self.say("gantry: cancel the pipeline (c) or stop following (f)? ")
+                Thread.detachNewThread { Self.ask(pipeline: pipeline, pause: pause, cancel: cancel) }
             }
         }
         source.resume()
+    }
+
+    /// Reads the answer (a blocking read of the terminal, on its own thread) and acts on it.
+    private static func ask(
+        pipeline: String, pause: @escaping @Sendable (Bool) async -> Void, cancel: @escaping @Sendable () async -> Void
+    ) {
+        let answer = readLine(strippingNewline: true)?.trimmingCharacters(in: .whitespaces).lowercased() ?? "f"
+        switch answer {
+        case "c", "cancel":
+            say("gantry: cancelling pipeline \(pipeline)\n")
+            Task {
+                await cancel()
+                await pause(false)
+            }
+        case "f", "follow", "stop":
+            say("gantry: stopped following; pipeline \(pipeline) goes on\n")
+            exit(CLIExit.interrupted)
+        default:
+            say("gantry: following on (Ctrl-C again exits at once)\n")
+            Task { await pause(false) }
+        }
     }
 
     static func say(_ text: String) {

@@ -45,7 +45,7 @@ struct PipelineFollower {
         }
         let output = ProgressOutput(pipeline: pipeline, live: !json && ProgressOutput.isLive())
         let client = client
-        let interrupts = InterruptHandler(pipelineID: pipeline.id) {
+        let interrupts = InterruptHandler(pipelineID: pipeline.id, pause: { await output.setPaused($0) }) {
             do {
                 let _: API.Pipeline = try await client.send(
                     "POST", APIRoute.cancelPipeline.path(["id": pipeline.id]), body: Optional<API.SubmitPipeline>.none)

@@ -26,6 +26,8 @@ actor ProgressOutput {
     private var lastStates: [String: String] = [:]
     private var notes: [String: String] = [:]
     private var finished = false
+    /// While Ctrl-C's question waits for an answer, the block is not drawn.
+    private var paused = false
     /// The width of the step-name prefix, from the longest name (at most 40).
     private var nameWidth: Int
 
@@ -114,9 +116,21 @@ actor ProgressOutput {
         if !text.isEmpty { FileHandle.standardOutput.write(Data(text.utf8)) }
     }
 
+    /// Removes the block while a question is asked below it (`true`), draws it again after.
+    func setPaused(_ pause: Bool) {
+        guard live, !finished else { return }
+        if pause {
+            FileHandle.standardOutput.write(Data(erase()))
+            paused = true
+        } else {
+            paused = false
+            redraw()
+        }
+    }
+
     /// Draws the block again (elapsed times move on).
     func redraw() {
-        guard live, !finished else { return }
+        guard live, !finished, !paused else { return }
         var output = erase()
         output += draw()
         FileHandle.standardOutput.write(Data(output))
@@ -132,7 +146,7 @@ actor ProgressOutput {
     // MARK: Drawing
 
     private func emit(_ bytes: [UInt8]) {
-        guard live, !finished else {
+        guard live, !finished, !paused else {
             FileHandle.standardOutput.write(Data(bytes))
             return
         }
