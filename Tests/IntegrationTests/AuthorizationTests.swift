@@ -15,7 +15,7 @@ struct AuthorizationTests {
     static let minimumRole: [APIRoute: API.Role?] = [
         .health: nil,
         .metrics: .viewer, .whoami: .viewer,
-        .getPipeline: .viewer, .listJobs: .viewer, .getJob: .viewer, .jobAttempts: .viewer, .jobLog: .viewer,
+        .listPipelines: .viewer, .getPipeline: .viewer, .listJobs: .viewer, .getJob: .viewer, .jobAttempts: .viewer, .jobLog: .viewer,
         .listAgents: .viewer, .demand: .viewer,
         .createOwnToken: .viewer, .listOwnTokens: .viewer, .revokeOwnToken: .viewer,
         .submitPipeline: .developer, .cancelPipeline: .developer, .cancelJob: .developer,
