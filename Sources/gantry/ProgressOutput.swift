@@ -26,8 +26,11 @@ actor ProgressOutput {
     private var lastStates: [String: String] = [:]
     private var notes: [String: String] = [:]
     private var finished = false
-    /// While Ctrl-C's question waits for an answer, the block is not drawn.
+    /// While Ctrl-C's question waits for an answer, the block is not drawn and log lines
+    /// are held (up to `maximumHeld` bytes), so the question stays on the last line.
     private var paused = false
+    private var held: [UInt8] = []
+    static let maximumHeld = 4 << 20
     /// The width of the step-name prefix, from the longest name (at most 40).
     private var nameWidth: Int
 
@@ -124,6 +127,8 @@ actor ProgressOutput {
             paused = true
         } else {
             paused = false
+            FileHandle.standardOutput.write(Data(held))
+            held = []
             redraw()
         }
     }
@@ -140,12 +145,17 @@ actor ProgressOutput {
     func finish() {
         guard live, !finished else { return }
         finished = true
-        FileHandle.standardOutput.write(Data(erase()))
+        FileHandle.standardOutput.write(Data(erase() + held))
+        held = []
     }
 
     // MARK: Drawing
 
     private func emit(_ bytes: [UInt8]) {
+        if live, paused, held.count + bytes.count <= Self.maximumHeld {
+            held += bytes
+            return
+        }
         guard live, !finished, !paused else {
             FileHandle.standardOutput.write(Data(bytes))
             return
