@@ -31,6 +31,8 @@ actor ProgressOutput {
     private var paused = false
     private var held: [UInt8] = []
     static let maximumHeld = 4 << 20
+    /// The longest unfinished line held for its newline.
+    static let maximumLine = 1 << 20
     /// The width of the step-name prefix, from the longest name (at most 40).
     private var nameWidth: Int
 
@@ -61,6 +63,12 @@ actor ProgressOutput {
         while let newline = pending.firstIndex(of: UInt8(ascii: "\n")) {
             output += prefix + pending[...newline]
             pending.removeSubrange(...newline)
+        }
+        // A line without end is not held without end: past `maximumLine` it is written as
+        // a line of its own, and the rest follows on the next.
+        if pending.count > Self.maximumLine {
+            output += prefix + pending + [UInt8(ascii: "\n")]
+            pending = []
         }
         partial[job.id] = pending
         if !output.isEmpty { emit(output) }
