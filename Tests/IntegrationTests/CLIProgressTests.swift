@@ -64,7 +64,15 @@ struct CLIProgressTests {
                 environment: Self.environment(cluster), logFile: cluster.root + "/gantry-run.log")
             defer { Task { await cli.stop() } }
             let pipelineID = try await Self.submittedID(cli)
+            // `gantry logs --follow` on the same job, through the same restart.
+            let jobLine = try await cli.waitForLine(containing: "gantry: job ", timeout: .seconds(30))
+            let jobID = String(jobLine.split(separator: " ")[2])
+            let logs = try await ChildProcess(
+                name: "gantry-logs", executable: cluster.binaries + "/gantry", arguments: ["logs", jobID, "--follow"],
+                environment: Self.environment(cluster), logFile: cluster.root + "/gantry-logs.log")
+            defer { Task { await logs.stop() } }
             _ = try await cli.waitForLine(containing: "tick 5", timeout: .seconds(60))
+            _ = try await logs.waitForLine(containing: "tick 5", timeout: .seconds(60))
             try await cluster.killCoordinator()
             // The CLI notices (its next poll or log read fails) before the coordinator is back.
             _ = try await cli.waitForLine(containing: "reconnecting", timeout: .seconds(30))
@@ -79,6 +87,12 @@ struct CLIProgressTests {
             #expect(cli.lines.contains { $0.contains("✓ count succeeded") }, "\(cli.output)")
             #expect(!cli.output.contains("\u{1B}"), "no escapes on a non-terminal")
             #expect(try await cluster.pipeline(pipelineID).state == "succeeded")
+            #expect(try await logs.waitForExit(timeout: .seconds(60)) == .exited(0), "\(logs.output)")
+            let followed = logs.lines.compactMap { line -> Int? in
+                guard line.hasPrefix("tick ") else { return nil }
+                return Int(line.dropFirst("tick ".count))
+            }
+            #expect(followed == Array(1...count), "\(logs.output)")
         }
     }
 
