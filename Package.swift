@@ -169,10 +169,14 @@ let package = Package(
             // symbol that `--exclude-libs ALL` already keeps out of the table).
             linkerSettings: [.unsafeFlags(["-Xlinker", "--no-export-dynamic"], .when(platforms: [.linux]))]
         ),
+        // The CLI's pure parts: the status block, log resume bookkeeping, times as people
+        // read them, exit codes. No dependencies, so its tests build in seconds.
+        .target(name: "GantryCLIKit", path: "Sources/CLIKit"),
         .executableTarget(
             name: "gantry",
             dependencies: [
                 "GantryProtocol",
+                "GantryCLIKit",
                 // The bootstrap pipeline's YAML (`PipelineBootstrap`), shared with the coordinator.
                 "GantryPipeline",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -208,6 +212,11 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],
             path: "Tests/AgentTests"
+        ),
+        .testTarget(
+            name: "GantryCLIKitTests",
+            dependencies: ["GantryCLIKit"],
+            path: "Tests/CLIKitTests"
         ),
         .testTarget(
             name: "GantryIntegrationTests",

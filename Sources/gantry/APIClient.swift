@@ -1,6 +1,7 @@
 import ArgumentParser
 import AsyncHTTPClient
 import Foundation
+import GantryCLIKit
 import GantryProtocol
 import NIOCore
 import NIOFoundationCompat
@@ -97,8 +98,15 @@ struct APIClient: Sendable {
         // Fail at once: retrying a refused connection or an unverifiable certificate for
         // the 10 s connect timeout only delays the message that says what to fix.
         configuration.connectionPool.retryConnectionEstablishment = false
+        // `gantry run` follows up to `PipelineFollower.maximumFollowers` logs at once, each
+        // a long-lived request, besides its polls: the default of 8 per host made the
+        // ninth step print nothing until an earlier one ended.
+        configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = Self.connectionsPerHost
         http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
     }
+
+    /// The followers, the poll, the agents' read and a cancel, with room to spare.
+    static let connectionsPerHost = PipelineFollower.maximumFollowers + 8
 
     func shutdown() {
         try? http.syncShutdown()
@@ -148,7 +156,9 @@ struct APIClient: Sendable {
                         + "(GANTRY_CA_FILE; it is STATE/ca.pem), or pin it with `gantry login --server \(base) "
                         + "--ca-fingerprint SHA256` (`gantry-coordinator join-info` prints it)")
             }
-            throw CLIError("cannot reach the coordinator at \(base): \(error). Is `gantry-coordinator serve` running? (--server / GANTRY_SERVER)")
+            throw CLIError(
+                "cannot reach the coordinator at \(base): \(error). Is `gantry-coordinator serve` running? (--server / GANTRY_SERVER)",
+                exitCode: CLIExit.unreachable)
         }
     }
 
@@ -159,13 +169,30 @@ struct APIClient: Sendable {
         return text.contains("CERTIFICATE_VERIFY_FAILED") || text.contains("certificate")
     }
 
+    /// A refusal of the server as a whole (401, 403, 5xx) exits 3, like no answer at all;
+    /// any other refusal is about this request and exits 1.
     func check(_ status: HTTPResponseStatus, _ body: ByteBuffer) throws {
         guard (200..<300).contains(Int(status.code)) else {
+            let exitCode = CLIExit.isRefusal(Int(status.code)) ? CLIExit.unreachable : CLIExit.failed
             if let error = try? API.decoder.decode(API.ErrorBody.self, from: Data(buffer: body)) {
-                throw CLIError("\(error)", code: error.error.code)
+                throw CLIError("\(error)", code: error.error.code, exitCode: exitCode, status: Int(status.code))
             }
-            throw CLIError("the coordinator answered \(status.code): \(String(buffer: body))")
+            let text = TerminalText.printable(String(decoding: body.readableBytesView.prefix(2000), as: UTF8.self), limit: 500)
+            throw CLIError("the coordinator answered \(status.code): \(text)", exitCode: exitCode, status: Int(status.code))
         }
+    }
+
+    /// A followed log's response: which attempt it serves (`Gantry-Log-Attempt`) and its
+    /// body, for the caller to read and count (`LogFollower`).
+    func openLog(_ path: String) async throws -> (attempt: Int?, body: HTTPClientResponse.Body) {
+        var request = HTTPClientRequest(url: base + path)
+        request.headers.add(name: "Authorization", value: "Bearer \(token)")
+        let response = try await execute(request, timeout: .hours(24))
+        if response.status != .ok {
+            try check(response.status, try await response.body.collect(upTo: 1024 * 1024))
+        }
+        let attempt = response.headers.first(name: "Gantry-Log-Attempt").flatMap { $0.utf8.count <= 9 ? Int($0) : nil }
+        return (attempt, response.body)
     }
 }
 

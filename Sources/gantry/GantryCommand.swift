@@ -1,6 +1,7 @@
 import ArgumentParser
 import AsyncHTTPClient
 import Foundation
+import GantryCLIKit
 import GantryPipeline
 import GantryProtocol
 import NIOCore
@@ -13,11 +14,45 @@ struct GantryCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gantry",
         abstract: "Submit pipelines to a Gantry coordinator and follow their jobs.",
+        discussion: """
+            Exit codes:
+              0    success; for run, rebuild --follow, logs --follow: it succeeded
+              1    the pipeline or job failed or was cancelled, or the coordinator
+                   refused the request (404, 422)
+              2    usage error: a wrong option or argument
+              3    the coordinator is unreachable or refuses us as a whole
+                   (connection refused, TLS, 401, 403, 5xx)
+              130  Ctrl-C while following, without cancelling the pipeline
+            """,
+        version: GantryVersion.string,
         subcommands: [
-            RunPipeline.self, Jobs.self, Logs.self, Agents.self, Cancel.self, WhoAmI.self, TokenCommand.self, IdentityCommand.self,
-            Audit.self, Login.self, SecretCommand.self, Retry.self, Rebuild.self, MetaDataCommand.self, Approve.self, Reject.self,
-            PipelineCommand.self, ArtifactCommand.self, CacheCommand.self, Keep.self, ProjectCommand.self, DeploymentsCommand.self, MetricsCommand.self, RollbackCommand.self, ScheduleCommand.self, NotificationCommand.self,
+            RunPipeline.self, Pipelines.self, PipelineCommand.self, Jobs.self, Logs.self, Agents.self, Cancel.self, Retry.self,
+            Rebuild.self, WhoAmI.self, TokenCommand.self, IdentityCommand.self, Audit.self, Login.self, SecretCommand.self,
+            MetaDataCommand.self, Approve.self, Reject.self, ArtifactCommand.self, CacheCommand.self, Keep.self,
+            ProjectCommand.self, DeploymentsCommand.self, MetricsCommand.self, RollbackCommand.self, ScheduleCommand.self, NotificationCommand.self,
         ])
+
+    /// ArgumentParser's own `main`, with its exit codes mapped to Gantry's (`CLIExit`):
+    /// a usage error is 2 rather than EX_USAGE (64), and a `CLIError` exits with its code.
+    static func main() async {
+        do {
+            var command = try parseAsRoot()
+            if var asyncCommand = command as? any AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch let error as CLIError {
+            FileHandle.standardError.write(Data("Error: \(error.description)\n".utf8))
+            Self.exit(withError: ExitCode(error.exitCode))
+        } catch {
+            if exitCode(for: error) == .validationFailure {
+                FileHandle.standardError.write(Data("\(fullMessage(for: error))\n".utf8))
+                Self.exit(withError: ExitCode(CLIExit.usage))
+            }
+            Self.exit(withError: error)
+        }
+    }
 }
 
 struct RunPipeline: AsyncParsableCommand {
@@ -71,94 +106,7 @@ struct RunPipeline: AsyncParsableCommand {
         if !connection.json {
             FileHandle.standardError.write(Data("gantry: pipeline \(pipeline.id) submitted with \(pipeline.jobs.count) job(s)\n".utf8))
         }
-        try await PipelineFollower(client: client, json: connection.json).follow(pipeline)
-    }
-}
-
-/// Streams every job's log of a pipeline, prefixed by the job's name, then prints how
-/// each ended and exits non-zero unless the pipeline succeeded.
-struct PipelineFollower {
-    let client: APIClient
-    let json: Bool
-
-    /// How often the pipeline is read for jobs its steps uploaded while it runs.
-    static let pollInterval = Duration.seconds(1)
-
-    /// What a task of `follow` ended with.
-    private enum Followed: Sendable {
-        case log
-        case poll(API.Pipeline?)
-    }
-
-    func follow(_ pipeline: API.Pipeline) async throws {
-        let width = min(pipeline.jobs.map(\.name.count).max() ?? 0, 40)
-        let printer = LinePrinter()
-        let client = client
-        let json = json
-        try await withThrowingTaskGroup(of: Followed.self) { group in
-            // Steps may add jobs while the pipeline runs (`gantry pipeline upload`): the
-            // pipeline is read again every second, and each new job's log followed too.
-            // At most 1,000 jobs per pipeline, so at most that many followers.
-            var followed: Set<String> = []
-            func followNew(_ jobs: [API.Job]) {
-                for job in jobs where followed.insert(job.id).inserted {
-                    group.addTask {
-                        let prefix = json ? nil : "[\(job.name.padding(toLength: width, withPad: " ", startingAt: 0))] "
-                        try await client.stream("/v1/jobs/\(job.id)/log?follow=1") { bytes in
-                            if let prefix { await printer.write(bytes, prefix: prefix, stream: job.id) }
-                        }
-                        if let prefix { await printer.flush(prefix: prefix, stream: job.id) }
-                        return .log
-                    }
-                }
-            }
-            func poll() {
-                group.addTask {
-                    try await Task.sleep(for: Self.pollInterval)
-                    return .poll(try? await client.send("GET", "/v1/pipelines/\(pipeline.id)") as API.Pipeline)
-                }
-            }
-            followNew(pipeline.jobs)
-            if pipeline.state == "running" { poll() }
-            // A read that fails is tried again, 30 times in a row at most: the logs being
-            // followed say more about an unreachable coordinator than the poll does.
-            var failedReads = 0
-            while let result = try await group.next() {
-                guard case .poll(let latest) = result else { continue }
-                if let latest {
-                    failedReads = 0
-                    followNew(latest.jobs)
-                    if latest.state == "running" { poll() }
-                } else {
-                    failedReads += 1
-                    if failedReads < 30 { poll() }
-                }
-            }
-        }
-        let final: API.Pipeline = try await client.send("GET", "/v1/pipelines/\(pipeline.id)")
-        if json {
-            print(String(decoding: try API.encoder.encode(final), as: UTF8.self))
-        } else {
-            print("")
-            for job in final.jobs {
-                let status = job.exitStatus.map { " (exit status \($0))" } ?? ""
-                let reason = job.reason.map { ": \($0)" } ?? ""
-                let mark = job.state == "succeeded" ? "✓" : job.softFailed == true ? "!" : job.state == "skipped" ? "-" : "✗"
-                let soft = job.softFailed == true ? " (soft fail)" : ""
-                // The agent's own failure (such as `checkout_failed`) before the exit status:
-                // the commands did not decide it.
-                let failure = job.failure.map { " [\($0)]" } ?? ""
-                print("\(mark) \(job.name) \(job.state)\(failure)\(soft)\(status)\(job.state == "succeeded" ? "" : reason)")
-            }
-        }
-        guard final.state == "succeeded" else {
-            if !json {
-                let failed = final.jobs.filter { $0.outcome == "failed" || $0.outcome == "cancelled" }
-                FileHandle.standardError.write(
-                    Data("gantry: pipeline \(final.state): \(failed.map { "\($0.name) \($0.state)\($0.failure.map { " (\($0))" } ?? "")\($0.exitStatus.map { " with exit status \($0)" } ?? "")" }.joined(separator: ", "))\n".utf8))
-            }
-            throw ExitCode(1)
-        }
+        try await PipelineFollower(client: client, json: connection.json, steps: StepRequirements(yaml: yaml)).follow(pipeline)
     }
 }
 
@@ -183,21 +131,28 @@ struct Jobs: AsyncParsableCommand {
             print(String(decoding: try API.encoder.encode(jobs), as: UTF8.self))
             return
         }
-        print("JOB                                   NAME                         STATE         ATTEMPT  EXIT  AGENT")
+        let now = Date()
+        var table = Table(header: ["JOB", "NAME", "STATE", "ATTEMPT", "EXIT", "AGENT", "CREATED"])
         for job in jobs {
             // A matrix step's jobs share its key; the name tells them apart.
-            // `failed(checkout_failed)`: the agent's own failure is longer than the column,
-            // and is padded, never cut.
             let state = job.failure.map { "\(job.state)(\($0))" } ?? (job.softFailed == true ? "\(job.state)(soft)" : job.state)
-            let stateColumn = state + String(repeating: " ", count: max(0, 13 - state.count))
-            print(
-                "\(job.id)  \(job.name.padding(toLength: 28, withPad: " ", startingAt: 0)) \(stateColumn) \(String(job.attempt).padding(toLength: 8, withPad: " ", startingAt: 0)) \((job.exitStatus.map(String.init) ?? "-").padding(toLength: 5, withPad: " ", startingAt: 0)) \(job.agentId ?? "-")")
+            table.rows.append([
+                job.id, job.name, state, String(job.attempt), job.exitStatus.map(String.init) ?? "-", job.agentId ?? "-",
+                RelativeTime.ago(job.createdAt, now: now),
+            ])
         }
+        for line in table.lines() { print(line) }
     }
 }
 
 struct Logs: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Print a job's log.")
+    static let configuration = CommandConfiguration(
+        abstract: "Print a job's log.",
+        discussion: """
+            With --follow it streams until the job ends, through restarts of the coordinator (it reconnects \
+            with a backoff and resumes at the next byte it has not printed), and exits 0 if the job succeeded, \
+            1 if it did not.
+            """)
     @Argument(help: "Job id.") var job: String
     @Flag(help: "Keep streaming new output until the job ends.") var follow = false
     @OptionGroup var connection: Connection
@@ -205,8 +160,26 @@ struct Logs: AsyncParsableCommand {
     func run() async throws {
         let client = try connection.client()
         defer { client.shutdown() }
-        try await client.stream("/v1/jobs/\(job)/log\(follow ? "?follow=1" : "")") { bytes in
-            FileHandle.standardOutput.write(Data(bytes))
+        guard follow else {
+            try await client.stream(APIRoute.jobLog.path(["id": job])) { bytes in
+                FileHandle.standardOutput.write(Data(bytes))
+            }
+            return
+        }
+        let events = LogFollower.Events(
+            bytes: { FileHandle.standardOutput.write(Data($0)) },
+            attempt: { previous, current, reason in
+                FileHandle.standardOutput.write(
+                    Data("\n--- gantry: attempt \(current) (previous attempt \(previous) ended: \(TerminalText.printable(reason ?? "lost", limit: 200))) ---\n".utf8))
+            },
+            connection: { lost, detail in
+                FileHandle.standardError.write(
+                    Data((lost ? "gantry: lost the log (\(detail)); reconnecting\n" : "gantry: following again\n").utf8))
+            })
+        let ended = try await LogFollower(client: client, jobID: job).follow(events)
+        guard ended.state == "succeeded" || ended.softFailed == true || ended.state == "skipped" else {
+            FileHandle.standardError.write(Data("gantry: job \(TerminalText.printable(ended.id, limit: 80)) \(TerminalText.printable(ended.state, limit: 20))\n".utf8))
+            throw ExitCode(CLIExit.failed)
         }
     }
 }
@@ -223,15 +196,18 @@ struct AgentList: AsyncParsableCommand {
             print(String(decoding: try API.encoder.encode(agents), as: UTF8.self))
             return
         }
-        print("AGENT                          STATE         LABELS                 LAST SEEN")
+        let now = Date()
+        var table = Table(header: ["AGENT", "STATE", "LABELS", "LAST SEEN"])
+        var reasons: [String: String] = [:]
         for agent in agents {
-            let labels = LabelSet.format(agent.labels)
-            print(
-                "\(agent.id.padding(toLength: 30, withPad: " ", startingAt: 0)) \(agent.state.padding(toLength: 13, withPad: " ", startingAt: 0)) \(labels.padding(toLength: 22, withPad: " ", startingAt: 0)) \(agent.lastSeenAt.map { "\($0)" } ?? "-")")
+            table.rows.append([agent.id, agent.state, LabelSet.format(agent.labels), agent.lastSeenAt.map { RelativeTime.ago($0, now: now) } ?? "-"])
+            if let reason = agent.notReadyReason, !reason.isEmpty { reasons[agent.id] = reason }
+        }
+        for (index, line) in table.lines().enumerated() {
+            print(line)
             // The agent's own words, kept to one line of printable text.
-            if let reason = agent.notReadyReason, !reason.isEmpty {
-                let printable = String(reason.unicodeScalars.filter { $0.value >= 0x20 && $0.value != 0x7F }.prefix(300).map(Character.init))
-                print("  not ready: \(printable)")
+            if index > 0, let reason = reasons[agents[index - 1].id] {
+                print("  not ready: \(TerminalText.printable(reason, limit: 300))")
             }
         }
     }
@@ -262,35 +238,22 @@ struct Cancel: AsyncParsableCommand {
     }
 }
 
-/// Prefixes each complete line with its step's name, so concurrent steps stay readable.
-actor LinePrinter {
-    private var partial: [String: [UInt8]] = [:]
-
-    func write(_ bytes: [UInt8], prefix: String, stream: String) {
-        var pending = partial[stream, default: []] + bytes
-        var output: [UInt8] = []
-        while let newline = pending.firstIndex(of: UInt8(ascii: "\n")) {
-            output += Array(prefix.utf8) + pending[...newline]
-            pending.removeSubrange(...newline)
-        }
-        partial[stream] = pending
-        if !output.isEmpty { FileHandle.standardOutput.write(Data(output)) }
-    }
-
-    func flush(prefix: String, stream: String) {
-        if let rest = partial.removeValue(forKey: stream), !rest.isEmpty {
-            FileHandle.standardOutput.write(Data(Array(prefix.utf8) + rest + [UInt8(ascii: "\n")]))
-        }
-    }
-}
-
 /// A runtime failure: printed as `Error: ...` without the usage text.
 struct CLIError: Error, CustomStringConvertible {
     var description: String
     /// The API's error code (`not_found`, `not_set`, …) when the coordinator refused.
     var code: String?
-    init(_ description: String, code: String? = nil) {
+    /// How the process exits for it (`CLIExit`): 3 for an unreachable or refusing server.
+    var exitCode: Int32
+    /// The HTTP status when the coordinator answered.
+    var status: Int?
+    init(_ description: String, code: String? = nil, exitCode: Int32 = CLIExit.failed, status: Int? = nil) {
         self.description = description
         self.code = code
+        self.exitCode = exitCode
+        self.status = status
     }
+
+    /// No answer at all, or a refusal of us as a whole: worth trying again while following.
+    var isUnreachable: Bool { exitCode == CLIExit.unreachable }
 }

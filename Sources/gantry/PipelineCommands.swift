@@ -13,12 +13,14 @@ import Glibc
 import Darwin
 #endif
 
-/// `gantry pipeline upload`: steps a running step adds to its own pipeline.
+/// `gantry pipeline PIPELINE` shows a pipeline; `gantry pipeline upload` adds steps to a
+/// running pipeline from one of its steps.
 struct PipelineCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "pipeline",
-        abstract: "Change a running pipeline from one of its steps.",
-        subcommands: [UploadPipeline.self])
+        abstract: "Show a pipeline (`gantry pipeline PIPELINE`), or change a running one from one of its steps.",
+        subcommands: [ShowPipeline.self, UploadPipeline.self],
+        defaultSubcommand: ShowPipeline.self)
 }
 
 /// Uploads a pipeline file into the pipeline the step runs in. Inside a step everything

@@ -1,5 +1,6 @@
 import Foundation
 import GantryProtocol
+import HTTPTypes
 import Hummingbird
 import NIOCore
 import NIOFoundationCompat
@@ -13,8 +14,10 @@ import NIOFoundationCompat
 /// - `GET /v1/pipelines[?state=&branch=&repository=&limit=&cursor=]` — `API.PipelineList`.
 /// - `GET /v1/pipelines/{id}`, `GET /v1/jobs[?state=a,b&limit=n&cursor=]`, `GET /v1/jobs/{id}`,
 ///   `GET /v1/agents`.
-/// - `GET /v1/jobs/{id}/log[?follow=1|attempt=N]` — the current attempt's log (or attempt
-///   N's) as plain text; with `follow`, new output streams until the job ends.
+/// - `GET /v1/jobs/{id}/log[?follow=1|attempt=N][&offset=N]` — the current attempt's log (or
+///   attempt N's) as plain text; with `follow`, new output streams until the job ends. With
+///   `offset` (0 ≤ N ≤ the attempt's stored length, else 400) it starts at that byte and
+///   stays on that attempt (see `LogReader`); the `Gantry-Log-Attempt` header names it.
 /// - `GET /v1/jobs/{id}/attempts` — every lease of the job and how it ended.
 /// - `POST /v1/jobs/{id}/cancel`, `POST /v1/pipelines/{id}/cancel` — 202 with the job or
 ///   pipeline; a job an agent holds ends `cancelled` once the agent has stopped it.
@@ -205,9 +208,25 @@ public enum APIRouter {
             if let gone = try await logRemoved(job, core: core) { return gone }
             let follow = ["1", "true", "yes"].contains(request.uri.queryParameters.get("follow") ?? "")
             let attempt = request.uri.queryParameters.get("attempt").flatMap { Int($0) }
-            let streamer = LogReader(core: core, jobID: id, follow: follow && attempt == nil, attempt: attempt)
+            var offset: Int?
+            if let text = request.uri.queryParameters.get("offset") {
+                let served = attempt ?? job.attempt
+                guard text.utf8.count <= 19, text.utf8.allSatisfy({ (48...57).contains($0) }), let value = Int(text),
+                    try LogReader.offsetIsValid(value, core: core, jobID: id, attempt: served)
+                else {
+                    return APIResponses.error(
+                        .badRequest, code: "bad_request",
+                        message: "?offset= must be a byte offset from 0 to the length of attempt \(served)'s log")
+                }
+                offset = value
+            }
+            let streamer = LogReader(
+                core: core, jobID: id, follow: follow && (attempt == nil || offset != nil), attempt: offset == nil ? attempt : attempt ?? job.attempt,
+                offset: offset)
+            var headers: HTTPFields = [.contentType: "text/plain; charset=utf-8"]
+            if let name = HTTPField.Name("Gantry-Log-Attempt") { headers[name] = String(attempt ?? job.attempt) }
             return Response(
-                status: .ok, headers: [.contentType: "text/plain; charset=utf-8"],
+                status: .ok, headers: headers,
                 body: ResponseBody { writer in
                     try await streamer.stream { try await writer.write($0) }
                     try await writer.finish(nil)
