@@ -29,7 +29,8 @@ struct GantryCommand: AsyncParsableCommand {
             RunPipeline.self, Pipelines.self, PipelineCommand.self, Jobs.self, Logs.self, Agents.self, Cancel.self, Retry.self,
             Rebuild.self, WhoAmI.self, TokenCommand.self, IdentityCommand.self, Audit.self, Login.self, SecretCommand.self,
             MetaDataCommand.self, Approve.self, Reject.self, ArtifactCommand.self, CacheCommand.self, Keep.self,
-            ProjectCommand.self, DeploymentsCommand.self, MetricsCommand.self, RollbackCommand.self, ScheduleCommand.self, NotificationCommand.self,
+            ProjectCommand.self, DeploymentsCommand.self, MetricsCommand.self, RollbackCommand.self, ScheduleCommand.self,
+            NotificationCommand.self,
         ])
 
     /// ArgumentParser's own `main`, with its exit codes mapped to Gantry's (`CLIExit`):

@@ -1,6 +1,7 @@
 import ArgumentParser
 import AsyncHTTPClient
 import Foundation
+import GantryCLIKit
 import GantryPipeline
 import GantryProtocol
 import NIOCore
@@ -46,6 +47,8 @@ struct UploadPipeline: AsyncParsableCommand {
     /// The coordinator's limit for a pipeline file, and one byte more to tell a file
     /// that is too long from one that fits.
     static let maximumBytes = PipelineLimits.maximumYAMLBytes
+    /// How long an upload waits for an unreachable coordinator (a restart) before failing.
+    static let reconnectBudget = 120.0
     /// The name the coordinator's errors use for a file read from stdin.
     static let standardInputName = "stdin"
 
@@ -57,14 +60,25 @@ struct UploadPipeline: AsyncParsableCommand {
         let client = try target.client()
         defer { client.shutdown() }
         let path = APIRoute.uploadPipelineSteps.path(["id": pipeline]) + "?file=" + Self.queryEncoded(name)
-        let uploaded: API.UploadedSteps
-        do {
-            uploaded = try await client.sendText("POST", path, text: text)
-        } catch let refusal as CLIError where refusal.code != nil {
-            // The coordinator's answer: `file:line:column: message`, as a compiler prints it.
-            FileHandle.standardError.write(Data("\(refusal.description)\n".utf8))
-            throw ExitCode(1)
+        var uploaded: API.UploadedSteps?
+        // A coordinator restarting under the step is waited for: the upload is idempotent
+        // per attempt (a second one answers "already uploaded"), so retrying after a lost
+        // answer adds nothing twice.
+        var backoff = Backoff(budget: Self.reconnectBudget)
+        while uploaded == nil {
+            do {
+                uploaded = try await client.sendText("POST", path, text: text)
+            } catch let refusal as CLIError where refusal.code != nil {
+                // The coordinator's answer: `file:line:column: message`, as a compiler prints it.
+                FileHandle.standardError.write(Data("\(refusal.description)\n".utf8))
+                throw ExitCode(1)
+            } catch let error as CLIError where LogFollower.isTransient(error) {
+                guard let delay = backoff.delay() else { throw error }
+                FileHandle.standardError.write(Data("gantry: \(error.description); retrying\n".utf8))
+                try await Task.sleep(for: .milliseconds(Int(delay * 1000)))
+            }
         }
+        guard let uploaded else { return }
         if target.connection.json {
             print(String(decoding: try API.encoder.encode(uploaded), as: UTF8.self))
             return

@@ -1426,6 +1426,15 @@ extension OpenAPIDocument {
               "type": "integer",
               "minimum": 1
             }
+          },
+          {
+            "name": "offset",
+            "in": "query",
+            "description": "Start at this byte of the attempt's log (the current attempt's, or `attempt`'s): 0 to the bytes stored so far, else 400 `bad_request`. With `follow=1` the stream stays on that one attempt and ends once its log is complete: a client that printed N bytes resumes with `?offset=N&attempt=A&follow=1` and loses or repeats nothing.",
+            "schema": {
+              "type": "integer",
+              "minimum": 0
+            }
           }
         ],
         "responses": {
@@ -1435,6 +1444,15 @@ extension OpenAPIDocument {
               "text/plain; charset=utf-8": {
                 "schema": {
                   "type": "string"
+                }
+              }
+            },
+            "headers": {
+              "Gantry-Log-Attempt": {
+                "description": "The attempt whose log this is.",
+                "schema": {
+                  "type": "integer",
+                  "minimum": 0
                 }
               }
             }
