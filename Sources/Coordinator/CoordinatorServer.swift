@@ -128,7 +128,7 @@ public struct CoordinatorServer: Sendable {
             deployPolicy: DeployPolicy(
                 trust: options.trust, environmentStepsNeedTrustedAgents: !options.allowUntrustedEnvironmentSteps),
             artifacts: artifacts)
-        if options.dashboard != nil { dependencies.sessions = WebSessions() }
+        if options.dashboard != nil { dependencies.sessions = WebSessions(secureCookies: options.httpTransport.isTLS) }
         dependencies.notificationAllowPrivate = options.notificationAllowPrivate
         let router = APIRouter.make(dependencies)
         options.dashboard?(router, dependencies, DashboardSettings(secureCookies: options.httpTransport.isTLS))

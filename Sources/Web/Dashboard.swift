@@ -21,6 +21,17 @@ public struct Dashboard: Sendable {
     let templates: DashboardTemplates
     let assets: DashboardAssets
     let settings: DashboardSettings
+    /// Numbers log tails under bounds (`TailLineCounter`).
+    let tailLines = TailLineCounter()
+    /// Open log streams, at most `OpenStreams.maximum`.
+    let streams = OpenStreams()
+    /// Sign-in attempts per address (`SignInLimit`).
+    let signInLimit = SignInLimit()
+
+    /// The sign-in form's double-submit cookie: `__Host-` prefixed (so `Path=/`) over TLS,
+    /// for the same reason as the session's (`WebSessions.cookieName`).
+    var loginCookie: String { settings.secureCookies ? "__Host-gantry_login" : "gantry_login" }
+    var loginCookiePath: String { settings.secureCookies ? "/" : "/ui/login" }
 
     /// Registers the dashboard's routes on the API's router (`CoordinatorServer.Options.dashboard`).
     public static func install(

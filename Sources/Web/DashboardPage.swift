@@ -11,7 +11,7 @@ enum DashboardPage {
         .contentType: "text/html; charset=utf-8",
         .cacheControl: "no-store",
         HTTPField.Name("Content-Security-Policy")!:
-            "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
             + "connect-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
         HTTPField.Name("X-Content-Type-Options")!: "nosniff",
         HTTPField.Name("X-Frame-Options")!: "DENY",
@@ -43,7 +43,7 @@ enum DashboardPage {
     static func layout(_ context: GantryRequestContext, nav: String) -> [String: Any] {
         [
             "user": context.principal?.identity ?? "", "csrf": context.csrf ?? "",
-            "nav" + nav: true,
+            "nav" + nav: true, "page": nav.lowercased(),
         ]
     }
 

@@ -13,7 +13,7 @@ struct DashboardSessionMiddleware: RouterMiddleware {
     let authenticator: Authenticator
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        guard let id = WebSessions.cookie(WebSessions.cookieName, in: request.headers[.cookie]),
+        guard let id = WebSessions.cookie(sessions.cookieName, in: request.headers[.cookie]),
             let session = sessions.session(id: id)
         else { return signIn(request) }
         switch authenticator.authenticate(header: "Bearer " + session.token) {
@@ -45,20 +45,6 @@ struct DashboardSessionMiddleware: RouterMiddleware {
 }
 
 extension String {
-    /// The text with `&`, `<`, `>`, `"` and `'` escaped for HTML.
-    var htmlEscaped: String {
-        var out = ""
-        out.reserveCapacity(utf8.count)
-        for character in self {
-            switch character {
-            case "&": out += "&amp;"
-            case "<": out += "&lt;"
-            case ">": out += "&gt;"
-            case "\"": out += "&quot;"
-            case "'": out += "&#39;"
-            default: out.append(character)
-            }
-        }
-        return out
-    }
+    /// The text escaped for HTML, by Unicode scalar (`ScalarHTMLContentType`).
+    var htmlEscaped: String { ScalarHTMLContentType.escape(self) }
 }

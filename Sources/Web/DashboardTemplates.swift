@@ -7,6 +7,7 @@ struct DashboardTemplates: Sendable {
     let library: MustacheLibrary
 
     init() throws {
+        MustacheContentTypes.register(ScalarHTMLContentType(), named: ScalarHTMLContentType.name)
         var library = MustacheLibrary()
         let files: [(String, [UInt8])] = [
             ("layout", PackageResources.layout_mustache), ("login", PackageResources.login_mustache),
@@ -17,7 +18,13 @@ struct DashboardTemplates: Sendable {
             ("error", PackageResources.error_mustache),
         ]
         for (name, bytes) in files {
-            try library.register(String(decoding: bytes, as: UTF8.self), named: name)
+            let text = String(decoding: bytes, as: UTF8.self)
+            // A template that escaped with Mustache's own HTML rules would be open to
+            // quotes hidden in grapheme clusters (`ScalarHTMLContentType`).
+            guard text.hasPrefix("{{% CONTENT_TYPE: \(ScalarHTMLContentType.name)}}") else {
+                throw TemplateWithoutScalarEscaping(name: name)
+            }
+            try library.register(text, named: name)
         }
         self.library = library
     }
@@ -27,4 +34,9 @@ struct DashboardTemplates: Sendable {
     func render(_ context: Any, _ name: String) -> String {
         library.render(context, withTemplate: name) ?? ""
     }
+}
+
+struct TemplateWithoutScalarEscaping: Error, CustomStringConvertible {
+    var name: String
+    var description: String { "template \(name) does not start with {{% CONTENT_TYPE: \(ScalarHTMLContentType.name)}}" }
 }

@@ -45,12 +45,22 @@ extension Dashboard {
             let start = LogEventStream.Start(
                 lastEventID: request.headers[HTTPField.Name("Last-Event-ID")!], from: request.uri.queryParameters.get("from"))
         else { return Response(status: .badRequest) }
-        let stream = LogEventStream(core: core, jobID: id, start: start)
+        guard streams.open() else {
+            return Response(status: .serviceUnavailable, headers: [.retryAfter: "5"])
+        }
+        let stream = LogEventStream(core: core, jobID: id, start: start, lines: tailLines)
+        let streams = self.streams
         return Response(
             status: .ok,
             headers: [.contentType: "text/event-stream; charset=utf-8", .cacheControl: "no-store"],
             body: ResponseBody { writer in
-                try await stream.run { try await writer.write(ByteBuffer(string: $0)) }
+                defer { streams.close() }
+                do {
+                    try await stream.run { try await writer.write(ByteBuffer(string: $0)) }
+                } catch is LogEventStream.Busy {
+                    // The browser reconnects after `retry` (EventSource does so on its own).
+                    try await writer.write(ByteBuffer(string: "retry: 5000\nevent: busy\ndata: {}\n\n"))
+                }
                 try await writer.finish(nil)
             })
     }

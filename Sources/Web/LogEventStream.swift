@@ -47,6 +47,10 @@ struct LogEventStream: Sendable {
     let core: CoordinatorCore
     let jobID: String
     let start: Start
+    let lines: TailLineCounter
+
+    /// Too many log tails are being numbered at once: try again shortly.
+    struct Busy: Error {}
 
     func run(_ send: (String) async throws -> Void) async throws {
         let updates = await core.watch(jobID: jobID)
@@ -64,9 +68,13 @@ struct LogEventStream: Sendable {
         case .beginning:
             try await send(Self.event("start", ["attempt": attempt, "offset": 0, "line": 1]))
         case .tail:
-            let (at, line) = try tailStart(attempt: attempt, length: job.logLength)
-            offset = at
-            try await send(Self.event("start", ["attempt": attempt, "offset": at, "line": line]))
+            guard
+                let tail = try await lines.start(
+                    store: core.store, jobID: jobID, attempt: attempt, length: job.logLength, tailBytes: Self.tailBytes,
+                    finished: job.isTerminal)
+            else { throw Busy() }
+            offset = tail.offset
+            try await send(Self.event("start", ["attempt": attempt, "offset": tail.offset, "line": tail.line]))
         }
         var pending: [UInt8] = []
         while true {
@@ -105,35 +113,6 @@ struct LogEventStream: Sendable {
                 try await send(Self.event("attempt", ["attempt": attempt, "reason": job.reason ?? "lost"]))
             }
         }
-    }
-
-    /// Where the tail starts (after a newline, when one is near) and that line's number,
-    /// counted by reading the log before it: the cost of a true line number on a long log.
-    func tailStart(attempt: Int, length: Int) throws -> (offset: Int, line: Int) {
-        guard length > Self.tailBytes else { return (0, 1) }
-        let target = length - Self.tailBytes
-        var newlines = 0
-        var position = 0
-        var start: Int?
-        while start == nil {
-            let chunks = try core.store.logChunks(jobID: jobID, attempt: attempt, from: position)
-            if chunks.isEmpty { break }
-            for chunk in chunks where start == nil {
-                let raw = try LogCompression.decompress(ByteBuffer(data: chunk.data), expectedLength: chunk.rawLength)
-                raw.readableBytesView.withContiguousStorageIfAvailable { bytes in
-                    for index in max(position - chunk.offset, 0)..<bytes.count where bytes[index] == 0x0A {
-                        if chunk.offset + index >= target {
-                            start = chunk.offset + index + 1
-                            break
-                        }
-                        newlines += 1
-                    }
-                }
-                position = chunk.offset + chunk.rawLength
-            }
-        }
-        guard let start, start < length else { return (target, newlines + 1) }
-        return (start, newlines + 2)
     }
 
     /// How many of `bytes`' first `maximum` bytes end on a whole UTF-8 character: a

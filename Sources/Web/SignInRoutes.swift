@@ -10,7 +10,6 @@ import NIOCore
 /// cookie (double submit), so another site cannot sign a browser in to an account of its
 /// choosing; every sign-in, good or bad, is audited as `session.sign_in`.
 enum SignInRoutes {
-    static let loginCookie = "gantry_login"
     static let maximumFormSize = 8192
 
     static func add(to router: Router<GantryRequestContext>, _ dashboard: Dashboard) {
@@ -20,6 +19,12 @@ enum SignInRoutes {
         }
 
         router.post("/ui/login") { request, context -> Response in
+            guard sameOrigin(request) else {
+                return form(dashboard, next: "/ui/pipelines", error: "Sign in from this site's own page.", status: .forbidden)
+            }
+            guard dashboard.signInLimit.admit(context.remoteAddress?.ipAddress ?? "-") else {
+                return form(dashboard, next: "/ui/pipelines", error: "Too many sign-ins from this address: wait a minute.", status: .tooManyRequests)
+            }
             let fields: [String: String]
             do {
                 fields = try await formFields(request)
@@ -27,7 +32,7 @@ enum SignInRoutes {
                 return form(dashboard, next: "/ui/pipelines", error: "The form was too large or malformed.", status: .badRequest)
             }
             let next = safeNext(fields["next"])
-            guard let expected = WebSessions.cookie(loginCookie, in: request.headers[.cookie]),
+            guard let expected = WebSessions.cookie(dashboard.loginCookie, in: request.headers[.cookie]),
                 WebSessions.matches(fields["csrf"], expected)
             else {
                 return form(dashboard, next: next, error: "The sign-in form expired: try again.", status: .forbidden)
@@ -51,25 +56,24 @@ enum SignInRoutes {
                         actor: principal.identity, tokenID: principal.tokenID, address: address, action: "session.sign_in",
                         object: "dashboard", outcome: "succeeded"))
                 var headers = HTTPFields()
-                headers.append(HTTPField(name: .setCookie, value: dashboard.cookie(WebSessions.cookieName, id)))
-                headers.append(HTTPField(name: .setCookie, value: dashboard.cookie(loginCookie, "", maxAge: 0, path: "/ui/login")))
+                headers.append(HTTPField(name: .setCookie, value: dashboard.cookie(dashboard.sessions.cookieName, id)))
+                headers.append(
+                    HTTPField(name: .setCookie, value: dashboard.cookie(dashboard.loginCookie, "", maxAge: 0, path: dashboard.loginCookiePath)))
                 return DashboardPage.redirect(next, headers: headers)
             }
         }
 
         router.post("/ui/logout") { request, _ -> Response in
             let fields = (try? await formFields(request)) ?? [:]
-            if let id = WebSessions.cookie(WebSessions.cookieName, in: request.headers[.cookie]),
-                let session = dashboard.sessions.session(id: id)
-            {
-                // Without the session's CSRF value, another site could sign the user out.
-                guard WebSessions.matches(fields["csrf"], session.csrf) else {
-                    return DashboardPage.html("<!doctype html><p>Sign-out needs the page's form.</p>", status: .forbidden)
-                }
-                dashboard.sessions.remove(id: id)
-            }
+            // Only the session's own page signs it out: a post from another site (which
+            // carries no SameSite=Strict cookie) or without the session's CSRF value
+            // changes nothing, not even the cookie.
+            guard sameOrigin(request), let id = WebSessions.cookie(dashboard.sessions.cookieName, in: request.headers[.cookie]),
+                let session = dashboard.sessions.session(id: id), WebSessions.matches(fields["csrf"], session.csrf)
+            else { return DashboardPage.redirect("/ui/pipelines") }
+            dashboard.sessions.remove(id: id)
             return DashboardPage.redirect(
-                "/ui/login", headers: [.setCookie: dashboard.cookie(WebSessions.cookieName, "", maxAge: 0)])
+                "/ui/login", headers: [.setCookie: dashboard.cookie(dashboard.sessions.cookieName, "", maxAge: 0)])
         }
     }
 
@@ -81,7 +85,13 @@ enum SignInRoutes {
         if let error { context["error"] = error }
         return DashboardPage.html(
             dashboard.templates.render(context, "login"), status: status,
-            headers: [.setCookie: dashboard.cookie(loginCookie, csrf, maxAge: 1800, path: "/ui/login")])
+            headers: [.setCookie: dashboard.cookie(dashboard.loginCookie, csrf, maxAge: 1800, path: dashboard.loginCookiePath)])
+    }
+
+    static func sameOrigin(_ request: Request) -> Bool {
+        WebSessions.isSameOrigin(
+            secFetchSite: request.headers[HTTPField.Name("Sec-Fetch-Site")!], origin: request.headers[.origin],
+            host: request.head.authority)
     }
 
     /// Where to go after signing in: a dashboard path only (never another host, and

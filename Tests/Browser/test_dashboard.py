@@ -325,6 +325,7 @@ class DashboardTests(unittest.TestCase):
         button = self.wait(EC.element_to_be_clickable((By.CSS_SELECTOR, 'button.approve[data-step="ship-it"]')))
         self.shot("pipeline-blocked")
         button.click()
+        self.wait(EC.alert_is_present()).accept()
         self.wait(lambda d: d.find_element(By.ID, "pipeline-state").text == "succeeded", 120)
         self.assert_not_reloaded()
         audit = self.cluster.api("GET", "/v1/audit?limit=100")["records"]

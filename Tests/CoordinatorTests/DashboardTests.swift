@@ -66,6 +66,79 @@ struct DashboardTests {
         #expect(WebSessions.matches("abc", "abc") && !WebSessions.matches("abd", "abc") && !WebSessions.matches(nil, "abc"))
         #expect(WebSessions.cookie("gantry_session", in: "a=1; gantry_session=xyz; b=2") == "xyz")
         #expect(WebSessions.cookie("gantry_session", in: "gantry_sessionx=1") == nil)
+        #expect(WebSessions.cookie("gantry_session", in: "gantry_session=a; gantry_session=b") == nil, "a tossed twin")
+        #expect(WebSessions(secureCookies: true).cookieName == "__Host-gantry_session")
+    }
+
+    @Test func oneTokenCannotPushOtherSessionsOut() {
+        let sessions = WebSessions(maximumSessions: 100)
+        let t0 = Date(timeIntervalSince1970: 1_000_000)
+        let (other, _) = sessions.create(token: "gat_other", now: t0)
+        var mine: [String] = []
+        for n in 0..<200 { mine.append(sessions.create(token: "gat_mine", now: t0.addingTimeInterval(Double(n + 1))).id) }
+        #expect(sessions.count == WebSessions.maximumPerToken + 1)
+        #expect(sessions.session(id: other, now: t0.addingTimeInterval(300)) != nil)
+        #expect(sessions.session(id: mine[0], now: t0.addingTimeInterval(300)) == nil)
+        #expect(sessions.session(id: mine[199], now: t0.addingTimeInterval(300)) != nil)
+    }
+
+    @Test func changesMustComeFromThisOrigin() {
+        #expect(WebSessions.isSameOrigin(secFetchSite: "same-origin", origin: "https://evil.example", host: "ci:7080"))
+        #expect(!WebSessions.isSameOrigin(secFetchSite: "same-site", origin: nil, host: "ci:7080"), "a sibling subdomain")
+        #expect(!WebSessions.isSameOrigin(secFetchSite: "cross-site", origin: nil, host: "ci:7080"))
+        #expect(WebSessions.isSameOrigin(secFetchSite: nil, origin: "http://ci:7080", host: "ci:7080"))
+        #expect(!WebSessions.isSameOrigin(secFetchSite: nil, origin: "http://evil:7080", host: "ci:7080"))
+        #expect(!WebSessions.isSameOrigin(secFetchSite: nil, origin: "null", host: "ci:7080"))
+        #expect(WebSessions.isSameOrigin(secFetchSite: nil, origin: nil, host: "ci:7080"), "not a browser")
+        let limit = SignInLimit()
+        let t0 = Date(timeIntervalSince1970: 1_000_000)
+        for _ in 0..<SignInLimit.perMinute { #expect(limit.admit("10.0.0.1", now: t0)) }
+        #expect(!limit.admit("10.0.0.1", now: t0.addingTimeInterval(30)) && limit.admit("10.0.0.2", now: t0))
+        #expect(limit.admit("10.0.0.1", now: t0.addingTimeInterval(61)))
+    }
+
+    /// Swift's `Character` is a grapheme cluster: `"` + U+0301 is one, and Mustache's own
+    /// escaping lets it through, while a browser ends the attribute at the quote.
+    @Test func quotesHiddenInGraphemeClustersAreEscapedInEveryPage() throws {
+        let templates = try DashboardTemplates()
+        let hostile = "x\"\u{301} id=\"agents-live\" data-live=\"/v1/x\" <\u{301}img src=x onerror=alert(1)>'\u{301}&\u{301}"
+        #expect(ScalarHTMLContentType.escape(hostile).unicodeScalars.allSatisfy { !"\"<>'".unicodeScalars.contains($0) })
+        let created = Date(timeIntervalSince1970: 1_800_000_000)
+        let job = API.Job(
+            id: hostile, pipelineId: hostile, key: hostile, name: hostile, state: "running", attempt: 1, agentId: hostile,
+            exitStatus: nil, reason: hostile, dependsOn: [], createdAt: created, startedAt: created, finishedAt: nil, logBytes: 0)
+        let pipeline = API.Pipeline(
+            id: hostile, state: "running", createdAt: created, repository: hostile, commit: hostile, branch: hostile,
+            jobs: [job], tag: hostile, message: hostile)
+        var pipelinePage = Dashboard.pipelineView(pipeline, now: created)
+        pipelinePage["csrf"] = hostile
+        pipelinePage["user"] = hostile
+        let summary = API.PipelineSummary(
+            id: hostile, state: "running", createdAt: created, repository: hostile, commit: hostile, branch: hostile,
+            tag: hostile, message: hostile, source: nil, rebuildOf: nil, submittedBy: hostile, jobCounts: [hostile: 1],
+            startedAt: nil, finishedAt: nil)
+        let pages: [(String, [String: Any])] = [
+            ("pipeline", pipelinePage),
+            ("pipelines", ["pipelines": [Dashboard.row(summary)], "branch": hostile, "repository": hostile, "user": hostile,
+                "csrf": hostile, "live": true, "liveURL": hostile]),
+            ("pipeline-rows", ["pipelines": [Dashboard.row(summary)]]),
+            ("login", ["csrf": hostile, "next": hostile, "error": hostile]),
+            ("error", ["heading": hostile, "message": hostile, "user": hostile]),
+            ("agents-body", ["agents": [["id": hostile, "state": hostile, "labels": hostile, "jobs": [hostile], "notReady": hostile]],
+                "demand": [["selector": hostile, "queued": 1, "running": 0, "wait": hostile, "agents": 0, "nobody": true]]]),
+            ("job", ["id": hostile, "name": hostile, "key": hostile, "state": hostile, "agent": hostile, "pipelineID": hostile,
+                "attempts": [["attempt": 1, "agentId": hostile, "state": hostile, "exitStatus": hostile, "reason": hostile, "jobID": hostile]]]),
+        ]
+        for (name, context) in pages {
+            let html = templates.render(context, name)
+            #expect(!html.isEmpty, "\(name)")
+            // Compared by scalar: `String.contains` compares whole grapheme clusters.
+            let scalars = Array(html.unicodeScalars)
+            let leaks = zip(scalars, scalars.dropFirst()).filter { "\"<'&".unicodeScalars.contains($0.0) && $0.1 == "\u{301}" }
+            #expect(leaks.isEmpty, "\(name) lets a quote or bracket with a combining mark through")
+            #expect(!html.contains("onerror=alert(1)>"), "\(name)")
+            #expect(!html.contains("style=\""), "\(name): no inline style (the CSP allows none)")
+        }
     }
 
     @Test func signInGoesBackOnlyToDashboardPaths() {

@@ -30,7 +30,7 @@ public struct AuthenticationMiddleware: RouterMiddleware {
         }
         var header = request.headers[.authorization]
         if header == nil, let sessions,
-            let id = WebSessions.cookie(WebSessions.cookieName, in: request.headers[.cookie])
+            let id = WebSessions.cookie(sessions.cookieName, in: request.headers[.cookie])
         {
             // The dashboard's scripts call the API with the session cookie. A request that
             // changes anything must also echo the session's CSRF token in a header, which
@@ -40,6 +40,9 @@ public struct AuthenticationMiddleware: RouterMiddleware {
             }
             if ![.get, .head].contains(request.method),
                 !WebSessions.matches(request.headers[HTTPField.Name(WebSessions.csrfHeader)!], session.csrf)
+                    || !WebSessions.isSameOrigin(
+                        secFetchSite: request.headers[HTTPField.Name("Sec-Fetch-Site")!], origin: request.headers[.origin],
+                        host: request.head.authority)
             {
                 return APIResponses.error(
                     .forbidden, code: "csrf", message: "a request with a session cookie must carry its \(WebSessions.csrfHeader) header")

@@ -25,15 +25,26 @@ public final class WebSessions: Sendable {
         public var lastUsedAt: Date
     }
 
-    public static let cookieName = "gantry_session"
     public static let csrfHeader = "X-Gantry-CSRF"
+    /// Sessions one token may hold: more evict that token's oldest, so a token's holder
+    /// cannot push everyone else's sessions out of the table.
+    public static let maximumPerToken = 16
 
+    /// `__Host-gantry_session` over TLS: the prefix makes browsers refuse the cookie from
+    /// a sibling subdomain (`Domain=`) or a path other than `/`, so another host of the
+    /// same site cannot plant its own session ("cookie tossing"). Plain HTTP cannot use
+    /// the prefix (it requires `Secure`).
+    public let cookieName: String
     public let maximumSessions: Int
     public let idleTimeout: TimeInterval
     public let lifetime: TimeInterval
     private let sessions = Mutex<[String: Session]>([:])
 
-    public init(maximumSessions: Int = 10_000, idleTimeout: TimeInterval = 8 * 3600, lifetime: TimeInterval = 24 * 3600) {
+    public init(
+        secureCookies: Bool = false, maximumSessions: Int = 10_000, idleTimeout: TimeInterval = 8 * 3600,
+        lifetime: TimeInterval = 24 * 3600
+    ) {
+        self.cookieName = secureCookies ? "__Host-gantry_session" : "gantry_session"
         self.maximumSessions = maximumSessions
         self.idleTimeout = idleTimeout
         self.lifetime = lifetime
@@ -44,9 +55,16 @@ public final class WebSessions: Sendable {
         let id = Self.randomText()
         let session = Session(token: token, csrf: Self.randomText(), createdAt: now, lastUsedAt: now)
         sessions.withLock { table in
-            table = table.filter { !expired($0.value, now: now) }
-            while table.count >= maximumSessions, let oldest = table.min(by: { $0.value.lastUsedAt < $1.value.lastUsedAt }) {
+            let sameToken = table.filter { $0.value.token == token }
+            if sameToken.count >= Self.maximumPerToken, let oldest = sameToken.min(by: { $0.value.lastUsedAt < $1.value.lastUsedAt }) {
                 table.removeValue(forKey: oldest.key)
+            }
+            if table.count >= maximumSessions {
+                // Full: drop what expired, then the least recently used.
+                table = table.filter { !expired($0.value, now: now) }
+                while table.count >= maximumSessions, let oldest = table.min(by: { $0.value.lastUsedAt < $1.value.lastUsedAt }) {
+                    table.removeValue(forKey: oldest.key)
+                }
             }
             table[id] = session
         }
@@ -86,15 +104,32 @@ public final class WebSessions: Sendable {
             .replacingOccurrences(of: "=", with: "")
     }
 
-    /// The value of cookie `name` in a `Cookie` header, or nil.
+    /// The value of cookie `name` in a `Cookie` header, or nil: also nil when the name
+    /// appears twice, since the browser's order then says nothing about which one this
+    /// host set (another host of the site may have set one for a longer path).
     public static func cookie(_ name: String, in header: String?) -> String? {
         guard let header, header.utf8.count <= 8192 else { return nil }
+        var found: String?
         for part in header.split(separator: ";").prefix(64) {
             let pair = part.trimmingCharacters(in: .whitespaces)
             guard let equals = pair.firstIndex(of: "="), pair[..<equals] == name else { continue }
-            return String(pair[pair.index(after: equals)...])
+            guard found == nil else { return nil }
+            found = String(pair[pair.index(after: equals)...])
         }
-        return nil
+        return found
+    }
+
+    /// Whether a request that changes something came from a page of this origin, by the
+    /// browser's `Sec-Fetch-Site` (only `same-origin`, or `none` for one the user typed)
+    /// or else its `Origin` (this `Host`); a request with neither (not a browser) passes,
+    /// as it carries no ambient cookie a page could abuse.
+    public static func isSameOrigin(secFetchSite: String?, origin: String?, host: String?) -> Bool {
+        if let site = secFetchSite { return site == "same-origin" || site == "none" }
+        guard let origin else { return true }
+        guard let host, let url = URL(string: origin), let originHost = url.host else { return false }
+        let port = url.port.map { ":\($0)" } ?? ""
+        return (originHost + port).lowercased() == host.lowercased()
+            || "[\(originHost)]\(port)".lowercased() == host.lowercased()
     }
 
     /// Whether `given` equals `expected`, in time that does not depend on where they differ.

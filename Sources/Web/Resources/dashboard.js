@@ -39,39 +39,50 @@ const Gantry = {
     }
   },
   // Refreshes an element from a server-rendered fragment every few seconds while the tab
-  // is visible; the fragment is escaped by the server's templates.
+  // is visible; the fragment is escaped by the server's templates. Only fixed dashboard
+  // URLs and HTML answers are accepted, so a value that reached an attribute can never
+  // point the refresh at something else (a raw log) and have it parsed as HTML.
   live(element, url, every) {
+    if (!/^\/ui\/(pipelines|agents)\?([a-z_]+=[^&#<>"']*&)*fragment=1$/.test(url)) return;
     let busy = false;
     const tick = async () => {
       if (busy || document.hidden) return; busy = true;
       try {
         const r = await fetch(url, { credentials: "same-origin", headers: { "X-Gantry-Fragment": "1" } });
         if (r.status === 401) { location.reload(); return; }
-        if (r.ok) { element.innerHTML = await r.text(); Gantry.relabelTimes(element); }
+        if (r.ok && (r.headers.get("Content-Type") || "").startsWith("text/html")) {
+          element.innerHTML = await r.text(); Gantry.relabelTimes(element);
+        }
       } catch (_) { /* the next tick tries again */ } finally { busy = false; }
     };
     setInterval(tick, every);
   },
 };
+// The page's buttons: only those the server rendered in the pipeline's graph or a page's
+// heading, and only to the API's cancel, retry, approve and reject routes.
+const ACTION_URL = /^\/v1\/(pipelines|jobs)\/[A-Za-z0-9._~%-]{1,128}\/(cancel|retry|approve|reject)$/;
 document.addEventListener("click", async (event) => {
-  const button = event.target.closest("button[data-action]"); if (!button) return;
-  const action = button.dataset.action;
+  const button = event.target.closest("#graph button[data-action], .heading .actions button[data-action]"); if (!button) return;
+  const action = button.dataset.action, url = button.dataset.url || "";
+  if (!ACTION_URL.test(url) || !url.endsWith("/" + action)) return;
   let body;
   if (action === "cancel" && !confirm("Cancel? Running steps get SIGTERM, then SIGKILL after their grace.")) return;
+  if (action === "approve" && !confirm("Approve " + button.dataset.step + "?")) return;
   if (action === "approve" || action === "reject") {
     body = { step: button.dataset.step };
     if (action === "reject") { const why = prompt("Why reject it?"); if (why === null) return; body.reason = why; }
   }
   button.disabled = true;
-  try { await Gantry.call("POST", button.dataset.url, body); Gantry.flash(action + ": done"); if (window.GantryRefresh) window.GantryRefresh(); }
+  try { await Gantry.call("POST", url, body); Gantry.flash(action + ": done"); if (window.GantryRefresh) window.GantryRefresh(); }
   catch (error) { Gantry.flash(action + " failed: " + error.message, true); }
   finally { button.disabled = false; }
 });
 document.addEventListener("DOMContentLoaded", () => {
   Gantry.relabelTimes();
   setInterval(() => Gantry.relabelTimes(), 5000);
+  const page = document.body.dataset.page;
   const rows = document.getElementById("pipelines");
-  if (rows && rows.dataset.live) Gantry.live(document.getElementById("pipeline-rows"), rows.dataset.live, 2000);
+  if (page === "pipelines" && rows && rows.dataset.live) Gantry.live(document.getElementById("pipeline-rows"), rows.dataset.live, 2000);
   const agents = document.getElementById("agents-live");
-  if (agents) Gantry.live(agents, agents.dataset.live, 3000);
+  if (page === "agents" && agents) Gantry.live(agents, "/ui/agents?fragment=1", 3000);
 });

@@ -119,6 +119,7 @@
     const cancel = document.getElementById("cancel-job"); if (cancel) cancel.hidden = true;
     updateStatus("ended: " + s.state);
   });
+  source.addEventListener("busy", () => updateStatus("the coordinator is busy; retrying…"));
   source.addEventListener("error", () => { if (!ended) updateStatus("reconnecting…"); });
   source.addEventListener("open", () => { if (!ended) updateStatus("following"); });
   if (location.hash) setTimeout(() => { const t = document.getElementById(location.hash.slice(1)); if (t) { t.classList.add("hl"); t.scrollIntoView(); follow.checked = false; } }, 1500);

@@ -5,6 +5,12 @@
 (() => {
   const graph = document.getElementById("graph"); if (!graph) return;
   const id = graph.dataset.pipeline;
+  // Positions come as numbers in data attributes and are set here: the page's CSP allows
+  // no inline style, so nothing a value could smuggle into an attribute can style the page.
+  const number = (text) => (/^[0-9]{1,7}$/.test(text || "") ? text + "px" : "0px");
+  graph.style.width = number(graph.dataset.width);
+  graph.style.height = number(graph.dataset.height);
+  for (const box of graph.querySelectorAll(".job")) { box.style.left = number(box.dataset.x); box.style.top = number(box.dataset.y); }
   const terminal = new Set(["succeeded", "failed", "cancelled", "timed_out", "skipped"]);
   let known = graph.querySelectorAll(".job").length, busy = false;
   const setText = (box, cls, text) => { const e = box.querySelector(cls); if (e && e.textContent !== text) e.textContent = text; };
