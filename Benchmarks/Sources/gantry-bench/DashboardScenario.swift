@@ -65,18 +65,26 @@ struct DashboardScenario {
             let big = try await api.submit(yaml: yaml, file: "thousand.yml")
             run.jobs = big.jobs.count
             guard run.jobs == 1000 else { throw HarnessError("the big pipeline has \(run.jobs) jobs, not 1,000") }
+            // Fifty more pipelines, so the list's first page is a full one.
+            for n in 0..<50 {
+                _ = try await api.submit(
+                    yaml: "steps:\n  - key: s\(n)\n    agents: {pool: nobody}\n    parallelism: 5\n    command: make\n",
+                    file: "small.yml", repository: "https://git.example.com/team/app\(n % 5).git", branch: "feature/\(n)")
+            }
             for _ in 0..<samples {
                 try await fetch(base + "/ui/pipelines/\(big.id)", cookie: cookie, into: &run.pipelinePage)
                 try await fetch(base + "/ui/pipelines", cookie: cookie, into: &run.pipelinesPage)
             }
 
-            let lines = logBytes / 100
+            // A build-log-like file (`BuildLogGenerator`, as the logs scenario uses), which
+            // compresses as real logs do, not a repeated line that would inflate for free.
+            let file = try writeLog()
             let logYAML = """
                 steps:
                   - key: big-log
                     agents: {pool: dash}
                     checkout: false
-                    command: yes "[build] compiling module 42 of 97: Sources/Gantry/SomeFile.swift -O -g (warnings: 0)  ok" | head -n \(lines)
+                    command: cat \(file)
                 """
             let logged = try await api.submit(yaml: logYAML, file: "big-log.yml")
             let jobID = logged.jobs[0].id
@@ -110,6 +118,29 @@ struct DashboardScenario {
         return runs
     }
 
+    /// The log file the big-log step prints, written once per work dir.
+    private func writeLog() throws -> String {
+        let path = context.workDir + "/dashboard-log-\(logBytes).txt"
+        if let attributes = try? FileManager.default.attributesOfItem(atPath: path), (attributes[.size] as? Int) == logBytes {
+            return path
+        }
+        guard let file = fopen(path, "w") else { throw HarnessError("cannot write \(path)") }
+        defer { fclose(file) }
+        var generator = BuildLogGenerator()
+        var written = 0
+        var buffer: [UInt8] = []
+        while written < logBytes {
+            buffer.removeAll(keepingCapacity: true)
+            generator.append(bytes: min(1 << 20, logBytes - written), to: &buffer)
+            let slice = buffer.prefix(logBytes - written)
+            guard slice.withUnsafeBytes({ fwrite($0.baseAddress, 1, $0.count, file) }) == slice.count else {
+                throw HarnessError("short write to \(path)")
+            }
+            written += slice.count
+        }
+        return path
+    }
+
     private func f(_ value: Double?) -> String { value.map { String(format: "%.1f", $0) } ?? "?" }
 
     /// The session cookie, got as a browser gets it.
@@ -124,12 +155,28 @@ struct DashboardScenario {
         request.method = .POST
         request.headers.add(name: "Content-Type", value: "application/x-www-form-urlencoded")
         request.headers.add(name: "Cookie", value: login)
-        request.body = .bytes(ByteBuffer(string: "token=\(token)&csrf=\(csrf)&next=/ui/pipelines"))
-        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
+        let encode = { (text: String) in text.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "" }
+        request.body = .bytes(ByteBuffer(string: "token=\(encode(token))&csrf=\(encode(String(csrf)))&next=%2Fui%2Fpipelines"))
+        // The answer is a redirect whose Set-Cookie is the point: not followed.
+        var configuration = HTTPClient.Configuration()
+        configuration.redirectConfiguration = .disallow
+        let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+        let response: HTTPClientResponse
+        do {
+            response = try await client.execute(request, timeout: .seconds(30))
+            try await client.shutdown()
+        } catch {
+            try? await client.shutdown()
+            throw error
+        }
         guard response.status == .seeOther,
             let session = response.headers["set-cookie"].first(where: { $0.hasPrefix("gantry_session=") })?
                 .split(separator: ";").first
-        else { throw HarnessError("sign-in answered \(response.status)") }
+        else {
+            let page = String(buffer: try await response.body.collect(upTo: 1 << 20))
+            let error = page.range(of: #"<p class="error"[^>]*>[^<]*"#, options: .regularExpression).map { String(page[$0]) } ?? ""
+            throw HarnessError("sign-in answered \(response.status) \(error)")
+        }
         return String(session)
     }
 

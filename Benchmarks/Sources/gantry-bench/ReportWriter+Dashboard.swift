@@ -32,20 +32,28 @@ extension ReportWriter {
             "pipeline of 1,000 jobs (`/ui/pipelines/{id}`, 999 edges)", pipeline, merged { $0.pipelinePage.clientMilliseconds },
             runs[0].pipelinePage.bytes)
         out += row(
-            "pipelines, first page of 50 (`/ui/pipelines`)", merged { $0.pipelinesPage.serverMilliseconds },
+            "pipelines, first page: 50 of 51 (`/ui/pipelines`)", merged { $0.pipelinesPage.serverMilliseconds },
             merged { $0.pipelinesPage.clientMilliseconds }, runs[0].pipelinesPage.bytes)
         out += row(
             "job with a \(String(format: "%.0f", Double(runs[0].logBytes) / 1e6)) MB log (`/ui/jobs/{id}`)",
             merged { $0.logPage.serverMilliseconds }, merged { $0.logPage.clientMilliseconds }, runs[0].logPage.bytes)
-        let first = merged { $0.tailFirstEventMilliseconds }
-        let end = merged { $0.tailEndMilliseconds }
+        // The first view of each run counts the log's lines; later views of the finished
+        // log find the count remembered (`TailLineCounter`).
+        let firstView = Summary(runs.compactMap(\.tailFirstEventMilliseconds.first))
+        let firstViewEnd = Summary(runs.compactMap(\.tailEndMilliseconds.first))
+        let later = merged { Array($0.tailFirstEventMilliseconds.dropFirst()) }
+        let laterEnd = merged { Array($0.tailEndMilliseconds.dropFirst()) }
         out += "\n## The live tail of a \(String(format: "%.0f", Double(runs[0].logBytes) / 1e6)) MB log\n\n"
         out += "| figure | median | p95 |\n|---|---|---|\n"
-        out += "| first `log` event (the line count before the tail included) | \(ms(first?.median)) ms | \(ms(first?.p95)) ms |\n"
-        out += "| `end` event: the last 256 KiB received | \(ms(end?.median)) ms | \(ms(end?.p95)) ms |\n"
+        out += "| first view: first `log` event (the lines before the tail counted) | \(ms(firstView?.median)) ms | \(ms(firstView?.p95)) ms |\n"
+        out += "| first view: `end` event, the last 256 KiB received | \(ms(firstViewEnd?.median)) ms | \(ms(firstViewEnd?.p95)) ms |\n"
+        out += "| later views: first `log` event (count remembered) | \(ms(later?.median)) ms | \(ms(later?.p95)) ms |\n"
+        out += "| later views: `end` event | \(ms(laterEnd?.median)) ms | \(ms(laterEnd?.p95)) ms |\n"
         let raw = Spread(runs.map(\.rawLogSeconds))
         out += "| raw download of the whole log (`/v1/jobs/{id}/log`) | \(String(format: "%.2f", raw.median)) s | — |\n\n"
         out += """
+            The log is build-log-like text (the logs scenario's generator), stored compressed as the agent sent
+            it; counting the lines before the tail inflates all of it once per attempt (then it is remembered).
             The page never holds the whole log: it starts at the last 256 KiB (after a newline), numbers its
             lines by counting the newlines before it on the server, renders at most 1,500 lines per animation
             frame and keeps at most 20,000 lines in the page; "Show from the start" and the raw download
