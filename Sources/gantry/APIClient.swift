@@ -134,6 +134,39 @@ struct APIClient: Sendable {
         }
     }
 
+    /// Every page of a listing whose body is a JSON array, following its RFC 8288
+    /// `Link: <…>; rel="next"` headers: only to paths of this API (never another host),
+    /// and at most `maximumPages`.
+    func sendAllPages<Item: Decodable>(_ path: String, maximumPages: Int = 100) async throws -> [Item] {
+        var items: [Item] = []
+        var next: String? = path
+        var pages = 0
+        while let current = next, pages < maximumPages {
+            pages += 1
+            var request = HTTPClientRequest(url: base + current)
+            request.headers.add(name: "Authorization", value: "Bearer \(token)")
+            let response = try await execute(request, timeout: .seconds(60))
+            let bytes = try await response.body.collect(upTo: 64 * 1024 * 1024)
+            try check(response.status, bytes)
+            do {
+                items += try API.decoder.decode([Item].self, from: Data(buffer: bytes))
+            } catch {
+                throw CLIError("unexpected response from \(base)\(current): \(error)")
+            }
+            next = response.headers.first(name: "Link").flatMap(Self.nextPage)
+        }
+        return items
+    }
+
+    /// The path of a `Link` header's `rel="next"` target, when it is one of this API's.
+    static func nextPage(_ link: String) -> String? {
+        guard link.utf8.count <= 4096, link.hasPrefix("</v1/"), link.hasSuffix(">; rel=\"next\""),
+            let end = link.firstIndex(of: ">")
+        else { return nil }
+        let path = String(link[link.index(after: link.startIndex)..<end])
+        return path.contains("//") || path.unicodeScalars.contains { $0.value <= 0x20 || $0.value >= 0x7F } ? nil : path
+    }
+
     func stream(_ path: String, _ onBytes: @Sendable ([UInt8]) async -> Void) async throws {
         var request = HTTPClientRequest(url: base + path)
         request.headers.add(name: "Authorization", value: "Bearer \(token)")

@@ -192,7 +192,7 @@ struct AgentList: AsyncParsableCommand {
     func run() async throws {
         let client = try connection.client()
         defer { client.shutdown() }
-        let agents: [API.Agent] = try await client.send("GET", "/v1/agents")
+        let agents: [API.Agent] = try await client.sendAllPages(APIRoute.listAgents.path)
         if connection.json {
             print(String(decoding: try API.encoder.encode(agents), as: UTF8.self))
             return

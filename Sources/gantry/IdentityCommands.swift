@@ -48,7 +48,9 @@ struct TokenCommand: AsyncParsableCommand {
 
         func run() async throws {
             let path = identity.map { APIRoute.listIdentityTokens.path(["name": $0]) } ?? APIRoute.listOwnTokens.path
-            let tokens: [API.Token] = try await connection.call("GET", path)
+            let client = try connection.client()
+            defer { client.shutdown() }
+            let tokens: [API.Token] = try await client.sendAllPages(path)
             if connection.json { return print(try encodedJSON(tokens)) }
             print("TOKEN             IDENTITY        STATE     EXPIRES                LAST USED              DESCRIPTION")
             let now = Date()
@@ -104,7 +106,9 @@ struct IdentityCommand: AsyncParsableCommand {
         @OptionGroup var connection: Connection
 
         func run() async throws {
-            let identities: [API.Identity] = try await connection.call("GET", APIRoute.listIdentities.path)
+            let client = try connection.client()
+            defer { client.shutdown() }
+            let identities: [API.Identity] = try await client.sendAllPages(APIRoute.listIdentities.path)
             try connection.show(identities) { $0.map(IdentityCommand.describe).joined(separator: "\n") }
         }
     }

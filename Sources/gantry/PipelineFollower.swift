@@ -206,7 +206,7 @@ struct WaitNotes {
         guard !waiting.isEmpty else { return [:] }
         if agentsReadAt.map({ now.timeIntervalSince($0) >= PipelineFollower.agentsInterval }) ?? true {
             agentsReadAt = now
-            if let read: [API.Agent] = try? await client.send("GET", APIRoute.listAgents.path([:])) { agents = read }
+            if let read: [API.Agent] = try? await client.sendAllPages(APIRoute.listAgents.path) { agents = read }
         }
         var notes: [String: String] = [:]
         for job in waiting {

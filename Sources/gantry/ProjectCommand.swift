@@ -74,7 +74,14 @@ struct ListProjects: AsyncParsableCommand {
     func run() async throws {
         let client = try connection.client()
         defer { client.shutdown() }
-        let list: API.ProjectList = try await client.send("GET", APIRoute.listProjects.path([:]))
+        var list: API.ProjectList = try await client.send("GET", APIRoute.listProjects.path([:]))
+        // Every page: `next_cursor` until there is none (bounded).
+        for _ in 0..<100 {
+            guard let cursor = list.nextCursor else { break }
+            let more: API.ProjectList = try await client.send(
+                "GET", APIRoute.listProjects.path([:]) + "?cursor=" + (cursor.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? ""))
+            list = API.ProjectList(projects: list.projects + more.projects, nextCursor: more.nextCursor)
+        }
         if connection.json {
             print(String(decoding: try API.encoder.encode(list), as: UTF8.self))
             return

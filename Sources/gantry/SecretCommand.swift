@@ -138,7 +138,7 @@ struct ListSecrets: AsyncParsableCommand {
     func run() async throws {
         let client = try connection.client()
         defer { client.shutdown() }
-        let secrets: [API.Secret] = try await client.send("GET", APIRoute.listSecrets.path([:]))
+        let secrets: [API.Secret] = try await client.sendAllPages(APIRoute.listSecrets.path)
         if connection.json {
             print(String(decoding: try API.encoder.encode(secrets), as: UTF8.self))
             return

@@ -72,6 +72,12 @@ struct OpenAPIDocumentTests {
             (.listAudit, AuditQuery.defaultLimit, AuditQuery.maximumLimit),
             (.listMetaData, APIRouter.maximumMetaDataListing, APIRouter.maximumMetaDataListing),
             (.listNotificationDeliveries, APIRouter.defaultDeliveryLimit, APIRouter.maximumDeliveryLimit),
+            (.listAgents, WholeListPage.maximumLimit, WholeListPage.maximumLimit),
+            (.listIdentities, WholeListPage.maximumLimit, WholeListPage.maximumLimit),
+            (.listSecrets, WholeListPage.maximumLimit, WholeListPage.maximumLimit),
+            (.listOwnTokens, WholeListPage.maximumLimit, WholeListPage.maximumLimit),
+            (.listIdentityTokens, WholeListPage.maximumLimit, WholeListPage.maximumLimit),
+            (.listProjects, WholeListPage.maximumLimit, WholeListPage.maximumLimit),
         ]
         for (route, defaultLimit, maximum) in expected {
             let operation = try #require(paths[route.path]?[route.method.lowercased()] as? [String: Any])
@@ -86,6 +92,23 @@ struct OpenAPIDocumentTests {
 
     /// Every `code: "…"` (and webhook refusal code) in Sources/Coordinator, read from the
     /// source text: a new code must be documented, a stale one removed.
+    @Test func wholeListsPageByKeyWithOpaqueCursors() throws {
+        let names = ["carol", "alice", "dave", "bob", "éve"]
+        var query = WholeListPage.Query(limit: 2)
+        var seen: [String] = []
+        for _ in 0..<10 {
+            let (page, next) = WholeListPage.page(names, key: { $0 }, query)
+            seen += page
+            guard let next else { break }
+            #expect(next.hasPrefix("w") && !next.contains("/") && !next.contains("+") && !next.contains("="))
+            query.after = try #require(WholeListPage.decode(next))
+        }
+        #expect(seen == ["alice", "bob", "carol", "dave", "éve"])
+        #expect(WholeListPage.decode("nope") == nil && WholeListPage.decode("w!!") == nil)
+        if case .success = WholeListPage.query(["limit": "1001"]) { Issue.record("a limit above the maximum passed") }
+        if case .success = WholeListPage.query(["limit": "0"]) { Issue.record("a zero limit passed") }
+    }
+
     @Test func theErrorCodesAreTheOnesTheHandlersUse() throws {
         let document = try Self.document()
         let schemas = try #require((document["components"] as? [String: Any])?["schemas"] as? [String: Any])

@@ -177,8 +177,12 @@ public enum APIRouter {
         addRerunRoutes(to: router, dependencies)
         addApprovalRoutes(to: router, dependencies)
 
-        router.on(.listAgents, audit: audit) { _, _ -> Response in
-            APIResponses.json(await core.listAgents())
+        router.on(.listAgents, audit: audit) { request, _ -> Response in
+            switch WholeListPage.query(request.uri.queryParameters) {
+            case .failure(let refusal): return APIResponses.error(.badRequest, code: "bad_request", message: refusal.text)
+            case .success(let query):
+                return WholeListPage.response(await core.listAgents(), key: \.id, view: { $0 }, query, route: .listAgents)
+            }
         }
 
         router.on(.demand, audit: audit) { request, _ -> Response in

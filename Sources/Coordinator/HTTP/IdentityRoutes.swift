@@ -22,8 +22,13 @@ extension APIRouter {
         router.on(.createOwnToken, audit: audit) { request, context -> Response in
             try await createToken(for: context.principal!.identity, request, context, store)
         }
-        router.on(.listOwnTokens, audit: audit) { _, context -> Response in
-            APIResponses.json(try store.tokens(identity: context.principal!.identity).map(view))
+        router.on(.listOwnTokens, audit: audit) { request, context -> Response in
+            switch WholeListPage.query(request.uri.queryParameters) {
+            case .failure(let refusal): return APIResponses.error(.badRequest, code: "bad_request", message: refusal.text)
+            case .success(let query):
+                return WholeListPage.response(
+                    try store.tokens(identity: context.principal!.identity), key: \.id, view: view, query, route: .listOwnTokens)
+            }
         }
         router.on(.revokeOwnToken, audit: audit) { _, context -> Response in
             let id = try context.parameter("id")
@@ -36,8 +41,12 @@ extension APIRouter {
             return APIResponses.json(view(token))
         }
 
-        router.on(.listIdentities, audit: audit) { _, _ -> Response in
-            APIResponses.json(try store.identities().map(view))
+        router.on(.listIdentities, audit: audit) { request, _ -> Response in
+            switch WholeListPage.query(request.uri.queryParameters) {
+            case .failure(let refusal): return APIResponses.error(.badRequest, code: "bad_request", message: refusal.text)
+            case .success(let query):
+                return WholeListPage.response(try store.identities(), key: \.name, view: view, query, route: .listIdentities)
+            }
         }
         router.on(.createIdentity, audit: audit) { request, context -> Response in
             try await saveIdentity(name: nil, request, context, store, creating: true)
@@ -59,12 +68,18 @@ extension APIRouter {
         router.on(.createIdentityToken, audit: audit) { request, context -> Response in
             try await createToken(for: try context.parameter("name"), request, context, store)
         }
-        router.on(.listIdentityTokens, audit: audit) { _, context -> Response in
+        router.on(.listIdentityTokens, audit: audit) { request, context -> Response in
             let name = try context.parameter("name")
             guard try store.identity(named: name) != nil else {
                 return APIResponses.error(.notFound, code: "not_found", message: "no identity named \(name)")
             }
-            return APIResponses.json(try store.tokens(identity: name).map(view))
+            switch WholeListPage.query(request.uri.queryParameters) {
+            case .failure(let refusal): return APIResponses.error(.badRequest, code: "bad_request", message: refusal.text)
+            case .success(let query):
+                return WholeListPage.response(
+                    try store.tokens(identity: name), key: \.id, view: view, query, route: .listIdentityTokens,
+                    path: APIRoute.listIdentityTokens.path(["name": name]))
+            }
         }
         router.on(.revokeIdentityToken, audit: audit) { _, context -> Response in
             let name = try context.parameter("name")

@@ -76,7 +76,7 @@ extension OpenAPIDocument {
         "summary": "Every known agent, no paging (the lifecycle's table, in memory)",
         "responses": {
           "200": {
-            "description": "OK",
+            "description": "OK; `Link: rel=\"next\"` when more exist",
             "content": {
               "application/json": {
                 "schema": {
@@ -86,13 +86,39 @@ extension OpenAPIDocument {
                   }
                 }
               }
+            },
+            "headers": {
+              "Link": {
+                "$ref": "#/components/headers/Link"
+              }
             }
           },
           "default": {
             "$ref": "#/components/responses/Error"
           }
         },
-        "x-gantry-permission": "read"
+        "x-gantry-permission": "read",
+        "parameters": [
+          {
+            "name": "limit",
+            "in": "query",
+            "description": "At most this many items: 1 to 1000 (default 1000); anything else is 400 `bad_request`. Items come in the order of their key (id or name).",
+            "schema": {
+              "type": "integer",
+              "minimum": 1,
+              "maximum": 1000,
+              "default": 1000
+            }
+          },
+          {
+            "name": "cursor",
+            "in": "query",
+            "description": "Opaque: the cursor a previous page handed out (`Link: rel=\"next\"`, or `next_cursor`).",
+            "schema": {
+              "type": "string"
+            }
+          }
+        ]
       }
     },
     "/v1/agents/{host}/{slot}/drain": {
@@ -803,7 +829,7 @@ extension OpenAPIDocument {
         "summary": "Every identity, no paging (an administered set)",
         "responses": {
           "200": {
-            "description": "OK",
+            "description": "OK; `Link: rel=\"next\"` when more exist",
             "content": {
               "application/json": {
                 "schema": {
@@ -813,13 +839,39 @@ extension OpenAPIDocument {
                   }
                 }
               }
+            },
+            "headers": {
+              "Link": {
+                "$ref": "#/components/headers/Link"
+              }
             }
           },
           "default": {
             "$ref": "#/components/responses/Error"
           }
         },
-        "x-gantry-permission": "manage_identities"
+        "x-gantry-permission": "manage_identities",
+        "parameters": [
+          {
+            "name": "limit",
+            "in": "query",
+            "description": "At most this many items: 1 to 1000 (default 1000); anything else is 400 `bad_request`. Items come in the order of their key (id or name).",
+            "schema": {
+              "type": "integer",
+              "minimum": 1,
+              "maximum": 1000,
+              "default": 1000
+            }
+          },
+          {
+            "name": "cursor",
+            "in": "query",
+            "description": "Opaque: the cursor a previous page handed out (`Link: rel=\"next\"`, or `next_cursor`).",
+            "schema": {
+              "type": "string"
+            }
+          }
+        ]
       }
     },
     "/v1/identities/{name}": {
@@ -960,11 +1012,30 @@ extension OpenAPIDocument {
             "schema": {
               "type": "string"
             }
+          },
+          {
+            "name": "limit",
+            "in": "query",
+            "description": "At most this many items: 1 to 1000 (default 1000); anything else is 400 `bad_request`. Items come in the order of their key (id or name).",
+            "schema": {
+              "type": "integer",
+              "minimum": 1,
+              "maximum": 1000,
+              "default": 1000
+            }
+          },
+          {
+            "name": "cursor",
+            "in": "query",
+            "description": "Opaque: the cursor a previous page handed out (`Link: rel=\"next\"`, or `next_cursor`).",
+            "schema": {
+              "type": "string"
+            }
           }
         ],
         "responses": {
           "200": {
-            "description": "OK",
+            "description": "OK; `Link: rel=\"next\"` when more exist",
             "content": {
               "application/json": {
                 "schema": {
@@ -973,6 +1044,11 @@ extension OpenAPIDocument {
                     "$ref": "#/components/schemas/Token"
                   }
                 }
+              }
+            },
+            "headers": {
+              "Link": {
+                "$ref": "#/components/headers/Link"
               }
             }
           },
@@ -2389,7 +2465,28 @@ extension OpenAPIDocument {
             "$ref": "#/components/responses/Error"
           }
         },
-        "x-gantry-permission": "read"
+        "x-gantry-permission": "read",
+        "parameters": [
+          {
+            "name": "limit",
+            "in": "query",
+            "description": "At most this many items: 1 to 1000 (default 1000); anything else is 400 `bad_request`. Items come in the order of their key (id or name).",
+            "schema": {
+              "type": "integer",
+              "minimum": 1,
+              "maximum": 1000,
+              "default": 1000
+            }
+          },
+          {
+            "name": "cursor",
+            "in": "query",
+            "description": "Opaque: the cursor a previous page handed out (`Link: rel=\"next\"`, or `next_cursor`).",
+            "schema": {
+              "type": "string"
+            }
+          }
+        ]
       }
     },
     "/v1/projects/{name}": {
@@ -2578,7 +2675,7 @@ extension OpenAPIDocument {
         "summary": "Every secret's name and scope, never a value; no paging (an administered set)",
         "responses": {
           "200": {
-            "description": "OK",
+            "description": "OK; `Link: rel=\"next\"` when more exist",
             "content": {
               "application/json": {
                 "schema": {
@@ -2588,13 +2685,39 @@ extension OpenAPIDocument {
                   }
                 }
               }
+            },
+            "headers": {
+              "Link": {
+                "$ref": "#/components/headers/Link"
+              }
             }
           },
           "default": {
             "$ref": "#/components/responses/Error"
           }
         },
-        "x-gantry-permission": "manage_secrets"
+        "x-gantry-permission": "manage_secrets",
+        "parameters": [
+          {
+            "name": "limit",
+            "in": "query",
+            "description": "At most this many items: 1 to 1000 (default 1000); anything else is 400 `bad_request`. Items come in the order of their key (id or name).",
+            "schema": {
+              "type": "integer",
+              "minimum": 1,
+              "maximum": 1000,
+              "default": 1000
+            }
+          },
+          {
+            "name": "cursor",
+            "in": "query",
+            "description": "Opaque: the cursor a previous page handed out (`Link: rel=\"next\"`, or `next_cursor`).",
+            "schema": {
+              "type": "string"
+            }
+          }
+        ]
       }
     },
     "/v1/secrets/{name}": {
@@ -2733,7 +2856,7 @@ extension OpenAPIDocument {
         "summary": "The caller's tokens, no paging (at most 100 live ones)",
         "responses": {
           "200": {
-            "description": "OK",
+            "description": "OK; `Link: rel=\"next\"` when more exist",
             "content": {
               "application/json": {
                 "schema": {
@@ -2743,13 +2866,39 @@ extension OpenAPIDocument {
                   }
                 }
               }
+            },
+            "headers": {
+              "Link": {
+                "$ref": "#/components/headers/Link"
+              }
             }
           },
           "default": {
             "$ref": "#/components/responses/Error"
           }
         },
-        "x-gantry-permission": "manage_own_tokens"
+        "x-gantry-permission": "manage_own_tokens",
+        "parameters": [
+          {
+            "name": "limit",
+            "in": "query",
+            "description": "At most this many items: 1 to 1000 (default 1000); anything else is 400 `bad_request`. Items come in the order of their key (id or name).",
+            "schema": {
+              "type": "integer",
+              "minimum": 1,
+              "maximum": 1000,
+              "default": 1000
+            }
+          },
+          {
+            "name": "cursor",
+            "in": "query",
+            "description": "Opaque: the cursor a previous page handed out (`Link: rel=\"next\"`, or `next_cursor`).",
+            "schema": {
+              "type": "string"
+            }
+          }
+        ]
       }
     },
     "/v1/tokens/{id}": {
@@ -4369,6 +4518,10 @@ extension OpenAPIDocument {
             "items": {
               "$ref": "#/components/schemas/Project"
             }
+          },
+          "next_cursor": {
+            "type": "string",
+            "description": "Pass as `?cursor=` for the next page; absent on the last one."
           }
         },
         "additionalProperties": false

@@ -17,13 +17,19 @@ extension APIRouter {
         let audit = dependencies.audit
         let vault = dependencies.core.secrets
 
-        router.on(.listSecrets, audit: audit) { _, _ -> Response in
-            APIResponses.json(
-                vault.list().map {
-                    API.Secret(
-                        name: $0.name, scope: $0.scope.description, createdAt: $0.createdAt, updatedAt: $0.updatedAt,
-                        updatedBy: $0.updatedBy)
-                })
+        router.on(.listSecrets, audit: audit) { request, _ -> Response in
+            switch WholeListPage.query(request.uri.queryParameters) {
+            case .failure(let refusal): return APIResponses.error(.badRequest, code: "bad_request", message: refusal.text)
+            case .success(let query):
+                // A name and a scope make a secret; the key orders by name, then scope.
+                return WholeListPage.response(
+                    vault.list(), key: { $0.name + "\u{0}" + $0.scope.description },
+                    view: {
+                        API.Secret(
+                            name: $0.name, scope: $0.scope.description, createdAt: $0.createdAt, updatedAt: $0.updatedAt,
+                            updatedBy: $0.updatedBy)
+                    }, query, route: .listSecrets)
+            }
         }
 
         router.on(.setSecret, audit: audit) { request, context -> Response in

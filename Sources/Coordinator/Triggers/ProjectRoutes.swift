@@ -56,9 +56,14 @@ extension APIRouter {
             return APIResponses.json(view, status: .created)
         }
 
-        router.on(.listProjects, audit: audit) { _, _ -> Response in
+        router.on(.listProjects, audit: audit) { request, _ -> Response in
             guard let store else { return projectsUnavailable() }
-            return APIResponses.json(API.ProjectList(projects: try store.projects().map(Self.view)))
+            switch WholeListPage.query(request.uri.queryParameters) {
+            case .failure(let refusal): return APIResponses.error(.badRequest, code: "bad_request", message: refusal.text)
+            case .success(let query):
+                let (page, next) = WholeListPage.page(try store.projects(), key: \.name, query)
+                return APIResponses.json(API.ProjectList(projects: page.map(Self.view), nextCursor: next))
+            }
         }
 
         router.on(.getProject, audit: audit) { _, context -> Response in

@@ -72,9 +72,12 @@ extension API {
 
     public struct ProjectList: Codable, Sendable, Equatable {
         public var projects: [Project]
+        /// Pass as `?cursor=` for the next page; nil on the last one.
+        public var nextCursor: String?
 
-        public init(projects: [Project]) {
+        public init(projects: [Project], nextCursor: String? = nil) {
             self.projects = projects
+            self.nextCursor = nextCursor
         }
     }
 
