@@ -37,6 +37,32 @@ final class SlotProviderTests {
         ((try? String(contentsOfFile: directory + "/calls", encoding: .utf8)) ?? "").split(separator: "\n").map(String.init)
     }
 
+    /// A slot spawned while the scaler shuts down is signalled too, and none starts after:
+    /// no one-shot agent outlives its scaler.
+    @Test func processProviderLeavesNoChildBehindAShutdown() async throws {
+        let agent = directory + "/agent"
+        let script = """
+            #!/bin/sh
+            trap 'echo stopped >> \(directory)/stopped; exit 0' TERM
+            echo started >> \(directory)/started
+            while :; do sleep 0.05; done
+            """
+        try script.write(toFile: agent, atomically: true, encoding: .utf8)
+        chmod(agent, 0o755)
+        let provider = ProcessSlotProvider(
+            options: .init(agentBinary: agent, agentArguments: [], slotPrefix: "t"), logger: Logger(label: "test"))
+        // Starting and shutting down at once: whichever wins, the child ends.
+        async let started: Void = provider.start(slot: 1)
+        async let stopped: Void = provider.shutdown(cancel: false)
+        _ = try? await started
+        // `shutdown` waits for every slot it signalled; a slot it missed would still run.
+        await stopped
+        let starts = ((try? String(contentsOfFile: directory + "/started", encoding: .utf8)) ?? "").split(separator: "\n").count
+        let stops = ((try? String(contentsOfFile: directory + "/stopped", encoding: .utf8)) ?? "").split(separator: "\n").count
+        #expect(starts == stops, "\(starts) started, \(stops) stopped")
+        await #expect(throws: ProcessSlotProvider.ShuttingDown.self) { try await provider.start(slot: 2) }
+    }
+
     @Test func systemdProviderStartsAndStopsTemplateInstancesWithoutBlocking() async throws {
         let systemctl = try recorder(
             "systemctl", output: "gantry-agent@2.service loaded active running Gantry CI agent, slot 2\n")

@@ -118,8 +118,32 @@ class Cluster:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(timeout=10)
+        # The scaler's one-shot agents are its children; one started as the scaler was
+        # told to stop could outlive it. Anything still running from this cluster's
+        # directory is stopped by its pid.
+        leftovers = self.leftover_pids()
+        if leftovers:
+            print("warning: processes outlived their scaler: %s" % leftovers, file=sys.stderr)
+        for pid in leftovers:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         if os.environ.get("GANTRY_KEEP_TEST_FILES") != "1":
             shutil.rmtree(self.root, ignore_errors=True)
+
+    def leftover_pids(self):
+        pids = []
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit() or int(entry) == os.getpid():
+                continue
+            try:
+                with open("/proc/%s/cmdline" % entry, "rb") as f:
+                    if self.root.encode() in f.read():
+                        pids.append(int(entry))
+            except OSError:
+                pass
+        return pids
 
 
 GRAPH_PIPELINE = """

@@ -37,6 +37,14 @@ public actor ProcessSlotProvider: SlotProvider {
     private let logger: Logger
     private var running: [Int: Int32] = [:]
     private var tasks: [Int: Task<Void, Never>] = [:]
+    /// Set by `shutdown`: a slot still being spawned then is signalled as soon as its pid
+    /// is known, and no new slot starts, so no child outlives the scaler.
+    private var shuttingDown = false
+
+    /// `start` after `shutdown` began.
+    public struct ShuttingDown: Error, CustomStringConvertible {
+        public var description: String { "the scaler is shutting down: no new slot starts" }
+    }
 
     public init(options: Options, logger: Logger) {
         self.options = options
@@ -47,6 +55,7 @@ public actor ProcessSlotProvider: SlotProvider {
     public func existingSlots() -> [Int] { [] }
 
     public func start(slot: Int) async throws {
+        guard !shuttingDown else { throw ShuttingDown() }
         let arguments = ["run"] + options.agentArguments + ["--slot", "\(options.slotPrefix)\(slot)", "--one-shot"]
         let binary = options.agentBinary
         let (started, startedContinuation) = AsyncStream.makeStream(of: Result<Int32, any Error>.self)
@@ -92,6 +101,7 @@ public actor ProcessSlotProvider: SlotProvider {
     }
 
     public func shutdown(cancel: Bool) async {
+        shuttingDown = true
         for (slot, pid) in running {
             logger.info(cancel ? "cancelling slot" : "draining slot", metadata: ["slot": "\(slot)", "pid": "\(pid)"])
             kill(pid, SIGTERM)
@@ -102,6 +112,9 @@ public actor ProcessSlotProvider: SlotProvider {
 
     private func spawned(slot: Int, pid: Int32) {
         running[slot] = pid
+        // Spawned while `shutdown` ran: it did not see this pid, so signal it here; the
+        // agent drains (an idle one exits) and `shutdown` waits for its task.
+        if shuttingDown { kill(pid, SIGTERM) }
     }
 
     private func exited(slot: Int, pid: Int32, status: String, success: Bool) {
