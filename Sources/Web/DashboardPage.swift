@@ -49,7 +49,8 @@ enum DashboardPage {
 
     /// "3 s", "4 min 10 s", "2 h 5 min": a duration as people read it.
     static func duration(_ seconds: TimeInterval?) -> String {
-        guard let seconds, seconds.isFinite, seconds >= 0 else { return "" }
+        // A stored date can be anything; a value past `Int`'s range would trap.
+        guard let seconds, seconds.isFinite, seconds >= 0, seconds < 1e12 else { return "" }
         let whole = Int(seconds.rounded())
         if whole < 60 { return "\(whole) s" }
         if whole < 3600 { return "\(whole / 60) min \(whole % 60) s" }

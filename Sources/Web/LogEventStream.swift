@@ -52,9 +52,33 @@ struct LogEventStream: Sendable {
     /// Too many log tails are being numbered at once: try again shortly.
     struct Busy: Error {}
 
+    /// A comment line sent after this long without an event: writing it is how a stream
+    /// whose browser left finds out (and frees its watcher and its `OpenStreams` slot)
+    /// while the job is quiet; it also keeps proxies from timing the stream out.
+    static let keepalive: Duration = .seconds(15)
+
+    private enum Wake: Sendable { case changed, keepalive }
+
     func run(_ send: (String) async throws -> Void) async throws {
+        // The job's changes and a keepalive tick, merged into one stream; both feeding
+        // tasks end with this function.
         let updates = await core.watch(jobID: jobID)
-        var iterator = updates.makeAsyncIterator()
+        let (wakes, wake) = AsyncStream.makeStream(of: Wake.self, bufferingPolicy: .bufferingNewest(2))
+        let forwarder = Task {
+            for await _ in updates { wake.yield(.changed) }
+            wake.finish()
+        }
+        let ticker = Task {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: Self.keepalive)
+                wake.yield(.keepalive)
+            }
+        }
+        defer {
+            forwarder.cancel()
+            ticker.cancel()
+        }
+        var iterator = wakes.makeAsyncIterator()
         guard var job = try await core.job(id: jobID) else { return }
         var attempt = job.attempt
         var offset = 0
@@ -86,14 +110,19 @@ struct LogEventStream: Sendable {
                     if chunk.offset < offset { raw.moveReaderIndex(forwardBy: min(offset - chunk.offset, raw.readableBytes)) }
                     offset = chunk.offset + chunk.rawLength
                     pending += raw.readableBytesView
-                    while !pending.isEmpty {
-                        let piece = Self.completeUTF8Prefix(pending, maximum: Self.maximumEventBytes)
+                    // Cut events from the front by index, then drop what was sent once:
+                    // removing each piece from the array's front would copy the rest each time.
+                    var start = 0
+                    while start < pending.count {
+                        let piece = Self.completeUTF8Prefix(Array(pending[start...].prefix(Self.maximumEventBytes)), maximum: Self.maximumEventBytes)
                         guard piece > 0 else { break }
-                        let sent = offset - pending.count + piece
+                        let sent = offset - (pending.count - start) + piece
                         try await send(
-                            Self.event("log", ["t": String(decoding: pending[..<piece], as: UTF8.self)], id: "\(attempt):\(sent)"))
-                        pending.removeFirst(piece)
+                            Self.event(
+                                "log", ["t": String(decoding: pending[start..<(start + piece)], as: UTF8.self)], id: "\(attempt):\(sent)"))
+                        start += piece
                     }
+                    pending.removeFirst(start)
                 }
             }
             if job.isTerminal {
@@ -103,7 +132,12 @@ struct LogEventStream: Sendable {
                 try await send(Self.event("end", ["state": job.state.rawValue]))
                 return
             }
-            guard await iterator.next() != nil else { return }
+            var woke = await iterator.next()
+            while woke == .keepalive {
+                try await send(": keepalive\n\n")
+                woke = await iterator.next()
+            }
+            guard woke != nil else { return }
             guard let next = try await core.job(id: jobID) else { return }
             job = next
             if job.attempt != attempt {
