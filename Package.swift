@@ -39,6 +39,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/hummingbird-project/swift-mustache", from: "2.1.1"),
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
     ],
     targets: [
         .target(
@@ -144,10 +145,27 @@ let package = Package(
             path: "Sources/Web",
             resources: [.embedInCode("Resources")]
         ),
+        // The PostgreSQL back end of the coordinator's stores, for several coordinators on
+        // one database. Its own target so the core, the agent and most tests build without
+        // postgres-nio; it reuses the record types' GRDB row mapping, not GRDB's SQLite.
+        .target(
+            name: "GantryPostgresStore",
+            dependencies: [
+                "GantryCoordinator",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Sources/PostgresStore"
+        ),
         .executableTarget(
             name: "gantry-coordinator",
             dependencies: [
                 "GantryCoordinator",
+                "GantryPostgresStore",
                 "GantryWeb",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
@@ -200,7 +218,7 @@ let package = Package(
         ),
         .testTarget(
             name: "GantryCoordinatorTests",
-            dependencies: ["GantryCoordinator", "GantryWeb", "GantryProtocol"],
+            dependencies: ["GantryCoordinator", "GantryPostgresStore", "GantryWeb", "GantryProtocol"],
             path: "Tests/CoordinatorTests"
         ),
         .testTarget(

@@ -56,7 +56,7 @@ struct JobListingTests {
         try fill()
         for states in [nil, [JobState.failed, .queued]] as [[JobState]?] {
             let query = try #require(SQLiteStore.newestJobsQuery(states: states, limit: 50, before: 17))
-            let plan = try store.queryPlan(query.sql, arguments: query.arguments)
+            let plan = try store.queryPlan(query.sql, values: query.arguments)
             #expect(SQLiteStoreTests.costlyLines(plan).isEmpty, "\(plan)")
             #expect(plan.contains { $0.hasPrefix("SEARCH jobs USING INDEX jobs_by") }, "\(plan)")
         }

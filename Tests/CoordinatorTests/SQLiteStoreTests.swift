@@ -33,7 +33,7 @@ struct SQLiteStoreTests {
 
     @Test func listingTheNewestJobsWalksTheCreationIndexBackwardsWithoutSorting() throws {
         let query = try #require(SQLiteStore.newestJobsQuery(states: nil, limit: 50))
-        let plan = try store.queryPlan(query.sql, arguments: query.arguments)
+        let plan = try store.queryPlan(query.sql, values: query.arguments)
         // The one `SCAN` allowed: an ordered walk of `jobs_by_creation` that the LIMIT stops
         // after 50 rows. No table scan, no sort.
         #expect(plan == ["SCAN jobs USING INDEX jobs_by_creation"], "\(plan)")
@@ -43,7 +43,7 @@ struct SQLiteStoreTests {
     @Test(arguments: [[JobState.failed], [.running, .queued], [.succeeded, .failed, .cancelled, .timedOut]])
     func listingByStateSearchesEachStatesRangeAndMergesThem(_ states: [JobState]) throws {
         let query = try #require(SQLiteStore.newestJobsQuery(states: states, limit: 50))
-        let plan = try store.queryPlan(query.sql, arguments: query.arguments)
+        let plan = try store.queryPlan(query.sql, values: query.arguments)
         #expect(Self.costlyLines(plan).isEmpty, "\(plan)")
         let reads = Self.tableLines(plan)
         #expect(reads.count == states.count, "\(plan)")
@@ -105,9 +105,9 @@ struct SQLiteStoreTests {
         }
         try store.commit(StoreBatch(pipelines))
         let newest = try #require(SQLiteStore.newestJobsQuery(states: nil, limit: 50))
-        #expect(try store.queryPlan(newest.sql, arguments: newest.arguments) == ["SCAN jobs USING INDEX jobs_by_creation"])
+        #expect(try store.queryPlan(newest.sql, values: newest.arguments) == ["SCAN jobs USING INDEX jobs_by_creation"])
         let byState = try #require(SQLiteStore.newestJobsQuery(states: [.failed, .queued], limit: 50))
-        #expect(Self.costlyLines(try store.queryPlan(byState.sql, arguments: byState.arguments)).isEmpty)
+        #expect(Self.costlyLines(try store.queryPlan(byState.sql, values: byState.arguments)).isEmpty)
         #expect(Self.costlyLines(try store.queryPlan(SQLiteStore.unfinishedJobsSQL)).isEmpty)
 
         #expect(try store.jobs(states: nil, limit: 3).map(\.id) == ["p299-9", "p299-8", "p299-7"])
@@ -137,7 +137,7 @@ struct SQLiteStoreTests {
         }
         let upgraded = try SQLiteStore(path: path)
         let newest = try #require(SQLiteStore.newestJobsQuery(states: nil, limit: 5))
-        #expect(try upgraded.queryPlan(newest.sql, arguments: newest.arguments) == ["SCAN jobs USING INDEX jobs_by_creation"])
+        #expect(try upgraded.queryPlan(newest.sql, values: newest.arguments) == ["SCAN jobs USING INDEX jobs_by_creation"])
         #expect(try upgraded.jobs(states: nil, limit: 2).map(\.id) == ["j19", "j18"])
         #expect(try upgraded.unfinishedJobs().map(\.id) == ["j18", "j19"])
         // Reopening applies nothing more and still reads the same.

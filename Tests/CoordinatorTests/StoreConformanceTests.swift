@@ -1,5 +1,7 @@
 import Foundation
 @testable import GantryCoordinator
+import GantryPostgresStore
+import Logging
 import Testing
 
 /// What every `CoordinatorStore` back end must do, written against `any CoordinatorStore`
@@ -427,7 +429,7 @@ struct StoreFactory: Sendable, CustomTestStringConvertible {
     var testDescription: String { name }
 
     /// Every back end the conformance suite runs against.
-    static let all: [StoreFactory] = [.sqlite]
+    static let all: [StoreFactory] = [.sqlite, .postgres]
 
     static let sqlite = StoreFactory(name: "SQLite") {
         let directory = NSTemporaryDirectory() + "gantry-store-\(UUID().uuidString)"
@@ -435,6 +437,15 @@ struct StoreFactory: Sendable, CustomTestStringConvertible {
         return ScratchStore(store: try SQLiteStore(path: directory + "/gantry.sqlite")) {
             try? FileManager.default.removeItem(atPath: directory)
         }
+    }
+}
+
+extension StoreFactory {
+    /// A database of its own on the test process's private server (`PostgresServer`).
+    static let postgres = StoreFactory(name: "PostgreSQL") {
+        let server = try PostgresServer.shared.get()
+        let store = try PostgresStore(url: try server.makeDatabase(), logger: Logger(label: "test"))
+        return ScratchStore(store: store) { store.pool.shutdown() }
     }
 }
 

@@ -48,7 +48,7 @@ extension SQLiteStore: NotificationStore {
                 """)
     }
 
-    static let insertNotificationEventSQL =
+    public static let insertNotificationEventSQL =
         "INSERT INTO notification_events (type, pipeline_id, job_id, occurred_at) VALUES (?, ?, ?, ?)"
 
     /// Called from `commit`, inside the lifecycle's transaction.

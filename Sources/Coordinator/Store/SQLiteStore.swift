@@ -374,12 +374,12 @@ public final class SQLiteStore: CoordinatorStore {
         }
     }
 
-    static let insertChunkSQL =
+    public static let insertChunkSQL =
         #"INSERT INTO log_chunks (job_id, attempt, "offset", raw_length, data) VALUES (?, ?, ?, ?, ?)"#
     /// Only if the chunk is of the job's current attempt (the primary key, then one column).
-    static let moveLogLengthSQL = "UPDATE jobs SET log_length = ? WHERE id = ? AND attempt = ?"
+    public static let moveLogLengthSQL = "UPDATE jobs SET log_length = ? WHERE id = ? AND attempt = ?"
     /// Keeps `leased_at` of the first write: the lease time, whoever writes the attempt later.
-    static let upsertAttemptSQL = """
+    public static let upsertAttemptSQL = """
         INSERT INTO attempts (job_id, attempt, agent_id, state, exit_status, reason, leased_at, started_at, finished_at)
         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
         ON CONFLICT (job_id, attempt) DO UPDATE SET
@@ -388,11 +388,16 @@ public final class SQLiteStore: CoordinatorStore {
         """
 
     static func upsert(_ attempt: StoredAttempt, _ db: Database) throws {
-        try db.cachedStatement(sql: upsertAttemptSQL).execute(
-            arguments: [
-                attempt.jobId, attempt.attempt, attempt.agentId, attempt.state, attempt.exitStatus, attempt.reason,
-                attempt.leasedAt, attempt.startedAt, attempt.finishedAt,
-            ])
+        try db.cachedStatement(sql: upsertAttemptSQL).execute(arguments: StatementArguments(upsertArguments(attempt)))
+    }
+
+    /// `upsertAttemptSQL`'s parameters, in order.
+    public static func upsertArguments(_ attempt: StoredAttempt) -> [DatabaseValue] {
+        let values: [(any DatabaseValueConvertible)?] = [
+            attempt.jobId, attempt.attempt, attempt.agentId, attempt.state, attempt.exitStatus, attempt.reason,
+            attempt.leasedAt, attempt.startedAt, attempt.finishedAt,
+        ]
+        return values.map { $0?.databaseValue ?? .null }
     }
 
     // MARK: - Pipelines
@@ -410,7 +415,7 @@ public final class SQLiteStore: CoordinatorStore {
     }
 
     /// `jobs_by_pipeline`.
-    static let pipelineJobsSQL = "SELECT * FROM jobs WHERE pipeline_id = ? ORDER BY position"
+    public static let pipelineJobsSQL = "SELECT * FROM jobs WHERE pipeline_id = ? ORDER BY position"
 
     // MARK: - Jobs
 
@@ -419,11 +424,13 @@ public final class SQLiteStore: CoordinatorStore {
     }
 
     /// The primary key.
-    static let jobSQL = "SELECT * FROM jobs WHERE id = ?"
+    public static let jobSQL = "SELECT * FROM jobs WHERE id = ?"
 
     public func jobs(states: [JobState]?, limit: Int) throws -> [StoredJob] {
         guard limit > 0, let query = Self.newestJobsQuery(states: states, limit: limit) else { return [] }
-        return try database.read { db in try StoredJob.fetchAll(db, sql: query.sql, arguments: query.arguments) }
+        return try database.read { db in
+            try StoredJob.fetchAll(db, sql: query.sql, arguments: StatementArguments(query.arguments))
+        }
     }
 
     /// Jobs that are not finished, in submission order: what the scheduler reloads at start.
@@ -444,31 +451,33 @@ public final class SQLiteStore: CoordinatorStore {
     /// `(created_at, position, rowid)` is the index's own order (rowid is every index's
     /// last column), so the range starts there instead of counting past earlier pages.
     /// The rowid breaks ties between jobs created in the same instant at the same position.
-    static func newestJobsQuery(states: [JobState]?, limit: Int, before: Int64? = nil)
-        -> (sql: String, arguments: StatementArguments)?
+    ///
+    /// PostgreSQL runs the same SQL: `rowid` is an identity column there (`PostgresSchema`).
+    public static func newestJobsQuery(states: [JobState]?, limit: Int, before: Int64? = nil)
+        -> (sql: String, arguments: [DatabaseValue])?
     {
         let order = "ORDER BY created_at DESC, position DESC, list_rowid DESC LIMIT ?"
         let after = before == nil
             ? "" : "(created_at, position, rowid) < (SELECT created_at, position, rowid FROM jobs WHERE rowid = ?)"
-        let start: StatementArguments = before.map { [$0] } ?? []
+        let start: [DatabaseValue] = before.map { [$0.databaseValue] } ?? []
         guard let states else {
-            return ("SELECT rowid AS list_rowid, * FROM jobs \(after.isEmpty ? "" : "WHERE " + after) \(order)", start + [limit])
+            return ("SELECT rowid AS list_rowid, * FROM jobs \(after.isEmpty ? "" : "WHERE " + after) \(order)", start + [limit.databaseValue])
         }
         var distinct: [JobState] = []
         for state in states where !distinct.contains(state) { distinct.append(state) }
         guard !distinct.isEmpty else { return nil }
         let range = "SELECT rowid AS list_rowid, * FROM jobs WHERE state = ?" + (after.isEmpty ? "" : " AND " + after)
         let sql = distinct.map { _ in range }.joined(separator: " UNION ALL ") + " " + order
-        var arguments: StatementArguments = []
-        for state in distinct { arguments += [state.rawValue] + start }
-        return (sql, arguments + [limit])
+        var arguments: [DatabaseValue] = []
+        for state in distinct { arguments += [state.rawValue.databaseValue] + start }
+        return (sql, arguments + [limit.databaseValue])
     }
 
     /// Every non-terminal state's range of `jobs_by_state_creation`, merged in submission
     /// order: reads the unfinished jobs and nothing else, however long the history. The
     /// states are literals (enum raw values) so the plan is fixed at prepare time.
     /// (`state NOT IN (terminal states)` cannot use an index: it scanned every job ever run.)
-    static let unfinishedJobsSQL =
+    public static let unfinishedJobsSQL =
         JobState.allCases.filter { !$0.isTerminal }
         .map { "SELECT * FROM jobs WHERE state = '\($0.rawValue)'" }
         .joined(separator: " UNION ALL ") + " ORDER BY created_at, position"
@@ -478,11 +487,15 @@ public final class SQLiteStore: CoordinatorStore {
     }
 
     /// The primary key `(job_id, attempt)`, already in order.
-    static let attemptsSQL = "SELECT * FROM attempts WHERE job_id = ? ORDER BY attempt"
+    public static let attemptsSQL = "SELECT * FROM attempts WHERE job_id = ? ORDER BY attempt"
 
     /// `EXPLAIN QUERY PLAN` of `sql`, one `detail` line per step: the tests pin which
     /// index each query uses (`StoreQueryPlanTests`).
     /// Without `arguments`, parameters stay unbound (NULL), which does not change the plan.
+    func queryPlan(_ sql: String, values: [DatabaseValue]) throws -> [String] {
+        try queryPlan(sql, arguments: StatementArguments(values))
+    }
+
     func queryPlan(_ sql: String, arguments: StatementArguments? = nil) throws -> [String] {
         try database.read { db in
             let statement = try db.makeStatement(sql: "EXPLAIN QUERY PLAN " + sql)
@@ -518,7 +531,7 @@ public final class SQLiteStore: CoordinatorStore {
     /// stored length), so this is the same set as "every chunk whose end is beyond `from`",
     /// which alone made SQLite read the attempt's chunks from its first one on each page
     /// of a long log being followed.
-    static let logChunksSQL = #"""
+    public static let logChunksSQL = #"""
         SELECT "offset", raw_length, data FROM log_chunks
         WHERE job_id = ?1 AND attempt = ?2 AND "offset" + raw_length > ?3
             AND "offset" >= coalesce((

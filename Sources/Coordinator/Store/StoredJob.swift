@@ -244,7 +244,7 @@ public enum JobOutcome: String, Sendable, CaseIterable, Codable, DatabaseValueCo
 extension StoredJob {
     /// The columns a job's lifecycle changes after it is inserted; the step's definition
     /// (commands, env, selector, dependencies, retry rules) never changes.
-    static let lifecycleUpdate = """
+    public static let lifecycleUpdate = """
         UPDATE jobs SET state = ?, retry_counts = ?, cancel_reason = ?, attempt = ?, agent_id = ?,
             exit_status = ?, reason = ?, queued_at = ?, started_at = ?, finished_at = ?, log_length = ?,
             queue_sequence = ?, outcome = ?, failure = ?
@@ -258,15 +258,23 @@ extension StoredJob {
     /// snake-case column names included: a fifth of the coordinator's CPU on trivial jobs
     /// (Benchmarks/PROFILE.md). Throws `RecordError.recordNotFound` like `update(_:)`.
     func updateLifecycle(_ db: Database) throws {
-        let retryCounts = try retryCounts.isEmpty ? "{}" : String(decoding: JSONEncoder().encode(retryCounts), as: UTF8.self)
         let statement = try db.cachedStatement(sql: Self.lifecycleUpdate)
-        try statement.execute(arguments: [
-            state, retryCounts, cancelReason, attempt, agentId, exitStatus, reason, queuedAt, startedAt,
-            finishedAt, logLength, sequence, outcome, failure, id,
-        ])
+        try statement.execute(arguments: StatementArguments(try lifecycleArguments()))
         if db.changesCount == 0 {
             throw RecordError.recordNotFound(databaseTableName: Self.databaseTableName, key: ["id": id.databaseValue])
         }
+    }
+}
+
+extension StoredJob {
+    /// `lifecycleUpdate`'s parameters, in order; every back end binds the same values.
+    public func lifecycleArguments() throws -> [DatabaseValue] {
+        let retryCounts = try retryCounts.isEmpty ? "{}" : String(decoding: JSONEncoder().encode(retryCounts), as: UTF8.self)
+        let values: [(any DatabaseValueConvertible)?] = [
+            state, retryCounts, cancelReason, attempt, agentId, exitStatus, reason, queuedAt, startedAt,
+            finishedAt, logLength, sequence, outcome, failure, id,
+        ]
+        return values.map { $0?.databaseValue ?? .null }
     }
 }
 
