@@ -18,6 +18,10 @@ import Foundation
 public actor AgentRuntime: AgentConnectionOwner {
     public struct Options: Sendable {
         public var coordinator: HostPort
+        /// More coordinators sharing one database: after a connection ends (or cannot be
+        /// made) the agent dials the next address in turn, so losing the one it talks to
+        /// costs a reconnect, not its jobs.
+        public var alternateCoordinators: [HostPort] = []
         public var agentID: String
         public var labels: [String: String]
         public var capacity: Int
@@ -126,7 +130,7 @@ public actor AgentRuntime: AgentConnectionOwner {
         self.options = options
         self.logger = logger
         self.connection = AgentConnection(
-            coordinator: options.coordinator, tls: tls, reloadTLS: reloadTLS,
+            coordinators: [options.coordinator] + options.alternateCoordinators, tls: tls, reloadTLS: reloadTLS,
             configuration: .init(backoff: options.backoff, heartbeatOverride: options.heartbeatInterval), logger: logger)
         if let state = options.stateDirectory, let schedule = options.renewal,
             let name = options.agentID.split(separator: "/").first.map(String.init)

@@ -69,8 +69,17 @@ struct Run: AsyncParsableCommand {
         abstract: "Connect to the coordinator and run jobs. SIGTERM drains (finish the job, then exit); a second SIGTERM cancels it.")
 
     @Option(help: "State directory written by `enroll`.") var state: String
-    @Option(help: "Coordinator address HOST:PORT (default: the one enrolled with).") var coordinator: String?
+    @Option(
+        help: ArgumentHelp(
+            "Coordinator address HOST:PORT (default: the one enrolled with).",
+            discussion: "Repeat it (or separate with commas) for coordinators sharing one database: the agent moves to the next when a connection ends."))
+    var coordinator: [String] = []
     @Option(help: "Directory under which each attempt gets a fresh work dir.") var workRoot: String
+
+    /// `--coordinator` values, commas split, in the order given.
+    var coordinatorList: [String] {
+        coordinator.flatMap { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }.filter { !$0.isEmpty }
+    }
     @Option(help: "Labels jobs can select on, k=v,k=v.") var labels: String = ""
     @Option(help: "Slot name; the agent id is <enrolled name>/<slot> (default: pid-<pid>).") var slot: String?
     @Option(help: "Jobs run at once.") var capacity: Int = 1
@@ -115,7 +124,7 @@ struct Run: AsyncParsableCommand {
         guard (1...64).contains(capacity) else { throw ValidationError("--capacity must be between 1 and 64") }
         guard maxSpoolMib >= 1 else { throw ValidationError("--max-spool-mib must be at least 1") }
         _ = try parsedLabels(labels)
-        if let coordinator { _ = try address(coordinator, option: "--coordinator") }
+        for text in coordinatorList { _ = try address(text, option: "--coordinator") }
         if let slot, let problem = AgentID.nameProblem(slot) { throw ValidationError("--slot: '\(slot)' \(problem)") }
         guard (0...3650).contains(gitMirrorsMaxIdle) else {
             throw ValidationError("--git-mirrors-max-idle: \(gitMirrorsMaxIdle) is not a number of days from 0 to 3650")
@@ -141,7 +150,7 @@ struct Run: AsyncParsableCommand {
         var logger = Logger(label: "gantry-agent")
         logger[metadataKey: "agent"] = "\(agentID)"
         let options = AgentRuntime.Options(
-            coordinator: try address(coordinator ?? metadata.coordinator, option: coordinator == nil ? "agent.json" : "--coordinator"),
+            coordinator: try address(coordinatorList.first ?? metadata.coordinator, option: coordinatorList.isEmpty ? "agent.json" : "--coordinator"),
             agentID: agentID.description, labels: try parsedLabels(labels), capacity: capacity, oneShot: oneShot,
             workRoot: workRoot,
             // A slot holds no '/', so `<name>_<slot>` names one slot only.
@@ -153,6 +162,7 @@ struct Run: AsyncParsableCommand {
                 return configuration
             }())
         var runtimeOptions = options
+        runtimeOptions.alternateCoordinators = try coordinatorList.dropFirst().map { try address($0, option: "--coordinator") }
         runtimeOptions.useCgroups = !noCgroups
         runtimeOptions.stateDirectory = state
         runtimeOptions.minFreeSpace = minFreeSpace.flatMap(FreeSpaceFloor.init(parsing:)) ?? .standard

@@ -26,7 +26,8 @@ struct Scale: AsyncParsableCommand {
             """)
 
     @Option(help: "State directory written by `enroll`.") var state: String
-    @Option(help: "Coordinator address HOST:PORT (default: the one enrolled with).") var coordinator: String?
+    @Option(help: "Coordinator address HOST:PORT, or several separated by commas (default: the one enrolled with); passed on to the agents.")
+    var coordinator: String?
     @Option(help: "Labels of the agents this scaler runs, k=v,k=v; demand counts jobs whose selector they satisfy.")
     var labels: String = ""
     @Option(help: "Slots kept even with no demand.") var min: Int = 0
@@ -55,7 +56,7 @@ struct Scale: AsyncParsableCommand {
         guard min <= max else { throw ValidationError("--min (\(min)) must not exceed --max (\(max))") }
         guard cooldown >= 0 else { throw ValidationError("--cooldown must be 0 or more seconds") }
         _ = try parsedLabels(labels)
-        if let coordinator { _ = try address(coordinator, option: "--coordinator") }
+        for text in coordinator?.split(separator: ",") ?? [] { _ = try address(String(text), option: "--coordinator") }
         if let problem = AgentID.nameProblem(name) { throw ValidationError("--name: '\(name)' \(problem)") }
         if let slotPrefix, let problem = AgentID.nameProblem(slotPrefix + "\(max)") {
             throw ValidationError("--slot-prefix: the slots would be named '\(slotPrefix)1' to '\(slotPrefix)\(max)', and such a slot \(problem)")
@@ -95,11 +96,16 @@ struct Scale: AsyncParsableCommand {
         case .command:
             slots = CommandSlotProvider(script: command ?? "", agentIDPrefix: agentIDPrefix, labels: labels, logger: logger)
         }
+        let addresses = try (coordinator ?? metadata.coordinator).split(separator: ",").map {
+            try address(String($0), option: coordinator == nil ? "agent.json" : "--coordinator")
+        }
+        guard let first = addresses.first else { throw ValidationError("--coordinator: no address") }
+        var scalerOptions = Autoscaler.Options(
+            coordinator: first, scalerID: scalerID.description, labels: try parsedLabels(labels), agentIDPrefix: agentIDPrefix,
+            policy: .init(minimum: min, maximum: max, cooldown: .milliseconds(Int(cooldown * 1000))))
+        scalerOptions.alternateCoordinators = Array(addresses.dropFirst())
         let scaler = Autoscaler(
-            options: .init(
-                coordinator: try address(coordinator ?? metadata.coordinator, option: coordinator == nil ? "agent.json" : "--coordinator"),
-                scalerID: scalerID.description, labels: try parsedLabels(labels), agentIDPrefix: agentIDPrefix,
-                policy: .init(minimum: min, maximum: max, cooldown: .milliseconds(Int(cooldown * 1000)))),
+            options: scalerOptions,
             tls: try GantryTLS.agent(certificate: identity.certificate, privateKey: identity.privateKey, ca: identity.ca),
             reloadTLS: { try directory.agentTLS() }, provider: slots, logger: logger)
         // First SIGTERM/SIGINT: stop scaling and drain the slots; the next: cancel their jobs.

@@ -25,7 +25,11 @@ protocol AgentConnectionOwner: Actor {
 /// `ConnectionStateMachine`'s; this actor performs them (the socket, the timers, the
 /// outbound queue) and feeds back what happened, with the time.
 actor AgentConnection {
-    let coordinator: HostPort
+    /// Every address of the coordinators; dialled in turn, moving on after each connection.
+    let coordinators: [HostPort]
+    private var nextCoordinator = 0
+    /// The address of the connection now (or the last one dialled).
+    var coordinator: HostPort { coordinators[(nextCoordinator + coordinators.count - 1) % coordinators.count] }
     private(set) var tls: TLSConfiguration
     /// Reads the host's key and certificate again before each dial (a renewal replaces
     /// them); nil keeps `tls`.
@@ -38,10 +42,11 @@ actor AgentConnection {
     private var reconnectDelay: Task<Void, Never>?
 
     init(
-        coordinator: HostPort, tls: TLSConfiguration, reloadTLS: (@Sendable () throws -> TLSConfiguration)? = nil,
+        coordinators: [HostPort], tls: TLSConfiguration, reloadTLS: (@Sendable () throws -> TLSConfiguration)? = nil,
         configuration: ConnectionStateMachine<SystemRandomNumberGenerator>.Configuration, logger: Logger
     ) {
-        self.coordinator = coordinator
+        precondition(!coordinators.isEmpty, "an agent needs a coordinator address")
+        self.coordinators = coordinators
         self.tls = tls
         self.reloadTLS = reloadTLS
         self.logger = logger
@@ -102,10 +107,12 @@ actor AgentConnection {
             }
         }
         let connection: AgentChannel.Connection
+        let target = coordinators[nextCoordinator % coordinators.count]
+        nextCoordinator = (nextCoordinator + 1) % coordinators.count
         do {
             let timeout = machine.attemptTimeout.components
             connection = try await AgentChannel.connect(
-                to: coordinator, tls: tls,
+                to: target, tls: tls,
                 connectTimeout: .nanoseconds(timeout.seconds * 1_000_000_000 + timeout.attoseconds / 1_000_000_000))
         } catch {
             return machine.connectionClosed(error: "\(error)", now: .now)

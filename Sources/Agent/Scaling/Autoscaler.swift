@@ -21,6 +21,8 @@ import Foundation
 public actor Autoscaler: AgentConnectionOwner {
     public struct Options: Sendable {
         public var coordinator: HostPort
+        /// Further coordinators sharing the database, dialled in turn like the agent's.
+        public var alternateCoordinators: [HostPort] = []
         /// This scaler's id, `<enrolled name>/<anything>`.
         public var scalerID: String
         /// Labels of the agents the slots run: demand is counted for jobs these satisfy.
@@ -66,7 +68,8 @@ public actor Autoscaler: AgentConnectionOwner {
         self.provider = provider
         self.logger = logger
         self.connection = AgentConnection(
-            coordinator: options.coordinator, tls: tls, reloadTLS: reloadTLS, configuration: .init(backoff: options.backoff),
+            coordinators: [options.coordinator] + options.alternateCoordinators, tls: tls, reloadTLS: reloadTLS,
+            configuration: .init(backoff: options.backoff),
             logger: logger)
         self.machine = ScalerStateMachine(configuration: options.policy, now: .now)
     }
