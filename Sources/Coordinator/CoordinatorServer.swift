@@ -24,6 +24,15 @@ public struct CoordinatorServer: Sendable {
         /// HTTP connections idle this long (including one whose request head is not
         /// complete by then) are closed.
         public var httpIdleTimeout: TimeAmount = .seconds(30)
+        /// Opens the store: by default the SQLite file in the state directory. The
+        /// executable passes `PostgresStore` for `--database postgres://…`; this target does
+        /// not link postgres-nio.
+        public var openStore: @Sendable (CoordinatorStateDirectory) throws -> any GantryStore = { state in
+            try SQLiteStore(path: state.database)
+        }
+        /// Set by `ClusterMember` on the leader of several coordinators: renews the lease
+        /// while the core runs and stops the process if it is lost.
+        public var leadershipKeeper: LeadershipKeeper?
         /// Label keys an agent may claim only if its join token named them
         /// (`serve --trusted-label-key`).
         public var trust = TrustPolicy()
@@ -86,7 +95,7 @@ public struct CoordinatorServer: Sendable {
             logger.warning("\(warning)")
         }
         let apiTLS = try options.httpTransport.serverConfiguration(state: state)
-        let store = try SQLiteStore(path: state.database)
+        let store = try options.openStore(state)
         let core = try CoordinatorCore(store: store, configuration: options.core, logger: logger, secrets: try SecretVault.open(state: state, store: store, logger: logger))
         let authority = try state.loadAuthority()
         let tls = try GantryTLS.server(
@@ -145,11 +154,16 @@ public struct CoordinatorServer: Sendable {
                 addresses.set(http: channel.localAddress.map(Self.format) ?? "?")
             },
             logger: logger)
+        // The leader's lease keeper goes first, so it is shut down last: the lease is
+        // released only once the core has stopped committing.
+        let keeper: [ServiceGroupConfiguration.ServiceConfiguration] = options.leadershipKeeper.map {
+            [.init(service: $0, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .cancelGroup)]
+        } ?? []
         let group = TwoSignalServiceGroup(
             // Shut down in reverse order: the agent listener first (it closes agent
             // connections and ends log followers), so the HTTP server has no endless
             // request left to wait for.
-            services: [
+            services: keeper + [
                 .init(service: http), .init(service: LeaseClock(core: core)),
                 .init(service: SystemdWatchdog(notifier: notifier, core: core)), .init(service: ArtifactSweeper(service: artifacts)),
                 .init(

@@ -33,6 +33,9 @@ public struct CoordinatorStateDirectory: Sendable {
 
     public struct Metadata: Codable, Sendable {
         public var coordinator: String
+        /// The PostgreSQL URL (`init --database`), without its password; nil: the SQLite
+        /// file beside this one. Every coordinator sharing the database has it here.
+        public var database: String?
     }
 
     public struct JoinInfo: Codable, Sendable {
@@ -47,7 +50,7 @@ public struct CoordinatorStateDirectory: Sendable {
 
     /// Creates the CA, server certificate and tokens. Refuses to overwrite an existing state
     /// directory, because that would orphan every enrolled agent.
-    public func initialize(advertise: String, dnsNames: [String], ipAddresses: [String]) throws -> JoinInfo {
+    public func initialize(advertise: String, dnsNames: [String], ipAddresses: [String], database: String? = nil) throws -> JoinInfo {
         guard !isInitialized else { throw StateError.alreadyInitialized(path) }
         try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
         chmod(path, 0o700)
@@ -61,9 +64,22 @@ public struct CoordinatorStateDirectory: Sendable {
         try SecureFile.write(Self.randomToken() + "\n", to: joinToken)
         try SecureFile.write(Self.randomToken() + "\n", to: adminToken)
         try SecretKey.generate().write(to: secretsKey)
-        let data = try JSONEncoder().encode(Metadata(coordinator: advertise))
+        let data = try JSONEncoder().encode(Metadata(coordinator: advertise, database: database))
         try SecureFile.write(String(decoding: data, as: UTF8.self), to: metadata, mode: 0o644)
         return try joinInfo()
+    }
+
+    /// The database `init --database` recorded, or nil for the SQLite default.
+    public func databaseURL() throws -> String? {
+        guard FileManager.default.fileExists(atPath: metadata) else { return nil }
+        return try JSONDecoder().decode(Metadata.self, from: Data(contentsOf: URL(fileURLWithPath: metadata))).database
+    }
+
+    /// Records a PostgreSQL database in `coordinator.json` (`migrate-store`), keeping the rest.
+    public func record(database: String) throws {
+        var current = try JSONDecoder().decode(Metadata.self, from: Data(contentsOf: URL(fileURLWithPath: metadata)))
+        current.database = database
+        try SecureFile.write(String(decoding: try JSONEncoder().encode(current), as: UTF8.self), to: metadata, mode: 0o644)
     }
 
     public func joinInfo() throws -> JoinInfo {
