@@ -218,9 +218,12 @@ let package = Package(
         ),
         .testTarget(
             name: "GantryCoordinatorTests",
-            dependencies: ["GantryCoordinator", "GantryPostgresStore", "GantryWeb", "GantryProtocol"],
+            dependencies: ["GantryCoordinator", "GantryPostgresStore", "GantryWeb", "GantryProtocol", "GantryTestPostgres"],
             path: "Tests/CoordinatorTests"
         ),
+        // A private PostgreSQL server for the tests (initdb, pg_ctl, a Unix socket), shared
+        // by the store tests and the integration tests. Links nothing of Gantry.
+        .target(name: "GantryTestPostgres", path: "Tests/PostgresServer"),
         .testTarget(
             name: "GantryAgentTests",
             dependencies: [
@@ -240,6 +243,7 @@ let package = Package(
             name: "GantryIntegrationTests",
             dependencies: [
                 "GantryProtocol",
+                "GantryTestPostgres",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Subprocess", package: "swift-subprocess"),
                 .product(name: "SystemPackage", package: "swift-system"),

@@ -56,6 +56,7 @@ public final class PostgresPool: Sendable {
 
     /// Runs `body` on one connection, outside a transaction: for single statements, whose
     /// snapshot is their own.
+    @discardableResult
     public func read<Result: Sendable>(_ body: @escaping @Sendable (PostgresSession) async throws -> Result) throws -> Result {
         let client = self.client
         let logger = self.logger
@@ -67,6 +68,7 @@ public final class PostgresPool: Sendable {
     }
 
     /// Runs `body` in one transaction: all of it is stored, or none of it.
+    @discardableResult
     public func write<Result: Sendable>(_ body: @escaping @Sendable (PostgresSession) async throws -> Result) throws -> Result {
         let client = self.client
         let logger = self.logger

@@ -9,8 +9,23 @@
 /// its implicit rowid.
 enum PostgresSchema {
     static let migrations: [PostgresMigration] = [
-        PostgresMigration(name: "v1: the schema of SQLite v20", sql: v1)
+        PostgresMigration(name: "v1: the schema of SQLite v20", sql: v1),
+        PostgresMigration(name: "v2: the leader lease", sql: v2),
     ]
+
+    /// One row: the coordinator that runs the lifecycle (`LeadershipStore`). `epoch` grows
+    /// on every change of hands and fences the leader's commits; `expires_at` is compared
+    /// with the database's clock only, so the coordinators' clocks need not agree.
+    static let v2 = """
+        CREATE TABLE gantry_leader (
+            id bigint PRIMARY KEY CHECK (id = 1),
+            holder text NOT NULL,
+            epoch bigint NOT NULL,
+            agent_address text NOT NULL,
+            http_address text NOT NULL,
+            expires_at timestamptz NOT NULL
+        );
+        """
 
     static let v1 = """
             CREATE TABLE pipelines (

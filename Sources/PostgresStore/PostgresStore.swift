@@ -2,6 +2,7 @@ import Foundation
 import GRDB
 import GantryCoordinator
 import Logging
+import Synchronization
 
 /// The PostgreSQL back end of `CoordinatorStore` and of every room's store: the same rows
 /// as `SQLiteStore`, in a database several coordinators can share.
@@ -13,6 +14,8 @@ import Logging
 public final class PostgresStore: CoordinatorStore {
     public let pool: PostgresPool
     public let location: PostgresLocation
+    /// The lease a leader's commits must still hold (`fenceCommits`); nil: one coordinator.
+    let fence = Mutex<LeaderFence?>(nil)
 
     /// Connects, and migrates the schema to this release's (see `PostgresMigrator`).
     public init(location: PostgresLocation, settings: PostgresPool.Settings = .init(), logger: Logger) throws {
@@ -36,7 +39,9 @@ public final class PostgresStore: CoordinatorStore {
 
     public func commit(_ batch: StoreBatch) throws {
         guard !batch.isEmpty else { return }
+        let fence = self.fence.withLock { $0 }
         try pool.write { db in
+            if let fence { try await Self.check(fence, db) }
             for write in batch.writes { try await Self.apply(write, db) }
         }
     }

@@ -12,6 +12,8 @@ public enum PostgresStoreError: Error, Sendable, CustomStringConvertible, Equata
     case schemaTooNew(applied: [String])
     /// A write that must change exactly one row changed none: the row does not exist.
     case rowNotFound(table: String, key: String)
+    /// A leader's commit found the lease gone: another coordinator leads now.
+    case notLeader(String, Int64)
     /// A value read back has a type this store never writes there.
     case unexpectedColumnType(column: String, type: String)
 
@@ -27,6 +29,8 @@ public enum PostgresStoreError: Error, Sendable, CustomStringConvertible, Equata
             return "the database has migrations this coordinator does not know (\(applied.joined(separator: ", "))); run the newer gantry-coordinator, or restore a backup"
         case .rowNotFound(let table, let key):
             return "no row in \(table) for \(key)"
+        case .notLeader(let holder, let epoch):
+            return "this coordinator (\(holder), epoch \(epoch)) no longer holds the leader lease; nothing of this commit was stored"
         case .unexpectedColumnType(let column, let type):
             return "column \(column) has type \(type), which the store does not read"
         }

@@ -1,6 +1,4 @@
 import Foundation
-import GantryPostgresStore
-import Logging
 import Synchronization
 
 /// A private PostgreSQL server for this test process: `initdb` into a temporary directory,
@@ -11,16 +9,21 @@ import Synchronization
 /// PostgreSQL refuses to run as root (CI runs as root), so then the server runs as the
 /// system user `gantry-pg`, created here if missing. Durability is off (`fsync=off`): the
 /// tests check what the store does, not the disk; `scripts/benchmark` measures with it on.
-final class PostgresServer: Sendable {
-    static let shared: Result<PostgresServer, any Error> = Result { try PostgresServer() }
+///
+/// A target of its own, shared by the store tests and the integration tests; it links
+/// nothing of Gantry, so both test targets can use it.
+public final class PostgresServer: Sendable {
+    public static let shared: Result<PostgresServer, any Error> = Result { try PostgresServer() }
 
-    let directory: String
-    let socketDirectory: String
-    let postmasterPID: Int32
+    public let directory: String
+    public let socketDirectory: String
+    public let postmasterPID: Int32
+    let bin: String
     private static let user = "gantry"
 
     private init() throws {
         let bin = try Self.binDirectory()
+        self.bin = bin
         directory = NSTemporaryDirectory() + "gantry-pg-\(getpid())-\(UUID().uuidString.prefix(8))"
         socketDirectory = directory + "/socket"
         let data = directory + "/data"
@@ -37,16 +40,14 @@ final class PostgresServer: Sendable {
         Self.stopAtExit(pid: pid, directory: directory)
     }
 
-    /// A new, empty database on this server, as a URL for `PostgresStore`.
-    func makeDatabase() throws -> String {
+    /// A new, empty database on this server, as a URL for `PostgresStore` or `--database`.
+    public func makeDatabase() throws -> String {
         let name = "gantry_\(UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(20).lowercased())"
-        let admin = try PostgresPool(location: PostgresLocation(url: url(database: "postgres")), logger: Logger(label: "test"))
-        defer { admin.shutdown() }
-        _ = try admin.read { db in try await db.execute("CREATE DATABASE \(name)") }
+        try Self.run(bin + "/createdb", ["-h", socketDirectory, "-U", Self.user, name])
         return url(database: name)
     }
 
-    func url(database: String) -> String {
+    public func url(database: String) -> String {
         "postgres:///\(database)?host=\(socketDirectory)&user=\(Self.user)"
     }
 
