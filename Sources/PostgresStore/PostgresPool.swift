@@ -84,7 +84,9 @@ public final class PostgresPool: Sendable {
                     }
                 }
             } catch {
-                guard PostgresFailure.isRetryable(error), ContinuousClock.now + delay < deadline else { throw error }
+                guard PostgresFailure.isRetryable(error), ContinuousClock.now + delay < deadline else {
+                    throw PostgresFailure.unwrapped(error)
+                }
                 logger.warning(
                     "PostgreSQL write failed before commit; retrying",
                     metadata: ["error": "\(PostgresFailure.describe(error))", "retry_in_ms": "\(delay.components.seconds * 1000 + delay.components.attoseconds / 1_000_000_000_000_000)"])
@@ -120,6 +122,16 @@ enum PostgresFailure {
         default:
             return false
         }
+    }
+
+    /// The closure's own error when the transaction was rolled back cleanly: callers see
+    /// what went wrong, not the wrapper. Failures of `BEGIN`, `COMMIT` or the rollback
+    /// stay wrapped, since they say something about the transaction's fate.
+    static func unwrapped(_ error: any Error) -> any Error {
+        guard let transaction = error as? PostgresTransactionError, transaction.beginError == nil,
+            transaction.commitError == nil, transaction.rollbackError == nil, let inner = transaction.closureError
+        else { return error }
+        return inner
     }
 
     static func isSerializationFailure(_ error: any Error) -> Bool {

@@ -60,10 +60,16 @@ extension PostgresStore: LeadershipStore {
         let client = pool.client
         await withTaskGroup(of: Void.self) { group in
             group.addTask {
-                try? await client.withConnection { connection in
-                    try await connection.listen(on: Self.leaderChannel) { notifications in
-                        for try await _ in notifications { return }
+                do {
+                    try await client.withConnection { connection in
+                        try await connection.listen(on: Self.leaderChannel) { notifications in
+                            for try await _ in notifications { return }
+                        }
                     }
+                } catch {
+                    // No connection (the database restarting): wait out the timeout
+                    // rather than return at once, so the caller's loop never spins.
+                    try? await Task.sleep(for: timeout)
                 }
             }
             group.addTask { try? await Task.sleep(for: timeout) }

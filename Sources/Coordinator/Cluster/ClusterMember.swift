@@ -51,7 +51,9 @@ public struct ClusterMember: Sendable {
     /// led and lost the lease.
     public func run(onListening: @escaping @Sendable (_ agents: String, _ http: String) -> Void = { _, _ in }) async throws {
         let standby = Standby(options: options, settings: settings, leadership: leadership, logger: logger)
-        let group = TwoSignalServiceGroup(services: [.init(service: standby)], logger: logger)
+        // Winning the lease ends the standby, and with it this group, without an error.
+        let group = TwoSignalServiceGroup(
+            services: [.init(service: standby, successTerminationBehavior: .gracefullyShutdownGroup)], logger: logger)
         standby.onListening = onListening
         try await group.run()
         guard let promotion = standby.promotion else { return }
@@ -105,10 +107,16 @@ final class Standby: Service, @unchecked Sendable {
             holder: settings.holder,
             agentAddress: HostPort(host: settings.advertisedHost, port: agentPort).description,
             httpAddress: HostPort(host: settings.advertisedHost, port: httpPort).description, ttl: settings.ttl)
-        onListening(CoordinatorServer.format(agentAddress), CoordinatorServer.format(httpAddress))
+        // Announced (stdout, systemd's READY=1) only once this member knows it stands by:
+        // a member that wins at once is announced by its server, after the relays gave
+        // way, so nobody is told "listening" in the gap between the two.
+        let notifier = SystemdNotifier()
+        var announced = false
         var seen: LeaderRecord?
         var delay = Duration.milliseconds(100)
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            // A standby has no core for the watchdog to check: it is alive while this loop runs.
+            _ = notifier.notify("WATCHDOG=1")
             let record: LeaderRecord
             do {
                 record = try leadership.claimLeadership(claim)
@@ -125,6 +133,11 @@ final class Standby: Service, @unchecked Sendable {
                 await http.stop()
                 promotion = Promotion(claim: claim, epoch: record.epoch, agentPort: agentPort, httpPort: httpPort)
                 return
+            }
+            if !announced {
+                announced = true
+                onListening(CoordinatorServer.format(agentAddress), CoordinatorServer.format(httpAddress))
+                _ = notifier.notify("READY=1\nSTATUS=standby: relaying to \(record.holder)")
             }
             if record != seen {
                 if seen?.holder != record.holder || seen?.epoch != record.epoch {
