@@ -11,8 +11,10 @@ struct AuditCommand: ParsableCommand {
         subcommands: [Verify.self, Export.self])
 
     /// Opens the database that exists; never creates an empty one for a mistyped path.
-    static func open(_ state: String) throws -> SQLiteStore {
-        let path = CoordinatorStateDirectory(path: state).database
+    static func open(_ state: String) throws -> any GantryStore {
+        let directory = CoordinatorStateDirectory(path: state)
+        if try directory.databaseURL() != nil { return try StoreOpener.open(directory) }
+        let path = directory.database
         guard FileManager.default.fileExists(atPath: path) else {
             throw Failure(description: "no database at \(path): pass the --state directory `serve` uses")
         }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import GantryCoordinator
+import GantryPostgresStore
 import GantryProtocol
 import GantryWeb
 import Logging
@@ -12,7 +13,7 @@ struct CoordinatorCommand: AsyncParsableCommand {
         commandName: "gantry-coordinator",
         abstract: "The Gantry coordinator: queue, scheduler, agent listener and HTTP API.",
         subcommands: [
-            Initialize.self, Serve.self, JoinInfo.self, TokenCommand.self, JoinTokenCommand.self, AuditCommand.self, RotateKey.self,
+            Initialize.self, Serve.self, JoinInfo.self, TokenCommand.self, JoinTokenCommand.self, AuditCommand.self, RotateKey.self, MigrateStore.self,
         ])
 }
 
@@ -26,9 +27,21 @@ struct Initialize: ParsableCommand {
     var dnsName: [String] = ["localhost"]
     @Option(parsing: .upToNextOption, help: "IP addresses for the server certificate.")
     var ipAddress: [String] = ["127.0.0.1", "::1"]
+    @Option(
+        help: ArgumentHelp(
+            "PostgreSQL instead of the SQLite file: postgres://USER@HOST[:PORT]/DATABASE[?sslmode=...].",
+            discussion: "Recorded in the state directory for `serve` and the other commands. The password comes from PGPASSWORD, never from this file."))
+    var database: String?
 
     func validate() throws {
         _ = try address(advertise, "--advertise")
+        if let database {
+            let location: PostgresLocation
+            do { location = try PostgresLocation(url: database, environment: [:]) } catch { throw ValidationError("--database: \(error)") }
+            if location.password != nil {
+                throw ValidationError("--database: leave the password out of the URL (it would be stored in coordinator.json); set PGPASSWORD")
+            }
+        }
     }
 
     func run() throws {
@@ -40,7 +53,14 @@ struct Initialize: ParsableCommand {
         } else if !names.contains(advertisedHost) {
             names.append(advertisedHost)
         }
-        let info = try CoordinatorStateDirectory(path: state).initialize(advertise: advertise, dnsNames: names, ipAddresses: addresses)
+        let directory = CoordinatorStateDirectory(path: state)
+        if let database {
+            // Connect and migrate now: a wrong URL or an unreachable server fails `init`,
+            // not the first `serve`.
+            let store = try PostgresStore(url: database, logger: Logger(label: "gantry-coordinator"))
+            store.pool.shutdown()
+        }
+        let info = try directory.initialize(advertise: advertise, dnsNames: names, ipAddresses: addresses, database: database)
         print(
             """
             Initialized \(state).
@@ -88,6 +108,24 @@ struct Serve: AsyncParsableCommand {
     var httpInsecure = false
     @Flag(help: "Serve no web dashboard (/ui/): the HTTP API only.")
     var noDashboard = false
+    @Option(
+        help: ArgumentHelp(
+            "The PostgreSQL database (postgres://USER@HOST[:PORT]/DATABASE); default: what `init --database` recorded, else STATE/gantry.sqlite.",
+            discussion: "The password comes from PGPASSWORD or the URL."))
+    var database: String?
+    @Option(help: "With PostgreSQL: the host the other coordinators reach this one at (default: --listen's host, which must then not be a wildcard).")
+    var clusterAddress: String?
+    @Option(help: "With PostgreSQL: seconds the leader's lease lasts without renewal; a dead leader is replaced after at most this.")
+    var leaderTtl: Double = 10
+
+    /// Where the other coordinators relay to this one, if it leads.
+    func clusterHost(agents: HostPort) throws -> String {
+        if let clusterAddress { return clusterAddress }
+        guard !["0.0.0.0", "::", ""].contains(agents.host) else {
+            throw ValidationError("--listen \(listen) listens on every address: name the one the other coordinators reach with --cluster-address")
+        }
+        return agents.host
+    }
     @Option(
         help: ArgumentHelp(
             "The API's URL as steps reach it (GANTRY_API_URL, for `gantry meta-data`).",
@@ -156,6 +194,7 @@ struct Serve: AsyncParsableCommand {
     var agentCertificateSeconds: Int?
 
     func validate() throws {
+        guard leaderTtl.isFinite, (1...600).contains(leaderTtl) else { throw ValidationError("--leader-ttl must be 1 to 600 seconds") }
         guard (0.05...3600).contains(heartbeatInterval) else {
             throw ValidationError("--heartbeat-interval must be 0.05 to 3600 seconds")
         }
@@ -234,6 +273,8 @@ struct Serve: AsyncParsableCommand {
                 handshakeTimeout: .milliseconds(Int64(handshakeTimeout * 1000)),
                 firstFrameTimeout: .milliseconds(Int64(handshakeTimeout * 1000))))
         options.httpIdleTimeout = .milliseconds(Int64(httpIdleTimeout * 1000))
+        let store = try StoreOpener.open(stateDirectory, database: database, logger: logger)
+        options.openStore = { _ in store }
         options.trust = TrustPolicy(trustedKeys: Set(trustedLabelKey))
         options.allowUntrustedEnvironmentSteps = allowUntrustedEnvironmentSteps
         options.gitAllowFileURLs = gitAllowFileUrls
@@ -267,10 +308,21 @@ struct Serve: AsyncParsableCommand {
             throw ValidationError("--retention-interval must be 1 to 86400 seconds")
         }
         options.retention.interval = .milliseconds(Int64(retentionInterval * 1000))
-        try await CoordinatorServer(options: options, logger: logger).run { agents, http in
+        let announce: @Sendable (String, String) -> Void = { agents, http in
             // One machine-readable line on stdout, so scripts and tests can use port 0.
             FileHandle.standardOutput.write(Data("gantry-coordinator listening agents=\(agents) http=\(http)\n".utf8))
         }
+        guard let shared = (store as Any) as? PostgresStore else {
+            try await CoordinatorServer(options: options, logger: logger).run(onListening: announce)
+            return
+        }
+        // On PostgreSQL every coordinator is a member of a cluster, alone or not: it leads
+        // once it holds the lease, and relays to the leader until then.
+        let settings = ClusterMember.Settings(
+            holder: ClusterMember.Settings.defaultHolder(), advertisedHost: try clusterHost(agents: agents),
+            ttl: .milliseconds(Int64(leaderTtl * 1000)))
+        logger.info("using PostgreSQL; joining the coordinators that share it", metadata: ["database": "\(shared.location.redacted)", "holder": "\(settings.holder)"])
+        try await ClusterMember(options: options, settings: settings, leadership: shared, logger: logger).run(onListening: announce)
     }
 }
 

@@ -80,7 +80,7 @@ struct JoinTokenCommand: ParsableCommand {
 
         func run() throws {
             let directory = try initializedState(state)
-            let store = try SQLiteStore(path: directory.database)
+            let store = try StoreOpener.open(directory)
             let now = Date()
             let expiresAt = try lifetime().map { now.addingTimeInterval(TimeInterval($0)) }
             // An id is 4 random bytes: on the rare collision, draw again (a few times).
@@ -140,7 +140,7 @@ struct JoinTokenCommand: ParsableCommand {
         @Flag(help: "Print JSON for scripts.") var json = false
 
         func run() throws {
-            let store = try SQLiteStore(path: try initializedState(state).database)
+            let store = try StoreOpener.open(try initializedState(state))
             let now = Date()
             let rows = try store.joinTokens().map { token in
                 [
@@ -180,7 +180,7 @@ struct JoinTokenCommand: ParsableCommand {
         @Argument(help: "The token's id (jt_...), as `join-token list` shows it.") var id: String
 
         func run() throws {
-            let store = try SQLiteStore(path: try initializedState(state).database)
+            let store = try StoreOpener.open(try initializedState(state))
             guard try store.revokeJoinToken(id: id, at: Date()) else {
                 throw ValidationError("there is no join token '\(id.logSafe(maximum: 80))': see `gantry-coordinator join-token list --state \(state)`")
             }

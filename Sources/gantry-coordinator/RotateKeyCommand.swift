@@ -16,7 +16,7 @@ struct RotateKey: ParsableCommand {
 
     func run() throws {
         let directory = CoordinatorStateDirectory(path: state)
-        let store = try SQLiteStore(path: directory.database)
+        let store = try StoreOpener.open(directory)
         let result = try SecretKeyRotation.rotate(state: directory, store: store, projects: store)
         recordHostAction(
             store, action: "secrets.rotate_key", object: "secrets-key:\(result.newKeyID)",

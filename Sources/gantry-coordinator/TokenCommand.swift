@@ -26,7 +26,7 @@ struct TokenCommand: ParsableCommand {
         func run() throws {
             let directory = CoordinatorStateDirectory(path: state)
             guard directory.isInitialized else { throw ValidationError("\(state) is not initialized") }
-            let store = try SQLiteStore(path: directory.database)
+            let store = try StoreOpener.open(directory)
             try Authenticator.ensureBootstrapIdentity(in: store)
             let bindings: [API.RoleBinding]
             do {

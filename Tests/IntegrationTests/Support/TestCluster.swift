@@ -203,6 +203,11 @@ final class TestCluster: @unchecked Sendable {
         return latest!
     }
 
+    /// Sends API requests to another coordinator's HTTP address from now on.
+    func useAPI(at address: String) {
+        httpAddress = address
+    }
+
     /// Stops the coordinator with SIGKILL (as a crash would) and waits for it to be gone.
     func killCoordinator() async throws {
         coordinator.signal(SIGKILL)

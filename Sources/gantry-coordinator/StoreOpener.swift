@@ -1,0 +1,26 @@
+import ArgumentParser
+import GantryCoordinator
+import GantryPostgresStore
+import Logging
+
+/// The store a command works on: `--database` if given, else the database `init`
+/// recorded in the state directory, else the SQLite file in it. Every command that reads
+/// or writes the database opens it here, so `token`, `audit` and the rest work on
+/// PostgreSQL exactly as `serve` does.
+enum StoreOpener {
+    static func open(_ state: CoordinatorStateDirectory, database: String? = nil, logger: Logger = Logger(label: "gantry-coordinator"))
+        throws -> any GantryStore
+    {
+        guard let url = try database ?? state.databaseURL() else { return try SQLiteStore(path: state.database) }
+        guard PostgresLocation.isPostgresURL(url) else {
+            throw ValidationError("--database: \(url) is not a postgres:// URL (leave it out for the SQLite file in --state)")
+        }
+        // TEMPORARY (until every room's PostgreSQL store lands): through Any, so this
+        // compiles while PostgresStore does not yet conform to all of GantryStore.
+        let opened: Any = try PostgresStore(url: url, logger: logger)
+        guard let store = opened as? any GantryStore else {
+            throw ValidationError("this build's PostgreSQL back end does not implement every store yet")
+        }
+        return store
+    }
+}
