@@ -26,19 +26,30 @@ extension PostgresStore: ProjectStore {
         }
     }
 
+    /// How old a delivery recorded by another process, still without a pipeline, must be
+    /// before this store takes it over. SQLite has one coordinator, so another owner there
+    /// is a process that died; here it may be a live coordinator in the middle of starting
+    /// the pipeline (a submission takes well under a second), and taking that over would
+    /// start the delivery twice.
+    public static let deliveryTakeoverAge: TimeInterval = 120
+
     /// Safe with several coordinators because every decision is one atomic statement:
     ///
     /// - recording is `INSERT … ON CONFLICT DO NOTHING` against both unique keys (the
     ///   delivery id and the body's sha256), so of two coordinators receiving the same
     ///   delivery (or its copy under another id) exactly one records it; the other waits
     ///   for the first's insert to commit and then sees it as a conflict.
-    /// - taking over an orphan is a compare-and-set on the owner this call read and on
-    ///   `pipeline_id IS NULL`: of two coordinators taking over the same delivery, the
-    ///   second's `UPDATE` waits for the first's row lock, re-reads the row, finds another
-    ///   owner and changes nothing, and the call looks again.
+    /// - taking over an orphan is a compare-and-set on the owner this call read, on
+    ///   `pipeline_id IS NULL` and on its age (`deliveryTakeoverAge`): of two coordinators
+    ///   taking over the same delivery, the second's `UPDATE` waits for the first's row
+    ///   lock, re-reads the row, finds another owner and changes nothing, and the call
+    ///   looks again (and now finds it fresh: a duplicate).
     ///
     /// A row that changes between the look and the write (forgotten, taken over, started)
     /// makes the call start over, so it always answers from one consistent row.
+    ///
+    /// Unlike SQLite, a delivery another process recorded less than
+    /// `deliveryTakeoverAge` before this one is a duplicate, not taken over.
     public func recordDelivery(_ delivery: StoredDelivery) throws -> DeliveryRecord {
         try pool.write { db in
             for _ in 0..<20 {
@@ -53,16 +64,20 @@ extension PostgresStore: ProjectStore {
                 }
                 // Forgotten since the insert conflicted: try the insert again.
                 guard let existing else { continue }
-                guard existing.pipelineId == nil, existing.owner != delivery.owner else { return .duplicate(existing) }
+                let orphanedBefore = delivery.receivedAt.addingTimeInterval(-Self.deliveryTakeoverAge)
+                guard existing.pipelineId == nil, existing.owner != delivery.owner, existing.receivedAt <= orphanedBefore else {
+                    return .duplicate(existing)
+                }
                 let taken = try await db.execute(
                     """
                     UPDATE webhook_deliveries SET owner = ?, received_at = ?
-                    WHERE project = ? AND delivery_id = ? AND owner = ? AND pipeline_id IS NULL
+                    WHERE project = ? AND delivery_id = ? AND owner = ? AND pipeline_id IS NULL AND received_at <= ?
                     """,
-                    .values(delivery.owner, delivery.receivedAt, existing.project, existing.deliveryId, existing.owner))
+                    .values(delivery.owner, delivery.receivedAt, existing.project, existing.deliveryId, existing.owner, orphanedBefore))
                 if taken == 1 { return .recorded(existing.deliveryId) }
             }
-            throw PostgresStoreError.rowNotFound(table: "webhook_deliveries", key: "\(delivery.project)/\(delivery.deliveryId) (kept changing)")
+            throw PostgresStoreError.rowNotFound(
+                table: "webhook_deliveries", key: "\(delivery.project)/\(delivery.deliveryId) (it kept changing under other coordinators)")
         }
     }
 

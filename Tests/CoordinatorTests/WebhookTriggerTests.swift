@@ -1,9 +1,11 @@
 import Crypto
 import Foundation
 @testable import GantryCoordinator
+import GantryPostgresStore
 import GantryProtocol
 import GantryTransferRules
 import Logging
+import Synchronization
 import Testing
 
 /// The pure parts of webhook triggers: who signed a delivery (GitHub, Gitea, GitLab),
@@ -254,6 +256,9 @@ struct WebhookTriggerTests {
         if case .duplicate = try store.recordDelivery(renamed) {} else { Issue.record("the same body under another id was recorded") }
         var restarted = renamed
         restarted.owner = "process-2"
+        // PostgreSQL's coordinators share the database, so there another owner is taken to
+        // be dead only once its delivery is `deliveryTakeoverAge` old.
+        restarted.receivedAt = Self.t0.addingTimeInterval(PostgresStore.deliveryTakeoverAge)
         #expect(try store.recordDelivery(restarted) == .recorded("d-1"), "taken over from the dead process")
         try store.setDeliveryPipeline(project: "app", deliveryID: "d-1", pipelineID: "p-1")
         if case .duplicate(let started) = try store.recordDelivery(restarted) { #expect(started.pipelineId == "p-1") } else {
@@ -307,5 +312,33 @@ struct WebhookTriggerTests {
         #expect(count == 3)
         #expect(try store.projects().map(\.keyId) == ["k2", "k2", "k2"])
         #expect(try store.project(named: "b")?.sealedSecret == Data("b".utf8))
+    }
+
+    /// Two coordinators on one PostgreSQL database receive the same push at once (a
+    /// sender's retry, or a copy under another id): exactly one of them records it, and a
+    /// delivery the other just recorded is not taken over from it.
+    @Test func coordinatorsSharingADatabaseRecordADeliveryOnce() throws {
+        let url = try PostgresServer.shared.get().makeDatabase()
+        let stores = try (0..<2).map { _ in try PostgresStore(url: url, logger: Logger(label: "test")) }
+        defer { for store in stores { store.pool.shutdown() } }
+        #expect(try stores[0].insertProject(Self.project("app")))
+        let recorded = Mutex<[String]>([])
+        let failures = Mutex<[String]>([])
+        for round in 0..<5 {
+            CronScheduleTests.onThreads(8) { worker in
+                let delivery = StoredDelivery(
+                    project: "app", deliveryId: "r\(round)-\(worker % 3)", pipelineId: nil, ref: "refs/heads/main",
+                    commit: String(repeating: "a", count: 40), bodySha256: "body-\(round)", owner: "coordinator-\(worker % 2)",
+                    receivedAt: Date())
+                do {
+                    if case .recorded(let id) = try stores[worker % 2].recordDelivery(delivery) { recorded.withLock { $0.append(id) } }
+                } catch {
+                    failures.withLock { $0.append("\(error)") }
+                }
+            }
+        }
+        #expect(failures.withLock { $0 }.isEmpty)
+        let ids = recorded.withLock { $0 }
+        #expect(ids.count == 5, "one delivery recorded per round: \(ids)")
     }
 }
