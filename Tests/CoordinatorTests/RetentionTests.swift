@@ -8,10 +8,15 @@ import NIOCore
 import Testing
 
 /// Retention: the pure decision (what goes, what is protected), the collector against a
-/// real SQLite store and blob directory, and the disk-full mapping.
+/// real store of every back end (`StoreFactory.all`) and blob directory, and the
+/// disk-full mapping.
 @Suite("Retention")
 final class RetentionTests {
+    typealias Store = any CoordinatorStore & ArtifactStore & RetentionStore
+
     let directory: String
+    /// The store under test; its database goes when the test's instance does.
+    var scratch: ScratchStore?
     let now = Fixture.t0.addingTimeInterval(100 * 86_400)
 
     init() throws {
@@ -70,8 +75,14 @@ final class RetentionTests {
         #expect(protected == ["deploy", "release", "build", "loop1", "loop2"])
     }
 
+    func makeStore(_ factory: StoreFactory) throws -> Store {
+        let scratch = try factory.make()
+        self.scratch = scratch
+        return try #require(scratch.store as? Store)
+    }
+
     /// Inserts a finished (or running) pipeline with one job, a log chunk and an artifact.
-    func seed(_ store: SQLiteStore, _ blobs: BlobStore, _ id: String, bytes: [UInt8], running: Bool = false, from: String? = nil) throws -> String {
+    func seed(_ store: Store, _ blobs: BlobStore, _ id: String, bytes: [UInt8], running: Bool = false, from: String? = nil) throws -> String {
         var pipeline = Fixture.pipeline(id, at: Fixture.t0)
         pipeline.artifactsFrom = from
         var job = Fixture.job("\(id)-j", pipeline: pipeline, position: 0, state: running ? .running : .succeeded)
@@ -90,8 +101,9 @@ final class RetentionTests {
         return digest
     }
 
-    @Test func collectorRemovesOldUnprotectedAndKeepsTheRest() throws {
-        let store = try SQLiteStore(path: directory + "/gantry.sqlite")
+    @Test(arguments: StoreFactory.all)
+    func collectorRemovesOldUnprotectedAndKeepsTheRest(_ factory: StoreFactory) throws {
+        let store = try makeStore(factory)
         let blobs = try BlobStore(root: directory + "/artifacts")
         let old = try seed(store, blobs, "old", bytes: [1])
         let base = try seed(store, blobs, "base", bytes: [5])
@@ -102,11 +114,18 @@ final class RetentionTests {
         #expect(shared == kept)
         #expect(try store.setKept(pipelineID: "kept", true))
         #expect(try !store.setKept(pipelineID: "nothing", true))
-        try store.database.write { db in
-            try db.execute(
-                sql: "INSERT INTO caches (scope, key, sha256, size, created_at, last_used_at) VALUES ('branch:main', 'k', ?, 1, ?, ?)",
-                arguments: [old, Fixture.t0, Fixture.t0])
-        }
+        #expect(try store.retentionMarks(pipelineID: "nothing") == nil)
+        #expect(try store.protectedPipelines() == ["kept", "base", "running", "promoted"])
+        #expect(try store.totalArtifactBytes() == 6)
+        #expect(try store.retentionCandidates(logs: true, artifacts: false, limit: 10).map(\.pipelineID) == ["base", "old", "promoted", "shared"])
+        #expect(try store.retentionCandidates(logs: false, artifacts: false, limit: 10).isEmpty)
+        // Protected when the removal runs: nothing goes.
+        #expect(try store.removeArtifacts(pipelineID: "kept", at: now) == nil)
+        #expect(try !store.removeLogs(pipelineID: "promoted", at: now))
+        #expect(try store.retentionMarks(pipelineID: "promoted")?.logsRemovedAt == nil)
+        _ = try store.saveCache(
+            StoredCacheEntry(scope: "branch:main", key: "k", sha256: old, size: 1, createdAt: Fixture.t0, lastUsedAt: Fixture.t0),
+            scopeLimit: 1 << 40)
         var settings = RetentionSettings()
         settings.logAge = 1
         settings.artifactAge = 1
@@ -135,8 +154,9 @@ final class RetentionTests {
         #expect(!blobs.hasBlob(kept) && !blobs.hasBlob(base))
     }
 
-    @Test func aPipelineThatRanAgainAfterItsCollectionIsWeighedAgain() throws {
-        let store = try SQLiteStore(path: directory + "/gantry.sqlite")
+    @Test(arguments: StoreFactory.all)
+    func aPipelineThatRanAgainAfterItsCollectionIsWeighedAgain(_ factory: StoreFactory) throws {
+        let store = try makeStore(factory)
         let blobs = try BlobStore(root: directory + "/artifacts")
         _ = try seed(store, blobs, "p", bytes: [9])
         var settings = RetentionSettings()
@@ -146,9 +166,9 @@ final class RetentionTests {
         #expect(try collector.collect(now: now).logPipelines == 1)
         #expect(try store.retentionCandidates(logs: true, artifacts: true, limit: 10).isEmpty)
         // A retry finished after the collection: its new log is pending again.
-        try store.database.write { db in
-            try db.execute(sql: "UPDATE jobs SET finished_at = ? WHERE id = 'p-j'", arguments: [now.addingTimeInterval(60)])
-        }
+        var job = try #require(try store.job(id: "p-j"))
+        job.finishedAt = now.addingTimeInterval(60)
+        try store.update([job])
         let again = try store.retentionCandidates(logs: true, artifacts: true, limit: 10)
         #expect(again.map(\.pipelineID) == ["p"] && again.first?.logsPending == true && again.first?.artifactsPending == true)
         #expect(try collector.collect(now: now.addingTimeInterval(86_400)).logPipelines == 1)
