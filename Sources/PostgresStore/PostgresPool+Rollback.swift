@@ -13,9 +13,9 @@ extension PostgresPool {
     func writeOrRollBack<Result: Sendable>(_ body: @escaping @Sendable (PostgresSession) async throws -> Result) throws -> Result {
         do {
             return try write(body)
-        } catch let error as PostgresTransactionError {
-            if let rollback = error.closureError as? Rollback<Result>, error.rollbackError == nil { return rollback.value }
-            throw error
+        } catch let rollback as Rollback<Result> {
+            // `write` hands back the closure's own error once the rollback succeeded.
+            return rollback.value
         }
     }
 }
