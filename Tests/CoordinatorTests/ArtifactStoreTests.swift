@@ -1,17 +1,22 @@
 import Crypto
 import Foundation
 @testable import GantryCoordinator
+import GantryPostgresStore
 import GantryProtocol
 import Logging
 import NIOCore
+import Synchronization
 import Testing
 
 /// The artifact room without HTTP: name rules, the blob store's part files and
 /// placement, upload sessions and their offsets across a reopened store, immutability,
-/// per-job bounds, expiry, cache scope resolution and least-recently-used eviction.
+/// per-job bounds, expiry, cache scope resolution and least-recently-used eviction. The
+/// store's tests run against every back end (`StoreFactory.all`).
 @Suite("Artifact store")
 final class ArtifactStoreTests {
     let directory: String
+    /// The store under test; its database goes when the test's instance does.
+    var scratch: ScratchStore?
 
     init() throws {
         directory = NSTemporaryDirectory() + "gantry-artifacts-\(UUID().uuidString)"
@@ -24,8 +29,10 @@ final class ArtifactStoreTests {
 
     static func sha(_ bytes: [UInt8]) -> String { ArtifactDigest.hex(SHA256.hash(data: bytes)) }
 
-    func storeWithJob() throws -> (SQLiteStore, StoredJob) {
-        let store = try SQLiteStore(path: directory + "/gantry.sqlite")
+    func storeWithJob(_ factory: StoreFactory) throws -> (any CoordinatorStore & ArtifactStore, StoredJob) {
+        let scratch = try factory.make()
+        self.scratch = scratch
+        let store = try #require(scratch.store as? any CoordinatorStore & ArtifactStore)
         let pipeline = Fixture.pipeline("p1", at: Fixture.t0)
         let job = Fixture.job("j1", pipeline: pipeline, position: 0, state: .running)
         let other = Fixture.job("j2", pipeline: pipeline, position: 1, state: .running)
@@ -101,8 +108,18 @@ final class ArtifactStoreTests {
         #expect(read == Array(bytes[100...]))
     }
 
-    @Test func sessionsKeepTheirOffsetAcrossAReopenedStoreAndExpire() throws {
-        let (store, _) = try storeWithJob()
+    /// The same database opened again, as a restarted coordinator does.
+    static func reopened(_ store: any CoordinatorStore) throws -> any ArtifactStore {
+        switch store {
+        case let sqlite as SQLiteStore: return try SQLiteStore(path: sqlite.database.path)
+        case let postgres as PostgresStore: return try PostgresStore(location: postgres.location, logger: Logger(label: "test"))
+        default: throw CocoaError(.featureUnsupported)
+        }
+    }
+
+    @Test(arguments: StoreFactory.all)
+    func sessionsKeepTheirOffsetAcrossAReopenedStoreAndExpire(_ factory: StoreFactory) throws {
+        let (store, _) = try storeWithJob(factory)
         let session = StoredArtifactUpload(
             id: "u1", kind: .artifact, jobId: "j1", attempt: 1, name: "a", scope: "", size: 10, sha256: Self.sha([1]), offset: 0,
             createdAt: Fixture.t0, updatedAt: Fixture.t0)
@@ -119,7 +136,7 @@ final class ArtifactStoreTests {
         #expect(try store.openUpload(second, maximumOpen: 2).opened == nil, "a third open session is refused")
         #expect(try store.moveUpload(id: "u1", offset: 6, at: Fixture.t0.addingTimeInterval(100)))
         #expect(try !store.moveUpload(id: "no-such-session", offset: 6, at: Fixture.t0), "a session that is gone records nothing")
-        let reopened = try SQLiteStore(path: directory + "/gantry.sqlite")
+        let reopened = try Self.reopened(store)
         #expect(try reopened.upload(id: "u1")?.offset == 6)
         #expect(try reopened.blobReferenced(Self.sha([1])), "an open session holds its digest")
         let expired = try reopened.expireUploads(before: Fixture.t0.addingTimeInterval(50))
@@ -129,8 +146,9 @@ final class ArtifactStoreTests {
 
     /// The service's sweep removes stale sessions with their part files, and at start any
     /// part file without a session; a fresh session and its file stay.
-    @Test func staleSessionsAndStrayPartFilesAreRemoved() throws {
-        let (store, _) = try storeWithJob()
+    @Test(arguments: StoreFactory.all)
+    func staleSessionsAndStrayPartFilesAreRemoved(_ factory: StoreFactory) throws {
+        let (store, _) = try storeWithJob(factory)
         let service = ArtifactService(
             store: store, blobs: try BlobStore(root: directory + "/artifacts"), logger: Logger(label: "test"))
         let now = Date()
@@ -151,8 +169,9 @@ final class ArtifactStoreTests {
         #expect(try store.upload(id: "old") == nil && store.upload(id: "fresh") != nil)
     }
 
-    @Test func artifactsAreImmutableAndBoundedPerJob() throws {
-        let (store, _) = try storeWithJob()
+    @Test(arguments: StoreFactory.all)
+    func artifactsAreImmutableAndBoundedPerJob(_ factory: StoreFactory) throws {
+        let (store, _) = try storeWithJob(factory)
         let a = Self.sha([1]), b = Self.sha([2])
         #expect(try store.storeArtifact(artifact("x", a), maximumPerJob: 2) == .stored(artifact("x", a)))
         // The same bytes again under the name: the row already there.
@@ -166,6 +185,93 @@ final class ArtifactStoreTests {
         #expect(try store.artifacts(sha256: b, limit: 10).map { "\($0.jobId):\($0.name)" } == ["j1:y", "j2:x"])
         #expect(try store.artifactExists(sha256: a, size: 3, inPipelines: ["p1"]))
         #expect(try !store.artifactExists(sha256: a, size: nil, inPipelines: ["p2"]) && !store.artifactExists(sha256: a, size: 4, inPipelines: ["p1"]))
+        #expect(try !store.artifactExists(sha256: a, size: nil, inPipelines: []))
+        #expect(try store.artifact(jobID: "j1", name: "x") == artifact("x", a))
+        #expect(try store.artifact(jobID: "j1", name: "z") == nil && store.artifact(jobID: "j3", name: "x") == nil)
+        #expect(try store.artifacts(sha256: b, limit: 1).map(\.jobId) == ["j1"])
+        #expect(try store.artifacts(pipelineID: "p1", stepKey: nil, limit: 10).map { "\($0.jobId):\($0.name)" } == ["j1:x", "j2:x", "j1:y"])
+        #expect(try store.artifacts(pipelineID: "p1", stepKey: "test", limit: 10).isEmpty)
+    }
+
+    /// A job's first download of a digest is its deployment; later ones change nothing.
+    /// A deleted session is gone, and with it its hold on its digest.
+    @Test(arguments: StoreFactory.all)
+    func deploymentsAreRecordedOnceAndSessionsDeleted(_ factory: StoreFactory) throws {
+        let (store, _) = try storeWithJob(factory)
+        let a = Self.sha([1])
+        let first = StoredArtifactDeployment(
+            sha256: a, pipelineId: "p1", jobId: "j1", stepKey: "deploy", environment: "production", at: Fixture.t0)
+        try store.recordDeployment(first)
+        var again = first
+        again.at = Fixture.t0.addingTimeInterval(60)
+        again.environment = "staging"
+        try store.recordDeployment(again)
+        let second = StoredArtifactDeployment(
+            sha256: a, pipelineId: "p1", jobId: "j2", stepKey: "deploy", environment: "staging", at: Fixture.t0.addingTimeInterval(5))
+        try store.recordDeployment(second)
+        let listed = try store.deployments(sha256: a, limit: 10)
+        #expect(listed.map(\.0) == [first, second])
+        #expect(listed.map(\.state) == ["running", "running"])
+        #expect(try store.deployments(sha256: a, limit: 1).count == 1)
+        #expect(try store.deployments(sha256: Self.sha([2]), limit: 10).isEmpty)
+
+        let session = StoredArtifactUpload(
+            id: "u1", kind: .cache, jobId: "j1", attempt: 1, name: "key", scope: "branch:main", size: 10, sha256: a, offset: 0,
+            createdAt: Fixture.t0, updatedAt: Fixture.t0)
+        #expect(try store.openUpload(session, maximumOpen: 1).opened == session)
+        #expect(try store.upload(id: "u1") == session && store.blobReferenced(a))
+        try store.deleteUpload(id: "u1")
+        try store.deleteUpload(id: "u1")
+        #expect(try store.upload(id: "u1") == nil && !store.blobReferenced(a))
+        #expect(try !store.moveUpload(id: "u1", offset: 5, at: Fixture.t0))
+        // Clearing with no scope or key clears every scope.
+        for scope in ["branch:main", "branch:x"] {
+            _ = try store.saveCache(
+                StoredCacheEntry(scope: scope, key: "k", sha256: a, size: 1, createdAt: Fixture.t0, lastUsedAt: Fixture.t0), scopeLimit: 100)
+        }
+        let (cleared, orphans) = try store.clearCaches(scope: nil, key: nil)
+        #expect(cleared.map(\.scope) == ["branch:main", "branch:x"] && orphans == [a])
+        #expect(try store.cacheEntries(scopes: [], limit: 10).isEmpty)
+    }
+
+    /// Two coordinators on one database (two handles here) asking at once: a job's
+    /// artifacts stay within their bound, one file gets one session, and a scope's caches
+    /// stay within their budget, as when one writer decides each in turn.
+    @Test(arguments: StoreFactory.all)
+    func concurrentWritersKeepTheBoundsOfOneWriter(_ factory: StoreFactory) throws {
+        let (store, _) = try storeWithJob(factory)
+        let other = try Self.reopened(store)
+        let stores: [any ArtifactStore] = [store, other]
+        let writes = Mutex<[ArtifactWrite]>([])
+        let sessions = Mutex<Set<String>>([])
+        let failures = Mutex<[String]>([])
+        let rows = (0..<16).map { artifact("n\($0)", Self.sha([UInt8($0)])) }
+        DispatchQueue.concurrentPerform(iterations: 16) { index in
+            let store = stores[index % 2]
+            do {
+                let write = try store.storeArtifact(rows[index], maximumPerJob: 5)
+                writes.withLock { $0.append(write) }
+                let opened = try store.openUpload(
+                    StoredArtifactUpload(
+                        id: "u\(index)", kind: .artifact, jobId: "j2", attempt: 1, name: "same", scope: "", size: 10,
+                        sha256: Self.sha([9]), offset: 0, createdAt: Fixture.t0, updatedAt: Fixture.t0), maximumOpen: 4
+                ).opened
+                if let opened { sessions.withLock { _ = $0.insert(opened.id) } }
+                _ = try store.saveCache(
+                    StoredCacheEntry(
+                        scope: "branch:main", key: "k\(index)", sha256: Self.sha([UInt8(index)]), size: 40,
+                        createdAt: Fixture.t0.addingTimeInterval(Double(index)), lastUsedAt: Fixture.t0.addingTimeInterval(Double(index))),
+                    scopeLimit: 100)
+            } catch {
+                failures.withLock { $0.append("\(error)") }
+            }
+        }
+        #expect(failures.withLock { $0 } == [])
+        let stored = writes.withLock { $0.filter { if case .stored = $0 { true } else { false } } }
+        #expect(stored.count == 5 && writes.withLock { $0.count } == 16)
+        #expect(try store.artifacts(pipelineID: "p1", stepKey: nil, limit: 100).count == 5)
+        #expect(sessions.withLock { $0.count } == 1, "one file, one session")
+        #expect(try store.cacheEntries(scopes: ["branch:main"], limit: 100).count <= 2)
     }
 
     /// Stores `bytes` as a blob the way a completed session does.
@@ -183,8 +289,9 @@ final class ArtifactStoreTests {
     /// holds per attempt, so attempt 2 replaces attempt 1's bytes under the same name (the
     /// old blob goes when nothing else names it), attempt 1 never overwrites attempt 2,
     /// and attempt 1's abandoned sessions neither count against attempt 2 nor survive it.
-    @Test func aRetryReplacesTheEarlierAttemptsArtifactsAndSessions() async throws {
-        let (store, _) = try storeWithJob()
+    @Test(arguments: StoreFactory.all)
+    func aRetryReplacesTheEarlierAttemptsArtifactsAndSessions(_ factory: StoreFactory) async throws {
+        let (store, _) = try storeWithJob(factory)
         let service = ArtifactService(
             store: store, blobs: try BlobStore(root: directory + "/artifacts"), logger: Logger(label: "test"))
         let first = try await place([1, 1, 1], in: service.blobs, session: "p1")
@@ -236,7 +343,7 @@ final class ArtifactStoreTests {
     /// runs on NIO's thread pool, whose threads are named `…TP-#N`: a cooperative thread
     /// parked there would stall every task, the coordinator's single writer included.
     @Test func blockingWorkRunsOnTheThreadPool() async throws {
-        let (store, _) = try storeWithJob()
+        let (store, _) = try storeWithJob(.sqlite)
         let service = ArtifactService(
             store: store, blobs: try BlobStore(root: directory + "/artifacts"), logger: Logger(label: "test"))
         // Linux names the calling thread here (NIO sets it with pthread_setname_np).
@@ -307,8 +414,9 @@ final class ArtifactStoreTests {
 
     /// The store: the first save under a key wins, eviction on insert returns the
     /// orphaned digests (not those an artifact still names), a hit moves last use.
-    @Test func savingEvictsAndReportsOrphans() throws {
-        let (store, _) = try storeWithJob()
+    @Test(arguments: StoreFactory.all)
+    func savingEvictsAndReportsOrphans(_ factory: StoreFactory) throws {
+        let (store, _) = try storeWithJob(factory)
         let a = Self.sha([1]), b = Self.sha([2]), c = Self.sha([3]), shared = Self.sha([4])
         func entry(_ key: String, _ sha: String, at: Double) -> StoredCacheEntry {
             StoredCacheEntry(
@@ -325,6 +433,8 @@ final class ArtifactStoreTests {
         let (_, orphans) = try store.saveCache(entry("k3", b, at: 11), scopeLimit: 100)
         #expect(orphans.isEmpty)
         #expect(try store.cacheEntries(scopes: ["branch:main"], limit: 10).map(\.key) == ["k1", "k3"])
+        #expect(try store.cacheEntry(scope: "branch:main", key: "k1")?.lastUsedAt == Fixture.t0.addingTimeInterval(10))
+        #expect(try store.cacheEntry(scope: "branch:main", key: "k2") == nil && store.cacheEntry(scope: "branch:x", key: "k1") == nil)
         let (_, more) = try store.saveCache(entry("k4", c, at: 12), scopeLimit: 100)
         #expect(more == [a], "k1 evicted next and nothing else names its blob")
         #expect(try store.cacheExists(sha256: b, size: 40, scopes: ["branch:main"]) && !store.cacheExists(sha256: b, size: nil, scopes: ["branch:x"]))

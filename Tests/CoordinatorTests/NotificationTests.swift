@@ -1,7 +1,10 @@
 import Crypto
 import Foundation
 @testable import GantryCoordinator
+import GantryPostgresStore
 import GantryProtocol
+import Logging
+import Synchronization
 import Testing
 
 /// The Notifications room without sockets: the signature scheme, the retry schedule, the
@@ -169,11 +172,10 @@ struct NotificationTests {
 
     // MARK: Store
 
-    @Test func theOutboxDropsTheOldestPendingPastItsBoundAndKeepsTheLogBounded() throws {
-        let directory = NSTemporaryDirectory() + "gantry-notifications-\(UUID().uuidString)"
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: directory) }
-        let store = try SQLiteStore(path: directory + "/gantry.sqlite")
+    @Test(arguments: StoreFactory.all)
+    func theOutboxDropsTheOldestPendingPastItsBoundAndKeepsTheLogBounded(_ factory: StoreFactory) throws {
+        let scratch = try factory.make()
+        let store = try #require(scratch.store as? any NotificationStore)
         let endpoint = StoredNotificationEndpoint(
             id: "e1", url: "https://example.com/", events: "[]", project: nil, description: "", sealedSecret: Data([1]),
             keyId: "k", createdBy: "admin", createdAt: Fixture.t0)
@@ -181,7 +183,7 @@ struct NotificationTests {
         #expect(try !store.insertNotificationEndpoint(endpoint, limit: 1), "the endpoint limit")
 
         // Events written by a lifecycle commit are there to fan out, then gone.
-        try store.commit(
+        try scratch.store.commit(
             StoreBatch([.notificationEvents([StoredNotificationEvent(type: .pipelineFinished, pipelineId: "p", occurredAt: Fixture.t0)])]))
         let events = try store.unprocessedNotificationEvents(limit: 10)
         #expect(events.map(\.type) == ["pipeline.finished"])
@@ -207,7 +209,11 @@ struct NotificationTests {
         delivered.attempts = 1
         delivered.statusCode = 200
         try store.saveNotificationAttempt(delivered)
-        #expect(try store.dueNotificationDeliveries(now: Fixture.t0, limit: 10, excluding: []).map(\.id) == ["d4", "d5"])
+        // Asked again once a delivery handed out could be lost (PostgreSQL leases it to its
+        // sender for `notificationLease`, which also moves it back in the due order; SQLite
+        // has one sender and hands it out again at once).
+        let again = Fixture.t0.addingTimeInterval(PostgresStore.notificationLease)
+        #expect(try store.dueNotificationDeliveries(now: again, limit: 10, excluding: []).map(\.id).sorted() == ["d4", "d5"])
         // Paging: newest first, `before` the last seq seen.
         let first = try store.notificationDeliveries(endpointID: "e1", before: nil, limit: 1)
         let second = try store.notificationDeliveries(endpointID: "e1", before: first[0].seq, limit: 1)
@@ -215,5 +221,140 @@ struct NotificationTests {
 
         #expect(try store.deleteNotificationEndpoint(id: "e1"))
         #expect(try store.notificationDeliveries(endpointID: "e1", before: nil, limit: 10).isEmpty)
+    }
+
+    static func endpoint(_ id: String, createdAt: Date) -> StoredNotificationEndpoint {
+        StoredNotificationEndpoint(
+            id: id, url: "https://example.com/\(id)", events: #"["job.finished"]"#, project: "app", description: "for \(id)",
+            sealedSecret: Data([1, 2]), keyId: "k1", createdBy: "admin", createdAt: createdAt)
+    }
+
+    @Test(arguments: StoreFactory.all)
+    func endpointsReadBackListOldestFirstAndResealAllOrNone(_ factory: StoreFactory) throws {
+        let scratch = try factory.make()
+        let store = try #require(scratch.store as? any NotificationStore)
+        let t0 = Date(timeIntervalSince1970: 1_795_000_000)
+        let (e1, e2) = (Self.endpoint("e1", createdAt: t0.addingTimeInterval(1)), Self.endpoint("e2", createdAt: t0))
+        #expect(try store.insertNotificationEndpoint(e1, limit: 5))
+        #expect(try store.insertNotificationEndpoint(e2, limit: 5))
+        #expect(throws: (any Error).self, "an id is taken once") { try store.insertNotificationEndpoint(e1, limit: 5) }
+        #expect(try store.notificationEndpoint(id: "e1") == e1)
+        #expect(try store.notificationEndpoint(id: "nope") == nil)
+        #expect(try store.notificationEndpoints().map(\.id) == ["e2", "e1"])
+
+        struct Refused: Error {}
+        #expect(throws: Refused.self) {
+            try store.resealNotificationSecrets { row in
+                guard row.id != "e2" else { throw Refused() }
+                var row = row
+                row.keyId = "k2"
+                return row
+            }
+        }
+        #expect(try store.notificationEndpoints().map(\.keyId) == ["k1", "k1"])
+        let count = try store.resealNotificationSecrets { row in
+            var row = row
+            row.keyId = "k2"
+            row.sealedSecret = Data(row.id.utf8)
+            return row
+        }
+        #expect(count == 2)
+        #expect(try store.notificationEndpoints().map(\.keyId) == ["k2", "k2"])
+        #expect(try store.notificationEndpoint(id: "e2")?.sealedSecret == Data("e2".utf8))
+        #expect(try store.deleteNotificationEndpoint(id: "e2"))
+        #expect(try !store.deleteNotificationEndpoint(id: "e2"))
+        #expect(try store.notificationEndpoints().map(\.id) == ["e1"])
+    }
+
+    @Test(arguments: StoreFactory.all)
+    func anAttemptsOutcomeIsSavedWhileTheDeliveryIsPending(_ factory: StoreFactory) throws {
+        let scratch = try factory.make()
+        let store = try #require(scratch.store as? any NotificationStore)
+        let t0 = Date(timeIntervalSince1970: 1_795_000_000)
+        #expect(try store.insertNotificationEndpoint(Self.endpoint("e1", createdAt: t0), limit: 5))
+        let pending = StoredNotificationDelivery(
+            id: "d1", endpointId: "e1", event: "job.finished", payload: Data(#"{"a":1}"#.utf8), state: .pending, attempts: 0,
+            createdAt: t0, nextAttemptAt: t0)
+        try store.enqueueNotificationDeliveries([pending], processed: [], bounds: NotificationOutbox(), now: t0)
+        var retried = try #require(try store.dueNotificationDeliveries(now: t0, limit: 5, excluding: []).first)
+        #expect(retried.seq != nil)
+        retried.attempts = 1
+        retried.statusCode = 503
+        retried.error = "HTTP 503"
+        retried.responseBody = "busy"
+        retried.durationMs = 12
+        retried.lastAttemptAt = t0
+        retried.nextAttemptAt = t0.addingTimeInterval(4)
+        try store.saveNotificationAttempt(retried)
+        #expect(try store.notificationDeliveries(endpointID: "e1", before: nil, limit: 5) == [retried], "every field reads back")
+        #expect(try store.dueNotificationDeliveries(now: t0.addingTimeInterval(3), limit: 5, excluding: []).isEmpty)
+
+        var failed = retried
+        failed.state = .failed
+        failed.attempts = 2
+        failed.nextAttemptAt = nil
+        failed.error = "gave up"
+        try store.saveNotificationAttempt(failed)
+        var late = failed
+        late.state = .delivered
+        try store.saveNotificationAttempt(late)
+        #expect(try store.notificationDeliveries(endpointID: "e1", before: nil, limit: 5) == [failed], "an ended delivery stays ended")
+        #expect(try store.dueNotificationDeliveries(now: t0.addingTimeInterval(60), limit: 5, excluding: []).isEmpty)
+    }
+
+    /// Two coordinators on one PostgreSQL database, both running a `NotificationService`:
+    /// an event is fanned out by one of them, and a due delivery is handed to one sender.
+    @Test func coordinatorsSharingADatabaseFanOutAndSendEachOnce() throws {
+        let url = try PostgresServer.shared.get().makeDatabase()
+        let stores = try (0..<2).map { _ in try PostgresStore(url: url, logger: Logger(label: "test")) }
+        defer { for store in stores { store.pool.shutdown() } }
+        let t0 = Date(timeIntervalSince1970: 1_795_000_000)
+        #expect(try stores[0].insertNotificationEndpoint(Self.endpoint("e1", createdAt: t0), limit: 5))
+        try stores[0].commit(
+            StoreBatch([
+                .notificationEvents(
+                    (0..<20).map { StoredNotificationEvent(type: .jobFinished, pipelineId: "p\($0)", jobId: "j", occurredAt: t0) })
+            ]))
+
+        // Each fan-out reads the same events and makes deliveries of its own for them.
+        let events = try stores[0].unprocessedNotificationEvents(limit: 100)
+        #expect(events.count == 20)
+        let failures = Mutex<[String]>([])
+        CronScheduleTests.onThreads(4) { worker in
+            let deliveries = events.map { event in
+                StoredNotificationDelivery(
+                    id: "w\(worker)-\(event.id ?? 0)", endpointId: "e1", event: event.type, payload: Data("{}".utf8), state: .pending,
+                    attempts: 0, createdAt: t0, nextAttemptAt: t0)
+            }
+            do {
+                try stores[worker % 2].enqueueNotificationDeliveries(
+                    deliveries, processed: events.compactMap(\.id), bounds: NotificationOutbox(), now: t0)
+            } catch {
+                failures.withLock { $0.append("\(error)") }
+            }
+        }
+        #expect(failures.withLock { $0 }.isEmpty)
+        #expect(try stores[1].unprocessedNotificationEvents(limit: 100).isEmpty)
+        let log = try stores[1].notificationDeliveries(endpointID: "e1", before: nil, limit: 100)
+        #expect(log.count == 20, "one fan-out's deliveries, not several")
+        #expect(Set(log.map { $0.id.prefix(while: { $0 != "-" }) }).count == 1)
+
+        // Senders on both coordinators ask for due deliveries at once: each is handed out once.
+        let handed = Mutex<[String]>([])
+        CronScheduleTests.onThreads(8) { worker in
+            do {
+                let due = try stores[worker % 2].dueNotificationDeliveries(now: t0, limit: 3, excluding: [])
+                handed.withLock { $0 += due.map(\.id) }
+            } catch {
+                failures.withLock { $0.append("\(error)") }
+            }
+        }
+        #expect(failures.withLock { $0 }.isEmpty)
+        let ids = handed.withLock { $0 }
+        #expect(ids.count == Set(ids).count, "no delivery handed to two senders")
+        #expect(ids.count == 20, "8 senders taking 3 each take all 20")
+        #expect(try stores[0].dueNotificationDeliveries(now: t0, limit: 30, excluding: []).isEmpty, "all leased")
+        let expired = t0.addingTimeInterval(PostgresStore.notificationLease)
+        #expect(try stores[1].dueNotificationDeliveries(now: expired, limit: 30, excluding: []).count == 20, "a lost sender's lease ends")
     }
 }

@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 @testable import GantryCoordinator
+import GantryPostgresStore
 import GantryProtocol
 import GRDB
 import Logging
@@ -8,10 +9,15 @@ import NIOCore
 import Testing
 
 /// Retention: the pure decision (what goes, what is protected), the collector against a
-/// real SQLite store and blob directory, and the disk-full mapping.
+/// real store of every back end (`StoreFactory.all`) and blob directory, and the
+/// disk-full mapping.
 @Suite("Retention")
 final class RetentionTests {
+    typealias Store = any CoordinatorStore & ArtifactStore & RetentionStore
+
     let directory: String
+    /// The store under test; its database goes when the test's instance does.
+    var scratch: ScratchStore?
     let now = Fixture.t0.addingTimeInterval(100 * 86_400)
 
     init() throws {
@@ -70,8 +76,14 @@ final class RetentionTests {
         #expect(protected == ["deploy", "release", "build", "loop1", "loop2"])
     }
 
+    func makeStore(_ factory: StoreFactory) throws -> Store {
+        let scratch = try factory.make()
+        self.scratch = scratch
+        return try #require(scratch.store as? Store)
+    }
+
     /// Inserts a finished (or running) pipeline with one job, a log chunk and an artifact.
-    func seed(_ store: SQLiteStore, _ blobs: BlobStore, _ id: String, bytes: [UInt8], running: Bool = false, from: String? = nil) throws -> String {
+    func seed(_ store: Store, _ blobs: BlobStore, _ id: String, bytes: [UInt8], running: Bool = false, from: String? = nil) throws -> String {
         var pipeline = Fixture.pipeline(id, at: Fixture.t0)
         pipeline.artifactsFrom = from
         var job = Fixture.job("\(id)-j", pipeline: pipeline, position: 0, state: running ? .running : .succeeded)
@@ -90,8 +102,9 @@ final class RetentionTests {
         return digest
     }
 
-    @Test func collectorRemovesOldUnprotectedAndKeepsTheRest() throws {
-        let store = try SQLiteStore(path: directory + "/gantry.sqlite")
+    @Test(arguments: StoreFactory.all)
+    func collectorRemovesOldUnprotectedAndKeepsTheRest(_ factory: StoreFactory) throws {
+        let store = try makeStore(factory)
         let blobs = try BlobStore(root: directory + "/artifacts")
         let old = try seed(store, blobs, "old", bytes: [1])
         let base = try seed(store, blobs, "base", bytes: [5])
@@ -102,11 +115,18 @@ final class RetentionTests {
         #expect(shared == kept)
         #expect(try store.setKept(pipelineID: "kept", true))
         #expect(try !store.setKept(pipelineID: "nothing", true))
-        try store.database.write { db in
-            try db.execute(
-                sql: "INSERT INTO caches (scope, key, sha256, size, created_at, last_used_at) VALUES ('branch:main', 'k', ?, 1, ?, ?)",
-                arguments: [old, Fixture.t0, Fixture.t0])
-        }
+        #expect(try store.retentionMarks(pipelineID: "nothing") == nil)
+        #expect(try store.protectedPipelines() == ["kept", "base", "running", "promoted"])
+        #expect(try store.totalArtifactBytes() == 6)
+        #expect(try store.retentionCandidates(logs: true, artifacts: false, limit: 10).map(\.pipelineID) == ["base", "old", "promoted", "shared"])
+        #expect(try store.retentionCandidates(logs: false, artifacts: false, limit: 10).isEmpty)
+        // Protected when the removal runs: nothing goes.
+        #expect(try store.removeArtifacts(pipelineID: "kept", at: now) == nil)
+        #expect(try !store.removeLogs(pipelineID: "promoted", at: now))
+        #expect(try store.retentionMarks(pipelineID: "promoted")?.logsRemovedAt == nil)
+        _ = try store.saveCache(
+            StoredCacheEntry(scope: "branch:main", key: "k", sha256: old, size: 1, createdAt: Fixture.t0, lastUsedAt: Fixture.t0),
+            scopeLimit: 1 << 40)
         var settings = RetentionSettings()
         settings.logAge = 1
         settings.artifactAge = 1
@@ -135,8 +155,9 @@ final class RetentionTests {
         #expect(!blobs.hasBlob(kept) && !blobs.hasBlob(base))
     }
 
-    @Test func aPipelineThatRanAgainAfterItsCollectionIsWeighedAgain() throws {
-        let store = try SQLiteStore(path: directory + "/gantry.sqlite")
+    @Test(arguments: StoreFactory.all)
+    func aPipelineThatRanAgainAfterItsCollectionIsWeighedAgain(_ factory: StoreFactory) throws {
+        let store = try makeStore(factory)
         let blobs = try BlobStore(root: directory + "/artifacts")
         _ = try seed(store, blobs, "p", bytes: [9])
         var settings = RetentionSettings()
@@ -146,9 +167,9 @@ final class RetentionTests {
         #expect(try collector.collect(now: now).logPipelines == 1)
         #expect(try store.retentionCandidates(logs: true, artifacts: true, limit: 10).isEmpty)
         // A retry finished after the collection: its new log is pending again.
-        try store.database.write { db in
-            try db.execute(sql: "UPDATE jobs SET finished_at = ? WHERE id = 'p-j'", arguments: [now.addingTimeInterval(60)])
-        }
+        var job = try #require(try store.job(id: "p-j"))
+        job.finishedAt = now.addingTimeInterval(60)
+        try store.update([job])
         let again = try store.retentionCandidates(logs: true, artifacts: true, limit: 10)
         #expect(again.map(\.pipelineID) == ["p"] && again.first?.logsPending == true && again.first?.artifactsPending == true)
         #expect(try collector.collect(now: now.addingTimeInterval(86_400)).logPipelines == 1)
@@ -160,6 +181,90 @@ final class RetentionTests {
         for bad in [-1, .nan, .infinity, 36_501] as [Double] {
             #expect(throws: RetentionSettingError.self) { try RetentionSettings.age(days: bad, option: "x") }
         }
+    }
+
+    /// What another coordinator may commit while a removal of `build`'s artifacts runs,
+    /// each of which protects it: a keep, a retry of a pipeline promoting it, a new
+    /// pipeline promoting it.
+    enum RacingWrite: String, CaseIterable, Sendable {
+        case keep, retryOfPromoter, newPromoter
+    }
+
+    /// On PostgreSQL a removal and another coordinator's write interleave: the removal
+    /// must wait for the write holding what protection depends on, then see it.
+    @Test(arguments: RacingWrite.allCases)
+    func aRemovalWaitsForAWriteThatProtectsThePipeline(_ race: RacingWrite) throws {
+        let store = try makeStore(.postgres)
+        let postgres = try #require(store as? PostgresStore)
+        let blobs = try BlobStore(root: directory + "/artifacts")
+        _ = try seed(store, blobs, "build", bytes: [1])
+        _ = try seed(store, blobs, "deploy", bytes: [2], from: "build")
+        #expect(try !store.protectedPipelines().contains("build"))
+        let held = DispatchSemaphore(value: 0)
+        let done = DispatchSemaphore(value: 0)
+        DispatchQueue.global().async {
+            defer { done.signal() }
+            try? postgres.pool.write { db in
+                switch race {
+                case .keep:
+                    try await db.execute("UPDATE pipelines SET kept = 1 WHERE id = 'build'")
+                case .retryOfPromoter:
+                    try await db.execute("UPDATE jobs SET state = 'queued', finished_at = NULL WHERE id = 'deploy-j'")
+                case .newPromoter:
+                    var pipeline = Fixture.pipeline("redeploy", at: Fixture.t0)
+                    pipeline.artifactsFrom = "build"
+                    try await db.insert(pipeline)
+                    try await db.insert(Fixture.job("redeploy-j", pipeline: pipeline, position: 0, state: .queued))
+                }
+                held.signal()
+                // Long enough for the removal to start and reach the rows this holds.
+                try await Task.sleep(for: .milliseconds(500))
+            }
+        }
+        held.wait()
+        let removed = try store.removeArtifacts(pipelineID: "build", at: now)
+        done.wait()
+        #expect(removed == nil, "the removal saw the \(race) committed while it waited")
+        #expect(try store.artifacts(pipelineID: "build", stepKey: nil, limit: 10).count == 1)
+    }
+
+    /// On PostgreSQL an expiry running while another coordinator serves a hit on a cache
+    /// (or a PATCH on a session) leaves the entry: old when the expiry began, in use by the
+    /// time it could delete it.
+    @Test func anExpiryLeavesWhatAnotherCoordinatorIsUsing() throws {
+        let store = try makeStore(.postgres)
+        let postgres = try #require(store as? PostgresStore)
+        let blobs = try BlobStore(root: directory + "/artifacts")
+        let digest = try seed(store, blobs, "p", bytes: [1], running: true)
+        _ = try store.saveCache(
+            StoredCacheEntry(scope: "branch:main", key: "k", sha256: digest, size: 1, createdAt: Fixture.t0, lastUsedAt: Fixture.t0),
+            scopeLimit: 1 << 40)
+        let session = StoredArtifactUpload(
+            id: "u", kind: .artifact, jobId: "p-j", attempt: 1, name: "a", scope: "", size: 10, sha256: digest, offset: 0,
+            createdAt: Fixture.t0, updatedAt: Fixture.t0)
+        _ = try store.openUpload(session, maximumOpen: 4)
+        let held = DispatchSemaphore(value: 0)
+        let done = DispatchSemaphore(value: 0)
+        let later = now
+        DispatchQueue.global().async {
+            defer { done.signal() }
+            try? postgres.pool.write { db in
+                try await db.execute(
+                    "UPDATE caches SET last_used_at = ? WHERE key = 'k'", [later.databaseValue])
+                try await db.execute(#"UPDATE artifact_uploads SET "offset" = 5, updated_at = ? WHERE id = 'u'"#, [later.databaseValue])
+                held.signal()
+                try await Task.sleep(for: .milliseconds(500))
+            }
+        }
+        held.wait()
+        let caches = try store.expireCaches(before: Fixture.t0.addingTimeInterval(1), limit: 10)
+        let sessions = try store.expireUploads(before: Fixture.t0.addingTimeInterval(1))
+        done.wait()
+        #expect(caches.removed == 0 && sessions.isEmpty)
+        #expect(try store.cacheEntry(scope: "branch:main", key: "k") != nil && store.upload(id: "u")?.offset == 5)
+        // Once they are old again, both go.
+        #expect(try store.expireCaches(before: now.addingTimeInterval(1), limit: 10).removed == 1)
+        #expect(try store.expireUploads(before: now.addingTimeInterval(1)).map(\.id) == ["u"])
     }
 
     @Test func diskFullMapsTo507AndOthersDoNot() {

@@ -1,14 +1,17 @@
 import Crypto
 import Foundation
 @testable import GantryCoordinator
+import GantryPostgresStore
 import GantryProtocol
 import GantryTransferRules
 import Logging
+import Synchronization
 import Testing
 
 /// The pure parts of webhook triggers: who signed a delivery (GitHub, Gitea, GitLab),
-/// what a push says, which projects and refs are accepted; and the projects' secrets in
-/// the store, sealed and re-sealed by `rotate-key`.
+/// what a push says, which projects and refs are accepted; the projects' secrets in the
+/// store, sealed and re-sealed by `rotate-key`; and what every back end of `ProjectStore`
+/// must do with projects and deliveries.
 @Suite("Webhook triggers", .timeLimit(.minutes(1)))
 struct WebhookTriggerTests {
     static let secret = "0123456789abcdef0123456789abcdef"
@@ -183,31 +186,6 @@ struct WebhookTriggerTests {
         let reopened = try SecretVault.open(state: state, store: store, logger: Logger(label: "test"))
         #expect(try reopened.webhookSecret(of: rotated) == secret)
 
-        // Deliveries: the first is recorded; the same id, or the same body under another id,
-        // is a duplicate; a forgotten one can come again; one a dead process recorded and
-        // never started is taken over by the next process, under its first id.
-        let delivery = StoredDelivery(
-            project: "app", deliveryId: "d-1", pipelineId: nil, ref: "refs/heads/main", commit: String(repeating: "a", count: 40),
-            bodySha256: String(repeating: "1", count: 64), owner: "process-1", receivedAt: Date())
-        #expect(try store.recordDelivery(delivery) == .recorded("d-1"))
-        if case .duplicate(let earlier) = try store.recordDelivery(delivery) { #expect(earlier.deliveryId == "d-1") } else {
-            Issue.record("the same delivery id was recorded twice")
-        }
-        var renamed = delivery
-        renamed.deliveryId = "d-2"
-        if case .duplicate = try store.recordDelivery(renamed) {} else { Issue.record("the same body under another id was recorded") }
-        var restarted = renamed
-        restarted.owner = "process-2"
-        #expect(try store.recordDelivery(restarted) == .recorded("d-1"), "taken over from the dead process")
-        try store.setDeliveryPipeline(project: "app", deliveryID: "d-1", pipelineID: "p-1")
-        if case .duplicate(let started) = try store.recordDelivery(restarted) { #expect(started.pipelineId == "p-1") } else {
-            Issue.record("a delivery that started a pipeline was taken over")
-        }
-        try store.forgetDelivery(project: "app", deliveryID: "d-1")
-        #expect(try store.recordDelivery(delivery) == .recorded("d-1"))
-        #expect(try store.deleteProject(named: "app"))
-        #expect(try store.project(named: "app") == nil)
-
         // A row still under the previous key (a rotation cut short) opens with the key
         // ring the vault was loaded with.
         let (old, current) = (SecretKey.generate(), SecretKey.generate())
@@ -219,5 +197,148 @@ struct WebhookTriggerTests {
         #expect(try ringed.webhookSecret(of: late) == "old-secret")
         let unringed = try SecretVault.load(store: store, key: current, logger: Logger(label: "test"))
         #expect(throws: (any Error).self) { try unringed.webhookSecret(of: late) }
+    }
+
+    // MARK: - The store, on every back end
+
+    /// A whole second: every back end reads it back exactly.
+    static let t0 = Date(timeIntervalSince1970: 1_795_000_000)
+
+    static func project(_ name: String, createdAt: Date = Self.t0) -> StoredProject {
+        StoredProject(
+            name: name, repository: "https://h/\(name).git", pipelineFile: ".gantry/pipeline.yml", branches: "[]", tags: "[]",
+            cancelSuperseded: false, runAs: nil, sealedSecret: Data([1, 2, 3]), keyId: "k1", createdBy: "admin", createdAt: createdAt)
+    }
+
+    @Test(arguments: StoreFactory.all)
+    func projectsAreInsertedOnceListedByNameAndDeletedWithTheirDeliveries(_ factory: StoreFactory) throws {
+        let scratch = try factory.make()
+        let store = try #require(scratch.store as? any ProjectStore)
+        var app = Self.project("app")
+        app.cancelSuperseded = true
+        app.runAs = "bot"
+        app.branches = #"["main","release/*"]"#
+        #expect(try store.insertProject(app))
+        #expect(try !store.insertProject(Self.project("app")), "the name is taken")
+        #expect(try store.insertProject(Self.project("api")))
+        #expect(try store.project(named: "app") == app)
+        #expect(try store.project(named: "nope") == nil)
+        #expect(try store.projects().map(\.name) == ["api", "app"])
+
+        let delivery = StoredDelivery(
+            project: "app", deliveryId: "d-1", pipelineId: nil, ref: "refs/heads/main", commit: String(repeating: "a", count: 40),
+            bodySha256: String(repeating: "1", count: 64), owner: "process-1", receivedAt: Self.t0)
+        #expect(try store.recordDelivery(delivery) == .recorded("d-1"))
+        #expect(try store.deleteProject(named: "app"))
+        #expect(try !store.deleteProject(named: "app"))
+        #expect(try store.project(named: "app") == nil)
+        #expect(try store.insertProject(Self.project("app")))
+        #expect(try store.recordDelivery(delivery) == .recorded("d-1"), "the deliveries went with the project")
+    }
+
+    @Test(arguments: StoreFactory.all)
+    func deliveriesAreRecordedOnceAndADeadProcesssIsTakenOver(_ factory: StoreFactory) throws {
+        let scratch = try factory.make()
+        let store = try #require(scratch.store as? any ProjectStore)
+        #expect(try store.insertProject(Self.project("app")))
+        // Deliveries: the first is recorded; the same id, or the same body under another id,
+        // is a duplicate; a forgotten one can come again; one a dead process recorded and
+        // never started is taken over by the next process, under its first id.
+        let delivery = StoredDelivery(
+            project: "app", deliveryId: "d-1", pipelineId: nil, ref: "refs/heads/main", commit: String(repeating: "a", count: 40),
+            bodySha256: String(repeating: "1", count: 64), owner: "process-1", receivedAt: Self.t0)
+        #expect(try store.recordDelivery(delivery) == .recorded("d-1"))
+        if case .duplicate(let earlier) = try store.recordDelivery(delivery) { #expect(earlier.deliveryId == "d-1") } else {
+            Issue.record("the same delivery id was recorded twice")
+        }
+        var renamed = delivery
+        renamed.deliveryId = "d-2"
+        if case .duplicate = try store.recordDelivery(renamed) {} else { Issue.record("the same body under another id was recorded") }
+        var restarted = renamed
+        restarted.owner = "process-2"
+        // PostgreSQL's coordinators share the database, so there another owner is taken to
+        // be dead only once its delivery is `deliveryTakeoverAge` old.
+        restarted.receivedAt = Self.t0.addingTimeInterval(PostgresStore.deliveryTakeoverAge)
+        #expect(try store.recordDelivery(restarted) == .recorded("d-1"), "taken over from the dead process")
+        try store.setDeliveryPipeline(project: "app", deliveryID: "d-1", pipelineID: "p-1")
+        if case .duplicate(let started) = try store.recordDelivery(restarted) { #expect(started.pipelineId == "p-1") } else {
+            Issue.record("a delivery that started a pipeline was taken over")
+        }
+        try store.forgetDelivery(project: "app", deliveryID: "d-1")
+        #expect(try store.recordDelivery(delivery) == .recorded("d-1"))
+
+        // The ref's deliveries that started a pipeline, newest first.
+        try store.setDeliveryPipeline(project: "app", deliveryID: "d-1", pipelineID: "p-1")
+        for n in 2...4 {
+            var later = delivery
+            later.deliveryId = "d-\(n)"
+            later.bodySha256 = String(repeating: "\(n)", count: 64)
+            later.receivedAt = Self.t0.addingTimeInterval(Double(n))
+            later.ref = n == 4 ? "refs/heads/other" : "refs/heads/main"
+            #expect(try store.recordDelivery(later) == .recorded("d-\(n)"))
+            if n != 3 { try store.setDeliveryPipeline(project: "app", deliveryID: "d-\(n)", pipelineID: "p-\(n)") }
+        }
+        #expect(try store.deliveries(project: "app", ref: "refs/heads/main", limit: 10).map(\.deliveryId) == ["d-2", "d-1"])
+        #expect(try store.deliveries(project: "app", ref: "refs/heads/main", limit: 1).map(\.pipelineId) == ["p-2"])
+        #expect(try store.deliveries(project: "app", ref: "refs/heads/other", limit: 10).map(\.deliveryId) == ["d-4"])
+        let stored = try #require(try store.deliveries(project: "app", ref: "refs/heads/main", limit: 10).last)
+        var expected = delivery
+        expected.pipelineId = "p-1"
+        #expect(stored == expected, "every field reads back as written")
+    }
+
+    @Test(arguments: StoreFactory.all)
+    func resealingWebhookSecretsRewritesEveryProjectOrNone(_ factory: StoreFactory) throws {
+        let scratch = try factory.make()
+        let store = try #require(scratch.store as? any ProjectStore)
+        #expect(try store.resealWebhookSecrets { $0 } == 0)
+        for name in ["a", "b", "c"] { #expect(try store.insertProject(Self.project(name))) }
+        struct Refused: Error {}
+        #expect(throws: Refused.self) {
+            try store.resealWebhookSecrets { row in
+                guard row.name != "c" else { throw Refused() }
+                var row = row
+                row.keyId = "k2"
+                return row
+            }
+        }
+        #expect(try store.projects().map(\.keyId) == ["k1", "k1", "k1"], "a failed reseal leaves every row as it was")
+        let count = try store.resealWebhookSecrets { row in
+            var row = row
+            row.keyId = "k2"
+            row.sealedSecret = Data(row.name.utf8)
+            return row
+        }
+        #expect(count == 3)
+        #expect(try store.projects().map(\.keyId) == ["k2", "k2", "k2"])
+        #expect(try store.project(named: "b")?.sealedSecret == Data("b".utf8))
+    }
+
+    /// Two coordinators on one PostgreSQL database receive the same push at once (a
+    /// sender's retry, or a copy under another id): exactly one of them records it, and a
+    /// delivery the other just recorded is not taken over from it.
+    @Test func coordinatorsSharingADatabaseRecordADeliveryOnce() throws {
+        let url = try PostgresServer.shared.get().makeDatabase()
+        let stores = try (0..<2).map { _ in try PostgresStore(url: url, logger: Logger(label: "test")) }
+        defer { for store in stores { store.pool.shutdown() } }
+        #expect(try stores[0].insertProject(Self.project("app")))
+        let recorded = Mutex<[String]>([])
+        let failures = Mutex<[String]>([])
+        for round in 0..<5 {
+            CronScheduleTests.onThreads(8) { worker in
+                let delivery = StoredDelivery(
+                    project: "app", deliveryId: "r\(round)-\(worker % 3)", pipelineId: nil, ref: "refs/heads/main",
+                    commit: String(repeating: "a", count: 40), bodySha256: "body-\(round)", owner: "coordinator-\(worker % 2)",
+                    receivedAt: Date())
+                do {
+                    if case .recorded(let id) = try stores[worker % 2].recordDelivery(delivery) { recorded.withLock { $0.append(id) } }
+                } catch {
+                    failures.withLock { $0.append("\(error)") }
+                }
+            }
+        }
+        #expect(failures.withLock { $0 }.isEmpty)
+        let ids = recorded.withLock { $0 }
+        #expect(ids.count == 5, "one delivery recorded per round: \(ids)")
     }
 }

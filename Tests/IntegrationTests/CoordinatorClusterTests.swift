@@ -64,6 +64,7 @@ struct CoordinatorClusterTests {
             // And B's API answers the same, relayed to the leader.
             cluster.useAPI(at: b.http)
             #expect(try await cluster.pipeline(pipeline.id).state == "succeeded")
+            #expect(String(decoding: try await cluster.log(done.jobs[0].id), as: UTF8.self) == "hello from the agent of B\n")
         }
     }
 

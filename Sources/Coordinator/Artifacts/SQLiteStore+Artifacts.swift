@@ -138,11 +138,13 @@ extension SQLiteStore: ArtifactStore {
     @discardableResult
     public func moveUpload(id: String, offset: Int64, at: Date) throws -> Bool {
         try database.write { db in
-            try db.execute(
-                sql: #"UPDATE artifact_uploads SET "offset" = ?, updated_at = ? WHERE id = ?"#, arguments: [offset, at, id])
+            try db.execute(sql: Self.moveUploadSQL, arguments: [offset, at, id])
             return db.changesCount == 1
         }
     }
+
+    /// One statement, so the session's row is the only thing it reads and writes.
+    public static let moveUploadSQL = #"UPDATE artifact_uploads SET "offset" = ?, updated_at = ? WHERE id = ?"#
 
     public func deleteUpload(id: String) throws {
         _ = try database.write { try StoredArtifactUpload.deleteOne($0, key: id) }
@@ -162,15 +164,16 @@ extension SQLiteStore: ArtifactStore {
 
     public func deployments(sha256: String, limit: Int) throws -> [(StoredArtifactDeployment, state: String)] {
         try database.read { db in
-            let rows = try Row.fetchAll(
-                db,
-                sql: """
-                    SELECT d.*, j.state AS job_state FROM artifact_deployments d JOIN jobs j ON j.id = d.job_id
-                    WHERE d.sha256 = ? ORDER BY d.at LIMIT ?
-                    """, arguments: [sha256, limit])
+            let rows = try Row.fetchAll(db, sql: Self.deploymentsSQL, arguments: [sha256, limit])
             return try rows.map { (try StoredArtifactDeployment(row: $0), state: $0["job_state"]) }
         }
     }
+
+    /// A deployment row with its job's state as `job_state`: digest, limit.
+    public static let deploymentsSQL = """
+        SELECT d.*, j.state AS job_state FROM artifact_deployments d JOIN jobs j ON j.id = d.job_id
+        WHERE d.sha256 = ? ORDER BY d.at LIMIT ?
+        """
 
     public func cacheEntries(scopes: [String], limit: Int) throws -> [StoredCacheEntry] {
         try database.read { db in

@@ -103,7 +103,8 @@ public struct StoredCacheEntry: Codable, FetchableRecord, PersistableRecord, Sen
         self.lastUsedAt = lastUsedAt
     }
 
-    var candidate: CacheCandidate {
+    /// The row as eviction weighs it (`CacheResolution.evictions`).
+    public var candidate: CacheCandidate {
         CacheCandidate(scope: scope, key: key, size: UInt64(max(size, 0)), createdAt: createdAt, lastUsedAt: lastUsedAt)
     }
 

@@ -39,7 +39,7 @@ public struct NotificationOutbox: Sendable, Equatable {
         self.maximumKept = maximumKept
     }
 
-    var droppedReason: String {
+    public var droppedReason: String {
         "dropped: the endpoint had \(maximumPending) undelivered notifications (outbox full)"
     }
 }

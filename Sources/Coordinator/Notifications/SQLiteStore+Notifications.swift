@@ -82,11 +82,12 @@ extension SQLiteStore: NotificationStore {
         }
     }
 
+    public static let unprocessedNotificationEventsSQL =
+        "SELECT id, type, pipeline_id, job_id, occurred_at FROM notification_events WHERE processed = 0 ORDER BY id LIMIT ?"
+
     public func unprocessedNotificationEvents(limit: Int) throws -> [StoredNotificationEvent] {
         try database.read { db in
-            try StoredNotificationEvent.fetchAll(
-                db, sql: "SELECT id, type, pipeline_id, job_id, occurred_at FROM notification_events WHERE processed = 0 ORDER BY id LIMIT ?",
-                arguments: [limit])
+            try StoredNotificationEvent.fetchAll(db, sql: Self.unprocessedNotificationEventsSQL, arguments: [limit])
         }
     }
 
@@ -128,18 +129,16 @@ extension SQLiteStore: NotificationStore {
     public func saveNotificationAttempt(_ delivery: StoredNotificationDelivery) throws {
         try database.write { db in
             // An endpoint deleted while its delivery was in flight: nothing to update.
-            try db.execute(
-                sql: """
-                    UPDATE notification_deliveries SET state = ?, attempts = ?, status_code = ?, error = ?, response_body = ?,
-                        duration_ms = ?, next_attempt_at = ?, last_attempt_at = ?, delivered_at = ?
-                    WHERE id = ? AND state = 'pending'
-                    """,
-                arguments: [
-                    delivery.state.rawValue, delivery.attempts, delivery.statusCode, delivery.error, delivery.responseBody,
-                    delivery.durationMs, delivery.nextAttemptAt, delivery.lastAttemptAt, delivery.deliveredAt, delivery.id,
-                ])
+            try db.execute(sql: Self.saveNotificationAttemptSQL, arguments: StatementArguments(delivery.attemptArguments()))
         }
     }
+
+    /// Arguments: `StoredNotificationDelivery.attemptArguments()`.
+    public static let saveNotificationAttemptSQL = """
+        UPDATE notification_deliveries SET state = ?, attempts = ?, status_code = ?, error = ?, response_body = ?,
+            duration_ms = ?, next_attempt_at = ?, last_attempt_at = ?, delivered_at = ?
+        WHERE id = ? AND state = 'pending'
+        """
 
     public func notificationDeliveries(endpointID: String, before: Int64?, limit: Int) throws -> [StoredNotificationDelivery] {
         try database.read { db in
@@ -157,5 +156,15 @@ extension SQLiteStore: NotificationStore {
             for row in rows { try reseal(row).update(db) }
             return rows.count
         }
+    }
+}
+
+extension StoredNotificationDelivery {
+    /// The arguments of `SQLiteStore.saveNotificationAttemptSQL`, for both back ends.
+    public func attemptArguments() -> [DatabaseValue] {
+        let values: [(any DatabaseValueConvertible)?] = [
+            state.rawValue, attempts, statusCode, error, responseBody, durationMs, nextAttemptAt, lastAttemptAt, deliveredAt, id,
+        ]
+        return values.map { $0?.databaseValue ?? .null }
     }
 }

@@ -18,18 +18,21 @@ extension SQLiteStore: RetentionStore {
     }
 
     /// A job state that is not final: its pipeline is running (or waits for approval).
-    private static let unfinished = "state NOT IN ('succeeded', 'failed', 'cancelled', 'timed_out', 'skipped')"
+    public static let unfinishedJobStateSQL = "state NOT IN ('succeeded', 'failed', 'cancelled', 'timed_out', 'skipped')"
 
     public func setKept(pipelineID: String, _ kept: Bool) throws -> Bool {
         try database.write { db in
-            try db.execute(sql: "UPDATE pipelines SET kept = ? WHERE id = ?", arguments: [kept, pipelineID])
+            try db.execute(sql: Self.setKeptSQL, arguments: [kept, pipelineID])
             return db.changesCount > 0
         }
     }
 
+    public static let setKeptSQL = "UPDATE pipelines SET kept = ? WHERE id = ?"
+    public static let retentionMarksSQL = "SELECT kept, logs_removed_at FROM pipelines WHERE id = ?"
+
     public func retentionMarks(pipelineID: String) throws -> (kept: Bool, logsRemovedAt: Date?)? {
         try database.read { db in
-            guard let row = try Row.fetchOne(db, sql: "SELECT kept, logs_removed_at FROM pipelines WHERE id = ?", arguments: [pipelineID])
+            guard let row = try Row.fetchOne(db, sql: Self.retentionMarksSQL, arguments: [pipelineID])
             else { return nil }
             return (row["kept"], row["logs_removed_at"])
         }
@@ -39,10 +42,12 @@ extension SQLiteStore: RetentionStore {
         try database.read { db in try Self.protected(db) }
     }
 
+    /// The pipelines protected in their own right: kept, or running.
+    public static let protectedRootsSQL =
+        "SELECT id FROM pipelines WHERE kept = 1 UNION SELECT DISTINCT pipeline_id FROM jobs WHERE \(unfinishedJobStateSQL)"
+
     static func protected(_ db: Database) throws -> Set<String> {
-        let roots = try String.fetchSet(
-            db,
-            sql: "SELECT id FROM pipelines WHERE kept = 1 UNION SELECT DISTINCT pipeline_id FROM jobs WHERE \(unfinished)")
+        let roots = try String.fetchSet(db, sql: protectedRootsSQL)
         return try RetentionPlan.protected(roots: roots) { id in
             try String.fetchOne(db, sql: "SELECT artifacts_from FROM pipelines WHERE id = ?", arguments: [id])
         }
@@ -50,6 +55,17 @@ extension SQLiteStore: RetentionStore {
 
     public func retentionCandidates(logs: Bool, artifacts: Bool, limit: Int) throws -> [RetentionCandidate] {
         guard logs || artifacts else { return [] }
+        return try database.read { db in
+            try Row.fetchAll(db, sql: Self.retentionCandidatesSQL(logs: logs, artifacts: artifacts), arguments: [limit])
+                .map(Self.retentionCandidate)
+        }
+    }
+
+    /// Finished, unkept pipelines with something pending, oldest first; the limit is its
+    /// one parameter. `collation` follows the id that breaks ties of `created_at`:
+    /// PostgreSQL passes `COLLATE "C"` so ids order byte by byte, as SQLite's BINARY does.
+    /// The sum is cast because PostgreSQL's `sum(bigint)` is a `numeric`.
+    public static func retentionCandidatesSQL(logs: Bool, artifacts: Bool, collation: String = "") -> String {
         // Not collected yet, or a job finished since (a retry after the collection): its
         // new log and artifacts are weighed like any others.
         let since = { (mark: String) in
@@ -58,33 +74,33 @@ extension SQLiteStore: RetentionStore {
         var pending: [String] = []
         if logs { pending.append(since("logs_removed_at")) }
         if artifacts { pending.append(since("artifacts_removed_at")) }
-        return try database.read { db in
-            let rows = try Row.fetchAll(
-                db,
-                sql: """
-                    SELECT p.id, p.created_at,
-                        (SELECT max(finished_at) FROM jobs WHERE pipeline_id = p.id) AS finished_at,
-                        (SELECT coalesce(sum(size), 0) FROM artifacts WHERE pipeline_id = p.id) AS bytes,
-                        (\(since("logs_removed_at"))) AS logs_pending,
-                        (\(since("artifacts_removed_at"))) AS artifacts_pending
-                    FROM pipelines p
-                    WHERE p.kept = 0 AND (\(pending.joined(separator: " OR ")))
-                        AND NOT EXISTS (SELECT 1 FROM jobs WHERE pipeline_id = p.id AND \(Self.unfinished))
-                    ORDER BY p.created_at, p.id LIMIT ?
-                    """, arguments: [limit])
-            return rows.map { row in
-                let created: Date = row["created_at"]
-                let finished: Date? = row["finished_at"]
-                return RetentionCandidate(
-                    pipelineID: row["id"], finishedAt: finished ?? created, artifactBytes: row["bytes"],
-                    logsPending: row["logs_pending"], artifactsPending: row["artifacts_pending"])
-            }
-        }
+        return """
+            SELECT p.id, p.created_at,
+                (SELECT max(finished_at) FROM jobs WHERE pipeline_id = p.id) AS finished_at,
+                (SELECT CAST(coalesce(sum(size), 0) AS BIGINT) FROM artifacts WHERE pipeline_id = p.id) AS bytes,
+                (\(since("logs_removed_at"))) AS logs_pending,
+                (\(since("artifacts_removed_at"))) AS artifacts_pending
+            FROM pipelines p
+            WHERE p.kept = 0 AND (\(pending.joined(separator: " OR ")))
+                AND NOT EXISTS (SELECT 1 FROM jobs WHERE pipeline_id = p.id AND \(unfinishedJobStateSQL))
+            ORDER BY p.created_at, p.id\(collation) LIMIT ?
+            """
+    }
+
+    /// A row of `retentionCandidatesSQL`.
+    public static func retentionCandidate(_ row: Row) -> RetentionCandidate {
+        let created: Date = row["created_at"]
+        let finished: Date? = row["finished_at"]
+        return RetentionCandidate(
+            pipelineID: row["id"], finishedAt: finished ?? created, artifactBytes: row["bytes"],
+            logsPending: row["logs_pending"], artifactsPending: row["artifacts_pending"])
     }
 
     public func totalArtifactBytes() throws -> Int64 {
-        try database.read { db in try Int64.fetchOne(db, sql: "SELECT coalesce(sum(size), 0) FROM artifacts") ?? 0 }
+        try database.read { db in try Int64.fetchOne(db, sql: Self.totalArtifactBytesSQL) ?? 0 }
     }
+
+    public static let totalArtifactBytesSQL = "SELECT CAST(coalesce(sum(size), 0) AS BIGINT) AS total FROM artifacts"
 
     public func removeLogs(pipelineID: String, at: Date) throws -> Bool {
         let jobs = try database.read { db in

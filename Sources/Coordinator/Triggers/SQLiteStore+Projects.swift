@@ -77,11 +77,12 @@ extension SQLiteStore: ProjectStore {
         }
     }
 
+    /// Arguments (pipeline, project, delivery).
+    public static let setDeliveryPipelineSQL = "UPDATE webhook_deliveries SET pipeline_id = ? WHERE project = ? AND delivery_id = ?"
+
     public func setDeliveryPipeline(project: String, deliveryID: String, pipelineID: String) throws {
         try database.write { db in
-            try db.execute(
-                sql: "UPDATE webhook_deliveries SET pipeline_id = ? WHERE project = ? AND delivery_id = ?",
-                arguments: [pipelineID, project, deliveryID])
+            try db.execute(sql: Self.setDeliveryPipelineSQL, arguments: [pipelineID, project, deliveryID])
         }
     }
 

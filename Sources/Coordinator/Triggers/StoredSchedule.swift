@@ -93,10 +93,13 @@ extension SQLiteStore: ScheduleStore {
         try database.read { try StoredSchedule.filter(Column("project") == project).order(Column("created_at")).limit(100).fetchAll($0) }
     }
 
+    public static let deleteScheduleRunsSQL = "DELETE FROM schedule_runs WHERE schedule_id = ?"
+    public static let deleteScheduleSQL = "DELETE FROM schedules WHERE id = ? AND project = ?"
+
     public func deleteSchedule(id: String, project: String) throws -> Bool {
         try database.write { db in
-            try db.execute(sql: "DELETE FROM schedule_runs WHERE schedule_id = ?", arguments: [id])
-            try db.execute(sql: "DELETE FROM schedules WHERE id = ? AND project = ?", arguments: [id, project])
+            try db.execute(sql: Self.deleteScheduleRunsSQL, arguments: [id])
+            try db.execute(sql: Self.deleteScheduleSQL, arguments: [id, project])
             return db.changesCount > 0
         }
     }
@@ -107,12 +110,13 @@ extension SQLiteStore: ScheduleStore {
         }
     }
 
+    /// The compare-and-set that moves a schedule past `tick`: arguments (next, id, tick).
+    public static let moveScheduleSQL = "UPDATE schedules SET next_run_at = ? WHERE id = ? AND next_run_at = ?"
+
     public func claim(_ schedule: StoredSchedule, tick: Date, next: Date, owner: String, now: Date) throws -> Bool {
         guard next > tick else { return false }
         return try database.write { db in
-            try db.execute(
-                sql: "UPDATE schedules SET next_run_at = ? WHERE id = ? AND next_run_at = ?",
-                arguments: [next, schedule.id, tick])
+            try db.execute(sql: Self.moveScheduleSQL, arguments: [next, schedule.id, tick])
             guard db.changesCount == 1 else { return false }
             // A run of this tick already recorded means it was fired: the schedule moves
             // on without firing it again.
@@ -143,18 +147,18 @@ extension SQLiteStore: ScheduleStore {
         }
     }
 
+    public static let finishRunSQL = "UPDATE schedule_runs SET pipeline_id = ?, error = ? WHERE schedule_id = ? AND tick = ?"
+
     public func finishRun(scheduleID: String, tick: Date, pipelineID: String?, error: String?) throws {
         try database.write { db in
-            try db.execute(
-                sql: "UPDATE schedule_runs SET pipeline_id = ?, error = ? WHERE schedule_id = ? AND tick = ?",
-                arguments: [pipelineID, error, scheduleID, tick])
+            try db.execute(sql: Self.finishRunSQL, arguments: [pipelineID, error, scheduleID, tick])
         }
     }
 
+    public static let schedulePipelineSQL = "SELECT id FROM pipelines WHERE source = 'schedule' AND message = ? LIMIT 1"
+
     public func schedulePipeline(message: String) throws -> String? {
-        try database.read { db in
-            try String.fetchOne(db, sql: "SELECT id FROM pipelines WHERE source = 'schedule' AND message = ? LIMIT 1", arguments: [message])
-        }
+        try database.read { db in try String.fetchOne(db, sql: Self.schedulePipelineSQL, arguments: [message]) }
     }
 
     public func runs(scheduleID: String, limit: Int) throws -> [StoredScheduleRun] {
