@@ -310,9 +310,10 @@ public actor AgentRuntime: AgentConnectionOwner {
     // MARK: - Connection
 
     func connected(_ welcome: Gantry_V1_Welcome, connectedIn: Duration) async {
+        let coordinator = await connection.coordinator
         logger.info(
             "connected to the coordinator",
-            metadata: ["coordinator": "\(options.coordinator)", "version": "\(welcome.version)", "handshake": "\(connectedIn)"])
+            metadata: ["coordinator": "\(coordinator)", "version": "\(welcome.version)", "handshake": "\(connectedIn)"])
         negotiatedVersion = welcome.version
         await resume(welcome.resume)
         offerSlots()

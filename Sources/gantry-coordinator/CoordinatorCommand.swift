@@ -312,7 +312,7 @@ struct Serve: AsyncParsableCommand {
             // One machine-readable line on stdout, so scripts and tests can use port 0.
             FileHandle.standardOutput.write(Data("gantry-coordinator listening agents=\(agents) http=\(http)\n".utf8))
         }
-        guard let shared = (store as Any) as? PostgresStore else {
+        guard let shared = store as? PostgresStore else {
             try await CoordinatorServer(options: options, logger: logger).run(onListening: announce)
             return
         }

@@ -43,8 +43,7 @@ struct MigrateStore: ParsableCommand {
         let counts = try SQLiteToPostgres.copy(sqlitePath: directory.database, into: target) { count in
             print("  \(count.table): \(count.rows) row(s)")
         }
-        guard let audit = (target as Any) as? any AuditStore else { throw ValidationError("no audit store on PostgreSQL yet") }
-        let verification = try audit.verifyAudit(anchor: nil)
+        let verification = try target.verifyAudit(anchor: nil)
         guard verification.ok else {
             throw ValidationError("the copied audit log does not verify (\(verification.summary)); \(state) still uses SQLite")
         }

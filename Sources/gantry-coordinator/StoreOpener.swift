@@ -15,12 +15,6 @@ enum StoreOpener {
         guard PostgresLocation.isPostgresURL(url) else {
             throw ValidationError("--database: \(url) is not a postgres:// URL (leave it out for the SQLite file in --state)")
         }
-        // TEMPORARY (until every room's PostgreSQL store lands): through Any, so this
-        // compiles while PostgresStore does not yet conform to all of GantryStore.
-        let opened: Any = try PostgresStore(url: url, logger: logger)
-        guard let store = opened as? any GantryStore else {
-            throw ValidationError("this build's PostgreSQL back end does not implement every store yet")
-        }
-        return store
+        return try PostgresStore(url: url, logger: logger)
     }
 }

@@ -7,14 +7,10 @@ import Testing
 /// rate-limited per token with the excess recorded once.
 @Suite("Audit log limits", .timeLimit(.minutes(1)))
 struct AuditLogLimitsTests {
-    let scratch: ScratchStore
-    var store: SQLiteStore { scratch.store as! SQLiteStore }
 
-    init() throws {
-        scratch = try StoreFactory.sqlite.make()
-    }
-
-    @Test func fieldsAreCutAndMadeLogSafe() throws {
+    @Test(arguments: StoreFactory.all) func fieldsAreCutAndMadeLogSafe(_ factory: StoreFactory) throws {
+        let scratch = try factory.make()
+        let store = try #require(scratch.store as? any AuditStore)
         let log = AuditLog(store: store, logger: Logger(label: "test"))
         let hostile = "identity:" + String(repeating: "\u{202E}x\n", count: 40_000)
         log.record(
@@ -29,7 +25,9 @@ struct AuditLogLimitsTests {
         #expect(try store.verifyAudit().ok)
     }
 
-    @Test func refusalsAreRateLimitedPerTokenAndTheExcessIsRecordedOnce() throws {
+    @Test(arguments: StoreFactory.all) func refusalsAreRateLimitedPerTokenAndTheExcessIsRecordedOnce(_ factory: StoreFactory) throws {
+        let scratch = try factory.make()
+        let store = try #require(scratch.store as? any AuditStore)
         let log = AuditLog(store: store, logger: Logger(label: "test"), refusalsPerMinute: 5)
         let start = Date()
         func deny(_ token: String, at offset: TimeInterval) {

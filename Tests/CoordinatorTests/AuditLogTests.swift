@@ -1,5 +1,7 @@
 import Foundation
+import GantryPostgresStore
 import GRDB
+import Logging
 import Testing
 
 @testable import GantryCoordinator
@@ -9,13 +11,8 @@ import Testing
 /// form one chain.
 @Suite("Audit log", .timeLimit(.minutes(1)))
 struct AuditLogTests {
-    let directory: String
-    let store: SQLiteStore
-
-    init() throws {
-        directory = NSTemporaryDirectory() + "gantry-audit-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        store = try SQLiteStore(path: directory + "/gantry.sqlite")
+    static func audit(_ scratch: ScratchStore) throws -> any AuditStore {
+        try #require(scratch.store as? any AuditStore)
     }
 
     static let start = Date(timeIntervalSince1970: 1_780_000_000)
@@ -27,22 +24,15 @@ struct AuditLogTests {
     }
 
     @discardableResult
-    func append(_ count: Int) throws -> [AuditRecord] {
+    static func append(_ count: Int, to store: any AuditStore) throws -> [AuditRecord] {
         try (1...count).map { try store.appendAudit(Self.event($0), at: Self.start.addingTimeInterval(Double($0))) }
     }
 
-    func sql(_ text: String, _ arguments: StatementArguments = []) throws {
-        try store.database.write { try $0.execute(sql: text, arguments: arguments) }
-    }
-
-    func cleanUp() {
-        try? FileManager.default.removeItem(atPath: directory)
-    }
-
-    @Test func anIntactChainVerifiesWithItsHead() throws {
-        defer { cleanUp() }
+    @Test(arguments: StoreFactory.all) func anIntactChainVerifiesWithItsHead(_ factory: StoreFactory) throws {
+        let scratch = try factory.make()
+        let store = try Self.audit(scratch)
         #expect(try store.verifyAudit() == AuditVerification(count: 0, head: nil, broken: nil))
-        let records = try append(25)
+        let records = try Self.append(25, to: store)
         let result = try store.verifyAudit()
         #expect(result.ok, "\(result.summary)")
         #expect(result.count == 25)
@@ -51,19 +41,21 @@ struct AuditLogTests {
         #expect(records.first?.prevHash == AuditRecord.genesisHash)
     }
 
-    @Test func verificationWalksMoreThanOneBatch() throws {
-        defer { cleanUp() }
-        try append(AuditChainVerifier.batchSize + 5)
-        try sql("UPDATE audit_log SET actor = 'mallory' WHERE seq = ?", [AuditChainVerifier.batchSize + 3])
+    @Test(arguments: StoreFactory.all) func verificationWalksMoreThanOneBatch(_ factory: StoreFactory) throws {
+        let scratch = try factory.make()
+        let store = try Self.audit(scratch)
+        try Self.append(AuditChainVerifier.batchSize + 5, to: store)
+        try scratch.execute("UPDATE audit_log SET actor = 'mallory' WHERE seq = ?", .values(AuditChainVerifier.batchSize + 3))
         let result = try store.verifyAudit()
         #expect(result.broken?.seq == Int64(AuditChainVerifier.batchSize + 3))
         #expect(result.broken?.problem == .edited)
     }
 
-    @Test func anEditedFieldIsDetectedAtItsSeq() throws {
-        defer { cleanUp() }
-        try append(10)
-        try sql("UPDATE audit_log SET outcome = 'succeeded' WHERE seq = 6")
+    @Test(arguments: StoreFactory.all) func anEditedFieldIsDetectedAtItsSeq(_ factory: StoreFactory) throws {
+        let scratch = try factory.make()
+        let store = try Self.audit(scratch)
+        try Self.append(10, to: store)
+        try scratch.execute("UPDATE audit_log SET outcome = 'succeeded' WHERE seq = 6")
         let result = try store.verifyAudit()
         #expect(!result.ok)
         #expect(result.broken?.seq == 6)
@@ -71,32 +63,36 @@ struct AuditLogTests {
         #expect(result.summary.contains("record 6 was edited"))
     }
 
-    @Test func anEditWithARecomputedHashBreaksTheNextLink() throws {
-        defer { cleanUp() }
-        let records = try append(10)
+    @Test(arguments: StoreFactory.all) func anEditWithARecomputedHashBreaksTheNextLink(_ factory: StoreFactory) throws {
+        let scratch = try factory.make()
+        let store = try Self.audit(scratch)
+        let records = try Self.append(10, to: store)
         var forged = records[3]
         forged.actor = "someone-else"
         forged.hash = forged.computedHash()
-        try sql("UPDATE audit_log SET actor = ?, hash = ? WHERE seq = 4", [forged.actor, forged.hash])
+        try scratch.execute("UPDATE audit_log SET actor = ?, hash = ? WHERE seq = 4", .values(forged.actor, forged.hash))
         let result = try store.verifyAudit()
         #expect(result.broken?.seq == 5)
         #expect(result.broken?.problem == .unlinked)
     }
 
+    /// SQLite only: PostgreSQL's `timestamptz` column refuses text that is not a time.
     @Test func anUnreadableFieldIsReportedNotFatal() throws {
-        defer { cleanUp() }
-        try append(5)
-        try sql("UPDATE audit_log SET at = 'not a time' WHERE seq = 5")
+        let scratch = try StoreFactory.sqlite.make()
+        let store = try Self.audit(scratch)
+        try Self.append(5, to: store)
+        try scratch.execute("UPDATE audit_log SET at = 'not a time' WHERE seq = 5")
         let result = try store.verifyAudit()
         #expect(result.broken?.seq == 5)
         // Appending after a tampered head still works (verify already names the record).
         try store.appendAudit(Self.event(6), at: Self.start)
     }
 
-    @Test func aDeletedMiddleRecordIsDetected() throws {
-        defer { cleanUp() }
-        try append(10)
-        try sql("DELETE FROM audit_log WHERE seq = 5")
+    @Test(arguments: StoreFactory.all) func aDeletedMiddleRecordIsDetected(_ factory: StoreFactory) throws {
+        let scratch = try factory.make()
+        let store = try Self.audit(scratch)
+        try Self.append(10, to: store)
+        try scratch.execute("DELETE FROM audit_log WHERE seq = 5")
         let result = try store.verifyAudit()
         #expect(result.broken?.seq == 6)
         #expect(result.broken?.problem == .missing(expectedSeq: 5))
@@ -104,54 +100,59 @@ struct AuditLogTests {
         #expect(result.summary.contains("record 5 is missing"))
     }
 
-    @Test func aDeletedFirstRecordIsDetected() throws {
-        defer { cleanUp() }
-        try append(3)
-        try sql("DELETE FROM audit_log WHERE seq = 1")
+    @Test(arguments: StoreFactory.all) func aDeletedFirstRecordIsDetected(_ factory: StoreFactory) throws {
+        let scratch = try factory.make()
+        let store = try Self.audit(scratch)
+        try Self.append(3, to: store)
+        try scratch.execute("DELETE FROM audit_log WHERE seq = 1")
         #expect(try store.verifyAudit().broken?.seq == 2)
     }
 
-    @Test func aRenumberedDeletionIsDetected() throws {
-        defer { cleanUp() }
-        try append(6)
-        try sql("DELETE FROM audit_log WHERE seq = 3")
-        try sql("UPDATE audit_log SET seq = seq - 1 WHERE seq > 3")
+    @Test(arguments: StoreFactory.all) func aRenumberedDeletionIsDetected(_ factory: StoreFactory) throws {
+        let scratch = try factory.make()
+        let store = try Self.audit(scratch)
+        try Self.append(6, to: store)
+        try scratch.execute("DELETE FROM audit_log WHERE seq = 3")
+        try scratch.execute("UPDATE audit_log SET seq = seq - 1 WHERE seq > 3")
         let result = try store.verifyAudit()
         #expect(result.broken?.seq == 3)
         #expect(!result.ok)
     }
 
-    @Test func swappedRecordsAreDetected() throws {
-        defer { cleanUp() }
-        try append(8)
-        try sql("UPDATE audit_log SET seq = -1 WHERE seq = 3")
-        try sql("UPDATE audit_log SET seq = 3 WHERE seq = 4")
-        try sql("UPDATE audit_log SET seq = 4 WHERE seq = -1")
+    @Test(arguments: StoreFactory.all) func swappedRecordsAreDetected(_ factory: StoreFactory) throws {
+        let scratch = try factory.make()
+        let store = try Self.audit(scratch)
+        try Self.append(8, to: store)
+        try scratch.execute("UPDATE audit_log SET seq = -1 WHERE seq = 3")
+        try scratch.execute("UPDATE audit_log SET seq = 3 WHERE seq = 4")
+        try scratch.execute("UPDATE audit_log SET seq = 4 WHERE seq = -1")
         let result = try store.verifyAudit()
         #expect(result.broken?.seq == 3)
     }
 
-    @Test func anInsertedRecordIsDetected() throws {
-        defer { cleanUp() }
-        let records = try append(8)
+    @Test(arguments: StoreFactory.all) func anInsertedRecordIsDetected(_ factory: StoreFactory) throws {
+        let scratch = try factory.make()
+        let store = try Self.audit(scratch)
+        let records = try Self.append(8, to: store)
         // Make room after 5 and insert a record that links correctly to 5: the record
         // after it (the old 6) no longer hashes or links.
-        try sql("UPDATE audit_log SET seq = seq + 100 WHERE seq > 5")
-        try sql("UPDATE audit_log SET seq = seq - 99 WHERE seq > 100")
+        try scratch.execute("UPDATE audit_log SET seq = seq + 100 WHERE seq > 5")
+        try scratch.execute("UPDATE audit_log SET seq = seq - 99 WHERE seq > 100")
         let inserted = AuditRecord(event: Self.event(99, actor: "ghost"), at: Self.start, seq: 6, previousHash: records[4].hash)
-        try store.database.write { try inserted.insert($0) }
+        try scratch.insert(inserted)
         let result = try store.verifyAudit()
         #expect(result.broken?.seq == 7)
     }
 
-    @Test func deletedNewestRecordsNeedAnAnchor() throws {
-        defer { cleanUp() }
-        try append(10)
+    @Test(arguments: StoreFactory.all) func deletedNewestRecordsNeedAnAnchor(_ factory: StoreFactory) throws {
+        let scratch = try factory.make()
+        let store = try Self.audit(scratch)
+        try Self.append(10, to: store)
         let head = try #require(try store.verifyAudit().head)
         let anchor = AuditAnchor(seq: head.seq, hash: head.hash)
         #expect(try store.verifyAudit(anchor: anchor).ok)
         #expect(AuditAnchor(parsing: "\(head.seq):\(head.hash.hexString)") == anchor)
-        try sql("DELETE FROM audit_log WHERE seq > 8")
+        try scratch.execute("DELETE FROM audit_log WHERE seq > 8")
         // The shorter chain is intact on its own...
         #expect(try store.verifyAudit().ok)
         // ...but not against the head recorded earlier.
@@ -171,9 +172,9 @@ struct AuditLogTests {
         #expect(AuditAnchor(parsing: "7:" + String(repeating: "aB", count: 32)) != nil)
     }
 
-    @Test func concurrentAppendsFormOneChain() async throws {
-        defer { cleanUp() }
-        let store = self.store
+    @Test(arguments: StoreFactory.all) func concurrentAppendsFormOneChain(_ factory: StoreFactory) async throws {
+        let scratch = try factory.make()
+        let store = try Self.audit(scratch)
         try await withThrowingTaskGroup(of: Void.self) { group in
             for task in 0..<8 {
                 group.addTask {
@@ -189,16 +190,42 @@ struct AuditLogTests {
         #expect(result.count == 200)
     }
 
-    @Test func timesNeverGoBackwardsAlongTheChain() throws {
-        defer { cleanUp() }
+    /// Two coordinators on one database: each store has its own pool, so only the
+    /// server's advisory lock orders their appends.
+    @Test func concurrentAppendsFromTwoPostgresStoresFormOneChain() async throws {
+        let url = try PostgresServer.shared.get().makeDatabase()
+        let stores = try (0..<2).map { _ in try PostgresStore(url: url, logger: Logger(label: "test")) }
+        defer { for store in stores { store.pool.shutdown() } }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for task in 0..<8 {
+                let store = stores[task % 2]
+                group.addTask {
+                    for index in 0..<25 {
+                        try store.appendAudit(Self.event(task * 100 + index, actor: "task\(task)"), at: Date())
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        for store in stores {
+            let result = try store.verifyAudit()
+            #expect(result.ok, "\(result.summary)")
+            #expect(result.count == 200)
+        }
+    }
+
+    @Test(arguments: StoreFactory.all) func timesNeverGoBackwardsAlongTheChain(_ factory: StoreFactory) throws {
+        let scratch = try factory.make()
+        let store = try Self.audit(scratch)
         let first = try store.appendAudit(Self.event(1), at: Self.start.addingTimeInterval(10))
         let second = try store.appendAudit(Self.event(2), at: Self.start)
         #expect(second.at == first.at)
         #expect(try store.verifyAudit().ok)
     }
 
-    @Test func readsFilterAndPageInSeqOrder() throws {
-        defer { cleanUp() }
+    @Test(arguments: StoreFactory.all) func readsFilterAndPageInSeqOrder(_ factory: StoreFactory) throws {
+        let scratch = try factory.make()
+        let store = try Self.audit(scratch)
         for index in 1...30 {
             try store.appendAudit(
                 Self.event(index, actor: index % 2 == 0 ? "even" : "odd", object: index % 5 == 0 ? "identity:v" : nil),
@@ -222,9 +249,10 @@ struct AuditLogTests {
         #expect(try store.auditRecords(since: nil, actor: nil, object: nil, afterSeq: -5, limit: 2).map(\.seq) == [1, 2])
     }
 
-    @Test func theLimitIsBounded() throws {
-        defer { cleanUp() }
-        try append(AuditQuery.maximumLimit + 20)
+    @Test(arguments: StoreFactory.all) func theLimitIsBounded(_ factory: StoreFactory) throws {
+        let scratch = try factory.make()
+        let store = try Self.audit(scratch)
+        try Self.append(AuditQuery.maximumLimit + 20, to: store)
         #expect(try store.auditRecords(since: nil, actor: nil, object: nil, afterSeq: nil, limit: .max).count == AuditQuery.maximumLimit)
     }
 

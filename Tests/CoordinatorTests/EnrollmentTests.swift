@@ -6,26 +6,27 @@ import Logging
 import Testing
 import X509
 
-/// Join tokens, enrollment records, the `Hello` trust check, renewal and forget, against a
-/// real SQLite store (no network: `TrustedAgentListenerTests` runs the same over TLS).
+/// Join tokens, enrollment records, the `Hello` trust check, renewal and forget, against
+/// each real store (no network: `TrustedAgentListenerTests` runs the same over TLS).
 @Suite("Enrollment and trusted agents", .timeLimit(.minutes(2)))
 final class EnrollmentTests {
-    let directory: String
-    let store: SQLiteStore
     let authority: CertificateAuthority
     let legacy = String(repeating: "ab", count: 32)
     let now = Date()
+    /// The store under test: each store test opens it first (`use`).
+    private var scratch: ScratchStore?
 
     init() throws {
-        directory = NSTemporaryDirectory() + "gantry-enrollment-\(UUID().uuidString)"
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        store = try SQLiteStore(path: directory + "/gantry.sqlite")
         authority = try CertificateAuthority.create()
     }
 
-    deinit {
-        try? FileManager.default.removeItem(atPath: directory)
+    func use(_ factory: StoreFactory) throws {
+        scratch = try factory.make()
+        _ = try #require(scratch?.store as? any EnrollmentStore)
     }
+
+    var coordinatorStore: any CoordinatorStore { scratch!.store }
+    var store: any EnrollmentStore { coordinatorStore as! any EnrollmentStore }
 
     var enrollment: Enrollment { Enrollment(authority: authority, legacyJoinToken: legacy, store: store) }
 
@@ -60,7 +61,8 @@ final class EnrollmentTests {
         return (token, secret)
     }
 
-    @Test func legacyTokenEnrollsUnrestrictedButNeverTrusted() throws {
+    @Test(arguments: StoreFactory.all) func legacyTokenEnrollsUnrestrictedButNeverTrusted(_ factory: StoreFactory) throws {
+        try use(factory)
         let peer = try enrolled(legacy)
         let record = try #require(try store.enrollment(serial: peer.serial))
         #expect(record.host == "h" && record.labels == [.anyUntrusted] && record.joinTokenID == nil)
@@ -77,7 +79,8 @@ final class EnrollmentTests {
         #expect(admission.refusal(for: hello(["queue": "deploy"], id: "old/1"), peer: old)?.code == .labelNotAllowed)
     }
 
-    @Test func storedTokenGrantsItsPatternsAndIsUsedUpAtomically() throws {
+    @Test(arguments: StoreFactory.all) func storedTokenGrantsItsPatternsAndIsUsedUpAtomically(_ factory: StoreFactory) throws {
+        try use(factory)
         let (token, secret) = try createToken("queue=deploy,*", uses: 1)
         let peer = try enrolled(secret, name: "deployer")
         let record = try #require(try store.enrollment(serial: peer.serial))
@@ -98,7 +101,8 @@ final class EnrollmentTests {
         #expect(try store.enrollment(serial: "aa") == nil)
     }
 
-    @Test func wrongExpiredAndRevokedTokensAreRefused() throws {
+    @Test(arguments: StoreFactory.all) func wrongExpiredAndRevokedTokensAreRefused(_ factory: StoreFactory) throws {
+        try use(factory)
         let (_, secret) = try createToken("*", expiresIn: 60)
         #expect(enrollment.enroll(try request("wrong").0) == .failure(.badToken))
         // The right id with a wrong secret is as wrong as anything else.
@@ -133,7 +137,8 @@ final class EnrollmentTests {
         return (.with { $0.csrDer = Data((try? AgentCSR.make(agentID: "anything", key: key)) ?? []) }, key)
     }
 
-    @Test func renewalKeepsTheEnrollmentAndStopsAtForget() throws {
+    @Test(arguments: StoreFactory.all) func renewalKeepsTheEnrollmentAndStopsAtForget(_ factory: StoreFactory) throws {
+        try use(factory)
         let (token, secret) = try createToken("queue=deploy,*")
         let peer = try enrolled(secret, name: "deployer")
         let renewal = CertificateRenewal(authority: authority, store: store, certificateValidity: 3600)
@@ -172,7 +177,8 @@ final class EnrollmentTests {
         #expect(admission.refusal(for: hello([:], id: "deployer/1"), peer: peer)?.code == .certificateRevoked)
     }
 
-    @Test func renewalOnlyInsideTheWindowAndOncePerHostPerMinute() throws {
+    @Test(arguments: StoreFactory.all) func renewalOnlyInsideTheWindowAndOncePerHostPerMinute(_ factory: StoreFactory) throws {
+        try use(factory)
         let peer = try enrolled(legacy, name: "r")
         let renewal = CertificateRenewal(authority: authority, store: store)
         let (csr, _) = renewRequest()
@@ -217,7 +223,8 @@ final class EnrollmentTests {
 
     // MARK: - Names: a token for one host cannot take another's
 
-    @Test func aLiveNameIsRefusedToAnUnboundToken() throws {
+    @Test(arguments: StoreFactory.all) func aLiveNameIsRefusedToAnUnboundToken(_ factory: StoreFactory) throws {
+        try use(factory)
         _ = try enrolled(legacy, name: "deploy-1")
         guard case .failure(.nameRefused(.hostEnrolled(let host, let until))) = enrollment.enroll(try request(legacy, name: "deploy-1").0, now: now)
         else {
@@ -242,7 +249,8 @@ final class EnrollmentTests {
         _ = try enrolled(legacy, name: "deploy-3")
     }
 
-    @Test func aForgottenNameIsRefusedToAnUnboundToken() throws {
+    @Test(arguments: StoreFactory.all) func aForgottenNameIsRefusedToAnUnboundToken(_ factory: StoreFactory) throws {
+        try use(factory)
         _ = try enrolled(legacy, name: "gone")
         #expect(try store.revokeHost("gone", at: now.addingTimeInterval(1), by: "test") == 1)
         // Also a name forgotten without ever having a record.
@@ -260,7 +268,8 @@ final class EnrollmentTests {
         }
     }
 
-    @Test func aBoundTokenEnrollsItsNameOnly() throws {
+    @Test(arguments: StoreFactory.all) func aBoundTokenEnrollsItsNameOnly(_ factory: StoreFactory) throws {
+        try use(factory)
         let old = try enrolled(legacy, name: "deploy-1")
         let (token, secret) = try createToken("queue=deploy,*", uses: 5, host: "deploy-1")
         // Another name, free or not, is refused before anything is signed or used.
@@ -292,16 +301,18 @@ final class EnrollmentTests {
         }
     }
 
-    @Test func anExpiredEnrollmentDoesNotHoldTheName() throws {
+    @Test(arguments: StoreFactory.all) func anExpiredEnrollmentDoesNotHoldTheName(_ factory: StoreFactory) throws {
+        try use(factory)
         // Enrolled 31 days ago with a 30-day certificate, never renewed: the name is free.
         _ = try enrolled(legacy, name: "stale", at: now.addingTimeInterval(-31 * 86_400))
         let fresh = try enrolled(legacy, name: "stale")
         #expect(try store.enrollment(serial: fresh.serial)?.host == "stale")
     }
 
-    @Test func forgetClosesTheHostsConnectionsAndDrainStopsLeases() async throws {
+    @Test(arguments: StoreFactory.all) func forgetClosesTheHostsConnectionsAndDrainStopsLeases(_ factory: StoreFactory) async throws {
+        try use(factory)
         let core = try CoordinatorCore(
-            store: store, configuration: .init(heartbeatInterval: .seconds(1)), logger: Logger(label: "test"))
+            store: coordinatorStore, configuration: .init(heartbeatInterval: .seconds(1)), logger: Logger(label: "test"))
         func connect(_ id: String, host: String) async throws -> AgentSession {
             let session = AgentSession(agentID: id)
             let hello = Gantry_V1_Hello.with {

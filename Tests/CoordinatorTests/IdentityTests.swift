@@ -8,11 +8,8 @@ import Testing
 /// tests (`AuthorizationTests`).
 @Suite("Identities, roles and tokens", .timeLimit(.minutes(1)))
 struct IdentityTests {
-    let scratch: ScratchStore
-    var store: SQLiteStore { scratch.store as! SQLiteStore }
-
-    init() throws {
-        scratch = try StoreFactory.sqlite.make()
+    static func identities(_ scratch: ScratchStore) throws -> any IdentityStore {
+        try #require(scratch.store as? any IdentityStore)
     }
 
     @Test func rolesAreCumulative() {
@@ -49,12 +46,14 @@ struct IdentityTests {
         #expect(!Principal(identity: "n", tokenID: "t", bindings: []).allows(.read))
     }
 
-    func identity(_ name: String, _ role: API.Role) throws {
+    func identity(_ name: String, _ role: API.Role, in store: any IdentityStore) throws {
         try store.save(StoredIdentity(name: name, kind: .person, bindings: [API.RoleBinding(role: role)], createdAt: Date(), createdBy: "test"))
     }
 
-    @Test func aTokenIsItsIdentityUntilItExpiresOrIsRevoked() throws {
-        try identity("dev", .developer)
+    @Test(arguments: StoreFactory.all) func aTokenIsItsIdentityUntilItExpiresOrIsRevoked(_ factory: StoreFactory) throws {
+        let scratch = try factory.make()
+        let store = try Self.identities(scratch)
+        try identity("dev", .developer, in: store)
         let now = Date()
         let (token, secret) = try TokenIssuer.issue(for: "dev", description: "ci", lifetime: 3600, in: store, now: now)
         #expect(secret.hasPrefix("gty_") && secret.count == 68)
@@ -76,8 +75,10 @@ struct IdentityTests {
         #expect(authenticator.authenticate(header: "Bearer \(secret)", now: now) == .failure(.revoked(token.id)))
     }
 
-    @Test func disablingAnIdentityRevokesEveryToken() throws {
-        try identity("ops", .admin)
+    @Test(arguments: StoreFactory.all) func disablingAnIdentityRevokesEveryToken(_ factory: StoreFactory) throws {
+        let scratch = try factory.make()
+        let store = try Self.identities(scratch)
+        try identity("ops", .admin, in: store)
         let (_, first) = try TokenIssuer.issue(for: "ops", description: nil, lifetime: nil, in: store)
         let (_, second) = try TokenIssuer.issue(for: "ops", description: nil, lifetime: nil, in: store)
         let authenticator = Authenticator(store: store, bootstrapToken: nil)
@@ -93,7 +94,9 @@ struct IdentityTests {
         }
     }
 
-    @Test func theBootstrapTokenIsTheAdminIdentity() throws {
+    @Test(arguments: StoreFactory.all) func theBootstrapTokenIsTheAdminIdentity(_ factory: StoreFactory) throws {
+        let scratch = try factory.make()
+        let store = try Self.identities(scratch)
         try Authenticator.ensureBootstrapIdentity(in: store)
         try Authenticator.ensureBootstrapIdentity(in: store)
         let authenticator = Authenticator(store: store, bootstrapToken: "f00d")
@@ -105,8 +108,10 @@ struct IdentityTests {
         #expect(Authenticator(store: store, bootstrapToken: nil).authenticate(header: "Bearer f00d") == .failure(.unknown))
     }
 
-    @Test func tokenLifetimesAndDescriptionsAreBounded() throws {
-        try identity("v", .viewer)
+    @Test(arguments: StoreFactory.all) func tokenLifetimesAndDescriptionsAreBounded(_ factory: StoreFactory) throws {
+        let scratch = try factory.make()
+        let store = try Self.identities(scratch)
+        try identity("v", .viewer, in: store)
         #expect(throws: TokenIssuer.Failure.badLifetime) { try TokenIssuer.issue(for: "v", description: nil, lifetime: 10, in: store) }
         #expect(throws: TokenIssuer.Failure.badLifetime) {
             try TokenIssuer.issue(for: "v", description: nil, lifetime: 400 * 86_400, in: store)
@@ -135,8 +140,10 @@ struct IdentityTests {
         #expect(APIRoute.setSecret.path(["name": "X/../Y"]) == "/v1/secrets/X%2F..%2FY")
     }
 
-    @Test func anIdentityHoldsABoundedNumberOfLiveTokens() throws {
-        try identity("many", .viewer)
+    @Test(arguments: StoreFactory.all) func anIdentityHoldsABoundedNumberOfLiveTokens(_ factory: StoreFactory) throws {
+        let scratch = try factory.make()
+        let store = try Self.identities(scratch)
+        try identity("many", .viewer, in: store)
         for _ in 0..<TokenIssuer.maximumLiveTokens {
             _ = try TokenIssuer.issue(for: "many", description: nil, lifetime: nil, in: store)
         }

@@ -4,19 +4,14 @@ import Testing
 @testable import GantryCoordinator
 
 /// `GET /v1/jobs` pages (`JobListing`): a cursor continues exactly where its page ended,
-/// ties in creation time included, and the continued range is still an index search.
+/// ties in creation time included, on every store; on SQLite the continued range is still
+/// an index search.
 @Suite("Job listing pages", .timeLimit(.minutes(1)))
 struct JobListingTests {
-    let scratch: ScratchStore
-    var store: SQLiteStore { scratch.store as! SQLiteStore }
-
-    init() throws {
-        scratch = try StoreFactory.sqlite.make()
-    }
 
     /// 40 pipelines of 5 jobs; pipelines come in pairs created at the same instant, so
     /// creation time and position tie and only the rowid orders them.
-    func fill() throws {
+    static func fill(_ store: any CoordinatorStore) throws {
         var writes: [StoreWrite] = []
         for index in 0..<40 {
             let pipeline = Fixture.pipeline("p\(index)", at: Fixture.t0.addingTimeInterval(Double(index / 2)))
@@ -30,7 +25,7 @@ struct JobListingTests {
         try store.commit(StoreBatch(writes))
     }
 
-    func walk(states: [JobState]?, pageSize: Int) throws -> [String] {
+    static func walk(_ store: any JobListingStore, states: [JobState]?, pageSize: Int) throws -> [String] {
         var seen: [String] = []
         var cursor: JobListing.Cursor?
         for _ in 0..<1_000 {
@@ -42,18 +37,22 @@ struct JobListingTests {
         return seen
     }
 
-    @Test(arguments: [nil, [JobState.failed], [.failed, .succeeded]] as [[JobState]?])
-    func pagesTogetherAreTheWholeListingInOrder(_ states: [JobState]?) throws {
-        try fill()
+    @Test(arguments: StoreFactory.all, [nil, [JobState.failed], [.failed, .succeeded]] as [[JobState]?])
+    func pagesTogetherAreTheWholeListingInOrder(_ factory: StoreFactory, _ states: [JobState]?) throws {
+        let scratch = try factory.make()
+        let store = try #require(scratch.store as? any CoordinatorStore & JobListingStore)
+        try Self.fill(store)
         let whole = try store.jobs(states: states, limit: 10_000).map(\.id)
         #expect(whole.count == (states == [.failed] ? 40 : 200))
         for pageSize in [1, 7, 50] {
-            #expect(try walk(states: states, pageSize: pageSize) == whole, "pages of \(pageSize)")
+            #expect(try Self.walk(store, states: states, pageSize: pageSize) == whole, "pages of \(pageSize)")
         }
     }
 
     @Test func aContinuedPageIsStillAnIndexSearch() throws {
-        try fill()
+        let scratch = try StoreFactory.sqlite.make()
+        let store = try #require(scratch.store as? SQLiteStore)
+        try Self.fill(store)
         for states in [nil, [JobState.failed, .queued]] as [[JobState]?] {
             let query = try #require(SQLiteStore.newestJobsQuery(states: states, limit: 50, before: 17))
             let plan = try store.queryPlan(query.sql, values: query.arguments)

@@ -3,9 +3,9 @@ import Foundation
 import GantryProtocol
 import Testing
 
-/// The `meta_data` table: overwrite, the per-pipeline key bound (checked in the same
-/// transaction as the write), ordered bounded listing, the migration from v6, and the
-/// key and value rules the API applies first.
+/// The `meta_data` table on each store: overwrite, the per-pipeline key bound (checked in
+/// the same transaction as the write), ordered bounded listing; SQLite's migration from
+/// v6; and the key and value rules the API applies first.
 @Suite("Meta-data store")
 final class MetaDataStoreTests {
     let directory: String
@@ -23,11 +23,18 @@ final class MetaDataStoreTests {
         StoredMetaData(pipelineId: pipeline, key: key, value: value, jobId: job, updatedAt: Fixture.t0)
     }
 
-    @Test func setOverwriteBoundAndList() throws {
-        // A database as v6 left it gains the table.
+    @Test func aDatabaseAsV6LeftItGainsTheTable() throws {
         let path = directory + "/gantry.sqlite"
         _ = try SQLiteStore(path: path, migratingUpTo: "v6: join tokens bound to a host")
         let store = try SQLiteStore(path: path)
+        try store.commit(StoreBatch([.insertPipeline(Fixture.pipeline("p1", at: Fixture.t0), jobs: [])]))
+        #expect(try store.setMetaData(row("p1", "version", "1.2.3", job: "j1"), maximumKeys: 3) == .created)
+        #expect(try store.metaData(pipelineID: "p1", key: "version") == row("p1", "version", "1.2.3", job: "j1"))
+    }
+
+    @Test(arguments: StoreFactory.all) func setOverwriteBoundAndList(_ factory: StoreFactory) throws {
+        let scratch = try factory.make()
+        let store = try #require(scratch.store as? any CoordinatorStore & MetaDataStore)
         try store.commit(StoreBatch([.insertPipeline(Fixture.pipeline("p1", at: Fixture.t0), jobs: [])]))
         try store.commit(StoreBatch([.insertPipeline(Fixture.pipeline("p2", at: Fixture.t0), jobs: [])]))
 

@@ -101,7 +101,8 @@ struct OpenAPIDocumentTests {
             seen += page
             guard let next else { break }
             #expect(next.hasPrefix("w") && !next.contains("/") && !next.contains("+") && !next.contains("="))
-            query.after = try #require(WholeListPage.decode(next))
+            let after: String = try #require(WholeListPage.decode(next))
+            query.after = after
         }
         #expect(seen == ["alice", "bob", "carol", "dave", "éve"])
         #expect(WholeListPage.decode("nope") == nil && WholeListPage.decode("w!!") == nil)

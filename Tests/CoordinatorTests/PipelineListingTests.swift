@@ -43,7 +43,8 @@ struct PipelineListingTests {
             let page = try PipelineListing.list(query, store: store)
             pages.append(page.pipelines)
             guard let cursor = page.nextCursor else { return pages }
-            query.after = try #require(PipelineListing.Position(cursor: cursor))
+            let after: PipelineListing.Position = try #require(PipelineListing.Position(cursor: cursor))
+            query.after = after
         }
         Issue.record("the cursors never ended")
         return pages

@@ -5,21 +5,35 @@ import GantryProtocol
 import Logging
 import Testing
 
-/// The vault against a real SQLite store and state directory: what is stored, which scope
+/// The vault against each real store and a state directory: what is stored, which scope
 /// a step gets, key rotation, and the lease and submission edges of the core.
 @Suite("Secret vault", .timeLimit(.minutes(1)))
 final class SecretVaultTests {
     let directory: String
     let state: CoordinatorStateDirectory
-    let store: SQLiteStore
     let logger = Logger(label: "test")
+    /// The store under test: each test opens it first (`use`).
+    private var scratch: ScratchStore?
 
     init() throws {
         directory = NSTemporaryDirectory() + "gantry-secrets-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         state = CoordinatorStateDirectory(path: directory)
-        store = try SQLiteStore(path: state.database)
     }
+
+    /// SQLite's file is the state directory's, where `databaseBytes` looks.
+    func use(_ factory: StoreFactory) throws {
+        if factory.name == StoreFactory.sqlite.name {
+            let store = try SQLiteStore(path: state.database)
+            scratch = ScratchStore(store: store) {}
+        } else {
+            scratch = try factory.make()
+        }
+        _ = try #require(scratch?.store as? any SecretStore)
+    }
+
+    var coordinatorStore: any CoordinatorStore { scratch!.store }
+    var store: any CoordinatorStore & SecretStore { coordinatorStore as! any CoordinatorStore & SecretStore }
 
     deinit {
         try? FileManager.default.removeItem(atPath: directory)
@@ -34,15 +48,18 @@ final class SecretVaultTests {
         return data
     }
 
-    @Test func storesOnlySealedValuesAndReloadsThem() throws {
+    @Test(arguments: StoreFactory.all) func storesOnlySealedValuesAndReloadsThem(_ factory: StoreFactory) throws {
+        try use(factory)
         let vault = try SecretVault.open(state: state, store: store, logger: logger)
         #expect(FileManager.default.fileExists(atPath: state.secretsKey))
         #expect(try vault.set(name: "DEPLOY_TOKEN", scope: .environment("production"), value: "prod-value-123", by: "alice"))
         #expect(try !vault.set(name: "DEPLOY_TOKEN", scope: .environment("production"), value: "prod-value-456", by: "bob"))
         try vault.set(name: "NPM_TOKEN", scope: .pipeline, value: "npm-value-789", by: "alice")
-        let bytes = try databaseBytes()
-        for value in ["prod-value-123", "prod-value-456", "npm-value-789"] {
-            #expect(bytes.range(of: Data(value.utf8)) == nil, "\(value) is in the database in clear")
+        if scratch?.isPostgres == false {
+            let bytes = try databaseBytes()
+            for value in ["prod-value-123", "prod-value-456", "npm-value-789"] {
+                #expect(bytes.range(of: Data(value.utf8)) == nil, "\(value) is in the database in clear")
+            }
         }
         let rows = try store.secrets()
         #expect(rows.map(\.name) == ["DEPLOY_TOKEN", "NPM_TOKEN"])
@@ -59,7 +76,8 @@ final class SecretVaultTests {
         #expect(try store.secrets().map(\.name) == ["DEPLOY_TOKEN"])
     }
 
-    @Test func theMostSpecificApplicableScopeWins() throws {
+    @Test(arguments: StoreFactory.all) func theMostSpecificApplicableScopeWins(_ factory: StoreFactory) throws {
+        try use(factory)
         let vault = try SecretVault.open(state: state, store: store, logger: logger)
         try vault.set(name: "TOKEN", scope: .pipeline, value: "pipeline-value", by: "a")
         try vault.set(name: "TOKEN", scope: .repository("https://r/app.git"), value: "repository-value", by: "a")
@@ -79,26 +97,27 @@ final class SecretVaultTests {
         #expect(vault.resolve(["PROD_ONLY"], repository: "", environment: "productionx").missing == ["PROD_ONLY"])
     }
 
-    @Test func setRefusesBadNamesAndValuesAndStoresNothing() throws {
+    @Test(arguments: StoreFactory.all) func setRefusesBadNamesAndValuesAndStoresNothing(_ factory: StoreFactory) throws {
+        try use(factory)
         let vault = try SecretVault.open(state: state, store: store, logger: logger)
         #expect(throws: SecretRuleError.self) { try vault.set(name: "TOKEN", scope: .pipeline, value: "short", by: "a") }
         #expect(throws: SecretRuleError.self) { try vault.set(name: "PATH", scope: .pipeline, value: "long-enough", by: "a") }
         #expect(try store.secrets().isEmpty && vault.list().isEmpty)
     }
 
-    @Test func aMovedRowIsNotServed() throws {
+    @Test(arguments: StoreFactory.all) func aMovedRowIsNotServed(_ factory: StoreFactory) throws {
+        try use(factory)
         let vault = try SecretVault.open(state: state, store: store, logger: logger)
         try vault.set(name: "TOKEN", scope: .environment("staging"), value: "staging-value", by: "a")
         // Someone with write access to the database copies the staging row to production.
-        try store.database.write {
-            try $0.execute(sql: "UPDATE secrets SET scope = 'environment:production'")
-        }
+        try scratch?.execute("UPDATE secrets SET scope = 'environment:production'")
         let reloaded = try SecretVault.load(store: store, key: try SecretKey.read(from: state.secretsKey), logger: logger)
         #expect(reloaded.resolve(["TOKEN"], repository: "", environment: "production").missing == ["TOKEN"])
         #expect(reloaded.list().isEmpty)
     }
 
-    @Test func rotateKeyReencryptsAndTheOldKeyNoLongerOpens() throws {
+    @Test(arguments: StoreFactory.all) func rotateKeyReencryptsAndTheOldKeyNoLongerOpens(_ factory: StoreFactory) throws {
+        try use(factory)
         let before: SecretKey
         do {
             let vault = try SecretVault.open(state: state, store: store, logger: logger)
@@ -124,7 +143,8 @@ final class SecretVaultTests {
         #expect(reopened.resolve(["TOKEN"], repository: "", environment: "production").values == ["TOKEN": "production-value"])
     }
 
-    @Test func anInterruptedRotationStillOpensAndFinishes() throws {
+    @Test(arguments: StoreFactory.all) func anInterruptedRotationStillOpensAndFinishes(_ factory: StoreFactory) throws {
+        try use(factory)
         do {
             let vault = try SecretVault.open(state: state, store: store, logger: logger)
             try vault.set(name: "TOKEN", scope: .pipeline, value: "pipeline-value", by: "a")
@@ -156,7 +176,8 @@ final class SecretVaultTests {
             store: store, configuration: .init(heartbeatInterval: .seconds(1), leaseTTL: .seconds(15)), logger: logger, secrets: vault)
     }
 
-    @Test func submissionNeedsEverySecretForItsStep() async throws {
+    @Test(arguments: StoreFactory.all) func submissionNeedsEverySecretForItsStep(_ factory: StoreFactory) async throws {
+        try use(factory)
         let vault = try SecretVault.open(state: state, store: store, logger: logger)
         try vault.set(name: "PROD_TOKEN", scope: .environment("production"), value: "production-value", by: "a")
         let core = try makeCore(vault)
@@ -179,7 +200,8 @@ final class SecretVaultTests {
         }
     }
 
-    @Test func aStepMayNotReceiveMoreSecretBytesThanAnAgentAccepts() async throws {
+    @Test(arguments: StoreFactory.all) func aStepMayNotReceiveMoreSecretBytesThanAnAgentAccepts(_ factory: StoreFactory) async throws {
+        try use(factory)
         let vault = try SecretVault.open(state: state, store: store, logger: logger)
         let names = (1...17).map { "BIG_\($0)" }
         for name in names {
@@ -194,7 +216,8 @@ final class SecretVaultTests {
         _ = try await core.submit(.init(yaml: "steps:\n  - command: x\n    secrets: [\(fits)]\n"))
     }
 
-    @Test func leasesCarryOnlyTheSecretsTheirScopeAllows() async throws {
+    @Test(arguments: StoreFactory.all) func leasesCarryOnlyTheSecretsTheirScopeAllows(_ factory: StoreFactory) async throws {
+        try use(factory)
         let vault = try SecretVault.open(state: state, store: store, logger: logger)
         try vault.set(name: "SHARED_TOKEN", scope: .pipeline, value: "pipeline-value", by: "a")
         try vault.set(name: "PROD_TOKEN", scope: .environment("production"), value: "production-value", by: "a")

@@ -79,7 +79,14 @@ struct CoordinatorClusterTests {
                     + FailureContainmentTests.tickingStep(key: "b", lines: 10, interval: "0.02", runs: runs, extra: "    depends_on: a\n"))
             try await cluster.waitForJob(pipeline.jobs[0].id, "half way") { $0.logBytes > 600 }
             try await cluster.killCoordinator()
+            let killed = ContinuousClock.now
             cluster.useAPI(at: b.http)
+            // Until B takes the lease (at most the 2 s leader TTL and one poll), B relays
+            // to the dead leader and its connections are closed: clients retry, as the CLI does.
+            try await waitUntil("B answers as the leader", timeout: .seconds(30)) {
+                (try? await cluster.request(.GET, "/healthz"))?.0 == 200
+            }
+            #expect(ContinuousClock.now - killed < .seconds(10), "the standby took over within the leader TTL and a poll")
             let done = try await cluster.waitForPipeline(pipeline.id, timeout: .seconds(90))
             #expect(done.state == "succeeded")
             #expect(done.jobs.map(\.attempt) == [1, 1], "no job was run twice")

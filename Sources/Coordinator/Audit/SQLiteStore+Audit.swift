@@ -9,16 +9,23 @@ extension SQLiteStore: AuditStore {
     @discardableResult
     public func appendAudit(_ event: AuditEvent, at date: Date) throws -> AuditRecord {
         try database.write { db in
-            let head = try Row.fetchOne(db, sql: "SELECT seq, at, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
-            let previousSeq: Int64 = head?["seq"] ?? 0
-            let previousHash: Data = head?["hash"] ?? AuditRecord.genesisHash
-            // Read leniently: a tampered time must not stop appends (verify reports it).
-            let previousTime = head.flatMap { Date.fromDatabaseValue($0["at"]) }
-            let time = previousTime.map { max($0, date) } ?? date
-            let record = AuditRecord(event: event, at: time, seq: previousSeq + 1, previousHash: previousHash)
+            let record = Self.auditRecord(event, at: date, after: try Row.fetchOne(db, sql: Self.auditHeadSQL))
             try record.insert(db)
             return record
         }
+    }
+
+    /// The chain's last record: `seq`, `at` and `hash`, or no row.
+    public static let auditHeadSQL = "SELECT seq, at, hash FROM audit_log ORDER BY seq DESC LIMIT 1"
+
+    /// The record that follows `head` (a row of `auditHeadSQL`, nil for an empty chain).
+    public static func auditRecord(_ event: AuditEvent, at date: Date, after head: Row?) -> AuditRecord {
+        let previousSeq: Int64 = head?["seq"] ?? 0
+        let previousHash: Data = head?["hash"] ?? AuditRecord.genesisHash
+        // Read leniently: a tampered time must not stop appends (verify reports it).
+        let previousTime = head.flatMap { Date.fromDatabaseValue($0["at"]) }
+        let time = previousTime.map { max($0, date) } ?? date
+        return AuditRecord(event: event, at: time, seq: previousSeq + 1, previousHash: previousHash)
     }
 
     public func auditRecords(
@@ -30,24 +37,32 @@ extension SQLiteStore: AuditStore {
                 guard let first = try Self.firstAuditSeq(atOrAfter: since, db) else { return [] }
                 lowestSeq = max(lowestSeq, first)
             }
-            var sql = "SELECT * FROM audit_log WHERE seq >= ?"
-            var arguments: StatementArguments = [lowestSeq]
-            if let since {
-                sql += " AND at >= ?"
-                _ = arguments.append(contentsOf: [since])
-            }
-            if let actor {
-                sql += " AND actor = ?"
-                _ = arguments.append(contentsOf: [actor])
-            }
-            if let object {
-                sql += " AND object = ?"
-                _ = arguments.append(contentsOf: [object])
-            }
-            sql += " ORDER BY seq LIMIT ?"
-            _ = arguments.append(contentsOf: [AuditQuery.clamp(limit)])
-            return try AuditRecord.fetchAll(db, sql: sql, arguments: arguments)
+            let query = Self.auditRecordsQuery(lowestSeq: lowestSeq, since: since, actor: actor, object: object, limit: limit)
+            return try AuditRecord.fetchAll(db, sql: query.sql, arguments: StatementArguments(query.arguments))
         }
+    }
+
+    /// `auditRecords` from `lowestSeq` on (where `since` starts, found by `firstAuditSeq`).
+    public static func auditRecordsQuery(
+        lowestSeq: Int64, since: Date?, actor: String?, object: String?, limit: Int
+    ) -> (sql: String, arguments: [DatabaseValue]) {
+        var sql = "SELECT * FROM audit_log WHERE seq >= ?"
+        var arguments: [DatabaseValue] = [lowestSeq.databaseValue]
+        if let since {
+            sql += " AND at >= ?"
+            arguments.append(since.databaseValue)
+        }
+        if let actor {
+            sql += " AND actor = ?"
+            arguments.append(actor.databaseValue)
+        }
+        if let object {
+            sql += " AND object = ?"
+            arguments.append(object.databaseValue)
+        }
+        sql += " ORDER BY seq LIMIT ?"
+        arguments.append(AuditQuery.clamp(limit).databaseValue)
+        return (sql, arguments)
     }
 
     /// The lowest seq whose time is at or after `date`, by at most 64 primary-key lookups
@@ -86,21 +101,30 @@ extension SQLiteStore: AuditStore {
         // snapshot; the chain only grows, so batches read at different times still join.
         while !verifier.isBroken {
             let rows = try database.read { db in
-                try Row.fetchAll(
-                    db, sql: "SELECT * FROM audit_log WHERE seq > ? ORDER BY seq LIMIT ?",
-                    arguments: [afterSeq, AuditChainVerifier.batchSize])
+                Self.auditLinks(try Row.fetchAll(db, sql: Self.auditBatchSQL, arguments: [afterSeq, AuditChainVerifier.batchSize]))
             }
             for row in rows {
-                let seq: Int64 = row["seq"]
-                do {
-                    verifier.feed(.success(try AuditRecord(row: row)))
-                } catch {
-                    verifier.feed(.failure(AuditRowError(seq: seq, reason: "\(error)")))
-                }
-                afterSeq = seq
+                verifier.feed(row.link)
+                afterSeq = row.seq
             }
             if rows.count < AuditChainVerifier.batchSize { break }
         }
         return verifier.finish()
+    }
+
+    /// Parameters: the seq to start after, `AuditChainVerifier.batchSize`.
+    public static let auditBatchSQL = "SELECT * FROM audit_log WHERE seq > ? ORDER BY seq LIMIT ?"
+
+    /// A batch of `auditBatchSQL` as the verifier reads it: a row that does not decode is a
+    /// broken link at its seq, not an error of the walk.
+    public static func auditLinks(_ rows: [Row]) -> [(seq: Int64, link: Result<AuditRecord, AuditRowError>)] {
+        rows.map { row in
+            let seq: Int64 = row["seq"]
+            do {
+                return (seq, .success(try AuditRecord(row: row)))
+            } catch {
+                return (seq, .failure(AuditRowError(seq: seq, reason: "\(error)")))
+            }
+        }
     }
 }

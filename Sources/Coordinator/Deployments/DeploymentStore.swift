@@ -44,63 +44,72 @@ extension SQLiteStore: DeploymentStore {
     }
 
     public func deployedDigests(jobID: String) throws -> [String] {
-        try database.read { db in
-            try String.fetchAll(
-                db, sql: "SELECT sha256 FROM artifact_deployments WHERE job_id = ? ORDER BY sha256 LIMIT 1000", arguments: [jobID])
-        }
+        try database.read { db in try String.fetchAll(db, sql: Self.deployedDigestsSQL, arguments: [jobID]) }
     }
 
     public func deploymentRows(environment: String?, project: String?, since: Date?, before: Int64?, limit: Int) throws
         -> [DeploymentRow]
     {
-        try database.read { db in
-            var sql = """
-                SELECT j.rowid AS list_rowid, j.*, p.repository AS p_repository, p."commit" AS p_commit, p.branch AS p_branch,
-                    p.created_at AS p_created_at, p.source AS p_source
-                FROM jobs j JOIN pipelines p ON p.id = j.pipeline_id
-                WHERE j.environment IS NOT NULL AND j.finished_at IS NOT NULL AND j.state != 'skipped'
-                """
-            var arguments: StatementArguments = []
-            if let environment {
-                sql += " AND j.environment = ?"
-                arguments += [environment]
-            }
-            if let since {
-                sql += " AND j.finished_at >= ?"
-                arguments += [since]
-            }
-            if let before {
-                // The row value is the order below: the page goes on where the last one ended.
-                sql += " AND (j.finished_at, j.rowid) < (SELECT finished_at, rowid FROM jobs WHERE rowid = ?)"
-                arguments += [before]
-            }
-            if let project {
-                // A project's pipelines: those its webhook or its schedules started, and the
-                // rollbacks that promote one of them.
-                sql += """
-                     AND (p.id IN (SELECT pipeline_id FROM project_pipelines) OR (p.source = 'rollback'
-                         AND p.artifacts_from IN (SELECT pipeline_id FROM project_pipelines)))
-                    """
-                sql = """
-                    WITH project_pipelines(pipeline_id) AS (
-                        SELECT pipeline_id FROM webhook_deliveries WHERE project = ? AND pipeline_id IS NOT NULL
-                        UNION SELECT r.pipeline_id FROM schedule_runs r JOIN schedules s ON s.id = r.schedule_id
-                            WHERE s.project = ? AND r.pipeline_id IS NOT NULL)
-                    """ + sql
-                arguments = [project, project] + arguments
-            }
-            sql += " ORDER BY j.finished_at DESC, j.rowid DESC LIMIT ?"
-            arguments += [limit]
-            return try Row.fetchAll(db, sql: sql, arguments: arguments).map { row in
-                let job = try StoredJob(row: row)
-                let artifacts = try String.fetchAll(
-                    db, sql: "SELECT sha256 FROM artifact_deployments WHERE job_id = ? ORDER BY sha256 LIMIT 1000",
-                    arguments: [job.id])
-                return DeploymentRow(
-                    job: job, repository: row["p_repository"], commit: row["p_commit"], branch: row["p_branch"],
-                    pipelineCreatedAt: row["p_created_at"], source: row["p_source"], artifacts: artifacts,
-                    rowid: row["list_rowid"])
+        let query = Self.deploymentsQuery(environment: environment, project: project, since: since, before: before, limit: limit)
+        return try database.read { db in
+            try Row.fetchAll(db, sql: query.sql, arguments: StatementArguments(query.arguments)).map { row in
+                let artifacts = try String.fetchAll(db, sql: Self.deployedDigestsSQL, arguments: [row["id"] as String])
+                return try Self.deploymentRow(row, artifacts: artifacts)
             }
         }
+    }
+
+    /// Parameter: the job's id.
+    public static let deployedDigestsSQL = "SELECT sha256 FROM artifact_deployments WHERE job_id = ? ORDER BY sha256 LIMIT 1000"
+
+    /// `deploymentRows`' statement: its rows become `deploymentRow`s.
+    public static func deploymentsQuery(environment: String?, project: String?, since: Date?, before: Int64?, limit: Int)
+        -> (sql: String, arguments: [DatabaseValue])
+    {
+        var sql = """
+            SELECT j.rowid AS list_rowid, j.*, p.repository AS p_repository, p."commit" AS p_commit, p.branch AS p_branch,
+                p.created_at AS p_created_at, p.source AS p_source
+            FROM jobs j JOIN pipelines p ON p.id = j.pipeline_id
+            WHERE j.environment IS NOT NULL AND j.finished_at IS NOT NULL AND j.state != 'skipped'
+            """
+        var arguments: [DatabaseValue] = []
+        if let environment {
+            sql += " AND j.environment = ?"
+            arguments.append(environment.databaseValue)
+        }
+        if let since {
+            sql += " AND j.finished_at >= ?"
+            arguments.append(since.databaseValue)
+        }
+        if let before {
+            // The row value is the order below: the page goes on where the last one ended.
+            sql += " AND (j.finished_at, j.rowid) < (SELECT finished_at, rowid FROM jobs WHERE rowid = ?)"
+            arguments.append(before.databaseValue)
+        }
+        if let project {
+            // A project's pipelines: those its webhook or its schedules started, and the
+            // rollbacks that promote one of them.
+            sql += """
+                 AND (p.id IN (SELECT pipeline_id FROM project_pipelines) OR (p.source = 'rollback'
+                     AND p.artifacts_from IN (SELECT pipeline_id FROM project_pipelines)))
+                """
+            sql = """
+                WITH project_pipelines(pipeline_id) AS (
+                    SELECT pipeline_id FROM webhook_deliveries WHERE project = ? AND pipeline_id IS NOT NULL
+                    UNION SELECT r.pipeline_id FROM schedule_runs r JOIN schedules s ON s.id = r.schedule_id
+                        WHERE s.project = ? AND r.pipeline_id IS NOT NULL)
+                """ + sql
+            arguments = [project.databaseValue, project.databaseValue] + arguments
+        }
+        sql += " ORDER BY j.finished_at DESC, j.rowid DESC LIMIT ?"
+        arguments.append(limit.databaseValue)
+        return (sql, arguments)
+    }
+
+    /// A row of `deploymentsQuery` with the digests its job downloaded.
+    public static func deploymentRow(_ row: Row, artifacts: [String]) throws -> DeploymentRow {
+        DeploymentRow(
+            job: try StoredJob(row: row), repository: row["p_repository"], commit: row["p_commit"], branch: row["p_branch"],
+            pipelineCreatedAt: row["p_created_at"], source: row["p_source"], artifacts: artifacts, rowid: row["list_rowid"])
     }
 }

@@ -16,10 +16,8 @@ extension SQLiteStore: IdentityStore {
 
     public func disableIdentity(named name: String, at date: Date) throws -> Bool {
         try database.write { db in
-            try db.execute(
-                sql: "UPDATE api_tokens SET revoked_at = ? WHERE identity = ? AND revoked_at IS NULL", arguments: [date, name])
-            try db.execute(
-                sql: "UPDATE identities SET disabled_at = ? WHERE name = ? AND disabled_at IS NULL", arguments: [date, name])
+            try db.execute(sql: Self.revokeIdentityTokensSQL, arguments: [date, name])
+            try db.execute(sql: Self.disableIdentitySQL, arguments: [date, name])
             return db.changesCount > 0
         }
     }
@@ -39,22 +37,36 @@ extension SQLiteStore: IdentityStore {
     }
 
     public func revokeToken(id: String, identity: String?, at date: Date) throws -> Bool {
-        try database.write { db in
-            if let identity {
-                try db.execute(
-                    sql: "UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND identity = ? AND revoked_at IS NULL",
-                    arguments: [date, id, identity])
-            } else {
-                try db.execute(
-                    sql: "UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", arguments: [date, id])
-            }
+        let query = Self.revokeTokenQuery(id: id, identity: identity, at: date)
+        return try database.write { db in
+            try db.execute(sql: query.sql, arguments: StatementArguments(query.arguments))
             return db.changesCount > 0
         }
     }
 
     public func markTokenUsed(id: String, at date: Date) throws {
         try database.write {
-            try $0.execute(sql: "UPDATE api_tokens SET last_used_at = ? WHERE id = ?", arguments: [date, id])
+            try $0.execute(sql: Self.markTokenUsedSQL, arguments: [date, id])
         }
+    }
+
+    // MARK: - Statements every back end runs
+
+    /// Parameters: the time, the identity's name.
+    public static let revokeIdentityTokensSQL = "UPDATE api_tokens SET revoked_at = ? WHERE identity = ? AND revoked_at IS NULL"
+    /// Parameters: the time, the identity's name. Changes no row when already disabled.
+    public static let disableIdentitySQL = "UPDATE identities SET disabled_at = ? WHERE name = ? AND disabled_at IS NULL"
+    /// Parameters: the time, the token's id.
+    public static let markTokenUsedSQL = "UPDATE api_tokens SET last_used_at = ? WHERE id = ?"
+
+    /// Revokes an unrevoked token, only if `identity` holds it when given.
+    public static func revokeTokenQuery(id: String, identity: String?, at date: Date) -> (sql: String, arguments: [DatabaseValue]) {
+        guard let identity else {
+            return ("UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", [date.databaseValue, id.databaseValue])
+        }
+        return (
+            "UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND identity = ? AND revoked_at IS NULL",
+            [date.databaseValue, id.databaseValue, identity.databaseValue]
+        )
     }
 }

@@ -131,53 +131,67 @@ extension SQLiteStore: PipelineListingStore {
         before: PipelineListing.Position?, branch: String?, repository: String?, limit: Int
     ) throws -> [PipelineListing.Row] {
         guard limit > 0 else { return [] }
-        var conditions: [String] = []
-        var arguments: StatementArguments = []
-        if let before {
-            conditions.append("rowid < ?")
-            arguments += [before.sequence]
-        }
-        if let branch {
-            conditions.append("branch = ?")
-            arguments += [branch]
-        }
-        if let repository {
-            conditions.append("repository = ?")
-            arguments += [repository]
-        }
-        let filter = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
-        arguments += [limit]
+        let query = Self.pipelinePageQuery(before: before, branch: branch, repository: repository, limit: limit)
         return try database.read { db in
-            try Row.fetchAll(db, sql: "SELECT rowid AS sequence, * FROM pipelines \(filter) ORDER BY rowid DESC LIMIT ?", arguments: arguments)
-                .map { row in
-                    PipelineListing.Row(
-                        pipeline: try StoredPipeline(row: row), position: PipelineListing.Position(sequence: row["sequence"]))
-                }
+            try Row.fetchAll(db, sql: query.sql, arguments: StatementArguments(query.arguments)).map(Self.pipelineListingRow)
         }
     }
 
     public func jobGroups(pipelineIDs: [String]) throws -> [String: [PipelineListing.JobGroup]] {
         guard !pipelineIDs.isEmpty else { return [:] }
-        let marks = Array(repeating: "?", count: pipelineIDs.count).joined(separator: ",")
         return try database.read { db in
             var groups: [String: [PipelineListing.JobGroup]] = [:]
-            let rows = try Row.fetchCursor(
-                db,
-                sql: """
-                    SELECT pipeline_id, state, outcome, COUNT(*) AS count, MIN(started_at) AS first_started,
-                        MAX(finished_at) AS last_finished
-                    FROM jobs WHERE pipeline_id IN (\(marks)) GROUP BY pipeline_id, state, outcome
-                    """,
-                arguments: StatementArguments(pipelineIDs))
-            while let row = try rows.next() {
-                guard let state = JobState(rawValue: row["state"]) else { continue }
-                let outcome: String? = row["outcome"]
-                groups[row["pipeline_id"], default: []].append(
-                    PipelineListing.JobGroup(
-                        state: state, outcome: outcome.flatMap(JobOutcome.init(rawValue:)), count: row["count"],
-                        firstStartedAt: row["first_started"], lastFinishedAt: row["last_finished"]))
-            }
+            let rows = try Row.fetchCursor(db, sql: Self.jobGroupsSQL(count: pipelineIDs.count), arguments: StatementArguments(pipelineIDs))
+            while let row = try rows.next() { Self.addJobGroup(row, to: &groups) }
             return groups
         }
+    }
+
+    /// `pipelinePage`'s statement (for a positive `limit`): its rows become `pipelineListingRow`s.
+    public static func pipelinePageQuery(
+        before: PipelineListing.Position?, branch: String?, repository: String?, limit: Int
+    ) -> (sql: String, arguments: [DatabaseValue]) {
+        var conditions: [String] = []
+        var arguments: [DatabaseValue] = []
+        if let before {
+            conditions.append("rowid < ?")
+            arguments.append(before.sequence.databaseValue)
+        }
+        if let branch {
+            conditions.append("branch = ?")
+            arguments.append(branch.databaseValue)
+        }
+        if let repository {
+            conditions.append("repository = ?")
+            arguments.append(repository.databaseValue)
+        }
+        let filter = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
+        arguments.append(limit.databaseValue)
+        return ("SELECT rowid AS sequence, * FROM pipelines \(filter) ORDER BY rowid DESC LIMIT ?", arguments)
+    }
+
+    public static func pipelineListingRow(_ row: Row) throws -> PipelineListing.Row {
+        PipelineListing.Row(pipeline: try StoredPipeline(row: row), position: PipelineListing.Position(sequence: row["sequence"]))
+    }
+
+    /// The job groups of `count` pipelines, whose ids are the parameters.
+    public static func jobGroupsSQL(count: Int) -> String {
+        let marks = Array(repeating: "?", count: count).joined(separator: ",")
+        return """
+            SELECT pipeline_id, state, outcome, COUNT(*) AS count, MIN(started_at) AS first_started,
+                MAX(finished_at) AS last_finished
+            FROM jobs WHERE pipeline_id IN (\(marks)) GROUP BY pipeline_id, state, outcome
+            """
+    }
+
+    /// Adds a row of `jobGroupsSQL` to its pipeline's groups; a state this release does not
+    /// know is left out.
+    public static func addJobGroup(_ row: Row, to groups: inout [String: [PipelineListing.JobGroup]]) {
+        guard let state = JobState(rawValue: row["state"]) else { return }
+        let outcome: String? = row["outcome"]
+        groups[row["pipeline_id"], default: []].append(
+            PipelineListing.JobGroup(
+                state: state, outcome: outcome.flatMap(JobOutcome.init(rawValue:)), count: row["count"],
+                firstStartedAt: row["first_started"], lastFinishedAt: row["last_finished"]))
     }
 }

@@ -42,9 +42,12 @@ extension SQLiteStore: JobListingStore {
     public func jobPage(states: [JobState]?, before: JobListing.Cursor?, limit: Int) throws -> [JobListing.Row] {
         guard limit > 0, let query = Self.newestJobsQuery(states: states, limit: limit, before: before?.rowid) else { return [] }
         return try database.read { db in
-            try GRDB.Row.fetchAll(db, sql: query.sql, arguments: StatementArguments(query.arguments)).map { row in
-                JobListing.Row(job: try StoredJob(row: row), cursor: JobListing.Cursor(rowid: row["list_rowid"]))
-            }
+            try GRDB.Row.fetchAll(db, sql: query.sql, arguments: StatementArguments(query.arguments)).map(Self.jobListingRow)
         }
+    }
+
+    /// A row of `newestJobsQuery` as a listing's row.
+    public static func jobListingRow(_ row: GRDB.Row) throws -> JobListing.Row {
+        JobListing.Row(job: try StoredJob(row: row), cursor: JobListing.Cursor(rowid: row["list_rowid"]))
     }
 }
