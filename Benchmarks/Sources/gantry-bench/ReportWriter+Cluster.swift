@@ -94,7 +94,7 @@ extension ReportWriter {
         return out
     }
 
-    /// The paragraph on what bounds the cluster, from this run's figures.
+    /// The paragraphs on what bounds the cluster, from this run's figures.
     private func bounds(_ result: ClusterScenario.Result) -> String {
         let c = result.ceilings
         func runs(_ name: String) -> [ClusterScenario.Run] { result.runs[name] ?? [] }
@@ -103,35 +103,60 @@ extension ReportWriter {
             let values = runs(name).map(\.jobsPerSecond)
             return values.isEmpty ? nil : Spread(values).median
         }
-        let sqlite = median("sqlite-1")
-        let pg1 = median("postgres-1")
-        let pg2 = median("postgres-2")
-        let pg3 = median("postgres-3")
+        func perJob(_ name: String, _ pick: (ClusterScenario.Run) -> Double?) -> Double? {
+            let values = runs(name).compactMap { run in pick(run).map { $0 / Double(run.throughputJobs) * 1000 } }
+            return values.isEmpty ? nil : Spread(values).median
+        }
         func delta(_ a: Double?, _ b: Double?) -> String {
             guard let a, let b else { return "—" }
             return String(format: "%+.2f ms", a - b)
         }
-        var text = "Only the leader runs the lifecycle, and it commits on one writer (the `CoordinatorCore` actor, "
-            + "group-committing the events that wait for it); every commit is at least one round trip to PostgreSQL "
-            + "and one flush of its WAL to this disk: \(ms(c.commitLatency1)) for a single-row `INSERT` here, of which "
-            + "\(ms(c.roundTrip, 3)) is the round trip itself and the rest the flush (the disk does "
-            + "\(f0(c.fsyncPerSecond)) `\(c.fsyncMethod)`s per second). "
-        text += "Between the API's answer and the step's first instruction the leader commits the lease before it "
-            + "sends it, so PostgreSQL with one coordinator moves the dispatch median by \(delta(pg1, sqlite)) against "
-            + "SQLite (\(ms(pg1)) against \(ms(sqlite))), about one such commit. "
-        text += "A standby adds a relay hop, a TCP copy through one more process each way: agents behind a standby "
-            + "moved the median by \(delta(pg2, pg1)) (2 coordinators against 1), and the API behind the other standby "
-            + "as well by \(delta(pg3, pg2)) more (3 against 2). "
-        text += "Throughput follows the same single writer: \(f0(rate("sqlite-1"))) jobs/s on SQLite, "
-            + "\(f0(rate("postgres-1"))), \(f0(rate("postgres-2"))) and \(f0(rate("postgres-3"))) jobs/s on "
-            + "PostgreSQL with 1, 2 and 3 coordinators on \(result.throughputAgents) agents, against "
-            + "\(f0(c.commitsPerSecond8)) single-row commits/s from 8 clients (the server's group commit) and "
-            + "\(f0(c.commitsPerSecond1))/s from one. A job takes several commits (its lease, its log, its result; the "
-            + "writer batches those that wait together), and every process here (the coordinators, PostgreSQL, the "
-            + "agents and their steps) shares \(results.machine.cores) cores, so the jobs/s are the whole system's. "
-        text += "More coordinators add availability (a standby takes over within the leader lease's TTL) and "
-            + "connection capacity, not throughput: the standbys only copy bytes, and whatever comes in through "
-            + "them is committed by the same leader, one database round trip per commit."
+        func times(_ a: Double?, _ b: Double?) -> String {
+            guard let a, let b, b > 0 else { return "—" }
+            return String(format: "%.1f", a / b)
+        }
+        let sqlite = median("sqlite-1")
+        let pg1 = median("postgres-1")
+        let pg2 = median("postgres-2")
+        let pg3 = median("postgres-3")
+        let leaderSQLite = perJob("sqlite-1") { $0.leaderCPU }
+        let leaderPG = perJob("postgres-1") { $0.leaderCPU }
+        let server = perJob("postgres-1") { $0.postgresCPU }
+        let writerPerJob = rate("postgres-1").map { 1000 / $0 }
+        var text = "**The leader's single writer.** Only the leader runs the lifecycle, and it commits on one writer "
+            + "(the `CoordinatorCore` actor, group-committing the events that wait for it). On PostgreSQL a lifecycle "
+            + "commit is a transaction of several statements, each a round trip (`BEGIN`, the fence check that locks "
+            + "the lease row `FOR SHARE`, the writes, then `COMMIT`, which waits for the WAL to be flushed). Here a "
+            + "bare round trip costs \(ms(c.roundTrip, 3)) (a Unix socket), a single-row `INSERT` commit "
+            + "\(ms(c.commitLatency1)) and the disk's `\(c.fsyncMethod)` \(ms(c.fsyncPerSecond.map { 1000 / $0 })): "
+            + "the disk is fast and the round trips are cheap. Yet the lease commit before dispatch moved the median "
+            + "by \(delta(pg1, sqlite)) against SQLite (\(ms(pg1)) against \(ms(sqlite))), "
+            + "\(times(pg1.flatMap { a in sqlite.map { a - $0 } }, c.commitLatency1)) single-row commits' worth, and "
+            + "in the throughput run the leader spent \(ms(leaderPG, 3)) of CPU per job against \(ms(leaderSQLite, 3)) "
+            + "on SQLite, with the PostgreSQL server spending \(ms(server, 3)) more. At \(f0(rate("postgres-1"))) "
+            + "jobs/s the writer has \(ms(writerPerJob)) per job for the few commits a job takes (its lease, its log, "
+            + "its result; its pipeline's insert is shared by 500 jobs), "
+            + "\(times(writerPerJob, c.commitLatency1)) single-row commits' worth, while PostgreSQL itself commits "
+            + "\(f0(c.commitsPerSecond8)) single-row transactions per second from 8 clients (\(f0(c.commitsPerSecond1)) "
+            + "from one). So with a local database what bounds the cluster is the leader's one writer and the CPU "
+            + "each statement costs on both sides of the round trip (encoding, decoding, the executor's thread hops, "
+            + "the server's parsing and locking), more than the flush; with a database across a network each "
+            + "statement adds that network's round trip as well, and the writer's time per job grows by several of "
+            + "them. Every process here (the coordinators, PostgreSQL, the agents and their steps, this driver) shares "
+            + "\(results.machine.cores) cores, and other work was running on them (the load average above), so the "
+            + "figures are the whole system's on a busy machine.\n\n"
+        text += "**Standbys add a relay hop.** A standby copies bytes at TCP level to the leader, one more process "
+            + "and one more loopback connection each way: agents behind a standby moved the dispatch median by "
+            + "\(delta(pg2, pg1)) (2 coordinators against 1), and the API behind the other standby as well by "
+            + "\(delta(pg3, pg2)) more (3 against 2); the standbys spent \(ms(perJob("postgres-2") { $0.standbysCPU }, 3)) "
+            + "(one, relaying the agents) and \(ms(perJob("postgres-3") { $0.standbysCPU }, 3)) (two, relaying the "
+            + "agents and the API) of CPU per job. Throughput was \(f0(rate("postgres-1"))), \(f0(rate("postgres-2"))) "
+            + "and \(f0(rate("postgres-3"))) jobs/s with 1, 2 and 3 coordinators (\(f0(rate("sqlite-1"))) on SQLite): "
+            + "differences of the size of the spread between runs on this machine.\n\n"
+        text += "**More coordinators add availability, not throughput.** Whatever comes in through a standby is "
+            + "committed by the same leader on the same writer, one database round trip per statement, so a second "
+            + "or third coordinator buys a standby that takes over within the leader lease's TTL, and more places to "
+            + "accept connections, not more scheduling."
         return text
     }
 
