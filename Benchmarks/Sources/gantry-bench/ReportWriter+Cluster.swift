@@ -129,7 +129,7 @@ extension ReportWriter {
             + "the lease row `FOR SHARE`, the writes, then `COMMIT`, which waits for the WAL to be flushed). Here a "
             + "bare round trip costs \(ms(c.roundTrip, 3)) (a Unix socket), a single-row `INSERT` commit "
             + "\(ms(c.commitLatency1)) and the disk's `\(c.fsyncMethod)` \(ms(c.fsyncPerSecond.map { 1000 / $0 })): "
-            + "the disk is fast and the round trips are cheap. Yet the lease commit before dispatch moved the median "
+            + "a round trip is cheap next to the flush. Yet the lease commit before dispatch moved the median "
             + "by \(delta(pg1, sqlite)) against SQLite (\(ms(pg1)) against \(ms(sqlite))), "
             + "\(times(pg1.flatMap { a in sqlite.map { a - $0 } }, c.commitLatency1)) single-row commits' worth, and "
             + "in the throughput run the leader spent \(ms(leaderPG, 3)) of CPU per job against \(ms(leaderSQLite, 3)) "
