@@ -16,6 +16,9 @@ let package = Package(
         .library(name: "GantryPipeline", targets: ["GantryPipeline"]),
         .library(name: "GantryCoordinator", targets: ["GantryCoordinator"]),
         .library(name: "GantryAgent", targets: ["GantryAgent"]),
+        // The tests' private PostgreSQL server, also used by the benchmark harness (Benchmarks/)
+        // to start one with durability on.
+        .library(name: "GantryTestPostgres", targets: ["GantryTestPostgres"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),

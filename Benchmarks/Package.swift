@@ -43,6 +43,8 @@ let package = Package(
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "GantryCoordinator", package: "gantry"),
                 .product(name: "GRDB", package: "GRDB.swift"),
+                // The cluster scenario's PostgreSQL server: the tests' one, started with durability on.
+                .product(name: "GantryTestPostgres", package: "gantry"),
             ]
         ),
         .executableTarget(

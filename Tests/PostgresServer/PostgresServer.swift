@@ -8,36 +8,59 @@ import Synchronization
 ///
 /// PostgreSQL refuses to run as root (CI runs as root), so then the server runs as the
 /// system user `gantry-pg`, created here if missing. Durability is off (`fsync=off`): the
-/// tests check what the store does, not the disk; `scripts/benchmark` measures with it on.
+/// tests check what the store does, not the disk; `scripts/benchmark` measures with it on,
+/// on a server of its own (`startDurable(in:)`, stopped with `stop()`).
 ///
 /// A target of its own, shared by the store tests and the integration tests; it links
 /// nothing of Gantry, so both test targets can use it.
 public final class PostgresServer: Sendable {
-    public static let shared: Result<PostgresServer, any Error> = Result { try PostgresServer() }
+    public static let shared: Result<PostgresServer, any Error> = Result {
+        let server = try PostgresServer(durable: false, parent: NSTemporaryDirectory())
+        // Stop it when the test process ends: SIGINT is PostgreSQL's fast shutdown.
+        PostgresServer.stopAtExit(pid: server.postmasterPID, directory: server.directory)
+        return server
+    }
+
+    /// A server of its own with PostgreSQL's default durability (fsync, synchronous_commit
+    /// and full_page_writes on), its files in a new directory under `parent`, for measuring
+    /// what commits cost on this disk. Nothing stops it at exit: the caller calls `stop()`.
+    public static func startDurable(in parent: String = NSTemporaryDirectory()) throws -> PostgresServer {
+        try PostgresServer(durable: true, parent: parent)
+    }
 
     public let directory: String
     public let socketDirectory: String
     public let postmasterPID: Int32
-    let bin: String
-    private static let user = "gantry"
+    /// The server's binaries (psql, pgbench, pg_test_fsync are next to initdb).
+    public let bin: String
+    /// The superuser role every database is reached as (trust authentication on the socket).
+    public static let user = "gantry"
 
-    private init() throws {
+    private init(durable: Bool, parent: String) throws {
         let bin = try Self.binDirectory()
         self.bin = bin
-        directory = NSTemporaryDirectory() + "gantry-pg-\(getpid())-\(UUID().uuidString.prefix(8))"
+        directory = (parent.hasSuffix("/") ? parent : parent + "/") + "gantry-pg-\(getpid())-\(UUID().uuidString.prefix(8))"
         socketDirectory = directory + "/socket"
         let data = directory + "/data"
         try FileManager.default.createDirectory(atPath: socketDirectory, withIntermediateDirectories: true)
         let runAs = getuid() == 0 ? try Self.serviceUser() : nil
         if let runAs { try Self.run("/bin/chown", ["-R", runAs, directory]) }
         try Self.run(bin + "/initdb", ["-D", data, "-U", Self.user, "--auth=trust", "-E", "UTF8", "--no-sync", "--locale=C"], as: runAs)
-        let options = "-k \(socketDirectory) -c listen_addresses='' -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300"
+        let durability = durable ? "" : " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+        let options = "-k \(socketDirectory) -c listen_addresses=''\(durability) -c max_connections=300"
         try Self.run(bin + "/pg_ctl", ["-D", data, "-o", options, "-l", directory + "/server.log", "-w", "-t", "60", "start"], as: runAs)
         let pidLine = try String(contentsOfFile: data + "/postmaster.pid", encoding: .utf8).split(separator: "\n").first ?? ""
         guard let pid = Int32(pidLine), pid > 0 else { throw ServerError("no postmaster pid in \(data)/postmaster.pid") }
         postmasterPID = pid
-        // Stop it when the test process ends: SIGINT is PostgreSQL's fast shutdown.
-        Self.stopAtExit(pid: pid, directory: directory)
+    }
+
+    /// Stops the server by its postmaster's pid (SIGINT: fast shutdown), waits up to 10 s
+    /// for it to exit (SIGKILL after that), and removes its directory.
+    public func stop() {
+        kill(postmasterPID, SIGINT)
+        for _ in 0..<200 where kill(postmasterPID, 0) == 0 { usleep(50_000) }
+        if kill(postmasterPID, 0) == 0 { kill(postmasterPID, SIGKILL) }
+        try? FileManager.default.removeItem(atPath: directory)
     }
 
     /// A new, empty database on this server, as a URL for `PostgresStore` or `--database`.

@@ -182,6 +182,9 @@ public final class ChildProcess: Sendable {
 public final class ChildRegistry: Sendable {
     public static let shared = ChildRegistry()
     private let children = Mutex<[pid_t: ChildProcess]>([:])
+    /// Processes the harness started that are not its children (a daemon such as a
+    /// PostgreSQL postmaster, started by `pg_ctl`), with the signal that stops each.
+    private let external = Mutex<[pid_t: Int32]>([:])
     /// Where the live pids are written, one per line, for `scripts/benchmark`'s trap.
     private let pidFile = Mutex<String?>(nil)
 
@@ -200,8 +203,22 @@ public final class ChildRegistry: Sendable {
         writePidFile()
     }
 
+    /// Records a process that is not a child (so `isRunning` cannot reap it): `stopAll` sends
+    /// it `stopSignal` after the children are gone, and the pid file lists it.
+    public func addExternal(pid: pid_t, stopSignal: Int32) {
+        external.withLock { $0[pid] = stopSignal }
+        writePidFile()
+    }
+
+    /// The caller stopped it itself.
+    public func removeExternal(pid: pid_t) {
+        external.withLock { _ = $0.removeValue(forKey: pid) }
+        writePidFile()
+    }
+
     /// Stops every remaining child: SIGTERM to all, up to `grace` for them to exit, then
     /// SIGKILL. Used on errors and signals; normal teardown stops them one by one.
+    /// External processes go last (their clients, the children, are gone by then).
     public func stopAll(grace: Duration = .seconds(5)) {
         let all = children.withLock { Array($0.values) }
         for child in all { child.signal(SIGTERM) }
@@ -213,11 +230,18 @@ public final class ChildRegistry: Sendable {
             while child.isRunning, ContinuousClock.now < hardDeadline { usleep(5_000) }
             remove(child)
         }
+        for (pid, number) in external.withLock({ $0 }) {
+            kill(pid, number)
+            let hardDeadline = ContinuousClock.now + .seconds(10)
+            while kill(pid, 0) == 0, ContinuousClock.now < hardDeadline { usleep(10_000) }
+            removeExternal(pid: pid)
+        }
     }
 
     private func writePidFile() {
         guard let path = pidFile.withLock({ $0 }) else { return }
-        let text = children.withLock { $0.keys.map { "\($0)\n" }.joined() }
+        let pids = children.withLock { Array($0.keys) } + external.withLock { Array($0.keys) }
+        let text = pids.map { "\($0)\n" }.joined()
         try? text.write(toFile: path, atomically: true, encoding: .utf8)
     }
 }

@@ -15,6 +15,12 @@ final class Cluster {
     let root: String
     let binaries: String
     private(set) var coordinator: ChildProcess?
+    /// More coordinators sharing this one's PostgreSQL database (the cluster scenario),
+    /// stopped after the agents and before `coordinator`.
+    var otherCoordinators: [ChildProcess] = []
+    /// Where agents dial (enroll and run) instead of `agentsAddress`: another coordinator
+    /// of the same cluster.
+    var agentCoordinator: String?
     private(set) var agents: [ChildProcess] = []
     private(set) var agentsAddress = ""
     private(set) var httpAddress = ""
@@ -48,8 +54,8 @@ final class Cluster {
     ]
 
     /// `init` and `serve`; returns once the coordinator printed its ports.
-    func startCoordinator(extraArguments: [String] = []) throws {
-        try initializeCoordinator()
+    func startCoordinator(extraArguments: [String] = [], initArguments: [String] = []) throws {
+        try initializeCoordinator(extraArguments: initArguments)
         let coordinator = try spawnCoordinator(extraArguments: extraArguments)
         let line = try coordinator.waitForLine(
             containing: Self.listeningLine, in: coordinator.stdoutPath, timeout: .seconds(60))
@@ -58,10 +64,10 @@ final class Cluster {
 
     /// `gantry-coordinator init`: the state directory (PKI, tokens; the database is created
     /// by the first `serve`, or by whoever fills it first).
-    func initializeCoordinator() throws {
+    func initializeCoordinator(extraArguments: [String] = []) throws {
         let initialize = try runCommand(
-            binaries + "/gantry-coordinator", ["init", "--state", coordinatorState, "--advertise", "127.0.0.1:0"],
-            workDir: root)
+            binaries + "/gantry-coordinator",
+            ["init", "--state", coordinatorState, "--advertise", "127.0.0.1:0"] + extraArguments, workDir: root)
         guard initialize.status == 0 else { throw HarnessError("gantry-coordinator init failed:\n\(initialize.output)") }
     }
 
@@ -143,7 +149,7 @@ final class Cluster {
         let result = try runCommand(
             binaries + "/gantry-agent",
             [
-                "enroll", "--coordinator", agentsAddress, "--token", joinToken, "--ca-fingerprint", caFingerprint,
+                "enroll", "--coordinator", agentCoordinator ?? agentsAddress, "--token", joinToken, "--ca-fingerprint", caFingerprint,
                 "--state", state, "--name", name,
             ], workDir: root)
         guard result.status == 0 else { throw HarnessError("gantry-agent enroll --name \(name) failed:\n\(result.output)") }
@@ -157,7 +163,7 @@ final class Cluster {
     ) throws -> [String] {
         let state = try enroll(name: identity)
         return [
-            "run", "--state", state, "--coordinator", agentsAddress, "--work-root", workRoot ?? work, "--slot", slot, "--labels",
+            "run", "--state", state, "--coordinator", agentCoordinator ?? agentsAddress, "--work-root", workRoot ?? work, "--slot", slot, "--labels",
             labels,
         ] + (cgroups ? [] : ["--no-cgroups"]) + extraArguments
     }
@@ -199,6 +205,8 @@ final class Cluster {
         for agent in agents { agent.signal(SIGTERM) }
         for agent in agents { agent.stop(grace: .seconds(10)) }
         agents.removeAll()
+        for other in otherCoordinators { other.stop(grace: .seconds(15)) }
+        otherCoordinators.removeAll()
         coordinator?.stop(grace: .seconds(15))
         // Not from an async context: `stop()` is synchronous, as its callers' `defer`s need.
         try? tlsClient?.syncShutdown()

@@ -19,8 +19,8 @@ struct GantryBench: AsyncParsableCommand {
     @Option(help: "Where to write the report (markdown).") var output: String
     @Option(help: "Output of the micro benchmarks (ordo-one, markdown) to include.") var microResults: String?
     @Option(help: "Why the micro benchmarks did not run, if they did not.") var microNote: String?
-    @Option(help: "Comma-separated scenarios: footprint, dispatch, throughput, logs, fleet, history, transfers, dashboard.")
-    var scenarios: String = "footprint,dispatch,throughput,logs,fleet,history,transfers,dashboard"
+    @Option(help: "Comma-separated scenarios: footprint, dispatch, throughput, logs, fleet, history, transfers, dashboard, cluster.")
+    var scenarios: String = "footprint,dispatch,throughput,logs,fleet,history,transfers,dashboard,cluster"
     @Option(
         help: "Where the transfers scenario's report goes (default: benchmarks-transfers.md next to --output). It has a file of its own so that running it alone never drops the other scenarios' figures from --output.")
     var transfersOutput: String?
@@ -31,9 +31,12 @@ struct GantryBench: AsyncParsableCommand {
     @Option(help: "The Gantry commit measured, recorded in the report.") var commit: String = "unknown"
     @Option(help: "Notes on the builds (times), one per use, recorded in the report.") var buildNote: [String] = []
 
-    static let knownScenarios = ["footprint", "dispatch", "throughput", "logs", "fleet", "history", "transfers", "dashboard"]
+    static let knownScenarios = [
+        "footprint", "dispatch", "throughput", "logs", "fleet", "history", "transfers", "dashboard", "cluster",
+    ]
 
-    /// The scenarios whose figures go into --output; `transfers` writes its own file.
+    /// The scenarios whose figures go into --output; `transfers`, `dashboard` and `cluster`
+    /// write their own files.
     static let mainReportScenarios: Set<String> = ["footprint", "dispatch", "throughput", "logs", "fleet", "history"]
 
     var transfersReportPath: String {
@@ -122,6 +125,8 @@ struct GantryBench: AsyncParsableCommand {
                     results.transfers = try await TransfersScenario(context: context).run()
                 case "dashboard":
                     results.dashboard = try await DashboardScenario(context: context).run()
+                case "cluster":
+                    results.cluster = try await ClusterScenario(context: context).run()
                 default:
                     break
                 }
@@ -147,6 +152,12 @@ struct GantryBench: AsyncParsableCommand {
             let path = ((transfersReportPath as NSString).deletingLastPathComponent as NSString)
                 .appendingPathComponent("benchmarks-dashboard.md")
             try writer.dashboardMarkdown().write(toFile: path, atomically: true, encoding: .utf8)
+            context.log("wrote \(path)")
+        }
+        if selected.contains("cluster") {
+            let path = ((transfersReportPath as NSString).deletingLastPathComponent as NSString)
+                .appendingPathComponent("benchmarks-cluster.md")
+            try writer.clusterMarkdown().write(toFile: path, atomically: true, encoding: .utf8)
             context.log("wrote \(path)")
         }
         if selected.contains("transfers") {

@@ -20,6 +20,7 @@ struct ReportWriter {
         out += micro()
         out += transfersPointer()
         out += dashboardPointer()
+        out += clusterPointer()
         out += limits()
         out += howToRun()
         return out
@@ -517,6 +518,15 @@ struct ReportWriter {
             + "`scripts/benchmark --scenarios dashboard --no-micro` refreshes it alone.\n\n"
     }
 
+    /// Section 10, several coordinators on PostgreSQL, also has a file of its own.
+    private func clusterPointer() -> String {
+        "## 10. Several coordinators on PostgreSQL\n\n"
+            + "Dispatch latency and throughput with SQLite (one coordinator, the baseline) and with PostgreSQL (durability "
+            + "on) for 1, 2 and 3 coordinators, every job crossing coordinators, beside this disk's commit latency, are "
+            + "measured by the `cluster` scenario and written to [benchmarks-cluster.md](benchmarks-cluster.md): "
+            + "`scripts/benchmark --scenarios cluster --no-micro` refreshes it alone.\n\n"
+    }
+
     private func limits() -> String {
         """
         ## What limits what
@@ -549,6 +559,7 @@ struct ReportWriter {
         scripts/benchmark --scenarios dispatch,fleet --no-micro   # a subset
         scripts/benchmark --scenarios history --no-micro --output /tmp/history.md   # one scenario, elsewhere
         scripts/benchmark --scenarios transfers   # issue 13's transfers only: writes docs/benchmarks-transfers.md
+        scripts/benchmark --scenarios cluster     # coordinators on PostgreSQL only: writes docs/benchmarks-cluster.md
         ```
 
         The script installs nothing beyond `scripts/install-dependencies`, builds the root package's release

@@ -30,6 +30,7 @@ struct Results {
     var history: [HistoryScenario.Size]?
     var transfers: [TransfersScenario.Run]?
     var dashboard: [DashboardScenario.Run]?
+    var cluster: ClusterScenario.Result?
     var micro: String?
     var microNote: String?
 

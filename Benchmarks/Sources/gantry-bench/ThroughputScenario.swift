@@ -32,11 +32,6 @@ struct ThroughputScenario {
     static let pollInterval: Duration = .milliseconds(50)
 
     func run(agents agentCount: Int) async throws -> [Run] {
-        // Pipelines of at most 500 steps each (the parser's per-file limit, docs/pipeline.md).
-        let perPipeline = min(jobs, 500)
-        let yaml =
-            "steps:\n"
-            + (1...perPipeline).map { "  - key: t\($0)\n    command: \"true\"\n    agents:\n      pool: throughput\n" }.joined()
         var runs: [Run] = []
         for index in 1...context.runs {
             let cluster = try Cluster(
@@ -52,27 +47,14 @@ struct ThroughputScenario {
                 let coordinatorBefore = ProcessStats.cpuSeconds(pid: coordinator) ?? 0
                 let agentsBefore = agents.map { ProcessStats.cpuSeconds(pid: $0.pid) ?? 0 }.reduce(0, +)
                 let stepsBefore = agents.map { ProcessStats.childrenCPUSeconds(pid: $0.pid) ?? 0 }.reduce(0, +)
-                let start = ContinuousClock.now
-                var pipelines: [API.Pipeline] = []
-                for _ in 0..<(jobs / perPipeline) { pipelines.append(try await api.submit(yaml: yaml, file: "throughput.yml")) }
-                let submitted = ContinuousClock.now
-                let deadline = start + .seconds(600)
-                while try await api.anyUnfinishedJob() {
-                    guard ContinuousClock.now < deadline else { throw HarnessError("jobs did not finish within 600 s") }
-                    try await Task.sleep(for: Self.pollInterval)
-                }
-                let end = ContinuousClock.now
+                let timing = try await Self.runJobs(api: api, jobs: jobs, pool: "throughput")
                 let coordinatorCPU = (ProcessStats.cpuSeconds(pid: coordinator) ?? 0) - coordinatorBefore
                 let agentsCPU = agents.map { ProcessStats.cpuSeconds(pid: $0.pid) ?? 0 }.reduce(0, +) - agentsBefore
                 let stepsCPU = agents.map { ProcessStats.childrenCPUSeconds(pid: $0.pid) ?? 0 }.reduce(0, +) - stepsBefore
-                var succeeded = 0
-                for pipeline in pipelines {
-                    succeeded += try await api.pipeline(pipeline.id).jobs.filter { $0.state == "succeeded" }.count
-                }
-                guard succeeded == jobs else { throw HarnessError("\(succeeded) of \(jobs) jobs succeeded") }
+                try await Self.verify(api: api, pipelines: timing.pipelines, jobs: jobs)
                 let run = Run(
-                    index: index, agents: agentCount, jobs: jobs, seconds: (end - start).seconds,
-                    submitMilliseconds: (submitted - start).milliseconds, coordinatorCPU: coordinatorCPU,
+                    index: index, agents: agentCount, jobs: jobs, seconds: timing.seconds,
+                    submitMilliseconds: timing.submitMilliseconds, coordinatorCPU: coordinatorCPU,
                     agentsCPU: agentsCPU, stepsCPU: stepsCPU, cgroupMode: Cluster.cgroupMode(of: agents[0]))
                 context.log(
                     "  run \(index): \(jobs) jobs on \(agentCount) agents in \(String(format: "%.2f", run.seconds)) s = "
@@ -86,5 +68,42 @@ struct ThroughputScenario {
             }
         }
         return runs
+    }
+
+    struct Timing {
+        var seconds: Double
+        var submitMilliseconds: Double
+        var pipelines: [API.Pipeline]
+    }
+
+    /// Submits `jobs` steps selecting `pool: <pool>` in pipelines of at most 500 and waits
+    /// until none is unfinished: the measured part, shared with the cluster scenario. The
+    /// caller reads CPU counters around it, then checks the outcome with `verify`.
+    static func runJobs(api: APIClient, jobs: Int, pool: String) async throws -> Timing {
+        // Pipelines of at most 500 steps each (the parser's per-file limit, docs/pipeline.md).
+        let perPipeline = min(jobs, 500)
+        let yaml =
+            "steps:\n"
+            + (1...perPipeline).map { "  - key: t\($0)\n    command: \"true\"\n    agents:\n      pool: \(pool)\n" }.joined()
+        let start = ContinuousClock.now
+        var pipelines: [API.Pipeline] = []
+        for _ in 0..<(jobs / perPipeline) { pipelines.append(try await api.submit(yaml: yaml, file: "throughput.yml")) }
+        let submitted = ContinuousClock.now
+        let deadline = start + .seconds(600)
+        while try await api.anyUnfinishedJob() {
+            guard ContinuousClock.now < deadline else { throw HarnessError("jobs did not finish within 600 s") }
+            try await Task.sleep(for: pollInterval)
+        }
+        let end = ContinuousClock.now
+        return Timing(seconds: (end - start).seconds, submitMilliseconds: (submitted - start).milliseconds, pipelines: pipelines)
+    }
+
+    /// Every job of `pipelines` succeeded.
+    static func verify(api: APIClient, pipelines: [API.Pipeline], jobs: Int) async throws {
+        var succeeded = 0
+        for pipeline in pipelines {
+            succeeded += try await api.pipeline(pipeline.id).jobs.filter { $0.state == "succeeded" }.count
+        }
+        guard succeeded == jobs else { throw HarnessError("\(succeeded) of \(jobs) jobs succeeded") }
     }
 }
