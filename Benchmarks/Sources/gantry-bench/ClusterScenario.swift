@@ -49,7 +49,8 @@ struct ClusterScenario {
         /// Response received → first instruction, ms (the dispatch scenario's figure).
         var dispatch: [Double]
         /// Request sent → first instruction, ms: the figure that does not flatter a back end
-        /// whose API answers after the lease went out (PostgreSQL here).
+        /// whose API answers later after the lease went out (on PostgreSQL the request's
+        /// audit record, written before the answer, is a commit of its own).
         var fromRequest: [Double]
         /// Submit → job seen finished, ms.
         var cycle: [Double]

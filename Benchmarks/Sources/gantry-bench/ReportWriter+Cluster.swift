@@ -99,8 +99,9 @@ extension ReportWriter {
     private func bounds(_ result: ClusterScenario.Result) -> String {
         let c = result.ceilings
         func runs(_ name: String) -> [ClusterScenario.Run] { result.runs[name] ?? [] }
-        // Request → first instruction: on PostgreSQL the API's answer leaves after the lease
-        // (its handler reads the store again), so response → start would flatter it.
+        // Request → first instruction: the API audits each call after its handler (the leases
+        // are out by then) and before answering, and on PostgreSQL that audit record is a
+        // commit of its own, so response → start would flatter it.
         func median(_ name: String) -> Double? { Summary(runs(name).flatMap(\.fromRequest))?.median }
         func rate(_ name: String) -> Double? {
             let values = runs(name).map(\.jobsPerSecond)
