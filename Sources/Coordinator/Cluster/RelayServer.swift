@@ -33,6 +33,9 @@ public final class RelayServer: Sendable {
     private struct State {
         var server: (any Channel)?
         var connections: [ObjectIdentifier: any Channel] = [:]
+        /// Accepted connections whose dial to the leader has not finished: they count
+        /// against the limit too, or a flood of them would start unbounded dials.
+        var dialling = 0
         var stopped = false
     }
 
@@ -62,10 +65,16 @@ public final class RelayServer: Sendable {
     public var relayedConnections: Int { state.withLock { $0.connections.count } / 2 }
 
     private func accept(_ inbound: any Channel) {
-        let admitted = state.withLock { state -> Bool in
-            !state.stopped && state.connections.count / 2 < limits.maximumConnections
+        guard let target = target() else {
+            inbound.close(promise: nil)
+            return
         }
-        guard admitted, let target = target() else {
+        let admitted = state.withLock { state -> Bool in
+            guard !state.stopped, state.connections.count / 2 + state.dialling < limits.maximumConnections else { return false }
+            state.dialling += 1
+            return true
+        }
+        guard admitted else {
             inbound.close(promise: nil)
             return
         }
@@ -76,6 +85,7 @@ public final class RelayServer: Sendable {
             .channelOption(.autoRead, value: false)
             .connect(host: target.host, port: target.port)
             .whenComplete { [self] result in
+                state.withLock { $0.dialling -= 1 }
                 switch result {
                 case .failure(let error):
                     logger.debug("cannot reach the leader; closing the relayed connection", metadata: ["port": "\(name)", "leader": "\(target)", "error": "\(error)"])
