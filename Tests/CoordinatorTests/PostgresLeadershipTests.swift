@@ -44,8 +44,13 @@ struct PostgresLeadershipTests {
         try a.commit(StoreBatch([.insertPipeline(pipeline, jobs: [])]))
         // Not yet expired: B cannot take it.
         #expect(try b.claimLeadership(Self.claim("b")).holder == "a")
-        Thread.sleep(forTimeInterval: 0.5)
-        let taken = try b.claimLeadership(Self.claim("b"))
+        // The lease runs out by the database's clock: bid until it has (bounded).
+        let deadline = ContinuousClock.now + .seconds(10)
+        var taken = try b.claimLeadership(Self.claim("b"))
+        while taken.holder != "b", ContinuousClock.now < deadline {
+            Thread.sleep(forTimeInterval: 0.05)
+            taken = try b.claimLeadership(Self.claim("b"))
+        }
         #expect(taken.holder == "b" && taken.epoch == 2)
         let second = Fixture.pipeline("p2", at: Fixture.t0)
         #expect(throws: PostgresStoreError.notLeader("a", 1)) { try a.commit(StoreBatch([.insertPipeline(second, jobs: [])])) }
